@@ -1,0 +1,5 @@
+//! edgeloop runtime: parses model images and runs them over a caller-provided arena.
+//!
+//! `no_std`, no allocator. See `FORMAT.md` for the model image layout.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]

@@ -1,0 +1,30 @@
+//! Subcommands. Each module has a clap `Args` and `run(args) -> anyhow::Result<()>`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod demo;
+
+/// edgeloop: select data, train, evaluate, quantize, compile, run on microcontrollers, monitor, retrain.
+#[derive(Debug, Parser)]
+#[command(name = "edgeloop", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 success, 1 a stage failed, 2 bad usage.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole loop on the data that ships with the project.
+    Demo(demo::Args),
+}
+
+/// Dispatches to the subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,20 @@
+//! The `edgeloop` command-line interface: one thin module per subcommand in `cli/`.
+//!
+//! Exit codes: 0 success, 1 a stage failed (the error chain is printed once), 2 bad usage.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! edgeloop trainer: data selection, tokenizers, GPT/BERT models, training.
+//!
+//! Not implemented yet (issues 5 and 6).
+#![deny(missing_docs)]
