@@ -3,3 +3,10 @@
 //! `no_std`, no allocator. See `FORMAT.md` for the model image layout.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod ops;
+pub mod quant;
+pub mod telemetry;
+
+pub use error::Error;

@@ -1,0 +1,1 @@
+//! Fixed-point requantization: the one primitive every int8 kernel uses.

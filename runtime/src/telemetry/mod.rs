@@ -1,0 +1,1 @@
+//! Field telemetry recorded on the device (issue 9). Not implemented yet.
