@@ -23,7 +23,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::KernelShapeMismatch { op } => {
-                write!(f, "operator {op}: tensor lengths do not match its parameters")
+                write!(
+                    f,
+                    "operator {op}: tensor lengths do not match its parameters"
+                )
             }
             Error::QuantParamInvalid { op } => {
                 write!(f, "operator {op}: quantization parameter out of range")
