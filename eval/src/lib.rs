@@ -1,4 +1,7 @@
 //! edgeloop evaluation: metrics, robustness, fairness, explainability and reports.
-//!
-//! Not implemented yet (issue 7).
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod plot;
+
+pub use error::{Error, Result};
