@@ -1,0 +1,353 @@
+//! Typed op encoders for [`ImageWriter`] (feature `std`): one method per op, writing the
+//! parameter record of `FORMAT.md` ("Operators"), plus the offline int8 quantization of float
+//! weights (symmetric per output channel) and the requantization constants the kernels read.
+
+use super::writer::{ConstRole, ImageWriter, TensorId, WriteError};
+use super::{DType, OpCode};
+use crate::ops::{ClampF32, ClampI8};
+use crate::quant::quantize_multiplier;
+
+/// Fused activation of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// None.
+    None,
+    /// max(x, 0).
+    Relu,
+    /// min(max(x, 0), 6).
+    Relu6,
+}
+
+impl Activation {
+    /// The int8 clamp for an output quantized with `(scale, zero_point)`.
+    pub fn clamp_i8(self, scale: f32, zero_point: i32) -> ClampI8 {
+        match self {
+            Activation::None => ClampI8::NONE,
+            Activation::Relu => ClampI8::relu(zero_point),
+            Activation::Relu6 => ClampI8::relu6(scale, zero_point),
+        }
+    }
+
+    /// The f32 clamp.
+    pub fn clamp_f32(self) -> ClampF32 {
+        match self {
+            Activation::None => ClampF32::NONE,
+            Activation::Relu => ClampF32::RELU,
+            Activation::Relu6 => ClampF32::RELU6,
+        }
+    }
+
+    /// Applies the activation in f64 (for reference computations).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+        }
+    }
+}
+
+/// Sliding-window geometry of a convolution or pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Stride `[h, w]`.
+    pub stride: [usize; 2],
+    /// Dilation `[h, w]`.
+    pub dilation: [usize; 2],
+    /// Padding `[top, bottom, left, right]`.
+    pub padding: [usize; 4],
+}
+
+impl Window {
+    /// No padding, stride 1, dilation 1.
+    pub const VALID: Window = Window {
+        stride: [1, 1],
+        dilation: [1, 1],
+        padding: [0, 0, 0, 0],
+    };
+
+    /// TensorFlow "SAME" padding for an input `[h, w]`, kernel `[kh, kw]` and stride.
+    pub fn same(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> Window {
+        let pad = |i: usize, k: usize, s: usize| {
+            let out = i.div_ceil(s);
+            let total = ((out - 1) * s + k).saturating_sub(i);
+            (total / 2, total - total / 2)
+        };
+        let (t, b) = pad(input[0], kernel[0], stride[0]);
+        let (l, r) = pad(input[1], kernel[1], stride[1]);
+        Window {
+            stride,
+            dilation: [1, 1],
+            padding: [t, b, l, r],
+        }
+    }
+
+    /// Output `[h, w]` for an input `[h, w]` and kernel `[kh, kw]`, `None` if the window does not fit.
+    pub fn output(&self, input: [usize; 2], kernel: [usize; 2]) -> Option<[usize; 2]> {
+        let axis = |i: usize, k: usize, a: usize| {
+            let padded = i + self.padding[2 * a] + self.padding[2 * a + 1];
+            let eff = (k - 1) * self.dilation[a] + 1;
+            (eff <= padded && self.stride[a] > 0).then(|| (padded - eff) / self.stride[a] + 1)
+        };
+        Some([axis(input[0], kernel[0], 0)?, axis(input[1], kernel[1], 1)?])
+    }
+
+    fn words(&self) -> [u32; 8] {
+        [
+            self.stride[0] as u32,
+            self.stride[1] as u32,
+            self.dilation[0] as u32,
+            self.dilation[1] as u32,
+            self.padding[0] as u32,
+            self.padding[1] as u32,
+            self.padding[2] as u32,
+            self.padding[3] as u32,
+        ]
+    }
+}
+
+/// Symmetric per-channel int8 quantization of weights; the output channel is the slowest axis
+/// (`channel_last == false`: FullyConnected, Conv2D, Conv1D) or the fastest
+/// (`channel_last == true`: DepthwiseConv2D). Returns the int8 values in [-127, 127] and the scale
+/// of each channel.
+pub fn quantize_weights(w: &[f32], channels: usize, channel_last: bool) -> (Vec<i8>, Vec<f32>) {
+    let ch = |i: usize| {
+        if channel_last {
+            i % channels
+        } else {
+            i / (w.len() / channels)
+        }
+    };
+    let mut max = vec![0f32; channels];
+    for (i, &v) in w.iter().enumerate() {
+        max[ch(i)] = max[ch(i)].max(v.abs());
+    }
+    let scales: Vec<f32> = max
+        .iter()
+        .map(|&m| if m > 0.0 && m.is_finite() { m / 127.0 } else { 1.0 })
+        .collect();
+    let q = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v / scales[ch(i)]).round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    (q, scales)
+}
+
+/// Quantization `(scale, zero_point)` covering the real range `[min, max]` (extended to include 0).
+pub fn choose_quant(min: f32, max: f32) -> (f32, i32) {
+    let min = min.min(0.0);
+    let max = max.max(0.0);
+    let scale = if max > min { (max - min) / 255.0 } else { 1.0 / 255.0 };
+    let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i32;
+    (scale, zp)
+}
+
+impl ImageWriter {
+    fn require(&self, t: TensorId, dtype: DType) -> Result<(), WriteError> {
+        if self.dtype(t)? == dtype {
+            Ok(())
+        } else {
+            Err(WriteError::UnknownTensor(t.0))
+        }
+    }
+
+    /// Constants for an int8 layer: quantized weights, int32 bias, multipliers and shifts.
+    #[allow(clippy::too_many_arguments)]
+    fn int8_constants(
+        &mut self,
+        x: TensorId,
+        w: &[f32],
+        w_dims: &[usize],
+        bias: Option<&[f32]>,
+        channels: usize,
+        channel_last: bool,
+        out_scale: f32,
+    ) -> Result<[Option<TensorId>; 5], WriteError> {
+        let (s_in, _) = self.quant(x)?;
+        let (qw, ws) = quantize_weights(w, channels, channel_last);
+        let wt = self.const_i8(w_dims, &qw, ConstRole::Weight)?;
+        let bt = match bias {
+            Some(b) => {
+                if b.len() != channels {
+                    return Err(WriteError::ConstantLength {
+                        expected: channels,
+                        got: b.len(),
+                    });
+                }
+                let qb: Vec<i32> = b
+                    .iter()
+                    .zip(&ws)
+                    .map(|(&v, &s)| {
+                        (v as f64 / (s_in as f64 * s as f64))
+                            .round()
+                            .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+                    })
+                    .collect();
+                Some(self.const_i32(&[channels], &qb, ConstRole::Bias)?)
+            }
+            None => None,
+        };
+        let mut mult = Vec::with_capacity(channels);
+        let mut shift = Vec::with_capacity(channels);
+        for &s in &ws {
+            let real = s_in as f64 * s as f64 / out_scale as f64;
+            let (m, sh) = quantize_multiplier(real).ok_or(WriteError::BadScale(real))?;
+            mult.push(m);
+            shift.push(sh);
+        }
+        let mt = self.const_i32(&[channels], &mult, ConstRole::Other)?;
+        let st = self.const_i32(&[channels], &shift, ConstRole::Other)?;
+        Ok([Some(x), Some(wt), bt, Some(mt), Some(st)])
+    }
+
+    fn f32_constants(
+        &mut self,
+        x: TensorId,
+        w: &[f32],
+        w_dims: &[usize],
+        bias: Option<&[f32]>,
+    ) -> Result<[Option<TensorId>; 3], WriteError> {
+        let wt = self.const_f32(w_dims, w, ConstRole::Weight)?;
+        let bt = match bias {
+            Some(b) => Some(self.const_f32(&[b.len()], b, ConstRole::Bias)?),
+            None => None,
+        };
+        Ok([Some(x), Some(wt), bt])
+    }
+
+    /// FullyConnected on an f32 or int8 input `x` (`[.., in]`), weights `[out, in]` given in
+    /// f32 (quantized per output channel for int8). `out_quant` is required for int8.
+    pub fn fully_connected(
+        &mut self,
+        x: TensorId,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        out_features: usize,
+        act: Activation,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let mut dims = self.shape(x)?;
+        let k = *dims.last().ok_or(WriteError::BadShape(dims.clone()))?;
+        *dims.last_mut().unwrap_or(&mut 0) = out_features;
+        let w_dims = [out_features, k];
+        self.layer(OpCode::FullyConnected, x, w, &w_dims, bias, out_features, false, &dims, &[], act, out_quant)
+    }
+
+    /// Conv2D on NHWC `x`, weights `[out_c, kh, kw, in_c]`.
+    pub fn conv2d(
+        &mut self,
+        x: TensorId,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        w_dims: [usize; 4],
+        win: Window,
+        act: Activation,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let xd = self.shape(x)?;
+        if xd.len() != 4 {
+            return Err(WriteError::BadShape(xd));
+        }
+        let [oh, ow] = win
+            .output([xd[1], xd[2]], [w_dims[1], w_dims[2]])
+            .ok_or(WriteError::BadShape(xd.clone()))?;
+        let out = [xd[0], oh, ow, w_dims[0]];
+        self.layer(OpCode::Conv2d, x, w, &w_dims, bias, w_dims[0], false, &out, &win.words(), act, out_quant)
+    }
+
+    /// DepthwiseConv2D on NHWC `x`, weights `[1, kh, kw, out_c]` (`out_c` a multiple of `in_c`).
+    pub fn depthwise_conv2d(
+        &mut self,
+        x: TensorId,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        w_dims: [usize; 4],
+        win: Window,
+        act: Activation,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let xd = self.shape(x)?;
+        if xd.len() != 4 {
+            return Err(WriteError::BadShape(xd));
+        }
+        let [oh, ow] = win
+            .output([xd[1], xd[2]], [w_dims[1], w_dims[2]])
+            .ok_or(WriteError::BadShape(xd.clone()))?;
+        let out = [xd[0], oh, ow, w_dims[3]];
+        self.layer(OpCode::DepthwiseConv2d, x, w, &w_dims, bias, w_dims[3], true, &out, &win.words(), act, out_quant)
+    }
+
+    /// Conv1D on NWC `x`, weights `[out_c, k, in_c]`; `padding = [left, right]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv1d(
+        &mut self,
+        x: TensorId,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        w_dims: [usize; 3],
+        stride: usize,
+        dilation: usize,
+        padding: [usize; 2],
+        act: Activation,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let xd = self.shape(x)?;
+        if xd.len() != 3 {
+            return Err(WriteError::BadShape(xd));
+        }
+        let win = Window {
+            stride: [1, stride],
+            dilation: [1, dilation],
+            padding: [0, 0, padding[0], padding[1]],
+        };
+        let [_, ow] = win
+            .output([1, xd[1]], [1, w_dims[1]])
+            .ok_or(WriteError::BadShape(xd.clone()))?;
+        let out = [xd[0], ow, w_dims[0]];
+        let words = [stride as u32, dilation as u32, padding[0] as u32, padding[1] as u32];
+        self.layer(OpCode::Conv1d, x, w, &w_dims, bias, w_dims[0], false, &out, &words, act, out_quant)
+    }
+
+    /// Shared encoder of the weight layers: geometry words, then the clamp (2 words).
+    #[allow(clippy::too_many_arguments)]
+    fn layer(
+        &mut self,
+        code: OpCode,
+        x: TensorId,
+        w: &[f32],
+        w_dims: &[usize],
+        bias: Option<&[f32]>,
+        channels: usize,
+        channel_last: bool,
+        out_dims: &[usize],
+        geometry: &[u32],
+        act: Activation,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let mut words = geometry.to_vec();
+        match self.dtype(x)? {
+            DType::F32 => {
+                let ins = self.f32_constants(x, w, w_dims, bias)?;
+                let y = self.activation(DType::F32, out_dims, None)?;
+                let c = act.clamp_f32();
+                words.extend([c.min.to_bits(), c.max.to_bits()]);
+                self.op(code, 1, &ins, &[y], &words)?;
+                Ok(y)
+            }
+            _ => {
+                self.require(x, DType::I8)?;
+                let (s_out, zp_out) = out_quant.ok_or(WriteError::BadQuant {
+                    scale: 0.0,
+                    zero_point: 0,
+                })?;
+                let ins = self.int8_constants(x, w, w_dims, bias, channels, channel_last, s_out)?;
+                let y = self.activation(DType::I8, out_dims, Some((s_out, zp_out)))?;
+                let c = act.clamp_i8(s_out, zp_out);
+                words.extend([c.min as i32 as u32, c.max as i32 as u32]);
+                self.op(code, 1, &ins, &[y], &words)?;
+                Ok(y)
+            }
+        }
+    }
+}

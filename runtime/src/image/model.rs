@@ -1,0 +1,627 @@
+//! `Model::parse`: every check on an untrusted image, then zero-copy accessors.
+
+use super::bytes::{align_up, u16_at, u32_at, u8_at};
+use super::crc::Crc32;
+use super::op::{self, OpRecord};
+use super::tensor::{self, Storage, TensorInfo, TENSOR_RECORD_LEN};
+use super::{
+    binding, NO_TENSOR, FORMAT_MAJOR, FORMAT_MINOR, GRAPH_HEADER_LEN, HEADER_LEN, MAGIC, MAX_NAME_LEN,
+    SIGNATURE_TRAILER_LEN,
+};
+use crate::error::{OpProblem, Section, TensorProblem};
+use crate::Error;
+
+/// Header flag: an Ed25519 signature trailer follows the image.
+pub const FLAG_SIGNED: u32 = 1;
+
+/// A parsed, fully validated model image. Borrows the image bytes (flash); copies nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Model<'a> {
+    bytes: &'a [u8],
+    name: &'a str,
+    format_minor: u16,
+    image_len: u32,
+    flags: u32,
+    arena_bytes: u32,
+    model_version: u32,
+    consts: &'a [u8],
+    stats: &'a [u8],
+    io: &'a [u8],
+    tensors: &'a [u8],
+    ops: &'a [u8],
+    num_tensors: u16,
+    num_inputs: u16,
+    num_outputs: u16,
+    num_ops: u16,
+}
+
+/// The Ed25519 signature trailer (verification is done by the caller, see `FORMAT.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignatureTrailer<'a> {
+    /// Eight bytes identifying the signing key.
+    pub key_id: &'a [u8],
+    /// The 64-byte Ed25519 signature over the image bytes `[0, image_len)`.
+    pub signature: &'a [u8],
+}
+
+/// One entry of the reference-statistics section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsEntry<'a> {
+    /// What the entry holds (tags are defined in `FORMAT.md`).
+    pub tag: u16,
+    /// The entry's payload.
+    pub payload: &'a [u8],
+}
+
+fn section_err(section: Section) -> Error {
+    Error::ImageBadSection { section }
+}
+
+fn graph_err(offset: usize) -> Error {
+    Error::ImageBadGraph {
+        offset: offset as u32,
+    }
+}
+
+fn tensor_err(tensor: usize, problem: TensorProblem) -> Error {
+    Error::ImageBadTensor {
+        tensor: tensor as u32,
+        problem,
+    }
+}
+
+fn op_err(op: usize, problem: OpProblem) -> Error {
+    Error::ImageBadOp {
+        op: op as u32,
+        problem,
+    }
+}
+
+impl<'a> Model<'a> {
+    /// Parses and validates an image. `bytes` must start at a 16-byte aligned address. Bytes
+    /// after the image (and after its signature trailer, if any) are ignored (flash padding).
+    ///
+    /// Checks, in order: length, alignment, magic, version, header fields, CRC, section
+    /// bounds, graph structure, every tensor record, the input/output lists, every op record,
+    /// data flow and tensor lifetimes, the arena plan (bounds and overlap), each op's
+    /// parameters (through the op's `check`), the statistics section, the signature trailer.
+    pub fn parse(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+        let got = bytes.len().min(u32::MAX as usize) as u32;
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::ImageTruncated {
+                needed: HEADER_LEN as u32,
+                got,
+            });
+        }
+        if bytes.as_ptr() as usize % 16 != 0 {
+            return Err(Error::ImageMisaligned);
+        }
+        if bytes[..4] != MAGIC {
+            return Err(Error::ImageBadMagic);
+        }
+        let h = |off: usize| u32_at(bytes, off).ok_or(Error::ImageBadHeader { offset: off as u32 });
+        let major = u16_at(bytes, 4).unwrap_or(0);
+        let minor = u16_at(bytes, 6).unwrap_or(0);
+        if major != FORMAT_MAJOR || minor > FORMAT_MINOR {
+            return Err(Error::ImageUnsupportedVersion { major, minor });
+        }
+        let stored_crc = h(8)?;
+        let image_len = h(12)?;
+        let flags = h(16)?;
+        if (image_len as usize) < HEADER_LEN || image_len % 16 != 0 {
+            return Err(Error::ImageBadHeader { offset: 12 });
+        }
+        let trailer = if flags & FLAG_SIGNED != 0 {
+            SIGNATURE_TRAILER_LEN
+        } else {
+            0
+        };
+        let needed = image_len as u64 + trailer as u64;
+        if (bytes.len() as u64) < needed {
+            return Err(Error::ImageTruncated {
+                needed: needed.min(u32::MAX as u64) as u32,
+                got,
+            });
+        }
+        let image = &bytes[..image_len as usize];
+        let mut crc = Crc32::new();
+        crc.update(&image[..8]);
+        crc.update(&[0; 4]);
+        crc.update(&image[12..]);
+        let computed = crc.finish();
+        if computed != stored_crc {
+            return Err(Error::ImageBadCrc {
+                stored: stored_crc,
+                computed,
+            });
+        }
+        if flags & !FLAG_SIGNED != 0 {
+            return Err(Error::ImageBadHeader { offset: 16 });
+        }
+        let arena_bytes = h(20)?;
+        let model_version = h(48)?;
+        let name_len = u8_at(image, 52).unwrap_or(0) as usize;
+        if name_len > MAX_NAME_LEN || image[53..56] != [0, 0, 0] {
+            return Err(Error::ImageBadHeader { offset: 52 });
+        }
+        let name = core::str::from_utf8(&image[56..56 + name_len])
+            .map_err(|_| Error::ImageBadHeader { offset: 56 })?;
+
+        // Sections: canonical placement, each at the 16-aligned end of the previous one.
+        let graph_off = h(24)? as usize;
+        let graph_len = h(28)? as usize;
+        let const_off = h(32)? as usize;
+        let const_len = h(36)? as usize;
+        let stats_off = h(40)? as usize;
+        let stats_len = h(44)? as usize;
+        let in_image = |off: usize, len: usize| {
+            off.checked_add(len)
+                .filter(|&end| end <= image.len())
+                .map(|end| &image[off..end])
+        };
+        if graph_off != HEADER_LEN || graph_len < GRAPH_HEADER_LEN {
+            return Err(section_err(Section::Graph));
+        }
+        let graph = in_image(graph_off, graph_len).ok_or(section_err(Section::Graph))?;
+        let graph_end = align_up(graph_off + graph_len, 16).ok_or(section_err(Section::Graph))?;
+        if const_off != graph_end || const_len % 16 != 0 {
+            return Err(section_err(Section::Constants));
+        }
+        let consts = in_image(const_off, const_len).ok_or(section_err(Section::Constants))?;
+        let const_end = const_off + const_len;
+        let (stats, end) = if stats_len == 0 {
+            if stats_off != 0 {
+                return Err(section_err(Section::Stats));
+            }
+            (&image[const_end..const_end], const_end)
+        } else {
+            if stats_off != const_end {
+                return Err(section_err(Section::Stats));
+            }
+            let s = in_image(stats_off, stats_len).ok_or(section_err(Section::Stats))?;
+            (s, align_up(stats_off + stats_len, 16).unwrap_or(usize::MAX))
+        };
+        if end != image.len() {
+            return Err(Error::ImageBadHeader { offset: 12 });
+        }
+
+        // Graph header.
+        let g16 = |off: usize| u16_at(graph, off).ok_or(graph_err(off));
+        let num_tensors = g16(0)?;
+        let num_inputs = g16(2)?;
+        let num_outputs = g16(4)?;
+        let num_ops = g16(6)?;
+        let ops_len = u32_at(graph, 8).ok_or(graph_err(8))? as usize;
+        if u32_at(graph, 12) != Some(0) {
+            return Err(graph_err(12));
+        }
+        if num_ops == 0 || num_inputs == 0 || num_outputs == 0 || num_tensors == u16::MAX {
+            return Err(graph_err(0));
+        }
+        let io_len = 2 * (num_inputs as usize + num_outputs as usize);
+        let tensors_off = GRAPH_HEADER_LEN + align_up(io_len, 4).ok_or(graph_err(2))?;
+        let ops_off = tensors_off + TENSOR_RECORD_LEN * num_tensors as usize;
+        if ops_off.checked_add(ops_len) != Some(graph.len()) {
+            return Err(graph_err(8));
+        }
+        let model = Model {
+            bytes,
+            name,
+            format_minor: minor,
+            image_len,
+            flags,
+            arena_bytes,
+            model_version,
+            consts,
+            stats,
+            io: &graph[GRAPH_HEADER_LEN..GRAPH_HEADER_LEN + io_len],
+            tensors: &graph[tensors_off..ops_off],
+            ops: &graph[ops_off..],
+            num_tensors,
+            num_inputs,
+            num_outputs,
+            num_ops,
+        };
+        model.validate_tensors()?;
+        model.validate_io()?;
+        model.validate_ops()?;
+        model.validate_lifetimes()?;
+        model.validate_plan()?;
+        for (i, rec) in model.ops().enumerate() {
+            binding::check(&model, i, &rec?)?;
+        }
+        model.stats_entries().try_for_each(|e| e.map(|_| ()))?;
+        if flags & FLAG_SIGNED != 0 {
+            let t = &bytes[image_len as usize..image_len as usize + SIGNATURE_TRAILER_LEN];
+            if t[..4] != *b"EDSG" || u16_at(t, 4) != Some(1) || u16_at(t, 6) != Some(0) {
+                return Err(Error::ImageBadSignatureTrailer);
+            }
+        }
+        Ok(model)
+    }
+
+    fn raw_tensor(&self, i: usize) -> Result<TensorInfo, Error> {
+        let rec = self
+            .tensors
+            .get(i * TENSOR_RECORD_LEN..(i + 1) * TENSOR_RECORD_LEN)
+            .ok_or(Error::TensorIndexOutOfRange { index: i as u32 })?;
+        tensor::decode(rec).map_err(|p| tensor_err(i, p))
+    }
+
+    fn validate_tensors(&self) -> Result<(), Error> {
+        for i in 0..self.num_tensors() {
+            let t = self.raw_tensor(i)?;
+            match t.storage {
+                Storage::Constant => {
+                    let end = t.offset as u64 + t.len as u64;
+                    if end > self.consts.len() as u64 {
+                        return Err(tensor_err(i, TensorProblem::OutOfBounds));
+                    }
+                }
+                Storage::Alias(base) => {
+                    let b = self
+                        .raw_tensor(base as usize)
+                        .map_err(|_| tensor_err(i, TensorProblem::BadAlias))?;
+                    if b.storage != Storage::Arena || b.len != t.len || b.dtype != t.dtype {
+                        return Err(tensor_err(i, TensorProblem::BadAlias));
+                    }
+                }
+                Storage::Arena | Storage::Persistent => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn io_index(&self, k: usize) -> u16 {
+        u16_at(self.io, 2 * k).unwrap_or(u16::MAX)
+    }
+
+    fn is_input(&self, t: u16) -> bool {
+        (0..self.num_inputs()).any(|k| self.io_index(k) == t)
+    }
+
+    /// Whether `t` is a graph output, directly or through an alias.
+    fn is_output(&self, t: u16) -> bool {
+        (0..self.num_outputs()).any(|k| {
+            let o = self.io_index(self.num_inputs() + k);
+            o == t || self.base_of(o) == t
+        })
+    }
+
+    /// The tensor whose arena bytes `t` uses (itself unless it is an alias).
+    fn base_of(&self, t: u16) -> u16 {
+        match self.raw_tensor(t as usize).map(|x| x.storage) {
+            Ok(Storage::Alias(b)) => b,
+            _ => t,
+        }
+    }
+
+    fn validate_io(&self) -> Result<(), Error> {
+        let n_in = self.num_inputs();
+        for k in 0..n_in + self.num_outputs() {
+            let t = self.io_index(k);
+            let info = self.raw_tensor(t as usize).map_err(|_| graph_err(16 + 2 * k))?;
+            let ok = match info.storage {
+                Storage::Arena => true,
+                Storage::Alias(_) => k >= n_in,
+                _ => false,
+            };
+            let dup = (0..k).any(|j| {
+                self.io_index(j) == t && (j < n_in) == (k < n_in)
+            });
+            if !ok || dup {
+                return Err(tensor_err(t as usize, TensorProblem::BadLifetime));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_ops(&self) -> Result<(), Error> {
+        let mut off = 0usize;
+        let mut count = 0usize;
+        while off < self.ops.len() {
+            if count == self.num_ops() {
+                return Err(graph_err(off));
+            }
+            let (rec, len) = op::decode(&self.ops[off..]).ok_or(op_err(count, OpProblem::BadArity))?;
+            if rec.num_outputs() == 0 {
+                return Err(op_err(count, OpProblem::BadArity));
+            }
+            let inputs = rec.inputs().filter(|&t| t != NO_TENSOR);
+            for t in inputs.chain(rec.outputs()) {
+                if t as usize >= self.num_tensors() {
+                    return Err(op_err(count, OpProblem::BadTensorIndex));
+                }
+            }
+            for t in rec.outputs() {
+                let info = self.raw_tensor(t as usize)?;
+                let writable = match info.storage {
+                    Storage::Arena => !self.is_input(t),
+                    Storage::Persistent => true,
+                    _ => false,
+                };
+                if !writable {
+                    return Err(op_err(count, OpProblem::BadWrite));
+                }
+            }
+            off += len;
+            count += 1;
+        }
+        if count != self.num_ops() {
+            return Err(graph_err(8));
+        }
+        Ok(())
+    }
+
+    /// Recomputes every tensor's lifetime from the graph and compares it with the record.
+    fn validate_lifetimes(&self) -> Result<(), Error> {
+        let last_op = self.num_ops() - 1;
+        for i in 0..self.num_tensors() {
+            let t = self.raw_tensor(i)?;
+            let ti = i as u16;
+            let (first, last) = match t.storage {
+                Storage::Constant | Storage::Alias(_) => (0, 0),
+                Storage::Persistent => (0, last_op),
+                Storage::Arena => {
+                    let mut producer = None;
+                    let mut last_read = None;
+                    for (j, rec) in self.ops().enumerate() {
+                        let rec = rec?;
+                        if rec.outputs().any(|o| o == ti) {
+                            if producer.is_some() {
+                                return Err(op_err(j, OpProblem::BadWrite));
+                            }
+                            producer = Some(j);
+                        }
+                        if rec.inputs().any(|x| x == ti || self.base_of(x) == ti) {
+                            if !self.is_input(ti) && producer.is_none_or(|p| p >= j) {
+                                return Err(op_err(j, OpProblem::ReadsUnwritten));
+                            }
+                            last_read = Some(j);
+                        }
+                    }
+                    let first = match producer {
+                        Some(p) => p,
+                        None if self.is_input(ti) => 0,
+                        None => return Err(tensor_err(i, TensorProblem::BadLifetime)),
+                    };
+                    let last = if self.is_output(ti) {
+                        last_op
+                    } else {
+                        last_read.unwrap_or(first).max(first)
+                    };
+                    (first, last)
+                }
+            };
+            if t.first_op as usize != first || t.last_op as usize != last {
+                return Err(tensor_err(i, TensorProblem::BadLifetime));
+            }
+            if matches!(t.storage, Storage::Constant | Storage::Persistent)
+                && (self.is_input(ti) || self.is_output(ti))
+            {
+                return Err(tensor_err(i, TensorProblem::BadLifetime));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every arena tensor fits the declared arena; no two simultaneously live ones overlap.
+    fn validate_plan(&self) -> Result<(), Error> {
+        for a in 0..self.num_tensors() {
+            let ta = self.raw_tensor(a)?;
+            if !ta.in_arena() {
+                continue;
+            }
+            if ta.offset as u64 + ta.len as u64 > self.arena_bytes as u64 {
+                return Err(Error::ImagePlanOutOfArena { tensor: a as u32 });
+            }
+            for b in 0..a {
+                let tb = self.raw_tensor(b)?;
+                if !tb.in_arena() {
+                    continue;
+                }
+                let live = ta.first_op <= tb.last_op && tb.first_op <= ta.last_op;
+                let bytes = (ta.offset as u64) < tb.offset as u64 + tb.len as u64
+                    && (tb.offset as u64) < ta.offset as u64 + ta.len as u64;
+                if live && bytes {
+                    return Err(Error::ImagePlanOverlap {
+                        a: b as u32,
+                        b: a as u32,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's name (UTF-8, at most 24 bytes).
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The model's version number (set by whoever compiled it).
+    pub fn model_version(&self) -> u32 {
+        self.model_version
+    }
+
+    /// Format version `(major, minor)` of this image.
+    pub fn format_version(&self) -> (u16, u16) {
+        (FORMAT_MAJOR, self.format_minor)
+    }
+
+    /// Arena bytes the model needs (the planned peak).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes as usize
+    }
+
+    /// Length of the image proper, without the signature trailer.
+    pub fn image_len(&self) -> usize {
+        self.image_len as usize
+    }
+
+    /// The bytes a signature covers: `[0, image_len)`.
+    pub fn signed_bytes(&self) -> &'a [u8] {
+        &self.bytes[..self.image_len as usize]
+    }
+
+    /// The signature trailer, when the image has one.
+    pub fn signature(&self) -> Option<SignatureTrailer<'a>> {
+        if self.flags & FLAG_SIGNED == 0 {
+            return None;
+        }
+        let t = self
+            .bytes
+            .get(self.image_len as usize..self.image_len as usize + SIGNATURE_TRAILER_LEN)?;
+        Some(SignatureTrailer {
+            key_id: &t[8..16],
+            signature: &t[16..80],
+        })
+    }
+
+    /// Bytes of the constant section.
+    pub fn constants_len(&self) -> usize {
+        self.consts.len()
+    }
+
+    /// Number of tensors.
+    pub fn num_tensors(&self) -> usize {
+        self.num_tensors as usize
+    }
+
+    /// Number of operators.
+    pub fn num_ops(&self) -> usize {
+        self.num_ops as usize
+    }
+
+    /// Number of graph inputs.
+    pub fn num_inputs(&self) -> usize {
+        self.num_inputs as usize
+    }
+
+    /// Number of graph outputs.
+    pub fn num_outputs(&self) -> usize {
+        self.num_outputs as usize
+    }
+
+    /// Tensor index of graph input `k`.
+    pub fn input(&self, k: usize) -> Result<usize, Error> {
+        if k >= self.num_inputs() {
+            return Err(Error::TensorIndexOutOfRange { index: k as u32 });
+        }
+        Ok(self.io_index(k) as usize)
+    }
+
+    /// Tensor index of graph output `k`.
+    pub fn output(&self, k: usize) -> Result<usize, Error> {
+        if k >= self.num_outputs() {
+            return Err(Error::TensorIndexOutOfRange { index: k as u32 });
+        }
+        Ok(self.io_index(self.num_inputs() + k) as usize)
+    }
+
+    /// Tensor `i`. For an alias, `offset` is its base tensor's arena offset.
+    pub fn tensor(&self, i: usize) -> Result<TensorInfo, Error> {
+        let mut t = self.raw_tensor(i)?;
+        if let Storage::Alias(b) = t.storage {
+            t.offset = self.raw_tensor(b as usize)?.offset;
+        }
+        Ok(t)
+    }
+
+    /// The bytes of constant tensor `i`, borrowed from the image.
+    pub fn constant(&self, i: usize) -> Result<&'a [u8], Error> {
+        let t = self.raw_tensor(i)?;
+        if t.storage != Storage::Constant {
+            return Err(tensor_err(i, TensorProblem::BadKind));
+        }
+        self.consts
+            .get(t.offset as usize..t.offset as usize + t.len as usize)
+            .ok_or(tensor_err(i, TensorProblem::OutOfBounds))
+    }
+
+    /// The operator records, in execution order.
+    pub fn ops(&self) -> Ops<'a> {
+        Ops {
+            rest: self.ops,
+            index: 0,
+        }
+    }
+
+    /// The entries of the reference-statistics section (empty when the image has none).
+    pub fn stats_entries(&self) -> StatsEntries<'a> {
+        StatsEntries {
+            all: self.stats,
+            off: 0,
+        }
+    }
+}
+
+/// Iterator over operator records.
+#[derive(Debug, Clone)]
+pub struct Ops<'a> {
+    rest: &'a [u8],
+    index: usize,
+}
+
+impl<'a> Iterator for Ops<'a> {
+    type Item = Result<OpRecord<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match op::decode(self.rest) {
+            Some((rec, len)) => {
+                self.rest = &self.rest[len..];
+                self.index += 1;
+                Some(Ok(rec))
+            }
+            None => {
+                self.rest = &[];
+                Some(Err(op_err(self.index, OpProblem::BadArity)))
+            }
+        }
+    }
+}
+
+/// Iterator over statistics entries.
+#[derive(Debug, Clone)]
+pub struct StatsEntries<'a> {
+    all: &'a [u8],
+    off: usize,
+}
+
+impl<'a> Iterator for StatsEntries<'a> {
+    type Item = Result<StatsEntry<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.off >= self.all.len() {
+            return None;
+        }
+        let err = Error::ImageBadStats {
+            offset: self.off as u32,
+        };
+        let entry = (|| {
+            let tag = u16_at(self.all, self.off)?;
+            if tag == 0 || u16_at(self.all, self.off + 2)? != 0 {
+                return None;
+            }
+            let len = u32_at(self.all, self.off + 4)? as usize;
+            let start = self.off + 8;
+            let payload = self.all.get(start..start.checked_add(len)?)?;
+            let next = align_up(start + len, 4)?;
+            if next > self.all.len() {
+                return None;
+            }
+            self.off = next;
+            Some(StatsEntry { tag, payload })
+        })();
+        match entry {
+            Some(e) => Some(Ok(e)),
+            None => {
+                self.off = self.all.len();
+                Some(Err(err))
+            }
+        }
+    }
+}

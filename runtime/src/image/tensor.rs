@@ -1,0 +1,248 @@
+//! Tensor records of the graph section: element type, shape, storage and quantization.
+
+use super::bytes::{f32_at, i32_at, u16_at, u32_at, u8_at};
+use crate::error::TensorProblem;
+
+/// Size in bytes of one tensor record.
+pub const TENSOR_RECORD_LEN: usize = 28;
+/// Largest rank a tensor may have.
+pub const MAX_RANK: usize = 4;
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum DType {
+    /// Signed 8-bit integer (quantized activations and weights).
+    I8 = 0,
+    /// Unsigned 8-bit integer (raw bytes, tokens).
+    U8 = 1,
+    /// Signed 16-bit integer.
+    I16 = 2,
+    /// Signed 32-bit integer (biases, requantization parameters, indices).
+    I32 = 3,
+    /// IEEE-754 binary32.
+    F32 = 4,
+}
+
+impl DType {
+    /// Decodes a dtype code.
+    pub const fn from_code(code: u8) -> Option<DType> {
+        Some(match code {
+            0 => DType::I8,
+            1 => DType::U8,
+            2 => DType::I16,
+            3 => DType::I32,
+            4 => DType::F32,
+            _ => return None,
+        })
+    }
+
+    /// Bytes per element.
+    pub const fn size(self) -> usize {
+        match self {
+            DType::I8 | DType::U8 => 1,
+            DType::I16 => 2,
+            DType::I32 | DType::F32 => 4,
+        }
+    }
+
+    /// Valid zero-point range for quantized tensors of this type.
+    const fn zero_point_range(self) -> (i32, i32) {
+        match self {
+            DType::I8 => (-128, 127),
+            DType::U8 => (0, 255),
+            DType::I16 => (-32768, 32767),
+            DType::I32 | DType::F32 => (0, 0),
+        }
+    }
+}
+
+/// Where a tensor's bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Storage {
+    /// In the arena at a planned offset, live between its first and last op.
+    Arena,
+    /// In the image's constant section (read in place, never copied).
+    Constant,
+    /// In the arena at a planned offset, live for the whole life of the interpreter (state such
+    /// as a KV-cache); kept across `invoke` calls.
+    Persistent,
+    /// A view of another arena tensor with another shape and the same byte size (a Reshape
+    /// that costs nothing). Holds the base tensor's index.
+    Alias(u16),
+}
+
+/// A tensor's shape (rank ≤ 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Shape {
+    dims: [u16; MAX_RANK],
+    rank: u8,
+}
+
+impl Shape {
+    /// A shape from its dimensions; `None` when rank > 4 or a dimension is 0 or > 65535.
+    pub fn new(dims: &[usize]) -> Option<Shape> {
+        if dims.len() > MAX_RANK {
+            return None;
+        }
+        let mut d = [0u16; MAX_RANK];
+        for (o, &x) in d.iter_mut().zip(dims) {
+            if x == 0 || x > u16::MAX as usize {
+                return None;
+            }
+            *o = x as u16;
+        }
+        Some(Shape {
+            dims: d,
+            rank: dims.len() as u8,
+        })
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.rank as usize
+    }
+
+    /// Dimension `i` (1 beyond the rank, so a shape can be read as if right-aligned to rank 4).
+    pub fn dim(&self, i: usize) -> usize {
+        if i < self.rank() {
+            self.dims[i] as usize
+        } else {
+            1
+        }
+    }
+
+    /// The dimensions as a slice of `u16`.
+    pub fn dims(&self) -> &[u16] {
+        &self.dims[..self.rank()]
+    }
+
+    /// Last dimension (1 for scalars).
+    pub fn last(&self) -> usize {
+        if self.rank == 0 {
+            1
+        } else {
+            self.dims[self.rank() - 1] as usize
+        }
+    }
+
+    /// Number of elements (≤ 2^64 since each dim < 2^16 and rank ≤ 4).
+    pub fn num_elements(&self) -> u64 {
+        self.dims().iter().map(|&d| d as u64).product()
+    }
+}
+
+/// A decoded, validated tensor record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TensorInfo {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Shape,
+    /// Where the bytes live.
+    pub storage: Storage,
+    /// Byte offset: into the arena (`Arena`, `Persistent`) or the constant section (`Constant`);
+    /// for an alias, the base tensor's offset.
+    pub offset: u32,
+    /// Byte length (elements × element size).
+    pub len: u32,
+    /// Quantization scale (0.0 when not quantized).
+    pub scale: f32,
+    /// Quantization zero point (0 when not quantized).
+    pub zero_point: i32,
+    /// First op index at which the tensor is live (see `FORMAT.md`, "Lifetimes").
+    pub first_op: u16,
+    /// Last op index at which the tensor is live.
+    pub last_op: u16,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn num_elements(&self) -> usize {
+        self.shape.num_elements() as usize
+    }
+
+    /// Whether the tensor lives in the arena (directly, not as an alias).
+    pub fn in_arena(&self) -> bool {
+        matches!(self.storage, Storage::Arena | Storage::Persistent)
+    }
+}
+
+/// Decodes one 28-byte record and checks what can be checked without the rest of the graph
+/// (aliases and constant bounds are checked by the caller). `rec` must be the record's bytes.
+pub(crate) fn decode(rec: &[u8]) -> Result<TensorInfo, TensorProblem> {
+    let bad_kind = TensorProblem::BadKind;
+    let dtype = u8_at(rec, 0)
+        .and_then(DType::from_code)
+        .ok_or(TensorProblem::BadDtype)?;
+    let rank = u8_at(rec, 1).ok_or(bad_kind)? as usize;
+    let kind = u8_at(rec, 2).ok_or(bad_kind)?;
+    let flags = u8_at(rec, 3).ok_or(bad_kind)?;
+    if rank > MAX_RANK {
+        return Err(TensorProblem::BadRank);
+    }
+    if flags != 0 {
+        return Err(bad_kind);
+    }
+    let mut dims = [0u16; MAX_RANK];
+    for (i, d) in dims.iter_mut().enumerate() {
+        *d = u16_at(rec, 4 + 2 * i).ok_or(bad_kind)?;
+        if (i < rank) != (*d != 0) {
+            return Err(TensorProblem::BadDim);
+        }
+    }
+    let shape = Shape {
+        dims,
+        rank: rank as u8,
+    };
+    let offset = u32_at(rec, 12).ok_or(bad_kind)?;
+    let scale = f32_at(rec, 16).ok_or(bad_kind)?;
+    let zero_point = i32_at(rec, 20).ok_or(bad_kind)?;
+    let first_op = u16_at(rec, 24).ok_or(bad_kind)?;
+    let last_op = u16_at(rec, 26).ok_or(bad_kind)?;
+    let bytes = shape.num_elements() * dtype.size() as u64;
+    if bytes > u32::MAX as u64 - 15 {
+        return Err(TensorProblem::TooLarge);
+    }
+    let storage = match kind {
+        0 => Storage::Arena,
+        1 => Storage::Constant,
+        2 => Storage::Persistent,
+        3 => {
+            if offset > u16::MAX as u32 {
+                return Err(TensorProblem::BadAlias);
+            }
+            Storage::Alias(offset as u16)
+        }
+        _ => return Err(bad_kind),
+    };
+    if !matches!(storage, Storage::Alias(_)) && offset % 16 != 0 {
+        return Err(TensorProblem::Misaligned);
+    }
+    // Quantization: scale 0 means "not quantized" and then the zero point must be 0; otherwise
+    // a finite positive scale and a zero point within the element type's range.
+    let (zmin, zmax) = dtype.zero_point_range();
+    let quant_ok = if scale == 0.0 && scale.to_bits() == 0 {
+        zero_point == 0
+    } else {
+        scale.is_finite() && scale > 0.0 && zero_point >= zmin && zero_point <= zmax
+    };
+    if !quant_ok {
+        return Err(TensorProblem::BadQuant);
+    }
+    Ok(TensorInfo {
+        dtype,
+        shape,
+        storage,
+        offset,
+        len: bytes as u32,
+        scale,
+        zero_point,
+        first_op,
+        last_op,
+    })
+}

@@ -1,0 +1,118 @@
+//! The interpreter: runs a validated [`Model`] over a caller-provided arena.
+//!
+//! Nothing is allocated: the interpreter is two references (to the model and to the arena).
+//! Inputs are written and outputs read through typed views into the arena. Graph inputs may be
+//! overwritten by `invoke` (their bytes are reused once no op needs them), so write all inputs
+//! before each call.
+
+use crate::arena;
+use crate::image::{binding, bytes, DType, Model, Storage, TensorInfo};
+use crate::Error;
+
+/// Runs a model over a caller's arena.
+#[derive(Debug)]
+pub struct Interpreter<'m, 'a> {
+    model: &'m Model<'m>,
+    arena: &'a mut [u8],
+}
+
+impl<'m, 'a> Interpreter<'m, 'a> {
+    /// Binds `model` to `arena`, which must be 16-byte aligned and at least
+    /// [`Model::arena_bytes`] long. Persistent tensors (state) are zeroed.
+    pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        arena::check(model, arena)?;
+        let mut it = Interpreter { model, arena };
+        it.reset_state()?;
+        Ok(it)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    /// Zeroes every persistent tensor (e.g. clears a KV-cache).
+    pub fn reset_state(&mut self) -> Result<(), Error> {
+        for i in 0..self.model.num_tensors() {
+            let t = self.model.tensor(i)?;
+            if t.storage == Storage::Persistent {
+                arena::bytes_mut(self.arena, &t)?.fill(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every op in order.
+    pub fn invoke(&mut self) -> Result<(), Error> {
+        for (i, rec) in self.model.ops().enumerate() {
+            binding::run(self.model, i, &rec?, self.arena)?;
+        }
+        Ok(())
+    }
+
+    /// Description of graph input `k` (type, shape, quantization).
+    pub fn input_info(&self, k: usize) -> Result<TensorInfo, Error> {
+        self.model.tensor(self.model.input(k)?)
+    }
+
+    /// Description of graph output `k`.
+    pub fn output_info(&self, k: usize) -> Result<TensorInfo, Error> {
+        self.model.tensor(self.model.output(k)?)
+    }
+
+    fn typed(&self, t: usize, dtype: DType) -> Result<TensorInfo, Error> {
+        let info = self.model.tensor(t)?;
+        if info.dtype != dtype {
+            return Err(Error::TensorDtypeMismatch { tensor: t as u32 });
+        }
+        Ok(info)
+    }
+
+    /// Raw bytes of graph input `k`, to write.
+    pub fn input_bytes(&mut self, k: usize) -> Result<&mut [u8], Error> {
+        let info = self.input_info(k)?;
+        arena::bytes_mut(self.arena, &info)
+    }
+
+    /// Graph input `k` as int8, to write.
+    pub fn input_i8(&mut self, k: usize) -> Result<&mut [i8], Error> {
+        let info = self.typed(self.model.input(k)?, DType::I8)?;
+        Ok(bytes::as_i8_mut(arena::bytes_mut(self.arena, &info)?))
+    }
+
+    /// Graph input `k` as f32, to write.
+    pub fn input_f32(&mut self, k: usize) -> Result<&mut [f32], Error> {
+        let info = self.typed(self.model.input(k)?, DType::F32)?;
+        bytes::as_f32_mut(arena::bytes_mut(self.arena, &info)?)
+    }
+
+    /// Graph input `k` as int32 (e.g. token ids), to write.
+    pub fn input_i32(&mut self, k: usize) -> Result<&mut [i32], Error> {
+        let info = self.typed(self.model.input(k)?, DType::I32)?;
+        bytes::as_i32_mut(arena::bytes_mut(self.arena, &info)?)
+    }
+
+    /// Raw bytes of graph output `k`.
+    pub fn output_bytes(&self, k: usize) -> Result<&[u8], Error> {
+        let info = self.output_info(k)?;
+        arena::bytes(self.arena, &info)
+    }
+
+    /// Graph output `k` as int8.
+    pub fn output_i8(&self, k: usize) -> Result<&[i8], Error> {
+        let info = self.typed(self.model.output(k)?, DType::I8)?;
+        Ok(bytes::as_i8(arena::bytes(self.arena, &info)?))
+    }
+
+    /// Graph output `k` as f32.
+    pub fn output_f32(&self, k: usize) -> Result<&[f32], Error> {
+        let info = self.typed(self.model.output(k)?, DType::F32)?;
+        bytes::as_f32(arena::bytes(self.arena, &info)?).map_err(|_| Error::ArenaMisaligned)
+    }
+
+    /// Graph output `k` as int32 (e.g. ArgMax indices).
+    pub fn output_i32(&self, k: usize) -> Result<&[i32], Error> {
+        let info = self.typed(self.model.output(k)?, DType::I32)?;
+        bytes::as_i32(arena::bytes(self.arena, &info)?).map_err(|_| Error::ArenaMisaligned)
+    }
+}
