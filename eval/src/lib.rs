@@ -4,7 +4,10 @@
 pub mod calibration;
 pub mod classification;
 pub mod error;
+pub mod fairness;
+pub mod lm;
 pub mod plot;
+pub mod robustness;
 pub mod text;
 
 pub use error::{Error, Result};
