@@ -94,7 +94,7 @@ fn rates(group: &str, t: &[usize], p: &[usize]) -> GroupRates {
     }
 }
 
-fn group_indices<'a>(groups: &'a [String]) -> BTreeMap<&'a str, Vec<usize>> {
+fn group_indices(groups: &[String]) -> BTreeMap<&str, Vec<usize>> {
     let mut m: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, g) in groups.iter().enumerate() {
         m.entry(g.as_str()).or_default().push(i);
