@@ -1,0 +1,14 @@
+//! Emits `cfg(edgeloop_dsp)` for Cortex-M targets with the DSP extension (`thumbv7em-*`: Cortex-M4
+//! and M7). On stable Rust, `cfg(target_feature = "dsp")` is never set for these targets and the
+//! `core::arch::arm` DSP intrinsics are unstable, so the runtime writes the few DSP instructions it
+//! needs with `asm!` behind this cfg.
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(edgeloop_dsp)");
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=TARGET");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target.starts_with("thumbv7em-") {
+        println!("cargo::rustc-cfg=edgeloop_dsp");
+    }
+}

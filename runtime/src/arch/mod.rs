@@ -1,0 +1,240 @@
+//! Architecture-specific helpers and kernel selection.
+//!
+//! The integer kernels of this crate reduce to one inner primitive, the *offset dot product*
+//! `Σ (a[k] + a_offset) · (b[k] + b_offset)` over int8 vectors with an int32 result, computed with
+//! wrapping (modulo 2³²) arithmetic. Because integer addition modulo 2³² is associative and
+//! commutative, every implementation below returns exactly the same bits as [`dot_offset_i8`],
+//! whatever order it sums in; the tests check that on random lengths, values and offsets.
+//!
+//! - [`dot_offset_i8`]: the portable reference (plain loop).
+//! - `x86::dot_offset_i8_avx2`: AVX2 (x86-64), chosen at run time under `std`.
+//! - `aarch64::dot_offset_i8_neon`: NEON (aarch64, where NEON is part of the baseline).
+//! - [`cortex_m::dot_offset_i8_dsp`]: the Cortex-M4 DSP algorithm (SXTB16 + SADD16 + SMLAD).
+//!   On `thumbv7em-*` targets (build.rs cfg `edgeloop_dsp`) the instructions are `asm!`; on every
+//!   other target the same algorithm runs over a portable emulation of the instructions, so the
+//!   host tests check the algorithm bit for bit.
+//!
+//! [`ops_table_best`] (under `std`) and [`ops_table_compile_time`] build the
+//! [`crate::ops::KernelTable`] the kernels dispatch through: the reference table with entries
+//! replaced by the AVX2 (detected at run time), NEON or Cortex-M DSP variants, each bit-exact.
+//!
+//! [`DotKernel`] holds the selected dot product; [`DotKernel::reference`] stays callable
+//! for A/B runs and [`DotKernel::best`] (under `std`) upgrades it after CPU detection.
+
+pub mod cortex_m;
+
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub mod aarch64;
+
+#[cfg(test)]
+mod tests;
+
+/// Returns `Σ (a[k] + a_offset) · (b[k] + b_offset)` over `k < min(a.len(), b.len())`, with
+/// wrapping int32 arithmetic. The portable specification every variant reproduces.
+///
+/// Offsets are int8 zero points negated (`-zero_point`), so `a[k] + a_offset` lies in
+/// `[-255, 255]`.
+#[inline]
+pub fn dot_offset_i8(a: &[i8], a_offset: i32, b: &[i8], b_offset: i32) -> i32 {
+    let mut acc = 0i32;
+    for (&x, &y) in a.iter().zip(b.iter()) {
+        acc = acc.wrapping_add((x as i32 + a_offset).wrapping_mul(y as i32 + b_offset));
+    }
+    acc
+}
+
+/// Largest `|offset|` the SIMD variants of [`dot_offset_i8`] handle in 16-bit lanes; beyond it
+/// they call the reference.
+pub const MAX_DOT_OFFSET: i32 = 255;
+
+/// Signature of an offset dot-product implementation (see [`dot_offset_i8`]).
+pub type DotOffsetI8 = fn(&[i8], i32, &[i8], i32) -> i32;
+
+/// Which implementation a [`DotKernel`] entry uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Variant {
+    /// Portable Rust (the specification).
+    Reference,
+    /// x86-64 AVX2.
+    Avx2,
+    /// aarch64 NEON.
+    Neon,
+    /// Cortex-M DSP extension (SMLAD); emulated on targets without it.
+    Dsp,
+}
+
+impl Variant {
+    /// Short lower-case name (`reference`, `avx2`, `neon`, `dsp`), as used in test and bench output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Variant::Reference => "reference",
+            Variant::Avx2 => "avx2",
+            Variant::Neon => "neon",
+            Variant::Dsp => "dsp",
+        }
+    }
+}
+
+/// The inner primitives selected for this CPU. Copy it once and pass it to kernels.
+#[derive(Clone, Copy)]
+pub struct DotKernel {
+    variant: Variant,
+    dot: DotOffsetI8,
+}
+
+impl core::fmt::Debug for DotKernel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DotKernel")
+            .field("variant", &self.variant)
+            .finish()
+    }
+}
+
+impl DotKernel {
+    /// The portable reference implementations.
+    pub const fn reference() -> Self {
+        DotKernel {
+            variant: Variant::Reference,
+            dot: dot_offset_i8,
+        }
+    }
+
+    /// The best table known at compile time: the DSP algorithm on `thumbv7em-*`, NEON on aarch64,
+    /// AVX2 when the crate is compiled with `target-feature=+avx2`, otherwise the reference.
+    pub const fn compile_time() -> Self {
+        #[cfg(edgeloop_dsp)]
+        {
+            DotKernel {
+                variant: Variant::Dsp,
+                dot: cortex_m::dot_offset_i8_dsp,
+            }
+        }
+        #[cfg(all(not(edgeloop_dsp), target_arch = "aarch64", target_feature = "neon"))]
+        {
+            DotKernel {
+                variant: Variant::Neon,
+                dot: aarch64::dot_offset_i8_neon,
+            }
+        }
+        #[cfg(all(
+            not(edgeloop_dsp),
+            not(all(target_arch = "aarch64", target_feature = "neon")),
+            target_arch = "x86_64",
+            target_feature = "avx2"
+        ))]
+        {
+            DotKernel {
+                variant: Variant::Avx2,
+                dot: x86::dot_offset_i8_avx2_static,
+            }
+        }
+        #[cfg(not(any(
+            edgeloop_dsp,
+            all(target_arch = "aarch64", target_feature = "neon"),
+            all(target_arch = "x86_64", target_feature = "avx2")
+        )))]
+        {
+            Self::reference()
+        }
+    }
+
+    /// The fastest table for the running CPU (AVX2 detected at run time on x86-64), computed once.
+    #[cfg(any(test, feature = "std"))]
+    pub fn best() -> Self {
+        static BEST: std::sync::OnceLock<DotKernel> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(t) = Self::avx2() {
+                return t;
+            }
+            Self::compile_time()
+        })
+    }
+
+    /// The AVX2 table, or `None` when this CPU lacks AVX2.
+    #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+    pub fn avx2() -> Option<Self> {
+        if std::is_x86_feature_detected!("avx2") {
+            Some(DotKernel {
+                variant: Variant::Avx2,
+                dot: x86::dot_offset_i8_avx2_detected,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The NEON table (aarch64 only, where NEON is baseline).
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    pub const fn neon() -> Self {
+        DotKernel {
+            variant: Variant::Neon,
+            dot: aarch64::dot_offset_i8_neon,
+        }
+    }
+
+    /// The Cortex-M DSP algorithm: real SMLAD on `thumbv7em-*`, its portable emulation elsewhere.
+    pub const fn dsp() -> Self {
+        DotKernel {
+            variant: Variant::Dsp,
+            dot: cortex_m::dot_offset_i8_dsp,
+        }
+    }
+
+    /// Which implementation this table uses.
+    pub const fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// `Σ (a[k] + a_offset) · (b[k] + b_offset)`, bit-exact to [`dot_offset_i8`] for any offsets
+    /// (the SIMD variants fall back to the reference when an offset exceeds [`MAX_DOT_OFFSET`]).
+    #[inline]
+    pub fn dot_offset_i8(&self, a: &[i8], a_offset: i32, b: &[i8], b_offset: i32) -> i32 {
+        (self.dot)(a, a_offset, b, b_offset)
+    }
+}
+
+/// The op kernel table for the target, known at compile time: the reference table with
+/// FullyConnected replaced by the DSP variant on `thumbv7em-*` and by NEON on aarch64.
+pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
+    #[allow(unused_mut)]
+    let mut t = crate::ops::KernelTable::reference();
+    #[cfg(edgeloop_dsp)]
+    {
+        t.fully_connected_i8 = crate::ops::fully_connected::dsp::eval_i8;
+    }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    {
+        t.fully_connected_i8 = crate::ops::fully_connected::neon::eval_i8;
+    }
+    t
+}
+
+/// The op kernel table with the AVX2 variants, or `None` when this CPU lacks AVX2.
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
+    if std::is_x86_feature_detected!("avx2") {
+        let mut t = crate::ops::KernelTable::reference();
+        t.fully_connected_i8 = crate::ops::fully_connected::avx2::eval_i8_detected;
+        Some(t)
+    } else {
+        None
+    }
+}
+
+/// The fastest op kernel table for the running CPU, detected once.
+#[cfg(any(test, feature = "std"))]
+pub fn ops_table_best() -> &'static crate::ops::KernelTable {
+    static BEST: std::sync::OnceLock<crate::ops::KernelTable> = std::sync::OnceLock::new();
+    BEST.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = ops_table_avx2() {
+            return t;
+        }
+        ops_table_compile_time()
+    })
+}

@@ -1,0 +1,194 @@
+use super::*;
+use crate::arch::DotKernel;
+use crate::ops::testing::{self, Rng};
+use proptest::prelude::*;
+
+struct Case {
+    p: BatchMatMulParams,
+    a: Vec<i8>,
+    b: Vec<i8>,
+    scales: (f64, f64, f64),
+}
+
+fn random_case(rng: &mut Rng) -> Case {
+    let shape = BatchMatMulShape {
+        batch: rng.dim(3),
+        m: rng.dim(9),
+        k: if rng.one_in(4) {
+            rng.dim(200)
+        } else {
+            rng.dim(40)
+        },
+        n: rng.dim(9),
+        transpose_b: rng.one_in(2),
+    };
+    let (la, lb, _) = shape.lens().unwrap();
+    let (sa, sb) = (rng.scale(), rng.scale());
+    let so = sa * sb * (shape.k as f64).sqrt() * rng.log_uniform(20.0, 200.0);
+    let (output_multiplier, output_shift) = testing::multiplier(sa * sb / so);
+    let output_zero_point = rng.zero_point();
+    Case {
+        p: BatchMatMulParams {
+            shape,
+            a_zero_point: rng.zero_point(),
+            b_zero_point: rng.zero_point(),
+            output_zero_point,
+            output_multiplier,
+            output_shift,
+            activation: rng.clamp(output_zero_point),
+        },
+        a: rng.i8_vec(la),
+        b: rng.i8_vec(lb),
+        scales: (sa, sb, so),
+    }
+}
+
+fn oracle(c: &Case) -> Vec<i8> {
+    let s = c.p.shape;
+    let (m, k, n) = (s.m as usize, s.k as usize, s.n as usize);
+    let a = testing::dequantize(&c.a, c.scales.0, c.p.a_zero_point);
+    let b = testing::dequantize(&c.b, c.scales.1, c.p.b_zero_point);
+    let mut out = Vec::new();
+    for bi in 0..s.batch as usize {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0f64;
+                for t in 0..k {
+                    let bv = if s.transpose_b {
+                        b[bi * n * k + j * k + t]
+                    } else {
+                        b[bi * k * n + t * n + j]
+                    };
+                    acc += a[bi * m * k + i * k + t] * bv;
+                }
+                out.push(testing::quantize_f64(
+                    acc,
+                    c.scales.2,
+                    c.p.output_zero_point,
+                    c.p.activation,
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_qk_transpose() {
+    // A = [[1, 2]], B^T rows [[3, 4], [5, 6]] (zero points 0): [11, 17], scaled by 0.5.
+    let shape = BatchMatMulShape {
+        batch: 1,
+        m: 1,
+        k: 2,
+        n: 2,
+        transpose_b: true,
+    };
+    let p = BatchMatMulParams {
+        shape,
+        a_zero_point: 0,
+        b_zero_point: 0,
+        output_zero_point: 0,
+        output_multiplier: 1 << 30,
+        output_shift: 0,
+        activation: ClampI8::NONE,
+    };
+    let mut out = [0i8; 2];
+    check_i8(&p, 2, 4, 2).unwrap();
+    eval_i8(&p, &[1, 2], &[3, 4, 5, 6], &mut out);
+    assert_eq!(out, [6, 9]); // 5.5 -> 6, 8.5 -> 9 (ties up)
+    let mut out2 = [0i8; 2];
+    let p2 = BatchMatMulParams {
+        shape: BatchMatMulShape {
+            transpose_b: false,
+            ..shape
+        },
+        ..p
+    };
+    eval_i8(&p2, &[1, 2], &[3, 5, 4, 6], &mut out2);
+    assert_eq!(out2, out);
+}
+
+#[test]
+fn rejects_bad_shapes() {
+    let shape = BatchMatMulShape {
+        batch: 1,
+        m: 2,
+        k: 3,
+        n: 4,
+        transpose_b: false,
+    };
+    let p = BatchMatMulF32Params {
+        shape,
+        activation: ClampF32::NONE,
+    };
+    assert!(check_f32(&p, 6, 12, 8).is_ok());
+    assert!(check_f32(&p, 6, 11, 8).is_err());
+    let deep = BatchMatMulShape {
+        k: MAX_DEPTH + 1,
+        ..shape
+    };
+    assert!(deep.lens().is_err());
+    assert!(BatchMatMulShape { m: 0, ..shape }.lens().is_err());
+}
+
+fn assert_bit_exact(dot: DotKernel, seed: u64) {
+    let c = random_case(&mut Rng::new(seed));
+    let (_, _, lo) = c.p.shape.lens().unwrap();
+    let mut want = vec![0i8; lo];
+    let mut got = vec![0i8; lo];
+    reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
+    eval_i8_with(&dot, &c.p, &c.a, &c.b, &mut got);
+    assert_eq!(got, want, "{:?} (seed {seed})", c.p.shape);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(testing::CASES))]
+
+    #[test]
+    fn int8_within_1_lsb_of_f64(seed in any::<u64>()) {
+        let c = random_case(&mut Rng::new(seed));
+        let (la, lb, lo) = c.p.shape.lens().unwrap();
+        check_i8(&c.p, la, lb, lo).unwrap();
+        let mut out = vec![0i8; lo];
+        eval_i8(&c.p, &c.a, &c.b, &mut out);
+        testing::assert_within_lsb(&out, &oracle(&c), 1, "batch_matmul int8");
+    }
+
+    #[test]
+    fn bit_exact_dsp(seed in any::<u64>()) {
+        assert_bit_exact(DotKernel::dsp(), seed);
+    }
+
+    #[test]
+    fn bit_exact_avx2(seed in any::<u64>()) {
+        match DotKernel::avx2_for_tests() {
+            Some(t) => assert_bit_exact(t, seed),
+            None => println!("skipped: batch_matmul/avx2"),
+        }
+    }
+
+    #[test]
+    fn f32_matches_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let shape = BatchMatMulShape { batch: rng.dim(3), m: rng.dim(7), k: rng.dim(50), n: rng.dim(7), transpose_b: rng.one_in(2) };
+        let (la, lb, lo) = shape.lens().unwrap();
+        let (a, b) = (rng.f32_vec(la, 2.0), rng.f32_vec(lb, 2.0));
+        let p = BatchMatMulF32Params { shape, activation: ClampF32::NONE };
+        check_f32(&p, la, lb, lo).unwrap();
+        let mut out = vec![0f32; lo];
+        eval_f32(&p, &a, &b, &mut out);
+        let (m, k, n) = (shape.m as usize, shape.k as usize, shape.n as usize);
+        let mut want = Vec::new();
+        for bi in 0..shape.batch as usize {
+            for i in 0..m {
+                for j in 0..n {
+                    want.push((0..k).map(|t| {
+                        let bv = if shape.transpose_b { b[bi * n * k + j * k + t] } else { b[bi * k * n + t * n + j] };
+                        a[bi * m * k + i * k + t] as f64 * bv as f64
+                    }).sum::<f64>());
+                }
+            }
+        }
+        testing::assert_close_f32(&out, &want, 1e-5, 1e-4, "batch_matmul f32");
+    }
+}

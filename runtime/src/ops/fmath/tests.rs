@@ -1,0 +1,86 @@
+use super::*;
+
+fn sweep(lo: f32, hi: f32, n: usize) -> impl Iterator<Item = f32> {
+    (0..=n).map(move |i| lo + (hi - lo) * i as f32 / n as f32)
+}
+
+#[test]
+fn golden_exact_erf() {
+    // Published values (Abramowitz & Stegun table 7.1 / high-precision references).
+    for (x, want) in [
+        (0.0, 0.0),
+        (0.5, 0.520_499_877_813_046_5),
+        (1.0, 0.842_700_792_949_714_9),
+        (2.0, 0.995_322_265_018_952_7),
+        (2.9, 0.999_958_902_121_900_2),
+        (3.5, 0.999_999_256_901_627_7),
+        (-1.0, -0.842_700_792_949_714_9),
+    ] {
+        assert!(
+            (exact::erf(x) - want).abs() < 1e-13,
+            "erf({x}) = {}",
+            exact::erf(x)
+        );
+    }
+}
+
+#[test]
+fn exp_within_bound() {
+    for x in sweep(-87.0, 88.0, 200_000) {
+        let want = (x as f64).exp();
+        let got = exp(x) as f64;
+        assert!(
+            ((got - want) / want).abs() <= 4e-7,
+            "exp({x}): {got} vs {want}"
+        );
+    }
+    assert_eq!(exp(-100.0), 0.0);
+    assert_eq!(exp(100.0), f32::INFINITY);
+    assert!(exp(f32::NAN).is_nan());
+}
+
+#[test]
+fn tanh_sigmoid_erf_within_bound() {
+    for x in sweep(-12.0, 12.0, 200_000).chain(sweep(-0.1, 0.1, 10_000)) {
+        let xd = x as f64;
+        let t = exact::tanh(xd);
+        let got = tanh(x) as f64;
+        assert!((got - t).abs() <= 3e-7, "tanh({x})");
+        if t != 0.0 {
+            assert!(((got - t) / t).abs() <= 2e-6, "tanh({x}) rel: {got} vs {t}");
+        }
+        assert!(
+            (sigmoid(x) as f64 - exact::sigmoid(xd)).abs() <= 3e-7,
+            "sigmoid({x})"
+        );
+        assert!((erf(x) as f64 - exact::erf(xd)).abs() <= 5e-7, "erf({x})");
+        let g = exact::gelu(xd);
+        assert!(
+            (gelu(x) as f64 - g).abs() <= 1e-6 * (1.0 + g.abs()),
+            "gelu({x})"
+        );
+        let s = exact::silu(xd);
+        assert!(
+            (silu(x) as f64 - s).abs() <= 1e-6 * (1.0 + s.abs()),
+            "silu({x})"
+        );
+    }
+}
+
+#[test]
+fn sqrt_within_bound() {
+    let mut x = 1e-38f32;
+    while x < 1e38 {
+        let want = (x as f64).sqrt();
+        let got = sqrt(x) as f64;
+        assert!(
+            ((got - want) / want).abs() <= 3e-7,
+            "sqrt({x}): {got} vs {want}"
+        );
+        x *= 1.001_7;
+    }
+    assert_eq!(sqrt(0.0), 0.0);
+    assert!(sqrt(-1.0).is_nan());
+    let tiny = 1e-44f32; // subnormal
+    assert!((sqrt(tiny) as f64 / (tiny as f64).sqrt() - 1.0).abs() < 3e-7);
+}

@@ -1,0 +1,34 @@
+//! Cortex-M4 DSP int8 FullyConnected (SXTB16/SADD16/SMLAD), bit-exact to
+//! [`super::reference::eval_i8`].
+//!
+//! On `thumbv7em-*` (build.rs cfg `edgeloop_dsp`) the dot product is real DSP instructions in
+//! `asm!`; on every other target the same source runs over the portable emulation of those
+//! instructions in [`crate::arch::cortex_m`], so the host tests check the algorithm bit for bit.
+
+use super::FullyConnectedParams;
+use crate::arch::cortex_m::dot_offset_i8_dsp;
+use crate::quant::requantize_to_i8;
+
+/// DSP FullyConnected. Requires a successful [`super::check_i8`].
+pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+    let k = p.shape.in_features as usize;
+    let n = p.shape.out_features as usize;
+    for (x, y) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
+        for (o, (yo, w)) in y.iter_mut().zip(p.weights.chunks_exact(k)).enumerate() {
+            let acc = p.bias.map_or(0, |b| b[o]).wrapping_add(dot_offset_i8_dsp(
+                x,
+                -p.input_zero_point,
+                w,
+                0,
+            ));
+            *yo = requantize_to_i8(
+                acc,
+                p.output_multiplier[o],
+                p.output_shift[o],
+                p.output_zero_point,
+                p.activation.min,
+                p.activation.max,
+            );
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Optimized FullyConnected variants against the reference, every output element, on random cases
+//! (odd sizes, tails, 1×N and N×1, edge values, zero points and shifts of both signs; see
+//! [`super::tests::FcCase::random`]).
+
+use super::tests::assert_bit_exact;
+
+const CASES: usize = 300;
+
+#[test]
+fn bit_exact_dsp() {
+    // Real SMLAD on thumbv7em; the portable emulation of the same instructions elsewhere.
+    assert_bit_exact(super::dsp::eval_i8, 0xD5B0, CASES);
+}
+
+#[test]
+fn bit_exact_avx2() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        assert_bit_exact(super::avx2::eval_i8_detected, 0xA7C2, CASES);
+        return;
+    }
+    println!("skipped: fully_connected/avx2");
+}
+
+#[test]
+fn bit_exact_neon() {
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    {
+        assert_bit_exact(super::neon::eval_i8, 0x4E0, CASES);
+        return;
+    }
+    #[allow(unreachable_code)]
+    {
+        println!("skipped: fully_connected/neon");
+    }
+}
+
+#[test]
+fn bit_exact_kernel_table() {
+    // Whatever `arch::ops_table_best()` selected on this machine.
+    assert_bit_exact(
+        crate::arch::ops_table_best().fully_connected_i8,
+        0xBE57,
+        CASES,
+    );
+}

@@ -1,0 +1,142 @@
+use super::reference::isqrt_u64;
+use super::*;
+use crate::ops::testing::{self, Rng};
+use crate::ops::ClampI8;
+use proptest::prelude::*;
+
+/// Dequantize, LayerNorm in f64, quantize.
+fn oracle(
+    x: &[i8],
+    cols: usize,
+    (in_scale, in_zp): (f64, i32),
+    (out_scale, out_zp): (f64, i32),
+    gamma: &[f64],
+    beta: &[f64],
+    eps: f64,
+) -> Vec<i8> {
+    let mut out = Vec::new();
+    for row in x.chunks(cols) {
+        let r = testing::dequantize(row, in_scale, in_zp);
+        let mean = r.iter().sum::<f64>() / cols as f64;
+        let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / cols as f64;
+        for (i, v) in r.iter().enumerate() {
+            // A constant row with ε = 0 normalises to 0 (the kernel's convention for 0/0).
+            let n = if var + eps == 0.0 {
+                0.0
+            } else {
+                (v - mean) / (var + eps).sqrt()
+            };
+            let y = gamma[i] * n + beta[i];
+            out.push(testing::quantize_f64(y, out_scale, out_zp, ClampI8::NONE));
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_isqrt() {
+    for v in [
+        0u64,
+        1,
+        2,
+        3,
+        4,
+        15,
+        16,
+        17,
+        1 << 40,
+        (1 << 62) - 1,
+        1 << 62,
+        u64::MAX,
+    ] {
+        let r = isqrt_u64(v);
+        assert!(r * r <= v, "{v}");
+        assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > v), "{v}");
+    }
+    let mut rng = Rng::new(3);
+    for _ in 0..10_000 {
+        let v = rng.next_u64() >> (rng.next_u64() % 64);
+        let r = isqrt_u64(v) as u128;
+        assert!(r * r <= v as u128 && (r + 1) * (r + 1) > v as u128, "{v}");
+    }
+}
+
+#[test]
+fn golden_constant_row_gives_beta() {
+    // A constant row has zero deviation: every output is beta/s_out + zp, for any gamma.
+    let k =
+        LayerNormConstants::new(&[2.0, -3.0, 0.5], &[0.5, -0.25, 0.0], 1e-5, 0.1, 0.05).unwrap();
+    let p = k.params(2, 4, -10);
+    let x = [17i8, 17, 17, -128, -128, -128];
+    let mut y = [0i8; 6];
+    check_i8(&p, 6, 6).unwrap();
+    eval_i8(&p, &x, &mut y);
+    assert_eq!(y, [0, -15, -10, 0, -15, -10]);
+}
+
+#[test]
+fn rejects_bad_params() {
+    let k = LayerNormConstants::new(&[1.0; 4], &[0.0; 4], 1e-5, 0.1, 0.1).unwrap();
+    assert!(check_i8(&k.params(2, 0, 0), 8, 8).is_ok());
+    assert!(check_i8(&k.params(2, 0, 0), 8, 7).is_err());
+    assert!(check_i8(&k.params(3, 0, 0), 8, 8).is_err());
+    assert!(check_i8(&k.params(2, 300, 0), 8, 8).is_err());
+    let mut bad = k.params(2, 0, 0);
+    bad.gamma_shift = &[0, 0, 0, 40];
+    assert!(check_i8(&bad, 8, 8).is_err());
+    assert!(LayerNormConstants::new(&[1.0], &[0.0, 1.0], 1e-5, 0.1, 0.1).is_none());
+    assert!(LayerNormConstants::new(&[f64::NAN], &[0.0], 1e-5, 0.1, 0.1).is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(testing::CASES * 4))]
+
+    /// Stated bound: within 1 output LSB of the f64 math.
+    #[test]
+    fn int8_within_1_lsb_of_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let rows = rng.dim(4) as usize;
+        let cols = if rng.one_in(3) { rng.dim(700) } else { rng.dim(70) } as usize;
+        let in_q = (rng.scale(), rng.zero_point());
+        let out_q = (rng.log_uniform(0.005, 0.1), rng.zero_point());
+        let gamma: Vec<f64> = (0..cols).map(|_| (rng.unit() * 4.0 - 2.0) * if rng.one_in(8) { 0.0 } else { 1.0 }).collect();
+        let beta: Vec<f64> = (0..cols).map(|_| rng.unit() - 0.5).collect();
+        let eps = [0.0, 1e-12, 1e-5, 1e-3][rng.range(0, 3) as usize];
+        // Narrow-range rows now and then (small variance relative to ε).
+        let x: Vec<i8> = if rng.one_in(4) {
+            let c = rng.range(-120, 120);
+            (0..rows * cols).map(|_| (c + rng.range(-2, 2)) as i8).collect()
+        } else {
+            rng.i8_vec(rows * cols)
+        };
+        let k = LayerNormConstants::new(&gamma, &beta, eps, in_q.0, out_q.0).unwrap();
+        let p = k.params(rows as u32, in_q.1, out_q.1);
+        check_i8(&p, x.len(), x.len()).unwrap();
+        let mut y = vec![0i8; x.len()];
+        eval_i8(&p, &x, &mut y);
+        testing::assert_within_lsb(&y, &oracle(&x, cols, in_q, out_q, &gamma, &beta, eps), 1, "layer_norm int8");
+    }
+
+    #[test]
+    fn f32_matches_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let (rows, cols) = (rng.dim(4) as usize, rng.dim(100) as usize);
+        let x = rng.f32_vec(rows * cols, 3.0);
+        let gamma = rng.f32_vec(cols, 2.0);
+        let beta = rng.f32_vec(cols, 1.0);
+        let p = LayerNormF32Params { rows: rows as u32, cols: cols as u32, epsilon: 1e-5, gamma: &gamma, beta: &beta };
+        check_f32(&p, x.len(), x.len()).unwrap();
+        let mut y = vec![0f32; x.len()];
+        eval_f32(&p, &x, &mut y);
+        let mut want = Vec::new();
+        for row in x.chunks(cols) {
+            let r = testing::to_f64(row);
+            let mean = r.iter().sum::<f64>() / cols as f64;
+            let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / cols as f64;
+            for (i, v) in r.iter().enumerate() {
+                want.push(gamma[i] as f64 * (v - mean) / (var + 1e-5).sqrt() + beta[i] as f64);
+            }
+        }
+        testing::assert_close_f32(&y, &want, 1e-4, 1e-4, "layer_norm f32");
+    }
+}
