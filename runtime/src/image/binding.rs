@@ -31,6 +31,27 @@ pub(crate) enum Bound<'a> {
     DwConvF32(ops::depthwise_conv2d::DepthwiseConv2dF32Params<'a>),
     Conv1dI8(ops::conv1d::Conv1dParams<'a>),
     Conv1dF32(ops::conv1d::Conv1dF32Params<'a>),
+    ActI8(ops::activation::ActivationParams),
+    ActF32(ops::activation::ActivationF32Params),
+    MaxPoolI8(ops::pooling::PoolParams),
+    MaxPoolF32(ops::pooling::PoolF32Params),
+    AvgPoolI8(ops::pooling::PoolParams),
+    AvgPoolF32(ops::pooling::PoolF32Params),
+    GlobalAvgI8(ops::pooling::GlobalAvgPoolParams),
+    GlobalAvgF32(ops::pooling::GlobalAvgPoolF32Params),
+    Reshape(ops::reshape::ReshapeParams, DType),
+    SoftmaxI8(ops::softmax::SoftmaxParams<'a>),
+    SoftmaxF32(ops::softmax::SoftmaxF32Params),
+    Quantize(ops::quantize::QuantizeParams),
+    Dequantize(ops::quantize::QuantizeParams),
+    ArgMaxI8(ops::argmax::ArgMaxParams),
+    ArgMaxF32(ops::argmax::ArgMaxParams),
+    AddI8(ops::add::AddParams),
+    AddF32(ops::add::AddF32Params),
+    MulI8(ops::mul::MulParams),
+    MulF32(ops::mul::MulF32Params),
+    ConcatI8(ops::concat::ConcatParams<'a>),
+    ConcatF32(ops::concat::ConcatF32Params),
 }
 
 /// Decoding context for one op.
@@ -166,6 +187,39 @@ impl<'m, 'a> Ctx<'m, 'a> {
         } else {
             Err(self.err(OpProblem::BadDtype))
         }
+    }
+
+    /// Requires `a` and `b` to be int8 with the same quantization (ops that do not requantize).
+    fn same_quant(&self, a: &TensorInfo, b: &TensorInfo) -> Result<(), Error> {
+        self.zp_i8(a)?;
+        self.zp_i8(b)?;
+        if a.scale.to_bits() != b.scale.to_bits() || a.zero_point != b.zero_point {
+            return Err(self.err(OpProblem::BadParams));
+        }
+        Ok(())
+    }
+
+    /// `(multiplier, shift)` words at `k`, `k + 1`.
+    fn requant(&self, k: usize) -> Result<(i32, i32), Error> {
+        Ok((self.int(k)?, self.int(k + 1)?))
+    }
+
+    /// A slice of `n` i32 words of the parameter record starting at word `k` (read in place).
+    fn words_i32(&self, k: usize, n: usize) -> Result<&'a [i32], Error> {
+        let all = bytes::as_i32(self.rec.params).map_err(|_| self.err(OpProblem::BadParams))?;
+        all.get(k..k.checked_add(n).ok_or(self.err(OpProblem::BadParams))?)
+            .ok_or(self.err(OpProblem::BadParams))
+    }
+
+    /// `(outer, axis, inner)` of `t` around `axis`.
+    fn around_axis(&self, t: &TensorInfo, axis: u32) -> Result<(u32, u32, u32), Error> {
+        let axis = axis as usize;
+        if axis >= t.shape.rank() {
+            return Err(self.err(OpProblem::BadParams));
+        }
+        let d = t.shape.dims();
+        let prod = |s: &[u16]| s.iter().map(|&v| v as u32).product::<u32>();
+        Ok((prod(&d[..axis]), d[axis] as u32, prod(&d[axis + 1..])))
     }
 
     /// NHWC dims of a rank-4 tensor.
@@ -373,8 +427,264 @@ fn bind_conv1d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
+/// Dims of any tensor right-aligned to rank 4 (leading 1s).
+fn dims4(t: &TensorInfo) -> Dims {
+    let r = t.shape.rank();
+    let mut d = [1u32; 4];
+    for i in 0..r {
+        d[4 - r + i] = t.shape.dim(i) as u32;
+    }
+    d
+}
+
+fn bind_activation<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::activation::*;
+    c.arity(1..=1, 1)?;
+    c.params_len(2)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    if x.dtype == DType::F32 {
+        c.expect_dtype(&y, DType::F32)?;
+        Ok(Bound::ActF32(ActivationF32Params {
+            clamp: c.clamp_f32(0)?,
+        }))
+    } else {
+        c.same_quant(&x, &y)?;
+        Ok(Bound::ActI8(ActivationParams {
+            clamp: c.clamp_i8(0)?,
+        }))
+    }
+}
+
+fn bind_pool<'a>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
+    use ops::pooling::*;
+    c.arity(1..=1, 1)?;
+    c.params_len(10)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    let shape = PoolShape {
+        input: c.nhwc(&x)?,
+        output: c.nhwc(&y)?,
+        kernel: [c.word(0)?, c.word(1)?],
+        stride: [c.word(2)?, c.word(3)?],
+        padding: Padding {
+            top: c.word(4)?,
+            bottom: c.word(5)?,
+            left: c.word(6)?,
+            right: c.word(7)?,
+        },
+    };
+    if x.dtype == DType::F32 {
+        c.expect_dtype(&y, DType::F32)?;
+        let p = PoolF32Params {
+            shape,
+            activation: c.clamp_f32(8)?,
+        };
+        Ok(if max {
+            Bound::MaxPoolF32(p)
+        } else {
+            Bound::AvgPoolF32(p)
+        })
+    } else {
+        c.same_quant(&x, &y)?;
+        let p = PoolParams {
+            shape,
+            activation: c.clamp_i8(8)?,
+        };
+        Ok(if max {
+            Bound::MaxPoolI8(p)
+        } else {
+            Bound::AvgPoolI8(p)
+        })
+    }
+}
+
+fn bind_global_avg<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::pooling::*;
+    c.arity(1..=1, 1)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    let input = c.nhwc(&x)?;
+    let yd = dims4(&y);
+    if yd != [input[0], 1, 1, input[3]] {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    if x.dtype == DType::F32 {
+        c.expect_dtype(&y, DType::F32)?;
+        c.params_len(2)?;
+        Ok(Bound::GlobalAvgF32(GlobalAvgPoolF32Params {
+            input,
+            activation: c.clamp_f32(0)?,
+        }))
+    } else {
+        c.params_len(4)?;
+        let (output_multiplier, output_shift) = c.requant(0)?;
+        Ok(Bound::GlobalAvgI8(GlobalAvgPoolParams {
+            input,
+            input_zero_point: c.zp_i8(&x)?,
+            output_zero_point: c.zp_i8(&y)?,
+            output_multiplier,
+            output_shift,
+            activation: c.clamp_i8(2)?,
+        }))
+    }
+}
+
+fn bind_reshape<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    c.arity(1..=1, 1)?;
+    c.params_len(0)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    if x.dtype != y.dtype || !matches!(x.dtype, DType::I8 | DType::F32) {
+        return Err(c.err(OpProblem::BadDtype));
+    }
+    let p = ops::reshape::ReshapeParams {
+        input: dims4(&x),
+        output: dims4(&y),
+    };
+    Ok(Bound::Reshape(p, x.dtype))
+}
+
+fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::softmax::*;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    let depth = x.shape.last() as u32;
+    let shape = SoftmaxShape {
+        outer: (x.num_elements() / depth as usize) as u32,
+        depth,
+    };
+    if x.dtype == DType::F32 {
+        c.arity(1..=1, 1)?;
+        c.expect_dtype(&y, DType::F32)?;
+        c.params_len(1)?;
+        Ok(Bound::SoftmaxF32(SoftmaxF32Params {
+            shape,
+            beta: c.float(0)?,
+        }))
+    } else {
+        c.arity(2..=2, 1)?;
+        c.params_len(0)?;
+        c.zp_i8(&x)?;
+        if c.zp_i8(&y)? != OUTPUT_ZERO_POINT || y.scale != OUTPUT_SCALE {
+            return Err(c.err(OpProblem::BadParams));
+        }
+        Ok(Bound::SoftmaxI8(SoftmaxParams {
+            shape,
+            table: c.const_i32(1)?,
+        }))
+    }
+}
+
+fn bind_quantize<'a>(c: &Ctx<'_, 'a>, quantize: bool) -> Result<Bound<'a>, Error> {
+    c.arity(1..=1, 1)?;
+    c.params_len(0)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    let (f, q) = if quantize { (x, y) } else { (y, x) };
+    c.expect_dtype(&f, DType::F32)?;
+    let p = ops::quantize::QuantizeParams {
+        scale: q.scale,
+        zero_point: c.zp_i8(&q)?,
+    };
+    Ok(if quantize {
+        Bound::Quantize(p)
+    } else {
+        Bound::Dequantize(p)
+    })
+}
+
+fn bind_argmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    c.arity(1..=1, 1)?;
+    c.params_len(1)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    c.expect_dtype(&y, DType::I32)?;
+    let (outer, axis, inner) = c.around_axis(&x, c.word(0)?)?;
+    let p = ops::argmax::ArgMaxParams { outer, axis, inner };
+    match x.dtype {
+        DType::F32 => Ok(Bound::ArgMaxF32(p)),
+        DType::I8 => Ok(Bound::ArgMaxI8(p)),
+        _ => Err(c.err(OpProblem::BadDtype)),
+    }
+}
+
+fn bind_binary<'a>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
+    c.arity(2..=2, 1)?;
+    let (a, b, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
+    let shape = ops::BroadcastShape {
+        input1: dims4(&a),
+        input2: dims4(&b),
+        output: dims4(&y),
+    };
+    if a.dtype == DType::F32 {
+        c.expect_dtype(&b, DType::F32)?;
+        c.expect_dtype(&y, DType::F32)?;
+        c.params_len(2)?;
+        let activation = c.clamp_f32(0)?;
+        return Ok(if add {
+            Bound::AddF32(ops::add::AddF32Params { shape, activation })
+        } else {
+            Bound::MulF32(ops::mul::MulF32Params { shape, activation })
+        });
+    }
+    let (z1, z2, zo) = (c.zp_i8(&a)?, c.zp_i8(&b)?, c.zp_i8(&y)?);
+    if add {
+        c.params_len(8)?;
+        Ok(Bound::AddI8(ops::add::AddParams {
+            shape,
+            input1_zero_point: z1,
+            input2_zero_point: z2,
+            output_zero_point: zo,
+            requant: ops::add::AddRequant {
+                input1: c.requant(0)?,
+                input2: c.requant(2)?,
+                output: c.requant(4)?,
+            },
+            activation: c.clamp_i8(6)?,
+        }))
+    } else {
+        c.params_len(4)?;
+        let (output_multiplier, output_shift) = c.requant(0)?;
+        Ok(Bound::MulI8(ops::mul::MulParams {
+            shape,
+            input1_zero_point: z1,
+            input2_zero_point: z2,
+            output_zero_point: zo,
+            output_multiplier,
+            output_shift,
+            activation: c.clamp_i8(2)?,
+        }))
+    }
+}
+
+fn bind_concat<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::concat::*;
+    c.arity(1..=MAX_INPUTS, 1)?;
+    let n = c.rec.num_inputs();
+    let y = c.output(0)?;
+    let (outer, _, inner) = c.around_axis(&y, c.word(0)?)?;
+    for i in 0..n {
+        let x = c.input(i)?;
+        if x.dtype != y.dtype {
+            return Err(c.err(OpProblem::BadDtype));
+        }
+    }
+    if y.dtype == DType::F32 {
+        c.params_len(1)?;
+        return Ok(Bound::ConcatF32(ConcatF32Params { outer, inner }));
+    }
+    c.zp_i8(&y)?;
+    c.params_len(1 + 3 * n)?;
+    Ok(Bound::ConcatI8(ConcatParams {
+        outer,
+        inner,
+        input_zero_points: c.words_i32(1, n)?,
+        input_multipliers: c.words_i32(1 + n, n)?,
+        input_shifts: c.words_i32(1 + 2 * n, n)?,
+        output_zero_point: y.zero_point,
+    }))
+}
+
 /// Decodes op `index`.
-pub(crate) fn bind<'a>(model: &Model<'a>, index: usize, rec: &OpRecord<'a>) -> Result<Bound<'a>, Error> {
+pub(crate) fn bind<'a>(
+    model: &Model<'a>,
+    index: usize,
+    rec: &OpRecord<'a>,
+) -> Result<Bound<'a>, Error> {
     let c = Ctx { model, index, rec };
     let unsupported = Error::UnsupportedOp {
         index: index as u32,
@@ -389,21 +699,31 @@ pub(crate) fn bind<'a>(model: &Model<'a>, index: usize, rec: &OpRecord<'a>) -> R
         OpCode::Conv2d => bind_conv2d(&c),
         OpCode::DepthwiseConv2d => bind_depthwise(&c),
         OpCode::Conv1d => bind_conv1d(&c),
-        _ => Err(unsupported),
+        OpCode::Relu | OpCode::Relu6 => bind_activation(&c),
+        OpCode::MaxPool2d => bind_pool(&c, true),
+        OpCode::AvgPool2d => bind_pool(&c, false),
+        OpCode::GlobalAvgPool => bind_global_avg(&c),
+        OpCode::Reshape => bind_reshape(&c),
+        OpCode::Softmax => bind_softmax(&c),
+        OpCode::Quantize => bind_quantize(&c, true),
+        OpCode::Dequantize => bind_quantize(&c, false),
+        OpCode::ArgMax => bind_argmax(&c),
+        OpCode::Add => bind_binary(&c, true),
+        OpCode::Mul => bind_binary(&c, false),
+        OpCode::Concat => bind_concat(&c),
     }
 }
 
-/// Element count of the op's input `i` and output `o` tensors.
-fn lens(model: &Model<'_>, rec: &OpRecord<'_>) -> Result<(usize, usize), Error> {
-    let x = model.tensor(rec.input(0) as usize)?;
-    let y = model.tensor(rec.output(0) as usize)?;
-    Ok((x.num_elements(), y.num_elements()))
+/// Element count of tensor `t` (0 for an absent one).
+fn len_of(model: &Model<'_>, t: u16) -> Result<usize, Error> {
+    Ok(model.tensor(t as usize)?.num_elements())
 }
 
 /// Parse-time check of op `index`: decodes it and runs the kernel's `check_*`.
 pub(crate) fn check(model: &Model<'_>, index: usize, rec: &OpRecord<'_>) -> Result<(), Error> {
     let b = bind(model, index, rec)?;
-    let (xi, yo) = lens(model, rec)?;
+    let xi = len_of(model, rec.input(0))?;
+    let yo = len_of(model, rec.output(0))?;
     let r = match &b {
         Bound::FcI8(p) => ops::fully_connected::check_i8(p, xi, yo),
         Bound::FcF32(p) => ops::fully_connected::check_f32(p, xi, yo),
@@ -413,6 +733,33 @@ pub(crate) fn check(model: &Model<'_>, index: usize, rec: &OpRecord<'_>) -> Resu
         Bound::DwConvF32(p) => ops::depthwise_conv2d::check_f32(p, xi, yo),
         Bound::Conv1dI8(p) => ops::conv1d::check_i8(p, xi, yo),
         Bound::Conv1dF32(p) => ops::conv1d::check_f32(p, xi, yo),
+        Bound::ActI8(p) => ops::activation::check_i8(p, xi, yo),
+        Bound::ActF32(p) => ops::activation::check_f32(p, xi, yo),
+        Bound::MaxPoolI8(p) | Bound::AvgPoolI8(p) => ops::pooling::check_i8(p, xi, yo),
+        Bound::MaxPoolF32(p) | Bound::AvgPoolF32(p) => ops::pooling::check_f32(p, xi, yo),
+        Bound::GlobalAvgI8(p) => ops::pooling::check_global_avg_i8(p, xi, yo),
+        Bound::GlobalAvgF32(p) => ops::pooling::check_global_avg_f32(p, xi, yo),
+        Bound::Reshape(p, _) => ops::reshape::check(p, xi, yo),
+        Bound::SoftmaxI8(p) => ops::softmax::check_i8(p, xi, yo),
+        Bound::SoftmaxF32(p) => ops::softmax::check_f32(p, xi, yo),
+        Bound::Quantize(p) | Bound::Dequantize(p) => ops::quantize::check(p, xi, yo),
+        Bound::ArgMaxI8(p) | Bound::ArgMaxF32(p) => ops::argmax::check(p, xi, yo),
+        Bound::AddI8(p) => ops::add::check_i8(p, xi, len_of(model, rec.input(1))?, yo),
+        Bound::AddF32(p) => ops::add::check_f32(p, xi, len_of(model, rec.input(1))?, yo),
+        Bound::MulI8(p) => ops::mul::check_i8(p, xi, len_of(model, rec.input(1))?, yo),
+        Bound::MulF32(p) => ops::mul::check_f32(p, xi, len_of(model, rec.input(1))?, yo),
+        Bound::ConcatI8(_) | Bound::ConcatF32(_) => {
+            let mut lens = [0usize; ops::concat::MAX_INPUTS];
+            let n = rec.num_inputs().min(lens.len());
+            for (i, l) in lens[..n].iter_mut().enumerate() {
+                *l = len_of(model, rec.input(i))?;
+            }
+            match &b {
+                Bound::ConcatI8(p) => ops::concat::check_i8(p, &lens[..n], yo),
+                Bound::ConcatF32(p) => ops::concat::check_f32(p, &lens[..n], yo),
+                _ => Ok(()),
+            }
+        }
     };
     r.map_err(|e| e.with_op(index as u32))
 }
@@ -455,7 +802,10 @@ impl<'b> Split<'b> {
         if info.storage == Storage::Constant {
             return model.constant(t as usize);
         }
-        let (s, e) = (info.offset as usize, info.offset as usize + info.len as usize);
+        let (s, e) = (
+            info.offset as usize,
+            info.offset as usize + info.len as usize,
+        );
         if e <= self.out_start {
             self.before.get(s..e)
         } else if s >= self.out_end {
@@ -471,22 +821,65 @@ impl<'b> Split<'b> {
 }
 
 /// Runs op `index` over the arena.
-pub(crate) fn run(model: &Model<'_>, index: usize, rec: &OpRecord<'_>, arena: &mut [u8]) -> Result<(), Error> {
+pub(crate) fn run(
+    model: &Model<'_>,
+    index: usize,
+    rec: &OpRecord<'_>,
+    arena: &mut [u8],
+) -> Result<(), Error> {
+    use bytes::{
+        as_f32 as f32s, as_f32_mut as f32m, as_i32_mut as i32m, as_i8 as i8s, as_i8_mut as i8m,
+    };
     let b = bind(model, index, rec)?;
     let y = model.tensor(rec.output(0) as usize)?;
     let (s, out) = split(arena, &y)?;
     let x = s.input(model, rec.input(0), index)?;
+    let x2 = || s.input(model, rec.input(1), index);
     match &b {
-        Bound::FcI8(p) => ops::fully_connected::eval_i8(p, bytes::as_i8(x), bytes::as_i8_mut(out)),
-        Bound::FcF32(p) => ops::fully_connected::eval_f32(p, bytes::as_f32(x)?, bytes::as_f32_mut(out)?),
-        Bound::Conv2dI8(p) => ops::conv2d::eval_i8(p, bytes::as_i8(x), bytes::as_i8_mut(out)),
-        Bound::Conv2dF32(p) => ops::conv2d::eval_f32(p, bytes::as_f32(x)?, bytes::as_f32_mut(out)?),
-        Bound::DwConvI8(p) => ops::depthwise_conv2d::eval_i8(p, bytes::as_i8(x), bytes::as_i8_mut(out)),
-        Bound::DwConvF32(p) => {
-            ops::depthwise_conv2d::eval_f32(p, bytes::as_f32(x)?, bytes::as_f32_mut(out)?)
+        Bound::FcI8(p) => ops::fully_connected::eval_i8(p, i8s(x), i8m(out)),
+        Bound::FcF32(p) => ops::fully_connected::eval_f32(p, f32s(x)?, f32m(out)?),
+        Bound::Conv2dI8(p) => ops::conv2d::eval_i8(p, i8s(x), i8m(out)),
+        Bound::Conv2dF32(p) => ops::conv2d::eval_f32(p, f32s(x)?, f32m(out)?),
+        Bound::DwConvI8(p) => ops::depthwise_conv2d::eval_i8(p, i8s(x), i8m(out)),
+        Bound::DwConvF32(p) => ops::depthwise_conv2d::eval_f32(p, f32s(x)?, f32m(out)?),
+        Bound::Conv1dI8(p) => ops::conv1d::eval_i8(p, i8s(x), i8m(out)),
+        Bound::Conv1dF32(p) => ops::conv1d::eval_f32(p, f32s(x)?, f32m(out)?),
+        Bound::ActI8(p) => ops::activation::eval_i8(p, i8s(x), i8m(out)),
+        Bound::ActF32(p) => ops::activation::eval_f32(p, f32s(x)?, f32m(out)?),
+        Bound::MaxPoolI8(p) => ops::pooling::eval_max_i8(p, i8s(x), i8m(out)),
+        Bound::AvgPoolI8(p) => ops::pooling::eval_avg_i8(p, i8s(x), i8m(out)),
+        Bound::MaxPoolF32(p) => ops::pooling::eval_max_f32(p, f32s(x)?, f32m(out)?),
+        Bound::AvgPoolF32(p) => ops::pooling::eval_avg_f32(p, f32s(x)?, f32m(out)?),
+        Bound::GlobalAvgI8(p) => ops::pooling::eval_global_avg_i8(p, i8s(x), i8m(out)),
+        Bound::GlobalAvgF32(p) => ops::pooling::eval_global_avg_f32(p, f32s(x)?, f32m(out)?),
+        Bound::Reshape(p, DType::F32) => ops::reshape::eval_f32(p, f32s(x)?, f32m(out)?),
+        Bound::Reshape(p, _) => ops::reshape::eval_i8(p, i8s(x), i8m(out)),
+        Bound::SoftmaxI8(p) => ops::softmax::eval_i8(p, i8s(x), i8m(out)),
+        Bound::SoftmaxF32(p) => ops::softmax::eval_f32(p, f32s(x)?, f32m(out)?),
+        Bound::Quantize(p) => ops::quantize::eval_quantize(p, f32s(x)?, i8m(out)),
+        Bound::Dequantize(p) => ops::quantize::eval_dequantize(p, i8s(x), f32m(out)?),
+        Bound::ArgMaxI8(p) => ops::argmax::eval_i8(p, i8s(x), i32m(out)?),
+        Bound::ArgMaxF32(p) => ops::argmax::eval_f32(p, f32s(x)?, i32m(out)?),
+        Bound::AddI8(p) => ops::add::eval_i8(p, i8s(x), i8s(x2()?), i8m(out)),
+        Bound::AddF32(p) => ops::add::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?),
+        Bound::MulI8(p) => ops::mul::eval_i8(p, i8s(x), i8s(x2()?), i8m(out)),
+        Bound::MulF32(p) => ops::mul::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?),
+        Bound::ConcatI8(p) => {
+            let mut ins: [&[i8]; ops::concat::MAX_INPUTS] = [&[]; ops::concat::MAX_INPUTS];
+            let n = rec.num_inputs().min(ins.len());
+            for (i, slot) in ins[..n].iter_mut().enumerate() {
+                *slot = i8s(s.input(model, rec.input(i), index)?);
+            }
+            ops::concat::eval_i8(p, &ins[..n], i8m(out))
         }
-        Bound::Conv1dI8(p) => ops::conv1d::eval_i8(p, bytes::as_i8(x), bytes::as_i8_mut(out)),
-        Bound::Conv1dF32(p) => ops::conv1d::eval_f32(p, bytes::as_f32(x)?, bytes::as_f32_mut(out)?),
+        Bound::ConcatF32(p) => {
+            let mut ins: [&[f32]; ops::concat::MAX_INPUTS] = [&[]; ops::concat::MAX_INPUTS];
+            let n = rec.num_inputs().min(ins.len());
+            for (i, slot) in ins[..n].iter_mut().enumerate() {
+                *slot = f32s(s.input(model, rec.input(i), index)?)?;
+            }
+            ops::concat::eval_f32(p, &ins[..n], f32m(out)?)
+        }
     }
     Ok(())
 }

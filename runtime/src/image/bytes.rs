@@ -41,7 +41,9 @@ pub(crate) fn align_up(n: usize, align: usize) -> Option<usize> {
 }
 
 #[cfg(target_endian = "big")]
-compile_error!("model images are little-endian and read in place: big-endian targets are not supported");
+compile_error!(
+    "model images are little-endian and read in place: big-endian targets are not supported"
+);
 
 /// Views bytes as `i8`.
 #[inline]

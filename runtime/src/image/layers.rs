@@ -124,7 +124,13 @@ pub fn quantize_weights(w: &[f32], channels: usize, channel_last: bool) -> (Vec<
     }
     let scales: Vec<f32> = max
         .iter()
-        .map(|&m| if m > 0.0 && m.is_finite() { m / 127.0 } else { 1.0 })
+        .map(|&m| {
+            if m > 0.0 && m.is_finite() {
+                m / 127.0
+            } else {
+                1.0
+            }
+        })
         .collect();
     let q = w
         .iter()
@@ -138,7 +144,11 @@ pub fn quantize_weights(w: &[f32], channels: usize, channel_last: bool) -> (Vec<
 pub fn choose_quant(min: f32, max: f32) -> (f32, i32) {
     let min = min.min(0.0);
     let max = max.max(0.0);
-    let scale = if max > min { (max - min) / 255.0 } else { 1.0 / 255.0 };
+    let scale = if max > min {
+        (max - min) / 255.0
+    } else {
+        1.0 / 255.0
+    };
     let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i32;
     (scale, zp)
 }
@@ -231,10 +241,23 @@ impl ImageWriter {
         let k = *dims.last().ok_or(WriteError::BadShape(dims.clone()))?;
         *dims.last_mut().unwrap_or(&mut 0) = out_features;
         let w_dims = [out_features, k];
-        self.layer(OpCode::FullyConnected, x, w, &w_dims, bias, out_features, false, &dims, &[], act, out_quant)
+        self.layer(
+            OpCode::FullyConnected,
+            x,
+            w,
+            &w_dims,
+            bias,
+            out_features,
+            false,
+            &dims,
+            &[],
+            act,
+            out_quant,
+        )
     }
 
     /// Conv2D on NHWC `x`, weights `[out_c, kh, kw, in_c]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn conv2d(
         &mut self,
         x: TensorId,
@@ -253,10 +276,23 @@ impl ImageWriter {
             .output([xd[1], xd[2]], [w_dims[1], w_dims[2]])
             .ok_or(WriteError::BadShape(xd.clone()))?;
         let out = [xd[0], oh, ow, w_dims[0]];
-        self.layer(OpCode::Conv2d, x, w, &w_dims, bias, w_dims[0], false, &out, &win.words(), act, out_quant)
+        self.layer(
+            OpCode::Conv2d,
+            x,
+            w,
+            &w_dims,
+            bias,
+            w_dims[0],
+            false,
+            &out,
+            &win.words(),
+            act,
+            out_quant,
+        )
     }
 
     /// DepthwiseConv2D on NHWC `x`, weights `[1, kh, kw, out_c]` (`out_c` a multiple of `in_c`).
+    #[allow(clippy::too_many_arguments)]
     pub fn depthwise_conv2d(
         &mut self,
         x: TensorId,
@@ -275,7 +311,19 @@ impl ImageWriter {
             .output([xd[1], xd[2]], [w_dims[1], w_dims[2]])
             .ok_or(WriteError::BadShape(xd.clone()))?;
         let out = [xd[0], oh, ow, w_dims[3]];
-        self.layer(OpCode::DepthwiseConv2d, x, w, &w_dims, bias, w_dims[3], true, &out, &win.words(), act, out_quant)
+        self.layer(
+            OpCode::DepthwiseConv2d,
+            x,
+            w,
+            &w_dims,
+            bias,
+            w_dims[3],
+            true,
+            &out,
+            &win.words(),
+            act,
+            out_quant,
+        )
     }
 
     /// Conv1D on NWC `x`, weights `[out_c, k, in_c]`; `padding = [left, right]`.
@@ -305,8 +353,25 @@ impl ImageWriter {
             .output([1, xd[1]], [1, w_dims[1]])
             .ok_or(WriteError::BadShape(xd.clone()))?;
         let out = [xd[0], ow, w_dims[0]];
-        let words = [stride as u32, dilation as u32, padding[0] as u32, padding[1] as u32];
-        self.layer(OpCode::Conv1d, x, w, &w_dims, bias, w_dims[0], false, &out, &words, act, out_quant)
+        let words = [
+            stride as u32,
+            dilation as u32,
+            padding[0] as u32,
+            padding[1] as u32,
+        ];
+        self.layer(
+            OpCode::Conv1d,
+            x,
+            w,
+            &w_dims,
+            bias,
+            w_dims[0],
+            false,
+            &out,
+            &words,
+            act,
+            out_quant,
+        )
     }
 
     /// Shared encoder of the weight layers: geometry words, then the clamp (2 words).
@@ -349,5 +414,277 @@ impl ImageWriter {
                 Ok(y)
             }
         }
+    }
+
+    fn same_as(&mut self, x: TensorId, dims: &[usize]) -> Result<TensorId, WriteError> {
+        let dt = self.dtype(x)?;
+        let (scale, zp) = self.quant(x)?;
+        let q = (scale > 0.0).then_some((scale, zp));
+        self.activation(dt, dims, q)
+    }
+
+    fn clamp_words(
+        &self,
+        x: TensorId,
+        act: Activation,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<[u32; 2], WriteError> {
+        Ok(match self.dtype(x)? {
+            DType::F32 => {
+                let c = act.clamp_f32();
+                [c.min.to_bits(), c.max.to_bits()]
+            }
+            _ => {
+                let (s, z) = match out_quant {
+                    Some(q) => q,
+                    None => self.quant(x)?,
+                };
+                let c = act.clamp_i8(s, z);
+                [c.min as i32 as u32, c.max as i32 as u32]
+            }
+        })
+    }
+
+    /// A standalone ReLU (`relu6 == false`) or ReLU6; int8 keeps the input's quantization.
+    pub fn relu(&mut self, x: TensorId, relu6: bool) -> Result<TensorId, WriteError> {
+        let dims = self.shape(x)?;
+        let y = self.same_as(x, &dims)?;
+        let act = if relu6 {
+            Activation::Relu6
+        } else {
+            Activation::Relu
+        };
+        let words = self.clamp_words(x, act, None)?;
+        let code = if relu6 { OpCode::Relu6 } else { OpCode::Relu };
+        self.op(code, 1, &[Some(x)], &[y], &words)?;
+        Ok(y)
+    }
+
+    /// Max (`max == true`) or average pooling with window `kernel`; int8 keeps the input's quantization.
+    pub fn pool2d(
+        &mut self,
+        x: TensorId,
+        kernel: [usize; 2],
+        win: Window,
+        max: bool,
+    ) -> Result<TensorId, WriteError> {
+        let xd = self.shape(x)?;
+        if xd.len() != 4 || win.dilation != [1, 1] {
+            return Err(WriteError::BadShape(xd));
+        }
+        let [oh, ow] = win
+            .output([xd[1], xd[2]], kernel)
+            .ok_or(WriteError::BadShape(xd.clone()))?;
+        let y = self.same_as(x, &[xd[0], oh, ow, xd[3]])?;
+        let mut words = vec![
+            kernel[0] as u32,
+            kernel[1] as u32,
+            win.stride[0] as u32,
+            win.stride[1] as u32,
+        ];
+        words.extend(win.padding.iter().map(|&p| p as u32));
+        words.extend(self.clamp_words(x, Activation::None, None)?);
+        let code = if max {
+            OpCode::MaxPool2d
+        } else {
+            OpCode::AvgPool2d
+        };
+        self.op(code, 1, &[Some(x)], &[y], &words)?;
+        Ok(y)
+    }
+
+    /// Global average pooling `[n, h, w, c] → [n, 1, 1, c]` (int8: requantized to `out_quant`).
+    pub fn global_avg_pool(
+        &mut self,
+        x: TensorId,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let xd = self.shape(x)?;
+        if xd.len() != 4 {
+            return Err(WriteError::BadShape(xd));
+        }
+        let dims = [xd[0], 1, 1, xd[3]];
+        if self.dtype(x)? == DType::F32 {
+            let y = self.activation(DType::F32, &dims, None)?;
+            let words = self.clamp_words(x, Activation::None, None)?;
+            self.op(OpCode::GlobalAvgPool, 1, &[Some(x)], &[y], &words)?;
+            return Ok(y);
+        }
+        let (s_in, _) = self.quant(x)?;
+        let q = match out_quant {
+            Some(q) => q,
+            None => self.quant(x)?,
+        };
+        let real = s_in as f64 / (q.0 as f64 * (xd[1] * xd[2]) as f64);
+        let (m, sh) = crate::ops::pooling::global_avg_requant(
+            s_in as f64,
+            q.0 as f64,
+            (xd[1] * xd[2]) as u32,
+        )
+        .ok_or(WriteError::BadScale(real))?;
+        let y = self.activation(DType::I8, &dims, Some(q))?;
+        let [lo, hi] = self.clamp_words(x, Activation::None, Some(q))?;
+        self.op(
+            OpCode::GlobalAvgPool,
+            1,
+            &[Some(x)],
+            &[y],
+            &[m as u32, sh as u32, lo, hi],
+        )?;
+        Ok(y)
+    }
+
+    /// A reshape that copies (prefer [`ImageWriter::alias`], which costs nothing).
+    pub fn reshape_copy(&mut self, x: TensorId, dims: &[usize]) -> Result<TensorId, WriteError> {
+        let y = self.same_as(x, dims)?;
+        self.op(OpCode::Reshape, 1, &[Some(x)], &[y], &[])?;
+        Ok(y)
+    }
+
+    /// Softmax over the last axis (int8: output scale 1/256, zero point -128, exp table in the image).
+    pub fn softmax(&mut self, x: TensorId, beta: f32) -> Result<TensorId, WriteError> {
+        use crate::ops::softmax::{exp_table, OUTPUT_SCALE, OUTPUT_ZERO_POINT};
+        let dims = self.shape(x)?;
+        if self.dtype(x)? == DType::F32 {
+            let y = self.activation(DType::F32, &dims, None)?;
+            self.op(OpCode::Softmax, 1, &[Some(x)], &[y], &[beta.to_bits()])?;
+            return Ok(y);
+        }
+        let (s_in, _) = self.quant(x)?;
+        let table = exp_table(s_in as f64, beta as f64);
+        let t = self.const_i32(&[table.len()], &table, ConstRole::Other)?;
+        let y = self.activation(DType::I8, &dims, Some((OUTPUT_SCALE, OUTPUT_ZERO_POINT)))?;
+        self.op(OpCode::Softmax, 1, &[Some(x), Some(t)], &[y], &[])?;
+        Ok(y)
+    }
+
+    /// f32 → int8 with `(scale, zero_point)`.
+    pub fn quantize(&mut self, x: TensorId, q: (f32, i32)) -> Result<TensorId, WriteError> {
+        let dims = self.shape(x)?;
+        let y = self.activation(DType::I8, &dims, Some(q))?;
+        self.op(OpCode::Quantize, 1, &[Some(x)], &[y], &[])?;
+        Ok(y)
+    }
+
+    /// int8 → f32.
+    pub fn dequantize(&mut self, x: TensorId) -> Result<TensorId, WriteError> {
+        let dims = self.shape(x)?;
+        let y = self.activation(DType::F32, &dims, None)?;
+        self.op(OpCode::Dequantize, 1, &[Some(x)], &[y], &[])?;
+        Ok(y)
+    }
+
+    /// Index of the largest value along `axis` (int32 output, the axis removed).
+    pub fn argmax(&mut self, x: TensorId, axis: usize) -> Result<TensorId, WriteError> {
+        let mut dims = self.shape(x)?;
+        if axis >= dims.len() {
+            return Err(WriteError::BadShape(dims));
+        }
+        dims.remove(axis);
+        if dims.is_empty() {
+            dims.push(1);
+        }
+        let y = self.activation(DType::I32, &dims, None)?;
+        self.op(OpCode::ArgMax, 1, &[Some(x)], &[y], &[axis as u32])?;
+        Ok(y)
+    }
+
+    /// Element-wise Add (`add == true`) or Mul of two tensors with broadcasting; int8 requantizes to `out_quant`.
+    pub fn binary(
+        &mut self,
+        a: TensorId,
+        b: TensorId,
+        add: bool,
+        act: Activation,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let (da, db) = (self.shape(a)?, self.shape(b)?);
+        let rank = da.len().max(db.len());
+        let pad = |d: &[usize]| {
+            let mut v = vec![1; rank - d.len()];
+            v.extend_from_slice(d);
+            v
+        };
+        let (pa, pb) = (pad(&da), pad(&db));
+        let dims: Vec<usize> = pa.iter().zip(&pb).map(|(&x, &y)| x.max(y)).collect();
+        let code = if add { OpCode::Add } else { OpCode::Mul };
+        if self.dtype(a)? == DType::F32 {
+            let y = self.activation(DType::F32, &dims, None)?;
+            let words = self.clamp_words(a, act, None)?;
+            self.op(code, 1, &[Some(a), Some(b)], &[y], &words)?;
+            return Ok(y);
+        }
+        let q = out_quant.ok_or(WriteError::BadQuant {
+            scale: 0.0,
+            zero_point: 0,
+        })?;
+        let (s1, s2) = (self.quant(a)?.0 as f64, self.quant(b)?.0 as f64);
+        let y = self.activation(DType::I8, &dims, Some(q))?;
+        let [lo, hi] = self.clamp_words(a, act, Some(q))?;
+        let words: Vec<u32> = if add {
+            let r = crate::ops::add::AddRequant::new(s1, s2, q.0 as f64)
+                .ok_or(WriteError::BadScale(s1 / q.0 as f64))?;
+            vec![
+                r.input1.0, r.input1.1, r.input2.0, r.input2.1, r.output.0, r.output.1,
+            ]
+            .into_iter()
+            .map(|v| v as u32)
+            .chain([lo, hi])
+            .collect()
+        } else {
+            let real = s1 * s2 / q.0 as f64;
+            let (m, sh) = quantize_multiplier(real).ok_or(WriteError::BadScale(real))?;
+            vec![m as u32, sh as u32, lo, hi]
+        };
+        self.op(code, 1, &[Some(a), Some(b)], &[y], &words)?;
+        Ok(y)
+    }
+
+    /// Concatenation along `axis`; int8 inputs are rescaled to `out_quant`.
+    pub fn concat(
+        &mut self,
+        xs: &[TensorId],
+        axis: usize,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let first = *xs.first().ok_or(WriteError::TooLarge)?;
+        let mut dims = self.shape(first)?;
+        if axis >= dims.len() {
+            return Err(WriteError::BadShape(dims));
+        }
+        dims[axis] = xs
+            .iter()
+            .map(|&x| self.shape(x).map(|d| d.get(axis).copied().unwrap_or(0)))
+            .sum::<Result<usize, _>>()?;
+        let ins: Vec<Option<TensorId>> = xs.iter().map(|&x| Some(x)).collect();
+        if self.dtype(first)? == DType::F32 {
+            let y = self.activation(DType::F32, &dims, None)?;
+            self.op(OpCode::Concat, 1, &ins, &[y], &[axis as u32])?;
+            return Ok(y);
+        }
+        let q = out_quant.ok_or(WriteError::BadQuant {
+            scale: 0.0,
+            zero_point: 0,
+        })?;
+        let mut zps = Vec::new();
+        let mut ms = Vec::new();
+        let mut shs = Vec::new();
+        for &x in xs {
+            let (s, z) = self.quant(x)?;
+            let (m, sh) = crate::ops::concat::concat_requant(s as f64, q.0 as f64)
+                .ok_or(WriteError::BadScale(s as f64 / q.0 as f64))?;
+            zps.push(z as u32);
+            ms.push(m as u32);
+            shs.push(sh as u32);
+        }
+        let y = self.activation(DType::I8, &dims, Some(q))?;
+        let words: Vec<u32> = [axis as u32]
+            .into_iter()
+            .chain(zps)
+            .chain(ms)
+            .chain(shs)
+            .collect();
+        self.op(OpCode::Concat, 1, &ins, &[y], &words)?;
+        Ok(y)
     }
 }

@@ -5,8 +5,8 @@ use super::crc::Crc32;
 use super::op::{self, OpRecord};
 use super::tensor::{self, Storage, TensorInfo, TENSOR_RECORD_LEN};
 use super::{
-    binding, NO_TENSOR, FORMAT_MAJOR, FORMAT_MINOR, GRAPH_HEADER_LEN, HEADER_LEN, MAGIC, MAX_NAME_LEN,
-    SIGNATURE_TRAILER_LEN,
+    binding, FORMAT_MAJOR, FORMAT_MINOR, GRAPH_HEADER_LEN, HEADER_LEN, MAGIC, MAX_NAME_LEN,
+    NO_TENSOR, SIGNATURE_TRAILER_LEN,
 };
 use crate::error::{OpProblem, Section, TensorProblem};
 use crate::Error;
@@ -300,15 +300,15 @@ impl<'a> Model<'a> {
         let n_in = self.num_inputs();
         for k in 0..n_in + self.num_outputs() {
             let t = self.io_index(k);
-            let info = self.raw_tensor(t as usize).map_err(|_| graph_err(16 + 2 * k))?;
+            let info = self
+                .raw_tensor(t as usize)
+                .map_err(|_| graph_err(16 + 2 * k))?;
             let ok = match info.storage {
                 Storage::Arena => true,
                 Storage::Alias(_) => k >= n_in,
                 _ => false,
             };
-            let dup = (0..k).any(|j| {
-                self.io_index(j) == t && (j < n_in) == (k < n_in)
-            });
+            let dup = (0..k).any(|j| self.io_index(j) == t && (j < n_in) == (k < n_in));
             if !ok || dup {
                 return Err(tensor_err(t as usize, TensorProblem::BadLifetime));
             }
@@ -323,7 +323,8 @@ impl<'a> Model<'a> {
             if count == self.num_ops() {
                 return Err(graph_err(off));
             }
-            let (rec, len) = op::decode(&self.ops[off..]).ok_or(op_err(count, OpProblem::BadArity))?;
+            let (rec, len) =
+                op::decode(&self.ops[off..]).ok_or(op_err(count, OpProblem::BadArity))?;
             if rec.num_outputs() == 0 {
                 return Err(op_err(count, OpProblem::BadArity));
             }

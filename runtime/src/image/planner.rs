@@ -100,7 +100,12 @@ fn greedy(bufs: &[Buffer], order: &[usize], best_fit: bool) -> (Vec<usize>, usiz
 }
 
 /// Depth-first search for a placement within `limit` bytes, visiting at most `budget` nodes.
-fn search(bufs: &[Buffer], order: &[usize], limit: usize, budget: &mut usize) -> Option<Vec<usize>> {
+fn search(
+    bufs: &[Buffer],
+    order: &[usize],
+    limit: usize,
+    budget: &mut usize,
+) -> Option<Vec<usize>> {
     fn go(
         bufs: &[Buffer],
         order: &[usize],
@@ -155,11 +160,26 @@ pub fn plan(bufs: &[Buffer]) -> Plan {
     };
     let len = |b: &Buffer| (b.last - b.first + 1) as i64;
     let orders: [(&'static str, Vec<usize>); 5] = [
-        ("size-desc", by(&|b| (-(aligned(b.size) as i64), b.first as i64, 0))),
-        ("first-asc", by(&|b| (b.first as i64, -(aligned(b.size) as i64), 0))),
-        ("lifetime-desc", by(&|b| (-len(b), -(aligned(b.size) as i64), 0))),
-        ("area-desc", by(&|b| (-(aligned(b.size) as i64) * len(b), 0, 0))),
-        ("last-desc", by(&|b| (-(b.last as i64), -(aligned(b.size) as i64), 0))),
+        (
+            "size-desc",
+            by(&|b| (-(aligned(b.size) as i64), b.first as i64, 0)),
+        ),
+        (
+            "first-asc",
+            by(&|b| (b.first as i64, -(aligned(b.size) as i64), 0)),
+        ),
+        (
+            "lifetime-desc",
+            by(&|b| (-len(b), -(aligned(b.size) as i64), 0)),
+        ),
+        (
+            "area-desc",
+            by(&|b| (-(aligned(b.size) as i64) * len(b), 0, 0)),
+        ),
+        (
+            "last-desc",
+            by(&|b| (-(b.last as i64), -(aligned(b.size) as i64), 0)),
+        ),
     ];
     let mut best: Option<Plan> = None;
     for (name, order) in &orders {

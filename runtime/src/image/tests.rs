@@ -10,10 +10,21 @@ use crate::{Error, Interpreter};
 /// A tiny int8 model: x[1,4] → FC(3, ReLU) → FC(2) → y, plus a stats entry.
 fn tiny_i8() -> BuiltImage {
     let mut w = ImageWriter::new("tiny", 7).expect("name fits");
-    let x = w.input(DType::I8, &[1, 4], Some((0.05, -3))).expect("input");
-    let w1 = [0.5, -0.25, 0.125, 1.0, -1.0, 0.75, 0.3, -0.6, 0.2, 0.1, -0.4, 0.9];
+    let x = w
+        .input(DType::I8, &[1, 4], Some((0.05, -3)))
+        .expect("input");
+    let w1 = [
+        0.5, -0.25, 0.125, 1.0, -1.0, 0.75, 0.3, -0.6, 0.2, 0.1, -0.4, 0.9,
+    ];
     let h = w
-        .fully_connected(x, &w1, Some(&[0.1, -0.2, 0.3]), 3, Activation::Relu, Some((0.02, -128)))
+        .fully_connected(
+            x,
+            &w1,
+            Some(&[0.1, -0.2, 0.3]),
+            3,
+            Activation::Relu,
+            Some((0.02, -128)),
+        )
         .expect("fc1");
     let w2 = [0.7, -0.3, 0.5, -0.9, 0.4, 0.2];
     let y = w
@@ -29,7 +40,14 @@ fn tiny_f32() -> BuiltImage {
     let mut w = ImageWriter::new("tiny-f32", 1).expect("name fits");
     let x = w.input(DType::F32, &[2, 3], None).expect("input");
     let y = w
-        .fully_connected(x, &[1.0, 2.0, 3.0, -1.0, 0.5, 0.25], Some(&[0.5, -0.5]), 2, Activation::None, None)
+        .fully_connected(
+            x,
+            &[1.0, 2.0, 3.0, -1.0, 0.5, 0.25],
+            Some(&[0.5, -0.5]),
+            2,
+            Activation::None,
+            None,
+        )
         .expect("fc");
     w.output(y).expect("output");
     w.finish().expect("writes")
@@ -51,7 +69,8 @@ fn get_u32(b: &[u8], off: usize) -> u32 {
 /// Offset of tensor record `t` in the image.
 fn tensor_record(b: &[u8], t: usize) -> usize {
     let g = HEADER_LEN;
-    let n_io = u16::from_le_bytes([b[g + 2], b[g + 3]]) as usize + u16::from_le_bytes([b[g + 4], b[g + 5]]) as usize;
+    let n_io = u16::from_le_bytes([b[g + 2], b[g + 3]]) as usize
+        + u16::from_le_bytes([b[g + 4], b[g + 5]]) as usize;
     g + GRAPH_HEADER_LEN + (2 * n_io).div_ceil(4) * 4 + t * tensor::TENSOR_RECORD_LEN
 }
 
@@ -82,7 +101,10 @@ fn golden_header() {
     assert_eq!((m.num_inputs(), m.num_outputs(), m.num_ops()), (1, 1, 2));
     let stats: Vec<_> = m.stats_entries().map(|e| e.expect("valid")).collect();
     assert_eq!(stats.len(), 1);
-    assert_eq!((stats[0].tag, stats[0].payload), (1, &[1u8, 2, 3, 4, 5][..]));
+    assert_eq!(
+        (stats[0].tag, stats[0].payload),
+        (1, &[1u8, 2, 3, 4, 5][..])
+    );
     assert!(m.signature().is_none());
 }
 
@@ -94,11 +116,15 @@ fn golden_tiny_outputs() {
     let m = Model::parse(a.as_slice()).expect("parses");
     let mut arena = AlignedBytes::zeroed(m.arena_bytes());
     let mut it = Interpreter::new(&m, arena.as_mut_slice()).expect("fits");
-    it.input_i8(0).expect("input").copy_from_slice(&[1, -5, 5, -2]);
+    it.input_i8(0)
+        .expect("input")
+        .copy_from_slice(&[1, -5, 5, -2]);
     it.invoke().expect("runs");
     // f64: h = relu(W1 x + b1) = relu([0.1+0.1+0.0125+0.05+0.1, ...]) ; y = W2 h.
     let x = [0.2f64, -0.1, 0.4, 0.05];
-    let w1 = [0.5, -0.25, 0.125, 1.0, -1.0, 0.75, 0.3, -0.6, 0.2, 0.1, -0.4, 0.9];
+    let w1 = [
+        0.5, -0.25, 0.125, 1.0, -1.0, 0.75, 0.3, -0.6, 0.2, 0.1, -0.4, 0.9,
+    ];
     let b1 = [0.1, -0.2, 0.3];
     let h: Vec<f64> = (0..3)
         .map(|o| (b1[o] + (0..4).map(|i| w1[o * 4 + i] * x[i]).sum::<f64>()).max(0.0))
@@ -108,7 +134,10 @@ fn golden_tiny_outputs() {
     for o in 0..2 {
         let want = (0..3).map(|i| w2[o * 3 + i] * h[i]).sum::<f64>();
         let got = (y[o] as i32 - 5) as f64 * 0.03;
-        assert!((got - want).abs() <= 2.0 * 0.03, "output {o}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 2.0 * 0.03,
+            "output {o}: {got} vs {want}"
+        );
     }
 }
 
@@ -119,11 +148,22 @@ fn f32_model_runs() {
     let m = Model::parse(a.as_slice()).expect("parses");
     let mut arena = AlignedBytes::zeroed(m.arena_bytes());
     let mut it = Interpreter::new(&m, arena.as_mut_slice()).expect("fits");
-    it.input_f32(0).expect("input").copy_from_slice(&[1.0, 0.0, -1.0, 2.0, 2.0, 2.0]);
+    it.input_f32(0)
+        .expect("input")
+        .copy_from_slice(&[1.0, 0.0, -1.0, 2.0, 2.0, 2.0]);
     it.invoke().expect("runs");
-    assert_eq!(it.output_f32(0).expect("output"), &[-1.5, -1.75, 12.5, -1.0]);
-    assert!(matches!(it.output_i8(0), Err(Error::TensorDtypeMismatch { .. })));
-    assert!(matches!(it.input_f32(1), Err(Error::TensorIndexOutOfRange { index: 1 })));
+    assert_eq!(
+        it.output_f32(0).expect("output"),
+        &[-1.5, -1.75, 12.5, -1.0]
+    );
+    assert!(matches!(
+        it.output_i8(0),
+        Err(Error::TensorDtypeMismatch { .. })
+    ));
+    assert!(matches!(
+        it.input_f32(1),
+        Err(Error::TensorIndexOutOfRange { index: 1 })
+    ));
 }
 
 /// Applies `edit` to a valid image, fixes the CRC, and returns the parse result.
@@ -146,42 +186,73 @@ fn reject_table() {
     // Unknown major / newer minor version.
     let mut b = good.clone();
     b[4] = 2;
-    assert_eq!(parse(&b), Err(Error::ImageUnsupportedVersion { major: 2, minor: 0 }));
+    assert_eq!(
+        parse(&b),
+        Err(Error::ImageUnsupportedVersion { major: 2, minor: 0 })
+    );
     let mut b = good.clone();
     b[6] = 1;
-    assert_eq!(parse(&b), Err(Error::ImageUnsupportedVersion { major: 1, minor: 1 }));
+    assert_eq!(
+        parse(&b),
+        Err(Error::ImageUnsupportedVersion { major: 1, minor: 1 })
+    );
     // Shorter than a header; shorter than the stated length.
-    assert_eq!(parse(&good[..79]), Err(Error::ImageTruncated { needed: 80, got: 79 }));
+    assert_eq!(
+        parse(&good[..79]),
+        Err(Error::ImageTruncated {
+            needed: 80,
+            got: 79
+        })
+    );
     assert_eq!(
         parse(&good[..good.len() - 16]),
-        Err(Error::ImageTruncated { needed: len, got: len - 16 })
+        Err(Error::ImageTruncated {
+            needed: len,
+            got: len - 16
+        })
     );
     // Misaligned start address.
     let mut shifted = AlignedBytes::zeroed(good.len() + 1);
     shifted.as_mut_slice()[1..].copy_from_slice(&good);
-    assert_eq!(Model::parse(&shifted.as_slice()[1..]).map(|_| ()), Err(Error::ImageMisaligned));
+    assert_eq!(
+        Model::parse(&shifted.as_slice()[1..]).map(|_| ()),
+        Err(Error::ImageMisaligned)
+    );
     // CRC mismatch.
     let mut b = good.clone();
     let last = b.len() - 1;
     b[last] ^= 0x40;
     assert!(matches!(parse(&b), Err(Error::ImageBadCrc { .. })));
     // Unknown header flag.
-    assert_eq!(edited(|b| set_u32(b, 16, 2)), Err(Error::ImageBadHeader { offset: 16 }));
+    assert_eq!(
+        edited(|b| set_u32(b, 16, 2)),
+        Err(Error::ImageBadHeader { offset: 16 })
+    );
     // Length not a multiple of 16.
-    assert_eq!(edited(|b| set_u32(b, 12, len - 1)), Err(Error::ImageBadHeader { offset: 12 }));
+    assert_eq!(
+        edited(|b| set_u32(b, 12, len - 1)),
+        Err(Error::ImageBadHeader { offset: 12 })
+    );
     // Name not UTF-8.
-    assert_eq!(edited(|b| b[56] = 0xFF), Err(Error::ImageBadHeader { offset: 56 }));
+    assert_eq!(
+        edited(|b| b[56] = 0xFF),
+        Err(Error::ImageBadHeader { offset: 56 })
+    );
     // Section out of place / misaligned.
     assert_eq!(
         edited(|b| set_u32(b, 24, 96)),
-        Err(Error::ImageBadSection { section: Section::Graph })
+        Err(Error::ImageBadSection {
+            section: Section::Graph
+        })
     );
     assert_eq!(
         edited(|b| {
             let c = get_u32(b, 32);
             set_u32(b, 32, c + 8)
         }),
-        Err(Error::ImageBadSection { section: Section::Constants })
+        Err(Error::ImageBadSection {
+            section: Section::Constants
+        })
     );
     // Graph counts inconsistent with the section length.
     assert!(matches!(
@@ -195,14 +266,20 @@ fn reject_table() {
             let r = tensor_record(b, w1);
             set_u32(b, r + 12, 8)
         }),
-        Err(Error::ImageBadTensor { tensor: 1, problem: TensorProblem::Misaligned })
+        Err(Error::ImageBadTensor {
+            tensor: 1,
+            problem: TensorProblem::Misaligned
+        })
     );
     assert_eq!(
         edited(|b| {
             let r = tensor_record(b, w1);
             set_u32(b, r + 12, 1 << 20)
         }),
-        Err(Error::ImageBadTensor { tensor: 1, problem: TensorProblem::OutOfBounds })
+        Err(Error::ImageBadTensor {
+            tensor: 1,
+            problem: TensorProblem::OutOfBounds
+        })
     );
     // Bad dtype, rank, zero point.
     assert_eq!(
@@ -210,21 +287,30 @@ fn reject_table() {
             let r = tensor_record(b, 0);
             b[r] = 9
         }),
-        Err(Error::ImageBadTensor { tensor: 0, problem: TensorProblem::BadDtype })
+        Err(Error::ImageBadTensor {
+            tensor: 0,
+            problem: TensorProblem::BadDtype
+        })
     );
     assert_eq!(
         edited(|b| {
             let r = tensor_record(b, 0);
             b[r + 1] = 5
         }),
-        Err(Error::ImageBadTensor { tensor: 0, problem: TensorProblem::BadRank })
+        Err(Error::ImageBadTensor {
+            tensor: 0,
+            problem: TensorProblem::BadRank
+        })
     );
     assert_eq!(
         edited(|b| {
             let r = tensor_record(b, 0);
             set_u32(b, r + 20, 200)
         }),
-        Err(Error::ImageBadTensor { tensor: 0, problem: TensorProblem::BadQuant })
+        Err(Error::ImageBadTensor {
+            tensor: 0,
+            problem: TensorProblem::BadQuant
+        })
     );
     // Arena smaller than the plan.
     assert!(matches!(
@@ -234,7 +320,9 @@ fn reject_table() {
     // Two live tensors moved onto the same bytes: the input (tensor 0) onto fc1's output.
     let a = AlignedBytes::new(&good);
     let m = Model::parse(a.as_slice()).expect("valid");
-    let h = m.tensor(m.ops().next().expect("op").expect("valid").output(0) as usize).expect("tensor");
+    let h = m
+        .tensor(m.ops().next().expect("op").expect("valid").output(0) as usize)
+        .expect("tensor");
     assert!(matches!(
         edited(|b| {
             let r = tensor_record(b, 0);
@@ -248,7 +336,10 @@ fn reject_table() {
             let r = tensor_record(b, 0);
             b[r + 26] = 1
         }),
-        Err(Error::ImageBadTensor { tensor: 0, problem: TensorProblem::BadLifetime })
+        Err(Error::ImageBadTensor {
+            tensor: 0,
+            problem: TensorProblem::BadLifetime
+        })
     );
     // Unknown op code; unknown parameter version.
     assert_eq!(
@@ -256,14 +347,20 @@ fn reject_table() {
             let o = first_op(b);
             b[o] = 200
         }),
-        Err(Error::UnsupportedOp { index: 0, code: 200 })
+        Err(Error::UnsupportedOp {
+            index: 0,
+            code: 200
+        })
     );
     assert_eq!(
         edited(|b| {
             let o = first_op(b);
             b[o + 1] = 2
         }),
-        Err(Error::UnsupportedOp { index: 0, code: OpCode::FullyConnected as u8 })
+        Err(Error::UnsupportedOp {
+            index: 0,
+            code: OpCode::FullyConnected as u8
+        })
     );
     // Op reading a tensor index past the table.
     assert_eq!(
@@ -271,7 +368,10 @@ fn reject_table() {
             let o = first_op(b);
             b[o + 8] = 250
         }),
-        Err(Error::ImageBadOp { op: 0, problem: OpProblem::BadTensorIndex })
+        Err(Error::ImageBadOp {
+            op: 0,
+            problem: OpProblem::BadTensorIndex
+        })
     );
     // Op writing a constant.
     assert_eq!(
@@ -280,7 +380,10 @@ fn reject_table() {
             let n_in = b[o + 2] as usize;
             b[o + 8 + 2 * n_in] = 1
         }),
-        Err(Error::ImageBadOp { op: 0, problem: OpProblem::BadWrite })
+        Err(Error::ImageBadOp {
+            op: 0,
+            problem: OpProblem::BadWrite
+        })
     );
     // Activation clamp out of int8 range (fc1's params: [act_min, act_max]).
     assert_eq!(
@@ -290,7 +393,10 @@ fn reject_table() {
             let p = o + 8 + io.div_ceil(4) * 4;
             set_u32(b, p, 500)
         }),
-        Err(Error::ImageBadOp { op: 0, problem: OpProblem::BadParams })
+        Err(Error::ImageBadOp {
+            op: 0,
+            problem: OpProblem::BadParams
+        })
     );
     // Kernel check: a shift out of range in the constant section.
     let shift_tensor = 5; // x, w1, b1, m1, s1 -> tensor 4 is fc1's shifts... find it by dtype/role
@@ -315,7 +421,10 @@ fn reject_table() {
         Err(Error::ImageBadStats { offset: 0 })
     ));
     // Signed flag without a trailer; trailer with a bad magic; a good trailer.
-    assert!(matches!(edited(|b| set_u32(b, 16, 1)), Err(Error::ImageTruncated { .. })));
+    assert!(matches!(
+        edited(|b| set_u32(b, 16, 1)),
+        Err(Error::ImageTruncated { .. })
+    ));
     let mut signed = good.clone();
     set_u32(&mut signed, 16, FLAG_SIGNED);
     fix_crc(&mut signed);
@@ -344,7 +453,10 @@ fn interpreter_rejects_bad_arenas() {
     let mut small = AlignedBytes::zeroed(need - 1);
     assert_eq!(
         Interpreter::new(&m, small.as_mut_slice()).map(|_| ()),
-        Err(Error::ArenaTooSmall { needed: need as u32, given: need as u32 - 1 })
+        Err(Error::ArenaTooSmall {
+            needed: need as u32,
+            given: need as u32 - 1
+        })
     );
     let mut big = AlignedBytes::zeroed(need + 1);
     assert_eq!(
@@ -369,7 +481,9 @@ fn parse_and_run(bytes: &[u8]) -> bool {
     };
     for k in 0..m.num_inputs() {
         if let Ok(x) = it.input_bytes(k) {
-            x.iter_mut().enumerate().for_each(|(i, v)| *v = (i * 37) as u8);
+            x.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i * 37) as u8);
         }
     }
     let _ = it.invoke();
@@ -402,7 +516,10 @@ fn every_bit_flip_is_an_error_or_a_valid_model() {
             parsed += parse_and_run(&b) as usize;
         }
         assert_eq!(crc_caught, good.len() * 8);
-        eprintln!("{} bit flips: {parsed} still valid models after CRC fix-up", good.len() * 8);
+        eprintln!(
+            "{} bit flips: {parsed} still valid models after CRC fix-up",
+            good.len() * 8
+        );
     }
 }
 

@@ -61,7 +61,10 @@ impl fmt::Display for WriteError {
                 write!(f, "constant has {got} bytes, its shape needs {expected}")
             }
             WriteError::BadQuant { scale, zero_point } => {
-                write!(f, "invalid quantization (scale {scale}, zero point {zero_point})")
+                write!(
+                    f,
+                    "invalid quantization (scale {scale}, zero point {zero_point})"
+                )
             }
             WriteError::BadScale(s) => write!(f, "requantization scale {s} is not representable"),
             WriteError::TooLarge => write!(f, "graph too large for the image format"),
@@ -208,7 +211,13 @@ impl ImageWriter {
 
     /// Shape of tensor `t`.
     pub fn shape(&self, t: TensorId) -> Result<Vec<usize>, WriteError> {
-        Ok(self.def(t)?.shape.dims().iter().map(|&d| d as usize).collect())
+        Ok(self
+            .def(t)?
+            .shape
+            .dims()
+            .iter()
+            .map(|&d| d as usize)
+            .collect())
     }
 
     /// Element type of tensor `t`.
@@ -319,19 +328,34 @@ impl ImageWriter {
     }
 
     /// An int8 constant.
-    pub fn const_i8(&mut self, dims: &[usize], data: &[i8], role: ConstRole) -> Result<TensorId, WriteError> {
+    pub fn const_i8(
+        &mut self,
+        dims: &[usize],
+        data: &[i8],
+        role: ConstRole,
+    ) -> Result<TensorId, WriteError> {
         let bytes = data.iter().map(|&v| v as u8).collect();
         self.constant(DType::I8, dims, bytes, None, role)
     }
 
     /// An int32 constant.
-    pub fn const_i32(&mut self, dims: &[usize], data: &[i32], role: ConstRole) -> Result<TensorId, WriteError> {
+    pub fn const_i32(
+        &mut self,
+        dims: &[usize],
+        data: &[i32],
+        role: ConstRole,
+    ) -> Result<TensorId, WriteError> {
         let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.constant(DType::I32, dims, bytes, None, role)
     }
 
     /// An f32 constant.
-    pub fn const_f32(&mut self, dims: &[usize], data: &[f32], role: ConstRole) -> Result<TensorId, WriteError> {
+    pub fn const_f32(
+        &mut self,
+        dims: &[usize],
+        data: &[f32],
+        role: ConstRole,
+    ) -> Result<TensorId, WriteError> {
         let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.constant(DType::F32, dims, bytes, None, role)
     }
@@ -355,7 +379,10 @@ impl ImageWriter {
         self.ops.push(OpDef {
             code: code as u8,
             version,
-            inputs: inputs.iter().map(|t| t.map_or(NO_TENSOR, |t| t.0)).collect(),
+            inputs: inputs
+                .iter()
+                .map(|t| t.map_or(NO_TENSOR, |t| t.0))
+                .collect(),
             outputs: outputs.iter().map(|t| t.0).collect(),
             params: params.iter().flat_map(|w| w.to_le_bytes()).collect(),
         });
@@ -387,10 +414,11 @@ impl ImageWriter {
                         let producer = self.ops.iter().position(|o| o.outputs.contains(&t));
                         let first = producer.unwrap_or(0);
                         let is_out = self.outputs.iter().any(|&o| o == t || self.base(o) == t);
-                        let last_read = self
-                            .ops
-                            .iter()
-                            .rposition(|o| o.inputs.iter().any(|&x| x == t || (x != NO_TENSOR && self.base(x) == t)));
+                        let last_read = self.ops.iter().rposition(|o| {
+                            o.inputs
+                                .iter()
+                                .any(|&x| x == t || (x != NO_TENSOR && self.base(x) == t))
+                        });
                         let last = if is_out {
                             last_op
                         } else {
@@ -459,7 +487,11 @@ impl ImageWriter {
             self.outputs.len(),
             self.ops.len(),
         ] {
-            g.extend_from_slice(&u16::try_from(v).map_err(|_| WriteError::TooLarge)?.to_le_bytes());
+            g.extend_from_slice(
+                &u16::try_from(v)
+                    .map_err(|_| WriteError::TooLarge)?
+                    .to_le_bytes(),
+            );
         }
         g.extend_from_slice(&(ops_bytes.len() as u32).to_le_bytes());
         g.extend_from_slice(&0u32.to_le_bytes());
@@ -480,7 +512,11 @@ impl ImageWriter {
             });
             g.push(0);
             for k in 0..MAX_RANK {
-                let dim = if k < d.shape.rank() { d.shape.dim(k) as u16 } else { 0 };
+                let dim = if k < d.shape.rank() {
+                    d.shape.dim(k) as u16
+                } else {
+                    0
+                };
                 g.extend_from_slice(&dim.to_le_bytes());
             }
             g.extend_from_slice(&offsets[i].to_le_bytes());
@@ -507,7 +543,10 @@ impl ImageWriter {
         let (stats_off, end) = if st.is_empty() {
             (0, const_end)
         } else {
-            (const_end, align_up(const_end + st.len(), 16).ok_or(WriteError::TooLarge)?)
+            (
+                const_end,
+                align_up(const_end + st.len(), 16).ok_or(WriteError::TooLarge)?,
+            )
         };
         let image_len = u32::try_from(end).map_err(|_| WriteError::TooLarge)?;
         let mut out = vec![0u8; end];

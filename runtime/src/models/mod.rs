@@ -8,7 +8,7 @@ pub mod mlp;
 
 use crate::image::layers::{choose_quant, Activation, Window};
 use crate::image::writer::{BuiltImage, ImageWriter, TensorId, WriteError};
-use crate::image::{DType, OpCode};
+use crate::image::DType;
 
 /// One float layer of a sequential model.
 #[derive(Debug, Clone)]
@@ -135,6 +135,7 @@ fn at(s: &[usize], n: usize, h: usize, w: usize, c: usize) -> usize {
     ((n * s[1] + h) * s[2] + w) * s[3] + c
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv_f64(
     x: &[f64],
     xs: &[usize],
@@ -157,8 +158,10 @@ fn conv_f64(
                     let mut acc = b[o] as f64;
                     for ky in 0..kh {
                         for kx in 0..kw {
-                            let iy = (oy * win.stride[0] + ky * win.dilation[0]) as isize - win.padding[0] as isize;
-                            let ix = (ox * win.stride[1] + kx * win.dilation[1]) as isize - win.padding[2] as isize;
+                            let iy = (oy * win.stride[0] + ky * win.dilation[0]) as isize
+                                - win.padding[0] as isize;
+                            let ix = (ox * win.stride[1] + kx * win.dilation[1]) as isize
+                                - win.padding[2] as isize;
                             if iy < 0 || ix < 0 || iy as usize >= xs[1] || ix as usize >= xs[2] {
                                 continue;
                             }
@@ -188,9 +191,9 @@ impl Sequential {
         self.layers
             .iter()
             .map(|l| match l {
-                Layer::Dense { w, b, .. } | Layer::Conv2d { w, b, .. } | Layer::Depthwise { w, b, .. } => {
-                    w.len() + b.len()
-                }
+                Layer::Dense { w, b, .. }
+                | Layer::Conv2d { w, b, .. }
+                | Layer::Depthwise { w, b, .. } => w.len() + b.len(),
                 _ => 0,
             })
             .sum()
@@ -224,8 +227,20 @@ impl Sequential {
                     }
                     y
                 }
-                Layer::Conv2d { w, b, dims, win, act } => conv_f64(&cur, &shape, w, b, *dims, win, false, *act).0,
-                Layer::Depthwise { w, b, dims, win, act } => conv_f64(&cur, &shape, w, b, *dims, win, true, *act).0,
+                Layer::Conv2d {
+                    w,
+                    b,
+                    dims,
+                    win,
+                    act,
+                } => conv_f64(&cur, &shape, w, b, *dims, win, false, *act).0,
+                Layer::Depthwise {
+                    w,
+                    b,
+                    dims,
+                    win,
+                    act,
+                } => conv_f64(&cur, &shape, w, b, *dims, win, true, *act).0,
                 Layer::GlobalAvgPool => {
                     let (n, hw, c) = (shape[0], shape[1] * shape[2], shape[3]);
                     let mut y = vec![0f64; n * c];
@@ -266,29 +281,29 @@ impl Sequential {
         for (i, layer) in self.layers.iter().enumerate() {
             let q = quants.map(|q| q[i]);
             cur = match layer {
-                Layer::Dense { w, b, out, act } => wr.fully_connected(cur, w, Some(b), *out, *act, q)?,
-                Layer::Conv2d { w, b, dims, win, act } => wr.conv2d(cur, w, Some(b), *dims, *win, *act, q)?,
-                Layer::Depthwise { w, b, dims, win, act } => {
-                    wr.depthwise_conv2d(cur, w, Some(b), *dims, *win, *act, q)?
+                Layer::Dense { w, b, out, act } => {
+                    wr.fully_connected(cur, w, Some(b), *out, *act, q)?
                 }
-                Layer::GlobalAvgPool => {
-                    let s = wr.shape(cur)?;
-                    let dt = wr.dtype(cur)?;
-                    let y = wr.activation(dt, &[s[0], 1, 1, s[3]], q)?;
-                    wr.op(OpCode::GlobalAvgPool, 1, &[Some(cur)], &[y], &[])?;
-                    y
-                }
+                Layer::Conv2d {
+                    w,
+                    b,
+                    dims,
+                    win,
+                    act,
+                } => wr.conv2d(cur, w, Some(b), *dims, *win, *act, q)?,
+                Layer::Depthwise {
+                    w,
+                    b,
+                    dims,
+                    win,
+                    act,
+                } => wr.depthwise_conv2d(cur, w, Some(b), *dims, *win, *act, q)?,
+                Layer::GlobalAvgPool => wr.global_avg_pool(cur, q)?,
                 Layer::Flatten => {
                     let s = wr.shape(cur)?;
                     wr.alias(cur, &[s[0], s[1..].iter().product()])?
                 }
-                Layer::Softmax => {
-                    let s = wr.shape(cur)?;
-                    let dt = wr.dtype(cur)?;
-                    let y = wr.activation(dt, &s, q)?;
-                    wr.op(OpCode::Softmax, 1, &[Some(cur)], &[y], &[])?;
-                    y
-                }
+                Layer::Softmax => wr.softmax(cur, 1.0)?,
             };
         }
         wr.output(cur)?;

@@ -54,8 +54,12 @@ fn check_f32_model(seq: &Sequential) {
 pub(crate) fn int8_error(seq: &Sequential, n: usize) -> (f64, f64, f64, f64) {
     let calib = inputs(1, seq.input_len(), 64);
     let (built, q) = seq.build_i8(&calib).expect("writes");
-    let (lo, hi) = ((-128 - q.output.1) as f64 * q.output.0 as f64, (127 - q.output.1) as f64 * q.output.0 as f64);
-    let (mut max_err, mut sum_err, mut count, mut clipped, mut agree) = (0f64, 0f64, 0usize, 0usize, 0usize);
+    let (lo, hi) = (
+        (-128 - q.output.1) as f64 * q.output.0 as f64,
+        (127 - q.output.1) as f64 * q.output.0 as f64,
+    );
+    let (mut max_err, mut sum_err, mut count, mut clipped, mut agree) =
+        (0f64, 0f64, 0usize, 0usize, 0usize);
     for x in inputs(99, seq.input_len(), n) {
         let want = seq.forward_f64(&x).pop().expect("layers");
         let got = dequantize(&run_i8(&built.bytes, &quantize(&x, q.input)), q.output);
@@ -71,7 +75,10 @@ pub(crate) fn int8_error(seq: &Sequential, n: usize) -> (f64, f64, f64, f64) {
         }
         let am = |v: &mut dyn Iterator<Item = f64>| {
             v.enumerate()
-                .fold((0, f64::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b })
+                .fold(
+                    (0, f64::NEG_INFINITY),
+                    |b, (i, x)| if x > b.1 { (i, x) } else { b },
+                )
                 .0
         };
         agree += (am(&mut got.iter().map(|&v| v as f64)) == am(&mut want.iter().cloned())) as usize;
@@ -104,10 +111,53 @@ fn mlp_int8_tracks_f64() {
 }
 
 #[test]
+fn mlp_softmax_int8_tracks_f64() {
+    let (max, mean, clipped, agree) = int8_error(&mlp::mlp(3, true), 50);
+    eprintln!(
+        "mlp+softmax int8 vs f64: max {max:.2} LSB, mean {mean:.3} LSB, clipped {clipped:.3}, argmax agreement {agree:.2}"
+    );
+    // Softmax amplifies the logits' few-LSB error by up to its slope: the bound is 8 LSB of 1/256.
+    assert!(
+        max <= 8.0 && mean <= 1.0 && clipped == 0.0,
+        "{max} {mean} {clipped}"
+    );
+}
+
+#[test]
+fn ds_cnn_f32_matches_f64() {
+    let seq = ds_cnn::ds_cnn(5, true);
+    assert!(
+        (20_000..=50_000).contains(&seq.num_params()),
+        "{}",
+        seq.num_params()
+    );
+    check_f32_model(&seq);
+}
+
+#[test]
+fn ds_cnn_int8_tracks_f64() {
+    let (max, mean, clipped, agree) = int8_error(&ds_cnn::ds_cnn(5, false), 10);
+    eprintln!(
+        "ds-cnn int8 vs f64: max {max:.2} LSB, mean {mean:.3} LSB, clipped {clipped:.3}, argmax agreement {agree:.2}"
+    );
+    // Ten requantized layers: the per-layer 1-LSB errors compound; the bound is stated loosely.
+    assert!(max <= 8.0, "max error {max} LSB");
+    assert!(mean <= 2.0, "mean error {mean} LSB");
+    assert!(clipped <= 0.02, "clipped fraction {clipped}");
+    assert!(agree >= 0.8, "argmax agreement {agree}");
+}
+
+#[test]
 fn examples_reach_the_arena_lower_bound() {
-    for seq in [mlp::mlp(3, false)] {
+    for seq in [
+        mlp::mlp(3, false),
+        mlp::mlp(3, true),
+        ds_cnn::ds_cnn(5, true),
+    ] {
         let f = seq.build_f32().expect("writes");
-        let (q, _) = seq.build_i8(&inputs(1, seq.input_len(), 4)).expect("writes");
+        let (q, _) = seq
+            .build_i8(&inputs(1, seq.input_len(), 4))
+            .expect("writes");
         for built in [f, q] {
             let p = &built.stats.plan;
             assert_eq!(p.arena_bytes, p.lower_bound, "{}: {p:?}", seq.name);

@@ -1,0 +1,231 @@
+//! `edgeloop run`: parse a model image, run it on the host runtime, print outputs and timing.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use edgeloop_runtime::image::writer::AlignedBytes;
+use edgeloop_runtime::image::{DType, TensorInfo};
+use edgeloop_runtime::{Interpreter, Model};
+
+/// Arguments of `edgeloop run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model image to run.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Values of one graph input (repeat the flag for several inputs, in order): numbers
+    /// separated by commas or whitespace, or `@FILE` to read them from a file. Real values are
+    /// quantized with the input's scale for int8 inputs (see `--raw`). Without `--input`, inputs
+    /// are filled with a fixed pseudo-random pattern.
+    #[arg(long)]
+    pub input: Vec<String>,
+    /// Take int8 input values as raw codes instead of real values.
+    #[arg(long)]
+    pub raw: bool,
+    /// Number of timed invocations.
+    #[arg(long, default_value_t = 10)]
+    pub repeat: usize,
+}
+
+/// What one invocation of a model produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Each output as real values (dequantized for int8).
+    pub outputs: Vec<Vec<f64>>,
+    /// Mean and minimum invoke time, in microseconds.
+    pub invoke_us: (f64, f64),
+}
+
+fn parse_values(spec: &str) -> anyhow::Result<Vec<f64>> {
+    let text = match spec.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading input file {path}"))?
+        }
+        None => spec.to_string(),
+    };
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<f64>()
+                .with_context(|| format!("not a number: {s:?}"))
+        })
+        .collect()
+}
+
+fn describe(t: &TensorInfo) -> String {
+    let q = if t.scale > 0.0 {
+        format!(", scale {:.6}, zero point {}", t.scale, t.zero_point)
+    } else {
+        String::new()
+    };
+    format!("{:?} {:?}{q}", t.dtype, t.shape.dims())
+}
+
+/// Writes `values` (real or raw) into input `k`.
+fn write_input(
+    it: &mut Interpreter<'_, '_>,
+    k: usize,
+    values: &[f64],
+    raw: bool,
+) -> anyhow::Result<()> {
+    let info = it.input_info(k)?;
+    if values.len() != info.num_elements() {
+        bail!(
+            "input {k} needs {} values ({}), got {}",
+            info.num_elements(),
+            describe(&info),
+            values.len()
+        );
+    }
+    match info.dtype {
+        DType::F32 => it
+            .input_f32(k)?
+            .iter_mut()
+            .zip(values)
+            .for_each(|(d, &v)| *d = v as f32),
+        DType::I8 => {
+            let (s, z) = (info.scale as f64, info.zero_point as f64);
+            it.input_i8(k)?.iter_mut().zip(values).for_each(|(d, &v)| {
+                let q = if raw || s == 0.0 {
+                    v
+                } else {
+                    (v / s).round() + z
+                };
+                *d = q.clamp(-128.0, 127.0) as i8;
+            })
+        }
+        DType::I32 => it
+            .input_i32(k)?
+            .iter_mut()
+            .zip(values)
+            .for_each(|(d, &v)| *d = v as i32),
+        other => bail!("input {k}: element type {other:?} is not supported by `edgeloop run`"),
+    }
+    Ok(())
+}
+
+fn read_output(it: &Interpreter<'_, '_>, k: usize) -> anyhow::Result<(Vec<f64>, Option<Vec<i32>>)> {
+    let info = it.output_info(k)?;
+    Ok(match info.dtype {
+        DType::F32 => (it.output_f32(k)?.iter().map(|&v| v as f64).collect(), None),
+        DType::I8 => {
+            let q = it.output_i8(k)?;
+            let real = q
+                .iter()
+                .map(|&v| (v as i32 - info.zero_point) as f64 * info.scale as f64)
+                .collect();
+            (real, Some(q.iter().map(|&v| v as i32).collect()))
+        }
+        DType::I32 => {
+            let v = it.output_i32(k)?.to_vec();
+            (v.iter().map(|&x| x as f64).collect(), Some(v))
+        }
+        other => bail!("output {k}: element type {other:?} is not supported by `edgeloop run`"),
+    })
+}
+
+/// Runs `image` with `inputs` (one vector per graph input, `None` for a fixed pattern), printing
+/// what it does; returns the outputs and timing.
+pub fn run_image(
+    image: &[u8],
+    inputs: &[Option<Vec<f64>>],
+    raw: bool,
+    repeat: usize,
+) -> anyhow::Result<RunReport> {
+    let aligned = AlignedBytes::new(image);
+    let model = Model::parse(aligned.as_slice()).context("parsing the model image")?;
+    let (major, minor) = model.format_version();
+    println!(
+        "model {:?} v{} (format {major}.{minor}): {} bytes, {} ops, {} tensors, constants {} bytes, arena {} bytes",
+        model.name(),
+        model.model_version(),
+        model.image_len(),
+        model.num_ops(),
+        model.num_tensors(),
+        model.constants_len(),
+        model.arena_bytes()
+    );
+    let mut arena = AlignedBytes::zeroed(model.arena_bytes());
+    let mut it = Interpreter::new(&model, arena.as_mut_slice())?;
+    println!(
+        "interpreter: {} bytes (size_of), arena {} bytes",
+        std::mem::size_of::<Interpreter<'_, '_>>(),
+        model.arena_bytes()
+    );
+    let mut values = Vec::new();
+    for k in 0..model.num_inputs() {
+        let info = it.input_info(k)?;
+        println!("input {k}: {}", describe(&info));
+        let v = match inputs.get(k).cloned().flatten() {
+            Some(v) => v,
+            None => (0..info.num_elements())
+                .map(|i| ((i * 7919 % 201) as f64 - 100.0) / 100.0)
+                .collect(),
+        };
+        values.push(v);
+    }
+    if inputs.len() > model.num_inputs() {
+        bail!(
+            "{} inputs given, the model has {}",
+            inputs.len(),
+            model.num_inputs()
+        );
+    }
+    let mut times = Vec::with_capacity(repeat.max(1));
+    for _ in 0..repeat.max(1) {
+        for (k, v) in values.iter().enumerate() {
+            write_input(&mut it, k, v, raw)?;
+        }
+        let t = Instant::now();
+        it.invoke().context("invoke")?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let min = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let mut outputs = Vec::new();
+    for k in 0..model.num_outputs() {
+        let info = it.output_info(k)?;
+        let (real, codes) = read_output(&it, k)?;
+        let show = |v: &[f64]| {
+            let s: Vec<String> = v.iter().take(16).map(|x| format!("{x:.4}")).collect();
+            format!(
+                "[{}{}]",
+                s.join(", "),
+                if v.len() > 16 { ", …" } else { "" }
+            )
+        };
+        println!("output {k}: {}", describe(&info));
+        println!("  values: {}", show(&real));
+        if let Some(c) = codes {
+            let s: Vec<String> = c.iter().take(16).map(|x| x.to_string()).collect();
+            println!(
+                "  codes:  [{}{}]",
+                s.join(", "),
+                if c.len() > 16 { ", …" } else { "" }
+            );
+        }
+        outputs.push(real);
+    }
+    println!(
+        "invoke: mean {mean:.1} µs, min {min:.1} µs over {} runs",
+        times.len()
+    );
+    Ok(RunReport {
+        outputs,
+        invoke_us: (mean, min),
+    })
+}
+
+/// Runs `edgeloop run`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
+    let inputs = args
+        .input
+        .iter()
+        .map(|s| parse_values(s).map(Some))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    run_image(&bytes, &inputs, args.raw, args.repeat)?;
+    Ok(())
+}
