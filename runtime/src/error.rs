@@ -17,6 +17,12 @@ pub enum Error {
         /// Index of the operator in the graph (or 0 when run outside a graph).
         op: u32,
     },
+    /// A kernel parameter is out of its valid range (e.g. a zero stride, a window larger than
+    /// its padded input, an accumulation deeper than the kernels allow).
+    KernelParamInvalid {
+        /// Index of the operator in the graph (or 0 when run outside a graph).
+        op: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -31,6 +37,20 @@ impl fmt::Display for Error {
             Error::QuantParamInvalid { op } => {
                 write!(f, "operator {op}: quantization parameter out of range")
             }
+            Error::KernelParamInvalid { op } => {
+                write!(f, "operator {op}: kernel parameter out of range")
+            }
+        }
+    }
+}
+
+impl Error {
+    /// Sets the operator index of a kernel error (`check_*` functions report `op: 0`).
+    pub fn with_op(self, index: u32) -> Error {
+        match self {
+            Error::KernelShapeMismatch { .. } => Error::KernelShapeMismatch { op: index },
+            Error::QuantParamInvalid { .. } => Error::QuantParamInvalid { op: index },
+            Error::KernelParamInvalid { .. } => Error::KernelParamInvalid { op: index },
         }
     }
 }

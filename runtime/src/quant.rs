@@ -68,6 +68,58 @@ pub fn quantize_multiplier(real: f64) -> Option<(i32, i32)> {
     Some((m as i32, shift))
 }
 
+/// Finishes an int8 output: [`requantize`], add `output_zero_point` (saturating), clamp to
+/// `[min, max]`. Every int8 kernel with a requantized output ends with this.
+#[inline(always)]
+pub fn requantize_to_i8(
+    acc: i32,
+    multiplier: i32,
+    shift: i32,
+    output_zero_point: i32,
+    min: i8,
+    max: i8,
+) -> i8 {
+    let v = requantize(acc, multiplier, shift).saturating_add(output_zero_point);
+    // `max(min).min(max)` rather than `clamp`, which panics when min > max.
+    v.max(min as i32).min(max as i32) as i8
+}
+
+/// Rounds to the nearest integer, ties to even (as ONNX `QuantizeLinear` does), saturating to
+/// `i32`; NaN gives 0. Works without `std`.
+pub fn round_ties_even(x: f32) -> i32 {
+    if x.is_nan() {
+        return 0;
+    }
+    // 2^23: from here on every f32 is an integer. The `as` cast saturates.
+    if x.abs() >= 8_388_608.0 {
+        return x as i32;
+    }
+    let t = x as i32; // truncates towards zero
+    let frac = x - t as f32; // exact for |x| < 2^23
+    if frac > 0.5 || (frac == 0.5 && t & 1 != 0) {
+        t + 1
+    } else if frac < -0.5 || (frac == -0.5 && t & 1 != 0) {
+        t - 1
+    } else {
+        t
+    }
+}
+
+/// Quantizes a real value: `clamp(round_ties_even(x / scale) + zero_point, -128, 127)`, as ONNX
+/// `QuantizeLinear` does for int8.
+#[inline]
+pub fn quantize_f32(x: f32, scale: f32, zero_point: i32) -> i8 {
+    round_ties_even(x / scale)
+        .saturating_add(zero_point)
+        .clamp(-128, 127) as i8
+}
+
+/// Dequantizes an int8 value: `(q - zero_point) * scale`, as ONNX `DequantizeLinear` does.
+#[inline]
+pub fn dequantize_f32(q: i8, scale: f32, zero_point: i32) -> f32 {
+    (q as i32 - zero_point) as f32 * scale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +177,74 @@ mod tests {
         assert_eq!(quantize_multiplier(-1.0), None);
         assert_eq!(quantize_multiplier(f64::NAN), None);
         assert_eq!(quantize_multiplier(1e-30), None);
+    }
+    #[test]
+    fn golden_round_ties_even() {
+        let cases = [
+            (0.5, 0),
+            (1.5, 2),
+            (2.5, 2),
+            (-0.5, 0),
+            (-1.5, -2),
+            (-2.5, -2),
+            (2.4999, 2),
+            (-2.6, -3),
+            (1e10, i32::MAX),
+            (-1e10, i32::MIN),
+            (f32::NAN, 0),
+            (f32::INFINITY, i32::MAX),
+            (8_388_609.0, 8_388_609),
+        ];
+        for (x, want) in cases {
+            assert_eq!(round_ties_even(x), want, "{x}");
+        }
+    }
+
+    #[test]
+    fn round_ties_even_matches_std() {
+        let mut x = 0x1234_5678_9ABC_DEF0u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f32::from_bits(x as u32);
+            if !v.is_finite() || v.abs() > 2e9 {
+                continue;
+            }
+            assert_eq!(round_ties_even(v), v.round_ties_even() as i32, "{v}");
+            let small = (x >> 40) as i32 as f32 / 64.0 - 1000.0;
+            assert_eq!(
+                round_ties_even(small),
+                small.round_ties_even() as i32,
+                "{small}"
+            );
+        }
+    }
+
+    #[test]
+    fn golden_quantize_dequantize() {
+        assert_eq!(quantize_f32(0.0, 0.1, -3), -3);
+        assert_eq!(quantize_f32(0.25, 0.1, 0), 2); // 2.5 -> 2 (ties to even)
+        assert_eq!(quantize_f32(0.36, 0.1, 0), 4);
+        assert_eq!(quantize_f32(100.0, 0.1, 0), 127);
+        assert_eq!(quantize_f32(-100.0, 0.1, 10), -128);
+        assert_eq!(dequantize_f32(-128, 0.5, -128), 0.0);
+        assert_eq!(dequantize_f32(127, 0.5, -1), 64.0);
+    }
+
+    #[test]
+    fn golden_requantize_to_i8() {
+        // 100 * 0.5 = 50, + zp 10 = 60, clamped to max 55.
+        assert_eq!(requantize_to_i8(100, 1 << 30, 0, 10, -128, 55), 55);
+        assert_eq!(requantize_to_i8(100, 1 << 30, 0, 10, -128, 127), 60);
+        // Saturation far outside the int8 range, both ways.
+        assert_eq!(
+            requantize_to_i8(i32::MAX, i32::MAX, 30, 127, -128, 127),
+            127
+        );
+        assert_eq!(
+            requantize_to_i8(i32::MIN, i32::MAX, 30, -128, -128, 127),
+            -128
+        );
     }
 }

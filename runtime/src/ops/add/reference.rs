@@ -1,0 +1,35 @@
+//! The Add specification: plain loops, no `unsafe`.
+
+use super::{AddF32Params, AddParams, LEFT_SHIFT};
+use crate::quant::{requantize, requantize_to_i8};
+
+/// int8 Add. Requires a successful [`super::check_i8`].
+pub fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
+    let r = &p.requant;
+    let mut out = output.iter_mut();
+    p.shape.for_each(|i1, i2| {
+        let a = (input1[i1] as i32 - p.input1_zero_point) << LEFT_SHIFT;
+        let b = (input2[i2] as i32 - p.input2_zero_point) << LEFT_SHIFT;
+        let sum = requantize(a, r.input1.0, r.input1.1) + requantize(b, r.input2.0, r.input2.1);
+        if let Some(y) = out.next() {
+            *y = requantize_to_i8(
+                sum,
+                r.output.0,
+                r.output.1,
+                p.output_zero_point,
+                p.activation.min,
+                p.activation.max,
+            );
+        }
+    });
+}
+
+/// f32 Add. Requires a successful [`super::check_f32`].
+pub fn eval_f32(p: &AddF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
+    let mut out = output.iter_mut();
+    p.shape.for_each(|i1, i2| {
+        if let Some(y) = out.next() {
+            *y = p.activation.apply(input1[i1] + input2[i2]);
+        }
+    });
+}

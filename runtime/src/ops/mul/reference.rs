@@ -1,0 +1,34 @@
+//! The Mul specification: plain loops, no `unsafe`.
+
+use super::{MulF32Params, MulParams};
+use crate::quant::requantize_to_i8;
+
+/// int8 Mul. Requires a successful [`super::check_i8`].
+pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
+    let mut out = output.iter_mut();
+    p.shape.for_each(|i1, i2| {
+        // |product| <= 255 * 255: no overflow.
+        let prod =
+            (input1[i1] as i32 - p.input1_zero_point) * (input2[i2] as i32 - p.input2_zero_point);
+        if let Some(y) = out.next() {
+            *y = requantize_to_i8(
+                prod,
+                p.output_multiplier,
+                p.output_shift,
+                p.output_zero_point,
+                p.activation.min,
+                p.activation.max,
+            );
+        }
+    });
+}
+
+/// f32 Mul. Requires a successful [`super::check_f32`].
+pub fn eval_f32(p: &MulF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
+    let mut out = output.iter_mut();
+    p.shape.for_each(|i1, i2| {
+        if let Some(y) = out.next() {
+            *y = p.activation.apply(input1[i1] * input2[i2]);
+        }
+    });
+}

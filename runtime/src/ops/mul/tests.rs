@@ -1,0 +1,101 @@
+use super::*;
+use crate::ops::add::tests::{broadcast_f64, random_broadcast};
+use crate::ops::testing::{self, Rng};
+use crate::ops::Dims;
+use proptest::prelude::*;
+use std::vec::Vec;
+
+fn len(d: &Dims) -> usize {
+    d.iter().map(|&x| x as usize).product()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(testing::CASES))]
+
+    #[test]
+    fn int8_within_1_lsb_of_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let shape = random_broadcast(&mut rng);
+        let (s1, s2) = (rng.scale(), rng.scale());
+        // Typical products reach 128 * 128 * s1 * s2; aim s_out around that / 64, sometimes smaller
+        // than s1 * s2 (a multiplier above 1, positive shift).
+        let s_out = if rng.one_in(5) { s1 * s2 * rng.log_uniform(0.3, 1.0) } else { s1 * s2 * rng.log_uniform(30.0, 500.0) };
+        let (z1, z2, zo) = (rng.zero_point(), rng.zero_point(), rng.zero_point());
+        let x1 = rng.i8_vec(len(&shape.input1));
+        let x2 = rng.i8_vec(len(&shape.input2));
+        let (m, sh) = testing::multiplier(s1 * s2 / s_out);
+        let p = MulParams {
+            shape,
+            input1_zero_point: z1,
+            input2_zero_point: z2,
+            output_zero_point: zo,
+            output_multiplier: m,
+            output_shift: sh,
+            activation: rng.clamp(zo),
+        };
+        check_i8(&p, x1.len(), x2.len(), len(&shape.output)).unwrap();
+        let mut out = vec![0i8; len(&shape.output)];
+        eval_i8(&p, &x1, &x2, &mut out);
+        let want: Vec<i8> = broadcast_f64(&shape, &testing::dequantize(&x1, s1, z1), &testing::dequantize(&x2, s2, z2), |a, b| a * b)
+            .iter().map(|&y| testing::quantize_f64(y, s_out, zo, p.activation)).collect();
+        testing::assert_within_lsb(&out, &want, 1, "mul int8");
+    }
+
+    #[test]
+    fn f32_matches_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let shape = random_broadcast(&mut rng);
+        let x1 = rng.f32_vec(len(&shape.input1), 5.0);
+        let x2 = rng.f32_vec(len(&shape.input2), 5.0);
+        let p = MulF32Params { shape, activation: ClampF32::RELU };
+        check_f32(&p, x1.len(), x2.len(), len(&shape.output)).unwrap();
+        let mut out = vec![0f32; len(&shape.output)];
+        eval_f32(&p, &x1, &x2, &mut out);
+        let want: Vec<f64> = broadcast_f64(&shape, &testing::to_f64(&x1), &testing::to_f64(&x2), |a, b| (a * b).max(0.0));
+        testing::assert_close_f32(&out, &want, 1e-6, 1e-6, "mul f32");
+    }
+}
+
+/// Hand-checked: (x1 - 1) * (x2 + 2) * 0.25 + 3, per-element and with a broadcast scalar.
+#[test]
+fn golden_mul() {
+    let mut p = MulParams {
+        shape: BroadcastShape::same([1, 1, 1, 3]),
+        input1_zero_point: 1,
+        input2_zero_point: -2,
+        output_zero_point: 3,
+        output_multiplier: 1 << 30,
+        output_shift: -1,
+        activation: ClampI8::NONE,
+    };
+    check_i8(&p, 3, 3, 3).unwrap();
+    let mut out = [0i8; 3];
+    eval_i8(&p, &[5, -1, 127], &[2, 0, 127], &mut out);
+    // 4*4/4+3 = 7; -2*2/4+3 = 2 (-1 + 3); 126*129/4 = 4063.5 -> saturates to 127.
+    assert_eq!(out, [7, 2, 127]);
+    p.shape.input2 = [1, 1, 1, 1];
+    check_i8(&p, 3, 1, 3).unwrap();
+    eval_i8(&p, &[5, -1, 3], &[6], &mut out);
+    // x2 - zp = 8: 4*8/4 + 3 = 11; -2*8/4 + 3 = -1; 2*8/4 + 3 = 7.
+    assert_eq!(out, [11, -1, 7]);
+}
+
+#[test]
+fn check_rejects_bad_params() {
+    let mut p = MulParams {
+        shape: BroadcastShape::same([1, 2, 2, 3]),
+        input1_zero_point: 0,
+        input2_zero_point: 0,
+        output_zero_point: 0,
+        output_multiplier: 1 << 30,
+        output_shift: 0,
+        activation: ClampI8::NONE,
+    };
+    assert_eq!(check_i8(&p, 12, 12, 12), Ok(()));
+    assert!(check_i8(&p, 12, 11, 12).is_err());
+    p.output_multiplier = -1;
+    assert!(check_i8(&p, 12, 12, 12).is_err());
+    p.output_multiplier = 1 << 30;
+    p.input2_zero_point = -129;
+    assert!(check_i8(&p, 12, 12, 12).is_err());
+}

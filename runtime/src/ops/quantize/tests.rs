@@ -1,0 +1,112 @@
+use super::*;
+use crate::ops::testing::{self, Rng};
+use crate::ops::ClampI8;
+use proptest::prelude::*;
+use std::vec::Vec;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(testing::CASES))]
+
+    /// Bit-exact to ONNX's formula evaluated with std's f32 `round_ties_even`, and within 1 LSB
+    /// of the f64 quantization (they differ only where x / scale rounds differently in f32).
+    #[test]
+    fn quantize_matches_onnx_and_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let p = QuantizeParams { scale: rng.scale() as f32, zero_point: rng.zero_point() };
+        let n = rng.dim(300) as usize;
+        let mut x = rng.f32_vec(n, 200.0 * p.scale as f64);
+        // Exact ties (k + 0.5) * scale, to exercise half-to-even.
+        for v in x.iter_mut().step_by(7) {
+            *v = (rng.range(-300, 300) as f32 + 0.5) * p.scale;
+        }
+        check(&p, n, n).unwrap();
+        let mut out = vec![0i8; n];
+        eval_quantize(&p, &x, &mut out);
+        let onnx: Vec<i8> = x.iter().map(|&v| ((v / p.scale).round_ties_even() + p.zero_point as f32).clamp(-128.0, 127.0) as i8).collect();
+        prop_assert_eq!(&out, &onnx);
+        let f64q: Vec<i8> = x.iter().map(|&v| testing::quantize_f64(v as f64, p.scale as f64, p.zero_point, ClampI8::NONE)).collect();
+        testing::assert_within_lsb(&out, &f64q, 1, "quantize");
+    }
+
+    #[test]
+    fn dequantize_matches_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let p = QuantizeParams { scale: rng.scale() as f32, zero_point: rng.zero_point() };
+        let n = rng.dim(300) as usize;
+        let q = rng.i8_vec(n);
+        check(&p, n, n).unwrap();
+        let mut out = vec![0f32; n];
+        eval_dequantize(&p, &q, &mut out);
+        testing::assert_close_f32(&out, &testing::dequantize(&q, p.scale as f64, p.zero_point), 1e-7, 0.0, "dequantize");
+        // Round trip: quantize(dequantize(q)) == q.
+        let mut back = vec![0i8; n];
+        eval_quantize(&p, &out, &mut back);
+        prop_assert_eq!(back, q);
+    }
+}
+
+#[test]
+fn golden_quantize_dequantize() {
+    let p = QuantizeParams {
+        scale: 0.5,
+        zero_point: -1,
+    };
+    let mut q = [0i8; 6];
+    eval_quantize(&p, &[0.0, 0.25, 0.75, -1000.0, 1000.0, f32::NAN], &mut q);
+    // 0 -> -1; 0.5 -> 0 (even) -> -1; 1.5 -> 2 -> 1; saturate; saturate; NaN -> zero point.
+    assert_eq!(q, [-1, -1, 1, -128, 127, -1]);
+    let mut x = [0f32; 3];
+    eval_dequantize(&p, &[-1, 127, -128], &mut x);
+    assert_eq!(x, [0.0, 64.0, -63.5]);
+}
+
+#[test]
+fn check_rejects_bad_params() {
+    assert!(check(
+        &QuantizeParams {
+            scale: 0.0,
+            zero_point: 0
+        },
+        4,
+        4
+    )
+    .is_err());
+    assert!(check(
+        &QuantizeParams {
+            scale: f32::INFINITY,
+            zero_point: 0
+        },
+        4,
+        4
+    )
+    .is_err());
+    assert!(check(
+        &QuantizeParams {
+            scale: 1.0,
+            zero_point: 200
+        },
+        4,
+        4
+    )
+    .is_err());
+    assert!(check(
+        &QuantizeParams {
+            scale: 1.0,
+            zero_point: 0
+        },
+        4,
+        3
+    )
+    .is_err());
+    assert_eq!(
+        check(
+            &QuantizeParams {
+                scale: 1.0,
+                zero_point: 0
+            },
+            4,
+            4
+        ),
+        Ok(())
+    );
+}
