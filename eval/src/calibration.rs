@@ -21,8 +21,10 @@ pub struct ReliabilityBin {
     /// Examples in the bin.
     pub count: u64,
     /// Fraction correct in the bin (NaN when empty).
+    #[serde(with = "crate::nan_null")]
     pub accuracy: f64,
     /// Mean confidence in the bin (NaN when empty).
+    #[serde(with = "crate::nan_null")]
     pub confidence: f64,
 }
 
@@ -30,8 +32,10 @@ pub struct ReliabilityBin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Expected calibration error.
+    #[serde(with = "crate::nan_null")]
     pub ece: f64,
     /// Maximum calibration error over non-empty bins.
+    #[serde(with = "crate::nan_null")]
     pub mce: f64,
     /// The bins, in order.
     pub bins: Vec<ReliabilityBin>,

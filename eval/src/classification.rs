@@ -147,10 +147,13 @@ pub fn accuracy(y_true: &[usize], y_pred: &[usize]) -> Result<f64> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// tp / (tp + fp).
+    #[serde(with = "crate::nan_null")]
     pub precision: f64,
     /// tp / (tp + fn).
+    #[serde(with = "crate::nan_null")]
     pub recall: f64,
     /// 2 tp / (2 tp + fp + fn).
+    #[serde(with = "crate::nan_null")]
     pub f1: f64,
     /// Number of true instances covered.
     pub support: u64,
@@ -296,6 +299,7 @@ pub struct ClassificationSummary {
     /// Number of examples.
     pub n: u64,
     /// Accuracy.
+    #[serde(with = "crate::nan_null")]
     pub accuracy: f64,
     /// Macro-averaged scores.
     pub macro_avg: Scores,

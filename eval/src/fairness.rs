@@ -33,12 +33,16 @@ pub struct GroupRates {
     /// Examples.
     pub count: u64,
     /// Accuracy.
+    #[serde(with = "crate::nan_null")]
     pub accuracy: f64,
     /// Fraction predicted positive.
+    #[serde(with = "crate::nan_null")]
     pub selection_rate: f64,
     /// True-positive rate (0 when the group has no positives).
+    #[serde(with = "crate::nan_null")]
     pub tpr: f64,
     /// False-positive rate (0 when the group has no negatives).
+    #[serde(with = "crate::nan_null")]
     pub fpr: f64,
 }
 
@@ -52,12 +56,16 @@ pub struct FairnessReport {
     /// Everyone.
     pub overall: GroupRates,
     /// Demographic parity difference (selection-rate gap).
+    #[serde(with = "crate::nan_null")]
     pub demographic_parity_difference: f64,
     /// Demographic parity ratio (NaN when undefined, as fairlearn).
+    #[serde(with = "crate::nan_null")]
     pub demographic_parity_ratio: f64,
     /// Equalized odds difference: the larger of the TPR and FPR gaps.
+    #[serde(with = "crate::nan_null")]
     pub equalized_odds_difference: f64,
     /// Equalized odds ratio: the smaller of the TPR and FPR ratios.
+    #[serde(with = "crate::nan_null")]
     pub equalized_odds_ratio: f64,
 }
 
@@ -216,8 +224,10 @@ pub struct SliceMetrics {
     /// Examples.
     pub count: u64,
     /// Accuracy.
+    #[serde(with = "crate::nan_null")]
     pub accuracy: f64,
     /// Macro F1 over all classes (zero division → 0).
+    #[serde(with = "crate::nan_null")]
     pub macro_f1: f64,
 }
 
