@@ -6,12 +6,14 @@
 //! before each call.
 
 use crate::arena;
-use crate::image::{binding, bytes, DType, Model, Storage, TensorInfo};
+use crate::image::{binding, bytes, DType, Model, Storage, TensorInfo, ALL_OPS};
 use crate::Error;
 
-/// Runs a model over a caller's arena.
+/// Runs a model over a caller's arena. `OPS` is the set of op kernels linked in (default: all;
+/// firmware that runs one known model names its ops with [`op_set`](crate::image::op_set) so
+/// the linker drops the others).
 #[derive(Debug)]
-pub struct Interpreter<'m, 'a> {
+pub struct Interpreter<'m, 'a, const OPS: u64 = { ALL_OPS }> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
 }
@@ -20,6 +22,13 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     /// Binds `model` to `arena`, which must be 16-byte aligned and at least
     /// [`Model::arena_bytes`] long. Persistent tensors (state) are zeroed.
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        Self::new_with_ops(model, arena)
+    }
+}
+
+impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
+    /// [`Interpreter::new`] with only the kernels in `OPS` linked.
+    pub fn new_with_ops(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         arena::check(model, arena)?;
         let mut it = Interpreter { model, arena };
         it.reset_state()?;
@@ -45,7 +54,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     /// Runs every op in order.
     pub fn invoke(&mut self) -> Result<(), Error> {
         for (i, rec) in self.model.ops().enumerate() {
-            binding::run(self.model, i, &rec?, self.arena)?;
+            binding::run::<OPS>(self.model, i, &rec?, self.arena)?;
         }
         Ok(())
     }

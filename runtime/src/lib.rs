@@ -4,9 +4,19 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 
+#[macro_use]
+mod fmt;
+
+pub mod arena;
 pub mod error;
+pub mod image;
+pub mod interpreter;
+#[cfg(feature = "std")]
+pub mod models;
 pub mod ops;
 pub mod quant;
 pub mod telemetry;
 
 pub use error::Error;
+pub use image::Model;
+pub use interpreter::Interpreter;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod run;
 
 /// edgeloop: select data, train, evaluate, quantize, compile, run on microcontrollers, monitor, retrain.
 #[derive(Debug, Parser)]
@@ -19,12 +20,15 @@ pub struct Cli {
 enum Command {
     /// Run the whole loop on the data that ships with the project.
     Demo(demo::Args),
+    /// Run a model image on the host runtime: print its outputs and invoke timing.
+    Run(run::Args),
 }
 
 /// Dispatches to the subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args)?,
+        Command::Run(args) => run::run(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

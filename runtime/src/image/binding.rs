@@ -679,38 +679,78 @@ fn bind_concat<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }))
 }
 
-/// Decodes op `index`.
-pub(crate) fn bind<'a>(
+/// The set of every op this runtime has (the default of [`crate::Interpreter`] and
+/// [`Model::parse`]).
+pub const ALL_OPS: u64 = u64::MAX;
+
+/// Op-set flag: the f32 variants of the ops in the set are linked.
+pub const F32_KERNELS: u64 = 1 << 63;
+/// Op-set flag: the int8 variants of the ops in the set are linked.
+pub const INT8_KERNELS: u64 = 1 << 62;
+
+/// An op set with exactly `codes` (int8 and f32 variants), for [`Model::parse_with_ops`] and
+/// [`crate::Interpreter::new_with_ops`]: kernels outside the set are not linked.
+pub const fn op_set(codes: &[OpCode]) -> u64 {
+    op_set_int8(codes) | F32_KERNELS
+}
+
+/// An op set with only the int8 variants of `codes` (firmware running a quantized model).
+pub const fn op_set_int8(codes: &[OpCode]) -> u64 {
+    let mut set = INT8_KERNELS;
+    let mut i = 0;
+    while i < codes.len() {
+        set |= 1 << (codes[i] as u8 % 62);
+        i += 1;
+    }
+    set
+}
+
+/// Whether `ops` contains `code` (a constant after monomorphization, so excluded kernels
+/// disappear from the binary).
+#[inline(always)]
+pub const fn has(ops: u64, code: OpCode) -> bool {
+    ops & (1 << (code as u8 % 62)) != 0
+}
+
+fn unsupported(index: usize, rec: &OpRecord<'_>) -> Error {
+    Error::UnsupportedOp {
+        index: index as u32,
+        code: rec.code,
+    }
+}
+
+/// Decodes op `index` (an op outside `OPS` is unsupported).
+pub(crate) fn bind<'a, const OPS: u64>(
     model: &Model<'a>,
     index: usize,
     rec: &OpRecord<'a>,
 ) -> Result<Bound<'a>, Error> {
     let c = Ctx { model, index, rec };
-    let unsupported = Error::UnsupportedOp {
-        index: index as u32,
-        code: rec.code,
-    };
+    let unsupported = unsupported(index, rec);
     let code = OpCode::from_code(rec.code).ok_or(unsupported)?;
     if rec.version != 1 {
         return Err(unsupported);
     }
     match code {
-        OpCode::FullyConnected => bind_fully_connected(&c),
-        OpCode::Conv2d => bind_conv2d(&c),
-        OpCode::DepthwiseConv2d => bind_depthwise(&c),
-        OpCode::Conv1d => bind_conv1d(&c),
-        OpCode::Relu | OpCode::Relu6 => bind_activation(&c),
-        OpCode::MaxPool2d => bind_pool(&c, true),
-        OpCode::AvgPool2d => bind_pool(&c, false),
-        OpCode::GlobalAvgPool => bind_global_avg(&c),
-        OpCode::Reshape => bind_reshape(&c),
-        OpCode::Softmax => bind_softmax(&c),
-        OpCode::Quantize => bind_quantize(&c, true),
-        OpCode::Dequantize => bind_quantize(&c, false),
-        OpCode::ArgMax => bind_argmax(&c),
-        OpCode::Add => bind_binary(&c, true),
-        OpCode::Mul => bind_binary(&c, false),
-        OpCode::Concat => bind_concat(&c),
+        OpCode::FullyConnected if has(OPS, OpCode::FullyConnected) => bind_fully_connected(&c),
+        OpCode::Conv2d if has(OPS, OpCode::Conv2d) => bind_conv2d(&c),
+        OpCode::DepthwiseConv2d if has(OPS, OpCode::DepthwiseConv2d) => bind_depthwise(&c),
+        OpCode::Conv1d if has(OPS, OpCode::Conv1d) => bind_conv1d(&c),
+        OpCode::Relu | OpCode::Relu6 if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) => {
+            bind_activation(&c)
+        }
+        OpCode::MaxPool2d if has(OPS, OpCode::MaxPool2d) => bind_pool(&c, true),
+        OpCode::AvgPool2d if has(OPS, OpCode::AvgPool2d) => bind_pool(&c, false),
+        OpCode::GlobalAvgPool if has(OPS, OpCode::GlobalAvgPool) => bind_global_avg(&c),
+        OpCode::Reshape if has(OPS, OpCode::Reshape) => bind_reshape(&c),
+        OpCode::Softmax if has(OPS, OpCode::Softmax) => bind_softmax(&c),
+        OpCode::Quantize if has(OPS, OpCode::Quantize) => bind_quantize(&c, true),
+        OpCode::Dequantize if has(OPS, OpCode::Dequantize) => bind_quantize(&c, false),
+        OpCode::ArgMax if has(OPS, OpCode::ArgMax) => bind_argmax(&c),
+        OpCode::Add if has(OPS, OpCode::Add) => bind_binary(&c, true),
+        OpCode::Mul if has(OPS, OpCode::Mul) => bind_binary(&c, false),
+        OpCode::Concat if has(OPS, OpCode::Concat) => bind_concat(&c),
+        _ => Err(unsupported),
     }
 }
 
@@ -720,46 +760,112 @@ fn len_of(model: &Model<'_>, t: u16) -> Result<usize, Error> {
 }
 
 /// Parse-time check of op `index`: decodes it and runs the kernel's `check_*`.
-pub(crate) fn check(model: &Model<'_>, index: usize, rec: &OpRecord<'_>) -> Result<(), Error> {
-    let b = bind(model, index, rec)?;
+pub(crate) fn check<const OPS: u64>(
+    model: &Model<'_>,
+    index: usize,
+    rec: &OpRecord<'_>,
+) -> Result<(), Error> {
+    let b = bind::<OPS>(model, index, rec)?;
     let xi = len_of(model, rec.input(0))?;
     let yo = len_of(model, rec.output(0))?;
     let r = match &b {
-        Bound::FcI8(p) => ops::fully_connected::check_i8(p, xi, yo),
-        Bound::FcF32(p) => ops::fully_connected::check_f32(p, xi, yo),
-        Bound::Conv2dI8(p) => ops::conv2d::check_i8(p, xi, yo),
-        Bound::Conv2dF32(p) => ops::conv2d::check_f32(p, xi, yo),
-        Bound::DwConvI8(p) => ops::depthwise_conv2d::check_i8(p, xi, yo),
-        Bound::DwConvF32(p) => ops::depthwise_conv2d::check_f32(p, xi, yo),
-        Bound::Conv1dI8(p) => ops::conv1d::check_i8(p, xi, yo),
-        Bound::Conv1dF32(p) => ops::conv1d::check_f32(p, xi, yo),
-        Bound::ActI8(p) => ops::activation::check_i8(p, xi, yo),
-        Bound::ActF32(p) => ops::activation::check_f32(p, xi, yo),
-        Bound::MaxPoolI8(p) | Bound::AvgPoolI8(p) => ops::pooling::check_i8(p, xi, yo),
-        Bound::MaxPoolF32(p) | Bound::AvgPoolF32(p) => ops::pooling::check_f32(p, xi, yo),
-        Bound::GlobalAvgI8(p) => ops::pooling::check_global_avg_i8(p, xi, yo),
-        Bound::GlobalAvgF32(p) => ops::pooling::check_global_avg_f32(p, xi, yo),
-        Bound::Reshape(p, _) => ops::reshape::check(p, xi, yo),
-        Bound::SoftmaxI8(p) => ops::softmax::check_i8(p, xi, yo),
-        Bound::SoftmaxF32(p) => ops::softmax::check_f32(p, xi, yo),
-        Bound::Quantize(p) | Bound::Dequantize(p) => ops::quantize::check(p, xi, yo),
-        Bound::ArgMaxI8(p) | Bound::ArgMaxF32(p) => ops::argmax::check(p, xi, yo),
-        Bound::AddI8(p) => ops::add::check_i8(p, xi, len_of(model, rec.input(1))?, yo),
-        Bound::AddF32(p) => ops::add::check_f32(p, xi, len_of(model, rec.input(1))?, yo),
-        Bound::MulI8(p) => ops::mul::check_i8(p, xi, len_of(model, rec.input(1))?, yo),
-        Bound::MulF32(p) => ops::mul::check_f32(p, xi, len_of(model, rec.input(1))?, yo),
-        Bound::ConcatI8(_) | Bound::ConcatF32(_) => {
+        Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+            ops::fully_connected::check_i8(p, xi, yo)
+        }
+        Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
+            ops::fully_connected::check_f32(p, xi, yo)
+        }
+        Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {
+            ops::conv2d::check_i8(p, xi, yo)
+        }
+        Bound::Conv2dF32(p) if has(OPS, OpCode::Conv2d) && OPS & F32_KERNELS != 0 => {
+            ops::conv2d::check_f32(p, xi, yo)
+        }
+        Bound::DwConvI8(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & INT8_KERNELS != 0 => {
+            ops::depthwise_conv2d::check_i8(p, xi, yo)
+        }
+        Bound::DwConvF32(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & F32_KERNELS != 0 => {
+            ops::depthwise_conv2d::check_f32(p, xi, yo)
+        }
+        Bound::Conv1dI8(p) if has(OPS, OpCode::Conv1d) && OPS & INT8_KERNELS != 0 => {
+            ops::conv1d::check_i8(p, xi, yo)
+        }
+        Bound::Conv1dF32(p) if has(OPS, OpCode::Conv1d) && OPS & F32_KERNELS != 0 => {
+            ops::conv1d::check_f32(p, xi, yo)
+        }
+        Bound::ActI8(p)
+            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & INT8_KERNELS != 0 =>
+        {
+            ops::activation::check_i8(p, xi, yo)
+        }
+        Bound::ActF32(p)
+            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & F32_KERNELS != 0 =>
+        {
+            ops::activation::check_f32(p, xi, yo)
+        }
+        Bound::MaxPoolI8(p) | Bound::AvgPoolI8(p)
+            if has(OPS, OpCode::MaxPool2d)
+                || has(OPS, OpCode::AvgPool2d) && OPS & INT8_KERNELS != 0 =>
+        {
+            ops::pooling::check_i8(p, xi, yo)
+        }
+        Bound::MaxPoolF32(p) | Bound::AvgPoolF32(p)
+            if has(OPS, OpCode::MaxPool2d)
+                || has(OPS, OpCode::AvgPool2d) && OPS & F32_KERNELS != 0 =>
+        {
+            ops::pooling::check_f32(p, xi, yo)
+        }
+        Bound::GlobalAvgI8(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & INT8_KERNELS != 0 => {
+            ops::pooling::check_global_avg_i8(p, xi, yo)
+        }
+        Bound::GlobalAvgF32(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & F32_KERNELS != 0 => {
+            ops::pooling::check_global_avg_f32(p, xi, yo)
+        }
+        Bound::Reshape(p, _) if has(OPS, OpCode::Reshape) => ops::reshape::check(p, xi, yo),
+        Bound::SoftmaxI8(p) if has(OPS, OpCode::Softmax) && OPS & INT8_KERNELS != 0 => {
+            ops::softmax::check_i8(p, xi, yo)
+        }
+        Bound::SoftmaxF32(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
+            ops::softmax::check_f32(p, xi, yo)
+        }
+        Bound::Quantize(p) | Bound::Dequantize(p)
+            if has(OPS, OpCode::Quantize)
+                || has(OPS, OpCode::Dequantize) && OPS & F32_KERNELS != 0 =>
+        {
+            ops::quantize::check(p, xi, yo)
+        }
+        Bound::ArgMaxI8(p) | Bound::ArgMaxF32(p) if has(OPS, OpCode::ArgMax) => {
+            ops::argmax::check(p, xi, yo)
+        }
+        Bound::AddI8(p) if has(OPS, OpCode::Add) && OPS & INT8_KERNELS != 0 => {
+            ops::add::check_i8(p, xi, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::AddF32(p) if has(OPS, OpCode::Add) && OPS & F32_KERNELS != 0 => {
+            ops::add::check_f32(p, xi, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::MulI8(p) if has(OPS, OpCode::Mul) && OPS & INT8_KERNELS != 0 => {
+            ops::mul::check_i8(p, xi, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::MulF32(p) if has(OPS, OpCode::Mul) && OPS & F32_KERNELS != 0 => {
+            ops::mul::check_f32(p, xi, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::ConcatI8(_) | Bound::ConcatF32(_) if has(OPS, OpCode::Concat) => {
             let mut lens = [0usize; ops::concat::MAX_INPUTS];
             let n = rec.num_inputs().min(lens.len());
             for (i, l) in lens[..n].iter_mut().enumerate() {
                 *l = len_of(model, rec.input(i))?;
             }
             match &b {
-                Bound::ConcatI8(p) => ops::concat::check_i8(p, &lens[..n], yo),
-                Bound::ConcatF32(p) => ops::concat::check_f32(p, &lens[..n], yo),
+                Bound::ConcatI8(p) if has(OPS, OpCode::Concat) && OPS & INT8_KERNELS != 0 => {
+                    ops::concat::check_i8(p, &lens[..n], yo)
+                }
+                Bound::ConcatF32(p) if has(OPS, OpCode::Concat) && OPS & F32_KERNELS != 0 => {
+                    ops::concat::check_f32(p, &lens[..n], yo)
+                }
                 _ => Ok(()),
             }
         }
+        _ => Err(unsupported(index, rec)),
     };
     r.map_err(|e| e.with_op(index as u32))
 }
@@ -821,7 +927,7 @@ impl<'b> Split<'b> {
 }
 
 /// Runs op `index` over the arena.
-pub(crate) fn run(
+pub(crate) fn run<const OPS: u64>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
@@ -830,41 +936,101 @@ pub(crate) fn run(
     use bytes::{
         as_f32 as f32s, as_f32_mut as f32m, as_i32_mut as i32m, as_i8 as i8s, as_i8_mut as i8m,
     };
-    let b = bind(model, index, rec)?;
+    let b = bind::<OPS>(model, index, rec)?;
     let y = model.tensor(rec.output(0) as usize)?;
     let (s, out) = split(arena, &y)?;
     let x = s.input(model, rec.input(0), index)?;
     let x2 = || s.input(model, rec.input(1), index);
     match &b {
-        Bound::FcI8(p) => ops::fully_connected::eval_i8(p, i8s(x), i8m(out)),
-        Bound::FcF32(p) => ops::fully_connected::eval_f32(p, f32s(x)?, f32m(out)?),
-        Bound::Conv2dI8(p) => ops::conv2d::eval_i8(p, i8s(x), i8m(out)),
-        Bound::Conv2dF32(p) => ops::conv2d::eval_f32(p, f32s(x)?, f32m(out)?),
-        Bound::DwConvI8(p) => ops::depthwise_conv2d::eval_i8(p, i8s(x), i8m(out)),
-        Bound::DwConvF32(p) => ops::depthwise_conv2d::eval_f32(p, f32s(x)?, f32m(out)?),
-        Bound::Conv1dI8(p) => ops::conv1d::eval_i8(p, i8s(x), i8m(out)),
-        Bound::Conv1dF32(p) => ops::conv1d::eval_f32(p, f32s(x)?, f32m(out)?),
-        Bound::ActI8(p) => ops::activation::eval_i8(p, i8s(x), i8m(out)),
-        Bound::ActF32(p) => ops::activation::eval_f32(p, f32s(x)?, f32m(out)?),
-        Bound::MaxPoolI8(p) => ops::pooling::eval_max_i8(p, i8s(x), i8m(out)),
-        Bound::AvgPoolI8(p) => ops::pooling::eval_avg_i8(p, i8s(x), i8m(out)),
-        Bound::MaxPoolF32(p) => ops::pooling::eval_max_f32(p, f32s(x)?, f32m(out)?),
-        Bound::AvgPoolF32(p) => ops::pooling::eval_avg_f32(p, f32s(x)?, f32m(out)?),
-        Bound::GlobalAvgI8(p) => ops::pooling::eval_global_avg_i8(p, i8s(x), i8m(out)),
-        Bound::GlobalAvgF32(p) => ops::pooling::eval_global_avg_f32(p, f32s(x)?, f32m(out)?),
-        Bound::Reshape(p, DType::F32) => ops::reshape::eval_f32(p, f32s(x)?, f32m(out)?),
-        Bound::Reshape(p, _) => ops::reshape::eval_i8(p, i8s(x), i8m(out)),
-        Bound::SoftmaxI8(p) => ops::softmax::eval_i8(p, i8s(x), i8m(out)),
-        Bound::SoftmaxF32(p) => ops::softmax::eval_f32(p, f32s(x)?, f32m(out)?),
-        Bound::Quantize(p) => ops::quantize::eval_quantize(p, f32s(x)?, i8m(out)),
-        Bound::Dequantize(p) => ops::quantize::eval_dequantize(p, i8s(x), f32m(out)?),
-        Bound::ArgMaxI8(p) => ops::argmax::eval_i8(p, i8s(x), i32m(out)?),
-        Bound::ArgMaxF32(p) => ops::argmax::eval_f32(p, f32s(x)?, i32m(out)?),
-        Bound::AddI8(p) => ops::add::eval_i8(p, i8s(x), i8s(x2()?), i8m(out)),
-        Bound::AddF32(p) => ops::add::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?),
-        Bound::MulI8(p) => ops::mul::eval_i8(p, i8s(x), i8s(x2()?), i8m(out)),
-        Bound::MulF32(p) => ops::mul::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?),
-        Bound::ConcatI8(p) => {
+        Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+            ops::fully_connected::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
+            ops::fully_connected::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {
+            ops::conv2d::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::Conv2dF32(p) if has(OPS, OpCode::Conv2d) && OPS & F32_KERNELS != 0 => {
+            ops::conv2d::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::DwConvI8(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & INT8_KERNELS != 0 => {
+            ops::depthwise_conv2d::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::DwConvF32(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & F32_KERNELS != 0 => {
+            ops::depthwise_conv2d::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::Conv1dI8(p) if has(OPS, OpCode::Conv1d) && OPS & INT8_KERNELS != 0 => {
+            ops::conv1d::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::Conv1dF32(p) if has(OPS, OpCode::Conv1d) && OPS & F32_KERNELS != 0 => {
+            ops::conv1d::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::ActI8(p)
+            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & INT8_KERNELS != 0 =>
+        {
+            ops::activation::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::ActF32(p)
+            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & F32_KERNELS != 0 =>
+        {
+            ops::activation::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::MaxPoolI8(p) if has(OPS, OpCode::MaxPool2d) && OPS & INT8_KERNELS != 0 => {
+            ops::pooling::eval_max_i8(p, i8s(x), i8m(out))
+        }
+        Bound::AvgPoolI8(p) if has(OPS, OpCode::AvgPool2d) && OPS & INT8_KERNELS != 0 => {
+            ops::pooling::eval_avg_i8(p, i8s(x), i8m(out))
+        }
+        Bound::MaxPoolF32(p) if has(OPS, OpCode::MaxPool2d) && OPS & F32_KERNELS != 0 => {
+            ops::pooling::eval_max_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::AvgPoolF32(p) if has(OPS, OpCode::AvgPool2d) && OPS & F32_KERNELS != 0 => {
+            ops::pooling::eval_avg_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::GlobalAvgI8(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & INT8_KERNELS != 0 => {
+            ops::pooling::eval_global_avg_i8(p, i8s(x), i8m(out))
+        }
+        Bound::GlobalAvgF32(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & F32_KERNELS != 0 => {
+            ops::pooling::eval_global_avg_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::Reshape(p, DType::F32) if has(OPS, OpCode::Reshape) => {
+            ops::reshape::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::Reshape(p, _) if has(OPS, OpCode::Reshape) => {
+            ops::reshape::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::SoftmaxI8(p) if has(OPS, OpCode::Softmax) && OPS & INT8_KERNELS != 0 => {
+            ops::softmax::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::SoftmaxF32(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
+            ops::softmax::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::Quantize(p) if has(OPS, OpCode::Quantize) && OPS & F32_KERNELS != 0 => {
+            ops::quantize::eval_quantize(p, f32s(x)?, i8m(out))
+        }
+        Bound::Dequantize(p) if has(OPS, OpCode::Dequantize) && OPS & F32_KERNELS != 0 => {
+            ops::quantize::eval_dequantize(p, i8s(x), f32m(out)?)
+        }
+        Bound::ArgMaxI8(p) if has(OPS, OpCode::ArgMax) && OPS & INT8_KERNELS != 0 => {
+            ops::argmax::eval_i8(p, i8s(x), i32m(out)?)
+        }
+        Bound::ArgMaxF32(p) if has(OPS, OpCode::ArgMax) && OPS & F32_KERNELS != 0 => {
+            ops::argmax::eval_f32(p, f32s(x)?, i32m(out)?)
+        }
+        Bound::AddI8(p) if has(OPS, OpCode::Add) && OPS & INT8_KERNELS != 0 => {
+            ops::add::eval_i8(p, i8s(x), i8s(x2()?), i8m(out))
+        }
+        Bound::AddF32(p) if has(OPS, OpCode::Add) && OPS & F32_KERNELS != 0 => {
+            ops::add::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?)
+        }
+        Bound::MulI8(p) if has(OPS, OpCode::Mul) && OPS & INT8_KERNELS != 0 => {
+            ops::mul::eval_i8(p, i8s(x), i8s(x2()?), i8m(out))
+        }
+        Bound::MulF32(p) if has(OPS, OpCode::Mul) && OPS & F32_KERNELS != 0 => {
+            ops::mul::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?)
+        }
+        Bound::ConcatI8(p) if has(OPS, OpCode::Concat) && OPS & INT8_KERNELS != 0 => {
             let mut ins: [&[i8]; ops::concat::MAX_INPUTS] = [&[]; ops::concat::MAX_INPUTS];
             let n = rec.num_inputs().min(ins.len());
             for (i, slot) in ins[..n].iter_mut().enumerate() {
@@ -872,7 +1038,7 @@ pub(crate) fn run(
             }
             ops::concat::eval_i8(p, &ins[..n], i8m(out))
         }
-        Bound::ConcatF32(p) => {
+        Bound::ConcatF32(p) if has(OPS, OpCode::Concat) && OPS & F32_KERNELS != 0 => {
             let mut ins: [&[f32]; ops::concat::MAX_INPUTS] = [&[]; ops::concat::MAX_INPUTS];
             let n = rec.num_inputs().min(ins.len());
             for (i, slot) in ins[..n].iter_mut().enumerate() {
@@ -880,6 +1046,7 @@ pub(crate) fn run(
             }
             ops::concat::eval_f32(p, &ins[..n], f32m(out)?)
         }
+        _ => return Err(unsupported(index, rec)),
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod tests;
 #[cfg(feature = "std")]
 pub mod writer;
 
+pub use binding::{op_set, op_set_int8, ALL_OPS, F32_KERNELS, INT8_KERNELS};
 pub use model::{Model, Ops, SignatureTrailer, StatsEntries, StatsEntry, FLAG_SIGNED};
 pub use op::{OpCode, OpRecord};
 pub use tensor::{DType, Shape, Storage, TensorInfo};

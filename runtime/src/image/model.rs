@@ -18,7 +18,7 @@ pub const FLAG_SIGNED: u32 = 1;
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
     bytes: &'a [u8],
-    name: &'a str,
+    name: &'a [u8],
     format_minor: u16,
     image_len: u32,
     flags: u32,
@@ -86,6 +86,12 @@ impl<'a> Model<'a> {
     /// data flow and tensor lifetimes, the arena plan (bounds and overlap), each op's
     /// parameters (through the op's `check`), the statistics section, the signature trailer.
     pub fn parse(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+        Self::parse_with_ops::<{ binding::ALL_OPS }>(bytes)
+    }
+
+    /// [`Model::parse`] for a runtime that links only the kernels in `OPS` (see
+    /// [`op_set`](crate::image::op_set)); an image using another op is `UnsupportedOp`.
+    pub fn parse_with_ops<const OPS: u64>(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
         let got = bytes.len().min(u32::MAX as usize) as u32;
         if bytes.len() < HEADER_LEN {
             return Err(Error::ImageTruncated {
@@ -144,8 +150,10 @@ impl<'a> Model<'a> {
         if name_len > MAX_NAME_LEN || image[53..56] != [0, 0, 0] {
             return Err(Error::ImageBadHeader { offset: 52 });
         }
-        let name = core::str::from_utf8(&image[56..56 + name_len])
-            .map_err(|_| Error::ImageBadHeader { offset: 56 })?;
+        let name = &image[56..56 + name_len];
+        if !name.iter().all(|b| (0x20..0x7F).contains(b)) {
+            return Err(Error::ImageBadHeader { offset: 56 });
+        }
 
         // Sections: canonical placement, each at the 16-aligned end of the previous one.
         let graph_off = h(24)? as usize;
@@ -228,7 +236,7 @@ impl<'a> Model<'a> {
         model.validate_lifetimes()?;
         model.validate_plan()?;
         for (i, rec) in model.ops().enumerate() {
-            binding::check(&model, i, &rec?)?;
+            binding::check::<OPS>(&model, i, &rec?)?;
         }
         model.stats_entries().try_for_each(|e| e.map(|_| ()))?;
         if flags & FLAG_SIGNED != 0 {
@@ -435,9 +443,10 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// The model's name (UTF-8, at most 24 bytes).
+    /// The model's name (printable ASCII, at most 24 bytes).
     pub fn name(&self) -> &'a str {
-        self.name
+        // Validated as printable ASCII by `parse`, so this never falls back.
+        core::str::from_utf8(self.name).unwrap_or("")
     }
 
     /// The model's version number (set by whoever compiled it).

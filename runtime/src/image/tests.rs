@@ -540,3 +540,84 @@ fn seeded_multi_byte_corruption_never_panics() {
         parse_and_run(&b);
     }
 }
+
+/// One graph with every core op that is not in the example models (Quantize, ReLU, MaxPool,
+/// Add, Mul, Concat, alias reshape, Reshape copy, Softmax, ArgMax, Dequantize, AvgPool, Conv1D),
+/// run in int8 and f32 from the same float input; the two runs agree within the int8 resolution.
+#[test]
+fn every_core_op_in_one_graph() {
+    use super::layers::Window;
+    let build = |int8: bool| {
+        let mut w = ImageWriter::new("ops-mix", 1).expect("name");
+        let x = w.input(DType::F32, &[1, 2, 4, 4], None).expect("input");
+        let q = |v: (f32, i32)| if int8 { Some(v) } else { None };
+        let h = if int8 {
+            w.quantize(x, (0.02, 3)).expect("quantize")
+        } else {
+            x
+        };
+        let r = w.relu(h, false).expect("relu");
+        let p = w.pool2d(r, [2, 2], Window::VALID, true).expect("maxpool");
+        let a = w.pool2d(r, [2, 2], Window::VALID, false).expect("avgpool");
+        let s = w
+            .binary(p, a, true, Activation::None, q((0.04, -20)))
+            .expect("add");
+        let m = w
+            .binary(s, p, false, Activation::Relu, q((0.02, -100)))
+            .expect("mul");
+        let c = w.concat(&[m, s], 3, q((0.04, -20))).expect("concat");
+        let k = w.shape(c).expect("shape")[3];
+        let seq = w.reshape_copy(c, &[1, 3, k]).expect("reshape");
+        let conv = w
+            .conv1d(
+                seq,
+                &[
+                    0.5, -0.25, 0.1, 0.3, 0.2, -0.4, 0.6, 0.1, -0.3, 0.2, 0.05, 0.15, -0.1, 0.4,
+                    0.25, -0.2,
+                ],
+                None,
+                [1, 2, k],
+                1,
+                1,
+                [0, 1],
+                Activation::None,
+                q((0.01, 0)),
+            )
+            .expect("conv1d");
+        let flat = w.alias(conv, &[1, 3]).expect("alias");
+        let sm = w.softmax(flat, 1.0).expect("softmax");
+        let am = w.argmax(sm, 1).expect("argmax");
+        let out = if int8 {
+            w.dequantize(sm).expect("dequantize")
+        } else {
+            sm
+        };
+        w.output(out).expect("output");
+        w.output(am).expect("output");
+        w.finish().expect("writes")
+    };
+    let x: Vec<f32> = (0..32)
+        .map(|i| ((i * 7 % 13) as f32 - 4.0) * 0.05)
+        .collect();
+    let mut outs = Vec::new();
+    for int8 in [false, true] {
+        let built = build(int8);
+        assert_eq!(built.stats.plan.arena_bytes, built.stats.plan.lower_bound);
+        let a = AlignedBytes::new(&built.bytes);
+        let m = Model::parse(a.as_slice()).expect("parses");
+        let mut arena = AlignedBytes::zeroed(m.arena_bytes());
+        let mut it = Interpreter::new(&m, arena.as_mut_slice()).expect("fits");
+        it.input_f32(0).expect("input").copy_from_slice(&x);
+        it.invoke().expect("runs");
+        let probs = it.output_f32(0).expect("probs").to_vec();
+        let arg = it.output_i32(1).expect("argmax")[0];
+        let sum: f32 = probs.iter().sum();
+        assert!((sum - 1.0).abs() < 0.02, "softmax sums to {sum}");
+        let best = probs.iter().cloned().fold(f32::MIN, f32::max);
+        assert_eq!(probs[arg as usize], best);
+        outs.push(probs);
+    }
+    for (f, q) in outs[0].iter().zip(&outs[1]) {
+        assert!((f - q).abs() < 0.05, "f32 {f} vs int8 {q}");
+    }
+}

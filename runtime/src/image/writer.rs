@@ -45,7 +45,7 @@ pub enum WriteError {
     BadScale(f64),
     /// Too many tensors, ops or inputs, or a section larger than 4 GiB.
     TooLarge,
-    /// Name longer than 24 bytes.
+    /// Name longer than 24 bytes or not printable ASCII.
     NameTooLong,
     /// A tensor id does not belong to this writer.
     UnknownTensor(u16),
@@ -68,7 +68,12 @@ impl fmt::Display for WriteError {
             }
             WriteError::BadScale(s) => write!(f, "requantization scale {s} is not representable"),
             WriteError::TooLarge => write!(f, "graph too large for the image format"),
-            WriteError::NameTooLong => write!(f, "model name longer than {MAX_NAME_LEN} bytes"),
+            WriteError::NameTooLong => {
+                write!(
+                    f,
+                    "model name longer than {MAX_NAME_LEN} bytes or not printable ASCII"
+                )
+            }
             WriteError::UnknownTensor(t) => write!(f, "unknown tensor id {t}"),
             WriteError::Invalid(e) => write!(f, "written image does not validate: {e}"),
         }
@@ -162,7 +167,7 @@ fn shape_of(dims: &[usize]) -> Result<Shape, WriteError> {
 impl ImageWriter {
     /// A new, empty graph for a model called `name` (≤ 24 bytes) at `version`.
     pub fn new(name: &str, version: u32) -> Result<Self, WriteError> {
-        if name.len() > MAX_NAME_LEN {
+        if name.len() > MAX_NAME_LEN || !name.bytes().all(|b| (0x20..0x7F).contains(&b)) {
             return Err(WriteError::NameTooLong);
         }
         Ok(ImageWriter {

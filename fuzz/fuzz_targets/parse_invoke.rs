@@ -1,0 +1,6 @@
+//! Fuzz target: model image parse + invoke must never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    edgeloop_fuzz::parse_and_invoke(data);
+});
