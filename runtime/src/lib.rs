@@ -7,6 +7,7 @@
 #[macro_use]
 mod fmt;
 
+pub mod arch;
 pub mod arena;
 pub mod error;
 pub mod image;

@@ -36,6 +36,8 @@
 pub mod reference;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tiny_gpt_tests;
 
 use crate::arch::DotKernel;
 use crate::Error;

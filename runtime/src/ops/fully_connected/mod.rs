@@ -8,6 +8,14 @@
 pub mod reference;
 #[cfg(test)]
 pub(crate) mod tests;
+// Optimized variants (issue 3), selected by `crate::arch::ops_table_*`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+pub mod dsp;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub mod neon;
+#[cfg(test)]
+mod simd_tests;
 
 use super::{ClampF32, ClampI8};
 use crate::Error;
