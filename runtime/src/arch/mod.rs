@@ -199,13 +199,15 @@ impl DotKernel {
 }
 
 /// The op kernel table for the target, known at compile time: the reference table with
-/// FullyConnected replaced by the DSP variant on `thumbv7em-*` and by NEON on aarch64.
+/// FullyConnected and Conv2D replaced by the DSP variants on `thumbv7em-*`, FullyConnected by NEON
+/// on aarch64.
 pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     #[allow(unused_mut)]
     let mut t = crate::ops::KernelTable::reference();
     #[cfg(edgeloop_dsp)]
     {
         t.fully_connected_i8 = crate::ops::fully_connected::dsp::eval_i8;
+        t.conv2d_i8 = crate::ops::conv2d::dsp::eval_i8;
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     {
@@ -220,6 +222,7 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
     if std::is_x86_feature_detected!("avx2") {
         let mut t = crate::ops::KernelTable::reference();
         t.fully_connected_i8 = crate::ops::fully_connected::avx2::eval_i8_detected;
+        t.conv2d_i8 = crate::ops::conv2d::avx2::eval_i8_detected;
         Some(t)
     } else {
         None

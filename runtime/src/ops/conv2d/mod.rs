@@ -7,6 +7,13 @@
 pub mod reference;
 #[cfg(test)]
 pub(crate) mod tests;
+// Optimized variants (issue 3), selected by `crate::arch::ops_table_*`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+mod dot_variant;
+pub mod dsp;
+#[cfg(test)]
+mod simd_tests;
 
 use super::{ClampF32, ClampI8, Dims, Padding};
 use crate::Error;
