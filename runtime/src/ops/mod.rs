@@ -56,6 +56,24 @@
 //!   division per element; output scale 1/256, zero point -128; within 1 LSB of exact.
 //! - Quantize/Dequantize (graph edges) use `f32` with ONNX's rounding (half to even).
 //!
+//! # Accuracy against exact arithmetic (tested on random cases in each op's `tests.rs`)
+//!
+//! Each int8 op is compared with `quantize(op(dequantize(inputs)))` evaluated in f64:
+//!
+//! | op | int8 entry points | bound |
+//! |---|---|---|
+//! | FullyConnected, Conv2D, DepthwiseConv2D, Conv1D | `eval_i8` | 1 LSB |
+//! | Add, Mul | `eval_i8(p, a, b, out)` | 1 LSB |
+//! | ReLU / clamp | `activation::eval_i8` (+ `_in_place`) | exact (ReLU6: 1 LSB, tie rounding of the code of 6.0) |
+//! | Max / Avg / GlobalAvg pooling | `pooling::eval_{max,avg,global_avg}_i8` | max exact, averages 1 LSB |
+//! | Reshape | `reshape::eval_i8` (copy; normally aliased) | exact |
+//! | Concat | `concat::eval_i8(p, &[&[i8]], out)` | exact for inputs with the output's quantization, else 1 LSB |
+//! | Softmax | `softmax::eval_i8` | 1 LSB for depth ≤ [`softmax::MAX_DEPTH`] (derivation in its docs) |
+//! | Quantize / Dequantize | `quantize::eval_{quantize,dequantize}` | bit-exact to ONNX's f32 formula; 1 LSB vs f64 |
+//! | ArgMax | `argmax::eval_{i8,f32}` (output `i32`) | exact (first index on ties) |
+//!
+//! f32 kernels are compared with the same ops in f64 with a relative tolerance of about 1e-5.
+//!
 //! # Adding an optimized variant
 //!
 //! Put it in `ops/<op>/<isa>.rs` (for example `avx2.rs`, `dsp.rs`) with the same signature as the
@@ -78,6 +96,19 @@ pub mod pooling;
 pub mod quantize;
 pub mod reshape;
 pub mod softmax;
+// Transformer ops (issue 3).
+pub mod attention;
+pub mod batch_matmul;
+pub mod causal_mask;
+pub mod fmath;
+pub mod gather;
+pub mod gelu;
+pub mod layer_norm;
+pub mod lut;
+pub mod sigmoid;
+pub mod silu;
+pub mod tanh;
+pub mod transpose;
 
 #[cfg(test)]
 pub(crate) mod testing;
