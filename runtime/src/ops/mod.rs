@@ -77,9 +77,10 @@
 //! # Adding an optimized variant
 //!
 //! Put it in `ops/<op>/<isa>.rs` (for example `avx2.rs`, `dsp.rs`) with the same signature as the
-//! reference function, make [`kernels()`] return a table with that entry replaced when the CPU has
-//! the feature (detection under `std`; `cfg` for Cortex-M), and add a `bit_exact_<isa>` test that
-//! runs the op's random cases through both (see `fully_connected::tests::assert_bit_exact`).
+//! reference function, replace its [`KernelTable`] entry in `crate::arch` (`ops_table_avx2` for
+//! runtime detection under `std`, `ops_table_compile_time` for target `cfg`s such as Cortex-M
+//! DSP), which [`kernels()`] returns, and add a `bit_exact_<isa>` test that runs the op's random
+//! cases through both (see `fully_connected::tests::assert_bit_exact`).
 
 use crate::Error;
 
@@ -335,15 +336,26 @@ impl KernelTable {
     }
 }
 
-static REFERENCE_TABLE: KernelTable = KernelTable::reference();
+/// The table for the compilation target (DSP variants on `thumbv7em-*`, NEON on aarch64).
+#[cfg(not(any(test, feature = "std")))]
+static COMPILE_TIME_TABLE: KernelTable = crate::arch::ops_table_compile_time();
 
 /// The kernel table `eval_*` uses on this machine.
 ///
-/// Today this is the reference table everywhere; optimized variants (AVX2 detected under `std`,
-/// Cortex-M DSP by target) replace entries here.
+/// With `std` (and in tests): [`crate::arch::ops_table_best`], detected once (AVX2 on x86_64 when
+/// the CPU has it). Without `std`: the compile-time table of the target
+/// ([`crate::arch::ops_table_compile_time`]). Every entry is bit-exact to
+/// [`KernelTable::reference`], which stays callable for A/B runs.
 #[inline]
 pub fn kernels() -> &'static KernelTable {
-    &REFERENCE_TABLE
+    #[cfg(any(test, feature = "std"))]
+    {
+        crate::arch::ops_table_best()
+    }
+    #[cfg(not(any(test, feature = "std")))]
+    {
+        &COMPILE_TIME_TABLE
+    }
 }
 
 // ---- shared validation helpers for `check_*` ------------------------------------------------
