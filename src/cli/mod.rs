@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod eval;
 pub mod run;
 pub mod telemetry;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Command {
     /// Run the whole loop on the data that ships with the project.
     Demo(demo::Args),
+    /// Score predictions from JSON Lines files and write a report (JSON, Markdown, HTML + plots).
+    Eval(eval::Args),
     /// Run a model image on the host runtime: print its outputs and invoke timing.
     Run(run::Args),
     /// Ingest device telemetry into a Parquet store; report drift against a reference.
@@ -31,6 +34,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args)?,
+        Command::Eval(args) => eval::run(args)?,
         Command::Run(args) => run::run(args)?,
         Command::Telemetry(args) => return telemetry::run(args),
     }
