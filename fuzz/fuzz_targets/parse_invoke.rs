@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    edgeloop_fuzz::parse_and_invoke(data);
+    edgeloop_fuzz::fuzz_one(data);
 });
