@@ -3,6 +3,8 @@
 //! products, on the shapes of the tiny GPT / encoder examples (d_model 64, 4 heads of 16,
 //! MLP 256, vocabulary 96, context 64), for one decoded token (batch 1) and a 16-token prefill.
 //!
+//! The `tiny_gpt` group times one decode step of the tiny GPT example with and without the cache.
+//!
 //! Run: `cargo bench -p edgeloop-runtime --features std --bench matmul`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -136,5 +138,29 @@ fn attention_scores(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fully_connected, attention_scores);
+/// One decode step of the tiny GPT example (see `ops::attention::tiny_gpt`): token 9 with 8 tokens
+/// already in the KV cache, against recomputing all 9 positions without a cache.
+fn tiny_gpt_decode(c: &mut Criterion) {
+    use edgeloop_runtime::ops::attention::tiny_gpt::{Cache, TinyGpt};
+    let gpt = TinyGpt::new(1);
+    let prompt = [3, 17, 5, 9, 1, 30, 12, 7];
+    let mut cache_i8 = Cache::new();
+    gpt.forward_i8(&prompt, 0, &mut cache_i8);
+    let mut cache_f32 = Cache::new();
+    gpt.forward_f32(&prompt, 0, &mut cache_f32);
+    let all = [3, 17, 5, 9, 1, 30, 12, 7, 4];
+    let mut group = c.benchmark_group("tiny_gpt");
+    group.bench_function("decode_step_kv_cache_i8", |b| {
+        b.iter(|| gpt.forward_i8(black_box(&[4]), 8, &mut cache_i8))
+    });
+    group.bench_function("decode_step_kv_cache_f32", |b| {
+        b.iter(|| gpt.forward_f32(black_box(&[4]), 8, &mut cache_f32))
+    });
+    group.bench_function("full_recompute_9_tokens_i8", |b| {
+        b.iter(|| gpt.forward_i8(black_box(&all), 0, &mut Cache::new()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fully_connected, attention_scores, tiny_gpt_decode);
 criterion_main!(benches);

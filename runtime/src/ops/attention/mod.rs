@@ -36,8 +36,9 @@
 pub mod reference;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tiny_gpt_tests;
+#[cfg(any(test, feature = "std"))]
+#[doc(hidden)]
+pub mod tiny_gpt;
 
 use crate::arch::DotKernel;
 use crate::Error;

@@ -1,10 +1,12 @@
 //! A tiny decoder-only GPT assembled from the kernels directly (no model image: the image format
 //! has no op codes for the transformer ops yet), in f32 and in int8 with calibrated scales.
+//! Test and benchmark fixture (`std` only; not a public API).
 //!
 //! vocabulary 32, d_model 32, 2 heads of 16, MLP 64 with GELU, 1 pre-LN block, learned positions,
-//! context 16; weights are seeded random (untrained). It checks that greedy decoding through the
-//! KV cache gives the same tokens and the same logits bits as recomputing the whole prefix at every
-//! step, and measures how closely the int8 model tracks the f32 one.
+//! context 16; weights are seeded random (untrained). The tests check that greedy decoding through
+//! the KV cache gives the same tokens and the same logits bits as recomputing the whole prefix at
+//! every step, and measure how closely the int8 model tracks the f32 one; `benches/matmul.rs`
+//! times one decode step.
 
 use super::{append, AttentionF32Params, AttentionParams, KvShape};
 use crate::ops::add::{self, AddF32Params, AddParams, AddRequant};
@@ -14,17 +16,49 @@ use crate::ops::fully_connected::{
 use crate::ops::gather::{self, GatherParams};
 use crate::ops::layer_norm::{self, LayerNormConstants, LayerNormF32Params};
 use crate::ops::lut::LutParams;
-use crate::ops::testing::Rng;
 use crate::ops::transpose::{self, TransposeParams};
 use crate::ops::{gelu, softmax, BroadcastShape, ClampF32, ClampI8};
 use std::collections::BTreeMap;
 
-const V: usize = 32;
+/// splitmix64, for seeded weights and calibration data.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i32, hi: i32) -> i32 {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as i32
+    }
+
+    /// Uniform in `[-amp, amp)`.
+    fn f32_vec(&mut self, n: usize, amp: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                (((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * amp) as f32
+            })
+            .collect()
+    }
+}
+
+/// Vocabulary size.
+pub const V: usize = 32;
 const D: usize = 32;
 const H: usize = 2;
 const HD: usize = 16;
 const F: usize = 64;
-const CTX: usize = 16;
+/// Context length (KV-cache capacity).
+pub const CTX: usize = 16;
 
 struct Lin {
     w: Vec<f32>,
@@ -169,14 +203,15 @@ fn gather_any<T: Copy + Default>(table: &[T], rows: usize, ids: &[i32]) -> Vec<T
     y
 }
 
-/// Caches `[H, CTX, HD]` for K and V.
-struct Cache<T> {
+/// KV caches `[H, CTX, HD]` (the persistent state of a decode).
+pub struct Cache<T> {
     k: Vec<T>,
     v: Vec<T>,
 }
 
 impl<T: Copy + Default> Cache<T> {
-    fn new() -> Self {
+    /// Empty caches.
+    pub fn new() -> Self {
         Cache {
             k: vec![T::default(); H * CTX * HD],
             v: vec![T::default(); H * CTX * HD],
@@ -495,6 +530,7 @@ impl QModel {
     }
 }
 
+#[cfg(test)]
 fn argmax<T: PartialOrd + Copy>(row: &[T]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
@@ -503,6 +539,12 @@ fn argmax<T: PartialOrd + Copy>(row: &[T]) -> usize {
         }
     }
     best
+}
+
+impl<T: Copy + Default> Default for Cache<T> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn calibrated(seed: u64) -> (Model, QModel) {
@@ -517,97 +559,126 @@ fn calibrated(seed: u64) -> (Model, QModel) {
     (m, qm)
 }
 
-/// Greedy decoding through the KV cache equals recomputing the whole prefix at every step:
-/// same tokens and bit-identical logits, int8 and f32.
-#[test]
-fn kv_cache_decode_equals_full_recompute() {
-    let (m, qm) = calibrated(1);
-    let prompt = [3i32, 17, 5];
-    // int8
-    let mut cache = Cache::new();
-    let mut logits = qm.forward(&prompt, 0, &mut cache);
-    let mut seq = prompt.to_vec();
-    let mut last = logits[(prompt.len() - 1) * V..].to_vec();
-    while seq.len() < CTX {
-        let next = argmax(&last) as i32;
-        // Full recompute of the prefix plus `next`, in fresh caches.
-        seq.push(next);
-        let full = qm.forward(&seq, 0, &mut Cache::new());
-        logits = qm.forward(&[next], seq.len() - 1, &mut cache);
-        assert_eq!(
-            &full[(seq.len() - 1) * V..],
-            &logits[..],
-            "int8, step {}",
-            seq.len()
-        );
-        last = logits;
-    }
-    // f32
-    let mut cache = Cache::new();
-    let mut seq_f = prompt.to_vec();
-    let l = forward_f32(&m, &prompt, 0, &mut cache, None);
-    let mut last = l[(prompt.len() - 1) * V..].to_vec();
-    while seq_f.len() < CTX {
-        let next = argmax(&last) as i32;
-        seq_f.push(next);
-        let full = forward_f32(&m, &seq_f, 0, &mut Cache::new(), None);
-        last = forward_f32(&m, &[next], seq_f.len() - 1, &mut cache, None);
-        assert_eq!(
-            &full[(seq_f.len() - 1) * V..],
-            &last[..],
-            "f32, step {}",
-            seq_f.len()
-        );
-    }
-    println!("tiny GPT greedy tokens: int8 {seq:?}, f32 {seq_f:?}");
-    // Decoding one more token (position CTX) is an error, not a panic.
-    let shape = KvShape {
-        heads: H as u32,
-        head_dim: HD as u32,
-        capacity: CTX as u32,
-        tokens: 1,
-    };
-    let mut k = vec![0i8; H * CTX * HD];
-    assert!(matches!(
-        append(&shape, &[0i8; H * HD], CTX as i32, &mut k),
-        Err(crate::Error::KvCacheFull { .. })
-    ));
+/// The f32 model and its int8 twin (calibrated on 8 random sequences).
+pub struct TinyGpt {
+    f32: Model,
+    int8: QModel,
 }
 
-/// Teacher-forced agreement between the int8 and the f32 model (stated in the report):
-/// top-1 agreement of the logits and their error relative to the f32 logits' spread.
-#[test]
-fn int8_tracks_f32() {
-    let mut agree = 0usize;
-    let mut total = 0usize;
-    let mut err = 0f64;
-    let mut spread = 0f64;
-    for seed in 1..=4 {
-        let (m, qm) = calibrated(seed);
-        let mut rng = Rng::new(seed * 7919);
-        for _ in 0..4 {
-            let ids: Vec<i32> = (0..CTX).map(|_| rng.range(0, V as i32 - 1)).collect();
-            let lf = forward_f32(&m, &ids, 0, &mut Cache::new(), None);
-            let lq = qm.forward(&ids, 0, &mut Cache::new());
-            let (s, zp) = qm.q["logits"];
-            for (rf, rq) in lf.chunks(V).zip(lq.chunks(V)) {
-                total += 1;
-                agree += (argmax(rf) == argmax(rq)) as usize;
-                let mean = rf.iter().map(|&v| v as f64).sum::<f64>() / V as f64;
-                spread +=
-                    (rf.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / V as f64).sqrt();
-                err += rf
-                    .iter()
-                    .zip(rq)
-                    .map(|(&f, &q)| (f as f64 - (q as i32 - zp) as f64 * s).abs())
-                    .sum::<f64>()
-                    / V as f64;
+impl TinyGpt {
+    /// Seeded random weights, then calibration.
+    pub fn new(seed: u64) -> TinyGpt {
+        let (f32, int8) = calibrated(seed);
+        TinyGpt { f32, int8 }
+    }
+
+    /// int8 logits `[ids.len(), V]` for tokens at positions `pos0..`, appending to `cache`.
+    pub fn forward_i8(&self, ids: &[i32], pos0: usize, cache: &mut Cache<i8>) -> Vec<i8> {
+        self.int8.forward(ids, pos0, cache)
+    }
+
+    /// f32 logits `[ids.len(), V]` for tokens at positions `pos0..`, appending to `cache`.
+    pub fn forward_f32(&self, ids: &[i32], pos0: usize, cache: &mut Cache<f32>) -> Vec<f32> {
+        forward_f32(&self.f32, ids, pos0, cache, None)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Greedy decoding through the KV cache equals recomputing the whole prefix at every step:
+    /// same tokens and bit-identical logits, int8 and f32.
+    #[test]
+    fn kv_cache_decode_equals_full_recompute() {
+        let (m, qm) = calibrated(1);
+        let prompt = [3i32, 17, 5];
+        // int8
+        let mut cache = Cache::new();
+        let mut logits = qm.forward(&prompt, 0, &mut cache);
+        let mut seq = prompt.to_vec();
+        let mut last = logits[(prompt.len() - 1) * V..].to_vec();
+        while seq.len() < CTX {
+            let next = argmax(&last) as i32;
+            // Full recompute of the prefix plus `next`, in fresh caches.
+            seq.push(next);
+            let full = qm.forward(&seq, 0, &mut Cache::new());
+            logits = qm.forward(&[next], seq.len() - 1, &mut cache);
+            assert_eq!(
+                &full[(seq.len() - 1) * V..],
+                &logits[..],
+                "int8, step {}",
+                seq.len()
+            );
+            last = logits;
+        }
+        // f32
+        let mut cache = Cache::new();
+        let mut seq_f = prompt.to_vec();
+        let l = forward_f32(&m, &prompt, 0, &mut cache, None);
+        let mut last = l[(prompt.len() - 1) * V..].to_vec();
+        while seq_f.len() < CTX {
+            let next = argmax(&last) as i32;
+            seq_f.push(next);
+            let full = forward_f32(&m, &seq_f, 0, &mut Cache::new(), None);
+            last = forward_f32(&m, &[next], seq_f.len() - 1, &mut cache, None);
+            assert_eq!(
+                &full[(seq_f.len() - 1) * V..],
+                &last[..],
+                "f32, step {}",
+                seq_f.len()
+            );
+        }
+        println!("tiny GPT greedy tokens: int8 {seq:?}, f32 {seq_f:?}");
+        // Decoding one more token (position CTX) is an error, not a panic.
+        let shape = KvShape {
+            heads: H as u32,
+            head_dim: HD as u32,
+            capacity: CTX as u32,
+            tokens: 1,
+        };
+        let mut k = vec![0i8; H * CTX * HD];
+        assert!(matches!(
+            append(&shape, &[0i8; H * HD], CTX as i32, &mut k),
+            Err(crate::Error::KvCacheFull { .. })
+        ));
+    }
+
+    /// Teacher-forced agreement between the int8 and the f32 model (stated in the report):
+    /// top-1 agreement of the logits and their error relative to the f32 logits' spread.
+    #[test]
+    fn int8_tracks_f32() {
+        let mut agree = 0usize;
+        let mut total = 0usize;
+        let mut err = 0f64;
+        let mut spread = 0f64;
+        for seed in 1..=4 {
+            let (m, qm) = calibrated(seed);
+            let mut rng = Rng::new(seed * 7919);
+            for _ in 0..4 {
+                let ids: Vec<i32> = (0..CTX).map(|_| rng.range(0, V as i32 - 1)).collect();
+                let lf = forward_f32(&m, &ids, 0, &mut Cache::new(), None);
+                let lq = qm.forward(&ids, 0, &mut Cache::new());
+                let (s, zp) = qm.q["logits"];
+                for (rf, rq) in lf.chunks(V).zip(lq.chunks(V)) {
+                    total += 1;
+                    agree += (argmax(rf) == argmax(rq)) as usize;
+                    let mean = rf.iter().map(|&v| v as f64).sum::<f64>() / V as f64;
+                    spread += (rf.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()
+                        / V as f64)
+                        .sqrt();
+                    err += rf
+                        .iter()
+                        .zip(rq)
+                        .map(|(&f, &q)| (f as f64 - (q as i32 - zp) as f64 * s).abs())
+                        .sum::<f64>()
+                        / V as f64;
+                }
             }
         }
+        let rate = agree as f64 / total as f64;
+        let rel = err / spread;
+        println!("tiny GPT int8 vs f32: top-1 agreement {agree}/{total} ({:.1}%), mean |logit error| / logit std = {rel:.3}", 100.0 * rate);
+        assert!(rate >= 0.85, "top-1 agreement {rate}");
+        assert!(rel <= 0.15, "relative logit error {rel}");
     }
-    let rate = agree as f64 / total as f64;
-    let rel = err / spread;
-    println!("tiny GPT int8 vs f32: top-1 agreement {agree}/{total} ({:.1}%), mean |logit error| / logit std = {rel:.3}", 100.0 * rate);
-    assert!(rate >= 0.85, "top-1 agreement {rate}");
-    assert!(rel <= 0.15, "relative logit error {rel}");
 }
