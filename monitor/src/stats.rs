@@ -9,7 +9,8 @@
 //! * [`jensen_shannon`]: scipy's `jensenshannon` distance (natural log, no smoothing).
 //! * [`ks_2samp`]: the two-sample Kolmogorov–Smirnov statistic, as scipy; its p-value uses the
 //!   asymptotic Kolmogorov distribution (scipy's `kstwobign.sf(√(nm/(n+m))·D)`), not scipy's
-//!   default exact/`kstwo` p-value, which differs slightly for small samples.
+//!   default exact/`kstwo` p-value. The two differ most for small samples: up to 0.043 in
+//!   `matches_scipy` (samples of 30 and 50 rows); prefer windows of a few hundred rows.
 //! * [`wasserstein`]: scipy's `wasserstein_distance` (1-D, first order); [`wasserstein_normed`]
 //!   divides it by the reference's population standard deviation (at least 0.001), as Evidently.
 //! * [`chi_square`]: scipy's `chisquare(observed_current, expected = ref_proportion · n_current)`
