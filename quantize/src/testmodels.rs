@@ -1,0 +1,282 @@
+//! Small fp32 ONNX models built in code (an MLP, a CNN, a transformer block) with deterministic
+//! random weights, and random input samples: used by the tests of this crate and the CLI.
+
+use std::collections::HashMap;
+
+use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, OperatorSetIdProto};
+
+use crate::onnx::{
+    attr_float, attr_int, attr_ints, node, value_info, ElemType, InputSpec, OnnxModel,
+};
+use crate::runner::Sample;
+use crate::tensor::{self, Tensor};
+
+/// Deterministic generator (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Approximately standard normal (Irwin–Hall of 12 uniforms).
+    pub fn normal(&mut self) -> f32 {
+        (0..12).map(|_| self.uniform()).sum::<f32>() - 6.0
+    }
+}
+
+/// Builds a single-graph model node by node.
+pub struct Builder {
+    graph: GraphProto,
+    opset: i64,
+    rng: Rng,
+}
+
+impl Builder {
+    /// A builder for the default domain at `opset`.
+    pub fn new(name: &str, opset: i64, seed: u64) -> Self {
+        Builder {
+            graph: GraphProto {
+                name: name.to_string(),
+                ..Default::default()
+            },
+            opset,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// Declares a float input.
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> String {
+        self.graph
+            .input
+            .push(value_info(name, ElemType::F32, shape));
+        name.to_string()
+    }
+
+    /// Declares a float output.
+    pub fn output(&mut self, name: &str, shape: &[usize]) {
+        self.graph
+            .output
+            .push(value_info(name, ElemType::F32, shape));
+    }
+
+    /// A random initializer with standard deviation `std`.
+    pub fn weight(&mut self, name: &str, shape: &[usize], std: f32) -> String {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| self.rng.normal() * std).collect();
+        self.constant(name, shape, &v)
+    }
+
+    /// A given initializer.
+    pub fn constant(&mut self, name: &str, shape: &[usize], v: &[f32]) -> String {
+        self.graph
+            .initializer
+            .push(tensor::f32_proto(name, shape, v));
+        name.to_string()
+    }
+
+    /// An int64 initializer.
+    pub fn ints(&mut self, name: &str, v: &[i64]) -> String {
+        self.graph
+            .initializer
+            .push(tensor::i64_proto(name, &[v.len()], v));
+        name.to_string()
+    }
+
+    /// Adds a node whose single output is named after it; returns the output name.
+    pub fn op(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> String {
+        self.graph.node.push(node(op, name, inputs, &[name], attrs));
+        name.to_string()
+    }
+
+    /// The model.
+    pub fn build(self) -> OnnxModel {
+        OnnxModel {
+            proto: ModelProto {
+                ir_version: if self.opset >= 19 { 9 } else { 8 },
+                opset_import: vec![OperatorSetIdProto {
+                    domain: String::new(),
+                    version: self.opset,
+                }],
+                producer_name: "edgeloop-quantize tests".into(),
+                graph: Some(self.graph),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// MLP at opset 17: Gemm+Relu, MatMul+Add+Relu, Gemm; input `x` [1, 16], output `y` [1, 10].
+pub fn mlp() -> OnnxModel {
+    let mut b = Builder::new("mlp", 17, 1);
+    let x = b.input("x", &[1, 16]);
+    let w1 = b.weight("fc1.weight", &[32, 16], 0.35);
+    let b1 = b.weight("fc1.bias", &[32], 0.1);
+    let h = b.op("Gemm", "fc1", &[&x, &w1, &b1], vec![attr_int("transB", 1)]);
+    let h = b.op("Relu", "relu1", &[&h], vec![]);
+    let w2 = b.weight("fc2.weight", &[32, 24], 0.25);
+    let b2 = b.weight("fc2.bias", &[24], 0.1);
+    let h = b.op("MatMul", "fc2", &[&h, &w2], vec![]);
+    let h = b.op("Add", "fc2_bias", &[&h, &b2], vec![]);
+    let h = b.op("Relu", "relu2", &[&h], vec![]);
+    let w3 = b.weight("fc3.weight", &[10, 24], 0.3);
+    let b3 = b.weight("fc3.bias", &[10], 0.1);
+    b.graph.node.push(node(
+        "Gemm",
+        "fc3",
+        &[&h, &w3, &b3],
+        &["y"],
+        vec![attr_int("transB", 1)],
+    ));
+    b.output("y", &[1, 10]);
+    b.build()
+}
+
+/// CNN at opset 17: Conv+Relu, MaxPool, Conv+Relu, GlobalAveragePool, Flatten, Gemm;
+/// input `x` [1, 3, 16, 16], output `y` [1, 10].
+pub fn cnn() -> OnnxModel {
+    let mut b = Builder::new("cnn", 17, 2);
+    let x = b.input("x", &[1, 3, 16, 16]);
+    let pads = || attr_ints("pads", &[1, 1, 1, 1]);
+    let w = b.weight("conv1.weight", &[8, 3, 3, 3], 0.25);
+    let bi = b.weight("conv1.bias", &[8], 0.1);
+    let h = b.op(
+        "Conv",
+        "conv1",
+        &[&x, &w, &bi],
+        vec![pads(), attr_ints("kernel_shape", &[3, 3])],
+    );
+    let h = b.op("Relu", "relu1", &[&h], vec![]);
+    let h = b.op(
+        "MaxPool",
+        "pool1",
+        &[&h],
+        vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("strides", &[2, 2]),
+        ],
+    );
+    let w = b.weight("conv2.weight", &[16, 8, 3, 3], 0.15);
+    let bi = b.weight("conv2.bias", &[16], 0.1);
+    let h = b.op(
+        "Conv",
+        "conv2",
+        &[&h, &w, &bi],
+        vec![pads(), attr_ints("kernel_shape", &[3, 3])],
+    );
+    let h = b.op("Relu", "relu2", &[&h], vec![]);
+    let h = b.op("GlobalAveragePool", "gap", &[&h], vec![]);
+    let h = b.op("Flatten", "flatten", &[&h], vec![attr_int("axis", 1)]);
+    let w = b.weight("fc.weight", &[10, 16], 0.4);
+    let bi = b.weight("fc.bias", &[10], 0.1);
+    b.graph.node.push(node(
+        "Gemm",
+        "fc",
+        &[&h, &w, &bi],
+        &["y"],
+        vec![attr_int("transB", 1)],
+    ));
+    b.output("y", &[1, 10]);
+    b.build()
+}
+
+/// A pre-norm transformer block at opset 20: LayerNormalization, single-head attention
+/// (MatMul, Transpose, Mul, Softmax), residual Add, MLP with Gelu; input `x` [1, 8, 16], output `y`.
+pub fn transformer() -> OnnxModel {
+    let (t, d, f) = (8usize, 16usize, 32usize);
+    let mut b = Builder::new("block", 20, 3);
+    let x = b.input("x", &[1, t, d]);
+    let ln = |b: &mut Builder, name: &str, inp: &str| {
+        let g: Vec<f32> = (0..d).map(|i| 1.0 + 0.05 * (i as f32 % 5.0)).collect();
+        let g = b.constant(&format!("{name}.weight"), &[d], &g);
+        let be = b.weight(&format!("{name}.bias"), &[d], 0.02);
+        b.op(
+            "LayerNormalization",
+            name,
+            &[inp, &g, &be],
+            vec![attr_int("axis", -1), attr_float("epsilon", 1e-5)],
+        )
+    };
+    let std = 1.0 / (d as f32).sqrt();
+    let h = ln(&mut b, "ln1", &x);
+    let wq = b.weight("attn.wq", &[d, d], std);
+    let wk = b.weight("attn.wk", &[d, d], std);
+    let wv = b.weight("attn.wv", &[d, d], std);
+    let q = b.op("MatMul", "q_proj", &[&h, &wq], vec![]);
+    let k = b.op("MatMul", "k_proj", &[&h, &wk], vec![]);
+    let v = b.op("MatMul", "v_proj", &[&h, &wv], vec![]);
+    let kt = b.op(
+        "Transpose",
+        "k_t",
+        &[&k],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    );
+    let s = b.op("MatMul", "scores", &[&q, &kt], vec![]);
+    let c = b.constant("attn.scale", &[], &[1.0 / (d as f32).sqrt()]);
+    let s = b.op("Mul", "scores_scaled", &[&s, &c], vec![]);
+    let p = b.op("Softmax", "attn_probs", &[&s], vec![attr_int("axis", -1)]);
+    let a = b.op("MatMul", "attn_out", &[&p, &v], vec![]);
+    let wo = b.weight("attn.wo", &[d, d], std);
+    let o = b.op("MatMul", "o_proj", &[&a, &wo], vec![]);
+    let r1 = b.op("Add", "residual1", &[&x, &o], vec![]);
+    let h = ln(&mut b, "ln2", &r1);
+    let w1 = b.weight("mlp.w1", &[d, f], std);
+    let b1 = b.weight("mlp.b1", &[f], 0.05);
+    let h = b.op("MatMul", "mlp_up", &[&h, &w1], vec![]);
+    let h = b.op("Add", "mlp_up_bias", &[&h, &b1], vec![]);
+    let h = b.op("Gelu", "gelu", &[&h], vec![]);
+    let w2 = b.weight("mlp.w2", &[f, d], 1.0 / (f as f32).sqrt());
+    let b2 = b.weight("mlp.b2", &[d], 0.05);
+    let h = b.op("MatMul", "mlp_down", &[&h, &w2], vec![]);
+    let h = b.op("Add", "mlp_down_bias", &[&h, &b2], vec![]);
+    b.graph
+        .node
+        .push(node("Add", "residual2", &[&r1, &h], &["y"], vec![]));
+    b.output("y", &[1, t, d]);
+    b.build()
+}
+
+/// `n` random samples for `inputs` (standard normal, a few channels of the last axis scaled up
+/// ×8 to mimic activation outliers).
+pub fn samples(inputs: &[InputSpec], n: usize, seed: u64) -> Vec<Sample> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            inputs
+                .iter()
+                .map(|spec| {
+                    let count: usize = spec.shape.iter().product();
+                    let last = spec.shape.last().copied().unwrap_or(1).max(1);
+                    let v: Vec<f32> = (0..count)
+                        .map(|i| {
+                            let boost = if i % last == 3 { 8.0 } else { 1.0 };
+                            rng.normal() * boost
+                        })
+                        .collect();
+                    (
+                        spec.name.clone(),
+                        Tensor::f32(spec.shape.clone(), v).expect("shape matches"),
+                    )
+                })
+                .collect::<HashMap<_, _>>()
+        })
+        .collect()
+}
