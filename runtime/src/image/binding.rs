@@ -7,7 +7,7 @@
 
 use super::bytes::{self, i32_at, u32_at};
 use super::model::Model;
-use super::op::{OpCode, OpRecord};
+use super::op::{OpCode, OpRecord, TableFn};
 use super::tensor::{DType, Storage, TensorInfo};
 use super::NO_TENSOR;
 use crate::error::OpProblem;
@@ -52,6 +52,19 @@ pub(crate) enum Bound<'a> {
     MulF32(ops::mul::MulF32Params),
     ConcatI8(ops::concat::ConcatParams<'a>),
     ConcatF32(ops::concat::ConcatF32Params),
+    BmmI8(ops::batch_matmul::BatchMatMulParams),
+    BmmF32(ops::batch_matmul::BatchMatMulF32Params),
+    Transpose(ops::transpose::TransposeParams, DType),
+    GatherI8(ops::gather::GatherParams<'a, i8>),
+    GatherF32(ops::gather::GatherParams<'a, f32>),
+    LayerNormI8(ops::layer_norm::LayerNormParams<'a>),
+    LayerNormF32(ops::layer_norm::LayerNormF32Params<'a>),
+    CausalMask(ops::causal_mask::CausalMaskParams, DType),
+    TableI8(ops::lut::LutParams<'a>),
+    TableF32(TableFn),
+    KvAppend(ops::attention::KvShape, DType),
+    AttentionI8(ops::attention::AttentionParams<'a>),
+    AttentionF32(ops::attention::AttentionF32Params),
 }
 
 /// Decoding context for one op.
@@ -679,6 +692,297 @@ fn bind_concat<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }))
 }
 
+/// `(batch, rows, cols)` of a tensor of rank ≥ 2 (leading dims multiplied into `batch`).
+fn matrix(c: &Ctx<'_, '_>, t: &TensorInfo) -> Result<(u32, u32, u32), Error> {
+    let r = t.shape.rank();
+    if r < 2 {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    let d = t.shape.dims();
+    let batch = d[..r - 2].iter().map(|&v| v as u32).product::<u32>();
+    Ok((batch, d[r - 2] as u32, d[r - 1] as u32))
+}
+
+/// A boolean parameter word (0 or 1).
+fn flag(c: &Ctx<'_, '_>, k: usize) -> Result<bool, Error> {
+    match c.word(k)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(c.err(OpProblem::BadParams)),
+    }
+}
+
+fn bind_batch_matmul<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::batch_matmul::*;
+    c.arity(2..=2, 1)?;
+    let (a, b, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
+    let transpose_b = flag(c, 0)?;
+    let (ba, m, k) = matrix(c, &a)?;
+    let (bb, r1, r2) = matrix(c, &b)?;
+    let (by, ym, n) = matrix(c, &y)?;
+    let (bk, bn) = if transpose_b { (r2, r1) } else { (r1, r2) };
+    if ba != bb || ba != by || ym != m || bk != k || bn != n {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    let shape = BatchMatMulShape {
+        batch: ba,
+        m,
+        k,
+        n,
+        transpose_b,
+    };
+    if a.dtype == DType::F32 {
+        c.expect_dtype(&b, DType::F32)?;
+        c.expect_dtype(&y, DType::F32)?;
+        c.params_len(3)?;
+        return Ok(Bound::BmmF32(BatchMatMulF32Params {
+            shape,
+            activation: c.clamp_f32(1)?,
+        }));
+    }
+    c.params_len(5)?;
+    let (output_multiplier, output_shift) = c.requant(1)?;
+    Ok(Bound::BmmI8(BatchMatMulParams {
+        shape,
+        a_zero_point: c.zp_i8(&a)?,
+        b_zero_point: c.zp_i8(&b)?,
+        output_zero_point: c.zp_i8(&y)?,
+        output_multiplier,
+        output_shift,
+        activation: c.clamp_i8(3)?,
+    }))
+}
+
+fn bind_transpose<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    c.arity(1..=1, 1)?;
+    c.params_len(4)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    match x.dtype {
+        DType::I8 => c.same_quant(&x, &y)?,
+        DType::F32 | DType::I32 => c.expect_dtype(&y, x.dtype)?,
+        _ => return Err(c.err(OpProblem::BadDtype)),
+    }
+    let mut perm = [0u8; 4];
+    for (i, p) in perm.iter_mut().enumerate() {
+        let w = c.word(i)?;
+        if w > 3 {
+            return Err(c.err(OpProblem::BadParams));
+        }
+        *p = w as u8;
+    }
+    let p = ops::transpose::TransposeParams {
+        input_dims: dims4(&x),
+        perm,
+    };
+    ops::transpose::check(&p, x.num_elements(), y.num_elements())
+        .map_err(|_| c.err(OpProblem::BadParams))?;
+    if p.output_dims() != dims4(&y) {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    Ok(Bound::Transpose(p, x.dtype))
+}
+
+fn bind_gather<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::gather::GatherParams;
+    c.arity(2..=2, 1)?;
+    c.params_len(0)?;
+    let (table, ids, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
+    c.expect_dtype(&ids, DType::I32)?;
+    if table.shape.rank() != 2 {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    let (rows, row_len) = (table.shape.dim(0) as u32, table.shape.dim(1) as u32);
+    if y.shape.last() as u32 != row_len {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    if table.dtype == DType::F32 {
+        c.expect_dtype(&y, DType::F32)?;
+        return Ok(Bound::GatherF32(GatherParams {
+            rows,
+            row_len,
+            table: c.const_f32(0)?,
+        }));
+    }
+    c.same_quant(&table, &y)?;
+    Ok(Bound::GatherI8(GatherParams {
+        rows,
+        row_len,
+        table: c.const_i8(0)?,
+    }))
+}
+
+fn bind_layer_norm<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::layer_norm::*;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    let cols = x.shape.last() as u32;
+    if cols == 0 || x.shape.dims() != y.shape.dims() {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    let rows = (x.num_elements() / cols as usize) as u32;
+    if x.dtype == DType::F32 {
+        c.arity(3..=3, 1)?;
+        c.expect_dtype(&y, DType::F32)?;
+        c.params_len(1)?;
+        return Ok(Bound::LayerNormF32(LayerNormF32Params {
+            rows,
+            cols,
+            epsilon: c.float(0)?,
+            gamma: c.const_f32(1)?,
+            beta: c.const_f32(2)?,
+        }));
+    }
+    c.arity(4..=4, 1)?;
+    c.params_len(2)?;
+    Ok(Bound::LayerNormI8(LayerNormParams {
+        rows,
+        cols,
+        input_zero_point: c.zp_i8(&x)?,
+        output_zero_point: c.zp_i8(&y)?,
+        epsilon_q16: c.word(0)? as u64 | (c.word(1)? as u64) << 32,
+        gamma_multiplier: c.const_i32(1)?,
+        gamma_shift: c.const_i32(2)?,
+        beta_q: c.const_i32(3)?,
+    }))
+}
+
+fn bind_causal_mask<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    c.arity(1..=1, 1)?;
+    c.params_len(1)?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    match x.dtype {
+        DType::I8 => c.same_quant(&x, &y)?,
+        DType::F32 => c.expect_dtype(&y, DType::F32)?,
+        _ => return Err(c.err(OpProblem::BadDtype)),
+    }
+    if x.shape.dims() != y.shape.dims() {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    let (batch, rows, cols) = matrix(c, &x)?;
+    let p = ops::causal_mask::CausalMaskParams {
+        batch,
+        rows,
+        cols,
+        offset: c.word(0)?,
+    };
+    Ok(Bound::CausalMask(p, x.dtype))
+}
+
+fn bind_table<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    c.params_len(1)?;
+    let f = TableFn::from_word(c.word(0)?).ok_or(c.err(OpProblem::BadParams))?;
+    let (x, y) = (c.input(0)?, c.output(0)?);
+    if x.dtype == DType::F32 {
+        c.arity(1..=1, 1)?;
+        c.expect_dtype(&y, DType::F32)?;
+        return Ok(Bound::TableF32(f));
+    }
+    c.arity(2..=2, 1)?;
+    c.zp_i8(&x)?;
+    c.zp_i8(&y)?;
+    Ok(Bound::TableI8(ops::lut::LutParams {
+        table: c.const_i8(1)?,
+    }))
+}
+
+/// `[a, b, c]` of a rank-3 tensor.
+fn dims3(c: &Ctx<'_, '_>, t: &TensorInfo) -> Result<[u32; 3], Error> {
+    if t.shape.rank() != 3 {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    Ok([0, 1, 2].map(|i| t.shape.dim(i) as u32))
+}
+
+/// The decode position input: an `i32` arena tensor of one element.
+fn position_input(c: &Ctx<'_, '_>, i: usize) -> Result<(), Error> {
+    let p = c.input(i)?;
+    c.expect_dtype(&p, DType::I32)?;
+    if p.num_elements() != 1 || p.storage == Storage::Constant {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    Ok(())
+}
+
+/// The KV shape of new rows `[H, T, D]` against a cache `[H, C, D]`.
+fn kv_shape(
+    c: &Ctx<'_, '_>,
+    new: &TensorInfo,
+    cache: &TensorInfo,
+) -> Result<ops::attention::KvShape, Error> {
+    let [h, t, d] = dims3(c, new)?;
+    let [ch, cap, cd] = dims3(c, cache)?;
+    if ch != h || cd != d || t > cap {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    Ok(ops::attention::KvShape {
+        heads: h,
+        head_dim: d,
+        capacity: cap,
+        tokens: t,
+    })
+}
+
+fn bind_kv_append<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    c.arity(2..=2, 1)?;
+    c.params_len(0)?;
+    let (new, cache) = (c.input(0)?, c.output(0)?);
+    position_input(c, 1)?;
+    if cache.storage != Storage::Persistent {
+        return Err(c.err(OpProblem::BadWrite));
+    }
+    match new.dtype {
+        DType::I8 => c.same_quant(&new, &cache)?,
+        DType::F32 => c.expect_dtype(&cache, DType::F32)?,
+        _ => return Err(c.err(OpProblem::BadDtype)),
+    }
+    Ok(Bound::KvAppend(kv_shape(c, &new, &cache)?, new.dtype))
+}
+
+fn bind_attention<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::attention::*;
+    let (q, kc, vc) = (c.input(0)?, c.input(1)?, c.input(2)?);
+    position_input(c, 3)?;
+    let (y, scratch) = (c.output(0)?, c.output(1)?);
+    let shape = kv_shape(c, &q, &kc)?;
+    if vc.shape.dims() != kc.shape.dims() || y.shape.dims() != q.shape.dims() {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    if kc.storage == Storage::Constant || vc.storage == Storage::Constant {
+        return Err(c.err(OpProblem::BadParams));
+    }
+    let causal = flag(c, 0)?;
+    if q.dtype == DType::F32 {
+        c.arity(4..=4, 2)?;
+        for t in [&kc, &vc, &y, &scratch] {
+            c.expect_dtype(t, DType::F32)?;
+        }
+        c.params_len(2)?;
+        return Ok(Bound::AttentionF32(AttentionF32Params {
+            shape,
+            causal,
+            scale: c.float(1)?,
+        }));
+    }
+    c.arity(5..=5, 2)?;
+    c.expect_dtype(&scratch, DType::I32)?;
+    c.params_len(6)?;
+    let (score_multiplier, score_shift) = c.requant(1)?;
+    let (output_multiplier, output_shift) = c.requant(4)?;
+    Ok(Bound::AttentionI8(AttentionParams {
+        shape,
+        causal,
+        q_zero_point: c.zp_i8(&q)?,
+        k_zero_point: c.zp_i8(&kc)?,
+        v_zero_point: c.zp_i8(&vc)?,
+        score_multiplier,
+        score_shift,
+        score_zero_point: c.int(3)?,
+        exp_table: c.const_i32(4)?,
+        output_multiplier,
+        output_shift,
+        output_zero_point: c.zp_i8(&y)?,
+    }))
+}
+
 /// The set of every op this runtime has (the default of [`crate::Interpreter`] and
 /// [`Model::parse`]).
 pub const ALL_OPS: u64 = u64::MAX;
@@ -750,6 +1054,14 @@ pub(crate) fn bind<'a, const OPS: u64>(
         OpCode::Add if has(OPS, OpCode::Add) => bind_binary(&c, true),
         OpCode::Mul if has(OPS, OpCode::Mul) => bind_binary(&c, false),
         OpCode::Concat if has(OPS, OpCode::Concat) => bind_concat(&c),
+        OpCode::BatchMatMul if has(OPS, OpCode::BatchMatMul) => bind_batch_matmul(&c),
+        OpCode::Transpose if has(OPS, OpCode::Transpose) => bind_transpose(&c),
+        OpCode::Gather if has(OPS, OpCode::Gather) => bind_gather(&c),
+        OpCode::LayerNorm if has(OPS, OpCode::LayerNorm) => bind_layer_norm(&c),
+        OpCode::CausalMask if has(OPS, OpCode::CausalMask) => bind_causal_mask(&c),
+        OpCode::Table if has(OPS, OpCode::Table) => bind_table(&c),
+        OpCode::KvAppend if has(OPS, OpCode::KvAppend) => bind_kv_append(&c),
+        OpCode::Attention if has(OPS, OpCode::Attention) => bind_attention(&c),
         _ => Err(unsupported),
     }
 }
@@ -865,6 +1177,47 @@ pub(crate) fn check<const OPS: u64>(
                 _ => Ok(()),
             }
         }
+        Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
+            ops::batch_matmul::check_i8(p, xi, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::BmmF32(p) if has(OPS, OpCode::BatchMatMul) && OPS & F32_KERNELS != 0 => {
+            ops::batch_matmul::check_f32(p, xi, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::Transpose(p, _) if has(OPS, OpCode::Transpose) => ops::transpose::check(p, xi, yo),
+        Bound::GatherI8(p) if has(OPS, OpCode::Gather) && OPS & INT8_KERNELS != 0 => {
+            ops::gather::check(p, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::GatherF32(p) if has(OPS, OpCode::Gather) && OPS & F32_KERNELS != 0 => {
+            ops::gather::check(p, len_of(model, rec.input(1))?, yo)
+        }
+        Bound::LayerNormI8(p) if has(OPS, OpCode::LayerNorm) && OPS & INT8_KERNELS != 0 => {
+            ops::layer_norm::check_i8(p, xi, yo)
+        }
+        Bound::LayerNormF32(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+            ops::layer_norm::check_f32(p, xi, yo)
+        }
+        Bound::CausalMask(p, _) if has(OPS, OpCode::CausalMask) => {
+            ops::causal_mask::check(p, xi).and(ops::causal_mask::check(p, yo))
+        }
+        Bound::TableI8(p) if has(OPS, OpCode::Table) && OPS & INT8_KERNELS != 0 => {
+            ops::lut::check_i8(p, xi, yo)
+        }
+        Bound::TableF32(_) if has(OPS, OpCode::Table) && OPS & F32_KERNELS != 0 => {
+            ops::lut::check_f32(xi, yo)
+        }
+        Bound::KvAppend(shape, _) if has(OPS, OpCode::KvAppend) => {
+            ops::attention::check_append(shape, xi, yo)
+        }
+        Bound::AttentionI8(p) if has(OPS, OpCode::Attention) && OPS & INT8_KERNELS != 0 => {
+            let cache = len_of(model, rec.input(1))?;
+            let scratch = len_of(model, rec.output(1))?;
+            ops::attention::check_i8(p, xi, cache, scratch, yo)
+        }
+        Bound::AttentionF32(p) if has(OPS, OpCode::Attention) && OPS & F32_KERNELS != 0 => {
+            let cache = len_of(model, rec.input(1))?;
+            let scratch = len_of(model, rec.output(1))?;
+            ops::attention::check_f32(p, xi, cache, scratch, yo)
+        }
         _ => Err(unsupported(index, rec)),
     };
     r.map_err(|e| e.with_op(index as u32))
@@ -937,8 +1290,12 @@ pub(crate) fn run<const OPS: u64>(
         as_f32 as f32s, as_f32_mut as f32m, as_i32_mut as i32m, as_i8 as i8s, as_i8_mut as i8m,
     };
     let b = bind::<OPS>(model, index, rec)?;
+    if matches!(b, Bound::AttentionI8(_) | Bound::AttentionF32(_)) {
+        return run_attention::<OPS>(model, index, rec, &b, arena);
+    }
     let y = model.tensor(rec.output(0) as usize)?;
     let (s, out) = split(arena, &y)?;
+    let at = |e: Error| e.with_op(index as u32);
     let x = s.input(model, rec.input(0), index)?;
     let x2 = || s.input(model, rec.input(1), index);
     match &b {
@@ -1046,7 +1403,183 @@ pub(crate) fn run<const OPS: u64>(
             }
             ops::concat::eval_f32(p, &ins[..n], f32m(out)?)
         }
+        Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
+            ops::batch_matmul::eval_i8(p, i8s(x), i8s(x2()?), i8m(out))
+        }
+        Bound::BmmF32(p) if has(OPS, OpCode::BatchMatMul) && OPS & F32_KERNELS != 0 => {
+            ops::batch_matmul::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?)
+        }
+        Bound::Transpose(p, DType::F32) if has(OPS, OpCode::Transpose) => {
+            ops::transpose::eval(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::Transpose(p, DType::I32) if has(OPS, OpCode::Transpose) => {
+            ops::transpose::eval(p, bytes::as_i32(x)?, i32m(out)?)
+        }
+        Bound::Transpose(p, _) if has(OPS, OpCode::Transpose) => {
+            ops::transpose::eval(p, i8s(x), i8m(out))
+        }
+        Bound::GatherI8(p) if has(OPS, OpCode::Gather) && OPS & INT8_KERNELS != 0 => {
+            ops::gather::eval(p, bytes::as_i32(x2()?)?, i8m(out)).map_err(at)?
+        }
+        Bound::GatherF32(p) if has(OPS, OpCode::Gather) && OPS & F32_KERNELS != 0 => {
+            ops::gather::eval(p, bytes::as_i32(x2()?)?, f32m(out)?).map_err(at)?
+        }
+        Bound::LayerNormI8(p) if has(OPS, OpCode::LayerNorm) && OPS & INT8_KERNELS != 0 => {
+            ops::layer_norm::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::LayerNormF32(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+            ops::layer_norm::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::CausalMask(p, DType::F32) if has(OPS, OpCode::CausalMask) => {
+            let out = f32m(out)?;
+            out.copy_from_slice(f32s(x)?);
+            ops::causal_mask::eval_f32(p, out)
+        }
+        Bound::CausalMask(p, _) if has(OPS, OpCode::CausalMask) => {
+            let out = i8m(out);
+            out.copy_from_slice(i8s(x));
+            ops::causal_mask::eval_i8(p, out)
+        }
+        Bound::TableI8(p) if has(OPS, OpCode::Table) && OPS & INT8_KERNELS != 0 => {
+            ops::lut::eval_i8(p, i8s(x), i8m(out))
+        }
+        Bound::TableF32(f) if has(OPS, OpCode::Table) && OPS & F32_KERNELS != 0 => {
+            let (x, out) = (f32s(x)?, f32m(out)?);
+            match f {
+                TableFn::Gelu => ops::gelu::eval_f32(x, out),
+                TableFn::Silu => ops::silu::eval_f32(x, out),
+                TableFn::Sigmoid => ops::sigmoid::eval_f32(x, out),
+                TableFn::Tanh => ops::tanh::eval_f32(x, out),
+            }
+        }
+        Bound::KvAppend(shape, DType::F32) if has(OPS, OpCode::KvAppend) => {
+            let pos = position(x2()?)?;
+            ops::attention::append(shape, f32s(x)?, pos, f32m(out)?).map_err(at)?
+        }
+        Bound::KvAppend(shape, _) if has(OPS, OpCode::KvAppend) => {
+            let pos = position(x2()?)?;
+            ops::attention::append(shape, i8s(x), pos, i8m(out)).map_err(at)?
+        }
         _ => return Err(unsupported(index, rec)),
     }
     Ok(())
+}
+
+/// The decode position from its `i32 [1]` tensor's bytes.
+fn position(b: &[u8]) -> Result<i32, Error> {
+    bytes::as_i32(b)?
+        .first()
+        .copied()
+        .ok_or(Error::KernelShapeMismatch { op: 0 })
+}
+
+/// The arena split around two outputs: up to three read-only pieces and the two outputs.
+struct Pieces<'b> {
+    parts: [(usize, &'b [u8]); 3],
+}
+
+impl<'b> Pieces<'b> {
+    fn input(&self, model: &Model<'b>, t: u16, op: usize) -> Result<&'b [u8], Error> {
+        let info = model.tensor(t as usize)?;
+        if info.storage == Storage::Constant {
+            return model.constant(t as usize);
+        }
+        let (s, e) = (
+            info.offset as usize,
+            info.offset as usize + info.len as usize,
+        );
+        self.parts
+            .iter()
+            .find(|(start, p)| s >= *start && e <= start + p.len())
+            .and_then(|(start, p)| p.get(s - start..e - start))
+            .ok_or(Error::ImagePlanOverlap {
+                a: t as u32,
+                b: op as u32,
+            })
+    }
+}
+
+/// Splits the arena into the bytes of two disjoint outputs `a`, `b` and the rest.
+fn split_two<'b>(
+    arena: &'b mut [u8],
+    a: &TensorInfo,
+    b: &TensorInfo,
+    op: usize,
+) -> Result<(Pieces<'b>, &'b mut [u8], &'b mut [u8]), Error> {
+    let range = |t: &TensorInfo| (t.offset as usize, t.offset as usize + t.len as usize);
+    let ((a0, a1), (b0, b1)) = (range(a), range(b));
+    let swap = b0 < a0;
+    let ((f0, f1), (s0, s1)) = if swap {
+        ((b0, b1), (a0, a1))
+    } else {
+        ((a0, a1), (b0, b1))
+    };
+    if f1 > s0 {
+        return Err(Error::ImagePlanOverlap {
+            a: op as u32,
+            b: op as u32,
+        });
+    }
+    if s1 > arena.len() {
+        return Err(Error::ArenaTooSmall {
+            needed: s1 as u32,
+            given: arena.len() as u32,
+        });
+    }
+    let (p0, rest) = arena.split_at_mut(f0);
+    let (first, rest) = rest.split_at_mut(f1 - f0);
+    let (p1, rest) = rest.split_at_mut(s0 - f1);
+    let (second, p2) = rest.split_at_mut(s1 - s0);
+    let pieces = Pieces {
+        parts: [(0, &*p0), (f1, &*p1), (s1, &*p2)],
+    };
+    Ok(if swap {
+        (pieces, second, first)
+    } else {
+        (pieces, first, second)
+    })
+}
+
+/// Runs an Attention op (two outputs: the result and the score scratch row).
+fn run_attention<const OPS: u64>(
+    model: &Model<'_>,
+    index: usize,
+    rec: &OpRecord<'_>,
+    b: &Bound<'_>,
+    arena: &mut [u8],
+) -> Result<(), Error> {
+    use bytes::{
+        as_f32 as f32s, as_f32_mut as f32m, as_i32_mut as i32m, as_i8 as i8s, as_i8_mut as i8m,
+    };
+    let y = model.tensor(rec.output(0) as usize)?;
+    let scratch = model.tensor(rec.output(1) as usize)?;
+    let (s, out, scr) = split_two(arena, &y, &scratch, index)?;
+    let input = |i: usize| s.input(model, rec.input(i), index);
+    let pos = position(input(3)?)?;
+    let r = match b {
+        Bound::AttentionI8(p) if has(OPS, OpCode::Attention) && OPS & INT8_KERNELS != 0 => {
+            ops::attention::eval_i8(
+                p,
+                i8s(input(0)?),
+                i8s(input(1)?),
+                i8s(input(2)?),
+                pos,
+                i32m(scr)?,
+                i8m(out),
+            )
+        }
+        Bound::AttentionF32(p) if has(OPS, OpCode::Attention) && OPS & F32_KERNELS != 0 => {
+            ops::attention::eval_f32(
+                p,
+                f32s(input(0)?)?,
+                f32s(input(1)?)?,
+                f32s(input(2)?)?,
+                pos,
+                f32m(scr)?,
+                f32m(out)?,
+            )
+        }
+        _ => return Err(unsupported(index, rec)),
+    };
+    r.map_err(|e| e.with_op(index as u32))
 }

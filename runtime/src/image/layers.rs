@@ -3,7 +3,7 @@
 //! weights (symmetric per output channel) and the requantization constants the kernels read.
 
 use super::writer::{ConstRole, ImageWriter, TensorId, WriteError};
-use super::{DType, OpCode};
+use super::{DType, OpCode, TableFn};
 use crate::ops::{ClampF32, ClampI8};
 use crate::quant::quantize_multiplier;
 
@@ -687,4 +687,269 @@ impl ImageWriter {
         self.op(OpCode::Concat, 1, &ins, &[y], &words)?;
         Ok(y)
     }
+
+    /// BatchMatMul of two activations `a [.., m, k]` and `b [.., k, n]` (or `[.., n, k]` with
+    /// `transpose_b`); int8 requantizes to `out_quant`.
+    pub fn batch_matmul(
+        &mut self,
+        a: TensorId,
+        b: TensorId,
+        transpose_b: bool,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let (ad, bd) = (self.shape(a)?, self.shape(b)?);
+        if ad.len() < 2 || bd.len() != ad.len() {
+            return Err(WriteError::BadShape(bd));
+        }
+        let r = ad.len();
+        let n = if transpose_b { bd[r - 2] } else { bd[r - 1] };
+        let mut dims = ad.clone();
+        dims[r - 1] = n;
+        let tb = transpose_b as u32;
+        if self.dtype(a)? == DType::F32 {
+            let y = self.activation(DType::F32, &dims, None)?;
+            let c = ClampF32::NONE;
+            let words = [tb, c.min.to_bits(), c.max.to_bits()];
+            self.op(OpCode::BatchMatMul, 1, &[Some(a), Some(b)], &[y], &words)?;
+            return Ok(y);
+        }
+        let q = out_quant.ok_or(WriteError::BadShape(dims.clone()))?;
+        let ((sa, _), (sb, _)) = (self.quant(a)?, self.quant(b)?);
+        let real = sa as f64 * sb as f64 / q.0 as f64;
+        let (m, sh) = quantize_multiplier(real).ok_or(WriteError::BadScale(real))?;
+        let y = self.activation(DType::I8, &dims, Some(q))?;
+        let words = [tb, m as u32, sh as u32, -128i32 as u32, 127];
+        self.op(OpCode::BatchMatMul, 1, &[Some(a), Some(b)], &[y], &words)?;
+        Ok(y)
+    }
+
+    /// Transpose: output axis `i` is input axis `perm[i]` (`perm` a permutation of `0..rank`).
+    pub fn transpose(&mut self, x: TensorId, perm: &[usize]) -> Result<TensorId, WriteError> {
+        let xd = self.shape(x)?;
+        let r = xd.len();
+        let mut seen = [false; 4];
+        if perm.len() != r
+            || perm
+                .iter()
+                .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+        {
+            return Err(WriteError::BadShape(perm.to_vec()));
+        }
+        let pad = 4 - r;
+        let mut words = [0u32, 1, 2, 3];
+        for (i, &p) in perm.iter().enumerate() {
+            words[pad + i] = (pad + p) as u32;
+        }
+        let dims: Vec<usize> = perm.iter().map(|&p| xd[p]).collect();
+        let y = self.same_as(x, &dims)?;
+        self.op(OpCode::Transpose, 1, &[Some(x)], &[y], &words)?;
+        Ok(y)
+    }
+
+    /// Embedding lookup: `table [rows, row_len]` (f32; stored as int8 with `quant` when given),
+    /// `ids` an `i32` tensor `[count]`; output `[count, row_len]`.
+    pub fn gather(
+        &mut self,
+        table: &[f32],
+        rows: usize,
+        row_len: usize,
+        ids: TensorId,
+        quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let count = self.shape(ids)?.iter().product::<usize>();
+        let t = match quant {
+            None => self.const_f32(&[rows, row_len], table, ConstRole::Weight)?,
+            Some((s, z)) => {
+                let q: Vec<u8> = table
+                    .iter()
+                    .map(|&v| ((v / s).round() + z as f32).clamp(-128.0, 127.0) as i8 as u8)
+                    .collect();
+                self.constant(DType::I8, &[rows, row_len], q, quant, ConstRole::Weight)?
+            }
+        };
+        let dt = if quant.is_some() {
+            DType::I8
+        } else {
+            DType::F32
+        };
+        let y = self.activation(dt, &[count, row_len], quant)?;
+        self.op(OpCode::Gather, 1, &[Some(t), Some(ids)], &[y], &[])?;
+        Ok(y)
+    }
+
+    /// LayerNorm over the last axis with `gamma`, `beta`, `epsilon`; int8 requantizes to `out_quant`.
+    pub fn layer_norm(
+        &mut self,
+        x: TensorId,
+        gamma: &[f32],
+        beta: &[f32],
+        epsilon: f32,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let dims = self.shape(x)?;
+        let cols = *dims.last().ok_or(WriteError::BadShape(dims.clone()))?;
+        if gamma.len() != cols || beta.len() != cols {
+            return Err(WriteError::ConstantLength {
+                expected: cols,
+                got: gamma.len().min(beta.len()),
+            });
+        }
+        if self.dtype(x)? == DType::F32 {
+            let g = self.const_f32(&[cols], gamma, ConstRole::Weight)?;
+            let b = self.const_f32(&[cols], beta, ConstRole::Bias)?;
+            let y = self.activation(DType::F32, &dims, None)?;
+            self.op(
+                OpCode::LayerNorm,
+                1,
+                &[Some(x), Some(g), Some(b)],
+                &[y],
+                &[epsilon.to_bits()],
+            )?;
+            return Ok(y);
+        }
+        let q = out_quant.ok_or(WriteError::BadShape(dims.clone()))?;
+        let (s_in, _) = self.quant(x)?;
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let k = crate::ops::layer_norm::LayerNormConstants::new(
+            &f64s(gamma),
+            &f64s(beta),
+            epsilon as f64,
+            s_in as f64,
+            q.0 as f64,
+        )
+        .ok_or(WriteError::BadScale(q.0 as f64))?;
+        let gm = self.const_i32(&[cols], &k.gamma_multiplier, ConstRole::Other)?;
+        let gs = self.const_i32(&[cols], &k.gamma_shift, ConstRole::Other)?;
+        let bq = self.const_i32(&[cols], &k.beta_q, ConstRole::Bias)?;
+        let y = self.activation(DType::I8, &dims, Some(q))?;
+        let words = [k.epsilon_q16 as u32, (k.epsilon_q16 >> 32) as u32];
+        self.op(
+            OpCode::LayerNorm,
+            1,
+            &[Some(x), Some(gm), Some(gs), Some(bq)],
+            &[y],
+            &words,
+        )?;
+        Ok(y)
+    }
+
+    /// Causal mask on scores `[.., rows, cols]`: row `i` keeps columns `0..=offset + i`.
+    pub fn causal_mask(&mut self, x: TensorId, offset: usize) -> Result<TensorId, WriteError> {
+        let dims = self.shape(x)?;
+        let y = self.same_as(x, &dims)?;
+        self.op(OpCode::CausalMask, 1, &[Some(x)], &[y], &[offset as u32])?;
+        Ok(y)
+    }
+
+    /// Elementwise GELU / SiLU / Sigmoid / Tanh. int8 stores the 256-entry table for `x`'s and
+    /// `out_quant`'s quantization in the constant section.
+    pub fn table_fn(
+        &mut self,
+        x: TensorId,
+        f: TableFn,
+        out_quant: Option<(f32, i32)>,
+    ) -> Result<TensorId, WriteError> {
+        let dims = self.shape(x)?;
+        if self.dtype(x)? == DType::F32 {
+            let y = self.activation(DType::F32, &dims, None)?;
+            self.op(OpCode::Table, 1, &[Some(x)], &[y], &[f as u32])?;
+            return Ok(y);
+        }
+        let q = out_quant.ok_or(WriteError::BadShape(dims.clone()))?;
+        let (s, z) = self.quant(x)?;
+        let build = match f {
+            TableFn::Gelu => crate::ops::gelu::build_table,
+            TableFn::Silu => crate::ops::silu::build_table,
+            TableFn::Sigmoid => crate::ops::sigmoid::build_table,
+            TableFn::Tanh => crate::ops::tanh::build_table,
+        };
+        let table = build(s as f64, z, q.0 as f64, q.1).ok_or(WriteError::BadQuant {
+            scale: q.0,
+            zero_point: q.1,
+        })?;
+        let t = self.const_i8(&[table.len()], &table, ConstRole::Other)?;
+        let y = self.activation(DType::I8, &dims, Some(q))?;
+        self.op(OpCode::Table, 1, &[Some(x), Some(t)], &[y], &[f as u32])?;
+        Ok(y)
+    }
+
+    /// A persistent KV cache `[heads, capacity, head_dim]` with `new`'s type and quantization.
+    pub fn kv_cache(&mut self, new: TensorId, capacity: usize) -> Result<TensorId, WriteError> {
+        let d = self.shape(new)?;
+        if d.len() != 3 {
+            return Err(WriteError::BadShape(d));
+        }
+        let (s, z) = self.quant(new)?;
+        let q = (s > 0.0).then_some((s, z));
+        self.persistent(self.dtype(new)?, &[d[0], capacity, d[2]], q)
+    }
+
+    /// Writes `new [heads, tokens, head_dim]` into `cache` at the position held by `pos`
+    /// (an `i32 [1]` graph input).
+    pub fn kv_append(
+        &mut self,
+        new: TensorId,
+        pos: TensorId,
+        cache: TensorId,
+    ) -> Result<(), WriteError> {
+        self.op(OpCode::KvAppend, 1, &[Some(new), Some(pos)], &[cache], &[])
+    }
+
+    /// Attention of `q [heads, tokens, head_dim]` over the caches up to `pos + tokens`; the
+    /// score scale is `1/√head_dim`. int8 needs `quant`: the score and output quantizations.
+    pub fn attention(
+        &mut self,
+        q: TensorId,
+        k_cache: TensorId,
+        v_cache: TensorId,
+        pos: TensorId,
+        causal: bool,
+        quant: Option<AttentionQuant>,
+    ) -> Result<TensorId, WriteError> {
+        let qd = self.shape(q)?;
+        let cd = self.shape(k_cache)?;
+        if qd.len() != 3 || cd.len() != 3 {
+            return Err(WriteError::BadShape(qd));
+        }
+        let scale = 1.0 / (qd[2] as f64).sqrt();
+        let ins = [Some(q), Some(k_cache), Some(v_cache), Some(pos)];
+        if self.dtype(q)? == DType::F32 {
+            let y = self.activation(DType::F32, &qd, None)?;
+            let scr = self.activation(DType::F32, &[cd[1]], None)?;
+            let words = [causal as u32, (scale as f32).to_bits()];
+            self.op(OpCode::Attention, 1, &ins, &[y, scr], &words)?;
+            return Ok(y);
+        }
+        let aq = quant.ok_or(WriteError::BadShape(qd.clone()))?;
+        let ((sq, _), (sk, _), (sv, _)) =
+            (self.quant(q)?, self.quant(k_cache)?, self.quant(v_cache)?);
+        let real_s = sq as f64 * sk as f64 * scale / aq.score.0 as f64;
+        let (sm, ss) = quantize_multiplier(real_s).ok_or(WriteError::BadScale(real_s))?;
+        let real_o = sv as f64 / (aq.output.0 as f64 * 65536.0);
+        let (om, os) = quantize_multiplier(real_o).ok_or(WriteError::BadScale(real_o))?;
+        let table = crate::ops::softmax::exp_table(aq.score.0 as f64, 1.0);
+        let t = self.const_i32(&[table.len()], &table, ConstRole::Other)?;
+        let y = self.activation(DType::I8, &qd, Some(aq.output))?;
+        let scr = self.activation(DType::I32, &[cd[1]], None)?;
+        let words = [
+            causal as u32,
+            sm as u32,
+            ss as u32,
+            aq.score.1 as u32,
+            om as u32,
+            os as u32,
+        ];
+        let ins = [ins[0], ins[1], ins[2], ins[3], Some(t)];
+        self.op(OpCode::Attention, 1, &ins, &[y, scr], &words)?;
+        Ok(y)
+    }
+}
+
+/// Quantizations of an int8 attention: its internal int8 scores and its output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionQuant {
+    /// `(scale, zero_point)` of the scores `q·kᵀ/√d`.
+    pub score: (f32, i32),
+    /// `(scale, zero_point)` of the output.
+    pub output: (f32, i32),
 }

@@ -16,12 +16,14 @@ pub mod layers;
 pub mod planner;
 #[cfg(all(test, feature = "std"))]
 mod tests;
+#[cfg(all(test, feature = "std"))]
+mod transformer_tests;
 #[cfg(feature = "std")]
 pub mod writer;
 
 pub use binding::{op_set, op_set_int8, ALL_OPS, F32_KERNELS, INT8_KERNELS};
 pub use model::{Model, Ops, SignatureTrailer, StatsEntries, StatsEntry, FLAG_SIGNED};
-pub use op::{OpCode, OpRecord};
+pub use op::{OpCode, OpRecord, TableFn};
 pub use tensor::{DType, Shape, Storage, TensorInfo};
 
 /// The first four bytes of every image.
@@ -29,7 +31,10 @@ pub const MAGIC: [u8; 4] = *b"EDLI";
 /// Format major version this runtime reads (a change to any existing layout bumps it).
 pub const FORMAT_MAJOR: u16 = 1;
 /// Newest format minor version this runtime reads (additions: op codes, dtypes, stats tags).
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
+/// First op code of format 1.1 (the transformer ops): the writer marks an image 1.1 only when it
+/// uses one, so images of core ops stay readable by 1.0 runtimes.
+pub const FIRST_MINOR_1_OP: u8 = 32;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 80;
 /// Graph-section header length in bytes.

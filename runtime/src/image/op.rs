@@ -44,6 +44,22 @@ pub enum OpCode {
     Dequantize = 16,
     /// Index of the largest value along the last axis.
     ArgMax = 17,
+    /// Batched product of two activations (`A·B` or `A·Bᵀ`).
+    BatchMatMul = 32,
+    /// Axis permutation (rank ≤ 4).
+    Transpose = 33,
+    /// Row lookup in a constant table by `i32` ids (embedding).
+    Gather = 34,
+    /// LayerNorm over the last axis.
+    LayerNorm = 35,
+    /// Causal mask on attention scores.
+    CausalMask = 36,
+    /// Elementwise GELU / SiLU / Sigmoid / Tanh (int8: a 256-entry table).
+    Table = 37,
+    /// Writes new K or V rows into a persistent KV cache at position `pos`.
+    KvAppend = 38,
+    /// Attention of new queries over a KV cache up to position `pos`.
+    Attention = 39,
 }
 
 impl OpCode {
@@ -67,6 +83,14 @@ impl OpCode {
             15 => OpCode::Quantize,
             16 => OpCode::Dequantize,
             17 => OpCode::ArgMax,
+            32 => OpCode::BatchMatMul,
+            33 => OpCode::Transpose,
+            34 => OpCode::Gather,
+            35 => OpCode::LayerNorm,
+            36 => OpCode::CausalMask,
+            37 => OpCode::Table,
+            38 => OpCode::KvAppend,
+            39 => OpCode::Attention,
             _ => return None,
         })
     }
@@ -151,4 +175,32 @@ pub(crate) fn decode(b: &[u8]) -> Option<(OpRecord<'_>, usize)> {
         },
         end,
     ))
+}
+
+/// The elementwise function of an [`OpCode::Table`] op (its parameter word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u32)]
+pub enum TableFn {
+    /// `0.5·x·(1 + erf(x/√2))`.
+    Gelu = 0,
+    /// `x·sigmoid(x)`.
+    Silu = 1,
+    /// `1/(1 + e⁻ˣ)`.
+    Sigmoid = 2,
+    /// `tanh(x)`.
+    Tanh = 3,
+}
+
+impl TableFn {
+    /// Decodes the parameter word, `None` for an unknown function.
+    pub const fn from_word(w: u32) -> Option<TableFn> {
+        Some(match w {
+            0 => TableFn::Gelu,
+            1 => TableFn::Silu,
+            2 => TableFn::Sigmoid,
+            3 => TableFn::Tanh,
+            _ => return None,
+        })
+    }
 }

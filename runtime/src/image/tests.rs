@@ -191,10 +191,10 @@ fn reject_table() {
         Err(Error::ImageUnsupportedVersion { major: 2, minor: 0 })
     );
     let mut b = good.clone();
-    b[6] = 1;
+    b[6] = 2;
     assert_eq!(
         parse(&b),
-        Err(Error::ImageUnsupportedVersion { major: 1, minor: 1 })
+        Err(Error::ImageUnsupportedVersion { major: 1, minor: 2 })
     );
     // Shorter than a header; shorter than the stated length.
     assert_eq!(

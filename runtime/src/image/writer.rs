@@ -12,8 +12,8 @@ use super::crc::Crc32;
 use super::planner::{self, Buffer, Plan};
 use super::tensor::{DType, Shape, MAX_RANK, TENSOR_RECORD_LEN};
 use super::{
-    Model, OpCode, FORMAT_MAJOR, FORMAT_MINOR, GRAPH_HEADER_LEN, HEADER_LEN, MAGIC, MAX_NAME_LEN,
-    NO_TENSOR,
+    Model, OpCode, FIRST_MINOR_1_OP, FORMAT_MAJOR, FORMAT_MINOR, GRAPH_HEADER_LEN, HEADER_LEN,
+    MAGIC, MAX_NAME_LEN, NO_TENSOR,
 };
 use crate::Error;
 
@@ -557,7 +557,12 @@ impl ImageWriter {
         let mut out = vec![0u8; end];
         out[..4].copy_from_slice(&MAGIC);
         out[4..6].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
-        out[6..8].copy_from_slice(&FORMAT_MINOR.to_le_bytes());
+        let minor = if self.ops.iter().any(|o| o.code >= FIRST_MINOR_1_OP) {
+            FORMAT_MINOR
+        } else {
+            0
+        };
+        out[6..8].copy_from_slice(&minor.to_le_bytes());
         let fields: [(usize, u32); 11] = [
             (12, image_len),
             (16, 0),
