@@ -2,3 +2,7 @@
 //!
 //! Not implemented yet (issues 5 and 6).
 #![deny(missing_docs)]
+
+pub mod corpus;
+pub mod data;
+pub mod tokenizer;
