@@ -5,6 +5,7 @@
 
 pub mod ds_cnn;
 pub mod mlp;
+pub mod tiny_gpt;
 
 use crate::image::layers::{choose_quant, Activation, Window};
 use crate::image::writer::{BuiltImage, ImageWriter, TensorId, WriteError};
