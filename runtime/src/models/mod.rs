@@ -5,6 +5,7 @@
 
 pub mod ds_cnn;
 pub mod mlp;
+pub mod tiny_encoder;
 pub mod tiny_gpt;
 
 use crate::image::layers::{choose_quant, Activation, Window};

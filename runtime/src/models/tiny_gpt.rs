@@ -33,13 +33,13 @@ pub const CTX: usize = 16;
 /// Weights `[out, in]` and bias of a FullyConnected layer.
 #[derive(Debug, Clone)]
 pub struct Lin {
-    w: Vec<f32>,
-    b: Vec<f32>,
-    n: usize,
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Vec<f32>,
+    pub(crate) n: usize,
 }
 
 impl Lin {
-    fn random(rng: &mut Rng, k: usize, n: usize) -> Lin {
+    pub(crate) fn random(rng: &mut Rng, k: usize, n: usize) -> Lin {
         let a = 1.7 / (k as f32).sqrt();
         Lin {
             w: rng.vec(k * n, a),
@@ -52,12 +52,12 @@ impl Lin {
 /// LayerNorm γ and β.
 #[derive(Debug, Clone)]
 pub struct Norm {
-    g: Vec<f32>,
-    b: Vec<f32>,
+    pub(crate) g: Vec<f32>,
+    pub(crate) b: Vec<f32>,
 }
 
 impl Norm {
-    fn random(rng: &mut Rng) -> Norm {
+    pub(crate) fn random(rng: &mut Rng) -> Norm {
         Norm {
             g: rng.vec(D, 0.3).iter().map(|x| 1.0 + x).collect(),
             b: rng.vec(D, 0.1),
@@ -85,7 +85,7 @@ pub struct TinyGpt {
 /// Calibrated `(min, max)` of each named activation, plus the attention score range.
 pub type Ranges = BTreeMap<&'static str, (f32, f32)>;
 
-const EPS: f32 = 1e-5;
+pub(crate) const EPS: f32 = 1e-5;
 
 impl TinyGpt {
     /// Seeded random weights.
@@ -222,13 +222,13 @@ impl TinyGpt {
 }
 
 /// Output bytes of one image invoke sequence, kept alive with its arena.
-struct Runner {
-    image: crate::image::writer::AlignedBytes,
-    arena: crate::image::writer::AlignedBytes,
+pub(crate) struct Runner {
+    pub(crate) image: crate::image::writer::AlignedBytes,
+    pub(crate) arena: crate::image::writer::AlignedBytes,
 }
 
 impl Runner {
-    fn new(built: &BuiltImage) -> Runner {
+    pub(crate) fn new(built: &BuiltImage) -> Runner {
         Runner {
             image: crate::image::writer::AlignedBytes::new(&built.bytes),
             arena: crate::image::writer::AlignedBytes::zeroed(built.stats.plan.arena_bytes),
