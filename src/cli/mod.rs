@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod demo;
 pub mod eval;
+pub mod quantize;
 pub mod run;
 pub mod telemetry;
 
@@ -26,6 +27,8 @@ enum Command {
     Eval(eval::Args),
     /// Run a model image on the host runtime: print its outputs and invoke timing.
     Run(run::Args),
+    /// Quantize an fp32 ONNX model to int8 QDQ ONNX with calibration data.
+    Quantize(quantize::Args),
     /// Ingest device telemetry into a Parquet store; report drift against a reference.
     Telemetry(telemetry::Args),
 }
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args)?,
         Command::Eval(args) => eval::run(args)?,
         Command::Run(args) => run::run(args)?,
+        Command::Quantize(args) => quantize::run(args)?,
         Command::Telemetry(args) => return telemetry::run(args),
     }
     Ok(ExitCode::SUCCESS)
