@@ -23,7 +23,11 @@ fn run(w: &ImageWriter, invokes: &[Vec<Data>]) -> Result<Vec<Vec<u8>>, Error> {
     let built = w.finish().expect("writes");
     let a = AlignedBytes::new(&built.bytes);
     let m = Model::parse(a.as_slice())?;
-    assert_eq!(m.format_version(), (1, 1), "transformer ops mark the image 1.1");
+    assert_eq!(
+        m.format_version(),
+        (1, 1),
+        "transformer ops mark the image 1.1"
+    );
     let mut arena = AlignedBytes::zeroed(m.arena_bytes());
     let mut it = Interpreter::new(&m, arena.as_mut_slice())?;
     let mut outs = Vec::new();
@@ -546,4 +550,75 @@ fn malformed_params_are_rejected_at_parse() {
         .expect("op");
     w.output(y).expect("out");
     assert_eq!(rejected(&w), OpProblem::BadDtype);
+}
+
+/// An int8 image using every transformer op except Attention (covered by `attention_image`).
+fn mixed_i8_image() -> ImageWriter {
+    let mut w = writer();
+    let ids = w.input(DType::I32, &[3], None).expect("ids");
+    let table: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+    let e = w.gather(&table, 5, 8, ids, Some((0.01, 0))).expect("g");
+    let n = w
+        .layer_norm(e, &[1.0; 8], &[0.0; 8], 1e-5, Some((0.03, 0)))
+        .expect("ln");
+    let g = w
+        .table_fn(n, TableFn::Gelu, Some((0.02, -50)))
+        .expect("gelu");
+    let t = w.transpose(g, &[1, 0]).expect("t");
+    let s = w.batch_matmul(g, t, false, Some((0.05, 0))).expect("bmm");
+    let m = w.causal_mask(s, 0).expect("mask");
+    w.output(m).expect("out");
+    w
+}
+
+/// Parses `bytes`; when valid, invokes with zeroed inputs (valid ids and positions) and with
+/// patterned ones (out-of-range ids and positions). Must never panic.
+fn parse_and_run_twice(bytes: &[u8]) -> bool {
+    let a = AlignedBytes::new(bytes);
+    let Ok(m) = Model::parse(a.as_slice()) else {
+        return false;
+    };
+    if m.arena_bytes() > 1 << 20 {
+        return true;
+    }
+    let mut arena = AlignedBytes::zeroed(m.arena_bytes());
+    let Ok(mut it) = Interpreter::new(&m, arena.as_mut_slice()) else {
+        return true;
+    };
+    for pattern in [0usize, 37] {
+        for k in 0..m.num_inputs() {
+            if let Ok(x) = it.input_bytes(k) {
+                x.iter_mut()
+                    .enumerate()
+                    .for_each(|(i, v)| *v = (i * pattern) as u8);
+            }
+        }
+        let _ = it.invoke();
+    }
+    true
+}
+
+#[test]
+fn transformer_images_survive_every_bit_flip() {
+    let images = [
+        attention_image(true, 2, 4, 3).0,
+        attention_image(false, 1, 4, 3).0,
+        mixed_i8_image(),
+    ];
+    for w in images {
+        let good = w.finish().expect("writes").bytes;
+        assert!(parse_and_run_twice(&good));
+        let mut parsed = 0;
+        for bit in 0..good.len() * 8 {
+            let mut b = good.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(!parse_and_run_twice(&b), "the CRC catches bit {bit}");
+            super::writer::fix_crc(&mut b);
+            parsed += parse_and_run_twice(&b) as usize;
+        }
+        eprintln!(
+            "{} bit flips: {parsed} still valid after CRC fix-up",
+            good.len() * 8
+        );
+    }
 }
