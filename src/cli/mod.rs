@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod quantize;
@@ -21,6 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate the default corpus, select data, tokenize.
+    Data(data::Args),
     /// Run the whole loop on the data that ships with the project.
     Demo(demo::Args),
     /// Score predictions from JSON Lines files and write a report (JSON, Markdown, HTML + plots).
@@ -36,6 +39,7 @@ enum Command {
 /// Dispatches to the subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Data(args) => data::run(args)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Eval(args) => eval::run(args)?,
         Command::Run(args) => run::run(args)?,
