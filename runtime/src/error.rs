@@ -159,7 +159,11 @@ impl fmt::Display for Error {
             Error::KernelIndexOutOfRange { op, value } => {
                 write!(f, "operator {op}: index {value} out of range")
             }
-            Error::KvCacheFull { op, capacity, position } => write!(
+            Error::KvCacheFull {
+                op,
+                capacity,
+                position,
+            } => write!(
                 f,
                 "operator {op}: position {position} outside the KV cache (capacity {capacity})"
             ),
@@ -179,7 +183,10 @@ impl fmt::Display for Error {
                 write!(f, "invalid image header field at byte {offset}")
             }
             Error::ImageBadSection { section } => {
-                write!(f, "image {section:?} section is out of bounds, misaligned or out of order")
+                write!(
+                    f,
+                    "image {section:?} section is out of bounds, misaligned or out of order"
+                )
             }
             Error::ImageBadGraph { offset } => {
                 write!(f, "malformed graph section at byte {offset}")
@@ -189,10 +196,16 @@ impl fmt::Display for Error {
             }
             Error::ImageBadOp { op, problem } => write!(f, "operator {op}: {problem:?}"),
             Error::UnsupportedOp { index, code } => {
-                write!(f, "operator {index}: unsupported op code {code} or parameter version")
+                write!(
+                    f,
+                    "operator {index}: unsupported op code {code} or parameter version"
+                )
             }
             Error::ImagePlanOutOfArena { tensor } => {
-                write!(f, "tensor {tensor} lies outside the arena the image declares")
+                write!(
+                    f,
+                    "tensor {tensor} lies outside the arena the image declares"
+                )
             }
             Error::ImagePlanOverlap { a, b } => write!(
                 f,
@@ -203,14 +216,20 @@ impl fmt::Display for Error {
             }
             Error::ImageBadSignatureTrailer => write!(f, "malformed signature trailer"),
             Error::ArenaTooSmall { needed, given } => {
-                write!(f, "arena too small: the model needs {needed} bytes, got {given}")
+                write!(
+                    f,
+                    "arena too small: the model needs {needed} bytes, got {given}"
+                )
             }
             Error::ArenaMisaligned => write!(f, "arena is not 16-byte aligned"),
             Error::TensorIndexOutOfRange { index } => {
                 write!(f, "input/output index {index} out of range")
             }
             Error::TensorDtypeMismatch { tensor } => {
-                write!(f, "tensor {tensor} has another element type than the view asked for")
+                write!(
+                    f,
+                    "tensor {tensor} has another element type than the view asked for"
+                )
             }
         }
     }
@@ -226,7 +245,9 @@ impl Error {
             Error::KernelIndexOutOfRange { value, .. } => {
                 Error::KernelIndexOutOfRange { op: index, value }
             }
-            Error::KvCacheFull { capacity, position, .. } => Error::KvCacheFull {
+            Error::KvCacheFull {
+                capacity, position, ..
+            } => Error::KvCacheFull {
                 op: index,
                 capacity,
                 position,

@@ -70,6 +70,10 @@ fn demo_model(seq: &Sequential, out: &std::path::Path, repeat: usize) -> anyhow:
         max_diff(&i.outputs[0]),
         max_diff(&i.outputs[0]) / q.output.0 as f64
     );
+    println!(
+        "invoke (min): f32 {:.1} µs, int8 {:.1} µs",
+        f.invoke_us.1, i.invoke_us.1
+    );
     Ok(())
 }
 

@@ -7,9 +7,12 @@ use clap::{Parser, Subcommand};
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod firmware;
+pub mod qemu;
 pub mod quantize;
 pub mod run;
 pub mod telemetry;
+pub mod train;
 
 /// edgeloop: select data, train, evaluate, quantize, compile, run on microcontrollers, monitor, retrain.
 #[derive(Debug, Parser)]
@@ -28,10 +31,16 @@ enum Command {
     Demo(demo::Args),
     /// Score predictions from JSON Lines files and write a report (JSON, Markdown, HTML + plots).
     Eval(eval::Args),
+    /// Write the classify firmware's embedded assets: a model image, inputs, host outputs.
+    FirmwareAssets(firmware::Args),
+    /// Run a firmware ELF in QEMU (mps2-an386) and decode its defmt log.
+    QemuRun(qemu::Args),
     /// Run a model image on the host runtime: print its outputs and invoke timing.
     Run(run::Args),
     /// Quantize an fp32 ONNX model to int8 QDQ ONNX with calibration data.
     Quantize(quantize::Args),
+    /// Train models: pretrain (GPT / encoder), finetune (classify, SFT, LoRA, QAT), dpo, export to ONNX.
+    Train(train::Args),
     /// Ingest device telemetry into a Parquet store; report drift against a reference.
     Telemetry(telemetry::Args),
 }
@@ -42,8 +51,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Data(args) => data::run(args)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Eval(args) => eval::run(args)?,
-        Command::Run(args) => run::run(args)?,
+        Command::FirmwareAssets(args) => firmware::run(args)?,
+        Command::QemuRun(args) => return qemu::run(args),
         Command::Quantize(args) => quantize::run(args)?,
+        Command::Run(args) => run::run(args)?,
+        Command::Train(args) => train::run(args)?,
         Command::Telemetry(args) => return telemetry::run(args),
     }
     Ok(ExitCode::SUCCESS)

@@ -8,10 +8,12 @@ use edgeloop_quantize::{Dataset, Method, OnnxModel, QuantizeConfig, DEFAULT_OP_T
 
 /// Arguments of `edgeloop quantize`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "The output is a standard QDQ int8 ONNX model that keeps the input's opset (17 to 22): \
+#[command(
+    after_help = "The output is a standard QDQ int8 ONNX model that keeps the input's opset (17 to 22): \
 weights symmetric int8 per channel, biases int32, activations asymmetric int8 per tensor.\n\
 Calibration files: .npz with one array per model input (named after it), or .npy for single-input models; \
-an array [k*B, ...] for an input [B, ...] gives k samples.")]
+an array [k*B, ...] for an input [B, ...] gives k samples."
+)]
 pub struct Args {
     /// The fp32 ONNX model.
     #[arg(long)]
@@ -59,7 +61,9 @@ fn parse_shape(s: &str) -> anyhow::Result<(String, Vec<usize>)> {
         .split(',')
         .map(|d| d.trim().parse::<usize>())
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("--input-shape '{s}': dimensions must be non-negative integers"))?;
+        .with_context(|| {
+            format!("--input-shape '{s}': dimensions must be non-negative integers")
+        })?;
     Ok((name.to_string(), dims))
 }
 
@@ -117,7 +121,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         q.model.opset("")
     );
     if q.smoothed_groups > 0 {
-        println!("SmoothQuant: {} MatMul group(s) smoothed", q.smoothed_groups);
+        println!(
+            "SmoothQuant: {} MatMul group(s) smoothed",
+            q.smoothed_groups
+        );
     }
     for (node, why) in &q.plan.kept_float {
         println!("kept float: {node} ({why})");
@@ -128,7 +135,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .context("sensitivity report")?;
         rep.write(dir)?;
         for o in &rep.outputs {
-            let sq = o.sqnr_db.map(|v| format!("{v:.2} dB")).unwrap_or("exact".into());
+            let sq = o
+                .sqnr_db
+                .map(|v| format!("{v:.2} dB"))
+                .unwrap_or("exact".into());
             println!("output {}: SQNR {sq}, cosine {:.5}", o.tensor, o.cosine);
         }
         println!("report: {}", dir.join("sensitivity.md").display());
@@ -144,7 +154,8 @@ mod tests {
     #[test]
     fn quantizes_a_model_end_to_end_with_a_report() {
         use edgeloop_quantize::{npy, testmodels};
-        let dir = std::env::temp_dir().join(format!("edgeloop-cli-quantize-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("edgeloop-cli-quantize-{}", std::process::id()));
         let calib = dir.join("calib");
         std::fs::create_dir_all(&calib).unwrap();
         let model = testmodels::mlp();
@@ -152,7 +163,11 @@ mod tests {
         let inputs = model.inputs(&HashMap::new()).unwrap();
         for (i, s) in testmodels::samples(&inputs, 8, 1).iter().enumerate() {
             let t = &s["x"];
-            std::fs::write(calib.join(format!("{i}.npy")), npy::write_npy_f32(&t.shape, t.as_f32().unwrap())).unwrap();
+            std::fs::write(
+                calib.join(format!("{i}.npy")),
+                npy::write_npy_f32(&t.shape, t.as_f32().unwrap()),
+            )
+            .unwrap();
         }
         let args = Args {
             model: dir.join("mlp.onnx"),
@@ -192,7 +207,10 @@ mod tests {
 
     #[test]
     fn input_shapes_parse_and_bad_ones_are_rejected() {
-        assert_eq!(parse_shape("x=1,3,32,32").unwrap(), ("x".into(), vec![1, 3, 32, 32]));
+        assert_eq!(
+            parse_shape("x=1,3,32,32").unwrap(),
+            ("x".into(), vec![1, 3, 32, 32])
+        );
         assert!(parse_shape("x").is_err());
         assert!(parse_shape("x=1,-3").is_err());
     }

@@ -3,6 +3,15 @@
 //! Not implemented yet (issues 5 and 6).
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod corpus;
 pub mod data;
+pub mod error;
+pub mod export;
+pub mod models;
+pub mod ops;
+pub mod optim;
 pub mod tokenizer;
+pub mod train;
+
+pub use error::{Result, TrainerError};

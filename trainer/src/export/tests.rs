@@ -7,7 +7,9 @@ use candle_core::Device;
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
-use tract_onnx::prelude::{tract_ndarray, Framework, InferenceModelExt, IntoTensor, TValue, TVec};
+use tract_onnx::prelude::{
+    tract_ndarray, Framework, InferenceModelExt, IntoRunnable, IntoTensor, TValue, TVec,
+};
 
 fn ort_env() -> &'static ort::environment::Environment {
     static ENV: OnceLock<ort::environment::Environment> = OnceLock::new();
