@@ -64,7 +64,7 @@ fn run_tract(bytes: &[u8], inputs: &[(&str, Vec<usize>, Vec<i64>)]) -> Vec<f32> 
         .collect();
     let out = model.run(tv).expect("tract run");
     out[0]
-        .to_array_view::<f32>()
+        .to_plain_array_view::<f32>()
         .unwrap()
         .iter()
         .copied()
