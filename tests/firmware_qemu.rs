@@ -1,6 +1,7 @@
 //! The firmware examples on a Cortex-M4F in QEMU (`mps2-an386`): builds `firmware-examples/`
 //! (its own workspace, target thumbv7em-none-eabihf) with assets written by `edgeloop
-//! firmware-assets`, runs each example through `edgeloop qemu-run`, and checks exit codes and
+//! firmware-assets`, runs each example through `tools/qemu-run` (its own workspace, built here),
+//! and checks exit codes and
 //! decoded defmt log lines. Needs `qemu-system-arm` and the thumbv7em target (scripts/test.sh
 //! installs both); fails, never skips, without them.
 
@@ -13,6 +14,22 @@ fn repo() -> PathBuf {
 
 fn edgeloop() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+}
+
+/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) and returns its binary.
+fn qemu_run() -> Command {
+    let tool = repo().join("tools/qemu-run");
+    let target = tool.join("target");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target-dir"])
+        .arg(&target)
+        .current_dir(&tool)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("running cargo for tools/qemu-run");
+    assert!(status.success(), "building tools/qemu-run failed");
+    Command::new(target.join("release/edgeloop-qemu-run"))
 }
 
 fn build_firmware(assets: &Path, bin: &str) -> PathBuf {
@@ -49,13 +66,12 @@ fn classify_matches_host_runtime_bit_exact_on_cortex_m4() {
     );
 
     let elf = build_firmware(&assets, "classify");
-    let run = edgeloop()
-        .arg("qemu-run")
+    let run = qemu_run()
         .arg(&elf)
         .arg("--workdir")
         .arg(&work)
         .output()
-        .expect("running edgeloop qemu-run (is qemu-system-arm installed?)");
+        .expect("running edgeloop-qemu-run (is qemu-system-arm installed?)");
     let log = String::from_utf8_lossy(&run.stdout);
     println!("{log}");
     eprintln!("{}", String::from_utf8_lossy(&run.stderr));

@@ -8,7 +8,6 @@ pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod firmware;
-pub mod qemu;
 pub mod quantize;
 pub mod run;
 pub mod telemetry;
@@ -33,8 +32,6 @@ enum Command {
     Eval(eval::Args),
     /// Write the classify firmware's embedded assets: a model image, inputs, host outputs.
     FirmwareAssets(firmware::Args),
-    /// Run a firmware ELF in QEMU (mps2-an386) and decode its defmt log.
-    QemuRun(qemu::Args),
     /// Run a model image on the host runtime: print its outputs and invoke timing.
     Run(run::Args),
     /// Quantize an fp32 ONNX model to int8 QDQ ONNX with calibration data.
@@ -52,7 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args)?,
         Command::Eval(args) => eval::run(args)?,
         Command::FirmwareAssets(args) => firmware::run(args)?,
-        Command::QemuRun(args) => return qemu::run(args),
         Command::Quantize(args) => quantize::run(args)?,
         Command::Run(args) => run::run(args)?,
         Command::Train(args) => train::run(args)?,

@@ -67,7 +67,6 @@ mod tests {
     /// all-MiniLM-L6-v2 loads, tokenizes like the reference and embeds sentences with cosine
     /// ≥ 0.9999 to the embeddings of `trainer/scripts/minilm_reference.py`.
     #[test]
-    #[ignore = "known defect: the MiniLM tokenizer.json pads to 128 and the test expects unpadded ids; see the session note"]
     fn minilm_import_matches_reference() {
         let dir = minilm_dir();
         let (cfg, mut params) = load_hf_bert(&dir, 0, &Device::Cpu).unwrap();

@@ -252,8 +252,12 @@ impl Tokenizer {
     /// Loads a `tokenizer.json`.
     pub fn from_json_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        let inner =
+        let mut inner =
             tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| DataError::tokenizer(path, e))?;
+        // A tokenizer.json exported for batched inference (MiniLM's pads every sequence to 128)
+        // carries padding settings; `encode` works on one text and pads nothing, batching pads
+        // per batch, so the file's padding is dropped here. Truncation is kept.
+        inner.with_padding(None);
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| DataError::tokenizer(path, e))?;
         let kind = match (

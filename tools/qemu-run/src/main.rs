@@ -1,8 +1,8 @@
-//! `edgeloop qemu-run`: runs a firmware ELF in QEMU's `mps2-an386`, decodes its defmt log with the
+//! `edgeloop-qemu-run`: runs a firmware ELF in QEMU's `mps2-an386`, decodes its defmt log with the
 //! ELF's format table, and exits with the firmware's semihosting exit status.
 //!
 //! This is the cargo runner of `firmware-examples/` (through `qemu-run.sh`) and the engine of
-//! `edgeloop flash --qemu`. With `--insn-count`, a TCG plugin counts executed instructions and
+//! `edgeloop flash --qemu`. It is its own cargo workspace (see Cargo.toml for why). With `--insn-count`, a TCG plugin counts executed instructions and
 //! records the running count each time the firmware calls its marker function.
 
 use std::io::{Read, Write};
@@ -12,8 +12,9 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{bail, Context};
 use object::{Object, ObjectSymbol};
 
-/// Arguments of `edgeloop qemu-run`.
-#[derive(Debug, clap::Args)]
+/// Arguments of `edgeloop-qemu-run`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "edgeloop-qemu-run", version, about)]
 pub struct Args {
     /// The firmware ELF (built for thumbv7em-none-eabihf, linked with defmt).
     pub elf: PathBuf,
@@ -35,7 +36,7 @@ pub struct Args {
 }
 
 /// Runs the firmware and returns its exit status.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+fn run(args: Args) -> anyhow::Result<ExitCode> {
     let elf = std::fs::read(&args.elf)
         .with_context(|| format!("reading firmware ELF {}", args.elf.display()))?;
     let table = defmt_decoder::Table::parse(&elf)
@@ -109,10 +110,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Address of a function symbol in an ELF.
-pub fn symbol_address(elf: &[u8], name: &str) -> anyhow::Result<u64> {
+fn symbol_address(elf: &[u8], name: &str) -> anyhow::Result<u64> {
     let file = object::File::parse(elf).context("parsing ELF")?;
     file.symbols()
         .find(|s| s.name() == Ok(name))
         .map(|s| s.address())
         .with_context(|| format!("symbol {name} not found"))
+}
+
+fn main() -> ExitCode {
+    let args = <Args as clap::Parser>::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edgeloop-qemu-run: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
