@@ -120,6 +120,15 @@ pub enum Error {
     },
     /// The signature trailer is malformed (bad magic, unknown algorithm, wrong length).
     ImageBadSignatureTrailer,
+    /// Signature verification was asked for, but the image carries no signature trailer.
+    ImageNotSigned,
+    /// The signature trailer's key id names another key than the one given for verification.
+    SignatureKeyMismatch,
+    /// The public key given for verification is not a valid Ed25519 key (not a curve point, or
+    /// of small order).
+    SignatureBadPublicKey,
+    /// The Ed25519 signature does not verify: the image or its trailer was altered after signing.
+    SignatureInvalid,
     /// The caller's arena is smaller than the image requires.
     ArenaTooSmall {
         /// Bytes required (header field `arena_bytes`).
@@ -215,6 +224,17 @@ impl fmt::Display for Error {
                 write!(f, "malformed statistics section at byte {offset}")
             }
             Error::ImageBadSignatureTrailer => write!(f, "malformed signature trailer"),
+            Error::ImageNotSigned => {
+                write!(f, "the image is not signed, but a signature is required")
+            }
+            Error::SignatureKeyMismatch => {
+                write!(f, "the image is signed with another key than the one given")
+            }
+            Error::SignatureBadPublicKey => write!(f, "the public key is not a valid Ed25519 key"),
+            Error::SignatureInvalid => write!(
+                f,
+                "the image signature does not verify (image altered after signing)"
+            ),
             Error::ArenaTooSmall { needed, given } => {
                 write!(
                     f,

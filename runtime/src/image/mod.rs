@@ -8,6 +8,8 @@ pub mod bytes;
 pub mod crc;
 mod model;
 pub mod op;
+#[cfg(feature = "verify")]
+pub mod signature;
 pub mod tensor;
 
 #[cfg(feature = "std")]
