@@ -1,17 +1,42 @@
-//! Puts memory.x on the linker search path, passes the link scripts, and copies the model image
-//! and test vectors of the `classify` example into OUT_DIR.
+//! Picks the board from the target (`thumbv7em-none-eabihf`: QEMU mps2-an386, cfg
+//! `board="mps2_an386"`; `thumbv6m-none-eabi`: QEMU microbit, cfg `board="microbit"`), puts its
+//! memory layout on the linker search path as `memory.x`, passes the link scripts, and copies
+//! the examples' model images and test vectors into OUT_DIR.
 //!
-//! The assets come from `$EDGELOOP_FW_ASSETS` (default: `assets/` in this folder), produced by
-//! the project's own tools (scripts/test.sh runs the runtime's `firmware_assets` example).
+//! The assets come from `$EDGELOOP_FW_ASSETS` (default: `assets/` in this folder), written by
+//! the project's own tools: `edgeloop firmware-assets --out DIR` (scripts/test.sh and
+//! tests/firmware_qemu.rs run it).
 use std::{env, fs, path::PathBuf};
 
-const ASSETS: [&str; 3] = ["classify.img", "classify.inputs", "classify.expected"];
+const ASSETS: [&str; 12] = [
+    "classify.img",
+    "classify.inputs",
+    "classify.expected",
+    "classify.signed.img",
+    "classify.pub",
+    "generate.img",
+    "generate.prompt",
+    "generate.expected",
+    "generate.logits",
+    "mlp.img",
+    "mlp.inputs",
+    "mlp.expected",
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("write memory.x");
+    let target = env::var("TARGET").unwrap_or_default();
+    println!("cargo:rustc-check-cfg=cfg(board, values(\"mps2_an386\", \"microbit\"))");
+    let (board, memory): (&str, &[u8]) = if target.starts_with("thumbv6m") {
+        ("microbit", include_bytes!("memory-microbit.x"))
+    } else {
+        ("mps2_an386", include_bytes!("memory-mps2-an386.x"))
+    };
+    println!("cargo:rustc-cfg=board=\"{board}\"");
+    fs::write(out.join("memory.x"), memory).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=memory-mps2-an386.x");
+    println!("cargo:rerun-if-changed=memory-microbit.x");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-link-arg=-Tlink.x");
     println!("cargo:rustc-link-arg=-Tdefmt.x");
@@ -27,8 +52,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", src.display());
         if let Err(e) = fs::copy(&src, out.join(name)) {
             panic!(
-                "missing firmware asset {} ({e}). Produce it from the repository root with\n  \
-                 cargo run -p edgeloop-runtime --features std --example firmware_assets -- firmware-examples/assets\n\
+                "missing firmware asset {} ({e}). Produce the assets from the repository root with\n  \
+                 cargo run --release -- firmware-assets --out firmware-examples/assets\n\
                  (scripts/test.sh does this), or point EDGELOOP_FW_ASSETS at a folder holding {ASSETS:?}",
                 src.display()
             );

@@ -1,80 +1,146 @@
-//! The firmware examples on a Cortex-M4F in QEMU (`mps2-an386`): builds `firmware-examples/`
-//! (its own workspace, target thumbv7em-none-eabihf) with assets written by `edgeloop
-//! firmware-assets`, runs each example through `tools/qemu-run` (its own workspace, built here),
-//! and checks exit codes and
-//! decoded defmt log lines. Needs `qemu-system-arm` and the thumbv7em target (scripts/test.sh
-//! installs both); fails, never skips, without them.
+//! The firmware examples in QEMU: builds `firmware-examples/` (its own workspace) with assets
+//! written once by `edgeloop firmware-assets`, runs each example through `tools/qemu-run` (its
+//! own workspace, built here), and checks exit codes and decoded defmt log lines:
+//! - `classify` on the Cortex-M4F (`mps2-an386`): bit-exact with the host, telemetry frames;
+//! - `verify`: a signed image runs, a tampered one (CRC recomputed, so only the signature
+//!   catches it) and a corrupted one are refused;
+//! - `generate`: tiny GPT greedy decoding with the KV cache, tokens and logits equal the host's;
+//! - `bench`: executed-instruction counts per kernel (reference vs DSP) and per op, through the
+//!   TCG plugin `firmware-examples/tools/insn-count.c` (built here with `cc`); the table is
+//!   printed and written to `$CARGO_TARGET_TMPDIR/firmware_bench/bench.md`;
+//! - `classify` on the Cortex-M0 (`microbit`, thumbv6m-none-eabi) with the small MLP.
+//!
+//! Needs `qemu-system-arm`, a C compiler and the thumbv7em/thumbv6m targets (scripts/test.sh
+//! installs them); fails, never skips, without them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn edgeloop() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+fn tmp(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    dir
 }
 
-/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) and returns its binary.
+/// Builds are serialised: every example shares one firmware target folder.
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// The assets every example embeds, written once per test run.
+fn assets() -> &'static Path {
+    static ASSETS: OnceLock<PathBuf> = OnceLock::new();
+    ASSETS.get_or_init(|| {
+        let dir = tmp("firmware_assets");
+        let out = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+            .args(["firmware-assets", "--count", "12", "--out"])
+            .arg(&dir)
+            .output()
+            .expect("running edgeloop firmware-assets");
+        assert!(
+            out.status.success(),
+            "firmware-assets failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+        dir
+    })
+}
+
+/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) once and returns its binary.
 fn qemu_run() -> Command {
-    let tool = repo().join("tools/qemu-run");
-    let target = tool.join("target");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target-dir"])
-        .arg(&target)
-        .current_dir(&tool)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("running cargo for tools/qemu-run");
-    assert!(status.success(), "building tools/qemu-run failed");
-    Command::new(target.join("release/edgeloop-qemu-run"))
+    static TOOL: OnceLock<PathBuf> = OnceLock::new();
+    let bin = TOOL.get_or_init(|| {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let tool = repo().join("tools/qemu-run");
+        let target = tool.join("target");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target-dir"])
+            .arg(&target)
+            .current_dir(&tool)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("running cargo for tools/qemu-run");
+        assert!(status.success(), "building tools/qemu-run failed");
+        target.join("release/edgeloop-qemu-run")
+    });
+    Command::new(bin)
 }
 
-fn build_firmware(assets: &Path, bin: &str) -> PathBuf {
+/// Builds one example for `target` and copies its ELF to `into` (later builds may replace the
+/// one in the target folder).
+fn build_firmware(bin: &str, target: &str, into: &Path) -> PathBuf {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let fw = repo().join("firmware-examples");
-    let target = fw.join("target");
+    let target_dir = fw.join("target");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", bin, "--target-dir"])
-        .arg(&target)
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            bin,
+            "--target",
+            target,
+            "--target-dir",
+        ])
+        .arg(&target_dir)
         .current_dir(&fw)
-        .env("EDGELOOP_FW_ASSETS", assets)
+        .env("EDGELOOP_FW_ASSETS", assets())
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .status()
         .expect("running cargo for firmware-examples");
-    assert!(status.success(), "building firmware example {bin} failed");
-    target.join("thumbv7em-none-eabihf/release").join(bin)
+    assert!(
+        status.success(),
+        "building firmware example {bin} for {target} failed"
+    );
+    let elf = into.join(format!("{bin}.elf"));
+    std::fs::copy(target_dir.join(target).join("release").join(bin), &elf).expect("copy ELF");
+    elf
+}
+
+const M4: &str = "thumbv7em-none-eabihf";
+const M0: &str = "thumbv6m-none-eabi";
+
+/// Runs an ELF in QEMU; returns (output, decoded log).
+fn run_qemu(elf: &Path, work: &Path, extra: &[&str]) -> (Output, String) {
+    let out = qemu_run()
+        .arg(elf)
+        .arg("--workdir")
+        .arg(work)
+        .args(extra)
+        .output()
+        .expect("running edgeloop-qemu-run (is qemu-system-arm installed?)");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{log}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    (out, log)
+}
+
+fn decode_telemetry(path: &Path) -> usize {
+    let frames = std::fs::read(path).expect("telemetry.bin written by the firmware");
+    frames
+        .split(|&b| b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            let mut framed = f.to_vec();
+            framed.push(0);
+            edgeloop_runtime::telemetry::decode_frame(&framed).expect("valid telemetry frame")
+        })
+        .count()
 }
 
 #[test]
 fn classify_matches_host_runtime_bit_exact_on_cortex_m4() {
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("firmware_classify");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).expect("tmp dir");
-    let assets = work.join("assets");
-    let out = edgeloop()
-        .args(["firmware-assets", "--count", "12", "--out"])
-        .arg(&assets)
-        .output()
-        .expect("running edgeloop firmware-assets");
-    assert!(
-        out.status.success(),
-        "firmware-assets failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let elf = build_firmware(&assets, "classify");
-    let run = qemu_run()
-        .arg(&elf)
-        .arg("--workdir")
-        .arg(&work)
-        .output()
-        .expect("running edgeloop-qemu-run (is qemu-system-arm installed?)");
-    let log = String::from_utf8_lossy(&run.stdout);
-    println!("{log}");
-    eprintln!("{}", String::from_utf8_lossy(&run.stderr));
+    let work = tmp("firmware_classify");
+    let elf = build_firmware("classify", M4, &work);
+    let (run, log) = run_qemu(&elf, &work, &[]);
     assert!(
         run.status.success(),
         "classify exited with {:?}",
@@ -87,18 +153,231 @@ fn classify_matches_host_runtime_bit_exact_on_cortex_m4() {
     assert!(log.contains("classify: PASS"));
     assert!(log.contains("stack high-water mark:"));
     assert_eq!(log.matches("matches the host").count(), 12);
+    assert_eq!(
+        decode_telemetry(&work.join("telemetry.bin")),
+        12,
+        "one record per input"
+    );
+}
 
-    // Telemetry frames written through semihosting decode on the host.
-    let frames =
-        std::fs::read(work.join("telemetry.bin")).expect("telemetry.bin written by the firmware");
-    let decoded: Vec<_> = frames
-        .split(|&b| b == 0)
-        .filter(|f| !f.is_empty())
-        .map(|f| {
-            let mut framed = f.to_vec();
-            framed.push(0);
-            edgeloop_runtime::telemetry::decode_frame(&framed).expect("valid telemetry frame")
-        })
+/// Offset of `needle` in `hay` (the embedded image inside the ELF).
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn verify_runs_a_signed_image_and_refuses_a_tampered_one() {
+    let work = tmp("firmware_verify");
+    let elf = build_firmware("verify", M4, &work);
+    let (run, log) = run_qemu(&elf, &work, &[]);
+    assert!(run.status.success(), "verify exited with {:?}", run.status);
+    assert!(log.contains("signature OK"), "log: {log}");
+    assert!(log.contains("12 of 12 outputs bit-exact with the host runtime"));
+    assert!(log.contains("verify: PASS"));
+
+    // Tamper with the image in the firmware's flash (the ELF): one weight byte flipped.
+    let signed = std::fs::read(assets().join("classify.signed.img")).expect("signed image");
+    let elf_bytes = std::fs::read(&elf).expect("ELF");
+    let at = find(&elf_bytes, &signed).expect("the signed image is embedded in the ELF");
+    let image_len = signed.len() - 80;
+    let weight = image_len - 100; // in the constant section
+    for (name, fix_crc, want) in [
+        (
+            "crc_fixed",
+            true,
+            "signature check failed: SignatureInvalid",
+        ),
+        ("corrupted", false, "image refused: ImageBadCrc"),
+    ] {
+        let mut image = signed.clone();
+        image[weight] ^= 0x01;
+        if fix_crc {
+            edgeloop_runtime::image::writer::fix_crc(&mut image);
+        }
+        let mut tampered = elf_bytes.clone();
+        tampered[at..at + image.len()].copy_from_slice(&image);
+        let path = work.join(format!("verify-{name}.elf"));
+        std::fs::write(&path, &tampered).expect("write tampered ELF");
+        let (run, log) = run_qemu(&path, &work, &[]);
+        assert!(
+            !run.status.success(),
+            "{name}: tampered image accepted: {log}"
+        );
+        assert!(log.contains(want), "{name}: log: {log}");
+        assert!(log.contains("verify: FAIL"));
+        assert!(!log.contains("matches the host"), "{name}: the model ran");
+    }
+}
+
+#[test]
+fn generate_decodes_the_hosts_tokens_with_the_kv_cache() {
+    let work = tmp("firmware_generate");
+    let elf = build_firmware("generate", M4, &work);
+    let (run, log) = run_qemu(&elf, &work, &[]);
+    assert!(
+        run.status.success(),
+        "generate exited with {:?}",
+        run.status
+    );
+    let expected = std::fs::read(assets().join("generate.expected")).expect("tokens");
+    let n = expected.len() / 4;
+    assert!(
+        log.contains(&format!(
+            "{n} of {n} steps with logits bit-exact with the host; tokens equal the host's"
+        )),
+        "log: {log}"
+    );
+    let tokens: Vec<i32> = expected
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    assert_eq!(decoded.len(), 12, "one inference record per input");
+    assert!(
+        log.contains(&format!("generated: {tokens:?}")),
+        "log: {log}"
+    );
+    assert!(log.contains("generate: PASS"));
+}
+
+#[test]
+fn classify_runs_on_cortex_m0_microbit() {
+    let work = tmp("firmware_m0");
+    let elf = build_firmware("classify", M0, &work);
+    let (run, log) = run_qemu(&elf, &work, &["--machine", "microbit"]);
+    assert!(
+        run.status.success(),
+        "classify (M0) exited with {:?}",
+        run.status
+    );
+    assert!(log.contains("model 'mlp'"), "log: {log}");
+    assert!(log.contains("8 of 8 outputs bit-exact with the host runtime"));
+    assert!(log.contains("classify: PASS"));
+    assert_eq!(decode_telemetry(&work.join("telemetry.bin")), 8);
+}
+
+/// One measured region of the bench log.
+#[derive(Debug)]
+struct Region {
+    name: String,
+    insns: u64,
+    macs: u64,
+}
+
+fn parse_regions(log: &str, marks: &[u64]) -> Vec<Region> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("region ")? + 7..];
+            let (name, tail) = rest.split_once(": marks ")?;
+            let mut it = tail.split([' ', ',']).filter(|s| !s.is_empty());
+            let a: usize = it.next()?.parse().ok()?;
+            let b: usize = it.next()?.parse().ok()?;
+            let macs: u64 = it.next()?.parse().ok()?;
+            Some(Region {
+                name: name.to_string(),
+                insns: marks.get(b)? - marks.get(a)?,
+                macs,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn bench_counts_instructions_per_mac_reference_vs_dsp() {
+    let work = tmp("firmware_bench");
+    let plugin = work.join("insn-count.so");
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&plugin)
+        .arg(repo().join("firmware-examples/tools/insn-count.c"))
+        .status()
+        .expect("running cc (install gcc)");
+    assert!(cc.success(), "building the TCG plugin failed");
+    let elf = build_firmware("bench", M4, &work);
+    let counts = work.join("insn-count.txt");
+    let plugin_s = plugin.to_string_lossy().into_owned();
+    let counts_s = counts.to_string_lossy().into_owned();
+    let (run, log) = run_qemu(
+        &elf,
+        &work,
+        &["--insn-plugin", &plugin_s, "--insn-out", &counts_s],
+    );
+    assert!(run.status.success(), "bench exited with {:?}", run.status);
+    assert!(log.contains("bench: PASS"), "log: {log}");
+    for k in ["dot", "fully_connected", "conv2d", "attention"] {
+        assert!(
+            log.contains(&format!("{k}: DSP output equals the reference")),
+            "{k}"
+        );
+    }
+    let text = std::fs::read_to_string(&counts).expect("plugin output");
+    let marks: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
+        .collect();
+    let regions = parse_regions(&log, &marks);
+    let by_name: HashMap<&str, &Region> = regions.iter().map(|r| (r.name.as_str(), r)).collect();
+
+    let mut md = String::from(
+        "# Executed instructions on Cortex-M4 (QEMU mps2-an386, TCG plugin count)\n\n\
+         Kernels on fixed shapes (random int8 data); each count includes one marker call (~4 instructions).\n\n\
+         | kernel | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC | speed-up |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for k in ["dot", "fully_connected", "conv2d", "attention"] {
+        let r = by_name[format!("{k} reference").as_str()];
+        let d = by_name[format!("{k} dsp").as_str()];
+        assert!(
+            r.macs > 0 && r.insns > 0 && d.insns > 0,
+            "{k}: empty region"
+        );
+        md.push_str(&format!(
+            "| {k} | {} | {} | {:.2} | {} | {:.2} | {:.2}x |\n",
+            r.macs,
+            r.insns,
+            r.insns as f64 / r.macs as f64,
+            d.insns,
+            d.insns as f64 / d.macs as f64,
+            r.insns as f64 / d.insns as f64
+        ));
+    }
+    // The DSP kernels must beat the scalar reference where they replace its inner loop.
+    for k in ["dot", "fully_connected", "conv2d"] {
+        let (r, d) = (
+            by_name[format!("{k} reference").as_str()],
+            by_name[format!("{k} dsp").as_str()],
+        );
+        assert!(
+            d.insns < r.insns,
+            "{k}: DSP {} >= reference {}",
+            d.insns,
+            r.insns
+        );
+    }
+    for model in ["ds-cnn", "tiny-gpt"] {
+        md.push_str(&format!(
+            "\n## {model}: per op (one invoke, kernels the firmware links: DSP FullyConnected/Conv2D)\n\n\
+             | op | MACs | instructions | instr/MAC |\n|---|---:|---:|---:|\n"
+        ));
+        for r in regions
+            .iter()
+            .filter(|r| r.name.starts_with(&format!("{model} ")))
+        {
+            let per = if r.macs > 0 {
+                format!("{:.2}", r.insns as f64 / r.macs as f64)
+            } else {
+                "-".into()
+            };
+            md.push_str(&format!(
+                "| {} | {} | {} | {per} |\n",
+                &r.name[model.len() + 1..],
+                r.macs,
+                r.insns
+            ));
+        }
+        assert!(
+            by_name.contains_key(format!("{model} total").as_str()),
+            "{model} total"
+        );
+    }
+    println!("{md}");
+    std::fs::write(work.join("bench.md"), &md).expect("write bench.md");
 }

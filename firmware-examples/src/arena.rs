@@ -2,9 +2,9 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// Bytes reserved for the arena. The model's header says how much it needs; `Interpreter::new`
-/// refuses a smaller arena with an error, so this only has to be large enough.
-pub const ARENA_BYTES: usize = 192 * 1024;
+/// Bytes reserved for the arena (per board). The model's header says how much it needs;
+/// `Interpreter::new` refuses a smaller arena with an error, so this only has to be large enough.
+pub const ARENA_BYTES: usize = crate::board::ARENA_BYTES;
 
 #[repr(C, align(16))]
 struct Arena([u8; ARENA_BYTES]);
@@ -14,7 +14,13 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The arena, or `None` if it was already taken.
 pub fn take() -> Option<&'static mut [u8]> {
-    if TAKEN.swap(true, Ordering::AcqRel) {
+    // Load and store inside a critical section: ARMv6-M (Cortex-M0) has no atomic swap.
+    let was_taken = cortex_m::interrupt::free(|_| {
+        let was = TAKEN.load(Ordering::Acquire);
+        TAKEN.store(true, Ordering::Release);
+        was
+    });
+    if was_taken {
         return None;
     }
     // SAFETY: `TAKEN` was false, so no other reference to ARENA exists, and it is set now, so

@@ -63,6 +63,20 @@ pub enum Error {
     /// ONNX Runtime failed to load or run a model.
     #[error("ONNX Runtime: {0}")]
     Ort(String),
+    /// A model image was refused by the runtime (malformed, or its signature does not verify).
+    #[error("model image: {0}")]
+    Image(edgeloop_runtime::Error),
+    /// A model image file was refused by the runtime.
+    #[error("model image {}: {source}", path.display())]
+    ImageFile {
+        /// The image file.
+        path: PathBuf,
+        /// Why the runtime refused it.
+        source: edgeloop_runtime::Error,
+    },
+    /// A signing key (or key file) is malformed or unusable; the message names the file.
+    #[error("key: {0}")]
+    Key(String),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -17,6 +17,7 @@ pub mod oracle;
 pub mod qdq;
 pub mod report;
 pub mod runner;
+pub mod sign;
 pub mod smooth;
 pub mod tensor;
 pub mod testmodels;

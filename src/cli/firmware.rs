@@ -5,12 +5,21 @@
 //! Until the trainer and the compiler produce the demo's intent classifier, the image is the
 //! keyword-spotting-sized DS-CNN built in code with the image writer, calibrated on seeded random
 //! inputs. `--image` takes any int8 model image instead (for example one from `edgeloop compile`).
+//!
+//! It also writes what the other examples embed: `classify.signed.img` and `classify.pub` (the
+//! same image signed with `--sign-key`, or with a fresh key pair written next to it as
+//! `edgeloop.key` / `edgeloop.pub`; `classify.pub` is the raw 32-byte public key the `verify`
+//! firmware embeds), the tiny GPT decoding assets of `generate` (`generate.img`,
+//! `generate.prompt`, `generate.expected`: the host runtime's greedy tokens and int8 logits
+//! of every step), and the small int8 MLP the Cortex-M0 build runs (`mlp.img`, `mlp.inputs`,
+//! `mlp.expected`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use edgeloop_quantize::sign;
 use edgeloop_runtime::image::writer::AlignedBytes;
-use edgeloop_runtime::models::{self, Rng};
+use edgeloop_runtime::models::{self, tiny_gpt, Rng};
 use edgeloop_runtime::{Interpreter, Model};
 
 /// Arguments of `edgeloop firmware-assets`.
@@ -28,6 +37,10 @@ pub struct Args {
     /// An int8 model image to use instead of the built-in DS-CNN.
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// Secret key file (`edgeloop keygen`) to sign `classify.signed.img` with; without it a new
+    /// key pair is generated and written to `--out` as `edgeloop.key` / `edgeloop.pub`.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 /// Writes the assets.
@@ -47,7 +60,129 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .bytes
         }
     };
-    let image = AlignedBytes::new(&bytes);
+    let (inputs, expected, model_desc) = run_inputs(&bytes, args.count, &mut rng)?;
+    for (name, data) in [
+        ("classify.img", &bytes),
+        ("classify.inputs", &inputs),
+        ("classify.expected", &expected),
+    ] {
+        write(&args.out, name, data)?;
+    }
+    println!(
+        "wrote {}: {model_desc}, {} inputs",
+        args.out.display(),
+        args.count
+    );
+    write_signed(&args, &bytes)?;
+    write_generate(&args.out, args.seed)?;
+    write_mlp(&args.out, args.seed, &mut rng)?;
+    Ok(())
+}
+
+fn write(dir: &std::path::Path, name: &str, data: &[u8]) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `classify.signed.img` and `classify.pub` (raw 32 bytes) for the `verify` firmware.
+fn write_signed(args: &Args, image: &[u8]) -> anyhow::Result<()> {
+    let secret = match &args.sign_key {
+        Some(path) => sign::read_secret_key(path)?,
+        None => {
+            let (secret, _) = sign::generate_keypair(None)?;
+            sign::write_keypair(&args.out, &secret, true)?;
+            secret
+        }
+    };
+    let signed = sign::sign_image(image, &secret).context("signing the classify image")?;
+    write(&args.out, "classify.signed.img", &signed)?;
+    write(&args.out, "classify.pub", &secret.public_key().0)?;
+    println!(
+        "signed classify.signed.img with key id {}",
+        sign::hex(&secret.public_key().key_id())
+    );
+    Ok(())
+}
+
+/// The tiny GPT (int8, one token per invoke, KV caches) and the host's greedy decoding of it:
+/// `generate.prompt` (i32 LE token ids), `generate.expected` (i32 LE: the whole sequence, prompt
+/// then generated tokens, up to the context length), `generate.logits` (int8 logits of every
+/// step, back to back).
+fn write_generate(out: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+    let rt = |e: edgeloop_runtime::Error| anyhow::anyhow!("{e}");
+    let m = tiny_gpt::TinyGpt::random(seed);
+    let ranges = tiny_gpt::calibrate(&m, seed + 100, 8).map_err(rt)?;
+    let (built, _) = m
+        .image(1, Some(&ranges), false)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .context("building the tiny GPT image")?;
+    let image = AlignedBytes::new(&built.bytes);
+    let model = Model::parse(image.as_slice()).map_err(rt)?;
+    let mut arena = AlignedBytes::zeroed(model.arena_bytes());
+    let mut it = Interpreter::new(&model, arena.as_mut_slice()).map_err(rt)?;
+    let prompt = [3i32, 17, 5];
+    let mut seq: Vec<i32> = prompt.to_vec();
+    let mut logits = Vec::new();
+    let mut at = 0;
+    while at < tiny_gpt::CTX {
+        it.input_i32(0).map_err(rt)?[0] = seq[at];
+        it.input_i32(1).map_err(rt)?[0] = at as i32;
+        it.input_i32(2).map_err(rt)?[0] = at as i32;
+        it.invoke().map_err(rt)?;
+        let row = it.output_i8(0).map_err(rt)?;
+        logits.extend(row.iter().map(|&v| v as u8));
+        at += 1;
+        if at == seq.len() && seq.len() < tiny_gpt::CTX {
+            // Greedy: the first index of the largest logit.
+            let next = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0usize, i8::MIN),
+                    |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+                )
+                .0;
+            seq.push(next as i32);
+        }
+    }
+    let le = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    write(out, "generate.img", &built.bytes)?;
+    write(out, "generate.prompt", &le(&prompt))?;
+    write(out, "generate.expected", &le(&seq))?;
+    write(out, "generate.logits", &logits)?;
+    println!(
+        "tiny GPT: image {} bytes, arena {} bytes; host tokens {seq:?}",
+        built.bytes.len(),
+        model.arena_bytes()
+    );
+    Ok(())
+}
+
+/// The small int8 MLP (64 → 128 → 64 → 10) the Cortex-M0+ build runs (16 KiB of RAM).
+fn write_mlp(out: &std::path::Path, seed: u64, rng: &mut Rng) -> anyhow::Result<()> {
+    let net = models::mlp::mlp(seed, true);
+    let calib: Vec<Vec<f32>> = (0..32).map(|_| rng.vec(net.input_len(), 1.0)).collect();
+    let bytes = net
+        .build_i8(&calib)
+        .context("building the MLP image")?
+        .0
+        .bytes;
+    let (inputs, expected, desc) = run_inputs(&bytes, 8, rng)?;
+    write(out, "mlp.img", &bytes)?;
+    write(out, "mlp.inputs", &inputs)?;
+    write(out, "mlp.expected", &expected)?;
+    println!("MLP for Cortex-M0+: {desc}, 8 inputs");
+    Ok(())
+}
+
+/// Runs `count` random int8 inputs through `bytes` on the host runtime: (inputs, outputs, a
+/// description of the model).
+fn run_inputs(
+    bytes: &[u8],
+    count: usize,
+    rng: &mut Rng,
+) -> anyhow::Result<(Vec<u8>, Vec<u8>, String)> {
+    let image = AlignedBytes::new(bytes);
     let model = Model::parse(image.as_slice())
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("parsing the model image")?;
@@ -61,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("the image's first input must be int8")?
         .len();
     let (mut inputs, mut expected) = (Vec::new(), Vec::new());
-    for _ in 0..args.count {
+    for _ in 0..count {
         let x: Vec<i8> = (0..in_len)
             .map(|_| (rng.next_u64() >> 56) as u8 as i8)
             .collect();
@@ -70,21 +205,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         inputs.extend(x.iter().map(|&v| v as u8));
         expected.extend(it.output_i8(0).map_err(rt)?.iter().map(|&v| v as u8));
     }
-    for (name, data) in [
-        ("classify.img", &bytes),
-        ("classify.inputs", &inputs),
-        ("classify.expected", &expected),
-    ] {
-        let path = args.out.join(name);
-        std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
-    }
-    println!(
-        "wrote {}: model '{}' ({} image bytes, arena {} bytes), {} inputs",
-        args.out.display(),
+    let desc = format!(
+        "model '{}' ({} image bytes, arena {} bytes)",
         model.name(),
         bytes.len(),
-        model.arena_bytes(),
-        args.count
+        model.arena_bytes()
     );
-    Ok(())
+    Ok((inputs, expected, desc))
 }

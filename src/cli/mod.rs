@@ -8,8 +8,10 @@ pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod firmware;
+pub mod keygen;
 pub mod quantize;
 pub mod run;
+pub mod sign;
 pub mod telemetry;
 pub mod train;
 
@@ -32,8 +34,14 @@ enum Command {
     Eval(eval::Args),
     /// Write the classify firmware's embedded assets: a model image, inputs, host outputs.
     FirmwareAssets(firmware::Args),
+    /// Generate an Ed25519 key pair for signing model images (edgeloop.key, edgeloop.pub).
+    Keygen(keygen::Args),
     /// Run a model image on the host runtime: print its outputs and invoke timing.
     Run(run::Args),
+    /// Sign a model image with an Ed25519 key (appends the signature trailer).
+    Sign(sign::SignArgs),
+    /// Verify a signed model image against a public key.
+    Verify(sign::VerifyArgs),
     /// Quantize an fp32 ONNX model to int8 QDQ ONNX with calibration data.
     Quantize(quantize::Args),
     /// Train models: pretrain (GPT / encoder), finetune (classify, SFT, LoRA, QAT), dpo, export to ONNX.
@@ -50,7 +58,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args)?,
         Command::FirmwareAssets(args) => firmware::run(args)?,
         Command::Quantize(args) => quantize::run(args)?,
+        Command::Keygen(args) => keygen::run(args)?,
         Command::Run(args) => run::run(args)?,
+        Command::Sign(args) => sign::run_sign(args)?,
+        Command::Verify(args) => sign::run_verify(args)?,
         Command::Train(args) => train::run(args)?,
         Command::Telemetry(args) => return telemetry::run(args),
     }

@@ -3,18 +3,9 @@
 //! files (telemetry) are written on the host through semihosting.
 
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
-use cortex_m_semihosting::{debug, nr, syscall};
 
-/// Ends the program: QEMU exits with status 0 when `ok`, 1 otherwise.
-pub fn exit(ok: bool) -> ! {
-    debug::exit(if ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+/// Bytes reserved for the interpreter's arena (the DS-CNN needs well under this).
+pub const ARENA_BYTES: usize = 192 * 1024;
 
 /// A free-running tick counter (SysTick, 24 bits, counting down).
 pub struct Ticks {
@@ -43,42 +34,3 @@ impl Ticks {
         self.now().wrapping_sub(start) & 0x00FF_FFFF
     }
 }
-
-/// Writes `bytes` to a file on the host (through semihosting), replacing it.
-/// `name_nul` must end with a NUL byte. Returns `false` if the host refused.
-pub fn write_host_file(name_nul: &str, bytes: &[u8]) -> bool {
-    if !name_nul.ends_with('\0') {
-        return false;
-    }
-    // SAFETY: SYS_OPEN reads `len - 1` name bytes from a live, NUL-terminated string.
-    let fd = unsafe {
-        syscall!(
-            OPEN,
-            name_nul.as_ptr(),
-            nr::open::W_TRUNC_BINARY,
-            name_nul.len() - 1
-        )
-    } as isize;
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: SYS_WRITE reads `bytes.len()` bytes from a live slice; it returns the bytes NOT written.
-    let left = unsafe { syscall!(WRITE, fd as usize, bytes.as_ptr(), bytes.len()) };
-    // SAFETY: closes the handle opened above.
-    unsafe { syscall!(CLOSE, fd as usize) };
-    left == 0
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
-    exit(false)
-}
-
-#[cortex_m_rt::exception]
-unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
-    defmt::error!("hard fault");
-    exit(false)
-}
-
-defmt::timestamp!("{=u32}", 0);

@@ -33,6 +33,10 @@ pub struct Args {
     /// Print the raw bytes count as well as decoded lines.
     #[arg(long)]
     pub verbose: bool,
+    /// QEMU board: `mps2-an386` (Cortex-M4F, thumbv7em-none-eabihf) or `microbit` (nRF51,
+    /// Cortex-M0, thumbv6m-none-eabi).
+    #[arg(long, default_value = "mps2-an386")]
+    pub machine: String,
 }
 
 /// Runs the firmware and returns its exit status.
@@ -50,7 +54,12 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
 
     let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
+    let cpu = match args.machine.as_str() {
+        "mps2-an386" => "cortex-m4",
+        "microbit" => "cortex-m0",
+        other => bail!("unsupported --machine {other}: use mps2-an386 or microbit"),
+    };
+    cmd.args(["-machine", &args.machine, "-cpu", cpu, "-nographic"])
         .args(["-monitor", "none", "-serial", "none"])
         .args(["-semihosting-config", "enable=on,target=native"])
         .arg("-kernel")

@@ -1,0 +1,352 @@
+//! Executed-instruction counts (QEMU + `tools/insn-count.c`) between marker calls:
+//! 1. kernels on fixed shapes, the scalar reference against the Cortex-M4 DSP (SMLAD) variant,
+//!    each output checked bit-exact against the other on the device: the offset dot product,
+//!    FullyConnected, Conv2D, and int8 attention (whose q·k dot product is the swappable part);
+//! 2. every op of the DS-CNN classifier (one inference) and of the tiny GPT (one decode step at
+//!    the last cache position), through the interpreter's per-op hook, with the kernels the
+//!    firmware links (the DSP table on this target).
+//!
+//! Each region is logged as `region <name>: marks <a> <b>, <n> MACs`; the host subtracts the
+//! plugin's counts at marks `a` and `b` (tests/firmware_qemu.rs writes the table).
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use edgeloop_firmware_examples::bench::{macs, mark, op_name};
+use edgeloop_firmware_examples::{arena, assets, board, stack};
+use edgeloop_runtime::arch::{cortex_m::dot_offset_i8_dsp, dot_offset_i8, DotKernel};
+use edgeloop_runtime::ops::attention::{self, AttentionParams, KvShape};
+use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
+use edgeloop_runtime::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
+use edgeloop_runtime::ops::{ClampI8, Padding};
+use edgeloop_runtime::{Interpreter, Model};
+
+/// xorshift32 fill: fixed pseudo-random int8 data (not zeros: data-dependent paths run).
+fn fill(buf: &mut [i8], seed: u32) {
+    let mut s = seed;
+    for b in buf.iter_mut() {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        *b = (s >> 24) as i8;
+    }
+}
+
+fn region(name: &str, variant: &str, a: u32, b: u32, macs: u64) {
+    defmt::info!(
+        "region {} {}: marks {} {}, {} MACs",
+        name,
+        variant,
+        a,
+        b,
+        macs
+    );
+}
+
+fn equal_line(name: &str, equal: bool) -> bool {
+    defmt::info!(
+        "{}: DSP output {} the reference",
+        name,
+        if equal { "equals" } else { "DIFFERS from" }
+    );
+    equal
+}
+
+const DOT_LEN: usize = 1024;
+const FC_K: usize = 256;
+const FC_N: usize = 64;
+const CONV_HW: usize = 10;
+const CONV_C: usize = 16;
+const CONV_O: usize = 16;
+const ATT_H: usize = 2;
+const ATT_D: usize = 16;
+const ATT_C: usize = 16;
+
+struct Buffers {
+    a: [i8; DOT_LEN],
+    b: [i8; DOT_LEN],
+    fc_w: [i8; FC_K * FC_N],
+    conv_x: [i8; CONV_HW * CONV_HW * CONV_C],
+    conv_w: [i8; CONV_O * 9 * CONV_C],
+    out_ref: [i8; CONV_HW * CONV_HW * CONV_O],
+    out_dsp: [i8; CONV_HW * CONV_HW * CONV_O],
+    k_cache: [i8; ATT_H * ATT_C * ATT_D],
+    v_cache: [i8; ATT_H * ATT_C * ATT_D],
+    scratch: [i32; ATT_C],
+}
+
+static mut BUFFERS: Buffers = Buffers {
+    a: [0; DOT_LEN],
+    b: [0; DOT_LEN],
+    fc_w: [0; FC_K * FC_N],
+    conv_x: [0; CONV_HW * CONV_HW * CONV_C],
+    conv_w: [0; CONV_O * 9 * CONV_C],
+    out_ref: [0; CONV_HW * CONV_HW * CONV_O],
+    out_dsp: [0; CONV_HW * CONV_HW * CONV_O],
+    k_cache: [0; ATT_H * ATT_C * ATT_D],
+    v_cache: [0; ATT_H * ATT_C * ATT_D],
+    scratch: [0; ATT_C],
+};
+
+fn kernels(buf: &mut Buffers) -> bool {
+    let mut ok = true;
+    fill(&mut buf.a, 1);
+    fill(&mut buf.b, 2);
+    fill(&mut buf.fc_w, 3);
+    fill(&mut buf.conv_x, 4);
+    fill(&mut buf.conv_w, 5);
+    fill(&mut buf.k_cache, 6);
+    fill(&mut buf.v_cache, 7);
+    let mult = [1_518_500_250i32; 64];
+    let shift = [-8i32; 64];
+    let bias = [1234i32; 64];
+
+    // Offset dot product.
+    let a0 = mark();
+    let r = dot_offset_i8(black_box(&buf.a), 3, black_box(&buf.b), -2);
+    let a1 = mark();
+    let d = dot_offset_i8_dsp(black_box(&buf.a), 3, black_box(&buf.b), -2);
+    let a2 = mark();
+    region("dot", "reference", a0, a1, DOT_LEN as u64);
+    region("dot", "dsp", a1, a2, DOT_LEN as u64);
+    ok &= equal_line("dot", r == d);
+
+    // FullyConnected, batch 1.
+    let fc = FullyConnectedParams {
+        shape: FullyConnectedShape {
+            batch: 1,
+            in_features: FC_K as u32,
+            out_features: FC_N as u32,
+        },
+        weights: &buf.fc_w,
+        bias: Some(&bias[..FC_N]),
+        input_zero_point: -5,
+        output_zero_point: 3,
+        output_multiplier: &mult[..FC_N],
+        output_shift: &shift[..FC_N],
+        activation: ClampI8::NONE,
+    };
+    let x = &buf.a[..FC_K];
+    let m0 = mark();
+    fully_connected::reference::eval_i8(black_box(&fc), x, &mut buf.out_ref[..FC_N]);
+    let m1 = mark();
+    fully_connected::dsp::eval_i8(black_box(&fc), x, &mut buf.out_dsp[..FC_N]);
+    let m2 = mark();
+    region("fully_connected", "reference", m0, m1, (FC_K * FC_N) as u64);
+    region("fully_connected", "dsp", m1, m2, (FC_K * FC_N) as u64);
+    ok &= equal_line(
+        "fully_connected",
+        buf.out_ref[..FC_N] == buf.out_dsp[..FC_N],
+    );
+
+    // Conv2D 3x3, stride 1, padding 1, NHWC.
+    let dims_in = [1, CONV_HW as u32, CONV_HW as u32, CONV_C as u32];
+    let conv = Conv2dParams {
+        shape: Conv2dShape {
+            input: dims_in,
+            output: [1, CONV_HW as u32, CONV_HW as u32, CONV_O as u32],
+            kernel: [3, 3],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: Padding {
+                top: 1,
+                bottom: 1,
+                left: 1,
+                right: 1,
+            },
+        },
+        weights: &buf.conv_w,
+        bias: Some(&bias[..CONV_O]),
+        input_zero_point: -5,
+        output_zero_point: 3,
+        output_multiplier: &mult[..CONV_O],
+        output_shift: &shift[..CONV_O],
+        activation: ClampI8::NONE,
+    };
+    let n_out = CONV_HW * CONV_HW * CONV_O;
+    if conv2d::check_i8(&conv, buf.conv_x.len(), n_out).is_err() {
+        defmt::error!("conv2d bench parameters rejected");
+        return false;
+    }
+    // Padded border taps are skipped: count the MACs actually performed.
+    let mut taps = 0u64;
+    for y in 0..CONV_HW as i32 {
+        for x in 0..CONV_HW as i32 {
+            for ky in -1..=1i32 {
+                for kx in -1..=1i32 {
+                    let (iy, ix) = (y + ky, x + kx);
+                    taps += u64::from(
+                        (0..CONV_HW as i32).contains(&iy) && (0..CONV_HW as i32).contains(&ix),
+                    );
+                }
+            }
+        }
+    }
+    let conv_macs = taps * (CONV_C * CONV_O) as u64;
+    let c0 = mark();
+    conv2d::reference::eval_i8(black_box(&conv), &buf.conv_x, &mut buf.out_ref[..n_out]);
+    let c1 = mark();
+    conv2d::dsp::eval_i8(black_box(&conv), &buf.conv_x, &mut buf.out_dsp[..n_out]);
+    let c2 = mark();
+    region("conv2d", "reference", c0, c1, conv_macs);
+    region("conv2d", "dsp", c1, c2, conv_macs);
+    ok &= equal_line("conv2d", buf.out_ref[..n_out] == buf.out_dsp[..n_out]);
+
+    // Attention, one query token at the last position of a full 16-row cache.
+    let mut table = [0i32; 256];
+    let mut e = 1i32 << 24;
+    for t in table.iter_mut() {
+        *t = e;
+        e -= e / 20;
+    }
+    let att = AttentionParams {
+        shape: KvShape {
+            heads: ATT_H as u32,
+            head_dim: ATT_D as u32,
+            capacity: ATT_C as u32,
+            tokens: 1,
+        },
+        causal: true,
+        q_zero_point: -2,
+        k_zero_point: 1,
+        v_zero_point: 0,
+        score_multiplier: 1_518_500_250,
+        score_shift: -6,
+        score_zero_point: -10,
+        exp_table: &table,
+        output_multiplier: 1_518_500_250,
+        output_shift: -9,
+        output_zero_point: 0,
+    };
+    let pos = (ATT_C - 1) as i32;
+    let q = &buf.b[..ATT_H * ATT_D];
+    let n_att = ATT_H * ATT_D;
+    if attention::check_i8(&att, q.len(), buf.k_cache.len(), ATT_C, n_att).is_err() {
+        defmt::error!("attention bench parameters rejected");
+        return false;
+    }
+    let att_macs = (2 * ATT_H * ATT_C * ATT_D) as u64;
+    let t0 = mark();
+    let r1 = attention::eval_i8_with(
+        &DotKernel::reference(),
+        black_box(&att),
+        q,
+        &buf.k_cache,
+        &buf.v_cache,
+        pos,
+        &mut buf.scratch,
+        &mut buf.out_ref[..n_att],
+    );
+    let t1 = mark();
+    let r2 = attention::eval_i8_with(
+        &DotKernel::dsp(),
+        black_box(&att),
+        q,
+        &buf.k_cache,
+        &buf.v_cache,
+        pos,
+        &mut buf.scratch,
+        &mut buf.out_dsp[..n_att],
+    );
+    let t2 = mark();
+    region("attention", "reference", t0, t1, att_macs);
+    region("attention", "dsp", t1, t2, att_macs);
+    ok &= equal_line(
+        "attention",
+        r1.is_ok() && r2.is_ok() && buf.out_ref[..n_att] == buf.out_dsp[..n_att],
+    );
+    ok
+}
+
+/// Per-op counts of one invoke of `model`; `prepare` writes the inputs.
+fn per_op(
+    name: &str,
+    model: &Model<'_>,
+    arena: &mut [u8],
+    position: u64,
+    prepare: impl Fn(&mut Interpreter<'_, '_>) -> Result<(), edgeloop_runtime::Error>,
+) -> Result<(), edgeloop_runtime::Error> {
+    let mut it = Interpreter::new(model, arena)?;
+    // Fill the KV caches of a decoder first: every position before `position`.
+    for p in 0..position {
+        it.input_i32(0)?[0] = (p % 7) as i32;
+        it.input_i32(1)?[0] = p as i32;
+        it.input_i32(2)?[0] = p as i32;
+        it.invoke()?;
+    }
+    prepare(&mut it)?;
+    let mut marks = [0u32; 64];
+    let n_ops = model.num_ops().min(marks.len() - 1);
+    marks[0] = mark();
+    it.invoke_with_hook(|i, _| {
+        if i < n_ops {
+            marks[i + 1] = mark();
+        }
+    })?;
+    let mut total_macs = 0u64;
+    for (i, rec) in model.ops().enumerate().take(n_ops) {
+        let rec = rec?;
+        let m = macs(model, &rec, position);
+        total_macs += m;
+        defmt::info!(
+            "region {} op {} {}: marks {} {}, {} MACs",
+            name,
+            i,
+            op_name(rec.code),
+            marks[i],
+            marks[i + 1],
+            m
+        );
+    }
+    defmt::info!(
+        "region {} total: marks {} {}, {} MACs",
+        name,
+        marks[0],
+        marks[n_ops],
+        total_macs
+    );
+    Ok(())
+}
+
+fn run() -> Result<bool, edgeloop_runtime::Error> {
+    // SAFETY: `run` is called once, from `main`; this is the only reference to BUFFERS.
+    let buf = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
+    let ok = kernels(buf);
+    let Some(arena) = arena::take() else {
+        defmt::error!("arena already taken");
+        return Ok(false);
+    };
+    let cnn = Model::parse(assets::classify::image())?;
+    per_op("ds-cnn", &cnn, arena, 0, |it| {
+        let x = it.input_i8(0)?;
+        for (d, &s) in x.iter_mut().zip(assets::classify::INPUTS) {
+            *d = s as i8;
+        }
+        Ok(())
+    })?;
+    let gpt = Model::parse(assets::generate::image())?;
+    let last = 15u64;
+    per_op("tiny-gpt", &gpt, arena, last, |it| {
+        it.input_i32(0)?[0] = 3;
+        it.input_i32(1)?[0] = last as i32;
+        it.input_i32(2)?[0] = last as i32;
+        Ok(())
+    })?;
+    Ok(ok)
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    stack::paint();
+    let ok = match run() {
+        Ok(ok) => ok,
+        Err(e) => {
+            defmt::error!("runtime error: {}", e);
+            false
+        }
+    };
+    defmt::info!("stack high-water mark: {} bytes", stack::high_water());
+    defmt::info!("{}", if ok { "bench: PASS" } else { "bench: FAIL" });
+    board::exit(ok)
+}

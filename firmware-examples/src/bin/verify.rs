@@ -1,0 +1,52 @@
+//! Signature check before running: parses the signed classifier image, verifies its Ed25519
+//! signature against the public key compiled into the firmware, and only then runs the
+//! classifier (as `classify` does). A tampered image — even one whose CRC was recomputed — is
+//! refused with an error line and a failing exit status.
+#![no_std]
+#![no_main]
+
+use edgeloop_firmware_examples::{assets, board, classify, stack};
+use edgeloop_runtime::Model;
+
+fn run() -> Result<bool, edgeloop_runtime::Error> {
+    let Some(mut ticks) = board::Ticks::start() else {
+        defmt::error!("tick counter already taken");
+        return Ok(false);
+    };
+    let image = assets::signed::image();
+    let model = match Model::parse(image) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("image refused: {}", e);
+            return Ok(false);
+        }
+    };
+    let t0 = ticks.now();
+    let checked = model.verify_signature(&assets::signed::PUBLIC_KEY);
+    let verify_ticks = ticks.since(t0);
+    if let Err(e) = checked {
+        defmt::error!("signature check failed: {} — refusing to run the model", e);
+        return Ok(false);
+    }
+    defmt::info!(
+        "signature OK ({} signed bytes, verified in {} ticks)",
+        model.image_len(),
+        verify_ticks
+    );
+    classify::run(&model, image.len(), &mut ticks)
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    stack::paint();
+    let ok = match run() {
+        Ok(ok) => ok,
+        Err(e) => {
+            defmt::error!("runtime error: {}", e);
+            false
+        }
+    };
+    defmt::info!("stack high-water mark: {} bytes", stack::high_water());
+    defmt::info!("{}", if ok { "verify: PASS" } else { "verify: FAIL" });
+    board::exit(ok)
+}
