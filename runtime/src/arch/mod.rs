@@ -199,7 +199,8 @@ impl DotKernel {
 }
 
 /// The op kernel table for the target, known at compile time: the reference table with
-/// FullyConnected and Conv2D replaced by the DSP variants on `thumbv7em-*`, FullyConnected by NEON
+/// FullyConnected and Conv2D replaced by the DSP variants and DepthwiseConv2D by the tap-major
+/// loops on `thumbv7em-*`, FullyConnected by NEON
 /// on aarch64.
 pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     #[allow(unused_mut)]
@@ -208,6 +209,7 @@ pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     {
         t.fully_connected_i8 = crate::ops::fully_connected::dsp::eval_i8;
         t.conv2d_i8 = crate::ops::conv2d::dsp::eval_i8;
+        t.depthwise_conv2d_i8 = crate::ops::depthwise_conv2d::tap_major::eval_i8;
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     {

@@ -3,6 +3,7 @@
 //! `ic` only. Geometry (padding, stride, dilation) as in [`super::conv2d`].
 
 pub mod reference;
+pub mod tap_major;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -252,3 +252,8 @@ fn check_rejects_bad_params() {
     assert!(check_i8(&p, i, o).is_err());
     assert!(check_i8(&good, i, o - 1).is_err());
 }
+
+#[test]
+fn bit_exact_tap_major() {
+    assert_bit_exact(super::tap_major::eval_i8, 0x7A9, 300);
+}
