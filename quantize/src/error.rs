@@ -63,6 +63,10 @@ pub enum Error {
     /// ONNX Runtime failed to load or run a model.
     #[error("ONNX Runtime: {0}")]
     Ort(String),
+    /// The compiler could not lower a model into a model image (shapes, quantization parameters
+    /// or values the runtime cannot represent); the message names the node.
+    #[error("compile: {0}")]
+    Compile(String),
     /// A model image was refused by the runtime (malformed, or its signature does not verify).
     #[error("model image: {0}")]
     Image(edgeloop_runtime::Error),

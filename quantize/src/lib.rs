@@ -6,10 +6,11 @@
 //!
 //! The output keeps the input's default-domain opset, which must lie in
 //! [`onnx::MIN_OPSET`]`..=`[`onnx::MAX_OPSET`] (17–22); tests cover opsets 17 and 20.
-//! The compiler half of issue 4 (ONNX → model image) is not implemented here yet.
+//! The compiler half of issue 4 (ONNX → model image) is [`compile`].
 #![deny(missing_docs)]
 
 pub mod calib;
+pub mod compile;
 pub mod error;
 pub mod npy;
 pub mod onnx;

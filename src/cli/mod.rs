@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod compile;
 pub mod data;
 pub mod demo;
 pub mod eval;
@@ -26,6 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Compile an ONNX model (int8 QDQ or fp32) into a model image (--report: sizes, arena, MACs, ops).
+    Compile(compile::Args),
     /// Generate the default corpus, select data, tokenize.
     Data(data::Args),
     /// Run the whole loop on the data that ships with the project.
@@ -53,6 +56,7 @@ enum Command {
 /// Dispatches to the subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Compile(args) => compile::run(args)?,
         Command::Data(args) => data::run(args)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Eval(args) => eval::run(args)?,

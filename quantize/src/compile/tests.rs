@@ -1,0 +1,213 @@
+//! Unit tests of the compiler on small models built in code (the comparisons with ONNX Runtime
+//! are in `tests/compile_fidelity.rs` and `tests/compile_conformance.rs`).
+
+use super::host::{Elem, HostTensor};
+use super::lower::elementwise::broadcast;
+use super::*;
+use crate::onnx::{attr_ints, node, value_info, ElemType};
+use crate::testmodels::{self, Builder};
+
+fn f32_input(c: &Compiled, name: &str, shape: &[usize], seed: u64) -> HostMap {
+    let mut rng = testmodels::Rng::new(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    assert!(c.report.inputs.iter().any(|i| i.name == name));
+    [(name.to_string(), HostTensor::f32(shape.to_vec(), v))]
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn fp32_mlp_compiles_and_plans_at_the_lower_bound() {
+    let m = testmodels::mlp();
+    let c = compile(&m.proto, &CompileOptions::default()).unwrap();
+    println!("{}", c.report);
+    assert_eq!(
+        c.report.arena_bytes,
+        c.report.lower_bound + c.report.declared_scratch
+    );
+    assert_eq!(c.report.total_macs, (16 * 32 + 32 * 24 + 24 * 10) as u64);
+    assert!(c.report.float_islands.is_empty());
+    let out = c.run(&f32_input(&c, "x", &[1, 16], 1)).unwrap();
+    assert_eq!(out["y"].shape, vec![1, 10]);
+    assert!(out["y"].f.iter().any(|v| *v != 0.0));
+}
+
+#[test]
+fn every_unsupported_node_is_listed_in_one_error() {
+    let mut b = Builder::new("bad", 17, 1);
+    let x = b.input("x", &[1, 4]);
+    let h = b.op("Cos", "cos_node", &[&x], vec![]);
+    let h = b.op("Relu", "fine", &[&h], vec![]);
+    let g = b.op("Sin", "sin_node", &[&x], vec![]);
+    let s = b.op("Add", "sum", &[&h, &g], vec![]);
+    b.output(&s, &[1, 4]);
+    let m = b.build();
+    let e = compile(&m.proto, &CompileOptions::default()).unwrap_err();
+    let Error::Unsupported(nodes) = &e else {
+        panic!("expected Unsupported, got {e}");
+    };
+    let names: Vec<(&str, &str)> = nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.op_type.as_str()))
+        .collect();
+    // The nodes downstream of a refused node are not blamed for it.
+    assert_eq!(names, vec![("cos_node", "Cos"), ("sin_node", "Sin")]);
+    let text = e.to_string();
+    assert!(
+        text.contains("cos_node") && text.contains("sin_node"),
+        "{text}"
+    );
+}
+
+#[test]
+fn nchw_conv_pool_in_f32_matches_a_direct_computation() {
+    // Conv 1→2 channels 3x3 pad 1 on a 1x1x4x4 input, then MaxPool 2x2: compare with loops.
+    let mut b = Builder::new("conv", 17, 5);
+    let x = b.input("x", &[1, 1, 4, 4]);
+    let w = b.weight("w", &[2, 1, 3, 3], 0.5);
+    let bias = b.constant("b", &[2], &[0.1, -0.2]);
+    let h = b.op(
+        "Conv",
+        "conv",
+        &[&x, &w, &bias],
+        vec![attr_ints("pads", &[1, 1, 1, 1])],
+    );
+    let y = b.op(
+        "MaxPool",
+        "pool",
+        &[&h],
+        vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("strides", &[2, 2]),
+        ],
+    );
+    b.output(&y, &[1, 2, 2, 2]);
+    let m = b.build();
+    let wv = host::from_proto(&m.graph().initializer[0]).unwrap().f;
+    let c = compile(&m.proto, &CompileOptions::default()).unwrap();
+    let inp = f32_input(&c, "x", &[1, 1, 4, 4], 9);
+    let xv = inp["x"].f.clone();
+    let out = c.run(&inp).unwrap();
+    let got = &out[&y].f;
+    let conv = |o: usize, r: i64, cc: i64| -> f32 {
+        let mut acc = [0.1f32, -0.2][o];
+        for ky in 0..3i64 {
+            for kx in 0..3i64 {
+                let (yy, xx) = (r + ky - 1, cc + kx - 1);
+                if (0..4).contains(&yy) && (0..4).contains(&xx) {
+                    acc += wv[o * 9 + (ky * 3 + kx) as usize] * xv[(yy * 4 + xx) as usize];
+                }
+            }
+        }
+        acc
+    };
+    for o in 0..2 {
+        for py in 0..2 {
+            for px in 0..2 {
+                let mut m = f32::NEG_INFINITY;
+                for dy in 0..2 {
+                    for dx in 0..2 {
+                        m = m.max(conv(o, (2 * py + dy) as i64, (2 * px + dx) as i64));
+                    }
+                }
+                let g = got[(o * 2 + py) * 2 + px];
+                assert!((g - m).abs() < 1e-5, "o{o} ({py},{px}): {g} vs {m}");
+            }
+        }
+    }
+}
+
+#[test]
+fn reshape_only_graph_copies_its_input() {
+    let mut b = Builder::new("reshape", 17, 1);
+    let x = b.input("x", &[2, 3]);
+    let s = b.ints("shape", &[3, 2]);
+    let y = b.op("Reshape", "r", &[&x, &s], vec![]);
+    b.output(&y, &[3, 2]);
+    let m = b.build();
+    let c = compile(&m.proto, &CompileOptions::default()).unwrap();
+    let inp = f32_input(&c, "x", &[2, 3], 3);
+    let out = c.run(&inp).unwrap();
+    assert_eq!(out[&y].f, inp["x"].f);
+    assert_eq!(out[&y].shape, vec![3, 2]);
+}
+
+#[test]
+fn int64_ids_feed_a_gather_as_int32() {
+    let mut b = Builder::new("emb", 17, 1);
+    let table = b.weight("table", &[5, 4], 1.0);
+    b.output("y", &[3, 4]);
+    let mut m = b.build();
+    let g = m.graph_mut();
+    g.input.push(value_info("ids", ElemType::I64, &[3]));
+    g.node
+        .push(node("Gather", "g", &["ids", &table], &["y"], vec![]));
+    let tv = host::from_proto(&m.graph().initializer[0]).unwrap().f;
+    let c = compile(&m.proto, &CompileOptions::default()).unwrap();
+    assert_eq!(c.report.inputs[0].image_type, "i32");
+    let feeds: HostMap = [(
+        "ids".to_string(),
+        HostTensor::int(vec![3], Elem::I64, vec![4, 0, -1]),
+    )]
+    .into_iter()
+    .collect();
+    let out = c.run(&feeds).unwrap();
+    let want: Vec<f32> = [4usize, 0, 4]
+        .iter()
+        .flat_map(|&r| tv[r * 4..r * 4 + 4].to_vec())
+        .collect();
+    assert_eq!(out["y"].f, want);
+}
+
+#[test]
+fn numpy_broadcast_rules() {
+    assert_eq!(broadcast(&[2, 1, 4], &[3, 1]), Some(vec![2, 3, 4]));
+    assert_eq!(broadcast(&[], &[5]), Some(vec![5]));
+    assert_eq!(broadcast(&[2, 3], &[4, 3]), None);
+}
+
+#[test]
+fn same_padding_matches_onnx_auto_pad() {
+    let mut n = node("Conv", "c", &["x", "w"], &["y"], vec![]);
+    n.attribute.push(crate::onnx::attr_ints("strides", &[2, 2]));
+    let mut a = tract_onnx::pb::AttributeProto {
+        name: "auto_pad".into(),
+        s: b"SAME_UPPER".to_vec(),
+        ..Default::default()
+    };
+    n.attribute.push(a.clone());
+    let w = lower::dense::window(&n, [5, 5], [3, 3])
+        .map_err(|_| ())
+        .unwrap();
+    assert_eq!(w.padding, [1, 1, 1, 1]);
+    let w = lower::dense::window(&n, [6, 6], [3, 3])
+        .map_err(|_| ())
+        .unwrap();
+    // Total padding 1: SAME_UPPER puts it at the end.
+    assert_eq!(w.padding, [0, 1, 0, 1]);
+    a.s = b"SAME_LOWER".to_vec();
+    n.attribute.pop();
+    n.attribute.push(a);
+    let w = lower::dense::window(&n, [6, 6], [3, 3])
+        .map_err(|_| ())
+        .unwrap();
+    assert_eq!(w.padding, [1, 0, 1, 0]);
+}
+
+#[test]
+fn a_truncated_model_is_an_error_not_a_panic() {
+    let bytes = testmodels::mlp().to_bytes();
+    let path = std::env::temp_dir().join(format!(
+        "edgeloop-compile-trunc-{}.onnx",
+        std::process::id()
+    ));
+    for cut in [0, 7, bytes.len() / 2, bytes.len() - 3] {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        assert!(
+            compile_file(&path, &CompileOptions::default()).is_err(),
+            "cut {cut}"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}

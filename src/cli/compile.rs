@@ -1,0 +1,87 @@
+//! `edgeloop compile`: ONNX (int8 QDQ or fp32) → edgeloop model image, with an optional report.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use edgeloop_quantize::compile::{compile_file, CompileOptions};
+
+/// Arguments of `edgeloop compile`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "QDQ patterns (DequantizeLinear → op → QuantizeLinear) become int8 ops with \
+precomputed requantization constants; other nodes run in f32. Unsupported nodes are all listed at once.\n\
+The report (--report) gives flash bytes by section, the planned arena vs its exact lower bound, MACs per \
+op and in total, and the ops used (so firmware links only those kernels)."
+)]
+pub struct Args {
+    /// The ONNX model (QDQ int8, e.g. from `edgeloop quantize` or onnxruntime's quantize_static, or fp32).
+    pub model: PathBuf,
+    /// Where to write the model image.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the image report.
+    #[arg(long)]
+    pub report: bool,
+    /// Print the report as JSON (machine-readable) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Model name stored in the image (≤ 24 ASCII bytes; default: the ONNX graph name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Model version stored in the image.
+    #[arg(long, default_value_t = 1)]
+    pub model_version: u32,
+    /// Static shape for an input with symbolic dims: NAME=D0,D1,... (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<String>,
+}
+
+fn parse_shape(s: &str) -> anyhow::Result<(String, Vec<usize>)> {
+    let (name, dims) = s
+        .split_once('=')
+        .with_context(|| format!("--input-shape '{s}': expected NAME=D0,D1,..."))?;
+    let dims = dims
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&v| v > 0)
+                .with_context(|| format!("--input-shape '{s}': '{d}' is not a positive integer"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((name.to_string(), dims))
+}
+
+/// Runs `edgeloop compile`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut input_shapes = HashMap::new();
+    for s in &args.input_shape {
+        let (n, d) = parse_shape(s)?;
+        input_shapes.insert(n, d);
+    }
+    let opts = CompileOptions {
+        name: args.name.clone(),
+        model_version: args.model_version,
+        input_shapes,
+    };
+    let c = compile_file(&args.model, &opts)
+        .with_context(|| format!("compiling {}", args.model.display()))?;
+    std::fs::write(&args.out, c.bytes())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if args.json {
+        println!("{}", c.report.to_json());
+    } else if args.report {
+        print!("{}", c.report);
+    } else {
+        println!(
+            "wrote {} ({} bytes, arena {} bytes, {} ops)",
+            args.out.display(),
+            c.report.flash.total,
+            c.report.arena_bytes,
+            c.report.ops.len()
+        );
+    }
+    Ok(())
+}
