@@ -135,6 +135,28 @@ fn int8_images_of_our_qdq_models_match_onnx_runtime() {
         println!("{}", c.report);
         let test = testmodels::samples(&inputs, 24, 777);
         check_int8(&format!("{name} (edgeloop QDQ)"), &q.model, &c, &test);
+        // The runtime's integer-only LayerNorm (an option) rounds differently from float
+        // LayerNorm + QuantizeLinear: measured and printed, not asserted.
+        let opts = CompileOptions {
+            int8_layer_norm: true,
+            ..Default::default()
+        };
+        let c8 = compile(&q.model.proto, &opts).unwrap();
+        if c8
+            .report
+            .ops_used
+            .keys()
+            .any(|k| k.starts_with("LayerNorm (int8)"))
+        {
+            let a = int8_agreement(&q.model, &c8, &test);
+            println!(
+                "{name} (edgeloop QDQ, int8_layer_norm): {:.2}% identical to ORT Level1, max {} LSB apart, arena {} B (f32 LayerNorm: {} B)",
+                100.0 * a.identical as f64 / a.elements as f64,
+                a.max_lsb,
+                c8.report.arena_bytes,
+                c.report.arena_bytes
+            );
+        }
     }
 }
 

@@ -40,6 +40,11 @@ pub struct CompileOptions {
     pub model_version: u32,
     /// Shapes of graph inputs the model leaves symbolic (`name → dims`).
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Lower quantized LayerNormalization to the runtime's integer-only LayerNorm (less RAM, no
+    /// FPU) instead of an f32 LayerNorm between Dequantize and Quantize (the default, which
+    /// computes what the QDQ model means and agrees with ONNX Runtime; the integer kernel's
+    /// rounding differs by an LSB on a quarter of the outputs and more after later layers).
+    pub int8_layer_norm: bool,
 }
 
 /// A graph input or output of the image, and how it maps to the ONNX tensor.
@@ -182,6 +187,7 @@ pub fn compile(model: &ModelProto, opts: &CompileOptions) -> Result<Compiled> {
         .map_err(|e| Error::Compile(e.to_string()))?;
     let outputs: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
     let mut ctx = Ctx::new(writer, &graph.node, outputs, opset);
+    ctx.int8_layer_norm = opts.int8_layer_norm;
     for t in &graph.initializer {
         ctx.vals
             .insert(t.name.clone(), Val::Const(host::from_proto(t)?));

@@ -143,6 +143,8 @@ pub struct Ctx<'m> {
     pub opset: i64,
     /// Nodes that run in f32 inside an otherwise quantized model, with the reason.
     pub float_islands: Vec<String>,
+    /// Use the runtime's integer LayerNorm for quantized LayerNormalization.
+    pub int8_layer_norm: bool,
     deq_cache: HashMap<u16, TensorId>,
     layout_cache: HashMap<(u16, bool), TensorId>,
     const_cache: HashMap<String, TensorId>,
@@ -205,6 +207,7 @@ impl<'m> Ctx<'m> {
             done: vec![false; nodes.len()],
             opset,
             float_islands: Vec::new(),
+            int8_layer_norm: false,
             deq_cache: HashMap::new(),
             layout_cache: HashMap::new(),
             const_cache: HashMap::new(),

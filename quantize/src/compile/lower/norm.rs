@@ -132,7 +132,20 @@ pub fn layer_norm(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
     };
     let (gamma, beta) = (expand(gamma)?, expand(beta)?);
     let flat: Vec<usize> = vec![shape[..axis].iter().product::<usize>().max(1), cols];
-    if let (Some(x), Some(oq)) = (ctx.deq(n, 0), qdq_match::output_quant(ctx, i)) {
+    let mut noted = false;
+    let int8 = match (ctx.deq(n, 0), qdq_match::output_quant(ctx, i)) {
+        (Some(x), Some(oq)) if ctx.int8_layer_norm => Some((x, oq)),
+        (Some(_), Some(_)) => {
+            noted = true;
+            ctx.note_island(
+                i,
+                "f32 LayerNorm between Dequantize and Quantize (CompileOptions::int8_layer_norm is off)",
+            );
+            None
+        }
+        _ => None,
+    };
+    if let Some((x, oq)) = int8 {
         if oq.clamp.is_none() {
             let a = ctx.to_layout(&x, Layout::Plain)?;
             let a = ctx.reshape(&a, &flat)?;
@@ -142,7 +155,7 @@ pub fn layer_norm(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
             return Ok(());
         }
     }
-    if ctx.deq(n, 0).is_some() {
+    if ctx.deq(n, 0).is_some() && !noted {
         ctx.note_island(i, "output not quantized");
     }
     let x = ctx.f32_input(n, 0)?;
