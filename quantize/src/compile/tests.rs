@@ -142,7 +142,7 @@ fn int64_ids_feed_a_gather_as_int32() {
     let g = m.graph_mut();
     g.input.push(value_info("ids", ElemType::I64, &[3]));
     g.node
-        .push(node("Gather", "g", &["ids", &table], &["y"], vec![]));
+        .push(node("Gather", "g", &[&table, "ids"], &["y"], vec![]));
     let tv = host::from_proto(&m.graph().initializer[0]).unwrap().f;
     let c = compile(&m.proto, &CompileOptions::default()).unwrap();
     assert_eq!(c.report.inputs[0].image_type, "i32");

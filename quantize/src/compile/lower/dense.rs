@@ -44,6 +44,9 @@ pub fn int_weights(h: &HostTensor, axis: usize) -> LResult<IntWeights> {
             ))
         }
     };
+    if q.zero_points.len() != 1 && q.zero_points.len() != channels {
+        return unsup("weight zero points do not match the output channels");
+    }
     let inner: usize = h.shape[axis + 1..].iter().product();
     let mut out = Vec::with_capacity(q.values.len());
     for (k, &v) in q.values.iter().enumerate() {
@@ -68,6 +71,12 @@ pub fn int_weights(h: &HostTensor, axis: usize) -> LResult<IntWeights> {
 pub fn int_bias(b: &HostTensor, n: usize, s_x: f32, s_w: &[f32]) -> LResult<Vec<i32>> {
     if b.len() != n && b.len() != 1 {
         return unsup(format!("bias of {} values for {n} channels", b.len()));
+    }
+    if let Some(q) = &b.quant {
+        let ok = |len: usize| len == 1 || len == b.len();
+        if !ok(q.scales.len()) || !ok(q.zero_points.len()) || q.values.len() != b.len() {
+            return unsup("bias quantization parameters do not match the bias length");
+        }
     }
     let at = |c: usize| if b.len() == 1 { 0 } else { c };
     (0..n)
@@ -610,6 +619,9 @@ fn conv_common(
     }
     let (nb, cin, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let (o, ipg, kh, kw) = (wc.shape[0], wc.shape[1], wc.shape[2], wc.shape[3]);
+    if [o, ipg, kh, kw].contains(&0) {
+        return unsup(format!("W has an empty dimension {:?}", wc.shape));
+    }
     if let Some(ks) = attr_ints(n, "kernel_shape") {
         if ks != [kh as i64, kw as i64] {
             return unsup("kernel_shape disagrees with W");

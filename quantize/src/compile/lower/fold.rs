@@ -121,7 +121,12 @@ pub fn try_fold(ctx: &mut Ctx<'_>, i: usize) -> LResult<bool> {
                 Some(p) => p.iter().map(|&a| a as usize).collect(),
                 None => (0..r).rev().collect(),
             };
-            if perm.len() != r || perm.iter().any(|&p| p >= r) {
+            let mut seen = vec![false; r];
+            if perm.len() != r
+                || perm
+                    .iter()
+                    .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+            {
                 return unsup("bad perm on a constant");
             }
             transpose_host(&x, &perm)
@@ -158,6 +163,13 @@ pub fn try_fold(ctx: &mut Ctx<'_>, i: usize) -> LResult<bool> {
             let a = if a < 0 { a + r } else { a } as usize;
             if a >= x.shape.len() {
                 return unsup("Concat axis out of range on constants");
+            }
+            let agree = |p: &HostTensor| {
+                p.shape.len() == x.shape.len()
+                    && (0..x.shape.len()).all(|d| d == a || p.shape[d] == x.shape[d])
+            };
+            if !parts.iter().all(agree) {
+                return unsup("constant Concat inputs disagree off the axis");
             }
             let outer: usize = x.shape[..a].iter().product();
             let ints = parts.iter().all(|p| p.elem.is_int());

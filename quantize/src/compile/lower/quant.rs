@@ -20,6 +20,11 @@ pub fn quantize_linear(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
             Elem::U8 => (0, 255),
             _ => (i32::MIN as i64, i32::MAX as i64),
         };
+        if let Some(a) = p.axis {
+            if h.shape.get(a) != Some(&p.scales.len()) {
+                return unsup("per-channel parameters do not match the channel axis");
+            }
+        }
         let inner: usize = match p.axis {
             Some(a) => h.shape[a + 1..].iter().product(),
             None => 1,
@@ -68,6 +73,11 @@ pub fn dequantize_linear(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
             let p = ctx.qparams(n, h.shape.len())?;
             if !h.elem.is_int() {
                 return unsup("DequantizeLinear of a float constant");
+            }
+            if let Some(a) = p.axis {
+                if h.shape.get(a) != Some(&p.scales.len()) {
+                    return unsup("per-channel parameters do not match the channel axis");
+                }
             }
             let inner: usize = match p.axis {
                 Some(a) => h.shape[a + 1..].iter().product(),
