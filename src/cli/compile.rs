@@ -35,6 +35,10 @@ pub struct Args {
     /// Static shape for an input with symbolic dims: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<String>,
+    /// Use the runtime's integer-only LayerNorm for quantized LayerNormalization (default: f32
+    /// between Dequantize and Quantize, which agrees with ONNX Runtime).
+    #[arg(long)]
+    pub int8_layer_norm: bool,
 }
 
 fn parse_shape(s: &str) -> anyhow::Result<(String, Vec<usize>)> {
@@ -65,6 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         name: args.name.clone(),
         model_version: args.model_version,
         input_shapes,
+        int8_layer_norm: args.int8_layer_norm,
     };
     let c = compile_file(&args.model, &opts)
         .with_context(|| format!("compiling {}", args.model.display()))?;

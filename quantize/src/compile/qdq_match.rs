@@ -138,3 +138,26 @@ pub fn finish(ctx: &mut Ctx<'_>, oq: &OutQuant, y: Act) {
         ctx.done[f] = true;
     }
 }
+
+/// A Relu/Clip (constant bounds) that is the only reader of node `i`'s float output `t` (not a
+/// graph output): `(node, (min, max))`, to fuse as the f32 op's clamp.
+pub fn float_activation(ctx: &Ctx<'_>, t: &str) -> Option<(usize, (f32, f32))> {
+    if ctx.graph_outputs.contains(t) {
+        return None;
+    }
+    let cons = ctx.consumers.get(t)?;
+    let [a] = cons.as_slice() else { return None };
+    let n = &ctx.nodes[*a];
+    if ctx.done[*a] || Ctx::in_name(n, 0) != Some(t) {
+        return None;
+    }
+    activation_bounds(ctx, *a).map(|b| (*a, b))
+}
+
+/// Sets the output of a fused f32 activation node `a` to `y` and marks it done.
+pub fn finish_float(ctx: &mut Ctx<'_>, a: usize, y: Act) {
+    ctx.done[a] = true;
+    if let Some(name) = ctx.nodes[a].output.first() {
+        ctx.vals.insert(name.clone(), Val::F32(y));
+    }
+}

@@ -68,6 +68,9 @@ pub struct CompileReport {
     pub total_macs: u64,
     /// Ops used and how often (`name (dtype)` → count).
     pub ops_used: BTreeMap<String, usize>,
+    /// The op set firmware passes to `Interpreter::new_with_ops` so that only these kernels
+    /// are linked (Rust expression over `edgeloop_runtime::image`).
+    pub firmware_op_set: String,
     /// Graph inputs.
     pub inputs: Vec<IoSpec>,
     /// Graph outputs.
@@ -140,6 +143,25 @@ impl CompileReport {
                 macs,
             });
         }
+        let mut codes: Vec<String> = Vec::new();
+        let mut f32_kernels = false;
+        for o in &ops {
+            if !codes.contains(&o.op) {
+                codes.push(o.op.clone());
+            }
+            if o.dtype == "f32" || o.op == "Dequantize" {
+                f32_kernels = true;
+            }
+        }
+        let firmware_op_set = format!(
+            "{}(&[{}])",
+            if f32_kernels { "op_set" } else { "op_set_int8" },
+            codes
+                .iter()
+                .map(|c| format!("OpCode::{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let st = &image.stats;
         let stats_bytes = st.image_bytes - st.graph_bytes - st.constant_bytes;
         // No emitted op reserves memory outside its planned tensors.
@@ -162,6 +184,7 @@ impl CompileReport {
             total_macs: ops.iter().map(|o| o.macs).sum(),
             ops,
             ops_used: used,
+            firmware_op_set,
             inputs,
             outputs,
             float_islands,
@@ -219,6 +242,7 @@ impl fmt::Display for CompileReport {
             .map(|(k, v)| format!("{k} ×{v}"))
             .collect();
         writeln!(f, "ops used: {}", used.join(", "))?;
+        writeln!(f, "firmware op set: {}", self.firmware_op_set)?;
         for (label, io) in [("input", &self.inputs), ("output", &self.outputs)] {
             for s in io {
                 write!(

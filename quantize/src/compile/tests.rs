@@ -28,6 +28,14 @@ fn fp32_mlp_compiles_and_plans_at_the_lower_bound() {
     );
     assert_eq!(c.report.total_macs, (16 * 32 + 32 * 24 + 24 * 10) as u64);
     assert!(c.report.float_islands.is_empty());
+    assert_eq!(
+        c.report.firmware_op_set, "op_set(&[OpCode::FullyConnected])",
+        "bias Add and Relu are fused into the FullyConnected ops"
+    );
+    let j: serde_json::Value = serde_json::from_str(&c.report.to_json()).unwrap();
+    assert_eq!(j["total_macs"], 1520);
+    assert_eq!(j["arena_bytes"], j["lower_bound"]);
+    assert!(j["flash"]["weights"].as_u64().unwrap() > 0);
     let out = c.run(&f32_input(&c, "x", &[1, 16], 1)).unwrap();
     assert_eq!(out["y"].shape, vec![1, 10]);
     assert!(out["y"].f.iter().any(|v| *v != 0.0));

@@ -167,33 +167,43 @@ pub fn emit_fc_i8(
     Ok(y)
 }
 
-/// Emits an f32 FullyConnected with weights `[n, k]`.
+/// Emits an f32 FullyConnected with weights `[n, k]` and clamp `(min, max)`.
 fn emit_fc_f32(
     ctx: &mut Ctx<'_>,
     x: &Act,
     w: &[f32],
     n: usize,
     bias: Option<&[f32]>,
+    clamp: (f32, f32),
 ) -> LResult<Act> {
     let x = ctx.to_layout(x, Layout::Plain)?;
-    let id = ctx.w.fully_connected(
-        x.id,
-        w,
-        bias,
-        n,
-        edgeloop_runtime::image::layers::Activation::None,
-        None,
-    )?;
+    let k = w.len() / n.max(1);
+    let wt = ctx.w.const_f32(&[n, k], w, ConstRole::Weight)?;
+    let bt = match bias {
+        Some(b) => Some(ctx.w.const_f32(&[n], b, ConstRole::Bias)?),
+        None => None,
+    };
     let mut shape = x.shape.clone();
     match shape.last_mut() {
         Some(l) => *l = n,
         None => shape.push(n),
     }
-    Ok(Act {
-        id,
-        shape,
-        layout: Layout::Plain,
-    })
+    let y = ctx.new_f32(&shape, Layout::Plain)?;
+    ctx.op(
+        OpCode::FullyConnected,
+        &[Some(x.id), Some(wt), bt],
+        &[y.id],
+        &[clamp.0.to_bits(), clamp.1.to_bits()],
+    )?;
+    Ok(y)
+}
+
+/// The fused f32 activation of tensor `t`: its clamp and node (none: ±∞).
+fn fused_clamp(ctx: &Ctx<'_>, t: &str) -> ((f32, f32), Option<usize>) {
+    match qdq_match::float_activation(ctx, t) {
+        Some((a, b)) => (b, Some(a)),
+        None => ((f32::NEG_INFINITY, f32::INFINITY), None),
+    }
 }
 
 /// `[r, c]` row-major → `[c, r]`.
@@ -296,7 +306,17 @@ pub fn gemm(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         }
         _ => None,
     };
-    let mut y = emit_fc_f32(ctx, &x, &w, nn, bias.as_deref())?;
+    let out_name = n.output.first().cloned().unwrap_or_default();
+    let (clamp, act) = if vector_c {
+        fused_clamp(ctx, &out_name)
+    } else {
+        ((f32::NEG_INFINITY, f32::INFINITY), None)
+    };
+    let mut y = emit_fc_f32(ctx, &x, &w, nn, bias.as_deref(), clamp)?;
+    if let Some(a) = act {
+        qdq_match::finish_float(ctx, a, y);
+        return Ok(());
+    }
     if let (Some(c), false) = (&c, vector_c) {
         let out = [m_rows, nn];
         if super::elementwise::broadcast(&out, &c.shape).as_deref() != Some(&out[..]) {
@@ -391,9 +411,43 @@ pub fn matmul(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
             x
         };
         let w = transpose2(&b.as_f32(), k, nn);
-        let y = emit_fc_f32(ctx, &x, &w, nn, None)?;
+        // A following Add of a constant per-output bias, and a Relu/Clip after it, are fused.
+        let mut tail = n.output.first().cloned().unwrap_or_default();
+        let mut bias = None;
+        let mut add_node = None;
+        if let Some([a]) = ctx.consumers.get(&tail).map(|c| c.as_slice()) {
+            let an = &ctx.nodes[*a];
+            if an.op_type == "Add" && !ctx.done[*a] && !ctx.graph_outputs.contains(&tail) {
+                let other = if Ctx::in_name(an, 0) == Some(tail.as_str()) {
+                    1
+                } else {
+                    0
+                };
+                if let Some(c) = ctx.konst(an, other) {
+                    let per_out = c.len() == nn
+                        && c.shape.last() == Some(&nn)
+                        && c.shape.len() <= out_shape.len();
+                    if per_out && Ctx::in_name(an, 1 - other) == Some(tail.as_str()) {
+                        bias = Some(c.as_f32());
+                        add_node = Some(*a);
+                    }
+                }
+            }
+        }
+        if let Some(a) = add_node {
+            tail = ctx.nodes[a].output.first().cloned().unwrap_or_default();
+        }
+        let (clamp, act) = fused_clamp(ctx, &tail);
+        let y = emit_fc_f32(ctx, &x, &w, nn, bias.as_deref(), clamp)?;
         let y = ctx.reshape(&y, &out_shape)?;
-        ctx.set_out(n, 0, Val::F32(y));
+        if let Some(a) = add_node {
+            ctx.done[a] = true;
+            ctx.vals.insert(tail.clone(), Val::F32(y.clone()));
+        }
+        match act {
+            Some(r) => qdq_match::finish_float(ctx, r, y),
+            None => ctx.set_out(n, 0, Val::F32(y)),
+        }
         return Ok(());
     }
     if ctx.konst(n, 0).is_some() {
@@ -563,6 +617,9 @@ pub fn window(n: &NodeProto, input: [usize; 2], kernel: [usize; 2]) -> LResult<W
     })
 }
 
+/// No clamp (f32 ±∞).
+const NO_CLAMP: (f32, f32) = (f32::NEG_INFINITY, f32::INFINITY);
+
 fn clamp_none_f32() -> [u32; 2] {
     [f32::NEG_INFINITY.to_bits(), f32::INFINITY.to_bits()]
 }
@@ -586,7 +643,7 @@ pub fn conv(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
     };
     let y = match int8 {
         Some((x, oq)) => {
-            let y = conv_common(ctx, n, &x, &wc, b.as_ref(), Some(&oq))?;
+            let y = conv_common(ctx, n, &x, &wc, b.as_ref(), Some(&oq), NO_CLAMP)?;
             qdq_match::finish(ctx, &oq, y);
             return Ok(());
         }
@@ -595,7 +652,13 @@ pub fn conv(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
                 ctx.note_island(i, "no int8 pattern (weights or output)");
             }
             let x = ctx.f32_input(n, 0)?;
-            conv_common(ctx, n, &x, &wc, b.as_ref(), None)?
+            let (clamp, act) = fused_clamp(ctx, n.output.first().map_or("", |s| s.as_str()));
+            let y = conv_common(ctx, n, &x, &wc, b.as_ref(), None, clamp)?;
+            if let Some(a) = act {
+                qdq_match::finish_float(ctx, a, y);
+                return Ok(());
+            }
+            y
         }
     };
     ctx.set_out(n, 0, Val::F32(y));
@@ -610,6 +673,7 @@ fn conv_common(
     wc: &HostTensor,
     b: Option<&HostTensor>,
     oq: Option<&OutQuant>,
+    fclamp: (f32, f32),
 ) -> LResult<Act> {
     if x.shape.len() != 4 || wc.shape.len() != 4 {
         return unsup(format!(
@@ -733,7 +797,7 @@ fn conv_common(
             };
             let y = ctx.new_f32(&out_shape, Layout::Nhwc)?;
             let mut words = geo.to_vec();
-            words.extend(clamp_none_f32());
+            words.extend([fclamp.0.to_bits(), fclamp.1.to_bits()]);
             ctx.op(code, &[Some(xn.id), Some(wt), bt], &[y.id], &words)?;
             Ok(y)
         }
@@ -862,7 +926,7 @@ pub fn qlinear_conv(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
             None => return unsup("B is not a constant"),
         },
     };
-    let y = conv_common(ctx, n, &x, &w, b.as_ref(), Some(&oq))?;
+    let y = conv_common(ctx, n, &x, &w, b.as_ref(), Some(&oq), NO_CLAMP)?;
     ctx.set_out(n, 0, Val::I8(y));
     Ok(())
 }

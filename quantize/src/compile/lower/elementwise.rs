@@ -283,8 +283,22 @@ pub fn binary(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         tb = nb.id;
     }
     let y = ctx.new_f32(&out_shape, layout)?;
-    ctx.op(code, &[Some(ta), Some(tb)], &[y.id], &none)?;
-    ctx.set_out(&ctx.nodes[i], 0, Val::F32(y));
+    let out_name = ctx.nodes[i].output.first().cloned().unwrap_or_default();
+    match qdq_match::float_activation(ctx, &out_name) {
+        Some((a, (lo, hi))) => {
+            ctx.op(
+                code,
+                &[Some(ta), Some(tb)],
+                &[y.id],
+                &[lo.to_bits(), hi.to_bits()],
+            )?;
+            qdq_match::finish_float(ctx, a, y);
+        }
+        None => {
+            ctx.op(code, &[Some(ta), Some(tb)], &[y.id], &none)?;
+            ctx.set_out(&ctx.nodes[i], 0, Val::F32(y));
+        }
+    }
     Ok(())
 }
 
