@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a stage failed (the error chain is printed once), 2 bad usage.
 
 mod cli;
+mod demo;
 
 use std::process::ExitCode;
 

@@ -9,6 +9,7 @@ pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod firmware;
+pub mod flash;
 pub mod keygen;
 pub mod quantize;
 pub mod run;
@@ -39,6 +40,8 @@ enum Command {
     FirmwareAssets(firmware::Args),
     /// Generate an Ed25519 key pair for signing model images (edgeloop.key, edgeloop.pub).
     Keygen(keygen::Args),
+    /// Write a model image for a flasher: Intel HEX or raw binary at a flash address.
+    Flash(flash::Args),
     /// Run a model image on the host runtime: print its outputs and invoke timing.
     Run(run::Args),
     /// Sign a model image with an Ed25519 key (appends the signature trailer).
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args)?,
         Command::Eval(args) => eval::run(args)?,
         Command::FirmwareAssets(args) => firmware::run(args)?,
+        Command::Flash(args) => flash::run(args)?,
         Command::Quantize(args) => quantize::run(args)?,
         Command::Keygen(args) => keygen::run(args)?,
         Command::Run(args) => run::run(args)?,

@@ -26,6 +26,9 @@ pub struct Args {
     /// Number of timed invocations.
     #[arg(long, default_value_t = 10)]
     pub repeat: usize,
+    /// Also print the outputs and timing as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What one invocation of a model produced.
@@ -226,6 +229,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|s| parse_values(s).map(Some))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    run_image(&bytes, &inputs, args.raw, args.repeat)?;
+    let r = run_image(&bytes, &inputs, args.raw, args.repeat)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "outputs": r.outputs,
+                "invoke_us_mean": r.invoke_us.0,
+                "invoke_us_min": r.invoke_us.1,
+            })
+        );
+    }
     Ok(())
 }

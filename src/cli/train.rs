@@ -159,6 +159,10 @@ struct FinetuneArgs {
     /// Longest input in tokens for classification (default: the model's context).
     #[arg(long)]
     max_len: Option<usize>,
+    /// Classify: pad every input to --max-len (pad token kept as a token) and export without the
+    /// attention_mask input — the form a microcontroller image takes (encoders only).
+    #[arg(long)]
+    fixed_length: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -297,6 +301,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         lora,
                         qat: a.qat,
                         max_len: a.max_len.unwrap_or(base.spec.context()),
+                        fixed_length: a.fixed_length,
                     };
                     jobs::finetune_classifier(base, &a.common.train, &a.common.val, &opts, &c)?
                 }

@@ -116,8 +116,15 @@ impl Exporter {
             .node("Mul", &format!("{name}/Mul_half"), &[&m, &half], &[])
     }
 
-    /// Self-attention on `x` `[B, T, C]`; `mask` is an additive tensor broadcastable to `[B, H, T, T]`.
-    fn attention(&mut self, x: &str, a: &Attention, name: &str, mask: &str) -> Result<String> {
+    /// Self-attention on `x` `[B, T, C]`; `mask` is an additive tensor broadcastable to
+    /// `[B, H, T, T]` (`None`: every position attends to every position).
+    fn attention(
+        &mut self,
+        x: &str,
+        a: &Attention,
+        name: &str,
+        mask: Option<&str>,
+    ) -> Result<String> {
         let (b, t) = (self.batch, self.seq);
         let c = a.q.weight.dim(0)?;
         let h = a.heads;
@@ -161,9 +168,12 @@ impl Exporter {
         let s = self
             .g
             .node("Mul", &format!("{name}/scores/Mul"), &[&s, &scale], &[]);
-        let s = self
-            .g
-            .node("Add", &format!("{name}/scores/mask"), &[&s, mask], &[]);
+        let s = match mask {
+            Some(mask) => self
+                .g
+                .node("Add", &format!("{name}/scores/mask"), &[&s, mask], &[]),
+            None => s,
+        };
         let p = self.g.node(
             "Softmax",
             &format!("{name}/Softmax"),
@@ -224,6 +234,32 @@ impl Exporter {
             .g
             .node("Reshape", "attention_mask/Reshape", &[&add, &shape], &[]);
         (add, m)
+    }
+
+    /// Mean over the positions of `h` `[B, T, C]`: the real ones with a float mask `[B, T]`,
+    /// all of them without.
+    fn pool(&mut self, h: &str, m: Option<&str>) -> String {
+        match m {
+            Some(m) => self.mean_pool(h, m),
+            None => {
+                if self.opset >= 18 {
+                    let axes = self.g.ints(&[1]);
+                    self.g.node(
+                        "ReduceMean",
+                        "pool/ReduceMean",
+                        &[h, &axes],
+                        &[("keepdims", Attr::Int(0))],
+                    )
+                } else {
+                    self.g.node(
+                        "ReduceMean",
+                        "pool/ReduceMean",
+                        &[h],
+                        &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+                    )
+                }
+            }
+        }
     }
 
     /// Mean over the real positions of `h` `[B, T, C]` with float mask `m` `[B, T]`.
@@ -310,7 +346,7 @@ pub fn export_gpt(model: &Gpt, opts: &ExportOptions) -> Result<pb::ModelProto> {
     for (i, blk) in model.blocks.iter().enumerate() {
         let p = format!("h.{i}");
         let n1 = e.layer_norm(&x, &blk.ln_1, &format!("{p}.ln_1"))?;
-        let a = e.attention(&n1, &blk.attn, &format!("{p}.attn"), &mask)?;
+        let a = e.attention(&n1, &blk.attn, &format!("{p}.attn"), Some(&mask))?;
         x = e.g.node("Add", &format!("{p}/residual_1"), &[&x, &a], &[]);
         let n2 = e.layer_norm(&x, &blk.ln_2, &format!("{p}.ln_2"))?;
         let f = e.linear(&n2, &blk.fc)?;
@@ -353,6 +389,19 @@ pub fn export_gpt(model: &Gpt, opts: &ExportOptions) -> Result<pb::ModelProto> {
 
 /// Exports the encoder with the chosen head (MLM logits, sentence embedding or classifier).
 pub fn export_bert(model: &Bert, opts: &ExportOptions) -> Result<pb::ModelProto> {
+    export_bert_with(model, opts, true)
+}
+
+/// Exports the encoder for fixed-length inputs, without the `attention_mask` input: every
+/// position attends to every position and pooling is a plain mean over all `seq_len` positions
+/// (`ReduceMean`). This is the form a microcontroller image takes (no int64 mask arithmetic);
+/// it matches a model fine-tuned on inputs padded to `seq_len` with the pad token kept as a
+/// token (`ClassifyOptions::fixed_length`).
+pub fn export_bert_fixed_length(model: &Bert, opts: &ExportOptions) -> Result<pb::ModelProto> {
+    export_bert_with(model, opts, false)
+}
+
+fn export_bert_with(model: &Bert, opts: &ExportOptions, masked: bool) -> Result<pb::ModelProto> {
     check(opts, model.config.max_position_embeddings)?;
     let (b, t) = (opts.batch, opts.seq_len);
     let cfg = &model.config;
@@ -363,7 +412,7 @@ pub fn export_bert(model: &Bert, opts: &ExportOptions) -> Result<pb::ModelProto>
         seq: t,
     };
     let ids = e.g.input("input_ids", Elem::I64, &[b, t]);
-    let mask_in = e.g.input("attention_mask", Elem::I64, &[b, t]);
+    let mask_in = masked.then(|| e.g.input("attention_mask", Elem::I64, &[b, t]));
     let tok = e.embed(
         &model.word_embeddings,
         "embeddings.word_embeddings.weight",
@@ -381,10 +430,16 @@ pub fn export_bert(model: &Bert, opts: &ExportOptions) -> Result<pb::ModelProto>
     let x = e.g.node("Add", "embeddings/Add", &[&tok, &pos], &[]);
     let x = e.g.node("Add", "embeddings/Add_type", &[&x, &typ], &[]);
     let mut x = e.layer_norm(&x, &model.embeddings_ln, "embeddings.LayerNorm")?;
-    let (mask, mf) = e.padding_mask(&mask_in);
+    let (mask, mf) = match &mask_in {
+        Some(m) => {
+            let (mask, mf) = e.padding_mask(m);
+            (Some(mask), Some(mf))
+        }
+        None => (None, None),
+    };
     for (i, l) in model.layers.iter().enumerate() {
         let p = format!("encoder.layer.{i}");
-        let a = e.attention(&x, &l.attn, &format!("{p}.attention"), &mask)?;
+        let a = e.attention(&x, &l.attn, &format!("{p}.attention"), mask.as_deref())?;
         let r =
             e.g.node("Add", &format!("{p}.attention/residual"), &[&x, &a], &[]);
         x = e.layer_norm(&r, &l.attn_ln, &format!("{p}.attention.output.LayerNorm"))?;
@@ -410,7 +465,7 @@ pub fn export_bert(model: &Bert, opts: &ExportOptions) -> Result<pb::ModelProto>
             e.g.output(&y, Elem::F32, &[b, t, cfg.vocab_size]);
         }
         Head::Embedding => {
-            let pooled = e.mean_pool(&x, &mf);
+            let pooled = e.pool(&x, mf.as_deref());
             let y = e.g.node("Identity", "embedding", &[&pooled], &[]);
             e.g.output(&y, Elem::F32, &[b, cfg.hidden_size]);
         }
@@ -418,7 +473,7 @@ pub fn export_bert(model: &Bert, opts: &ExportOptions) -> Result<pb::ModelProto>
             let cls = model.classifier.as_ref().ok_or_else(|| {
                 TrainerError::Export("the model has no classification head".into())
             })?;
-            let pooled = e.mean_pool(&x, &mf);
+            let pooled = e.pool(&x, mf.as_deref());
             let y = e.linear(&pooled, cls)?;
             let y = e.g.node("Identity", "logits", &[&y], &[]);
             e.g.output(&y, Elem::F32, &[b, cls.weight.dim(0)?]);

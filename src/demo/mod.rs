@@ -1,0 +1,237 @@
+//! `edgeloop demo`: the whole loop on the data that ships with the project.
+//!
+//! Stages, each in its own module, each writing its artifacts under `runs/<name>/`:
+//! [`data`] (generate the lab and field corpora, select, split, tokenizer) → [`train`] (pretrain a
+//! tiny GPT and a tiny encoder, fine-tune the intent classifier, export fp32 ONNX) →
+//! [`deploy`] (quantize to int8 QDQ ONNX, compile a signed model image, score fp32 / int8 ONNX /
+//! image side by side) → [`fleet`] (simulated devices run the image on shifted field data; their
+//! telemetry crosses the byte framing into the Parquet store; drift on device and on the host) →
+//! [`retrain`] (corrections + replay, fine-tune from the deployed checkpoint, evaluation gate,
+//! v2 image and rollout manifest) → [`report`] (`report.html`).
+
+pub mod data;
+pub mod deploy;
+pub mod device;
+pub mod fleet;
+pub mod report;
+pub mod retrain;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// Sizes of one demo run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sizes {
+    /// Labelled lab examples generated (before selection).
+    pub lab_labelled: usize,
+    /// Labelled field examples generated.
+    pub field_labelled: usize,
+    /// Bytes of pretraining text (lab).
+    pub pretrain_bytes: usize,
+    /// BPE vocabulary size.
+    pub vocab: usize,
+    /// Encoder width.
+    pub hidden: usize,
+    /// Encoder layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Tokens per classifier input (fixed length on the device).
+    pub max_len: usize,
+    /// Pretraining steps (each model).
+    pub pretrain_steps: usize,
+    /// Fine-tuning steps.
+    pub finetune_steps: usize,
+    /// Retraining steps.
+    pub retrain_steps: usize,
+    /// Sequences per batch.
+    pub batch: usize,
+    /// Calibration samples for the quantizer.
+    pub calibration: usize,
+    /// Simulated devices.
+    pub devices: usize,
+    /// Field inferences per device.
+    pub per_device: usize,
+    /// Share of field inferences that get a user correction (feedback record).
+    pub feedback_rate: f64,
+}
+
+impl Sizes {
+    /// The default run: minutes on a 2-core CPU.
+    pub fn full() -> Self {
+        Sizes {
+            lab_labelled: 4000,
+            field_labelled: 2400,
+            pretrain_bytes: 300_000,
+            vocab: 512,
+            hidden: 64,
+            layers: 2,
+            heads: 4,
+            max_len: 24,
+            pretrain_steps: 300,
+            finetune_steps: 1500,
+            retrain_steps: 800,
+            batch: 32,
+            calibration: 64,
+            devices: 4,
+            per_device: 300,
+            feedback_rate: 0.3,
+        }
+    }
+
+    /// `--fast`: seconds, tiny sizes (the test suite runs this end to end).
+    pub fn fast() -> Self {
+        Sizes {
+            lab_labelled: 1000,
+            field_labelled: 800,
+            pretrain_bytes: 40_000,
+            vocab: 320,
+            hidden: 32,
+            layers: 1,
+            heads: 2,
+            max_len: 20,
+            pretrain_steps: 60,
+            finetune_steps: 400,
+            retrain_steps: 300,
+            batch: 32,
+            calibration: 16,
+            devices: 3,
+            per_device: 120,
+            feedback_rate: 0.5,
+        }
+    }
+}
+
+/// What every stage sees.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Run folder.
+    pub out: PathBuf,
+    /// Sizes.
+    pub sizes: Sizes,
+    /// Seed of everything.
+    pub seed: u64,
+    /// Progress bars.
+    pub progress: bool,
+}
+
+impl Ctx {
+    /// `out/<rel>`, created as a folder.
+    pub fn dir(&self, rel: &str) -> anyhow::Result<PathBuf> {
+        let d = self.out.join(rel);
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        Ok(d)
+    }
+}
+
+/// Timing of one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTime {
+    /// Stage name.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Runs `f` as stage `name`, printing a header and recording its time.
+pub fn stage<T>(
+    times: &mut Vec<StageTime>,
+    name: &str,
+    f: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    println!("\n== {name}");
+    let t = Instant::now();
+    let r = f().with_context(|| format!("stage {name}"))?;
+    let seconds = t.elapsed().as_secs_f64();
+    println!("   ({seconds:.1} s)");
+    times.push(StageTime {
+        stage: name.to_string(),
+        seconds,
+    });
+    Ok(r)
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let s = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Everything the run produced, written to `summary.json`.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Sizes used.
+    pub sizes: Sizes,
+    /// Data stage.
+    pub data: data::DataSummary,
+    /// Training stage.
+    pub train: train::TrainSummary,
+    /// v1 deployment.
+    pub v1: deploy::Deployment,
+    /// Field simulation.
+    pub fleet: fleet::FleetSummary,
+    /// Retraining and v2.
+    pub retrain: retrain::RetrainSummary,
+    /// Stage times.
+    pub times: Vec<StageTime>,
+}
+
+/// Runs the whole loop.
+pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<Summary> {
+    let ctx = Ctx {
+        out: out.to_path_buf(),
+        sizes: if fast { Sizes::fast() } else { Sizes::full() },
+        seed,
+        progress,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let t0 = Instant::now();
+    let mut times = Vec::new();
+    let data = stage(&mut times, "data: generate, select, split, tokenizer", || {
+        data::run(&ctx)
+    })?;
+    let trained = stage(
+        &mut times,
+        "train: pretrain GPT + encoder, fine-tune the classifier",
+        || train::run(&ctx, &data),
+    )?;
+    let keys = stage(&mut times, "keys: Ed25519 signing key", || {
+        deploy::keys(&ctx)
+    })?;
+    let v1 = stage(
+        &mut times,
+        "deploy v1: quantize, compile (signed), evaluate fp32 / int8 / image",
+        || deploy::deploy(&ctx, &data, &trained.classifier, &keys, 1),
+    )?;
+    let fleet = stage(
+        &mut times,
+        "field: devices on shifted data, telemetry, drift",
+        || fleet::simulate(&ctx, &data, &v1, &keys),
+    )?;
+    let retrained = stage(
+        &mut times,
+        "retrain: corrections + replay, gate, v2 image",
+        || retrain::run(&ctx, &data, &trained.classifier, &v1, &fleet, &keys),
+    )?;
+    let summary = Summary {
+        sizes: ctx.sizes.clone(),
+        data: data.summary.clone(),
+        train: trained.summary.clone(),
+        v1: v1.clone(),
+        fleet: fleet.summary.clone(),
+        retrain: retrained,
+        times,
+    };
+    write_json(&out.join("summary.json"), &summary)?;
+    let html = report::write(&ctx, &summary)?;
+    println!(
+        "\nedgeloop demo finished in {:.0} s: {}",
+        t0.elapsed().as_secs_f64(),
+        html.display()
+    );
+    Ok(summary)
+}

@@ -1,0 +1,200 @@
+//! `edgeloop demo --fast` end to end: runs the whole loop in seconds and checks what it wrote —
+//! every artifact, the fidelity of the image against the int8 ONNX model, telemetry in the
+//! Parquet store, drift, the v2 decision — then opens `report.html` in headless Chromium
+//! (every plot must decode; the screenshot must show a rendered page). Fails, never skips,
+//! when Chromium is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn chromium() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGELOOP_CHROMIUM") {
+        return PathBuf::from(p);
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Some(dir) = std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .find(|d| d.join(name).is_file())
+        {
+            return dir.join(name);
+        }
+    }
+    panic!("Chromium not found: install the Debian package `chromium` (scripts/apt-packages.txt)");
+}
+
+fn run_chromium(profile: &Path, extra: &[String], url: &str) -> Output {
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait chromium").is_some() {
+            return child.wait_with_output().expect("chromium output");
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn num(v: &serde_json::Value, path: &str) -> f64 {
+    v.pointer(path)
+        .and_then(|x| x.as_f64())
+        .unwrap_or_else(|| panic!("summary has no number at {path}"))
+}
+
+#[test]
+fn demo_fast_runs_the_whole_loop() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-fast");
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+        .args(["demo", "--fast", "--quiet", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .expect("running edgeloop demo");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "demo failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        run.status
+    );
+    let json_start = stdout.rfind("\n{").map(|i| i + 1).unwrap_or(0);
+    let s: serde_json::Value =
+        serde_json::from_str(&stdout[json_start..]).expect("--json summary at the end of stdout");
+    println!("{}", &stdout[..json_start]);
+
+    // Every artifact is there.
+    for rel in [
+        "data/selected/card.md",
+        "data/lab/corpus_card.md",
+        "data/field/corpus_card.md",
+        "data/tokenizer.json",
+        "gpt/report.json",
+        "encoder/report.json",
+        "classifier/model.onnx",
+        "deploy/v1/model-fp32.onnx",
+        "deploy/v1/model-int8.onnx",
+        "deploy/v1/intent.edli",
+        "deploy/v1/compile-report.txt",
+        "keys/edgeloop.pub",
+        "telemetry/drift/drift_report.json",
+        "retrain/retrain.json",
+        "summary.json",
+        "report.html",
+        "plots/losses.png",
+        "plots/drift.png",
+    ] {
+        assert!(out.join(rel).is_file(), "missing artifact {rel}");
+    }
+    let parquet = walk(&out.join("telemetry/field"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count();
+    assert!(parquet > 0, "no Parquet files in the telemetry store");
+
+    // The image agrees with the int8 ONNX model it was compiled from and classifies well
+    // above chance on the lab test set.
+    let agree = num(&s, "/v1/image_vs_int8_onnx_top1");
+    assert!(agree >= 0.95, "image vs int8 ONNX top-1 agreement {agree}");
+    let forms = s.pointer("/v1/forms").and_then(|f| f.as_array()).expect("forms");
+    assert_eq!(forms.len(), 3);
+    let classes = s
+        .pointer("/v1/labels")
+        .and_then(|l| l.as_array())
+        .expect("labels")
+        .len() as f64;
+    let image_lab = num(&s, "/v1/forms/2/lab/accuracy");
+    assert!(
+        image_lab > 2.0 / classes,
+        "image lab accuracy {image_lab} is near chance ({classes} classes)"
+    );
+    assert!(
+        num(&s, "/v1/arena_bytes") >= num(&s, "/v1/arena_lower_bound"),
+        "arena below its lower bound"
+    );
+
+    // Telemetry crossed the byte framing intact; drift was seen.
+    assert!(num(&s, "/fleet/frames_ingested") > num(&s, "/fleet/inferences"));
+    assert_eq!(num(&s, "/fleet/corrupt_frames"), 0.0);
+    assert!(
+        num(&s, "/fleet/drifted_windows") + num(&s, "/fleet/device_alarms") > 0.0,
+        "no drift detected on shifted field data"
+    );
+    assert!(
+        num(&s, "/fleet/field_phase_accuracy") < num(&s, "/fleet/lab_phase_accuracy"),
+        "the field shift should hurt v1"
+    );
+
+    // Retraining ran and its decision is explained.
+    let triggers = s.pointer("/retrain/triggers").and_then(|t| t.as_array()).expect("triggers");
+    assert!(!triggers.is_empty(), "retraining was not triggered");
+    assert!(num(&s, "/retrain/feedback_examples") > 0.0);
+    let gate = s.pointer("/retrain/gate").and_then(|g| g.as_array()).expect("gate");
+    assert_eq!(gate.len(), 2, "both gate criteria are reported");
+    assert!(out.join("deploy/v2/intent.edli").is_file(), "no v2 image");
+    let accepted = s.pointer("/retrain/accepted").and_then(|a| a.as_bool()).expect("accepted");
+    assert_eq!(
+        accepted,
+        out.join("retrain/rollout.json").is_file(),
+        "a rollout manifest exists exactly when v2 is accepted"
+    );
+
+    // report.html renders: every image decodes, the screenshot is not blank.
+    let html = std::fs::canonicalize(out.join("report.html")).expect("absolute path");
+    let url = format!("file://{}", html.display());
+    let n_img = std::fs::read_to_string(&html).expect("html").matches("<img ").count();
+    let dom = run_chromium(&out.join("chromium-dom"), &["--dump-dom".to_string()], &url);
+    let dom_s = String::from_utf8_lossy(&dom.stdout);
+    let want = format!("data-images-loaded=\"{n_img}/{n_img}\"");
+    assert!(dom_s.contains(&want), "images did not all load (want {want})");
+    let shot = out.join("report-screenshot.png");
+    run_chromium(
+        &out.join("chromium-shot"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1100,5000".to_string(),
+        ],
+        &url,
+    );
+    let bytes = std::fs::read(&shot).expect("screenshot written");
+    assert!(bytes.len() > 20_000, "screenshot is suspiciously small ({} bytes)", bytes.len());
+    println!("screenshot: {}", shot.display());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
