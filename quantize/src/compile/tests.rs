@@ -219,3 +219,47 @@ fn a_truncated_model_is_an_error_not_a_panic() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn mutated_models_compile_or_fail_cleanly() {
+    use prost::Message;
+    let mut rng = testmodels::Rng::new(2024);
+    let mut compiled = 0;
+    let mut refused = 0;
+    let qdq = |m: crate::OnnxModel| {
+        let inputs = m.inputs(&std::collections::HashMap::new()).unwrap();
+        let data = crate::Dataset {
+            samples: testmodels::samples(&inputs, 8, 3),
+        };
+        crate::quantize(&m, &data, &crate::QuantizeConfig::default())
+            .unwrap()
+            .model
+    };
+    let models = [
+        testmodels::mlp(),
+        testmodels::cnn(),
+        testmodels::transformer(),
+        qdq(testmodels::cnn()),
+        qdq(testmodels::transformer()),
+    ];
+    for m in models {
+        let bytes = m.to_bytes();
+        for _ in 0..150 {
+            let mut b = bytes.clone();
+            for _ in 0..1 + (rng.uniform() * 3.0) as usize {
+                let k = (rng.uniform() * b.len() as f32) as usize % b.len();
+                b[k] ^= 1 << ((rng.uniform() * 8.0) as u32 % 8);
+            }
+            let Ok(proto) = tract_onnx::pb::ModelProto::decode(b.as_slice()) else {
+                continue;
+            };
+            // Any outcome but a panic is acceptable.
+            match compile(&proto, &CompileOptions::default()) {
+                Ok(_) => compiled += 1,
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    println!("mutated models: {compiled} compiled, {refused} refused");
+    assert!(compiled + refused > 100);
+}

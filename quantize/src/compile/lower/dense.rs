@@ -98,7 +98,7 @@ pub fn int_bias(b: &HostTensor, n: usize, s_x: f32, s_w: &[f32]) -> LResult<Vec<
                         (int as f64 * ratio).round()
                     }
                 }
-                None => (b.f[at(c)] as f64 / target).round(),
+                None => (b.as_f32()[at(c)] as f64 / target).round(),
             };
             if !(i32::MIN as f64..=i32::MAX as f64).contains(&v) {
                 return unsup("bias does not fit int32 at the input·weight scale");
@@ -844,6 +844,9 @@ fn qlinear_const(ctx: &Ctx<'_>, n: &NodeProto, k: usize, axis: usize) -> LResult
             "input {k} is not a constant (weights must be constant)"
         ));
     };
+    if h.is_empty() || h.shape.is_empty() || !h.elem.is_int() {
+        return unsup(format!("input {k} is not a non-empty integer tensor"));
+    }
     let p = qparams_at(ctx, n, k + 1, h.shape.len())?;
     let mut out = h.clone();
     out.quant = Some(QConst {
@@ -905,6 +908,12 @@ pub fn qlinear_conv(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         Some(_) => match ctx.konst(n, 8) {
             Some(b) => {
                 let b = b.clone();
+                if !b.elem.is_int()
+                    || b.i.len() != b.len()
+                    || (b.len() != 1 && Some(&b.len()) != w.shape.first())
+                {
+                    return unsup("B is not an int32 bias with one value per output channel");
+                }
                 // Bias is at s_x·s_w[c] by definition: use its integers as they are.
                 let iw = int_weights(&w, 0)?;
                 let sx = ctx.quant(&x)?.0;

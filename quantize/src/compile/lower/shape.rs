@@ -76,6 +76,13 @@ pub fn reshaped(ctx: &Ctx<'_>, n: &NodeProto, s: &[usize]) -> LResult<Vec<usize>
                     _ => return unsup(format!("target shape {spec:?} is invalid")),
                 }
             }
+            if out
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .is_none()
+            {
+                return unsup(format!("target shape {spec:?} overflows"));
+            }
             if let Some(k) = infer {
                 let known: usize = out.iter().product();
                 if known == 0 || total % known != 0 {
@@ -129,7 +136,7 @@ pub fn reshaped(ctx: &Ctx<'_>, n: &NodeProto, s: &[usize]) -> LResult<Vec<usize>
         other => return unsup(format!("{other} is not a reshape")),
     })
     .and_then(|o: Vec<usize>| {
-        if o.iter().product::<usize>() != total {
+        if o.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(total) {
             return unsup(format!(
                 "reshape of {s:?} to {o:?} changes the element count"
             ));
