@@ -388,18 +388,34 @@ pub fn gather(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         return unsup("data is a scalar");
     }
     let axis = norm_axis(attr_i(n, "axis", 0), table.shape.len())?;
-    if axis != 0 {
-        return unsup(format!("axis {axis} (the runtime gathers rows, axis 0)"));
-    }
     let ids = match ctx.input(n, 1)? {
         Val::I32(a) => a.clone(),
         _ => return unsup("indices are not an integer graph input"),
     };
+    let r = table.shape.len();
+    // Gathering along `axis` = gathering rows of the table with `axis` moved first (done here,
+    // on the constant), then moving the gathered axis back into place (a Transpose).
+    let front: Vec<usize> = std::iter::once(axis)
+        .chain((0..r).filter(|&d| d != axis))
+        .collect();
+    let table = if axis == 0 {
+        table
+    } else {
+        transpose_host(&table, &front)
+    };
     let rows = table.shape[0];
     let row_len: usize = table.shape[1..].iter().product::<usize>().max(1);
     let count: usize = ids.shape.iter().product::<usize>().max(1);
-    let mut out: Vec<usize> = ids.shape.clone();
-    out.extend_from_slice(&table.shape[1..]);
+    let mut out: Vec<usize> = table.shape[1..=axis].to_vec();
+    out.extend_from_slice(&ids.shape);
+    out.extend_from_slice(&table.shape[axis + 1..]);
+    // The gathered tensor before the axis moves back: [count, rest...].
+    let mut gathered: Vec<usize> = vec![count];
+    gathered.extend_from_slice(&table.shape[1..]);
+    let back: Vec<usize> = (1..=axis).chain([0]).chain(axis + 1..r).collect();
+    if axis != 0 && r > 4 {
+        return unsup("Gather on axis > 0 of a table of rank > 4");
+    }
     let ids1 = ctx.reshape(&ids, &[count])?;
     let oq = qdq_match::output_quant(ctx, i);
     let (t, y, quant) = match oq {
@@ -430,6 +446,18 @@ pub fn gather(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         }
     };
     ctx.op(OpCode::Gather, &[Some(t), Some(ids1.id)], &[y.id], &[])?;
+    let y = if axis == 0 {
+        y
+    } else {
+        let g = ctx.reshape(&y, &gathered)?;
+        let id = ctx.w.transpose(g.id, &back)?;
+        let shape: Vec<usize> = back.iter().map(|&k| gathered[k]).collect();
+        Act {
+            id,
+            shape,
+            layout: Layout::Plain,
+        }
+    };
     let y = ctx.reshape(&y, &out)?;
     match quant {
         Some(oq) => qdq_match::finish(ctx, &oq, y),
