@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -13,6 +13,7 @@ pub mod flash;
 pub mod keygen;
 pub mod quantize;
 pub mod run;
+pub mod serve;
 pub mod sign;
 pub mod telemetry;
 pub mod train;
@@ -48,6 +49,8 @@ enum Command {
     Sign(sign::SignArgs),
     /// Verify a signed model image against a public key.
     Verify(sign::VerifyArgs),
+    /// Serve model images over HTTP: predict, generate, feedback, metrics, signed hot-swap.
+    Serve(serve::Args),
     /// Quantize an fp32 ONNX model to int8 QDQ ONNX with calibration data.
     Quantize(quantize::Args),
     /// Train models: pretrain (GPT / encoder), finetune (classify, SFT, LoRA, QAT), dpo, export to ONNX.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args)?,
         Command::Sign(args) => sign::run_sign(args)?,
         Command::Verify(args) => sign::run_verify(args)?,
+        Command::Serve(args) => serve::run(args)?,
         Command::Train(args) => train::run(args)?,
         Command::Telemetry(args) => return telemetry::run(args),
     }
