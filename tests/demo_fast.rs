@@ -119,7 +119,10 @@ fn demo_fast_runs_the_whole_loop() {
     // above chance on the lab test set.
     let agree = num(&s, "/v1/image_vs_int8_onnx_top1");
     assert!(agree >= 0.95, "image vs int8 ONNX top-1 agreement {agree}");
-    let forms = s.pointer("/v1/forms").and_then(|f| f.as_array()).expect("forms");
+    let forms = s
+        .pointer("/v1/forms")
+        .and_then(|f| f.as_array())
+        .expect("forms");
     assert_eq!(forms.len(), 3);
     let classes = s
         .pointer("/v1/labels")
@@ -149,27 +152,80 @@ fn demo_fast_runs_the_whole_loop() {
     );
 
     // Retraining ran and its decision is explained.
-    let triggers = s.pointer("/retrain/triggers").and_then(|t| t.as_array()).expect("triggers");
+    let triggers = s
+        .pointer("/retrain/triggers")
+        .and_then(|t| t.as_array())
+        .expect("triggers");
     assert!(!triggers.is_empty(), "retraining was not triggered");
     assert!(num(&s, "/retrain/feedback_examples") > 0.0);
-    let gate = s.pointer("/retrain/gate").and_then(|g| g.as_array()).expect("gate");
+    let gate = s
+        .pointer("/retrain/gate")
+        .and_then(|g| g.as_array())
+        .expect("gate");
     assert_eq!(gate.len(), 2, "both gate criteria are reported");
     assert!(out.join("deploy/v2/intent.edli").is_file(), "no v2 image");
-    let accepted = s.pointer("/retrain/accepted").and_then(|a| a.as_bool()).expect("accepted");
+    let accepted = s
+        .pointer("/retrain/accepted")
+        .and_then(|a| a.as_bool())
+        .expect("accepted");
     assert_eq!(
         accepted,
         out.join("retrain/rollout.json").is_file(),
         "a rollout manifest exists exactly when v2 is accepted"
     );
 
+    // The CLI on the demo's artifacts: compile --sign, verify, flash.
+    let cli = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+            .args(args)
+            .current_dir(&out)
+            .output()
+            .expect("running edgeloop");
+        assert!(
+            o.status.success(),
+            "edgeloop {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    cli(&[
+        "compile",
+        "deploy/v1/model-int8.onnx",
+        "--out",
+        "cli.edli",
+        "--sign",
+        "keys/edgeloop.key",
+        "--model-version",
+        "1",
+    ]);
+    cli(&["verify", "cli.edli", "--pub", "keys/edgeloop.pub"]);
+    let flashed = cli(&[
+        "flash",
+        "--image",
+        "cli.edli",
+        "--pub",
+        "keys/edgeloop.pub",
+        "--out",
+        "cli.hex",
+    ]);
+    assert!(flashed.contains("signature verified"), "{flashed}");
+    let hex = std::fs::read_to_string(out.join("cli.hex")).expect("hex written");
+    assert!(hex.starts_with(":02000004") && hex.ends_with(":00000001FF\n"));
+
     // report.html renders: every image decodes, the screenshot is not blank.
     let html = std::fs::canonicalize(out.join("report.html")).expect("absolute path");
     let url = format!("file://{}", html.display());
-    let n_img = std::fs::read_to_string(&html).expect("html").matches("<img ").count();
+    let n_img = std::fs::read_to_string(&html)
+        .expect("html")
+        .matches("<img ")
+        .count();
     let dom = run_chromium(&out.join("chromium-dom"), &["--dump-dom".to_string()], &url);
     let dom_s = String::from_utf8_lossy(&dom.stdout);
     let want = format!("data-images-loaded=\"{n_img}/{n_img}\"");
-    assert!(dom_s.contains(&want), "images did not all load (want {want})");
+    assert!(
+        dom_s.contains(&want),
+        "images did not all load (want {want})"
+    );
     let shot = out.join("report-screenshot.png");
     run_chromium(
         &out.join("chromium-shot"),
@@ -180,7 +236,11 @@ fn demo_fast_runs_the_whole_loop() {
         &url,
     );
     let bytes = std::fs::read(&shot).expect("screenshot written");
-    assert!(bytes.len() > 20_000, "screenshot is suspiciously small ({} bytes)", bytes.len());
+    assert!(
+        bytes.len() > 20_000,
+        "screenshot is suspiciously small ({} bytes)",
+        bytes.len()
+    );
     println!("screenshot: {}", shot.display());
 }
 

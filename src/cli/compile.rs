@@ -39,6 +39,10 @@ pub struct Args {
     /// between Dequantize and Quantize, which agrees with ONNX Runtime).
     #[arg(long)]
     pub int8_layer_norm: bool,
+    /// Sign the image with this Ed25519 secret key file (from `edgeloop keygen`): sets the
+    /// header's signed flag and appends the 80-byte signature trailer.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
 }
 
 fn parse_shape(s: &str) -> anyhow::Result<(String, Vec<usize>)> {
@@ -73,17 +77,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let c = compile_file(&args.model, &opts)
         .with_context(|| format!("compiling {}", args.model.display()))?;
-    std::fs::write(&args.out, c.bytes())
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let bytes = match &args.sign {
+        Some(key) => {
+            let secret = edgeloop_quantize::sign::read_secret_key(key)?;
+            edgeloop_quantize::sign::sign_image(c.bytes(), &secret)
+                .with_context(|| format!("signing with {}", key.display()))?
+        }
+        None => c.bytes().to_vec(),
+    };
+    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     if args.json {
         println!("{}", c.report.to_json());
     } else if args.report {
         print!("{}", c.report);
     } else {
         println!(
-            "wrote {} ({} bytes, arena {} bytes, {} ops)",
+            "wrote {} ({} bytes{}, arena {} bytes, {} ops)",
             args.out.display(),
-            c.report.flash.total,
+            bytes.len(),
+            if args.sign.is_some() { ", signed" } else { "" },
             c.report.arena_bytes,
             c.report.ops.len()
         );

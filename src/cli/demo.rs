@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 /// Arguments of `edgeloop demo`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  edgeloop demo --out runs/demo\n  edgeloop demo --fast --out /tmp/demo   # seconds, tiny sizes\n\n\
+#[command(
+    after_help = "Example:\n  edgeloop demo --out runs/demo\n  edgeloop demo --fast --out /tmp/demo   # seconds, tiny sizes\n\n\
 Writes every artifact under --out: data cards, checkpoints, fp32 and int8 ONNX, the signed image, \
-telemetry Parquet, the drift report, the v2 image with its rollout manifest, summary.json and report.html.")]
+telemetry Parquet, the drift report, the v2 image with its rollout manifest, summary.json and report.html."
+)]
 pub struct Args {
     /// Folder for every artifact of the run.
     #[arg(long, default_value = "runs/demo")]

@@ -20,10 +20,12 @@ pub enum Format {
 
 /// Arguments of `edgeloop flash`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  edgeloop flash --image runs/demo/deploy/v1/intent.edli --address 0x08040000 --out intent.hex\n  \
+#[command(
+    after_help = "Examples:\n  edgeloop flash --image runs/demo/deploy/v1/intent.edli --address 0x08040000 --out intent.hex\n  \
 probe-rs download --chip STM32F446RETx --format hex intent.hex\n  \
 edgeloop flash --image intent.edli --format bin --out intent.bin --pub keys/edgeloop.pub\n  \
-openocd -f board/st_nucleo_f4.cfg -c \"program intent.bin 0x08040000 verify reset exit\"")]
+openocd -f board/st_nucleo_f4.cfg -c \"program intent.bin 0x08040000 verify reset exit\""
+)]
 pub struct Args {
     /// The model image.
     #[arg(long)]
@@ -168,7 +170,11 @@ mod tests {
                 .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
                 .collect();
             assert_eq!(raw.iter().fold(0u8, |a, &b| a.wrapping_add(b)), 0, "{line}");
-            let (n, addr, kind) = (raw[0] as usize, u16::from_be_bytes([raw[1], raw[2]]), raw[3]);
+            let (n, addr, kind) = (
+                raw[0] as usize,
+                u16::from_be_bytes([raw[1], raw[2]]),
+                raw[3],
+            );
             match kind {
                 4 => upper = u32::from(u16::from_be_bytes([raw[4], raw[5]])) << 16,
                 0 => {
@@ -183,7 +189,11 @@ mod tests {
         }
         let got: Vec<u8> = got.into_iter().map(|b| b.unwrap()).collect();
         assert_eq!(got, bytes);
-        assert_eq!(hex.matches(":02000004").count(), 2, "two upper-address records");
+        assert_eq!(
+            hex.matches(":02000004").count(),
+            2,
+            "two upper-address records"
+        );
         assert!(hex.ends_with(":00000001FF\n"));
     }
 

@@ -208,12 +208,7 @@ fn ingest(root: &std::path::Path, wires: &[Vec<u8>], t0: i64) -> anyhow::Result<
 }
 
 /// Runs the stage.
-pub fn simulate(
-    ctx: &Ctx,
-    data: &Data,
-    v1: &Deployment,
-    keys: &Keys,
-) -> anyhow::Result<Fleet> {
+pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow::Result<Fleet> {
     let sz = &ctx.sizes;
     if v1.labels.len() > CLASS_BINS {
         bail!(
@@ -321,11 +316,7 @@ pub fn simulate(
             drift_share: w.drift_share,
             dataset_drift: w.dataset_drift,
             accuracy: w.accuracy.accuracy,
-            class_psi: w
-                .features
-                .iter()
-                .find(|f| f.name == "class")
-                .map(|f| f.psi),
+            class_psi: w.features.iter().find(|f| f.name == "class").map(|f| f.psi),
         })
         .collect();
     println!(

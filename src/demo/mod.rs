@@ -72,9 +72,9 @@ impl Sizes {
             layers: 2,
             heads: 4,
             max_len: 24,
-            pretrain_steps: 300,
-            finetune_steps: 1500,
-            retrain_steps: 800,
+            pretrain_steps: 250,
+            finetune_steps: 1000,
+            retrain_steps: 600,
             batch: 32,
             calibration: 64,
             devices: 4,
@@ -191,9 +191,11 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let t0 = Instant::now();
     let mut times = Vec::new();
-    let data = stage(&mut times, "data: generate, select, split, tokenizer", || {
-        data::run(&ctx)
-    })?;
+    let data = stage(
+        &mut times,
+        "data: generate, select, split, tokenizer",
+        || data::run(&ctx),
+    )?;
     let trained = stage(
         &mut times,
         "train: pretrain GPT + encoder, fine-tune the classifier",

@@ -166,7 +166,10 @@ pub fn write(ctx: &Ctx, s: &Summary) -> anyhow::Result<PathBuf> {
             j.seconds
         );
     }
-    let _ = writeln!(h, "</table><img src=\"plots/losses.png\" alt=\"loss curves\">");
+    let _ = writeln!(
+        h,
+        "</table><img src=\"plots/losses.png\" alt=\"loss curves\">"
+    );
     let _ = writeln!(
         h,
         "<h2>3. Quantize, compile, run</h2><p>The fp32 ONNX export, our int8 QDQ ONNX (both run in tract) and \

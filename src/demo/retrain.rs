@@ -1,6 +1,7 @@
 //! Demo stage 7: the retraining policy. Triggers (drift on the host or on devices, enough
 //! corrections) → retraining set from the store's feedback (corrected and confirmed inputs,
-//! decoded from the sampled token ids) plus a replay sample of the original training data,
+//! decoded from the sampled token ids, oversampled 2×) plus a replay sample of the original
+//! training data,
 //! deduplicated and purged of anything in the held-out sets → fine-tune from the deployed
 //! checkpoint → quantize, compile, sign as version + 1 → evaluation gate (must improve on the
 //! held-out field set, must not regress on the lab test set beyond a tolerance) → rollout
@@ -185,10 +186,16 @@ pub fn run(
         ));
     }
     summary.feedback_examples = examples.len();
+    // Field examples are few next to the replay: each appears twice (oversampling).
+    let field_examples = examples.clone();
+    examples.extend(field_examples);
     // Replay: as many original training examples as feedback examples (at least 1×), so the
     // model keeps what it knew.
     let train = jobs::read_texts(&data.train)?;
-    let replay_n = examples.len().max(train.len() / 2).min(train.len());
+    let replay_n = summary
+        .feedback_examples
+        .max(train.len() / 2)
+        .min(train.len());
     let step = (train.len() / replay_n.max(1)).max(1);
     let mut replay = 0;
     for r in train.iter().step_by(step).take(replay_n) {
@@ -219,7 +226,7 @@ pub fn run(
             ctx,
             ctx.out.join("classifier-v2"),
             ctx.sizes.retrain_steps,
-            1e-3,
+            2e-3,
             true,
         )?,
     )
