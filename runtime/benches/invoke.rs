@@ -1,4 +1,6 @@
-//! Invoke latency of the example models (MLP, DS-CNN), int8 and f32, on the host runtime.
+//! Invoke latency of the example models (MLP, DS-CNN), int8 and f32, on the host runtime, and
+//! the per-token decode latency of the tiny GPT image (KV cache, one token per invoke): each
+//! `decode/...` iteration decodes a whole context of `tiny_gpt::CTX` tokens, so divide by it.
 //! Also prints, once, each image's size against its raw weights and its arena against the
 //! planner's lower bound.
 
@@ -51,5 +53,32 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn gpt_decode(c: &mut Criterion) {
+    use edgeloop_runtime::models::tiny_gpt::{self, TinyGpt, CTX};
+    let m = TinyGpt::random(1);
+    let ranges = tiny_gpt::calibrate(&m, 1, 8).expect("calibration");
+    for (name, r) in [("int8", Some(&ranges)), ("f32", None)] {
+        let (built, _) = m.image(1, r, false).expect("image");
+        eprintln!(
+            "tiny-gpt/{name}: image {} B; arena {} B (lower bound {} B, KV cache included)",
+            built.stats.image_bytes, built.stats.plan.arena_bytes, built.stats.plan.lower_bound
+        );
+        let img = AlignedBytes::new(&built.bytes);
+        let model = Model::parse(img.as_slice()).expect("parses");
+        let mut arena = AlignedBytes::zeroed(model.arena_bytes());
+        let mut it = Interpreter::new(&model, arena.as_mut_slice()).expect("arena");
+        c.bench_function(&format!("decode/tiny-gpt/{name}/{CTX}-tokens"), |b| {
+            b.iter(|| {
+                for p in 0..CTX as i32 {
+                    it.input_i32(0).expect("ids")[0] = (p * 7 + 3) % tiny_gpt::V as i32;
+                    it.input_i32(1).expect("positions")[0] = p;
+                    it.input_i32(2).expect("cache position")[0] = p;
+                    it.invoke().expect("invoke");
+                }
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench, gpt_decode);
 criterion_main!(benches);

@@ -147,37 +147,27 @@ fn sample(row: &[i32]) -> anyhow::Result<Sample> {
     Ok(s)
 }
 
+/// The top-1 class of a run's float `logits` output.
+fn top1(out: &HashMap<String, Tensor>) -> anyhow::Result<usize> {
+    let logits = out
+        .get("logits")
+        .and_then(|t| t.as_f32())
+        .context("the model has no float `logits` output")?;
+    let l: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+    Ok(device::argmax(&l))
+}
+
 /// Top-1 classes of an ONNX model run in ONNX Runtime (graph optimization Level1).
 pub fn ort_predict(bytes: &[u8], rows: &[Vec<i32>]) -> anyhow::Result<Vec<usize>> {
     let mut m = OrtModel::new(bytes)?;
-    rows.iter()
-        .map(|r| {
-            let out = m.run(&sample(r)?)?;
-            let logits = out
-                .get("logits")
-                .and_then(|t| t.as_f32())
-                .context("the model has no float `logits` output")?;
-            let l: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
-            Ok(device::argmax(&l))
-        })
-        .collect()
+    rows.iter().map(|r| top1(&m.run(&sample(r)?)?)).collect()
 }
 
 /// Top-1 classes of an ONNX model run in tract.
 pub fn onnx_predict(model: &OnnxModel, rows: &[Vec<i32>]) -> anyhow::Result<Vec<usize>> {
     let inputs = model.inputs(&HashMap::new())?;
     let tap = Tap::optimized(model, &inputs)?;
-    rows.iter()
-        .map(|r| {
-            let out = tap.run(&sample(r)?)?;
-            let logits = out
-                .get("logits")
-                .and_then(|t| t.as_f32())
-                .context("the model has no float `logits` output")?;
-            let l: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
-            Ok(device::argmax(&l))
-        })
-        .collect()
+    rows.iter().map(|r| top1(&tap.run(&sample(r)?)?)).collect()
 }
 
 /// Accuracy and macro F1.

@@ -1,12 +1,13 @@
-//! A tiny decoder-only GPT assembled from the kernels directly (no model image: the image format
-//! has no op codes for the transformer ops yet), in f32 and in int8 with calibrated scales.
-//! Test and benchmark fixture (`std` only; not a public API).
+//! A tiny decoder-only GPT assembled from the kernels directly, without a model image, in f32 and
+//! in int8 with calibrated scales: a kernel-level fixture that checks the attention and KV-cache
+//! kernels in isolation (`std` only; not a public API). The same architecture as a model image,
+//! run by the interpreter, is `models::tiny_gpt`.
 //!
 //! vocabulary 32, d_model 32, 2 heads of 16, MLP 64 with GELU, 1 pre-LN block, learned positions,
 //! context 16; weights are seeded random (untrained). The tests check that greedy decoding through
 //! the KV cache gives the same tokens and the same logits bits as recomputing the whole prefix at
 //! every step, and measure how closely the int8 model tracks the f32 one; `benches/matmul.rs`
-//! times one decode step.
+//! times one decode step of this fixture and `benches/invoke.rs` one of the image.
 
 use super::{append, AttentionF32Params, AttentionParams, KvShape};
 use crate::ops::add::{self, AddF32Params, AddParams, AddRequant};
