@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod compile;
+pub mod completions;
 pub mod data;
 pub mod demo;
 pub mod eval;
@@ -29,6 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
     /// Compile an ONNX model (int8 QDQ or fp32) into a model image (--report: sizes, arena, MACs, ops).
     Compile(compile::Args),
     /// Generate the default corpus, select data, tokenize.
@@ -62,6 +65,7 @@ enum Command {
 /// Dispatches to the subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Completions(args) => completions::run(args)?,
         Command::Compile(args) => compile::run(args)?,
         Command::Data(args) => data::run(args)?,
         Command::Demo(args) => demo::run(args)?,
