@@ -58,7 +58,8 @@ pub struct Data {
     pub summary: DataSummary,
 }
 
-fn write_records(path: &Path, records: &[Record]) -> anyhow::Result<()> {
+/// Writes `records` as JSON Lines (the trainer's dataset format).
+pub fn write_records(path: &Path, records: &[Record]) -> anyhow::Result<()> {
     let mut s = String::new();
     for r in records {
         s.push_str(&serde_json::to_string(r)?);

@@ -15,7 +15,7 @@ use edgeloop_trainer::data::Record;
 use edgeloop_trainer::train::jobs::{self, ClassifyOptions};
 use serde::Serialize;
 
-use super::data::Data;
+use super::data::{write_records, Data};
 use super::deploy::{self, Deployment, Keys};
 use super::fleet::Fleet;
 use super::train::{self as train_stage, relative, Classifier};
@@ -59,15 +59,6 @@ fn image_scores(d: &Deployment) -> anyhow::Result<(f64, f64)> {
         .find(|r| r.form.starts_with("int8 image"))
         .context("the deployment has no image score")?;
     Ok((row.lab.accuracy, row.field.accuracy))
-}
-
-fn write_records(path: &std::path::Path, records: &[Record]) -> anyhow::Result<()> {
-    let mut s = String::new();
-    for r in records {
-        s.push_str(&serde_json::to_string(r)?);
-        s.push('\n');
-    }
-    std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Runs the stage.
@@ -144,10 +135,12 @@ pub fn run(
         .into_iter()
         .chain(jobs::read_texts(&data.field_holdout)?)
         .map(|r| {
-            let ids = super::device::encode(tok, &r.text, deployed.max_len).unwrap_or_default();
-            format!("{ids:?}")
+            Ok(format!(
+                "{:?}",
+                super::device::encode(tok, &r.text, deployed.max_len)?
+            ))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let mut seen: HashSet<String> = HashSet::new();
     let mut examples = Vec::new();
     for f in &stored.feedback {
