@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use edgeloop_quantize::compile::reference::host_sample;
 use edgeloop_quantize::compile::{compile_file, CompileOptions};
+use edgeloop_quantize::{Dataset, OnnxModel};
 
 /// Arguments of `edgeloop compile`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +45,11 @@ pub struct Args {
     /// header's signed flag and appends the 80-byte signature trailer.
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
+    /// Reference inputs (a folder of `.npy` / `.npz` files, as for `edgeloop quantize --calib`):
+    /// the image runs on them and stores the histograms of its input values and predicted
+    /// classes, against which devices check drift (statistics tags 1 and 2).
+    #[arg(long, value_name = "DIR")]
+    pub reference: Option<PathBuf>,
 }
 
 fn parse_shape(s: &str) -> anyhow::Result<(String, Vec<usize>)> {
@@ -69,11 +76,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (n, d) = parse_shape(s)?;
         input_shapes.insert(n, d);
     }
+    let reference = match &args.reference {
+        Some(dir) => {
+            let model = OnnxModel::from_path(&args.model)
+                .with_context(|| format!("loading {}", args.model.display()))?;
+            let inputs = model.inputs(&input_shapes)?;
+            let data = Dataset::load_dir(dir, &inputs)
+                .with_context(|| format!("reading reference inputs from {}", dir.display()))?;
+            data.samples.iter().map(host_sample).collect()
+        }
+        None => Vec::new(),
+    };
     let opts = CompileOptions {
         name: args.name.clone(),
         model_version: args.model_version,
         input_shapes,
         int8_layer_norm: args.int8_layer_norm,
+        reference,
     };
     let c = compile_file(&args.model, &opts)
         .with_context(|| format!("compiling {}", args.model.display()))?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use edgeloop_eval::classification::{ClassificationSummary, ZeroDivision};
+use edgeloop_quantize::compile::reference::host_sample;
 use edgeloop_quantize::compile::{self, CompileOptions};
 use edgeloop_quantize::oracle::OrtModel;
 use edgeloop_quantize::runner::{Sample, Tap};
@@ -215,12 +216,20 @@ pub fn deploy(
     let int8_path = dir.join("model-int8.onnx");
     std::fs::write(&int8_path, q.model.to_bytes())?;
 
-    // Compile and sign.
+    // Compile with the lab validation split as reference inputs (the image stores the
+    // histograms of their token ids and predicted classes: the devices' drift reference), sign.
+    let mut reference = Vec::new();
+    for r in jobs::read_texts(&data.val)? {
+        reference.push(host_sample(&sample(&device::encode(
+            tok, &r.text, max_len,
+        )?)?));
+    }
     let compiled = compile::compile(
         &q.model.proto,
         &CompileOptions {
             name: Some("intent-classifier".into()),
             model_version: version,
+            reference,
             ..CompileOptions::default()
         },
     )

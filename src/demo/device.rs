@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::image::DType;
+use edgeloop_runtime::telemetry::{DriftSource, ReferenceHistogram};
 use edgeloop_runtime::{Interpreter, Model};
 use edgeloop_trainer::tokenizer::Tokenizer;
 
@@ -47,6 +48,17 @@ impl HostModel {
             model.model_version()
         };
         Ok(HostModel { bytes, version })
+    }
+
+    /// The reference histogram for `source` the compiler stored in the image (statistics tags
+    /// 1 and 2), if any.
+    pub fn reference<const B: usize>(
+        &self,
+        source: DriftSource,
+    ) -> anyhow::Result<Option<ReferenceHistogram<B>>> {
+        let model = Model::parse(self.bytes.as_slice())?;
+        ReferenceHistogram::<B>::from_image(&model, source)
+            .context("reading the image's reference statistics")
     }
 
     /// Runs each fixed-length token-id row through the image.

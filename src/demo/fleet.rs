@@ -13,7 +13,7 @@ use edgeloop_monitor::ingest::{now_ms, Ingestor};
 use edgeloop_monitor::{report as drift_report, store};
 use edgeloop_runtime::telemetry::{
     DriftMonitor, DriftSource, Feedback, InferenceSummary, InputSummary, ModelRef, Record,
-    Recorder, Sample, Thumbs,
+    Recorder, ReferenceHistogram, Sample, Thumbs,
 };
 use edgeloop_trainer::data::Record as TextRecord;
 use edgeloop_trainer::train::jobs;
@@ -27,6 +27,8 @@ use super::Ctx;
 
 /// Histogram bins of the on-device class-drift monitor (classes beyond it are refused).
 const CLASS_BINS: usize = 32;
+/// Bins of the on-device input (token id) monitor: the compiler's reference has 16.
+const INPUT_BINS: usize = 16;
 /// Bytes of each device's telemetry ring.
 const RING: usize = 16 * 1024;
 
@@ -64,6 +66,8 @@ pub struct FleetSummary {
     pub ring_drops: u64,
     /// On-device drift alarms raised.
     pub device_alarms: usize,
+    /// Of which on the input (token id) histogram; the rest on predicted classes.
+    pub input_alarms: usize,
     /// Host windows with dataset drift.
     pub drifted_windows: usize,
     /// Host windows analysed.
@@ -108,6 +112,13 @@ struct Counts {
     corrections: usize,
     alarms: usize,
     ring_drops: u64,
+    input_alarms: usize,
+}
+
+/// The drift references the compiler stored in the image (from the lab validation split).
+struct References {
+    classes: ReferenceHistogram<CLASS_BINS>,
+    input: ReferenceHistogram<INPUT_BINS>,
 }
 
 /// Runs `records` through `model` on one simulated device and returns its telemetry bytes.
@@ -118,7 +129,7 @@ fn run_device(
     model: &HostModel,
     rows: &[Vec<i32>],
     labels: &[usize],
-    reference_classes: &[u32; CLASS_BINS],
+    reference: &References,
     feedback_rate: f64,
     counts: &mut Counts,
 ) -> anyhow::Result<Vec<u8>> {
@@ -131,10 +142,16 @@ fn run_device(
         },
     ));
     let mut monitor = DriftMonitor::<CLASS_BINS>::new(
-        reference_classes,
+        &reference.classes.counts,
         DriftSource::PredictedClass,
         50,
         DriftMonitor::<CLASS_BINS>::DEFAULT_THRESHOLD_Q16,
+    )?;
+    let mut input_monitor = DriftMonitor::<INPUT_BINS>::new(
+        &reference.input.counts,
+        DriftSource::Input,
+        50,
+        DriftMonitor::<INPUT_BINS>::DEFAULT_THRESHOLD_Q16,
     )?;
     let mut wire = Vec::new();
     let drain = |rec: &mut Recorder<RING>, wire: &mut Vec<u8>| -> anyhow::Result<()> {
@@ -162,6 +179,14 @@ fn run_device(
                 rec.record(ticks, Record::DriftAlarm(alarm))?;
                 counts.alarms += 1;
             }
+        }
+        for &v in row {
+            input_monitor.add(reference.input.bin(v))?;
+        }
+        if let Some(alarm) = input_monitor.end_event().and_then(|w| w.alarm) {
+            rec.record(ticks, Record::DriftAlarm(alarm))?;
+            counts.alarms += 1;
+            counts.input_alarms += 1;
         }
         if coin(ctx.seed ^ device, i as u64) < feedback_rate {
             let wrong = p.class != y;
@@ -220,13 +245,35 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
     let model = HostModel::load(&image_bytes(ctx, v1)?, &keys.public.0)?;
     let tok = &data.tokenizer;
 
-    // Reference: the image on the lab validation split (what the monitor compares against).
+    // The devices' drift references come from the image: the compiler ran it on the lab
+    // validation split and stored the histograms of token ids and predicted classes. The host
+    // reference window is the same split through the same image.
     let lab_val: Vec<TextRecord> = jobs::read_texts(&data.val)?;
     let (ref_x, ref_y) = encode_records(tok, &lab_val, &v1.labels, v1.max_len)?;
+    let missing = || {
+        anyhow::anyhow!(
+            "the v1 image has no reference statistics (compile it with reference inputs)"
+        )
+    };
+    let references = References {
+        classes: model
+            .reference::<CLASS_BINS>(DriftSource::PredictedClass)?
+            .ok_or_else(missing)?,
+        input: model
+            .reference::<INPUT_BINS>(DriftSource::Input)?
+            .ok_or_else(missing)?,
+    };
     let ref_preds = model.predict(&ref_x)?;
-    let mut reference_classes = [0u32; CLASS_BINS];
+    let mut host_classes = [0u32; CLASS_BINS];
     for p in &ref_preds {
-        reference_classes[p.class] += 1;
+        host_classes[p.class] += 1;
+    }
+    if host_classes != references.classes.counts {
+        bail!(
+            "the image's reference class histogram {:?} differs from the host runtime's predictions on the same split {:?}",
+            references.classes.counts,
+            host_classes
+        );
     }
     let reference_root = dir.join("reference");
     let _ = std::fs::remove_dir_all(&reference_root);
@@ -237,7 +284,7 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
         &model,
         &ref_x,
         &ref_y,
-        &reference_classes,
+        &references,
         1.0,
         &mut Counts::default(),
     )?;
@@ -266,7 +313,7 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
             &model,
             &x,
             &y,
-            &reference_classes,
+            &references,
             sz.feedback_rate,
             &mut counts,
         )?;
@@ -286,13 +333,15 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
     let total_bytes: usize = wires.iter().map(|w| w.len()).sum();
     let (frames, corrupt) = ingest(&field_root, &wires, t0 + 1)?;
     println!(
-        "{} devices: {} inferences, {} feedback records ({} corrections), {} on-device drift alarms; \
+        "{} devices: {} inferences, {} feedback records ({} corrections), {} on-device drift alarms ({} on token ids, \
+         the rest on predicted classes); \
          {} bytes of telemetry → {} frames ingested, {} corrupt",
         sz.devices,
         counts.inferences,
         counts.feedback,
         counts.corrections,
         counts.alarms,
+        counts.input_alarms,
         total_bytes,
         frames,
         corrupt
@@ -337,6 +386,7 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
             corrupt_frames: corrupt,
             ring_drops: counts.ring_drops,
             device_alarms: report.device_alarms,
+            input_alarms: counts.input_alarms,
             drifted_windows: report.drifted_windows(),
             windows: report.windows.len(),
             lab_phase_accuracy: lab_ok as f64 / lab_n.max(1) as f64,

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod host;
 pub mod lower;
 pub mod qdq_match;
+pub mod reference;
 pub mod report;
 
 #[cfg(test)]
@@ -45,6 +46,10 @@ pub struct CompileOptions {
     /// computes what the QDQ model means and agrees with ONNX Runtime; the integer kernel's
     /// rounding differs by an LSB on a quarter of the outputs and more after later layers).
     pub int8_layer_norm: bool,
+    /// Reference (calibration) inputs: when given, the finished image runs on them and the
+    /// histograms of its first input's values and of its predicted classes are stored in its
+    /// statistics section for on-device drift checks ([`reference`]).
+    pub reference: Vec<HostMap>,
 }
 
 /// A graph input or output of the image, and how it maps to the ONNX tensor.
@@ -323,7 +328,11 @@ pub fn compile(model: &ModelProto, opts: &CompileOptions) -> Result<Compiled> {
         .finish()
         .map_err(|e| Error::Compile(format!("writing the image: {e}")))?;
     let report = report::CompileReport::new(&image, inputs, outs, islands)?;
-    Ok(Compiled { image, report })
+    let mut compiled = Compiled { image, report };
+    if !opts.reference.is_empty() {
+        compiled.add_reference_stats(&opts.reference)?;
+    }
+    Ok(compiled)
 }
 
 /// Reads an ONNX file and compiles it.

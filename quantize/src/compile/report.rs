@@ -77,6 +77,9 @@ pub struct CompileReport {
     pub outputs: Vec<IoSpec>,
     /// Nodes of a quantized model that run in f32, with the reason.
     pub float_islands: Vec<String>,
+    /// Reference histograms stored for on-device drift checks (statistics tags 1 and 2), when
+    /// reference inputs were given.
+    pub reference: Option<super::reference::ReferenceSummary>,
 }
 
 fn op_name(code: u8) -> String {
@@ -188,6 +191,7 @@ impl CompileReport {
             inputs,
             outputs,
             float_islands,
+            reference: None,
         })
     }
 
@@ -258,6 +262,21 @@ impl fmt::Display for CompileReport {
                 }
                 writeln!(f)?;
             }
+        }
+        if let Some(r) = &self.reference {
+            write!(
+                f,
+                "reference statistics (on-device drift): {} inputs; predicted classes {:?}",
+                r.samples, r.classes
+            )?;
+            if let Some((lo, hi, counts)) = &r.input {
+                write!(
+                    f,
+                    "; input values [{lo}, {hi}] in {} bins {counts:?}",
+                    counts.len()
+                )?;
+            }
+            writeln!(f)?;
         }
         if !self.float_islands.is_empty() {
             writeln!(f, "float islands ({}):", self.float_islands.len())?;

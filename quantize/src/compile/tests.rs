@@ -263,3 +263,92 @@ fn mutated_models_compile_or_fail_cleanly() {
     println!("mutated models: {compiled} compiled, {refused} refused");
     assert!(compiled + refused > 100);
 }
+
+#[test]
+fn reference_inputs_store_class_and_input_histograms_in_the_image() {
+    use edgeloop_runtime::image::writer::AlignedBytes;
+    use edgeloop_runtime::telemetry::{DriftSource, ReferenceHistogram};
+    use edgeloop_runtime::Model;
+    // fp32 MLP: a class histogram, no input histogram (the device sees float inputs).
+    let m = testmodels::mlp();
+    let plain = compile(&m.proto, &CompileOptions::default()).unwrap();
+    let samples: Vec<HostMap> = (0..40)
+        .map(|k| f32_input(&plain, "x", &[1, 16], 100 + k))
+        .collect();
+    let with = compile(
+        &m.proto,
+        &CompileOptions {
+            reference: samples.clone(),
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    let r = with.report.reference.clone().expect("reference summary");
+    assert_eq!(r.samples, 40);
+    assert_eq!(r.classes.len(), 10);
+    assert_eq!(r.classes.iter().sum::<u32>(), 40);
+    assert!(r.input.is_none());
+    // The histogram counts exactly the argmax of each output.
+    let mut want = vec![0u32; 10];
+    for s in &samples {
+        let y = &plain.run(s).unwrap()["y"].f;
+        let best = (0..10).fold(0, |b, c| if y[c] > y[b] { c } else { b });
+        want[best] += 1;
+    }
+    assert_eq!(r.classes, want);
+    let bytes = AlignedBytes::new(with.bytes());
+    let model = Model::parse(bytes.as_slice()).unwrap();
+    let h = ReferenceHistogram::<16>::from_image(&model, DriftSource::PredictedClass)
+        .unwrap()
+        .expect("tag 2 present");
+    assert_eq!(&h.counts[..10], &want[..]);
+    assert_eq!(with.report.flash.total, with.bytes().len());
+    assert!(with.report.flash.statistics >= 48);
+    assert!(with.report.to_string().contains("reference statistics"));
+    // Same graph and outputs as without the statistics.
+    assert_eq!(
+        with.run(&samples[0]).unwrap()["y"].f,
+        plain.run(&samples[0]).unwrap()["y"].f
+    );
+
+    // Token ids: an input histogram over the observed id range.
+    let mut b = Builder::new("emb", 17, 1);
+    let table = b.weight("table", &[50, 4], 1.0);
+    b.output("y", &[3, 4]);
+    let mut m = b.build();
+    let g = m.graph_mut();
+    g.input.push(value_info("ids", ElemType::I64, &[3]));
+    g.node
+        .push(node("Gather", "g", &[&table, "ids"], &["y"], vec![]));
+    let ids: Vec<HostMap> = (0..8)
+        .map(|k| {
+            [(
+                "ids".to_string(),
+                HostTensor::int(vec![3], Elem::I64, vec![k, 2 * k, 40 + k]),
+            )]
+            .into_iter()
+            .collect()
+        })
+        .collect();
+    let c = compile(
+        &m.proto,
+        &CompileOptions {
+            reference: ids,
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    let r = c.report.reference.clone().unwrap();
+    let (lo, hi, counts) = r.input.expect("input histogram");
+    assert_eq!((lo, hi), (0, 47));
+    assert_eq!(counts.len(), reference::INPUT_BINS);
+    assert_eq!(counts.iter().sum::<u32>(), 24);
+    assert_eq!(r.classes.iter().sum::<u32>(), 24, "3 rows per sample");
+    let bytes = AlignedBytes::new(c.bytes());
+    let model = Model::parse(bytes.as_slice()).unwrap();
+    let h = ReferenceHistogram::<16>::from_image(&model, DriftSource::Input)
+        .unwrap()
+        .expect("tag 1 present");
+    assert_eq!(h.counts.to_vec(), counts);
+    assert_eq!(h.bin(47), 15);
+}

@@ -621,3 +621,45 @@ fn every_core_op_in_one_graph() {
         assert!((f - q).abs() < 0.05, "f32 {f} vs int8 {q}");
     }
 }
+
+#[test]
+fn with_stats_replaces_the_statistics_section() {
+    use super::writer::with_stats;
+    let built = tiny_i8();
+    let before = AlignedBytes::new(&built.bytes);
+    let out = with_stats(
+        &built.bytes,
+        &[(2, vec![9, 0, 0, 0, 4, 0, 0, 0]), (7, vec![1])],
+    )
+    .expect("adds stats");
+    let after = AlignedBytes::new(&out);
+    let a = Model::parse(after.as_slice()).expect("parses");
+    let entries: Vec<(u16, Vec<u8>)> = a
+        .stats_entries()
+        .map(|e| e.map(|e| (e.tag, e.payload.to_vec())))
+        .collect::<Result<_, _>>()
+        .expect("entries");
+    assert_eq!(
+        entries,
+        vec![(2, vec![9, 0, 0, 0, 4, 0, 0, 0]), (7, vec![1])]
+    );
+    // Graph and constants are unchanged byte for byte; only the header's length, statistics
+    // fields and CRC differ.
+    let b = Model::parse(before.as_slice()).expect("parses");
+    assert_eq!(b.constants_len(), a.constants_len());
+    let const_end = (get_u32(&built.bytes, 32) + get_u32(&built.bytes, 36)) as usize;
+    assert_eq!(&out[80..const_end], &built.bytes[80..const_end]);
+    assert_eq!(&out[16..40], &built.bytes[16..40]);
+    assert_eq!(&out[48..80], &built.bytes[48..80]);
+    // Removing them all gives a valid image without a statistics section.
+    let bare = with_stats(&out, &[]).expect("removes stats");
+    let bare_a = AlignedBytes::new(&bare);
+    let m = Model::parse(bare_a.as_slice()).expect("parses");
+    assert_eq!(m.stats_entries().count(), 0);
+    assert!(bare.len() < out.len());
+    // Tag 0 and an image that does not parse are refused.
+    assert!(with_stats(&built.bytes, &[(0, vec![])]).is_err());
+    let mut broken = built.bytes.clone();
+    broken[100] ^= 1;
+    assert!(with_stats(&broken, &[]).is_err());
+}

@@ -51,6 +51,10 @@ pub enum WriteError {
     UnknownTensor(u16),
     /// The graph was written but the runtime's own parser rejects it (a writer or caller bug).
     Invalid(Error),
+    /// [`with_stats`] was given a signed image (sign after adding statistics).
+    Signed,
+    /// A statistics entry has tag 0 (reserved).
+    BadStatsTag,
 }
 
 impl fmt::Display for WriteError {
@@ -76,6 +80,11 @@ impl fmt::Display for WriteError {
             }
             WriteError::UnknownTensor(t) => write!(f, "unknown tensor id {t}"),
             WriteError::Invalid(e) => write!(f, "written image does not validate: {e}"),
+            WriteError::Signed => write!(
+                f,
+                "the image is signed; add statistics before signing (the signature covers them)"
+            ),
+            WriteError::BadStatsTag => write!(f, "statistics tag 0 is reserved"),
         }
     }
 }
@@ -634,6 +643,55 @@ pub fn image_crc(image: &[u8]) -> u32 {
     c.update(&[0; 4]);
     c.update(&image[12..]);
     c.finish()
+}
+
+/// Returns a copy of `image` whose statistics section holds exactly `entries` (tag, payload),
+/// replacing any it had: how the compiler adds reference histograms after it has run the
+/// finished image on its reference inputs. The image must parse and must not be signed (a
+/// signature covers the statistics; sign afterwards).
+pub fn with_stats(image: &[u8], entries: &[(u16, Vec<u8>)]) -> Result<Vec<u8>, WriteError> {
+    let aligned = AlignedBytes::new(image);
+    let model = Model::parse(aligned.as_slice()).map_err(WriteError::Invalid)?;
+    if model.signature().is_some() {
+        return Err(WriteError::Signed);
+    }
+    let word = |off: usize| {
+        u32::from_le_bytes([image[off], image[off + 1], image[off + 2], image[off + 3]]) as usize
+    };
+    // The constant section ends 16-aligned; the statistics section starts there.
+    let const_end = word(32) + word(36);
+    let mut st: Vec<u8> = Vec::new();
+    for (tag, payload) in entries {
+        if *tag == 0 {
+            return Err(WriteError::BadStatsTag);
+        }
+        st.extend_from_slice(&tag.to_le_bytes());
+        st.extend_from_slice(&0u16.to_le_bytes());
+        st.extend_from_slice(
+            &u32::try_from(payload.len())
+                .map_err(|_| WriteError::TooLarge)?
+                .to_le_bytes(),
+        );
+        st.extend_from_slice(payload);
+        st.resize(align_up(st.len(), 4).ok_or(WriteError::TooLarge)?, 0);
+    }
+    let end = if st.is_empty() {
+        const_end
+    } else {
+        align_up(const_end + st.len(), 16).ok_or(WriteError::TooLarge)?
+    };
+    let mut out = vec![0u8; end];
+    out[..const_end].copy_from_slice(&image[..const_end]);
+    out[const_end..const_end + st.len()].copy_from_slice(&st);
+    let stats_off = if st.is_empty() { 0 } else { const_end };
+    for (off, v) in [(12, end), (40, stats_off), (44, st.len())] {
+        let v = u32::try_from(v).map_err(|_| WriteError::TooLarge)?;
+        out[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let crc = image_crc(&out);
+    out[8..12].copy_from_slice(&crc.to_le_bytes());
+    Model::parse(AlignedBytes::new(&out).as_slice()).map_err(WriteError::Invalid)?;
+    Ok(out)
 }
 
 /// Recomputes and stores the header CRC of an image (for tools and tests that edit images).

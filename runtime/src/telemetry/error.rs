@@ -97,6 +97,12 @@ pub enum TelemetryError {
     },
     /// A drift window of zero events was requested.
     DriftZeroWindow,
+    /// A reference-statistics entry of a model image is malformed (see `FORMAT.md`, statistics
+    /// section): wrong length, no bins, or an empty value range.
+    DriftBadReferencePayload {
+        /// The entry's tag.
+        tag: u16,
+    },
 }
 
 impl fmt::Display for TelemetryError {
@@ -157,6 +163,10 @@ impl fmt::Display for TelemetryError {
                 write!(f, "drift bin {bin} is outside the {bins}-bin histogram")
             }
             DriftZeroWindow => write!(f, "drift window must hold at least one event"),
+            DriftBadReferencePayload { tag } => write!(
+                f,
+                "the image's reference-statistics entry (tag {tag}) is malformed"
+            ),
         }
     }
 }

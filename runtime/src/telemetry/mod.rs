@@ -13,6 +13,7 @@ pub mod frame;
 pub mod log;
 pub mod record;
 pub mod recorder;
+pub mod reference;
 
 #[cfg(any(test, feature = "std"))]
 pub use decode::decode_frame;
@@ -23,3 +24,4 @@ pub use frame::{encode_frame, MAX_FRAME_LEN};
 pub use log::{FlashLog, LogCursor};
 pub use record::*;
 pub use recorder::{Recorder, RecorderStats};
+pub use reference::ReferenceHistogram;
