@@ -4,8 +4,9 @@
 //! the examples' model images and test vectors into OUT_DIR.
 //!
 //! The assets come from `$EDGELOOP_FW_ASSETS` (default: `assets/` in this folder), written by
-//! the project's own tools: `edgeloop firmware-assets --out DIR` (scripts/test.sh and
-//! tests/firmware_qemu.rs run it).
+//! the project's own tools: `edgeloop firmware-assets --out DIR` (tests/firmware_qemu.rs runs
+//! it). Only the examples behind feature `assets` (default) embed them; without the feature
+//! (`flashed`, which reads its model from a flash partition) nothing is copied.
 use std::{env, fs, path::PathBuf};
 
 const ASSETS: [&str; 12] = [
@@ -41,6 +42,9 @@ fn main() {
     println!("cargo:rustc-link-arg=-Tlink.x");
     println!("cargo:rustc-link-arg=-Tdefmt.x");
 
+    if env::var_os("CARGO_FEATURE_ASSETS").is_none() {
+        return;
+    }
     println!("cargo:rerun-if-env-changed=EDGELOOP_FW_ASSETS");
     let dir = env::var_os("EDGELOOP_FW_ASSETS")
         .map(PathBuf::from)
@@ -54,7 +58,7 @@ fn main() {
             panic!(
                 "missing firmware asset {} ({e}). Produce the assets from the repository root with\n  \
                  cargo run --release -- firmware-assets --out firmware-examples/assets\n\
-                 (scripts/test.sh does this), or point EDGELOOP_FW_ASSETS at a folder holding {ASSETS:?}",
+                 (tests/firmware_qemu.rs does this), or point EDGELOOP_FW_ASSETS at a folder holding {ASSETS:?}",
                 src.display()
             );
         }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod qemu;
 mod serve;
 
 use std::process::ExitCode;

@@ -8,7 +8,10 @@
 //! - `bench`: executed-instruction counts per kernel (reference vs DSP) and per op, through the
 //!   TCG plugin `firmware-examples/tools/insn-count.c` (built here with `cc`); the table is
 //!   printed and written to `$CARGO_TARGET_TMPDIR/firmware_bench/bench.md`;
-//! - `classify` on the Cortex-M0 (`microbit`, thumbv6m-none-eabi) with the small MLP.
+//! - `classify` on the Cortex-M0 (`microbit`, thumbv6m-none-eabi) with the small MLP;
+//! - `edgeloop flash --qemu`: the demo's intent classifier image (from `edgeloop demo --fast`,
+//!   run once here) flashed next to the `flashed` firmware, its telemetry in a Parquet store;
+//!   corrupted partitions are refused by the firmware; missing QEMU / target give clear errors.
 //!
 //! Needs `qemu-system-arm`, a C compiler and the thumbv7em/thumbv6m targets (scripts/test.sh
 //! installs them); fails, never skips, without them.
@@ -49,6 +52,41 @@ fn assets() -> &'static Path {
         );
         println!("{}", String::from_utf8_lossy(&out.stdout));
         dir
+    })
+}
+
+/// What `edgeloop demo --fast` wrote that the firmware uses: the intent classifier's signed
+/// image, the lab test split, the tokenizer.
+struct Demo {
+    image: PathBuf,
+    texts: PathBuf,
+    tokenizer: PathBuf,
+}
+
+/// Runs `edgeloop demo --fast` once per test run.
+fn demo() -> &'static Demo {
+    static DEMO: OnceLock<Demo> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tmp("firmware_demo");
+        let out = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+            .args(["demo", "--fast", "--quiet", "--out"])
+            .arg(&dir)
+            .output()
+            .expect("running edgeloop demo --fast");
+        assert!(
+            out.status.success(),
+            "edgeloop demo --fast failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let demo = Demo {
+            image: dir.join("deploy/v1/intent.edli"),
+            texts: dir.join("data/selected/test.jsonl"),
+            tokenizer: dir.join("data/tokenizer.json"),
+        };
+        for p in [&demo.image, &demo.texts, &demo.tokenizer] {
+            assert!(p.is_file(), "the demo wrote no {}", p.display());
+        }
+        demo
     })
 }
 
@@ -380,4 +418,197 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
     }
     println!("{md}");
     std::fs::write(work.join("bench.md"), &md).expect("write bench.md");
+}
+
+/// `edgeloop flash --qemu` with the demo's texts into `store`; returns (status, JSON summary).
+fn flash_qemu(store: &Path, work: &Path, count: usize) -> (Output, serde_json::Value) {
+    let d = demo();
+    // The CLI builds the firmware in the same target folder as the other tests.
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+        .args(["flash", "--qemu", "--json", "--count", &count.to_string()])
+        .arg("--image")
+        .arg(&d.image)
+        .arg("--texts")
+        .arg(&d.texts)
+        .arg("--tokenizer")
+        .arg(&d.tokenizer)
+        .arg("--store")
+        .arg(store)
+        .arg("--workdir")
+        .arg(work)
+        .output()
+        .expect("running edgeloop flash --qemu");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "flash --qemu --json printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out, json)
+}
+
+#[test]
+fn flash_qemu_runs_the_demo_image_and_streams_telemetry_into_the_store() {
+    let dir = tmp("firmware_flash_qemu");
+    let store = dir.join("store");
+    let (out, run) = flash_qemu(&store, &dir.join("work1"), 12);
+    assert!(out.status.success(), "flash --qemu failed: {run}");
+    assert_eq!(run["model"], "intent-classifier");
+    assert_eq!(run["passed"], true);
+    assert_eq!(run["inputs"], 12);
+    assert_eq!(run["bit_exact"], 12, "{run}");
+    assert_eq!(run["top1_agree"], 12, "{run}");
+    let t = &run["telemetry"];
+    assert_eq!(
+        (t["frames"].as_u64(), t["corrupt"].as_u64()),
+        (Some(12), Some(0))
+    );
+    assert_eq!(t["boot"], 0);
+    let preds = run["predictions"].as_array().expect("predictions");
+    let device_classes: Vec<u64> = preds
+        .iter()
+        .map(|p| {
+            p["device_class"]
+                .as_u64()
+                .expect("a telemetry frame per input")
+        })
+        .collect();
+    let host_classes: Vec<u64> = preds
+        .iter()
+        .map(|p| p["host_class"].as_u64().unwrap())
+        .collect();
+    assert_eq!(device_classes, host_classes);
+
+    // The store holds one row per inference, as the device reported it.
+    let data = edgeloop_monitor::store::read(&store).expect("read the store");
+    assert_eq!(data.inferences.len(), 12);
+    let device = t["device"].as_u64().unwrap();
+    let mut rows = data.inferences.clone();
+    rows.sort_by_key(|r| r.common.seq);
+    for (k, r) in rows.iter().enumerate() {
+        assert_eq!(r.common.partition.device, device);
+        assert_eq!(r.common.partition.model_version, 1);
+        assert_eq!((r.common.boot, r.common.seq), (0, k as u32));
+        assert_eq!(u64::from(r.class), device_classes[k]);
+        assert_eq!(r.input_len, 20, "token ids per input");
+        assert!(r.confidence > 0.0 && r.confidence <= 1.0);
+    }
+
+    // A second run is a new boot of the same device: 12 more rows, none taken for duplicates.
+    let (out, run2) = flash_qemu(&store, &dir.join("work2"), 5);
+    assert!(out.status.success());
+    assert_eq!(run2["telemetry"]["boot"], 1);
+    assert_eq!(run2["telemetry"]["frames"], 5);
+    assert_eq!(
+        edgeloop_monitor::store::read(&store)
+            .unwrap()
+            .inferences
+            .len(),
+        17
+    );
+
+    // The firmware refuses what it must not run: the kept partitions, corrupted.
+    let work = dir.join("work1");
+    let elf = PathBuf::from(run["firmware"].as_str().unwrap());
+    let model = std::fs::read(work.join("model.part")).expect("model partition");
+    let vectors = work.join("vectors.part");
+    let image_len = model.len() - 16;
+    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>, &str); 3] = [
+        (
+            "weight flipped, partition CRC fixed",
+            Box::new(move |p: &mut Vec<u8>| {
+                p[16 + image_len - 200] ^= 0x10;
+                let crc = edgeloop_runtime::image::crc::crc32(&p[16..]);
+                p[12..16].copy_from_slice(&crc.to_le_bytes());
+            }),
+            "image refused: ImageBadCrc",
+        ),
+        (
+            "weight flipped",
+            Box::new(move |p: &mut Vec<u8>| p[16 + image_len - 200] ^= 0x10),
+            "model image partition at 0x200000 refused: BadCrc",
+        ),
+        (
+            "length past the partition",
+            Box::new(|p: &mut Vec<u8>| p[8..12].copy_from_slice(&u32::MAX.to_le_bytes())),
+            "refused: TooLong",
+        ),
+    ];
+    for (name, corrupt, want) in cases {
+        let mut bad = model.clone();
+        corrupt(&mut bad);
+        let path = dir.join("bad.part");
+        std::fs::write(&path, &bad).unwrap();
+        let load_model = format!("{}@_edgeloop_model_partition", path.display());
+        let load_vectors = format!("{}@_edgeloop_vectors_partition", vectors.display());
+        let (run, log) = run_qemu(
+            &elf,
+            &dir,
+            &[
+                "--load",
+                &load_model,
+                "--load",
+                &load_vectors,
+                "--timeout",
+                "60",
+            ],
+        );
+        assert!(!run.status.success(), "{name}: accepted: {log}");
+        assert!(log.contains(want), "{name}: log: {log}");
+        assert!(log.contains("flashed: FAIL"), "{name}");
+        assert!(!log.contains("matches the host"), "{name}: the model ran");
+    }
+    // Nothing flashed at all.
+    let (run, log) = run_qemu(&elf, &dir, &["--timeout", "60"]);
+    assert!(!run.status.success());
+    assert!(
+        log.contains("ERROR no model image flashed at 0x200000"),
+        "log: {log}"
+    );
+}
+
+#[test]
+fn flash_qemu_names_what_is_missing() {
+    let d = demo();
+    let dir = tmp("firmware_flash_missing");
+    // No QEMU on PATH.
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+        .args(["flash", "--qemu", "--image"])
+        .arg(&d.image)
+        .arg("--texts")
+        .arg(&d.texts)
+        .arg("--tokenizer")
+        .arg(&d.tokenizer)
+        .env("PATH", &dir)
+        .output()
+        .expect("run edgeloop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("qemu-system-arm is not installed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // No thumbv7em standard library (a rustc whose sysroot lacks it).
+    let fake = dir.join("rustc");
+    std::fs::write(&fake, format!("#!/bin/sh\necho {}\n", dir.display())).unwrap();
+    let mut perms = std::fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
+        .args(["flash", "--qemu", "--image"])
+        .arg(&d.image)
+        .arg("--texts")
+        .arg(&d.texts)
+        .arg("--tokenizer")
+        .arg(&d.tokenizer)
+        .env("RUSTC", &fake)
+        .output()
+        .expect("run edgeloop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the Rust target thumbv7em-none-eabihf is not installed")
+            && err.contains("rustup target add thumbv7em-none-eabihf"),
+        "{err}"
+    );
 }

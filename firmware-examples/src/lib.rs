@@ -7,11 +7,13 @@
 #![no_std]
 
 pub mod arena;
+#[cfg(feature = "assets")]
 pub mod assets;
 #[cfg(board = "mps2_an386")]
 pub mod bench;
 pub mod board;
 pub mod classify;
+pub mod partition;
 pub mod stack;
 
 use defmt_semihosting as _;

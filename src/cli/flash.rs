@@ -1,13 +1,19 @@
 //! `edgeloop flash`: writes a model image where a device takes it — an Intel HEX file or a raw
-//! binary placed at a flash address, for standard flashers (probe-rs, OpenOCD, STM32CubeProgrammer).
+//! binary placed at a flash address, for standard flashers (probe-rs, OpenOCD, STM32CubeProgrammer)
+//! — or, with `--qemu`, flashes it next to the `flashed` firmware on an emulated Cortex-M4F
+//! (QEMU `mps2-an386`), runs test inputs there, checks every output against the host runtime
+//! and streams the device's telemetry into the monitor's Parquet store (see [`crate::qemu`]).
 //! The image is parsed (and, with `--pub`, its signature verified) before anything is written.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use edgeloop_runtime::image::writer::AlignedBytes;
+use edgeloop_runtime::image::DType;
 use edgeloop_runtime::Model;
+
+use crate::qemu::{self, Inputs, QemuOptions, QemuRun};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,15 +30,57 @@ pub enum Format {
     after_help = "Examples:\n  edgeloop flash --image runs/demo/deploy/v1/intent.edli --address 0x08040000 --out intent.hex\n  \
 probe-rs download --chip STM32F446RETx --format hex intent.hex\n  \
 edgeloop flash --image intent.edli --format bin --out intent.bin --pub keys/edgeloop.pub\n  \
-openocd -f board/st_nucleo_f4.cfg -c \"program intent.bin 0x08040000 verify reset exit\""
+openocd -f board/st_nucleo_f4.cfg -c \"program intent.bin 0x08040000 verify reset exit\"\n  \
+edgeloop flash --qemu --image runs/demo/deploy/v1/intent.edli --texts runs/demo/data/selected/test.jsonl \\\n    \
+--tokenizer runs/demo/data/tokenizer.json --store runs/demo/telemetry/qemu"
 )]
 pub struct Args {
     /// The model image.
     #[arg(long)]
     pub image: PathBuf,
-    /// Where the output goes.
+    /// Where the output goes (Intel HEX or raw binary; not with --qemu).
+    #[arg(long, required_unless_present = "qemu")]
+    pub out: Option<PathBuf>,
+    /// Run the image on an emulated Cortex-M4F (QEMU mps2-an386) instead: the `flashed`
+    /// firmware (built once) with the image and test inputs in flash partitions; every output
+    /// is checked against the host runtime and the device's telemetry is ingested.
+    #[arg(long, conflicts_with = "out")]
+    pub qemu: bool,
+    /// --qemu: test inputs. Raw input tensors back to back (as `firmware-assets` writes
+    /// `classify.inputs`), or, for a `.jsonl` file, one JSON array of numbers per line.
+    #[arg(long, requires = "qemu", conflicts_with = "texts")]
+    pub inputs: Option<PathBuf>,
+    /// --qemu: JSON Lines records with a "text" field (e.g. the demo's
+    /// data/selected/test.jsonl), tokenized with --tokenizer to the image's input length.
+    #[arg(long, requires = "tokenizer")]
+    pub texts: Option<PathBuf>,
+    /// --qemu: the tokenizer for --texts (`tokenizer.json`).
+    #[arg(long, requires = "texts")]
+    pub tokenizer: Option<PathBuf>,
+    /// --qemu: at most this many inputs.
+    #[arg(long, default_value_t = 16)]
+    pub count: usize,
+    /// --qemu: telemetry store (Parquet, Hive-style partitions) to ingest the device's frames into.
+    #[arg(long, requires = "qemu")]
+    pub store: Option<PathBuf>,
+    /// --qemu: a prebuilt `flashed` firmware ELF (default: built from firmware-examples/).
+    #[arg(long, requires = "qemu")]
+    pub firmware: Option<PathBuf>,
+    /// --qemu: a prebuilt edgeloop-qemu-run (default: built from tools/qemu-run/).
+    #[arg(long, requires = "qemu")]
+    pub qemu_run: Option<PathBuf>,
+    /// --qemu: keep the partitions, telemetry stream and firmware log in this folder.
+    #[arg(long, requires = "qemu")]
+    pub workdir: Option<PathBuf>,
+    /// --qemu: telemetry device id.
+    #[arg(long, default_value_t = qemu::DEFAULT_DEVICE)]
+    pub device: u64,
+    /// --qemu: kill QEMU after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// --qemu: print a JSON summary on stdout instead of text.
     #[arg(long)]
-    pub out: PathBuf,
+    pub json: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "hex")]
     pub format: Format,
@@ -101,6 +149,12 @@ pub fn intel_hex(bytes: &[u8], base: u32) -> anyhow::Result<String> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
+    if args.qemu {
+        return run_qemu(&args, &bytes);
+    }
+    let Some(out) = &args.out else {
+        bail!("--out is required (or --qemu)");
+    };
     if args.address % 16 != 0 {
         bail!(
             "--address {:#010x} is not 16-byte aligned: the image's constants are read in place and need it",
@@ -122,10 +176,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("signature verified against {}", p.display());
     }
     match args.format {
-        Format::Hex => std::fs::write(&args.out, intel_hex(&bytes, args.address)?),
-        Format::Bin => std::fs::write(&args.out, &bytes),
+        Format::Hex => std::fs::write(out, intel_hex(&bytes, args.address)?),
+        Format::Bin => std::fs::write(out, &bytes),
     }
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    .with_context(|| format!("writing {}", out.display()))?;
     println!(
         "{} ({:?} v{}, {} bytes, arena {} bytes) → {} at {:#010x}..{:#010x} ({:?})",
         args.image.display(),
@@ -133,12 +187,215 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model.model_version(),
         bytes.len(),
         model.arena_bytes(),
-        args.out.display(),
+        out.display(),
         args.address,
         u64::from(args.address) + bytes.len() as u64,
         args.format
     );
     Ok(())
+}
+
+/// The image's input tensor type and element count (for reading test inputs).
+fn input_of(bytes: &[u8]) -> anyhow::Result<(DType, usize)> {
+    let aligned = AlignedBytes::new(bytes);
+    let model = Model::parse(aligned.as_slice()).context("not a valid model image")?;
+    let t = model.tensor(model.input(0)?)?;
+    Ok((t.dtype, t.shape.num_elements() as usize))
+}
+
+/// JSON Lines of number arrays → rows of the image's input type.
+fn json_rows(path: &Path, dtype: DType, count: usize) -> anyhow::Result<Inputs> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rows: Vec<Vec<i64>> = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        if rows.len() == count {
+            break;
+        }
+        let row: Vec<i64> = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{} line {}: expected a JSON array of integers",
+                path.display(),
+                i + 1
+            )
+        })?;
+        rows.push(row);
+    }
+    let conv = |what: &str, ok: &dyn Fn(i64) -> bool| -> anyhow::Result<()> {
+        for (r, row) in rows.iter().enumerate() {
+            if let Some(v) = row.iter().find(|&&v| !ok(v)) {
+                bail!("{} row {}: {v} is not {what}", path.display(), r + 1);
+            }
+        }
+        Ok(())
+    };
+    Ok(match dtype {
+        DType::I32 => {
+            conv("an i32", &|v| i32::try_from(v).is_ok())?;
+            Inputs::TokenIds(
+                rows.iter()
+                    .map(|r| r.iter().map(|&v| v as i32).collect())
+                    .collect(),
+            )
+        }
+        DType::I8 => {
+            conv("an int8", &|v| i8::try_from(v).is_ok())?;
+            Inputs::Int8(
+                rows.iter()
+                    .map(|r| r.iter().map(|&v| v as i8).collect())
+                    .collect(),
+            )
+        }
+        other => bail!("JSON inputs need an int8 or i32 image input; this image's is {other:?}"),
+    })
+}
+
+/// Token-id rows from JSON Lines records with a "text" field, encoded as the demo's classifier
+/// was trained (cut and padded to the image's input length).
+pub fn text_rows(
+    texts: &Path,
+    tokenizer: &Path,
+    max_len: usize,
+    count: usize,
+) -> anyhow::Result<Vec<Vec<i32>>> {
+    let tok = edgeloop_trainer::tokenizer::Tokenizer::load(tokenizer)
+        .with_context(|| format!("loading the tokenizer {}", tokenizer.display()))?;
+    let body =
+        std::fs::read_to_string(texts).with_context(|| format!("reading {}", texts.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in body
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        if rows.len() == count {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not JSON", texts.display(), i + 1))?;
+        let text = v.get("text").and_then(|t| t.as_str()).with_context(|| {
+            format!(
+                "{} line {}: no string field \"text\"",
+                texts.display(),
+                i + 1
+            )
+        })?;
+        rows.push(crate::demo::device::encode(&tok, text, max_len)?);
+    }
+    if rows.is_empty() {
+        bail!("{} holds no records", texts.display());
+    }
+    Ok(rows)
+}
+
+fn run_qemu(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(p) = &args.public_key {
+        let aligned = AlignedBytes::new(bytes);
+        let model = Model::parse(aligned.as_slice())
+            .with_context(|| format!("{} is not a valid model image", args.image.display()))?;
+        let key = edgeloop_quantize::sign::read_public_key(p)?;
+        model.verify_signature(&key.0).with_context(|| {
+            format!(
+                "{}: signature check against {} failed",
+                args.image.display(),
+                p.display()
+            )
+        })?;
+    }
+    let (dtype, n_el) = input_of(bytes).with_context(|| format!("{}", args.image.display()))?;
+    let inputs = match (&args.inputs, &args.texts, &args.tokenizer) {
+        (Some(p), _, _) if p.extension().is_some_and(|e| e == "jsonl") => {
+            json_rows(p, dtype, args.count)?
+        }
+        (Some(p), _, _) => {
+            let raw = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let elem = match dtype {
+                DType::I8 => 1,
+                _ => 4,
+            };
+            let take = (n_el * elem * args.count).min(raw.len());
+            Inputs::Raw(raw[..take].to_vec())
+        }
+        (None, Some(t), Some(tok)) => Inputs::TokenIds(text_rows(t, tok, n_el, args.count)?),
+        _ => bail!("--qemu needs test inputs: --inputs FILE, or --texts FILE --tokenizer FILE"),
+    };
+    let opts = QemuOptions {
+        firmware: args.firmware.clone(),
+        qemu_run: args.qemu_run.clone(),
+        workdir: args.workdir.clone(),
+        device: args.device,
+        timeout_s: args.timeout,
+        echo: !args.json,
+    };
+    let run = qemu::run_in_qemu(&args.image, &inputs, args.store.as_deref(), &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        print_summary(&run);
+    }
+    if !run.passed {
+        bail!(
+            "the firmware failed on the device ({} of {} outputs bit-exact){}",
+            run.bit_exact,
+            run.inputs,
+            if run.firmware_errors.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", run.firmware_errors.join("; "))
+            }
+        );
+    }
+    Ok(())
+}
+
+fn print_summary(run: &QemuRun) {
+    println!(
+        "\n{} ('{}' v{}, {} bytes) on {} with {}:",
+        run.image, run.model, run.model_version, run.image_bytes, run.machine, run.firmware
+    );
+    println!("   #  host  device  confidence  latency (ticks)  output");
+    for p in &run.predictions {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        println!(
+            "{:>4}  {:>4}  {:>6}  {:>10}  {:>15}  {}",
+            p.index,
+            p.host_class,
+            opt(p.device_class.map(|c| c.to_string())),
+            opt(p.device_confidence.map(|c| format!("{c:.3}"))),
+            opt(p.latency_ticks.map(|t| t.to_string())),
+            if p.bit_exact { "bit-exact" } else { "DIFFERS" }
+        );
+    }
+    let t = &run.telemetry;
+    println!(
+        "{} of {} outputs bit-exact with the host runtime; top-1 equal on {} of {}",
+        run.bit_exact, run.inputs, run.top1_agree, run.inputs
+    );
+    println!(
+        "telemetry: {} frames ingested, {} duplicates, {} corrupt ({} bytes; device {:#x}, boot {}){}",
+        t.frames,
+        t.duplicates,
+        t.corrupt,
+        t.bytes,
+        t.device,
+        t.boot,
+        if t.store_files.is_empty() {
+            String::new()
+        } else {
+            format!(", {} Parquet files written", t.store_files.len())
+        }
+    );
+    if let Some(s) = run.stack_high_water_bytes {
+        println!(
+            "stack high-water mark: {s} bytes; QEMU ran {:.1} s",
+            run.qemu_seconds
+        );
+    }
+    println!("{}", if run.passed { "PASS" } else { "FAIL" });
 }
 
 #[cfg(test)]

@@ -17,7 +17,13 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
     let t0 = ticks.now();
     let model = Model::parse(assets::classify::image())?;
     defmt::info!("parsed in {} ticks", ticks.since(t0));
-    classify::run(&model, assets::classify::image().len(), &mut ticks)
+    let tests = classify::TestSet {
+        inputs: assets::classify::INPUTS,
+        expected: assets::classify::EXPECTED,
+        device: classify::DEFAULT_DEVICE,
+        boot: 0,
+    };
+    classify::run(&model, assets::classify::image().len(), &tests, &mut ticks)
 }
 
 #[cortex_m_rt::entry]

@@ -33,7 +33,13 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         model.image_len(),
         verify_ticks
     );
-    classify::run(&model, image.len(), &mut ticks)
+    let tests = classify::TestSet {
+        inputs: assets::classify::INPUTS,
+        expected: assets::classify::EXPECTED,
+        device: classify::DEFAULT_DEVICE,
+        boot: 0,
+    };
+    classify::run(&model, image.len(), &tests, &mut ticks)
 }
 
 #[cortex_m_rt::entry]

@@ -14,7 +14,7 @@ mod microbit;
 pub use microbit::*;
 
 mod semihosting;
-pub use semihosting::{exit, write_host_file};
+pub use semihosting::{exit, write_host_file, HostFile};
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

@@ -37,6 +37,46 @@ pub struct Args {
     /// Cortex-M0, thumbv6m-none-eabi).
     #[arg(long, default_value = "mps2-an386")]
     pub machine: String,
+    /// Puts a file's bytes into the board's memory before the firmware starts (QEMU's generic
+    /// loader device), as `FILE@ADDRESS` where ADDRESS is a number (`0x200000`) or a symbol of
+    /// the ELF (`_edgeloop_model_partition`). Repeatable. A symbol `<name>_len` in the ELF, when
+    /// present, bounds the file's size.
+    #[arg(long, value_name = "FILE@ADDRESS")]
+    pub load: Vec<String>,
+    /// Kills QEMU and fails after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+/// `FILE@ADDRESS` → (file, address), resolving a symbol through the ELF.
+fn load_spec(elf: &[u8], spec: &str) -> anyhow::Result<(PathBuf, u64)> {
+    let (file, at) = spec
+        .rsplit_once('@')
+        .with_context(|| format!("--load {spec}: expected FILE@ADDRESS"))?;
+    let hex = at.strip_prefix("0x").or_else(|| at.strip_prefix("0X"));
+    let (addr, limit) = match hex {
+        Some(h) => (
+            u64::from_str_radix(h, 16).with_context(|| format!("--load {spec}: bad address"))?,
+            None,
+        ),
+        None => match at.parse::<u64>() {
+            Ok(a) => (a, None),
+            Err(_) => (
+                symbol_address(elf, at).with_context(|| format!("--load {spec}"))?,
+                symbol_address(elf, &format!("{at}_len")).ok(),
+            ),
+        },
+    };
+    let file = PathBuf::from(file);
+    let len = std::fs::metadata(&file)
+        .with_context(|| format!("--load {spec}: reading {}", file.display()))?
+        .len();
+    if let Some(limit) = limit {
+        if len > limit {
+            bail!("--load {spec}: {len} bytes do not fit the {limit}-byte region at {addr:#x}");
+        }
+    }
+    Ok((std::path::absolute(&file)?, addr))
 }
 
 /// Runs the firmware and returns its exit status.
@@ -66,6 +106,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .arg(std::path::absolute(&args.elf)?)
         .current_dir(&args.workdir)
         .stdout(Stdio::piped());
+    for spec in &args.load {
+        let (file, addr) = load_spec(&elf, spec)?;
+        cmd.arg("-device")
+            .arg(format!("loader,file={},addr={addr:#x}", file.display()));
+    }
     if let Some(plugin) = &args.insn_plugin {
         let marker = symbol_address(&elf, &args.marker_symbol).with_context(|| {
             format!(
@@ -86,6 +131,28 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .spawn()
         .context("starting qemu-system-arm (install it with: apt-get install qemu-system-arm)")?;
     let mut stdout = child.stdout.take().context("qemu stdout")?;
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(secs) = args.timeout {
+        // Watchdog: QEMU closes its stdout when it exits, which ends the read loop below; a
+        // firmware that never exits is killed after `secs`.
+        let (child, timed_out) = (child.clone(), timed_out.clone());
+        std::thread::spawn(move || {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+                if !matches!(c.try_wait(), Ok(None)) {
+                    return;
+                }
+                if std::time::Instant::now() >= end {
+                    timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = c.kill();
+                    return;
+                }
+            }
+        });
+    }
     let mut decoder = table.new_stream_decoder();
     let mut buf = [0u8; 4096];
     let mut total = 0usize;
@@ -99,7 +166,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         decoder.received(&buf[..n]);
         loop {
             match decoder.decode() {
-                Ok(frame) => writeln!(out, "{}", frame.display_message())?,
+                // Errors and warnings carry their level, so tools reading this output
+                // (`edgeloop flash --qemu`) can tell them apart.
+                Ok(frame) => match frame.level().map(|l| l.as_str()) {
+                    Some(level @ ("error" | "warn")) => writeln!(
+                        out,
+                        "{} {}",
+                        level.to_ascii_uppercase(),
+                        frame.display_message()
+                    )?,
+                    _ => writeln!(out, "{}", frame.display_message())?,
+                },
                 Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
                 Err(defmt_decoder::DecodeError::Malformed) => {
                     bail!("malformed defmt frame in the firmware output (ELF and firmware out of sync?)")
@@ -107,7 +184,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let status = child.wait().context("waiting for qemu")?;
+    let status = loop {
+        let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = c.try_wait().context("waiting for qemu")? {
+            break status;
+        }
+        drop(c);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    if timed_out.load(std::sync::atomic::Ordering::SeqCst) {
+        bail!(
+            "the firmware did not exit within {} s; QEMU was killed",
+            args.timeout.unwrap_or(0)
+        );
+    }
     if args.verbose {
         eprintln!("qemu-run: {total} log bytes, {status}");
     }
