@@ -1,7 +1,8 @@
 //! The firmware examples in QEMU: builds `firmware-examples/` (its own workspace) with assets
 //! written once by `edgeloop firmware-assets`, runs each example through `tools/qemu-run` (its
 //! own workspace, built here), and checks exit codes and decoded defmt log lines:
-//! - `classify` on the Cortex-M4F (`mps2-an386`): bit-exact with the host, telemetry frames;
+//! - `classify` on the Cortex-M4F (`mps2-an386`): the demo's intent classifier (`edgeloop demo
+//!   --fast`, run once here) on token ids of its test split, bit-exact with the host, telemetry;
 //! - `verify`: a signed image runs, a tampered one (CRC recomputed, so only the signature
 //!   catches it) and a corrupted one are refused;
 //! - `generate`: tiny GPT greedy decoding with the KV cache, tokens and logits equal the host's;
@@ -35,13 +36,21 @@ fn tmp(name: &str) -> PathBuf {
 /// Builds are serialised: every example shares one firmware target folder.
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// The assets every example embeds, written once per test run.
+/// The assets every example embeds, written once per test run: `classify` gets the demo's
+/// intent classifier and token ids of the demo's test split.
 fn assets() -> &'static Path {
     static ASSETS: OnceLock<PathBuf> = OnceLock::new();
     ASSETS.get_or_init(|| {
+        let d = demo();
         let dir = tmp("firmware_assets");
         let out = Command::new(env!("CARGO_BIN_EXE_edgeloop"))
-            .args(["firmware-assets", "--count", "12", "--out"])
+            .args(["firmware-assets", "--count", "12", "--image"])
+            .arg(&d.image)
+            .arg("--texts")
+            .arg(&d.texts)
+            .arg("--tokenizer")
+            .arg(&d.tokenizer)
+            .arg("--out")
             .arg(&dir)
             .output()
             .expect("running edgeloop firmware-assets");
@@ -184,6 +193,7 @@ fn classify_matches_host_runtime_bit_exact_on_cortex_m4() {
         "classify exited with {:?}",
         run.status
     );
+    assert!(log.contains("model 'intent-classifier'"), "log: {log}");
     assert!(
         log.contains("12 of 12 outputs bit-exact with the host runtime"),
         "log: {log}"
@@ -514,25 +524,30 @@ fn flash_qemu_runs_the_demo_image_and_streams_telemetry_into_the_store() {
     let elf = PathBuf::from(run["firmware"].as_str().unwrap());
     let model = std::fs::read(work.join("model.part")).expect("model partition");
     let vectors = work.join("vectors.part");
-    let image_len = model.len() - 16;
-    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>, &str); 3] = [
+    // A byte near the image's end (constants or statistics: both under the image's CRC).
+    type Corrupt = fn(&mut [u8]);
+    let cases: [(&str, Corrupt, &str); 3] = [
         (
             "weight flipped, partition CRC fixed",
-            Box::new(move |p: &mut Vec<u8>| {
-                p[16 + image_len - 200] ^= 0x10;
+            |p| {
+                let at = p.len() - 200;
+                p[at] ^= 0x10;
                 let crc = edgeloop_runtime::image::crc::crc32(&p[16..]);
                 p[12..16].copy_from_slice(&crc.to_le_bytes());
-            }),
+            },
             "image refused: ImageBadCrc",
         ),
         (
             "weight flipped",
-            Box::new(move |p: &mut Vec<u8>| p[16 + image_len - 200] ^= 0x10),
+            |p| {
+                let at = p.len() - 200;
+                p[at] ^= 0x10;
+            },
             "model image partition at 0x200000 refused: BadCrc",
         ),
         (
             "length past the partition",
-            Box::new(|p: &mut Vec<u8>| p[8..12].copy_from_slice(&u32::MAX.to_le_bytes())),
+            |p| p[8..12].copy_from_slice(&u32::MAX.to_le_bytes()),
             "refused: TooLong",
         ),
     ];
@@ -611,4 +626,113 @@ fn flash_qemu_names_what_is_missing() {
             && err.contains("rustup target add thumbv7em-none-eabihf"),
         "{err}"
     );
+}
+
+/// Section sizes (`size -A`) of an ELF.
+fn sections(elf: &Path) -> HashMap<String, u64> {
+    let out = Command::new("size")
+        .arg("-A")
+        .arg(elf)
+        .output()
+        .expect("running size (binutils)");
+    assert!(out.status.success(), "size -A failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let (name, size) = (it.next()?, it.next()?.parse().ok()?);
+            Some((name.to_string(), size))
+        })
+        .collect()
+}
+
+/// (size, type, demangled name) of every sized symbol (`nm -S -C`).
+fn symbols(elf: &Path) -> Vec<(u64, char, String)> {
+    let out = Command::new("nm")
+        .args(["-S", "-C", "--size-sort"])
+        .arg(elf)
+        .output()
+        .expect("running nm (binutils)");
+    assert!(out.status.success(), "nm failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(4, ' ');
+            let _addr = it.next()?;
+            let size = u64::from_str_radix(it.next()?, 16).ok()?;
+            let kind = it.next()?.chars().next()?;
+            Some((size, kind, it.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn footprint_per_model_flash_and_ram() {
+    let work = tmp("firmware_footprint");
+    let mut md = String::from(
+        "# Memory footprint per model (Cortex-M4F, QEMU mps2-an386; release, opt-level \"s\", LTO)\n\n\
+         One firmware per model with only that model's ops linked (`footprint-*` examples: op set \
+         computed from the image by `build.rs`), one invoke on zeroed inputs. Flash: *runtime* is \
+         the runtime's out-of-line code other than kernels (image parsing and validation, op \
+         binding, the interpreter, with whatever the compiler inlined into them) plus the example's \
+         driver; *kernels* are the out-of-line `ops::*` functions; *other code* is `core`, \
+         `compiler_builtins`, defmt, cortex-m-rt and the board layer; *image* is the model image \
+         executed in place. RAM: *arena* is the image's planned arena (the firmware reserves a \
+         fixed static that is larger), *stack* the high-water mark by painting, *statics* every \
+         other `.data`/`.bss` byte.\n\n\
+         | model | flash total | runtime | kernels | other code | image | other rodata | RAM: arena | stack high-water | statics |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (bin, name) in [
+        ("footprint-classify", "intent-classifier"),
+        ("footprint-dscnn", "ds-cnn"),
+        ("footprint-generate", "tiny-gpt"),
+        ("footprint-mlp", "mlp"),
+    ] {
+        let elf = build_firmware(bin, M4, &work);
+        let (run, log) = run_qemu(&elf, &work, &["--timeout", "120"]);
+        assert!(run.status.success(), "{bin} exited with {:?}", run.status);
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("footprint {name}: ")))
+            .unwrap_or_else(|| panic!("{bin}: no footprint line in {log}"));
+        let nums: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let [image, arena, stack] = nums[nums.len() - 3..] else {
+            panic!("{line}")
+        };
+        let sec = sections(&elf);
+        let s = |n: &str| sec.get(n).copied().unwrap_or(0);
+        let (mut kernels, mut runtime, mut arena_static) = (0, 0, 0);
+        for (size, kind, sym) in symbols(&elf) {
+            let text = matches!(kind, 't' | 'T');
+            if text
+                && (sym.starts_with("edgeloop_runtime::ops::")
+                    || sym.starts_with("edgeloop_runtime::arch::"))
+            {
+                kernels += size;
+            } else if text
+                && (sym.starts_with("edgeloop_runtime::")
+                    || sym.starts_with("edgeloop_firmware_examples::footprint::"))
+            {
+                runtime += size;
+            } else if sym == "edgeloop_firmware_examples::arena::ARENA" {
+                arena_static = size;
+            }
+        }
+        assert!(kernels > 0 && runtime > 0, "{bin}: no runtime symbols");
+        assert!(arena_static >= arena, "{bin}: arena static too small");
+        let text = s(".vector_table") + s(".text");
+        let flash = text + s(".rodata") + s(".data");
+        let statics = s(".data") + s(".bss") - arena_static;
+        md.push_str(&format!(
+            "| {name} | {flash} | {runtime} | {kernels} | {} | {image} | {} | {arena} | {stack} | {statics} |\n",
+            text - runtime - kernels,
+            s(".rodata") - image,
+        ));
+    }
+    println!("{md}");
+    std::fs::write(work.join("footprint.md"), &md).expect("write footprint.md");
 }

@@ -12,9 +12,10 @@ macro_rules! asset {
 }
 
 /// The classifier's model image (16-byte aligned, executed in place from flash), its test
-/// inputs (int8 tensors back to back) and the host runtime's outputs for them. On the
-/// mps2-an386 (Cortex-M4F) this is the DS-CNN (`classify.*`); on the microbit (Cortex-M0, 16 KiB
-/// RAM) the small MLP (`mlp.*`).
+/// inputs (input tensors back to back) and the host runtime's outputs for them. On the
+/// mps2-an386 (Cortex-M4F) this is `classify.*`: the demo's intent classifier (token ids of the
+/// demo's test split in, f32 logits out) when the assets come from the test command; on the
+/// microbit (Cortex-M0, 16 KiB RAM) the small MLP (`mlp.*`).
 pub mod classify {
     use super::Aligned;
 
@@ -28,19 +29,48 @@ pub mod classify {
         &IMAGE.0
     }
 
-    /// Test inputs: int8 input tensors back to back.
+    /// Test inputs: input tensors back to back.
     #[cfg(board = "mps2_an386")]
     pub static INPUTS: &[u8] = asset!("classify.inputs");
     /// Test inputs: int8 input tensors back to back.
     #[cfg(board = "microbit")]
     pub static INPUTS: &[u8] = asset!("mlp.inputs");
 
-    /// The host runtime's int8 output tensors for [`INPUTS`], back to back.
+    /// The host runtime's output tensors for [`INPUTS`], back to back.
     #[cfg(board = "mps2_an386")]
     pub static EXPECTED: &[u8] = asset!("classify.expected");
     /// The host runtime's int8 output tensors for [`INPUTS`], back to back.
     #[cfg(board = "microbit")]
     pub static EXPECTED: &[u8] = asset!("mlp.expected");
+}
+
+/// The keyword-spotting-sized DS-CNN (int8, built in code), which `bench` measures per op, and
+/// its int8 test inputs.
+#[cfg(board = "mps2_an386")]
+pub mod dscnn {
+    use super::Aligned;
+
+    static IMAGE: &Aligned<[u8]> = &Aligned(*asset!("dscnn.img"));
+
+    /// The model image.
+    pub fn image() -> &'static [u8] {
+        &IMAGE.0
+    }
+
+    /// Test inputs: int8 input tensors back to back.
+    pub static INPUTS: &[u8] = asset!("dscnn.inputs");
+}
+
+/// The small int8 MLP (64 → 128 → 64 → 10) the Cortex-M0 build classifies with.
+pub mod mlp {
+    use super::Aligned;
+
+    static IMAGE: &Aligned<[u8]> = &Aligned(*asset!("mlp.img"));
+
+    /// The model image.
+    pub fn image() -> &'static [u8] {
+        &IMAGE.0
+    }
 }
 
 /// The classifier image signed with Ed25519 (`classify.signed.img`), and the public key the

@@ -13,6 +13,8 @@ pub mod assets;
 pub mod bench;
 pub mod board;
 pub mod classify;
+#[cfg(all(feature = "assets", board = "mps2_an386"))]
+pub mod footprint;
 pub mod partition;
 pub mod stack;
 

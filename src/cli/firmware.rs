@@ -1,17 +1,21 @@
-//! `edgeloop firmware-assets`: writes what the `classify` firmware example embeds — a model
-//! image, test inputs, and the host runtime's output tensors for them (which the firmware must
-//! reproduce bit for bit on the Cortex-M4).
+//! `edgeloop firmware-assets`: writes what the firmware examples embed — model images, test
+//! inputs, and the host runtime's output tensors for them (which the firmware must reproduce bit
+//! for bit on the Cortex-M4).
 //!
-//! Until the trainer and the compiler produce the demo's intent classifier, the image is the
-//! keyword-spotting-sized DS-CNN built in code with the image writer, calibrated on seeded random
-//! inputs. `--image` takes any int8 model image instead (for example one from `edgeloop compile`).
+//! `classify.*` is the demo's intent classifier: the test command (tests/firmware_qemu.rs) runs
+//! `edgeloop demo --fast` and passes its image (`deploy/v1/intent.edli`) with `--image`, and its
+//! lab test split and tokenizer with `--texts` / `--tokenizer`: the inputs are real token-id rows
+//! of the demo's data, encoded as the classifier was fine-tuned on them (i32 in, f32 logits out).
+//! Any int8-input image works with `--image` alone (seeded random int8 inputs). Without `--image`,
+//! `classify.*` falls back to the keyword-spotting-sized DS-CNN below.
 //!
-//! It also writes what the other examples embed: `classify.signed.img` and `classify.pub` (the
-//! same image signed with `--sign-key`, or with a fresh key pair written next to it as
-//! `edgeloop.key` / `edgeloop.pub`; `classify.pub` is the raw 32-byte public key the `verify`
-//! firmware embeds), the tiny GPT decoding assets of `generate` (`generate.img`,
-//! `generate.prompt`, `generate.expected`: the host runtime's greedy tokens and int8 logits
-//! of every step), and the small int8 MLP the Cortex-M0 build runs (`mlp.img`, `mlp.inputs`,
+//! Always written: `dscnn.*`, the DS-CNN built in code with the image writer (calibrated on seeded
+//! random inputs), which the `bench` firmware measures per op; `classify.signed.img` and
+//! `classify.pub` (the classify image signed with `--sign-key`, or with a fresh key pair written
+//! next to it as `edgeloop.key` / `edgeloop.pub`; `classify.pub` is the raw 32-byte public key the
+//! `verify` firmware embeds); the tiny GPT decoding assets of `generate` (`generate.img`,
+//! `generate.prompt`, `generate.expected`: the host runtime's greedy tokens and int8 logits of
+//! every step); and the small int8 MLP the Cortex-M0 build runs (`mlp.img`, `mlp.inputs`,
 //! `mlp.expected`).
 
 use std::path::PathBuf;
@@ -25,7 +29,7 @@ use edgeloop_runtime::{Interpreter, Model};
 /// Arguments of `edgeloop firmware-assets`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Folder to write `classify.img`, `classify.inputs` and `classify.expected` into.
+    /// Folder to write the assets into (`classify.img`, `classify.inputs`, `classify.expected`, ...).
     #[arg(long)]
     pub out: PathBuf,
     /// Number of test inputs.
@@ -34,9 +38,16 @@ pub struct Args {
     /// Seed of the inputs (and of the built-in model's weights).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// An int8 model image to use instead of the built-in DS-CNN.
+    /// The classifier image (e.g. the demo's `deploy/v1/intent.edli`); default: the DS-CNN.
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// JSON Lines records with a "text" field (e.g. the demo's `data/selected/test.jsonl`):
+    /// the first `--count` become the classifier's token-id inputs.
+    #[arg(long, requires = "tokenizer", requires = "image")]
+    pub texts: Option<PathBuf>,
+    /// The tokenizer for `--texts` (the demo's `data/tokenizer.json`).
+    #[arg(long, requires = "texts")]
+    pub tokenizer: Option<PathBuf>,
     /// Secret key file (`edgeloop keygen`) to sign `classify.signed.img` with; without it a new
     /// key pair is generated and written to `--out` as `edgeloop.key` / `edgeloop.pub`.
     #[arg(long, value_name = "KEY")]
@@ -48,19 +59,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut rng = Rng::new(args.seed ^ 0x5EED);
+    let dscnn = {
+        let net = models::ds_cnn::ds_cnn(args.seed, true);
+        let calib: Vec<Vec<f32>> = (0..32).map(|_| rng.vec(net.input_len(), 1.0)).collect();
+        net.build_i8(&calib)
+            .context("building the DS-CNN image")?
+            .0
+            .bytes
+    };
+    let (inputs, expected, desc) = run_inputs(&dscnn, &random_int8(&dscnn, args.count, &mut rng)?)?;
+    write(&args.out, "dscnn.img", &dscnn)?;
+    write(&args.out, "dscnn.inputs", &inputs)?;
+    write(&args.out, "dscnn.expected", &expected)?;
+    println!("bench DS-CNN: {desc}, {} random int8 inputs", args.count);
+
     let bytes = match &args.image {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("reading model image {}", path.display()))?,
-        None => {
-            let net = models::ds_cnn::ds_cnn(args.seed, true);
-            let calib: Vec<Vec<f32>> = (0..32).map(|_| rng.vec(net.input_len(), 1.0)).collect();
-            net.build_i8(&calib)
-                .context("building the DS-CNN image")?
-                .0
-                .bytes
-        }
+        None => dscnn.clone(),
     };
-    let (inputs, expected, model_desc) = run_inputs(&bytes, args.count, &mut rng)?;
+    let rows = match (&args.texts, &args.tokenizer) {
+        (Some(texts), Some(tok)) => {
+            let n_el = input_elements(&bytes)?;
+            let rows = crate::cli::flash::text_rows(texts, tok, n_el, args.count)?;
+            rows.iter()
+                .flat_map(|r| r.iter().flat_map(|v| v.to_le_bytes()))
+                .collect()
+        }
+        _ => random_int8(&bytes, args.count, &mut rng)?,
+    };
+    let (inputs, expected, model_desc) = run_inputs(&bytes, &rows)?;
     for (name, data) in [
         ("classify.img", &bytes),
         ("classify.inputs", &inputs),
@@ -69,14 +97,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         write(&args.out, name, data)?;
     }
     println!(
-        "wrote {}: {model_desc}, {} inputs",
+        "wrote {}: classify = {model_desc}, {} inputs ({})",
         args.out.display(),
-        args.count
+        model_desc.count,
+        match &args.texts {
+            Some(t) => format!("token ids of {}", t.display()),
+            None => "seeded random int8".into(),
+        }
     );
     write_signed(&args, &bytes)?;
     write_generate(&args.out, args.seed)?;
     write_mlp(&args.out, args.seed, &mut rng)?;
     Ok(())
+}
+
+/// Elements of the image's first input tensor.
+fn input_elements(bytes: &[u8]) -> anyhow::Result<usize> {
+    let image = AlignedBytes::new(bytes);
+    let model = Model::parse(image.as_slice()).context("parsing the model image")?;
+    let t = model.tensor(model.input(0)?)?;
+    Ok(t.shape.num_elements() as usize)
+}
+
+/// `count` seeded random int8 input tensors back to back; errors for a non-int8 input.
+fn random_int8(bytes: &[u8], count: usize, rng: &mut Rng) -> anyhow::Result<Vec<u8>> {
+    let image = AlignedBytes::new(bytes);
+    let model = Model::parse(image.as_slice()).context("parsing the model image")?;
+    let t = model.tensor(model.input(0)?)?;
+    if t.dtype != edgeloop_runtime::image::DType::I8 {
+        anyhow::bail!(
+            "model '{}' takes {:?} inputs, not int8: give --texts and --tokenizer for token ids",
+            model.name(),
+            t.dtype
+        );
+    }
+    Ok((0..count * t.len as usize)
+        .map(|_| (rng.next_u64() >> 56) as u8)
+        .collect())
 }
 
 fn write(dir: &std::path::Path, name: &str, data: &[u8]) -> anyhow::Result<()> {
@@ -167,7 +224,7 @@ fn write_mlp(out: &std::path::Path, seed: u64, rng: &mut Rng) -> anyhow::Result<
         .context("building the MLP image")?
         .0
         .bytes;
-    let (inputs, expected, desc) = run_inputs(&bytes, 8, rng)?;
+    let (inputs, expected, desc) = run_inputs(&bytes, &random_int8(&bytes, 8, rng)?)?;
     write(out, "mlp.img", &bytes)?;
     write(out, "mlp.inputs", &inputs)?;
     write(out, "mlp.expected", &expected)?;
@@ -175,13 +232,21 @@ fn write_mlp(out: &std::path::Path, seed: u64, rng: &mut Rng) -> anyhow::Result<
     Ok(())
 }
 
-/// Runs `count` random int8 inputs through `bytes` on the host runtime: (inputs, outputs, a
-/// description of the model).
-fn run_inputs(
-    bytes: &[u8],
+/// A model and how many inputs ran through it.
+struct Desc {
+    text: String,
     count: usize,
-    rng: &mut Rng,
-) -> anyhow::Result<(Vec<u8>, Vec<u8>, String)> {
+}
+
+impl std::fmt::Display for Desc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Runs input tensors (raw bytes back to back) through `bytes` on the host runtime: (inputs,
+/// output tensors back to back, a description of the model).
+fn run_inputs(bytes: &[u8], inputs: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>, Desc)> {
     let image = AlignedBytes::new(bytes);
     let model = Model::parse(image.as_slice())
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -190,26 +255,27 @@ fn run_inputs(
     let mut it =
         Interpreter::new(&model, arena.as_mut_slice()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = |e: edgeloop_runtime::Error| anyhow::anyhow!("{e}");
-    let in_len = it
-        .input_i8(0)
-        .map_err(rt)
-        .context("the image's first input must be int8")?
-        .len();
-    let (mut inputs, mut expected) = (Vec::new(), Vec::new());
-    for _ in 0..count {
-        let x: Vec<i8> = (0..in_len)
-            .map(|_| (rng.next_u64() >> 56) as u8 as i8)
-            .collect();
-        it.input_i8(0).map_err(rt)?.copy_from_slice(&x);
-        it.invoke().map_err(rt)?;
-        inputs.extend(x.iter().map(|&v| v as u8));
-        expected.extend(it.output_i8(0).map_err(rt)?.iter().map(|&v| v as u8));
+    let in_len = it.input_bytes(0).map_err(rt)?.len();
+    if in_len == 0 || inputs.len() % in_len != 0 {
+        anyhow::bail!(
+            "{} input bytes are not a whole number of {in_len}-byte input tensors",
+            inputs.len()
+        );
     }
-    let desc = format!(
-        "model '{}' ({} image bytes, arena {} bytes)",
-        model.name(),
-        bytes.len(),
-        model.arena_bytes()
-    );
-    Ok((inputs, expected, desc))
+    let mut expected = Vec::new();
+    for x in inputs.chunks_exact(in_len) {
+        it.input_bytes(0).map_err(rt)?.copy_from_slice(x);
+        it.invoke().map_err(rt)?;
+        expected.extend_from_slice(it.output_bytes(0).map_err(rt)?);
+    }
+    let desc = Desc {
+        text: format!(
+            "model '{}' ({} image bytes, arena {} bytes)",
+            model.name(),
+            bytes.len(),
+            model.arena_bytes()
+        ),
+        count: inputs.len() / in_len,
+    };
+    Ok((inputs.to_vec(), expected, desc))
 }

@@ -317,10 +317,10 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         defmt::error!("arena already taken");
         return Ok(false);
     };
-    let cnn = Model::parse(assets::classify::image())?;
+    let cnn = Model::parse(assets::dscnn::image())?;
     per_op("ds-cnn", &cnn, arena, 0, |it| {
         let x = it.input_i8(0)?;
-        for (d, &s) in x.iter_mut().zip(assets::classify::INPUTS) {
+        for (d, &s) in x.iter_mut().zip(assets::dscnn::INPUTS) {
             *d = s as i8;
         }
         Ok(())

@@ -1,8 +1,8 @@
 //! The intent classifier on the device: runs every embedded test input through the model image,
 //! logs each prediction, records telemetry (written to `telemetry.bin` on the host through
 //! semihosting), and exits with success only if every output tensor equals, byte for byte, the
-//! host runtime's output for the same input. Builds for the mps2-an386 (Cortex-M4F, DS-CNN)
-//! and the microbit (Cortex-M0, small MLP).
+//! host runtime's output for the same input. Builds for the mps2-an386 (Cortex-M4F: the demo's
+//! intent classifier, token ids of the demo's test split) and the microbit (Cortex-M0, small MLP).
 #![no_std]
 #![no_main]
 
