@@ -9,12 +9,14 @@
 //!   Wasserstein, chi-square); [`drift`] applies them over windows and builds a report that
 //!   [`report`] writes as JSON, Markdown and PNG plots.
 //!
-//! The retraining policy (`edgeloop retrain`) is not here yet: it needs the trainer and compiler.
+//! * [`policy`] is the retraining policy: triggers, the feedback that becomes training data,
+//!   and the evaluation gate (`edgeloop retrain` runs it around the trainer and the compiler).
 #![deny(missing_docs)]
 
 pub mod drift;
 pub mod error;
 pub mod ingest;
+pub mod policy;
 pub mod report;
 pub mod stats;
 pub mod store;

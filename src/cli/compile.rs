@@ -25,9 +25,6 @@ pub struct Args {
     /// Print the image report.
     #[arg(long)]
     pub report: bool,
-    /// Print the report as JSON (machine-readable) instead of text.
-    #[arg(long)]
-    pub json: bool,
     /// Model name stored in the image (≤ 24 ASCII bytes; default: the ONNX graph name).
     #[arg(long)]
     pub name: Option<String>,
@@ -52,7 +49,8 @@ pub struct Args {
     pub reference: Option<PathBuf>,
 }
 
-fn parse_shape(s: &str) -> anyhow::Result<(String, Vec<usize>)> {
+/// Parses `NAME=D0,D1,...` (`--input-shape`).
+pub fn parse_shape(s: &str) -> anyhow::Result<(String, Vec<usize>)> {
     let (name, dims) = s
         .split_once('=')
         .with_context(|| format!("--input-shape '{s}': expected NAME=D0,D1,..."))?;
@@ -105,12 +103,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => c.bytes().to_vec(),
     };
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
-    if args.json {
+    if super::output::json() {
         println!("{}", c.report.to_json());
     } else if args.report {
         print!("{}", c.report);
     } else {
-        println!(
+        crate::say!(
             "wrote {} ({} bytes{}, arena {} bytes, {} ops)",
             args.out.display(),
             bytes.len(),

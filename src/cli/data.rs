@@ -56,9 +56,6 @@ struct GenerateArgs {
     /// Minimum bytes of pretraining text (default 1200000 lab, 300000 field).
     #[arg(long)]
     pretrain_bytes: Option<usize>,
-    /// Print a JSON summary on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -139,12 +136,6 @@ struct SelectArgs {
     /// Dataset name for the card.
     #[arg(long, default_value = "selection")]
     name: String,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-    /// Print the card as JSON on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -179,9 +170,6 @@ struct TokenizeArgs {
     /// JSONL key / CSV column of the text.
     #[arg(long, default_value = "text")]
     text_field: String,
-    /// Print a JSON summary on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Runs `edgeloop data …`.
@@ -219,10 +207,10 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let (files, card) = c
         .write(&a.out, reference.as_ref())
         .with_context(|| format!("writing the corpus to {}", a.out.display()))?;
-    if a.json {
+    if super::output::json() {
         println!("{}", serde_json::to_string_pretty(&card)?);
     } else {
-        println!(
+        crate::say!(
             "wrote {} labelled examples ({} intents), {} bytes of pretraining text, {} instruction and {} preference pairs to {}",
             card.labelled,
             card.labels.len(),
@@ -232,13 +220,13 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             a.out.display()
         );
         for b in &card.baselines {
-            println!(
+            crate::say!(
                 "bag-of-words baseline, {}: {:.1}%",
                 b.description,
                 100.0 * b.eval_accuracy
             );
         }
-        println!("card: {}", files.card_md.display());
+        crate::say!("card: {}", files.card_md.display());
     }
     Ok(())
 }
@@ -279,32 +267,36 @@ fn select(a: SelectArgs) -> anyhow::Result<()> {
     cfg.quality.min_chars = a.min_chars;
     cfg.quality.max_chars = a.max_chars;
     cfg.quality.min_words = a.min_words;
-    cfg.progress = !a.quiet && !a.json;
+    cfg.progress = super::output::progress();
     let report = data::select(&cfg).context("data selection failed")?;
-    if a.json {
+    if super::output::json() {
         println!("{}", serde_json::to_string_pretty(&report.card)?);
     } else {
         for st in &report.card.steps {
-            println!(
+            crate::say!(
                 "{:<22} in {:>9}  removed {:>8}  modified {:>8}  out {:>9}",
-                st.name, st.input, st.removed, st.modified, st.output
+                st.name,
+                st.input,
+                st.removed,
+                st.modified,
+                st.output
             );
         }
         for (name, sp) in &report.card.splits {
-            println!(
+            crate::say!(
                 "{name}: {} records -> {}",
                 sp.records,
                 a.out.join(&sp.file).display()
             );
         }
         if let Some(b) = &report.card.baseline {
-            println!(
+            crate::say!(
                 "bag-of-words baseline ({}): {:.1}%",
                 b.description,
                 100.0 * b.eval_accuracy
             );
         }
-        println!("card: {}", a.out.join("card.md").display());
+        crate::say!("card: {}", a.out.join("card.md").display());
     }
     Ok(())
 }
@@ -332,15 +324,17 @@ fn tokenize_cmd(a: TokenizeArgs) -> anyhow::Result<()> {
         append_eos: a.eos,
     };
     let r = tokenize(&cfg).context("tokenization failed")?;
-    if a.json {
+    if super::output::json() {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!(
+        crate::say!(
             "tokenizer ({:?}, {} ids): {}",
-            r.kind, r.vocab_size, r.tokenizer
+            r.kind,
+            r.vocab_size,
+            r.tokenizer
         );
         for f in &r.files {
-            println!(
+            crate::say!(
                 "{} -> {}: {} documents, {} tokens ({:.2} chars/token)",
                 f.input,
                 f.output,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Arguments of `edgeloop demo`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  edgeloop demo --out runs/demo\n  edgeloop demo --fast --out /tmp/demo   # seconds, tiny sizes\n\n\
+    after_help = "Example:\n  edgeloop demo --out runs/demo\n  edgeloop demo --fast --out /tmp/demo   # seconds, tiny sizes\n  edgeloop demo --json --quiet > summary.json\n\n\
 Writes every artifact under --out: data cards, checkpoints, fp32 and int8 ONNX, the signed image, \
 telemetry Parquet, the drift report, the v2 image with its rollout manifest, summary.json and report.html."
 )]
@@ -19,19 +19,11 @@ pub struct Args {
     /// Seed of everything (data, initialization, sampling).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Print the run summary as JSON on stdout at the end.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Runs the demo.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let summary = crate::demo::run(&args.out, args.fast, args.seed, !args.quiet && !args.json)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    }
-    Ok(())
+    let summary = crate::demo::run(&args.out, args.fast, args.seed, super::output::progress())?;
+    // --json: the run summary (as in summary.json) on stdout.
+    super::output::summary(&summary)
 }

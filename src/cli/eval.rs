@@ -90,9 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let written = report
         .write_all(&out)
         .with_context(|| format!("writing the report to {}", out.display()))?;
-    println!("wrote {}", written.json.display());
-    println!("wrote {}", written.markdown.display());
-    println!(
+    crate::say!("wrote {}", written.json.display());
+    crate::say!("wrote {}", written.markdown.display());
+    crate::say!(
         "wrote {} ({} plots)",
         written.html.display(),
         written.plots.len()

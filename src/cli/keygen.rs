@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let seed = args.seed.as_deref().map(parse_seed).transpose()?;
     let (secret, public) = sign::generate_keypair(seed)?;
     let (sk, pk) = sign::write_keypair(&args.out, &secret, args.force)?;
-    println!(
+    crate::say!(
         "wrote {} (secret) and {} (public), key id {}",
         sk.display(),
         pk.display(),

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod backends;
 pub mod compile;
 pub mod completions;
 pub mod data;
@@ -12,7 +13,9 @@ pub mod eval;
 pub mod firmware;
 pub mod flash;
 pub mod keygen;
+pub mod output;
 pub mod quantize;
+pub mod retrain;
 pub mod run;
 pub mod serve;
 pub mod sign;
@@ -26,6 +29,12 @@ pub mod train;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// No progress bars or status lines (errors still go to stderr).
+    #[arg(long, global = true)]
+    quiet: bool,
+    /// Print a machine-readable JSON summary on stdout (status lines go to stderr).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,7 +55,11 @@ enum Command {
     Keygen(keygen::Args),
     /// Write a model image for a flasher: Intel HEX or raw binary at a flash address.
     Flash(flash::Args),
-    /// Run a model image on the host runtime: print its outputs and invoke timing.
+    /// Run the retraining policy on a run folder and its telemetry: triggers, retraining set,
+    /// fine-tune, v+1 image, evaluation gate, rollout manifest.
+    Retrain(retrain::Args),
+    /// Run a model image on the host runtime (or an ONNX model through runtime / ONNX Runtime /
+    /// tract): print outputs and timing.
     Run(run::Args),
     /// Sign a model image with an Ed25519 key (appends the signature trailer).
     Sign(sign::SignArgs),
@@ -64,6 +77,7 @@ enum Command {
 
 /// Dispatches to the subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    output::set(cli.quiet, cli.json);
     match cli.command {
         Command::Completions(args) => completions::run(args)?,
         Command::Compile(args) => compile::run(args)?,
@@ -74,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flash(args) => flash::run(args)?,
         Command::Quantize(args) => quantize::run(args)?,
         Command::Keygen(args) => keygen::run(args)?,
+        Command::Retrain(args) => retrain::run(args)?,
         Command::Run(args) => run::run(args)?,
         Command::Sign(args) => sign::run_sign(args)?,
         Command::Verify(args) => sign::run_verify(args)?,

@@ -103,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let inputs = model.inputs(&cfg.input_shapes)?;
     let data = Dataset::load_dir(&args.calib, &inputs)
         .with_context(|| format!("reading calibration data from {}", args.calib.display()))?;
-    println!(
+    crate::say!(
         "calibrating {} with {} sample(s), method {}",
         args.model.display(),
         data.samples.len(),
@@ -114,20 +114,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     let total = q.plan.quantized.len();
     let nq = q.plan.quantized.iter().filter(|&&b| b).count();
-    println!(
+    crate::say!(
         "wrote {} ({nq}/{total} nodes quantized, {} activation tensors, opset {})",
         args.out.display(),
         q.plan.activations.len(),
         q.model.opset("")
     );
     if q.smoothed_groups > 0 {
-        println!(
+        crate::say!(
             "SmoothQuant: {} MatMul group(s) smoothed",
             q.smoothed_groups
         );
     }
     for (node, why) in &q.plan.kept_float {
-        println!("kept float: {node} ({why})");
+        crate::say!("kept float: {node} ({why})");
     }
     if let Some(dir) = &args.report {
         let rep = q
@@ -139,9 +139,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .sqnr_db
                 .map(|v| format!("{v:.2} dB"))
                 .unwrap_or("exact".into());
-            println!("output {}: SQNR {sq}, cosine {:.5}", o.tensor, o.cosine);
+            crate::say!("output {}: SQNR {sq}, cosine {:.5}", o.tensor, o.cosine);
         }
-        println!("report: {}", dir.join("sensitivity.md").display());
+        crate::say!("report: {}", dir.join("sensitivity.md").display());
     }
     Ok(())
 }

@@ -1,19 +1,36 @@
 //! `edgeloop run`: parse a model image, run it on the host runtime, print outputs and timing.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use edgeloop_quantize::OnnxModel;
 use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::image::{DType, TensorInfo};
 use edgeloop_runtime::{Interpreter, Model};
 
 /// Arguments of `edgeloop run`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  edgeloop run --image runs/demo/deploy/v1/intent.edli --input @ids.txt\n  \
+edgeloop run --model runs/demo/deploy/v1/model-int8.onnx --backend all --input @ids.txt\n  \
+edgeloop run --model model.onnx --backend ort --input-shape input_ids=1,24 --repeat 100 --json"
+)]
 pub struct Args {
-    /// Model image to run.
+    /// Model image to run on the host runtime.
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    pub image: Option<PathBuf>,
+    /// ONNX model to run through `--backend` (our runtime compiles it in memory).
     #[arg(long)]
-    pub image: PathBuf,
+    pub model: Option<PathBuf>,
+    /// Backend(s) for `--model`: runtime, ort (ONNX Runtime, from ORT_DYLIB_PATH), tract, or
+    /// all three side by side with each one's largest difference from the runtime.
+    #[arg(long, value_enum, default_value = "runtime", requires = "model")]
+    pub backend: super::backends::Backend,
+    /// Static shape for an ONNX input with symbolic dims: NAME=D0,D1,... (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS", requires = "model")]
+    pub input_shape: Vec<String>,
     /// Values of one graph input (repeat the flag for several inputs, in order): numbers
     /// separated by commas or whitespace, or `@FILE` to read them from a file. Real values are
     /// quantized with the input's scale for int8 inputs (see `--raw`). Without `--input`, inputs
@@ -26,9 +43,6 @@ pub struct Args {
     /// Number of timed invocations.
     #[arg(long, default_value_t = 10)]
     pub repeat: usize,
-    /// Also print the outputs and timing as one JSON object on the last line.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// What one invocation of a model produced.
@@ -54,6 +68,16 @@ fn parse_values(spec: &str) -> anyhow::Result<Vec<f64>> {
                 .with_context(|| format!("not a number: {s:?}"))
         })
         .collect()
+}
+
+/// The first 16 values, for a status line.
+fn show(v: &[f64]) -> String {
+    let s: Vec<String> = v.iter().take(16).map(|x| format!("{x:.4}")).collect();
+    format!(
+        "[{}{}]",
+        s.join(", "),
+        if v.len() > 16 { ", …" } else { "" }
+    )
 }
 
 fn describe(t: &TensorInfo) -> String {
@@ -139,7 +163,7 @@ pub fn run_image(
     let aligned = AlignedBytes::new(image);
     let model = Model::parse(aligned.as_slice()).context("parsing the model image")?;
     let (major, minor) = model.format_version();
-    println!(
+    crate::say!(
         "model {:?} v{} (format {major}.{minor}): {} bytes, {} ops, {} tensors, constants {} bytes, arena {} bytes",
         model.name(),
         model.model_version(),
@@ -151,7 +175,7 @@ pub fn run_image(
     );
     let mut arena = AlignedBytes::zeroed(model.arena_bytes());
     let mut it = Interpreter::new(&model, arena.as_mut_slice())?;
-    println!(
+    crate::say!(
         "interpreter: {} bytes (size_of), arena {} bytes",
         std::mem::size_of::<Interpreter<'_, '_>>(),
         model.arena_bytes()
@@ -159,7 +183,7 @@ pub fn run_image(
     let mut values = Vec::new();
     for k in 0..model.num_inputs() {
         let info = it.input_info(k)?;
-        println!("input {k}: {}", describe(&info));
+        crate::say!("input {k}: {}", describe(&info));
         let v = match inputs.get(k).cloned().flatten() {
             Some(v) => v,
             None => (0..info.num_elements())
@@ -190,19 +214,11 @@ pub fn run_image(
     for k in 0..model.num_outputs() {
         let info = it.output_info(k)?;
         let (real, codes) = read_output(&it, k)?;
-        let show = |v: &[f64]| {
-            let s: Vec<String> = v.iter().take(16).map(|x| format!("{x:.4}")).collect();
-            format!(
-                "[{}{}]",
-                s.join(", "),
-                if v.len() > 16 { ", …" } else { "" }
-            )
-        };
-        println!("output {k}: {}", describe(&info));
-        println!("  values: {}", show(&real));
+        crate::say!("output {k}: {}", describe(&info));
+        crate::say!("  values: {}", show(&real));
         if let Some(c) = codes {
             let s: Vec<String> = c.iter().take(16).map(|x| x.to_string()).collect();
-            println!(
+            crate::say!(
                 "  codes:  [{}{}]",
                 s.join(", "),
                 if c.len() > 16 { ", …" } else { "" }
@@ -210,7 +226,7 @@ pub fn run_image(
         }
         outputs.push(real);
     }
-    println!(
+    crate::say!(
         "invoke: mean {mean:.1} µs, min {min:.1} µs over {} runs",
         times.len()
     );
@@ -222,23 +238,61 @@ pub fn run_image(
 
 /// Runs `edgeloop run`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
     let inputs = args
         .input
         .iter()
         .map(|s| parse_values(s).map(Some))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let r = run_image(&bytes, &inputs, args.raw, args.repeat)?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "outputs": r.outputs,
-                "invoke_us_mean": r.invoke_us.0,
-                "invoke_us_min": r.invoke_us.1,
-            })
-        );
+    if let Some(path) = &args.model {
+        return run_model(path, &args, &inputs);
     }
-    Ok(())
+    let Some(image) = &args.image else {
+        bail!("give --image (a model image) or --model (an ONNX model)");
+    };
+    let bytes = std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
+    let r = run_image(&bytes, &inputs, args.raw, args.repeat)?;
+    super::output::summary(&serde_json::json!({
+        "outputs": r.outputs,
+        "invoke_us_mean": r.invoke_us.0,
+        "invoke_us_min": r.invoke_us.1,
+    }))
+}
+
+/// `--model`: the ONNX model through each backend.
+fn run_model(path: &Path, args: &Args, inputs: &[Option<Vec<f64>>]) -> anyhow::Result<()> {
+    use super::backends::{self, Backend};
+    if args.raw {
+        bail!("--raw applies to int8 image inputs (--image), not to ONNX models");
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let model = OnnxModel::from_bytes(&bytes)
+        .with_context(|| format!("parsing {} as ONNX", path.display()))?;
+    let mut shapes = HashMap::new();
+    for s in &args.input_shape {
+        let (n, d) = super::compile::parse_shape(s)?;
+        shapes.insert(n, d);
+    }
+    let specs = model.inputs(&shapes)?;
+    let sample = backends::sample(&specs, inputs)?;
+    let which = match args.backend {
+        Backend::All => vec![Backend::Runtime, Backend::Ort, Backend::Tract],
+        b => vec![b],
+    };
+    let runs = backends::run_all(&bytes, &model, &specs, &sample, &which, args.repeat)?;
+    for r in &runs {
+        crate::say!(
+            "{:?}: mean {:.1} µs, min {:.1} µs over {} runs{}",
+            r.backend,
+            r.run_us_mean,
+            r.run_us_min,
+            args.repeat.max(1),
+            r.max_abs_diff_vs_runtime
+                .map(|d| format!("; largest difference from the runtime {d:.3e}"))
+                .unwrap_or_default()
+        );
+        for (name, v) in &r.outputs {
+            crate::say!("  {name}: {}", show(v));
+        }
+    }
+    super::output::summary(&serde_json::json!({ "model": path, "runs": runs }))
 }

@@ -38,7 +38,7 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<()> {
         .with_context(|| format!("signing {}", args.image.display()))?;
     std::fs::write(&args.out, &signed)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
+    crate::say!(
         "wrote {} ({} bytes: image {} + trailer 80), key id {}",
         args.out.display(),
         signed.len(),
@@ -53,7 +53,7 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<()> {
 pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
     let public = sign::read_public_key(&args.public)?;
     let v = sign::verify_image_file(&args.image, &public)?;
-    println!(
+    crate::say!(
         "{}: signature OK (model '{}' v{}, {} signed bytes, key id {})",
         args.image.display(),
         v.name,

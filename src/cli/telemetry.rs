@@ -98,7 +98,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         .with_context(|| format!("ingesting {input}"))?;
     }
     let s = ing.stats();
-    println!(
+    crate::say!(
         "read {} bytes: {} new frames, {} duplicates, {} corrupt frames skipped ({}); {} Parquet files written under {}",
         s.bytes,
         s.frames,
@@ -124,7 +124,7 @@ fn drift(args: DriftArgs) -> anyhow::Result<std::process::ExitCode> {
     let rep = analyse(&reference, &current, &cfg).context("computing drift")?;
     let files = report::write(&rep, &args.out).context("writing the drift report")?;
     let perf = rep.windows.iter().filter(|w| w.performance_drift).count();
-    println!(
+    crate::say!(
         "{} windows: {} with dataset drift, {} with performance drift; {} on-device alarms. Report: {}",
         rep.windows.len(),
         rep.drifted_windows(),

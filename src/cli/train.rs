@@ -105,12 +105,6 @@ struct Common {
     /// Device: cpu, or cuda[:N] (needs a build with --features edgeloop-trainer/cuda).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -228,7 +222,7 @@ fn common(c: &Common) -> anyhow::Result<JobCommon> {
         train,
         batch_size: c.batch_size,
         resume: c.resume,
-        progress: !c.quiet && !c.json,
+        progress: super::output::progress(),
         export_opset: c.export_onnx.then_some(c.opset),
         seed: c.seed,
         device: jobs::device(&c.device)?,
@@ -240,7 +234,7 @@ fn print(report: &JobReport, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
-    println!(
+    crate::say!(
         "{}: {} steps in {:.1} s{}",
         report.job,
         report.steps,
@@ -252,18 +246,18 @@ fn print(report: &JobReport, json: bool) -> anyhow::Result<()> {
         }
     );
     if let Some(l) = report.final_train_loss {
-        println!("  final train loss {l:.4}");
+        crate::say!("  final train loss {l:.4}");
     }
     if let Some(l) = report.best_eval_loss {
-        println!("  best eval loss   {l:.4}");
+        crate::say!("  best eval loss   {l:.4}");
     }
     if let Some(a) = report.val_accuracy {
-        println!("  val accuracy     {:.2}%", 100.0 * a);
+        crate::say!("  val accuracy     {:.2}%", 100.0 * a);
     }
-    println!("  model            {}", report.model_dir.display());
-    println!("  loss curves      {}", report.loss_png.display());
+    crate::say!("  model            {}", report.model_dir.display());
+    crate::say!("  loss curves      {}", report.loss_png.display());
     if let Some(o) = &report.onnx {
-        println!("  fp32 ONNX        {}", o.display());
+        crate::say!("  fp32 ONNX        {}", o.display());
     }
     Ok(())
 }
@@ -284,7 +278,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("loading tokenizer {}", a.tokenizer.display()))?;
             let seq = a.seq_len.unwrap_or(spec.context());
             let r = jobs::pretrain(&spec, &tok, &a.common.train, &a.common.val, seq, &c)?;
-            print(&r, a.common.json)
+            print(&r, super::output::json())
         }
         Command::Finetune(a) => {
             let c = common(&a.common)?;
@@ -302,6 +296,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         qat: a.qat,
                         max_len: a.max_len.unwrap_or(base.spec.context()),
                         fixed_length: a.fixed_length,
+                        keep_head: false,
                     };
                     jobs::finetune_classifier(base, &a.common.train, &a.common.val, &opts, &c)?
                 }
@@ -312,14 +307,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     jobs::finetune_sft(base, &a.common.train, &a.common.val, lora, &c)?
                 }
             };
-            print(&r, a.common.json)
+            print(&r, super::output::json())
         }
         Command::Dpo(a) => {
             let c = common(&a.common)?;
             let base = jobs::load_base(&a.base, &c.device)
                 .with_context(|| format!("loading base model {}", a.base.display()))?;
             let r = jobs::dpo(base, &a.common.train, &a.common.val, a.beta, &c)?;
-            print(&r, a.common.json)
+            print(&r, super::output::json())
         }
         Command::Export(a) => {
             let mut base = jobs::load_base(&a.model, &jobs::device("cpu")?)
@@ -337,7 +332,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 head,
             };
             jobs::export_model(&base.spec, &mut base.params, &opts, &a.out)?;
-            println!("wrote {}", a.out.display());
+            crate::say!("wrote {}", a.out.display());
             Ok(())
         }
     }

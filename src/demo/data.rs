@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::Ctx;
 
 /// What the data stage reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DataSummary {
     /// Records per lab split after selection.
     pub lab_train: usize,
@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Data> {
     field
         .write(&dir.join("field"), Some(&lab))
         .context("writing the field corpus")?;
-    println!(
+    crate::say!(
         "lab corpus: {} labelled, {} pretraining documents; field corpus: {} labelled (shifted wording, regions, styles)",
         lab.labelled.len(),
         lab.pretrain.len(),
@@ -169,7 +169,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Data> {
         vocab: tokenizer.vocab_size(),
         labels: corpus::labels().iter().map(|s| s.to_string()).collect(),
     };
-    println!(
+    crate::say!(
         "selected: train {} / val {} / test {} ({} removed); field: stream {} / held out {}; BPE vocabulary {}",
         summary.lab_train,
         summary.lab_val,

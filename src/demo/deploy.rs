@@ -44,7 +44,7 @@ pub fn keys(ctx: &Ctx) -> anyhow::Result<Keys> {
     seed[8..16].copy_from_slice(b"edgeloop");
     let (secret, public) = sign::generate_keypair(Some(seed))?;
     let (_, public_path) = sign::write_keypair(&ctx.out.join("keys"), &secret, true)?;
-    println!(
+    crate::say!(
         "signing key written to {} (public key {})",
         ctx.out.join("keys").display(),
         public_path.display()
@@ -57,7 +57,7 @@ pub fn keys(ctx: &Ctx) -> anyhow::Result<Keys> {
 }
 
 /// Scores of one model form on one data set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Score {
     /// Accuracy.
     pub accuracy: f64,
@@ -68,7 +68,7 @@ pub struct Score {
 }
 
 /// One row of the fidelity table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FormRow {
     /// `fp32 ONNX (tract)`, `int8 QDQ ONNX (tract)`, `int8 image (edgeloop runtime)`.
     pub form: String,
@@ -79,7 +79,7 @@ pub struct FormRow {
 }
 
 /// One deployed model version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Deployment {
     /// Model version (in the image header and every telemetry record).
     pub version: u32,
@@ -239,7 +239,7 @@ pub fn deploy(
     std::fs::write(&image_path, &signed)?;
     let report_text = compiled.report.to_string();
     std::fs::write(dir.join("compile-report.txt"), &report_text)?;
-    println!(
+    crate::say!(
         "v{version}: int8 ONNX {} bytes; signed image {} bytes, arena {} bytes (lower bound {}), {} MACs per inference",
         q.model.to_bytes().len(),
         signed.len(),
@@ -296,7 +296,7 @@ pub fn deploy(
             lab: score(labels, &lab_y, &lp)?,
             field: score(labels, &field_y, &fp)?,
         };
-        println!(
+        crate::say!(
             "  {:<32} lab accuracy {:.1}% (macro F1 {:.3}) | field accuracy {:.1}% (macro F1 {:.3})",
             row.form,
             100.0 * row.lab.accuracy,
@@ -313,7 +313,7 @@ pub fn deploy(
         .count() as f64
         / int8_lab.len().max(1) as f64;
     let invoke_us = invoke.iter().sum::<f64>() / invoke.len().max(1) as f64;
-    println!(
+    crate::say!(
         "  image vs int8 ONNX top-1 agreement {:.2}%; invoke {:.0} µs on this host",
         100.0 * agree,
         invoke_us

@@ -93,6 +93,19 @@ pub struct Fleet {
     pub store: PathBuf,
     /// The host drift report.
     pub report: DriftReport,
+    /// The reference telemetry store (the image on the lab validation split).
+    pub reference_store: PathBuf,
+    /// Events per host drift window.
+    pub drift_window: usize,
+}
+
+/// The host drift analysis settings for windows of `window` events.
+pub fn drift_config(window: usize) -> DriftConfig {
+    DriftConfig {
+        window,
+        min_window: 10,
+        ..DriftConfig::default()
+    }
 }
 
 /// Deterministic per-event coin (SplitMix64), so runs are reproducible.
@@ -332,7 +345,7 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
     }
     let total_bytes: usize = wires.iter().map(|w| w.len()).sum();
     let (frames, corrupt) = ingest(&field_root, &wires, t0 + 1)?;
-    println!(
+    crate::say!(
         "{} devices: {} inferences, {} feedback records ({} corrections), {} on-device drift alarms ({} on token ids, \
          the rest on predicted classes); \
          {} bytes of telemetry → {} frames ingested, {} corrupt",
@@ -349,11 +362,8 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
 
     let reference = store::read(&reference_root)?;
     let current = store::read(&field_root)?;
-    let cfg = DriftConfig {
-        window: (sz.per_device * sz.devices / 8).max(20),
-        min_window: 10,
-        ..DriftConfig::default()
-    };
+    let drift_window = (sz.per_device * sz.devices / 8).max(20);
+    let cfg = drift_config(drift_window);
     let report = drift::analyse(&reference, &current, &cfg).context("drift analysis")?;
     let report_dir = dir.join("drift");
     drift_report::write(&report, &report_dir)?;
@@ -368,7 +378,7 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
             class_psi: w.features.iter().find(|f| f.name == "class").map(|f| f.psi),
         })
         .collect();
-    println!(
+    crate::say!(
         "host drift: {} of {} windows drifted; on-device alarms in the store: {}; v1 accuracy lab phase {:.1}% → field phase {:.1}%",
         report.drifted_windows(),
         report.windows.len(),
@@ -397,5 +407,7 @@ pub fn simulate(ctx: &Ctx, data: &Data, v1: &Deployment, keys: &Keys) -> anyhow:
         },
         store: field_root,
         report,
+        reference_store: reference_root,
+        drift_window,
     })
 }

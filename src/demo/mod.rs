@@ -7,7 +7,8 @@
 //! image side by side) → [`fleet`] (simulated devices run the image on shifted field data; their
 //! telemetry crosses the byte framing into the Parquet store; drift on device and on the host) →
 //! [`retrain`] (corrections + replay, fine-tune from the deployed checkpoint, evaluation gate,
-//! v2 image and rollout manifest) → [`report`] (`report.html`).
+//! v2 image and rollout manifest) → [`report`] (`report.html`). [`state`] keeps what
+//! `edgeloop retrain --run DIR` needs to run the policy again on later telemetry.
 
 pub mod data;
 pub mod deploy;
@@ -15,16 +16,18 @@ pub mod device;
 pub mod fleet;
 pub mod report;
 pub mod retrain;
+pub mod state;
 pub mod train;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::Serialize;
+use edgeloop_monitor::policy::{Evidence, Policy};
+use serde::{Deserialize, Serialize};
 
 /// Sizes of one demo run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sizes {
     /// Labelled lab examples generated (before selection).
     pub lab_labelled: usize,
@@ -143,11 +146,11 @@ pub fn stage<T>(
     name: &str,
     f: impl FnOnce() -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    println!("\n== {name}");
+    crate::say!("\n== {name}");
     let t = Instant::now();
     let r = f().with_context(|| format!("stage {name}"))?;
     let seconds = t.elapsed().as_secs_f64();
-    println!("   ({seconds:.1} s)");
+    crate::say!("   ({seconds:.1} s)");
     times.push(StageTime {
         stage: name.to_string(),
         seconds,
@@ -164,6 +167,8 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
 /// Everything the run produced, written to `summary.json`.
 #[derive(Debug, Serialize)]
 pub struct Summary {
+    /// Seed of the run.
+    pub seed: u64,
     /// Sizes used.
     pub sizes: Sizes,
     /// Data stage.
@@ -214,12 +219,48 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         "field: devices on shifted data, telemetry, drift",
         || fleet::simulate(&ctx, &data, &v1, &keys),
     )?;
+    let mut state = state::RunState::new(
+        &ctx,
+        &data,
+        &trained.classifier,
+        &v1,
+        (&fleet.reference_store, &fleet.store),
+        fleet.drift_window,
+    );
+    let field = retrain::FieldEvidence {
+        store: fleet.store.clone(),
+        evidence: Evidence {
+            drifted_windows: fleet.report.drifted_windows(),
+            windows: fleet.report.windows.len(),
+            device_alarms: fleet.report.device_alarms,
+            ..Evidence::default()
+        },
+    };
     let retrained = stage(
         &mut times,
         "retrain: corrections + replay, gate, v2 image",
-        || retrain::run(&ctx, &data, &trained.classifier, &v1, &fleet, &keys),
+        || {
+            retrain::run(
+                &ctx,
+                &data,
+                &trained.classifier,
+                &v1,
+                &field,
+                &keys,
+                &Policy::default(),
+            )
+        },
     )?;
+    if let (true, Some(v2), Some(c)) = (
+        retrained.accepted,
+        retrained.v2.as_ref(),
+        retrained.classifier.as_ref(),
+    ) {
+        state.deploy(&ctx, c, v2);
+    }
+    state.write(out)?;
     let summary = Summary {
+        seed,
         sizes: ctx.sizes.clone(),
         data: data.summary.clone(),
         train: trained.summary.clone(),
@@ -230,7 +271,7 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
     };
     write_json(&out.join("summary.json"), &summary)?;
     let html = report::write(&ctx, &summary)?;
-    println!(
+    crate::say!(
         "\nedgeloop demo finished in {:.0} s: {}",
         t0.elapsed().as_secs_f64(),
         html.display()

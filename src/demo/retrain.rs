@@ -7,30 +7,40 @@
 //! held-out field set, must not regress on the lab test set beyond a tolerance) → rollout
 //! manifest, or a rejection that says why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use edgeloop_monitor::policy::{self, Evidence, GateScores, Policy};
 use edgeloop_monitor::store;
 use edgeloop_trainer::data::Record;
 use edgeloop_trainer::train::jobs::{self, ClassifyOptions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::data::{write_records, Data};
 use super::deploy::{self, Deployment, Keys};
-use super::fleet::Fleet;
 use super::train::{self as train_stage, relative, Classifier};
 use super::{write_json, Ctx};
 
-/// Gate tolerance: the lab test accuracy may drop at most this much.
-pub const LAB_TOLERANCE: f64 = 0.02;
-/// Gate: the field accuracy must rise at least this much.
-pub const MIN_FIELD_GAIN: f64 = 0.0;
-/// Corrections that trigger retraining on their own.
-pub const MIN_CORRECTIONS: usize = 20;
+/// The telemetry the policy looks at: where it is stored and what the drift analysis found.
+#[derive(Debug, Clone)]
+pub struct FieldEvidence {
+    /// The telemetry store (Parquet).
+    pub store: PathBuf,
+    /// Drift windows, alarms and the deployed model's age; `corrections` is filled from the
+    /// store by [`run`].
+    pub evidence: Evidence,
+}
 
 /// What the retraining stage reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RetrainSummary {
+    /// The version a candidate gets (deployed version + 1).
+    pub version: u32,
+    /// The policy's thresholds.
+    pub policy: Policy,
+    /// What the telemetry showed.
+    pub evidence: Evidence,
     /// Why retraining ran (empty: it did not).
     pub triggers: Vec<String>,
     /// Examples from field feedback (after dedup and leak removal).
@@ -41,6 +51,8 @@ pub struct RetrainSummary {
     pub leaks_removed: usize,
     /// Duplicates removed.
     pub duplicates_removed: usize,
+    /// Feedback without a usable input or class.
+    pub unusable_feedback: usize,
     /// The candidate, when one was built.
     pub v2: Option<Deployment>,
     /// Gate decision.
@@ -49,123 +61,98 @@ pub struct RetrainSummary {
     pub gate: Vec<String>,
     /// Rollout manifest (when accepted), relative to the run folder.
     pub manifest: Option<String>,
+    /// The candidate's classifier checkpoint (not in the JSON).
+    #[serde(skip)]
+    pub classifier: Option<Classifier>,
 }
 
-/// Image accuracy of `d` on (lab test, field hold-out).
-fn image_scores(d: &Deployment) -> anyhow::Result<(f64, f64)> {
+/// Image accuracy of `d` on the lab test set and the field hold-out.
+fn image_scores(d: &Deployment) -> anyhow::Result<GateScores> {
     let row = d
         .forms
         .iter()
         .find(|r| r.form.starts_with("int8 image"))
         .context("the deployment has no image score")?;
-    Ok((row.lab.accuracy, row.field.accuracy))
+    Ok(GateScores {
+        lab: row.lab.accuracy,
+        field: row.field.accuracy,
+    })
 }
 
-/// Runs the stage.
+/// Runs the stage: the policy on `field`, and when a trigger fires, a candidate fine-tuned from
+/// the `deployed` classifier (its encoder and head), deployed as version + 1 under
+/// `retrain/v<N>/` and `deploy/v<N>/`, and the gate.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     ctx: &Ctx,
     data: &Data,
     deployed: &Classifier,
-    v1: &Deployment,
-    fleet: &Fleet,
+    current: &Deployment,
+    field: &FieldEvidence,
     keys: &Keys,
+    policy: &Policy,
 ) -> anyhow::Result<RetrainSummary> {
-    let dir = ctx.dir("retrain")?;
+    let version = current.version + 1;
+    let dir = ctx.dir(&format!("retrain/v{version}"))?;
     let tok = &data.tokenizer;
     let pad = tok.specials().pad.unwrap_or(0);
 
-    // Triggers.
-    let mut triggers = Vec::new();
-    if fleet.report.drifted_windows() > 0 {
-        triggers.push(format!(
-            "host drift: {} of {} windows",
-            fleet.report.drifted_windows(),
-            fleet.report.windows.len()
-        ));
-    }
-    if fleet.report.device_alarms > 0 {
-        triggers.push(format!(
-            "on-device drift alarms: {}",
-            fleet.report.device_alarms
-        ));
-    }
-    let stored = store::read(&fleet.store)?;
-    let corrections = stored
+    let stored = store::read(&field.store)
+        .with_context(|| format!("reading the telemetry store {}", field.store.display()))?;
+    let mut evidence = field.evidence.clone();
+    evidence.corrections = stored
         .feedback
         .iter()
         .filter(|f| f.correction.is_some())
         .count();
-    if corrections >= MIN_CORRECTIONS {
-        triggers.push(format!("{corrections} user corrections"));
-    }
+    let triggers = policy.triggers(&evidence);
     let mut summary = RetrainSummary {
+        version,
+        policy: policy.clone(),
+        evidence,
         triggers: triggers.clone(),
         feedback_examples: 0,
         replay_examples: 0,
         leaks_removed: 0,
         duplicates_removed: 0,
+        unusable_feedback: 0,
         v2: None,
         accepted: false,
         gate: Vec::new(),
         manifest: None,
+        classifier: None,
     };
     if triggers.is_empty() {
-        println!("no trigger fired: v1 stays deployed");
-        summary
-            .gate
-            .push("no retraining: no drift and too few corrections".into());
+        crate::say!("no trigger fired: v{} stays deployed", current.version);
+        summary.gate.push(format!(
+            "no retraining: no trigger fired ({} drifted windows, {} device alarms, {} corrections)",
+            summary.evidence.drifted_windows,
+            summary.evidence.device_alarms,
+            summary.evidence.corrections
+        ));
         write_json(&dir.join("retrain.json"), &summary)?;
         return Ok(summary);
     }
-    println!("retraining triggered by: {}", triggers.join("; "));
+    crate::say!("retraining triggered by: {}", triggers.join("; "));
 
-    // Feedback → labelled examples: a correction gives the right class; a thumbs-up confirms
-    // the predicted class (looked up from the inference row).
-    let predicted: HashMap<(u64, u32, u32), u16> = stored
-        .inferences
-        .iter()
-        .map(|r| {
-            (
-                (r.common.partition.device, r.common.boot, r.common.seq),
-                r.class,
-            )
-        })
-        .collect();
-    let held_out: HashSet<String> = jobs::read_texts(&data.test)?
+    // Feedback → labelled examples, minus anything in the held-out sets (compared as the
+    // token ids the devices sample) and repeats.
+    let held_out: HashSet<Vec<i32>> = jobs::read_texts(&data.test)?
         .into_iter()
         .chain(jobs::read_texts(&data.field_holdout)?)
-        .map(|r| {
-            Ok(format!(
-                "{:?}",
-                super::device::encode(tok, &r.text, deployed.max_len)?
-            ))
-        })
+        .map(|r| super::device::encode(tok, &r.text, deployed.max_len))
         .collect::<anyhow::Result<_>>()?;
-    let mut seen: HashSet<String> = HashSet::new();
+    let set = policy::feedback_examples(&stored, &held_out);
+    summary.leaks_removed = set.leaks_removed;
+    summary.duplicates_removed = set.duplicates_removed;
+    summary.unusable_feedback = set.unusable;
     let mut examples = Vec::new();
-    for f in &stored.feedback {
-        let class = match (f.correction, f.thumbs_up) {
-            (Some(c), _) => Some(c),
-            (None, Some(true)) => predicted
-                .get(&(f.common.partition.device, f.common.boot, f.inference_seq))
-                .copied(),
-            _ => None,
-        };
-        let (Some(class), false) = (class, f.sample.is_empty()) else {
+    for ex in &set.examples {
+        let Some(label) = current.labels.get(usize::from(ex.class)) else {
+            summary.unusable_feedback += 1;
             continue;
         };
-        let Some(label) = v1.labels.get(usize::from(class)) else {
-            continue;
-        };
-        if held_out.contains(&format!("{:?}", f.sample)) {
-            summary.leaks_removed += 1;
-            continue;
-        }
-        if !seen.insert(format!("{:?}", f.sample)) {
-            summary.duplicates_removed += 1;
-            continue;
-        }
-        let ids: Vec<u32> = f
+        let ids: Vec<u32> = ex
             .sample
             .iter()
             .filter(|&&v| v >= 0 && v as u32 != pad)
@@ -198,12 +185,12 @@ pub fn run(
     summary.replay_examples = replay;
     let retrain_train = dir.join("train.jsonl");
     write_records(&retrain_train, &examples)?;
-    println!(
+    crate::say!(
         "retraining set: {} from field feedback ({} leaks into held-out sets removed, {} duplicates), {} replayed lab examples",
         summary.feedback_examples, summary.leaks_removed, summary.duplicates_removed, replay
     );
 
-    // Fine-tune from the deployed checkpoint (its encoder; a fresh head on the same labels).
+    // Fine-tune from the deployed checkpoint: its encoder and its classification head.
     let base = jobs::load_base(&deployed.model_dir, &jobs::device("cpu")?)?;
     let c = jobs::finetune_classifier(
         base,
@@ -214,10 +201,11 @@ pub fn run(
             qat: false,
             max_len: deployed.max_len,
             fixed_length: true,
+            keep_head: true,
         },
         &train_stage::common(
             ctx,
-            ctx.out.join("classifier-v2"),
+            ctx.out.join(format!("classifier-v{version}")),
             ctx.sizes.retrain_steps,
             2e-3,
             true,
@@ -225,50 +213,33 @@ pub fn run(
     )
     .context("fine-tuning the v2 classifier")?;
     let labels = train_stage::read_labels(&c.model_dir)?;
-    if labels != v1.labels {
+    if labels != current.labels {
         bail!(
-            "the retraining set's labels differ from v1's ({} vs {}): the rollout would change the output layout",
+            "the retraining set's labels differ from the deployed model's ({} vs {}): the rollout would change the output layout",
             labels.len(),
-            v1.labels.len()
+            current.labels.len()
         );
     }
     let v2_classifier = Classifier {
         model_dir: c.model_dir.clone(),
-        onnx: c.onnx.clone().context("no ONNX export of v2")?,
+        onnx: c.onnx.clone().context("no ONNX export of the candidate")?,
         labels,
         max_len: deployed.max_len,
     };
-    let v2 = deploy::deploy(ctx, data, &v2_classifier, keys, v1.version + 1)?;
+    let v2 = deploy::deploy(ctx, data, &v2_classifier, keys, version)?;
 
     // The gate.
-    let (v1_lab, v1_field) = image_scores(v1)?;
-    let (v2_lab, v2_field) = image_scores(&v2)?;
-    let field_ok = v2_field - v1_field > MIN_FIELD_GAIN;
-    let lab_ok = v1_lab - v2_lab <= LAB_TOLERANCE;
-    summary.gate.push(format!(
-        "field hold-out accuracy {:.1}% → {:.1}% ({:+.1} points; must rise): {}",
-        100.0 * v1_field,
-        100.0 * v2_field,
-        100.0 * (v2_field - v1_field),
-        if field_ok { "pass" } else { "FAIL" }
-    ));
-    summary.gate.push(format!(
-        "lab test accuracy {:.1}% → {:.1}% ({:+.1} points; may drop at most {:.0}): {}",
-        100.0 * v1_lab,
-        100.0 * v2_lab,
-        100.0 * (v2_lab - v1_lab),
-        100.0 * LAB_TOLERANCE,
-        if lab_ok { "pass" } else { "FAIL" }
-    ));
-    summary.accepted = field_ok && lab_ok;
+    let decision = policy.gate(image_scores(current)?, image_scores(&v2)?);
+    summary.accepted = decision.accepted;
+    summary.gate = decision.lines;
     for g in &summary.gate {
-        println!("gate: {g}");
+        crate::say!("gate: {g}");
     }
     if summary.accepted {
         let manifest = serde_json::json!({
             "model": "intent-classifier",
             "version": v2.version,
-            "replaces": v1.version,
+            "replaces": current.version,
             "image": v2.image,
             "image_bytes": v2.image_bytes,
             "arena_bytes": v2.arena_bytes,
@@ -280,16 +251,20 @@ pub fn run(
                 {"stage": "half", "share": 0.5},
                 {"stage": "all", "share": 1.0}
             ],
-            "rollback_to": v1.image,
+            "rollback_to": current.image,
         });
         let path = dir.join("rollout.json");
         write_json(&path, &manifest)?;
         summary.manifest = Some(relative(&ctx.out, &path));
-        println!("v2 accepted: rollout manifest {}", path.display());
+        crate::say!("v{version} accepted: rollout manifest {}", path.display());
     } else {
-        println!("v2 rejected: v1 stays deployed (see the gate lines above)");
+        crate::say!(
+            "v{version} rejected: v{} stays deployed (see the gate lines above)",
+            current.version
+        );
     }
     summary.v2 = Some(v2);
+    summary.classifier = Some(v2_classifier);
     write_json(&dir.join("retrain.json"), &summary)?;
     Ok(summary)
 }

@@ -161,7 +161,7 @@ pub fn run(ctx: &Ctx, data: &Data) -> anyhow::Result<Trained> {
         &common(ctx, ctx.out.join("gpt"), sz.pretrain_steps, 3e-3, false)?,
     )
     .context("pretraining the GPT")?;
-    println!(
+    crate::say!(
         "GPT ({} parameters): {} steps, val loss {:.3} in {:.1} s",
         g.parameters,
         g.steps,
@@ -177,7 +177,7 @@ pub fn run(ctx: &Ctx, data: &Data) -> anyhow::Result<Trained> {
         &common(ctx, ctx.out.join("encoder"), sz.pretrain_steps, 3e-3, false)?,
     )
     .context("pretraining the encoder")?;
-    println!(
+    crate::say!(
         "encoder ({} parameters): {} steps, val MLM loss {:.3} in {:.1} s",
         e.parameters,
         e.steps,
@@ -194,6 +194,7 @@ pub fn run(ctx: &Ctx, data: &Data) -> anyhow::Result<Trained> {
             qat: false,
             max_len: sz.max_len,
             fixed_length: true,
+            keep_head: false,
         },
         &common(
             ctx,
@@ -204,7 +205,7 @@ pub fn run(ctx: &Ctx, data: &Data) -> anyhow::Result<Trained> {
         )?,
     )
     .context("fine-tuning the intent classifier")?;
-    println!(
+    crate::say!(
         "intent classifier: {} steps, validation accuracy {:.1}% in {:.1} s",
         c.steps,
         100.0 * c.val_accuracy.unwrap_or(f32::NAN),

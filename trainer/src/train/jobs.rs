@@ -396,6 +396,10 @@ pub struct ClassifyOptions {
     /// export the encoder without the `attention_mask` input: the form a microcontroller image
     /// takes (see [`export::export_bert_fixed_length`]). Encoders only.
     pub fixed_length: bool,
+    /// Continue from the base's own classification head (retraining a deployed classifier on
+    /// the same labels) instead of starting a fresh one. The base must be a classifier with as
+    /// many labels as the training set has.
+    pub keep_head: bool,
 }
 
 /// Fine-tunes `base` as a sequence classifier on labelled JSONL records.
@@ -456,10 +460,26 @@ pub fn finetune_classifier(
             "applies to encoder (bert) classifiers only",
         ));
     }
+    let base_labels = match &base.spec {
+        ModelSpec::Gpt(c) => c.num_labels,
+        ModelSpec::Bert(c) => c.num_labels,
+    };
+    if options.keep_head && base_labels != Some(labels.len()) {
+        return Err(TrainerError::config(
+            "keep_head",
+            format!(
+                "the base has {} labels, the training set {}: keep_head needs a classifier with the same labels",
+                base_labels.map_or("no".to_string(), |n| n.to_string()),
+                labels.len()
+            ),
+        ));
+    }
     let mut spec = base.spec.clone();
     spec.set_num_labels(Some(labels.len()));
     let mut params = base.params;
-    params.remove_where(|n| n.starts_with("classifier."));
+    if !options.keep_head {
+        params.remove_where(|n| n.starts_with("classifier."));
+    }
     params.reseed(common.seed);
     let build = BuildOptions {
         lora: options.lora.clone(),
@@ -808,6 +828,7 @@ mod tests {
             qat: false,
             max_len: 24,
             fixed_length: false,
+            keep_head: false,
         };
         let cc = common(root.join("intent"), 30);
         let rc = finetune_classifier(
@@ -830,6 +851,50 @@ mod tests {
             merged.params.iter().all(|(n, _)| !n.contains("lora")),
             "adapters merged for export"
         );
+        // Retraining a deployed classifier continues from its head: with a ~zero learning rate
+        // the continued model keeps the trained accuracy, a fresh head does not.
+        let again = |keep_head: bool, name: &str| {
+            let mut cc = common(root.join(name), 1);
+            cc.train.schedule.lr = 1e-9;
+            cc.train.schedule.min_lr = 1e-9;
+            let opts = ClassifyOptions {
+                max_len: 24,
+                keep_head,
+                ..ClassifyOptions::default()
+            };
+            finetune_classifier(
+                load_base(&rc.model_dir, &Device::Cpu).unwrap(),
+                &root.join("train.jsonl"),
+                &root.join("val.jsonl"),
+                &opts,
+                &cc,
+            )
+        };
+        let kept = again(true, "kept").unwrap();
+        assert!(kept.val_accuracy.unwrap() >= 0.9, "the head was kept");
+        let fresh = again(false, "fresh").unwrap();
+        println!(
+            "zero-lr continuation: kept head {:?}, fresh head {:?}",
+            kept.val_accuracy, fresh.val_accuracy
+        );
+        assert!(
+            fresh.val_accuracy < kept.val_accuracy,
+            "a fresh head is untrained"
+        );
+        // A base without a head cannot keep one.
+        let err = finetune_classifier(
+            load_base(&r.model_dir, &Device::Cpu).unwrap(),
+            &root.join("train.jsonl"),
+            &root.join("val.jsonl"),
+            &ClassifyOptions {
+                max_len: 24,
+                keep_head: true,
+                ..ClassifyOptions::default()
+            },
+            &common(root.join("nohead"), 1),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("keep_head"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

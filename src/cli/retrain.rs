@@ -1,0 +1,143 @@
+//! `edgeloop retrain`: the retraining policy on a run folder's deployed model and a telemetry
+//! store — triggers (host drift, on-device alarms, corrections, schedule) → retraining set
+//! (corrections and confirmations + replay, deduplicated, leak-free) → fine-tune from the
+//! deployed checkpoint → quantize, compile, sign as version + 1 → evaluation gate → rollout
+//! manifest, or a rejection that says why. The run folder's `state.json` (written by
+//! `edgeloop demo`) names the data, the deployed model and the stores.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use edgeloop_monitor::drift;
+use edgeloop_monitor::ingest::now_ms;
+use edgeloop_monitor::policy::{Evidence, Policy};
+use edgeloop_monitor::store;
+
+use crate::demo::{fleet, retrain, state};
+
+/// Arguments of `edgeloop retrain`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  edgeloop demo --out runs/demo\n  \
+edgeloop telemetry ingest --input field.bin --store runs/demo/telemetry/field   # more field telemetry\n  \
+edgeloop retrain --run runs/demo\n  \
+edgeloop retrain --run runs/demo --store /data/fleet-telemetry --min-corrections 50 --json\n  \
+edgeloop retrain --run runs/demo --every-days 30   # scheduled (cron)\n\n\
+An accepted candidate becomes the deployed model in state.json (image deploy/v<N>/intent.edli, \
+manifest retrain/v<N>/rollout.json); a rejected one is explained in retrain/v<N>/retrain.json.")]
+pub struct Args {
+    /// Run folder made by `edgeloop demo` (holds state.json).
+    #[arg(long, default_value = "runs/demo")]
+    pub run: PathBuf,
+    /// Telemetry store to judge (default: the run's field store).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Corrections that trigger retraining on their own (0: never).
+    #[arg(long, default_value_t = Policy::default().min_corrections)]
+    pub min_corrections: usize,
+    /// Host drift windows that trigger retraining (0: never).
+    #[arg(long, default_value_t = Policy::default().min_drifted_windows)]
+    pub min_drifted_windows: usize,
+    /// On-device drift alarms that trigger retraining (0: never).
+    #[arg(long, default_value_t = Policy::default().min_device_alarms)]
+    pub min_device_alarms: usize,
+    /// Schedule: retrain when the deployed model is at least this many days old.
+    #[arg(long)]
+    pub every_days: Option<f64>,
+    /// Gate: largest allowed drop of lab test accuracy (fraction, e.g. 0.02).
+    #[arg(long, default_value_t = Policy::default().lab_tolerance)]
+    pub lab_tolerance: f64,
+    /// Gate: the field hold-out accuracy must rise by more than this (fraction).
+    #[arg(long, default_value_t = Policy::default().min_field_gain)]
+    pub min_field_gain: f64,
+}
+
+/// Runs `edgeloop retrain`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    for (name, v) in [
+        ("--lab-tolerance", args.lab_tolerance),
+        ("--min-field-gain", args.min_field_gain),
+    ] {
+        anyhow::ensure!(
+            v.is_finite() && (0.0..1.0).contains(&v),
+            "{name} must be a fraction in [0, 1), got {v}"
+        );
+    }
+    if let Some(d) = args.every_days {
+        anyhow::ensure!(
+            d.is_finite() && d >= 0.0,
+            "--every-days must be ≥ 0, got {d}"
+        );
+    }
+    let out = &args.run;
+    let mut st = state::RunState::read(out)?;
+    let ctx = st.ctx(out, super::output::progress());
+    let data = st.data(out)?;
+    let classifier = st.classifier(out);
+    let current = st.deployed.deployment.clone();
+    let keys = state::read_keys(out)?;
+    let store_root = args
+        .store
+        .clone()
+        .unwrap_or_else(|| out.join(&st.field_store));
+    anyhow::ensure!(
+        store_root.is_dir(),
+        "telemetry store {} does not exist (ingest telemetry with `edgeloop telemetry ingest`)",
+        store_root.display()
+    );
+
+    // Host drift of the store against the reference window of the deployed image.
+    let reference = store::read(&out.join(&st.reference_store))
+        .with_context(|| format!("reading the reference store {}", st.reference_store))?;
+    let current_rows = store::read(&store_root)
+        .with_context(|| format!("reading the telemetry store {}", store_root.display()))?;
+    let report = drift::analyse(
+        &reference,
+        &current_rows,
+        &fleet::drift_config(st.drift_window),
+    )
+    .context("drift analysis")?;
+    crate::say!(
+        "telemetry {}: {} inferences, {} feedback records; host drift in {} of {} windows; {} on-device alarms",
+        store_root.display(),
+        current_rows.inferences.len(),
+        current_rows.feedback.len(),
+        report.drifted_windows(),
+        report.windows.len(),
+        report.device_alarms
+    );
+    let policy = Policy {
+        min_corrections: args.min_corrections,
+        min_drifted_windows: args.min_drifted_windows,
+        min_device_alarms: args.min_device_alarms,
+        max_age_days: args.every_days,
+        lab_tolerance: args.lab_tolerance,
+        min_field_gain: args.min_field_gain,
+    };
+    let field = retrain::FieldEvidence {
+        store: store_root,
+        evidence: Evidence {
+            drifted_windows: report.drifted_windows(),
+            windows: report.windows.len(),
+            device_alarms: report.device_alarms,
+            corrections: 0,
+            deployed_age_days: Some(
+                (now_ms() - st.deployed.deployed_at_ms).max(0) as f64 / 86_400_000.0,
+            ),
+        },
+    };
+    let summary = retrain::run(&ctx, &data, &classifier, &current, &field, &keys, &policy)?;
+    if let (true, Some(v), Some(c)) = (
+        summary.accepted,
+        summary.v2.as_ref(),
+        summary.classifier.as_ref(),
+    ) {
+        st.deploy(&ctx, c, v);
+        st.write(out)?;
+        crate::say!(
+            "deployed v{} (state: {})",
+            v.version,
+            out.join(state::STATE_FILE).display()
+        );
+    }
+    super::output::summary(&summary)
+}
