@@ -97,7 +97,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         written.html.display(),
         written.plots.len()
     );
-    Ok(())
+    super::output::summary(&serde_json::json!({
+        "json": written.json,
+        "markdown": written.markdown,
+        "html": written.html,
+        "plots": written.plots,
+        "report": serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(&written.json)
+                .with_context(|| format!("reading {}", written.json.display()))?
+        )?,
+    }))
 }
 
 /// One parsed JSON Lines record with its location.

@@ -48,5 +48,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if seed.is_some() {
         eprintln!("warning: the key was derived from --seed; use it for tests only");
     }
-    Ok(())
+    super::output::summary(&serde_json::json!({
+        "secret_key": sk,
+        "public_key": pk,
+        "key_id": hex(&public.key_id()),
+        "seeded": seed.is_some(),
+    }))
 }

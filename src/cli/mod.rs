@@ -98,3 +98,70 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// Every leaf command, with its path.
+    fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        if subs.is_empty() {
+            out.push((path.clone(), cmd.clone()));
+        }
+        for s in subs {
+            leaves(s, format!("{path} {}", s.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_the_issue_names_exists_and_takes_quiet_and_json() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let names: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+        for want in [
+            "data",
+            "train",
+            "eval",
+            "quantize",
+            "compile",
+            "run",
+            "flash",
+            "serve",
+            "telemetry",
+            "retrain",
+            "demo",
+        ] {
+            assert!(names.contains(&want), "no `edgeloop {want}` in {names:?}");
+        }
+        let mut all = Vec::new();
+        leaves(&cmd, "edgeloop".into(), &mut all);
+        assert!(all.len() > names.len(), "nested subcommands are walked");
+        for (path, c) in &all {
+            for flag in ["quiet", "json"] {
+                assert!(
+                    c.get_arguments().any(|a| a.get_long() == Some(flag)),
+                    "`{path}` does not take --{flag}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn quiet_and_json_parse_before_or_after_the_subcommand() {
+        for args in [
+            &["edgeloop", "--json", "retrain", "--run", "x"][..],
+            &["edgeloop", "retrain", "--run", "x", "--json", "--quiet"][..],
+            &[
+                "edgeloop", "data", "tokenize", "--input", "a", "--out", "b", "--json",
+            ][..],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+}

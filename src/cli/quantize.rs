@@ -86,7 +86,7 @@ fn config(args: &Args) -> anyhow::Result<QuantizeConfig> {
         exclude: args.exclude.iter().cloned().collect(),
         smoothquant_alpha: args.smoothquant,
         input_shapes,
-        progress: true,
+        progress: super::output::progress(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -129,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (node, why) in &q.plan.kept_float {
         crate::say!("kept float: {node} ({why})");
     }
+    let mut outputs = Vec::new();
     if let Some(dir) = &args.report {
         let rep = q
             .sensitivity(&data, args.report_samples, cfg.method.name())
@@ -140,10 +141,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|v| format!("{v:.2} dB"))
                 .unwrap_or("exact".into());
             crate::say!("output {}: SQNR {sq}, cosine {:.5}", o.tensor, o.cosine);
+            outputs.push(serde_json::json!({
+                "tensor": o.tensor, "sqnr_db": o.sqnr_db, "cosine": o.cosine,
+            }));
         }
         crate::say!("report: {}", dir.join("sensitivity.md").display());
     }
-    Ok(())
+    super::output::summary(&serde_json::json!({
+        "out": args.out,
+        "calibration_samples": data.samples.len(),
+        "method": cfg.method.name(),
+        "nodes_quantized": nq,
+        "nodes": total,
+        "activation_tensors": q.plan.activations.len(),
+        "opset": q.model.opset(""),
+        "smoothquant_groups": q.smoothed_groups,
+        "kept_float": q.plan.kept_float.iter().map(|(n, w)| serde_json::json!({"node": n, "why": w})).collect::<Vec<_>>(),
+        "report_outputs": outputs,
+    }))
 }
 
 #[cfg(test)]

@@ -223,17 +223,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let store = config.store_dir.clone();
     let server = serve::BackgroundServer::start(config)?;
-    println!("listening on http://{}", server.addr());
+    // The address line is what scripts wait for: on stdout even under --quiet; under --json it
+    // is a one-line JSON object (and the stop summary another), so stdout is JSON Lines.
+    if super::output::json() {
+        println!(
+            "{}",
+            serde_json::json!({ "listening": format!("http://{}", server.addr()) })
+        );
+    } else {
+        println!("listening on http://{}", server.addr());
+    }
     server.block_on(shutdown_signal());
     let stats = server.stop()?;
-    eprintln!(
-        "stopped: {} records written to {} ({} files), {} dropped, {} write errors",
-        stats.written,
-        store.display(),
-        stats.files,
-        stats.dropped,
-        stats.write_errors
-    );
+    if super::output::json() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "stopped": true,
+                "records_written": stats.written,
+                "store": store,
+                "files": stats.files,
+                "dropped": stats.dropped,
+                "write_errors": stats.write_errors,
+            })
+        );
+    } else {
+        eprintln!(
+            "stopped: {} records written to {} ({} files), {} dropped, {} write errors",
+            stats.written,
+            store.display(),
+            stats.files,
+            stats.dropped,
+            stats.write_errors
+        );
+    }
     Ok(())
 }
 

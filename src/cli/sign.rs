@@ -45,7 +45,11 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<()> {
         signed.len() - 80,
         hex(&secret.public_key().key_id())
     );
-    Ok(())
+    super::output::summary(&serde_json::json!({
+        "out": args.out,
+        "bytes": signed.len(),
+        "key_id": hex(&secret.public_key().key_id()),
+    }))
 }
 
 /// Verifies an image file; fails (exit 1) when the signature is missing, from another key, or
@@ -61,5 +65,12 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
         v.image_len,
         hex(&v.key_id)
     );
-    Ok(())
+    super::output::summary(&serde_json::json!({
+        "image": args.image,
+        "verified": true,
+        "model": v.name,
+        "model_version": v.model_version,
+        "signed_bytes": v.image_len,
+        "key_id": hex(&v.key_id),
+    }))
 }

@@ -108,7 +108,15 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         files,
         args.store.display()
     );
-    Ok(())
+    super::output::summary(&serde_json::json!({
+        "store": args.store,
+        "bytes": s.bytes,
+        "frames": s.frames,
+        "duplicates": s.duplicates,
+        "corrupt": s.corrupt.total(),
+        "corrupt_by_kind": s.corrupt,
+        "parquet_files": files,
+    }))
 }
 
 fn drift(args: DriftArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -132,6 +140,13 @@ fn drift(args: DriftArgs) -> anyhow::Result<std::process::ExitCode> {
         rep.device_alarms,
         files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
     );
+    super::output::summary(&serde_json::json!({
+        "windows": rep.windows.len(),
+        "drifted_windows": rep.drifted_windows(),
+        "performance_drift_windows": perf,
+        "device_alarms": rep.device_alarms,
+        "report_files": files,
+    }))?;
     if args.fail_on_drift && (rep.drifted_windows() > 0 || perf > 0) {
         return Ok(std::process::ExitCode::from(3));
     }
