@@ -143,6 +143,22 @@ fn demo_fast_runs_the_whole_loop() {
         "arena below its lower bound"
     );
 
+    // On the emulated Cortex-M4 when QEMU is installed (the test script installs it): every
+    // output tensor equal to the host runtime's, its telemetry in the store.
+    let qemu = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-arm").is_file()));
+    if qemu {
+        assert_eq!(s["cortex_m4"]["ran"], true, "{}", s["cortex_m4"]);
+        let n = num(&s, "/cortex_m4/inputs");
+        assert!(n > 0.0);
+        assert_eq!(num(&s, "/cortex_m4/bit_exact"), n);
+        assert_eq!(num(&s, "/cortex_m4/top1_agree"), n);
+        assert!(num(&s, "/cortex_m4/frames") >= n);
+        assert_eq!(num(&s, "/cortex_m4/corrupt_frames"), 0.0);
+    } else {
+        assert!(s["cortex_m4"]["skipped"].is_string());
+    }
+
     // Telemetry crossed the byte framing intact; drift was seen.
     assert!(num(&s, "/fleet/frames_ingested") > num(&s, "/fleet/inferences"));
     assert_eq!(num(&s, "/fleet/corrupt_frames"), 0.0);

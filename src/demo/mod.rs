@@ -4,12 +4,14 @@
 //! [`data`] (generate the lab and field corpora, select, split, tokenizer) → [`train`] (pretrain a
 //! tiny GPT and a tiny encoder, fine-tune the intent classifier, export fp32 ONNX) →
 //! [`deploy`] (quantize to int8 QDQ ONNX, compile a signed model image, score fp32 / int8 ONNX /
-//! image side by side) → [`fleet`] (simulated devices run the image on shifted field data; their
+//! image side by side) → [`cortex_m4`] (the image on the emulated Cortex-M4F in QEMU, when
+//! installed) → [`fleet`] (simulated devices run the image on shifted field data; their
 //! telemetry crosses the byte framing into the Parquet store; drift on device and on the host) →
 //! [`retrain`] (corrections + replay, fine-tune from the deployed checkpoint, evaluation gate,
 //! v2 image and rollout manifest) → [`report`] (`report.html`). [`state`] keeps what
 //! `edgeloop retrain --run DIR` needs to run the policy again on later telemetry.
 
+pub mod cortex_m4;
 pub mod data;
 pub mod deploy;
 pub mod device;
@@ -177,6 +179,8 @@ pub struct Summary {
     pub train: train::TrainSummary,
     /// v1 deployment.
     pub v1: deploy::Deployment,
+    /// v1 on the emulated Cortex-M4 (QEMU), when installed.
+    pub cortex_m4: cortex_m4::CortexM4Summary,
     /// Field simulation.
     pub fleet: fleet::FleetSummary,
     /// Retraining and v2.
@@ -213,6 +217,11 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         &mut times,
         "deploy v1: quantize, compile (signed), evaluate fp32 / int8 / image",
         || deploy::deploy(&ctx, &data, &trained.classifier, &keys, 1),
+    )?;
+    let m4 = stage(
+        &mut times,
+        "device: v1 on the emulated Cortex-M4 (QEMU), bit-exact check, telemetry",
+        || cortex_m4::run(&ctx, &data, &v1),
     )?;
     let fleet = stage(
         &mut times,
@@ -265,6 +274,7 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         data: data.summary.clone(),
         train: trained.summary.clone(),
         v1: v1.clone(),
+        cortex_m4: m4,
         fleet: fleet.summary.clone(),
         retrain: retrained,
         times,

@@ -189,6 +189,33 @@ pub fn write(ctx: &Ctx, s: &Summary) -> anyhow::Result<PathBuf> {
         s.v1.invoke_us,
         esc(&s.v1.compile_report)
     );
+    let m = &s.cortex_m4;
+    if m.ran {
+        let _ = writeln!(
+            h,
+            "<p><b>On the microcontroller.</b> The same signed image on an emulated Cortex-M4F (QEMU \
+             <code>mps2-an386</code>, firmware <code>flashed</code>, image in a flash partition): {} of {} \
+             lab test inputs gave output tensors byte-for-byte equal to the host runtime's, top-1 agreed on {}; \
+             {} telemetry frames ({} corrupt) went into <code>{}</code>. RAM: arena {} bytes, stack high-water {} \
+             bytes.</p>",
+            m.bit_exact,
+            m.inputs,
+            m.top1_agree,
+            m.frames,
+            m.corrupt_frames,
+            esc(m.store.as_deref().unwrap_or("")),
+            m.arena_bytes,
+            m.stack_high_water_bytes
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "?".into())
+        );
+    } else {
+        let _ = writeln!(
+            h,
+            "<p><b>On the microcontroller:</b> skipped — {}.</p>",
+            esc(m.skipped.as_deref().unwrap_or("not run"))
+        );
+    }
     let f = &s.fleet;
     let _ = writeln!(
         h,
