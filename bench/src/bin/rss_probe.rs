@@ -1,0 +1,70 @@
+//! `rss-probe IMAGE [CALLS]`: a process that runs one model image and prints its peak RSS.
+//!
+//! Reads the image file straight into an aligned buffer (standing in for flash), parses it, allocates
+//! the arena, runs `invoke` CALLS times (default 100) on zero inputs and prints one JSON line
+//! with `VmHWM` and `VmRSS` from `/proc/self/status` (KiB) next to the image and arena sizes.
+//! `rss-probe --baseline` prints the same for a process that loads no model.
+
+use edgeloop_runtime::image::writer::AlignedBytes;
+use edgeloop_runtime::{Interpreter, Model};
+
+fn status_kib(key: &str) -> Result<u64, String> {
+    let s = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("reading /proc/self/status: {e}"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("/proc/self/status has no {key}"))
+}
+
+fn run() -> Result<String, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(path) = args.first() else {
+        return Err("usage: rss-probe IMAGE [CALLS] | rss-probe --baseline".into());
+    };
+    if path == "--baseline" {
+        return Ok(format!(
+            "{{\"vm_hwm_kib\":{},\"vm_rss_kib\":{},\"image_bytes\":0,\"arena_bytes\":0}}",
+            status_kib("VmHWM:")?,
+            status_kib("VmRSS:")?
+        ));
+    }
+    let calls: usize = match args.get(1) {
+        Some(c) => c
+            .parse()
+            .map_err(|_| format!("CALLS '{c}' is not a number"))?,
+        None => 100,
+    };
+    // Read straight into the aligned buffer: one copy of the image in memory.
+    let mut file = std::fs::File::open(path).map_err(|e| format!("opening {path}: {e}"))?;
+    let len = file.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+    let len = usize::try_from(len).map_err(|_| format!("{path}: too large"))?;
+    let mut img = AlignedBytes::zeroed(len);
+    std::io::Read::read_exact(&mut file, img.as_mut_slice())
+        .map_err(|e| format!("reading {path}: {e}"))?;
+    let model = Model::parse(img.as_slice()).map_err(|e| format!("{path}: {e:?}"))?;
+    let mut arena = AlignedBytes::zeroed(model.arena_bytes());
+    let mut it =
+        Interpreter::new(&model, arena.as_mut_slice()).map_err(|e| format!("arena: {e:?}"))?;
+    for _ in 0..calls {
+        it.invoke().map_err(|e| format!("invoke: {e:?}"))?;
+    }
+    std::hint::black_box(it.output_bytes(0).map_err(|e| format!("{e:?}"))?);
+    Ok(format!(
+        "{{\"vm_hwm_kib\":{},\"vm_rss_kib\":{},\"image_bytes\":{},\"arena_bytes\":{}}}",
+        status_kib("VmHWM:")?,
+        status_kib("VmRSS:")?,
+        img.as_slice().len(),
+        model.arena_bytes()
+    ))
+}
+
+fn main() {
+    match run() {
+        Ok(line) => println!("{line}"),
+        Err(e) => {
+            eprintln!("rss-probe: {e}");
+            std::process::exit(1);
+        }
+    }
+}

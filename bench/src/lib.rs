@@ -1,0 +1,21 @@
+//! edgeloop-bench: the host runtime side by side with ONNX Runtime and tract on the same ONNX
+//! artifacts (issue 11).
+//!
+//! [`models`] builds each benchmark model as fp32 ONNX, quantizes it with our quantizer to int8
+//! QDQ ONNX and compiles both to model images. [`backends`] runs one artifact in one engine:
+//! our runtime (int8 / f32 image), ONNX Runtime through `ort` (QDQ at its default optimization
+//! level and at Level1, fp32) and tract (QDQ, fp32). [`measure`] times them in interleaved
+//! rounds so that every ratio is taken pair by pair on the same round, and [`report`] writes
+//! `results.json` and the Markdown tables. [`counting`] is the counting allocator used to check
+//! that `invoke` does not allocate.
+
+pub mod backends;
+pub mod check;
+pub mod counting;
+pub mod error;
+pub mod measure;
+pub mod models;
+pub mod report;
+pub mod stats;
+
+pub use error::{Error, Result};

