@@ -25,6 +25,11 @@ use serde_json::Value;
 
 /// Arguments of `edgeloop eval`.
 #[derive(Debug, Parser)]
+#[command(after_help = "Examples:\n  \
+edgeloop eval classification --pred preds.jsonl --out eval/intent   # lines: {\"pred\": 3, \"label\": 3, \"scores\": [..], \"group\": \"region-b\"}\n  \
+edgeloop eval generation --pred gen.jsonl --out eval/gen            # lines: {\"hyp\": \"..\", \"refs\": [\"..\"]}\n  \
+edgeloop eval lm --pred lm.jsonl --out eval/lm --json               # lines: {\"text\": \"..\", \"token_nll\": [..]}\n\n\
+Writes report.json, report.md, report.html and PNG plots into --out.")]
 pub struct Args {
     #[command(subcommand)]
     task: Task,

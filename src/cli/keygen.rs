@@ -8,6 +8,9 @@ use edgeloop_quantize::sign::{self, hex};
 
 /// Arguments of `edgeloop keygen`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  edgeloop keygen --out keys\n  \
+edgeloop compile model-int8.onnx --out model.edli --sign keys/edgeloop.key\n  \
+edgeloop verify model.edli --pub keys/edgeloop.pub")]
 pub struct Args {
     /// Folder to write `edgeloop.key` (secret, mode 0600) and `edgeloop.pub` into.
     #[arg(long)]

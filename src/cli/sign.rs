@@ -8,6 +8,9 @@ use edgeloop_quantize::sign::{self, hex};
 
 /// Arguments of `edgeloop sign`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  edgeloop sign model.edli --key keys/edgeloop.key --out model.signed.edli"
+)]
 pub struct SignArgs {
     /// Model image to sign (an already signed image is signed again).
     pub image: PathBuf,
@@ -21,6 +24,9 @@ pub struct SignArgs {
 
 /// Arguments of `edgeloop verify`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  edgeloop verify model.signed.edli --pub keys/edgeloop.pub   # exit 1 when missing, foreign or invalid"
+)]
 pub struct VerifyArgs {
     /// Signed model image.
     pub image: PathBuf,
