@@ -26,6 +26,8 @@ use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::models::{self, tiny_gpt, Rng};
 use edgeloop_runtime::{Interpreter, Model};
 
+use crate::say;
+
 /// Arguments of `edgeloop firmware-assets`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -71,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     write(&args.out, "dscnn.img", &dscnn)?;
     write(&args.out, "dscnn.inputs", &inputs)?;
     write(&args.out, "dscnn.expected", &expected)?;
-    println!("bench DS-CNN: {desc}, {} random int8 inputs", args.count);
+    say!("bench DS-CNN: {desc}, {} random int8 inputs", args.count);
 
     let bytes = match &args.image {
         Some(path) => std::fs::read(path)
@@ -96,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ] {
         write(&args.out, name, data)?;
     }
-    println!(
+    say!(
         "wrote {}: classify = {model_desc}, {} inputs ({})",
         args.out.display(),
         model_desc.count,
@@ -154,7 +156,7 @@ fn write_signed(args: &Args, image: &[u8]) -> anyhow::Result<()> {
     let signed = sign::sign_image(image, &secret).context("signing the classify image")?;
     write(&args.out, "classify.signed.img", &signed)?;
     write(&args.out, "classify.pub", &secret.public_key().0)?;
-    println!(
+    say!(
         "signed classify.signed.img with key id {}",
         sign::hex(&secret.public_key().key_id())
     );
@@ -207,7 +209,7 @@ fn write_generate(out: &std::path::Path, seed: u64) -> anyhow::Result<()> {
     write(out, "generate.prompt", &le(&prompt))?;
     write(out, "generate.expected", &le(&seq))?;
     write(out, "generate.logits", &logits)?;
-    println!(
+    say!(
         "tiny GPT: image {} bytes, arena {} bytes; host tokens {seq:?}",
         built.bytes.len(),
         model.arena_bytes()
@@ -228,7 +230,7 @@ fn write_mlp(out: &std::path::Path, seed: u64, rng: &mut Rng) -> anyhow::Result<
     write(out, "mlp.img", &bytes)?;
     write(out, "mlp.inputs", &inputs)?;
     write(out, "mlp.expected", &expected)?;
-    println!("MLP for Cortex-M0+: {desc}, 8 inputs");
+    say!("MLP for Cortex-M0+: {desc}, 8 inputs");
     Ok(())
 }
 

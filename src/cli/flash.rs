@@ -13,7 +13,9 @@ use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::image::DType;
 use edgeloop_runtime::Model;
 
+use super::output;
 use crate::qemu::{self, Inputs, QemuOptions, QemuRun};
+use crate::say;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,9 +80,6 @@ pub struct Args {
     /// --qemu: kill QEMU after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
-    /// --qemu: print a JSON summary on stdout instead of text.
-    #[arg(long)]
-    pub json: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "hex")]
     pub format: Format,
@@ -173,14 +172,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 p.display()
             )
         })?;
-        println!("signature verified against {}", p.display());
+        say!("signature verified against {}", p.display());
     }
     match args.format {
         Format::Hex => std::fs::write(out, intel_hex(&bytes, args.address)?),
         Format::Bin => std::fs::write(out, &bytes),
     }
     .with_context(|| format!("writing {}", out.display()))?;
-    println!(
+    say!(
         "{} ({:?} v{}, {} bytes, arena {} bytes) → {} at {:#010x}..{:#010x} ({:?})",
         args.image.display(),
         model.name(),
@@ -192,6 +191,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         u64::from(args.address) + bytes.len() as u64,
         args.format
     );
+    output::summary(&serde_json::json!({
+        "image": args.image.display().to_string(),
+        "model": model.name(),
+        "model_version": model.model_version(),
+        "image_bytes": bytes.len(),
+        "out": out.display().to_string(),
+        "format": format!("{:?}", args.format).to_lowercase(),
+        "address": args.address,
+    }))?;
     Ok(())
 }
 
@@ -329,11 +337,11 @@ fn run_qemu(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
         workdir: args.workdir.clone(),
         device: args.device,
         timeout_s: args.timeout,
-        echo: !args.json,
+        echo: output::progress(),
     };
     let run = qemu::run_in_qemu(&args.image, &inputs, args.store.as_deref(), &opts)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
+    if output::json() {
+        output::summary(&run)?;
     } else {
         print_summary(&run);
     }
