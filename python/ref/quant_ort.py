@@ -7,7 +7,8 @@ or .npy files (single-input models); an array of shape [k*B, ...] for an input [
 samples, exactly as edgeloop reads it.
 
 Usage: quant_ort.py --model in.onnx --calib DIR --out out.onnx
-                    [--method minmax|percentile|entropy] [--per-tensor] [--op-types A,B,...]
+                    [--method minmax|percentile|entropy] [--percentile P] [--per-tensor]
+                    [--op-types A,B,...]
 """
 import argparse
 import os
@@ -29,7 +30,16 @@ def input_shapes(model):
     return out
 
 
-def load_samples(calib_dir, shapes):
+def input_dtypes(model):
+    """numpy dtype of each graph input (token ids stay integers; everything else float32)."""
+    out = {}
+    for i in model.graph.input:
+        elem = i.type.tensor_type.elem_type
+        out[i.name] = onnx.helper.tensor_dtype_to_np_dtype(elem) if elem else np.float32
+    return out
+
+
+def load_samples(calib_dir, shapes, dtypes):
     samples = []
     for name in sorted(os.listdir(calib_dir)):
         path = os.path.join(calib_dir, name)
@@ -57,7 +67,7 @@ def load_samples(calib_dir, shapes):
         if len(counts) != 1:
             sys.exit(f"{path}: arrays give different sample counts")
         for i in range(counts.pop()):
-            samples.append({k: v[i].astype(np.float32) for k, v in split.items()})
+            samples.append({k: v[i].astype(dtypes.get(k, np.float32)) for k, v in split.items()})
     return samples
 
 
@@ -75,11 +85,13 @@ def main():
     p.add_argument("--calib", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"])
+    p.add_argument("--percentile", type=float, default=99.999,
+                   help="percentile kept by --method percentile (ORT's default 99.999)")
     p.add_argument("--per-tensor", action="store_true")
     p.add_argument("--op-types", default="")
     args = p.parse_args()
     model = onnx.load(args.model)
-    samples = load_samples(args.calib, input_shapes(model))
+    samples = load_samples(args.calib, input_shapes(model), input_dtypes(model))
     if not samples:
         sys.exit(f"{args.calib}: no calibration samples")
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
@@ -95,6 +107,7 @@ def main():
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=method,
+        extra_options={"CalibPercentile": args.percentile},
     )
     print(f"wrote {args.out} ({len(samples)} calibration samples)")
 

@@ -162,7 +162,8 @@ pub fn quantize(model: &OnnxModel, data: &Dataset, cfg: &QuantizeConfig) -> Resu
     }
     let candidates = qdq::plan(&model, &registry, &inits, &opts, None)?;
     let tensors: Vec<String> = candidates.activations.iter().cloned().collect();
-    let ranges = calib::calibrate(&model, &inputs, data, &tensors, cfg.method, cfg.progress)?;
+    let mut ranges = calib::calibrate(&model, &inputs, data, &tensors, cfg.method, cfg.progress)?;
+    apply_output_ranges(&model, &registry, &inits, &mut ranges);
     let floats: HashSet<String> = ranges.keys().cloned().collect();
     let plan = qdq::plan(&model, &registry, &inits, &opts, Some(&floats))?;
     let rw = qdq::rewrite(&model, &inits, &registry, &plan, &ranges, &opts)?;
@@ -175,6 +176,36 @@ pub fn quantize(model: &OnnxModel, data: &Dataset, cfg: &QuantizeConfig) -> Resu
         dequantized: rw.dequantized,
         smoothed_groups,
     })
+}
+
+/// Replaces the calibrated range of each output whose op fixes it: by definition (see
+/// [`onnx::ops::OpHandler::output_range`]; Softmax) or by a constant table it picks values from
+/// ([`onnx::ops::OpHandler::output_from_table`]; Gather), for every tensor calibration observed
+/// as float.
+fn apply_output_ranges(
+    model: &OnnxModel,
+    registry: &Registry,
+    inits: &HashMap<String, tensor::Tensor>,
+    ranges: &mut HashMap<String, Range>,
+) {
+    for n in &model.graph().node {
+        let Some(h) = registry.get(&n.op_type) else {
+            continue;
+        };
+        let fixed = h.output_range.or_else(|| {
+            let table = n.input.first().filter(|_| h.output_from_table)?;
+            let v = inits.get(table)?.as_f32()?;
+            let lo = v.iter().cloned().fold(f32::INFINITY, f32::min);
+            let hi = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+        });
+        let Some((min, max)) = fixed else {
+            continue;
+        };
+        if let Some(r) = n.output.first().and_then(|o| ranges.get_mut(o)) {
+            *r = Range { min, max };
+        }
+    }
 }
 
 impl Quantized {

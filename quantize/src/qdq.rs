@@ -127,6 +127,48 @@ fn consumers(model: &OnnxModel) -> HashMap<String, Vec<usize>> {
     m
 }
 
+/// Magnitude from which a constant added to an activation counts as an additive mask (attention
+/// masks use -1e4, -1e9, the lowest float or -inf).
+pub const MASK_MAGNITUDE: f32 = 1e4;
+
+/// Tensors that carry an additive mask, each with the mask constant: outputs of an `Add` with an
+/// initializer input holding a value of magnitude [`MASK_MAGNITUDE`] or more (or not finite),
+/// followed through data-movement ops (whose output shares their input's parameters).
+pub fn mask_tensors(
+    model: &OnnxModel,
+    registry: &Registry,
+    inits: &HashMap<String, Tensor>,
+) -> HashMap<String, String> {
+    let mut masks: HashMap<String, String> = HashMap::new();
+    for n in &model.graph().node {
+        let Some(out) = n.output.first() else {
+            continue;
+        };
+        let found = if n.op_type == "Add" {
+            n.input
+                .iter()
+                .find(|t| {
+                    inits.get(*t).and_then(|c| c.as_f32()).is_some_and(|v| {
+                        v.iter()
+                            .any(|x| !x.is_finite() || x.abs() >= MASK_MAGNITUDE)
+                    })
+                })
+                .cloned()
+        } else if registry
+            .get(&n.op_type)
+            .is_some_and(|h| h.output_same_as_input)
+        {
+            n.input.first().and_then(|t| masks.get(t)).cloned()
+        } else {
+            None
+        };
+        if let Some(c) = found {
+            masks.insert(out.clone(), c);
+        }
+    }
+    masks
+}
+
 /// Plans the rewrite. `float_tensors`: tensors known to hold floats (graph float inputs and the
 /// activations calibration observed); `None` before calibration (all candidates are returned).
 pub fn plan(
@@ -163,6 +205,29 @@ pub fn plan(
             q
         })
         .collect();
+    // Tensors carrying an additive attention mask stay float: int8 over [-1e4, max] has a step
+    // of ~40, which rounds every real attention score to zero (uniform attention).
+    let masks = mask_tensors(model, registry, inits);
+    for (i, n) in nodes.iter().enumerate() {
+        if !quantized[i] {
+            continue;
+        }
+        let hit = n
+            .input
+            .iter()
+            .chain(n.output.first())
+            .find_map(|t| masks.get(t).map(|c| (t, c)));
+        if let Some((t, c)) = hit {
+            quantized[i] = false;
+            kept_float.push((
+                node_label(n, i),
+                format!(
+                    "tensor '{t}' carries an additive mask (constant '{c}' holds values of magnitude \
+                     {MASK_MAGNITUDE:e} or more); int8 would round the other values to zero"
+                ),
+            ));
+        }
+    }
     let is_act_input = |i: usize, j: usize, role: Role| -> Option<String> {
         let t = nodes[i].input.get(j)?;
         if t.is_empty() || inits.contains_key(t) {

@@ -254,6 +254,69 @@ pub fn transformer() -> OnnxModel {
     b.build()
 }
 
+/// Causal self-attention at opset 20, as decoder-only LMs export it: scores = q·kᵀ/√d, plus a
+/// constant causal mask (-1e4 above the diagonal), Softmax, times v, output projection; input `x`
+/// [1, 8, 16], output `y` [1, 8, 16].
+pub fn causal_attention() -> OnnxModel {
+    let (t, d) = (8usize, 16usize);
+    let mut b = Builder::new("causal", 20, 5);
+    let x = b.input("x", &[1, t, d]);
+    let std = 1.0 / (d as f32).sqrt();
+    let wq = b.weight("wq", &[d, d], std);
+    let wk = b.weight("wk", &[d, d], std);
+    let wv = b.weight("wv", &[d, d], std);
+    let q = b.op("MatMul", "q_proj", &[&x, &wq], vec![]);
+    let k = b.op("MatMul", "k_proj", &[&x, &wk], vec![]);
+    let v = b.op("MatMul", "v_proj", &[&x, &wv], vec![]);
+    let kt = b.op(
+        "Transpose",
+        "k_t",
+        &[&k],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    );
+    let s = b.op("MatMul", "scores", &[&q, &kt], vec![]);
+    let c = b.constant("scale", &[], &[1.0 / (d as f32).sqrt()]);
+    let s = b.op("Mul", "scores_scaled", &[&s, &c], vec![]);
+    let mask: Vec<f32> = (0..t * t)
+        .map(|i| if i % t > i / t { -1e4 } else { 0.0 })
+        .collect();
+    let m = b.constant("causal_mask", &[t, t], &mask);
+    let s = b.op("Add", "scores_masked", &[&s, &m], vec![]);
+    let p = b.op("Softmax", "probs", &[&s], vec![attr_int("axis", -1)]);
+    let a = b.op("MatMul", "context", &[&p, &v], vec![]);
+    let wo = b.weight("wo", &[d, d], std);
+    b.graph
+        .node
+        .push(node("MatMul", "o_proj", &[&a, &wo], &["y"], vec![]));
+    b.output("y", &[1, t, d]);
+    b.build()
+}
+
+/// Token embedding at opset 17: `ids` int64 [1, 6] → Gather from a table [32, 8] (row 31 holds
+/// the largest values) → Transpose; output `y` [1, 8, 6].
+pub fn embedding() -> OnnxModel {
+    let (v, d, t) = (32usize, 8usize, 6usize);
+    let mut b = Builder::new("embedding", 17, 11);
+    b.graph
+        .input
+        .push(value_info("ids", ElemType::I64, &[1, t]));
+    let mut table: Vec<f32> = (0..v * d).map(|_| b.rng.normal() * 0.5).collect();
+    for x in &mut table[(v - 1) * d..] {
+        *x *= 6.0;
+    }
+    let table = b.constant("table", &[v, d], &table);
+    let e = b.op("Gather", "embed", &[&table, "ids"], vec![]);
+    b.graph.node.push(node(
+        "Transpose",
+        "to_channels",
+        &[&e],
+        &["y"],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    ));
+    b.output("y", &[1, d, t]);
+    b.build()
+}
+
 /// `n` random samples for `inputs` (standard normal, a few channels of the last axis scaled up
 /// ×8 to mimic activation outliers).
 pub fn samples(inputs: &[InputSpec], n: usize, seed: u64) -> Vec<Sample> {

@@ -235,10 +235,13 @@ fn our_error_is_no_worse_than_ort_quantize_static() {
             &test.samples,
         );
         println!("{name}: SQNR vs fp32 (ORT Level1 runtime): edgeloop {ours:.2} dB, onnxruntime.quantization {theirs:.2} dB");
-        // Known gap (issue 4, open): on the transformer block we measure 26.02 dB vs ORT's
-        // 26.16 dB; the cause (a structural difference in the QDQ placement) is not yet found.
-        // That model is held to 0.2 dB below ORT; the others must be at least as good.
-        let slack = if name == "transformer" { 0.2 } else { 0.0 };
+        // The transformer block: ours 26.07 dB, ORT 26.16 dB. The two QDQ models have the same
+        // weights, activation scales and zero points; ORT alone also rounds the LayerNorm
+        // gamma/beta to int8/int32. With those put back to float, ORT's model measures 26.07 dB,
+        // the same as ours: on this model the extra rounding happens to cancel some error. On the
+        // demo's GPT and classifier the same rounding costs accuracy (scripts/quantizer-vs-ort.sh),
+        // so we keep LayerNorm parameters float and hold this model to 0.1 dB below ORT.
+        let slack = if name == "transformer" { 0.1 } else { 0.0 };
         if ours < theirs - slack - 1e-9 {
             failures.push(format!("{name}: ours {ours:.2} dB < ORT {theirs:.2} dB"));
         }
@@ -383,6 +386,155 @@ fn per_tensor_weights_have_scalar_scales() {
         .find(|t| t.name == w_dq.input[1])
         .unwrap();
     assert!(s.dims.is_empty());
+}
+
+/// Softmax outputs get the range [0, 1] whatever the calibration saw: with few calibration
+/// samples the largest observed probability is well below 1, and a calibrated range would clip
+/// every larger probability at inference.
+#[test]
+fn softmax_output_range_is_zero_to_one_for_every_method() {
+    let m = testmodels::transformer();
+    let (_, calib) = dataset(&m, 4, 5);
+    let probs = Tap::new(
+        &m,
+        &m.inputs(&HashMap::new()).unwrap(),
+        &["attn_probs".into()],
+    )
+    .unwrap()
+    .run(&calib.samples[0])
+    .unwrap();
+    let seen = probs["attn_probs"]
+        .as_f32()
+        .unwrap()
+        .iter()
+        .cloned()
+        .fold(0.0f32, f32::max);
+    assert!(
+        seen < 0.99,
+        "the test needs probabilities below 1, saw {seen}"
+    );
+    for method in [
+        Method::MinMax,
+        Method::Percentile(99.0),
+        Method::Entropy,
+        Method::Mse,
+    ] {
+        let cfg = QuantizeConfig {
+            method,
+            ..Default::default()
+        };
+        let q = quantize(&m, &calib, &cfg).unwrap();
+        assert_eq!(q.ranges["attn_probs"], Range { min: 0.0, max: 1.0 });
+        let g = q.model.graph();
+        let ql = g
+            .node
+            .iter()
+            .find(|n| n.op_type == "QuantizeLinear" && n.input[0] == "attn_probs")
+            .unwrap();
+        let init = |name: &str| g.initializer.iter().find(|t| t.name == name).unwrap();
+        let scale = tensor::from_proto(init(&ql.input[1])).unwrap();
+        assert_eq!(scale.as_f32().unwrap(), &[1.0f32 / 255.0][..]);
+        assert_eq!(init(&ql.input[2]).raw_data, vec![(-128i8) as u8]);
+        // Other tensors keep their calibrated ranges.
+        assert_ne!(q.ranges["scores_scaled"], Range { min: 0.0, max: 1.0 });
+    }
+}
+
+/// A Gather from a constant table outputs table values only: its range is the table's, so a row
+/// the calibration set never looked up (here the one with the largest values) is not clipped.
+#[test]
+fn gather_output_range_is_the_table_range() {
+    let m = testmodels::embedding();
+    let ids = |v: Vec<i64>| -> Sample {
+        HashMap::from([(
+            "ids".to_string(),
+            tensor::Tensor::i64(vec![1, 6], v).unwrap(),
+        )])
+    };
+    // Calibration looks up rows 0..30 only; the test looks up row 31 too.
+    let calib = Dataset {
+        samples: (0..5)
+            .map(|k| ids((0..6).map(|i| (k * 6 + i) % 31).collect()))
+            .collect(),
+    };
+    let table = m.initializers().unwrap()["table"]
+        .as_f32()
+        .unwrap()
+        .to_vec();
+    let lo = table.iter().cloned().fold(f32::INFINITY, f32::min);
+    let hi = table.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let seen: Vec<f32> = table[..31 * 8].to_vec();
+    let seen_hi = seen.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    assert!(seen_hi < 0.7 * hi, "row 31 must hold the largest value");
+    for method in [Method::MinMax, Method::Percentile(99.0), Method::Entropy] {
+        let cfg = QuantizeConfig {
+            method,
+            ..Default::default()
+        };
+        let q = quantize(&m, &calib, &cfg).unwrap();
+        assert_eq!(q.ranges["embed"], Range { min: lo, max: hi }, "{method:?}");
+        let mut fp32 = OrtModel::new(&m.to_bytes()).unwrap();
+        let test = [ids(vec![31, 0, 31, 5, 31, 9])];
+        let sq = output_sqnr(&mut fp32, &mut ort_fn(&q.model.to_bytes()), &test);
+        assert!(sq > 30.0, "{method:?}: SQNR {sq} on the unseen row");
+    }
+}
+
+/// A constant additive attention mask (-1e4) makes the masked scores' int8 step ~40, which
+/// would round every real score to zero (uniform attention): the masked scores and the Softmax
+/// reading them stay float, everything else is quantized, and the result stays close to fp32.
+#[test]
+fn additive_attention_mask_keeps_masked_scores_float() {
+    let m = testmodels::causal_attention();
+    let (_, calib) = dataset(&m, 32, 8);
+    let (_, test) = dataset(&m, 16, 99);
+    let q = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
+    let float: Vec<&str> = q.plan.kept_float.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(float, ["scores_masked", "probs"], "{:?}", q.plan.kept_float);
+    assert!(q.plan.kept_float[0].1.contains("causal_mask"));
+    assert!(!q.plan.activations.contains("scores_masked"));
+    for t in ["scores_scaled", "probs", "context", "y"] {
+        assert!(q.plan.activations.contains(t), "{t} is not quantized");
+    }
+    assert_eq!(q.ranges["probs"], Range { min: 0.0, max: 1.0 });
+    let mut fp32 = OrtModel::new(&m.to_bytes()).unwrap();
+    let ours = output_sqnr(&mut fp32, &mut ort_fn(&q.model.to_bytes()), &test.samples);
+    // The same model with the masked scores forced through int8 (what a quantizer without this
+    // rule produces; ONNX Runtime's quantize_static does).
+    let mut ranges = q.ranges.clone();
+    ranges.insert(
+        "scores_masked".into(),
+        Range {
+            min: -1e4,
+            max: 8.0,
+        },
+    );
+    let reg = onnx::ops::Registry::standard();
+    let opts = qdq::QdqOptions {
+        op_types: DEFAULT_OP_TYPES.iter().map(|s| s.to_string()).collect(),
+        exclude: Default::default(),
+        per_channel: true,
+    };
+    let inits = q.fp32.initializers().unwrap();
+    let mut plan = q.plan.clone();
+    for (i, n) in q.fp32.graph().node.iter().enumerate() {
+        if n.name == "scores_masked" || n.name == "probs" {
+            plan.quantized[i] = true;
+        }
+    }
+    plan.activations.insert("scores_masked".into());
+    let forced = qdq::rewrite(&q.fp32, &inits, &reg, &plan, &ranges, &opts).unwrap();
+    let naive = output_sqnr(
+        &mut fp32,
+        &mut ort_fn(&forced.model.to_bytes()),
+        &test.samples,
+    );
+    println!("causal attention: SQNR vs fp32 {ours:.2} dB (masked scores int8: {naive:.2} dB)");
+    assert!(ours > 12.0, "SQNR {ours}");
+    assert!(
+        ours > naive + 10.0,
+        "ours {ours} vs int8 masked scores {naive}"
+    );
 }
 
 #[test]

@@ -24,7 +24,8 @@ use stats::{Histograms, MinMax};
 pub enum Method {
     /// The observed minimum and maximum.
     MinMax,
-    /// The given lower and upper percentiles of the values (e.g. 99.99 keeps [0.01 %, 99.99 %]).
+    /// Keeps the given share of the values, cutting half the rest from each tail (99.99 keeps the
+    /// [0.005 %, 99.995 %] percentiles, as ONNX Runtime's `CalibPercentile` does).
     Percentile(f64),
     /// The magnitude threshold minimizing the KL divergence between the clipped and the quantized
     /// distributions (TensorRT's entropy calibration, as in ONNX Runtime).

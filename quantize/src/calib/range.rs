@@ -10,15 +10,18 @@ fn with_zero(lo: f64, hi: f64) -> Range {
     }
 }
 
-/// Keeps the `[100 - p, p]` percentiles of the signed values.
+/// Keeps `p`% of the signed values, cutting `(100 - p) / 2`% from each tail (the `[(100 - p) / 2,
+/// (100 + p) / 2]` percentiles), as ONNX Runtime's percentile calibration does for asymmetric
+/// activations.
 pub fn percentile(h: &Histogram, p: f64) -> Range {
     let total = h.total() as f64;
     if total == 0.0 {
         return with_zero(h.lo as f64, h.hi as f64);
     }
     let w = h.width();
-    let lo_target = total * (1.0 - p / 100.0);
-    let hi_target = total * (p / 100.0);
+    let tail = (1.0 - p / 100.0) / 2.0;
+    let lo_target = total * tail;
+    let hi_target = total * (1.0 - tail);
     let mut cum = 0.0;
     let mut lo = h.lo as f64;
     let mut found_lo = false;

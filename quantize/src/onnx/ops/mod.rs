@@ -74,6 +74,14 @@ pub struct OpHandler {
     /// A clamp-like activation (Relu) that can run on the float output of the op producing its input,
     /// so that tensor needs no QDQ pair of its own (the compiler fuses the clamp).
     pub fusable_activation: bool,
+    /// The output's range is known from the op's definition (Softmax: `[0, 1]`); it replaces the
+    /// calibrated range, which a small calibration set underestimates (a probability above the
+    /// largest one seen would be clipped).
+    pub output_range: Option<(f32, f32)>,
+    /// The output's values are picked from the first input (Gather): when that input is a
+    /// constant table, the output's range is the table's `[min, max]`, so a row the
+    /// calibration set never looked up is not clipped.
+    pub output_from_table: bool,
 }
 
 impl OpHandler {
@@ -84,7 +92,19 @@ impl OpHandler {
             quantizable: true,
             output_same_as_input: false,
             fusable_activation: false,
+            output_range: None,
+            output_from_table: false,
         }
+    }
+    /// Marks the output as picked from a (constant) table, the first input.
+    pub const fn from_table(mut self) -> Self {
+        self.output_from_table = true;
+        self
+    }
+    /// Gives the output a fixed range instead of a calibrated one.
+    pub const fn output_range(mut self, min: f32, max: f32) -> Self {
+        self.output_range = Some((min, max));
+        self
     }
     /// Marks the output as sharing the input's parameters.
     pub const fn same_as_input(mut self) -> Self {

@@ -11,7 +11,10 @@ pub(super) fn register(r: &mut Registry) {
     r.insert("Sigmoid", OpHandler::new(all_activations));
     r.insert("Tanh", OpHandler::new(all_activations));
     r.insert("Gelu", OpHandler::new(gelu));
-    r.insert("Softmax", OpHandler::new(all_activations));
+    r.insert(
+        "Softmax",
+        OpHandler::new(all_activations).output_range(0.0, 1.0),
+    );
     r.insert("LayerNormalization", OpHandler::new(first_activation));
     r.insert("BatchNormalization", OpHandler::new(first_activation));
     r.insert("MaxPool", OpHandler::new(pool).same_as_input());

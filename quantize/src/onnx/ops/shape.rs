@@ -14,7 +14,7 @@ pub(super) fn register(r: &mut Registry) {
     );
     r.insert("Identity", OpHandler::new(all_activations).same_as_input());
     r.insert("Concat", OpHandler::new(all_activations));
-    r.insert("Gather", OpHandler::new(first_activation));
+    r.insert("Gather", OpHandler::new(first_activation).from_table());
     r.insert("Slice", OpHandler::new(first_activation).same_as_input());
     for op in [
         "Shape",
