@@ -575,6 +575,36 @@ fn flash_qemu_runs_the_demo_image_and_streams_telemetry_into_the_store() {
         assert!(log.contains("flashed: FAIL"), "{name}");
         assert!(!log.contains("matches the host"), "{name}: the model ran");
     }
+    // Test vectors for another model (input length off by one word), CRC valid.
+    let mut vec_part = std::fs::read(&vectors).expect("vectors partition");
+    let in_len = u32::from_le_bytes(vec_part[20..24].try_into().unwrap());
+    vec_part[20..24].copy_from_slice(&(in_len + 4).to_le_bytes());
+    let crc = edgeloop_runtime::image::crc::crc32(&vec_part[16..]);
+    vec_part[12..16].copy_from_slice(&crc.to_le_bytes());
+    let bad_vectors = dir.join("bad-vectors.part");
+    std::fs::write(&bad_vectors, &vec_part).unwrap();
+    let load_model = format!(
+        "{}@_edgeloop_model_partition",
+        work.join("model.part").display()
+    );
+    let load_vectors = format!("{}@_edgeloop_vectors_partition", bad_vectors.display());
+    let (run, log) = run_qemu(
+        &elf,
+        &dir,
+        &[
+            "--load",
+            &load_model,
+            "--load",
+            &load_vectors,
+            "--timeout",
+            "60",
+        ],
+    );
+    assert!(!run.status.success(), "mismatched vectors accepted: {log}");
+    assert!(
+        log.contains("test vectors refused: BadVectors"),
+        "log: {log}"
+    );
     // Nothing flashed at all.
     let (run, log) = run_qemu(&elf, &dir, &["--timeout", "60"]);
     assert!(!run.status.success());
