@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod corpus;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod models;
 pub mod ops;

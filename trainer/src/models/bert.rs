@@ -246,6 +246,29 @@ impl Bert {
             )));
         }
         let tok = layers::embed(&self.word_embeddings, ids, "token")?;
+        self.hidden_from_token_embeddings(&tok, attention_mask)
+    }
+
+    /// Token embeddings `[B, T, H]` of `ids` (the input of
+    /// [`hidden_from_token_embeddings`](Self::hidden_from_token_embeddings)).
+    pub fn token_embeddings(&self, ids: &Tensor) -> Result<Tensor> {
+        layers::embed(&self.word_embeddings, ids, "token")
+    }
+
+    /// Hidden states from token embeddings `[B, T, H]` (position and segment embeddings are
+    /// added here): what integrated gradients differentiates through.
+    pub fn hidden_from_token_embeddings(
+        &self,
+        tok: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (_b, t, _h) = tok.dims3()?;
+        if t > self.config.max_position_embeddings {
+            return Err(TrainerError::Data(format!(
+                "sequence of {t} tokens is longer than the context ({})",
+                self.config.max_position_embeddings
+            )));
+        }
         let pos = self.position_embeddings.narrow(0, 0, t)?;
         let typ = self.token_type_embeddings.narrow(0, 0, 1)?;
         let x = tok.broadcast_add(&pos)?.broadcast_add(&typ)?;
@@ -288,5 +311,18 @@ impl Bert {
             TrainerError::config("num_labels", "the model has no classification head")
         })?;
         head.forward(&self.embed(ids, attention_mask)?)
+    }
+
+    /// Class logits from token embeddings `[B, T, H]` (see [`Self::token_embeddings`]).
+    pub fn classify_from_token_embeddings(
+        &self,
+        tok: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let head = self.classifier.as_ref().ok_or_else(|| {
+            TrainerError::config("num_labels", "the model has no classification head")
+        })?;
+        let h = self.hidden_from_token_embeddings(tok, attention_mask)?;
+        head.forward(&layers::mean_pool(&h, attention_mask)?)
     }
 }

@@ -178,9 +178,27 @@ impl Gpt {
             )));
         }
         let tok = layers::embed(&self.wte, ids, "token")?;
+        self.hidden_from_token_embeddings(&tok)
+    }
+
+    /// Token embeddings `[B, T, C]` of `ids`.
+    pub fn token_embeddings(&self, ids: &Tensor) -> Result<Tensor> {
+        layers::embed(&self.wte, ids, "token")
+    }
+
+    /// Hidden states from token embeddings `[B, T, C]` (position embeddings are added here):
+    /// what integrated gradients differentiates through.
+    pub fn hidden_from_token_embeddings(&self, tok: &Tensor) -> Result<Tensor> {
+        let (_b, t, _c) = tok.dims3()?;
+        if t > self.config.block_size {
+            return Err(TrainerError::Data(format!(
+                "sequence of {t} tokens is longer than the context ({})",
+                self.config.block_size
+            )));
+        }
         let pos = self.wpe.narrow(0, 0, t)?;
         let mut x = tok.broadcast_add(&pos)?;
-        let mask = layers::causal_mask(t, ids.device())?;
+        let mask = layers::causal_mask(t, tok.device())?;
         for blk in &self.blocks {
             x = (&x + blk.attn.forward(&blk.ln_1.forward(&x)?, Some(&mask))?)?;
             let h = blk.fc.forward(&blk.ln_2.forward(&x)?)?;
@@ -203,6 +221,19 @@ impl Gpt {
             TrainerError::config("num_labels", "the model has no classification head")
         })?;
         let h = self.hidden(ids)?;
+        head.forward(&layers::mean_pool(&h, attention_mask)?)
+    }
+
+    /// Class logits from token embeddings `[B, T, C]` (see [`Self::token_embeddings`]).
+    pub fn classify_from_token_embeddings(
+        &self,
+        tok: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let head = self.classifier.as_ref().ok_or_else(|| {
+            TrainerError::config("num_labels", "the model has no classification head")
+        })?;
+        let h = self.hidden_from_token_embeddings(tok)?;
         head.forward(&layers::mean_pool(&h, attention_mask)?)
     }
 }

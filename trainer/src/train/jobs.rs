@@ -383,6 +383,49 @@ pub fn load_base(dir: &Path, device: &Device) -> Result<Base> {
     })
 }
 
+/// A fine-tuned classifier loaded for inference (what [`finetune_classifier`] wrote): the model,
+/// its tokenizer and its label names (output index order).
+#[derive(Debug)]
+pub struct LoadedClassifier {
+    /// The model, wrapped for batched prediction.
+    pub task: ClassifyTask,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Label names, index = class.
+    pub labels: Vec<String>,
+}
+
+/// Loads a classifier folder (`config.json`, weights, `tokenizer.json`, `labels.json`).
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<LoadedClassifier> {
+    let base = load_base(dir, device)?;
+    let labels: Vec<String> = checkpoint::read_json(&dir.join("labels.json"))?;
+    let mut params = base.params;
+    let model = match &base.spec {
+        ModelSpec::Gpt(c) => Classifier::Gpt(Gpt::new(c, &mut params, BuildOptions::default())?),
+        ModelSpec::Bert(c) => Classifier::Bert(Bert::new(c, &mut params, BuildOptions::default())?),
+    };
+    if model.num_labels() != labels.len() {
+        return Err(TrainerError::Data(format!(
+            "{}: the model has {} classes, labels.json {}",
+            dir.display(),
+            model.num_labels(),
+            labels.len()
+        )));
+    }
+    let pad = base.tokenizer.specials().pad.unwrap_or(0);
+    Ok(LoadedClassifier {
+        task: ClassifyTask {
+            model,
+            train: Vec::new(),
+            val: Vec::new(),
+            batch_size: 32,
+            pad,
+        },
+        tokenizer: base.tokenizer,
+        labels,
+    })
+}
+
 /// Classification fine-tuning settings.
 #[derive(Debug, Clone, Default)]
 pub struct ClassifyOptions {
@@ -850,6 +893,25 @@ mod tests {
         assert!(
             merged.params.iter().all(|(n, _)| !n.contains("lora")),
             "adapters merged for export"
+        );
+        // The folder loads back as a classifier that predicts like the trained one.
+        let loaded = load_classifier(&rc.model_dir, &Device::Cpu).unwrap();
+        assert_eq!(loaded.labels, vec!["off", "on"]);
+        let val = read_texts(&root.join("val.jsonl")).unwrap();
+        let rows: Vec<Vec<u32>> = val
+            .iter()
+            .map(|r| loaded.tokenizer.encode(&r.text).unwrap())
+            .collect();
+        let pred = loaded.task.predict(&rows).unwrap();
+        let correct = pred
+            .iter()
+            .zip(&val)
+            .filter(|(p, r)| Some(&loaded.labels[**p as usize]) == r.label.as_ref())
+            .count();
+        assert!(
+            correct as f64 / val.len() as f64 >= 0.9,
+            "{correct}/{}",
+            val.len()
         );
         // Retraining a deployed classifier continues from its head: with a ~zero learning rate
         // the continued model keeps the trained accuracy, a fresh head does not.

@@ -170,7 +170,8 @@ impl Classifier {
         }
     }
 
-    fn device(&self) -> candle_core::Device {
+    /// The device the model's parameters live on.
+    pub fn device(&self) -> candle_core::Device {
         match self {
             Classifier::Gpt(m) => m.wte.device().clone(),
             Classifier::Bert(m) => m.word_embeddings.device().clone(),
