@@ -127,13 +127,39 @@ fn demo_fast_runs_the_whole_loop() {
         .pointer("/v1/forms")
         .and_then(|f| f.as_array())
         .expect("forms");
-    assert_eq!(forms.len(), 3);
+    let ort = std::env::var_os("ORT_DYLIB_PATH").is_some();
+    let names: Vec<&str> = forms.iter().filter_map(|f| f["form"].as_str()).collect();
+    assert_eq!(names.len(), if ort { 5 } else { 4 }, "{names:?}");
+    assert_eq!(names[0], "fp32 (candle)");
+    assert_eq!(names.last().copied(), Some("int8 image (edgeloop runtime)"));
+    // The side-by-side table: same rows, deltas against fp32 (candle).
+    assert_eq!(
+        s.pointer("/v1/comparison/rows")
+            .and_then(|r| r.as_array())
+            .map(|r| r.len()),
+        Some(names.len())
+    );
+    assert!(out.join("deploy/v1/backends.md").is_file());
+    // Explanations: integrated gradients complete (the sum matches f(x) - f(pad)), PNGs drawn.
+    let explained = s["explained"].as_array().expect("explained");
+    assert_eq!(explained.len(), 3);
+    for e in explained {
+        let gap = e["ig_completeness_gap"].as_f64().expect("gap");
+        let diff = e["ig_score_difference"].as_f64().expect("diff").abs();
+        assert!(
+            gap <= 0.02 * diff + 1e-3,
+            "IG completeness gap {gap} vs {diff}"
+        );
+        for k in ["ig_png", "occlusion_png"] {
+            assert!(out.join(e[k].as_str().expect("png")).is_file(), "{k}");
+        }
+    }
     let classes = s
         .pointer("/v1/labels")
         .and_then(|l| l.as_array())
         .expect("labels")
         .len() as f64;
-    let image_lab = num(&s, "/v1/forms/2/lab/accuracy");
+    let image_lab = num(&s, &format!("/v1/forms/{}/lab/accuracy", names.len() - 1));
     assert!(
         image_lab > 2.0 / classes,
         "image lab accuracy {image_lab} is near chance ({classes} classes)"

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use edgeloop_eval::classification::{ClassificationSummary, ZeroDivision};
+use edgeloop_eval::compare::{ComparisonTable, MetricColumn};
 use edgeloop_quantize::compile::reference::host_sample;
 use edgeloop_quantize::compile::{self, CompileOptions};
 use edgeloop_quantize::oracle::OrtModel;
@@ -99,8 +100,10 @@ pub struct Deployment {
     pub macs: u64,
     /// Compile report (text).
     pub compile_report: String,
-    /// fp32 / int8 ONNX / image scores.
+    /// fp32 (candle) / fp32 ONNX / int8 ONNX / image scores.
     pub forms: Vec<FormRow>,
+    /// The same scores as the eval crate's side-by-side table, with deltas against fp32 (candle).
+    pub comparison: ComparisonTable,
     /// Top-1 agreement of the image with the int8 ONNX model (ONNX Runtime when installed,
     /// else tract), lab test set.
     pub image_vs_int8_onnx_top1: f64,
@@ -267,13 +270,29 @@ pub fn deploy(
     } else {
         "int8 QDQ ONNX (tract)"
     };
-    for form in [
-        "fp32 ONNX (tract)",
-        int8_form,
-        "int8 image (edgeloop runtime)",
-    ] {
+    // The fine-tuned fp32 model itself (candle), the reference row of the side-by-side table.
+    let candle = jobs::load_classifier(&classifier.model_dir, &jobs::device("cpu")?)
+        .context("loading the fp32 classifier")?;
+    let mut form_names = vec!["fp32 (candle)", "fp32 ONNX (tract)", int8_form];
+    if ort {
+        form_names.push("int8 QDQ ONNX (tract)");
+    }
+    form_names.push("int8 image (edgeloop runtime)");
+    for form in form_names {
         let mut run = |xs: &[Vec<i32>]| -> anyhow::Result<Vec<usize>> {
             match form {
+                "fp32 (candle)" => {
+                    let rows: Vec<Vec<u32>> = xs
+                        .iter()
+                        .map(|r| r.iter().map(|&v| v as u32).collect())
+                        .collect();
+                    Ok(candle
+                        .task
+                        .predict(&rows)?
+                        .into_iter()
+                        .map(|c| c as usize)
+                        .collect())
+                }
                 "fp32 ONNX (tract)" => onnx_predict(&fp32, xs),
                 "int8 QDQ ONNX (ONNX Runtime)" => ort_predict(&int8_bytes, xs),
                 "int8 QDQ ONNX (tract)" => onnx_predict(&q.model, xs),
@@ -287,7 +306,7 @@ pub fn deploy(
         let lp = run(&lab_x)?;
         let fp = run(&field_x)?;
         match form {
-            f if f.starts_with("int8 QDQ") => int8_lab = lp.clone(),
+            f if f == int8_form => int8_lab = lp.clone(),
             "int8 image (edgeloop runtime)" => image_lab = lp.clone(),
             _ => {}
         }
@@ -318,6 +337,8 @@ pub fn deploy(
         100.0 * agree,
         invoke_us
     );
+    let comparison = comparison_table(&forms)?;
+    std::fs::write(dir.join("backends.md"), comparison.to_markdown())?;
     let d = Deployment {
         version,
         fp32_onnx: relative(&ctx.out, &fp32_path),
@@ -329,6 +350,7 @@ pub fn deploy(
         macs: compiled.report.total_macs,
         compile_report: report_text,
         forms,
+        comparison,
         image_vs_int8_onnx_top1: agree,
         invoke_us,
         labels: labels.clone(),
@@ -336,6 +358,32 @@ pub fn deploy(
     };
     write_json(&dir.join("deployment.json"), &d)?;
     Ok(d)
+}
+
+/// The side-by-side table of `forms` (first row = reference).
+fn comparison_table(forms: &[FormRow]) -> anyhow::Result<ComparisonTable> {
+    let col = |name: &str| MetricColumn {
+        name: name.to_string(),
+        higher_is_better: true,
+    };
+    let mut t = ComparisonTable::new(vec![
+        col("lab accuracy"),
+        col("lab macro F1"),
+        col("field accuracy"),
+        col("field macro F1"),
+    ]);
+    for f in forms {
+        t.add_row(
+            f.form.clone(),
+            vec![
+                Some(f.lab.accuracy),
+                Some(f.lab.macro_f1),
+                Some(f.field.accuracy),
+                Some(f.field.macro_f1),
+            ],
+        )?;
+    }
+    Ok(t)
 }
 
 /// Reads a deployment's signed image back.

@@ -4,7 +4,7 @@
 //! [`data`] (generate the lab and field corpora, select, split, tokenizer) → [`train`] (pretrain a
 //! tiny GPT and a tiny encoder, fine-tune the intent classifier, export fp32 ONNX) →
 //! [`deploy`] (quantize to int8 QDQ ONNX, compile a signed model image, score fp32 / int8 ONNX /
-//! image side by side) → [`cortex_m4`] (the image on the emulated Cortex-M4F in QEMU, when
+//! image side by side) → [`explain`] (integrated gradients, occlusion) → [`cortex_m4`] (the image on the emulated Cortex-M4F in QEMU, when
 //! installed) → [`fleet`] (simulated devices run the image on shifted field data; their
 //! telemetry crosses the byte framing into the Parquet store; drift on device and on the host) →
 //! [`retrain`] (corrections + replay, fine-tune from the deployed checkpoint, evaluation gate,
@@ -15,6 +15,7 @@ pub mod cortex_m4;
 pub mod data;
 pub mod deploy;
 pub mod device;
+pub mod explain;
 pub mod fleet;
 pub mod report;
 pub mod retrain;
@@ -179,6 +180,8 @@ pub struct Summary {
     pub train: train::TrainSummary,
     /// v1 deployment.
     pub v1: deploy::Deployment,
+    /// Integrated gradients (fp32) and occlusion (int8 image) on a few lab test inputs.
+    pub explained: Vec<explain::Explained>,
     /// v1 on the emulated Cortex-M4 (QEMU), when installed.
     pub cortex_m4: cortex_m4::CortexM4Summary,
     /// Field simulation.
@@ -217,6 +220,11 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         &mut times,
         "deploy v1: quantize, compile (signed), evaluate fp32 / int8 / image",
         || deploy::deploy(&ctx, &data, &trained.classifier, &keys, 1),
+    )?;
+    let explained = stage(
+        &mut times,
+        "explain: integrated gradients (fp32) and occlusion (int8 image)",
+        || explain::run(&ctx, &data, &trained.classifier, &v1, &keys),
     )?;
     let m4 = stage(
         &mut times,
@@ -274,6 +282,7 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         data: data.summary.clone(),
         train: trained.summary.clone(),
         v1: v1.clone(),
+        explained,
         cortex_m4: m4,
         fleet: fleet.summary.clone(),
         retrain: retrained,

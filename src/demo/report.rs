@@ -22,22 +22,11 @@ fn pct(x: f64) -> String {
 fn forms_table(html: &mut String, d: &Deployment) {
     let _ = writeln!(
         html,
-        "<table><tr><th>model form (v{})</th><th>lab test accuracy</th><th>lab macro F1</th>\
-         <th>field accuracy</th><th>field macro F1</th></tr>",
-        d.version
+        "<p>v{}: the same lab test and field hold-out sets through each backend; deltas against the first \
+         row.</p>{}",
+        d.version,
+        d.comparison.to_html()
     );
-    for r in &d.forms {
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{:.3}</td></tr>",
-            esc(&r.form),
-            pct(r.lab.accuracy),
-            r.lab.macro_f1,
-            pct(r.field.accuracy),
-            r.field.macro_f1
-        );
-    }
-    let _ = writeln!(html, "</table>");
 }
 
 /// Writes the plots and `report.html`; returns the page's path.
@@ -172,8 +161,9 @@ pub fn write(ctx: &Ctx, s: &Summary) -> anyhow::Result<PathBuf> {
     );
     let _ = writeln!(
         h,
-        "<h2>3. Quantize, compile, run</h2><p>The fp32 ONNX export, our int8 QDQ ONNX (both run in tract) and \
-         the signed model image on the edgeloop runtime, scored on the same inputs:</p>"
+        "<h2>3. Quantize, compile, run</h2><p>The fine-tuned fp32 model (candle), its ONNX export (tract), our \
+         int8 QDQ ONNX (ONNX Runtime at Level1 when installed, and tract) and the signed model image on the \
+         edgeloop runtime, scored on the same inputs:</p>"
     );
     forms_table(&mut h, &s.v1);
     let _ = writeln!(
@@ -189,6 +179,28 @@ pub fn write(ctx: &Ctx, s: &Summary) -> anyhow::Result<PathBuf> {
         s.v1.invoke_us,
         esc(&s.v1.compile_report)
     );
+    if !s.explained.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p><b>Why.</b> Integrated gradients on the fp32 model (64 steps from an all-pad input; the \
+             attributions sum to the target logit's difference within the gap shown) and occlusion on the int8 \
+             image (drop of the predicted class's probability when a word is removed):</p>"
+        );
+        for e in &s.explained {
+            let _ = writeln!(
+                h,
+                "<p>\"{}\" — label <i>{}</i>, fp32 predicts <i>{}</i>; f(x) − f(pad) = {:.3}, completeness gap \
+                 {:.1e}</p><img src=\"{}\" alt=\"integrated gradients\"><img src=\"{}\" alt=\"occlusion\">",
+                esc(&e.text),
+                esc(&e.label),
+                esc(&e.predicted),
+                e.ig_score_difference,
+                e.ig_completeness_gap,
+                esc(&e.ig_png),
+                esc(&e.occlusion_png)
+            );
+        }
+    }
     let m = &s.cortex_m4;
     if m.ran {
         let _ = writeln!(
