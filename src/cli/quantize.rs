@@ -24,7 +24,7 @@ pub struct Args {
     /// Calibration method: minmax, percentile, entropy or mse.
     #[arg(long, default_value = "minmax")]
     pub method: String,
-    /// Percentile kept by --method percentile.
+    /// --method percentile: keep this percentage of the calibration values, cutting half the rest from each tail (as ONNX Runtime does).
     #[arg(long, default_value_t = 99.99)]
     pub percentile: f64,
     /// Where to write the QDQ model.
