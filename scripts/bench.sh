@@ -29,5 +29,8 @@ CORES="$(nproc)"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$CORES}"
 export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$CORES}"
 
-cargo build --release -p edgeloop-bench
+# Built together with the root package so that features unify as in the CLI's release build and
+# its artifacts in the shared target dir are reused (built alone, tract and candle would be
+# rebuilt with a different feature set).
+cargo build --release -p edgeloop -p edgeloop-bench
 "$CARGO_TARGET_DIR/release/edgeloop-bench" --threads "1,$CORES" --out bench "$@"

@@ -24,6 +24,11 @@ pub struct Config {
     pub batch_time: Duration,
     /// Warm-up per engine before the rounds.
     pub warmup: Duration,
+    /// Rounds are cut (down to `min_rounds`) so that one thread setting of one model takes
+    /// about this long.
+    pub max_run: Duration,
+    /// Fewest rounds.
+    pub min_rounds: usize,
 }
 
 impl Config {
@@ -33,6 +38,8 @@ impl Config {
             rounds: 31,
             batch_time: Duration::from_millis(20),
             warmup: Duration::from_millis(200),
+            max_run: Duration::from_secs(60),
+            min_rounds: 9,
         }
     }
     /// A few iterations (smoke test).
@@ -41,6 +48,8 @@ impl Config {
             rounds: 3,
             batch_time: Duration::from_micros(500),
             warmup: Duration::from_micros(500),
+            max_run: Duration::from_secs(5),
+            min_rounds: 3,
         }
     }
 }
@@ -73,6 +82,8 @@ pub struct EngineResult {
 pub struct Run {
     /// Threads asked for.
     pub threads: usize,
+    /// Rounds measured.
+    pub rounds: usize,
     /// Per engine.
     pub engines: Vec<EngineResult>,
 }
@@ -96,6 +107,7 @@ fn time_batch(b: &mut dyn Backend, n: usize) -> Result<f64> {
 pub fn run(m: &BenchModel, engines: &[Engine], threads: usize, cfg: &Config) -> Run {
     let mut loaded: Vec<(Engine, Box<dyn Backend>, usize)> = Vec::new();
     let mut failed: HashMap<Engine, String> = HashMap::new();
+    let mut per_call: Vec<f64> = Vec::new();
     for &e in engines {
         match e.load(m, threads).and_then(|mut b| {
             // Warm-up, and the batch size from its mean.
@@ -107,16 +119,33 @@ pub fn run(m: &BenchModel, engines: &[Engine], threads: usize, cfg: &Config) -> 
             }
             let per = t.elapsed().as_secs_f64() / calls as f64;
             let n = ((cfg.batch_time.as_secs_f64() / per).round() as usize).max(1);
-            Ok((b, n))
+            Ok((b, n, per))
         }) {
-            Ok((b, n)) => loaded.push((e, b, n)),
+            Ok((b, n, per)) => {
+                loaded.push((e, b, n));
+                per_call.push(per);
+            }
             Err(err) => {
                 failed.insert(e, err.to_string());
             }
         }
     }
+    // Slow models (a round of single calls longer than `max_run / rounds`) get fewer rounds,
+    // never fewer than `min_rounds`.
+    let round_s: f64 = loaded
+        .iter()
+        .map(|(_, _, n)| *n as f64)
+        .zip(&per_call)
+        .map(|(n, p)| n * p)
+        .sum();
+    let rounds = if round_s * cfg.rounds as f64 > cfg.max_run.as_secs_f64() {
+        ((cfg.max_run.as_secs_f64() / round_s) as usize)
+            .clamp(cfg.min_rounds.min(cfg.rounds), cfg.rounds)
+    } else {
+        cfg.rounds
+    };
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); loaded.len()];
-    for r in 0..cfg.rounds {
+    for r in 0..rounds {
         let k = loaded.len().max(1);
         for j in 0..loaded.len() {
             let i = (j + r) % k;
@@ -191,6 +220,7 @@ pub fn run(m: &BenchModel, engines: &[Engine], threads: usize, cfg: &Config) -> 
     }
     Run {
         threads,
+        rounds,
         engines: out,
     }
 }
@@ -206,7 +236,8 @@ pub struct Startup {
     pub repeated_us: Summary,
 }
 
-/// Measures [`Startup`] for the image `bytes` (zero inputs), then `reps` more times.
+/// Measures [`Startup`] for the image `bytes` (zero inputs), then up to `reps` more times
+/// (at least 3, stopping after about 2 s).
 pub fn startup(bytes: &[u8], reps: usize) -> Result<Startup> {
     let img = AlignedBytes::new(bytes);
     let rt = |e: edgeloop_runtime::Error| Error::Runtime(format!("{e:?}"));
@@ -223,7 +254,12 @@ pub fn startup(bytes: &[u8], reps: usize) -> Result<Startup> {
         Ok(t.elapsed().as_secs_f64() * 1e6)
     };
     let first_us = once()?;
-    let v = (0..reps).map(|_| once()).collect::<Result<Vec<f64>>>()?;
+    // At most `reps` more, stopping after about 2 s (at least 3).
+    let t = Instant::now();
+    let mut v = Vec::new();
+    while v.len() < reps && (v.len() < 3 || t.elapsed() < Duration::from_secs(2)) {
+        v.push(once()?);
+    }
     Ok(Startup {
         first_us,
         repeated_us: summarize(&v),

@@ -15,7 +15,7 @@ use edgeloop_quantize::onnx::{ElemType, InputSpec};
 use edgeloop_quantize::tensor::Tensor;
 use edgeloop_quantize::testmodels::Rng;
 use edgeloop_trainer::export::{
-    export_bert, export_gpt, export_gpt_decode_step, ExportOptions, Head,
+    export_bert_fixed_length, export_gpt, export_gpt_decode_step, ExportOptions, Head,
 };
 use edgeloop_trainer::models::import::load_hf_bert;
 use edgeloop_trainer::models::{Bert, BuildOptions, Gpt, GptConfig, Params};
@@ -296,10 +296,15 @@ pub fn gpt_prefill() -> Result<Built> {
 /// (`export_gpt_decode_step`, opset 20): the new token, its position, the cache mask and the
 /// past keys/values of 63 slots per layer; outputs the logits and the new keys/values. The
 /// bench input has 32 tokens in the cache.
+///
+/// The exported graph takes `past_mask` as int64 and casts it to float; our compiler has no
+/// `Cast`, so the artifact every engine runs takes `past_mask` as float32 directly (the Cast
+/// node removed, nothing else changed).
 pub fn gpt_decode_step() -> Result<Built> {
     let gpt = tiny_gpt()?;
     let cfg = tiny_gpt_config();
-    let m = onnx_of(export_gpt_decode_step(&gpt, 1, 20).map_err(trainer_err)?)?;
+    let mut m = onnx_of(export_gpt_decode_step(&gpt, 1, 20).map_err(trainer_err)?)?;
+    float_mask_input(&mut m, "past_mask")?;
     let specs = m.inputs(&HashMap::new())?;
     let p_len = cfg.block_size - 1;
     let mut rng = Rng::new(32);
@@ -311,9 +316,11 @@ pub fn gpt_decode_step() -> Result<Built> {
         );
         s.insert(
             "past_mask".into(),
-            Tensor::i64(
+            Tensor::f32(
                 vec![1, p_len],
-                (0..p_len).map(|i| i64::from(i < filled)).collect(),
+                (0..p_len)
+                    .map(|i| if i < filled { 1.0 } else { 0.0 })
+                    .collect(),
             )
             .expect("shape"),
         );
@@ -324,14 +331,48 @@ pub fn gpt_decode_step() -> Result<Built> {
     Ok((m, calib, sample))
 }
 
+/// Makes graph input `name` float32 and removes the `Cast` to float that was its only reader.
+fn float_mask_input(m: &mut OnnxModel, name: &str) -> Result<()> {
+    let g = m.graph_mut();
+    let k = g
+        .node
+        .iter()
+        .position(|n| n.op_type == "Cast" && n.input.first().map(String::as_str) == Some(name))
+        .ok_or_else(|| Error::Check(format!("no Cast reads '{name}'")))?;
+    let cast = g.node.remove(k);
+    let out = cast.output.first().cloned().unwrap_or_default();
+    for n in &mut g.node {
+        for i in &mut n.input {
+            if *i == out {
+                *i = name.to_string();
+            }
+        }
+    }
+    let vi = g
+        .input
+        .iter_mut()
+        .find(|v| v.name == name)
+        .ok_or_else(|| Error::Check(format!("no graph input '{name}'")))?;
+    if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+        vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = tract_onnx::pb::tensor_proto::DataType::Float as i32;
+    }
+    m.validate_graph()?;
+    Ok(())
+}
+
 /// all-MiniLM-L6-v2 (sentence-transformers; 6 layers, width 384, 22.7M parameters) imported
 /// from the Hugging Face checkpoint in `dir` by the trainer and exported with the
-/// sentence-embedding head (mean pooling under `attention_mask`) at 128 tokens, opset 20.
+/// sentence-embedding head at 128 tokens, opset 20, in the fixed-length form
+/// (`export_bert_fixed_length`: every position attended, mean over all 128 positions, no
+/// `attention_mask` input): the masked form pools with ReduceSum/Max, which the quantizer does
+/// not take. The bench input is 128 real tokens, where both forms compute the same.
 pub fn minilm(dir: &std::path::Path) -> Result<Built> {
     let (cfg, mut params) = load_hf_bert(dir, 1, &Device::Cpu).map_err(trainer_err)?;
     let bert = Bert::new(&cfg, &mut params, BuildOptions::default()).map_err(trainer_err)?;
     let m = onnx_of(
-        export_bert(
+        export_bert_fixed_length(
             &bert,
             &ExportOptions {
                 batch: 1,
@@ -442,12 +483,12 @@ pub fn catalog(minilm_dir: std::result::Result<std::path::PathBuf, String>) -> V
     });
     v.push(Spec {
         name: "tiny-gpt-decode-step",
-        description: "the same tiny GPT, one decode step with a 63-slot KV cache passed as inputs (32 filled)".into(),
+        description: "the same tiny GPT, one decode step with a 63-slot KV cache passed as inputs (32 filled; past_mask as float32)".into(),
         build: Box::new(gpt_decode_step),
     });
     v.push(Spec {
         name: "all-minilm-l6-v2",
-        description: "all-MiniLM-L6-v2 sentence embedding (6 layers, width 384), 128 tokens, mean pooling under the attention mask".into(),
+        description: "all-MiniLM-L6-v2 sentence embedding (6 layers, width 384), 128 tokens, fixed-length export (mean over all positions, no attention_mask)".into(),
         build: Box::new(move || match &minilm_dir {
             Ok(d) => minilm(d),
             Err(e) => Err(Error::Io(e.clone())),

@@ -318,7 +318,8 @@ pub fn markdown(r: &Results) -> String {
         s,
         "Method: every engine runs the same ONNX artifact (our quantizer's int8 QDQ model, or the \
          fp32 model; our runtime runs the images compiled from them) on one fixed input, batch 1. \
-         After a {:.1} ms warm-up per engine, {} rounds; in each round every engine runs a batch \
+         After a {:.1} ms warm-up per engine, {} rounds (fewer, at least {}, where they would take \
+         over {} s: the MiniLM); in each round every engine runs a batch \
          of calls lasting about {:.1} ms, in an order rotated from round to round. A latency \
          sample is one batch's mean; a ratio sample is peer / ours on the same round. Tables give \
          medians with p10-p90. `peer / ours` > 1 means our runtime is faster. A run asks every \
@@ -327,6 +328,8 @@ pub fn markdown(r: &Results) -> String {
          anywhere in tests.\n",
         r.config.warmup.as_secs_f64() * 1e3,
         r.config.rounds,
+        r.config.min_rounds,
+        r.config.max_run.as_secs(),
         r.config.batch_time.as_secs_f64() * 1e3
     );
     let _ = writeln!(s, "## Goals (issue 11)\n");
@@ -347,10 +350,14 @@ pub fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(s, "\n## Latency, batch 1\n");
     for mr in &r.models {
+        let rounds: Vec<String> = mr.runs.iter().map(|r| r.rounds.to_string()).collect();
         let _ = writeln!(
             s,
-            "### {} ({} parameters; {})\n",
-            mr.name, mr.params, mr.description
+            "### {} ({} parameters; {}; rounds {})\n",
+            mr.name,
+            mr.params,
+            mr.description,
+            rounds.join("/")
         );
         let _ = writeln!(
             s,

@@ -60,7 +60,7 @@ fn every_engine_runs_every_small_model_and_agrees() {
         for e in &run.engines {
             assert!(e.unavailable.is_none(), "{name}: {e:?}");
             let l = e.latency_us.expect("latency");
-            assert_eq!(l.n, cfg.rounds, "{name}: {}", e.label);
+            assert_eq!(l.n, run.rounds, "{name}: {}", e.label);
             assert!(l.median > 0.0 && l.median.is_finite());
             if e.engine != Engine::OursInt8 {
                 assert!(e.ratio_vs_ours_int8.is_some(), "{name}: {}", e.label);

@@ -1,7 +1,7 @@
 //! `rss-probe IMAGE [CALLS]`: a process that runs one model image and prints its peak RSS.
 //!
 //! Reads the image file straight into an aligned buffer (standing in for flash), parses it, allocates
-//! the arena, runs `invoke` CALLS times (default 100) on zero inputs and prints one JSON line
+//! the arena, runs `invoke` CALLS times (default 100) on zero inputs (written before each call) and prints one JSON line
 //! with `VmHWM` and `VmRSS` from `/proc/self/status` (KiB) next to the image and arena sizes.
 //! `rss-probe --baseline` prints the same for a process that loads no model.
 
@@ -47,6 +47,13 @@ fn run() -> Result<String, String> {
     let mut it =
         Interpreter::new(&model, arena.as_mut_slice()).map_err(|e| format!("arena: {e:?}"))?;
     for _ in 0..calls {
+        // Inputs live in the arena and the planner may reuse their bytes after they are read:
+        // write them before every invoke (zeros: token id 0, 0.0).
+        for k in 0..model.num_inputs() {
+            it.input_bytes(k)
+                .map_err(|e| format!("input {k}: {e:?}"))?
+                .fill(0);
+        }
         it.invoke().map_err(|e| format!("invoke: {e:?}"))?;
     }
     std::hint::black_box(it.output_bytes(0).map_err(|e| format!("{e:?}"))?);
