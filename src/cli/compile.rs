@@ -14,7 +14,9 @@ use edgeloop_quantize::{Dataset, OnnxModel};
     after_help = "QDQ patterns (DequantizeLinear → op → QuantizeLinear) become int8 ops with \
 precomputed requantization constants; other nodes run in f32. Unsupported nodes are all listed at once.\n\
 The report (--report) gives flash bytes by section, the planned arena vs its exact lower bound, MACs per \
-op and in total, and the ops used (so firmware links only those kernels)."
+op and in total, and the ops used (so firmware links only those kernels).\n\nExamples:\n  \
+edgeloop compile model-int8.onnx --out model.edli --report\n  \
+edgeloop compile model-int8.onnx --out model.edli --sign keys/edgeloop.key --reference calib/ --model-version 2 --json"
 )]
 pub struct Args {
     /// The ONNX model (QDQ int8, e.g. from `edgeloop quantize` or onnxruntime's quantize_static, or fp32).

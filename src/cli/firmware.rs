@@ -30,6 +30,11 @@ use crate::say;
 
 /// Arguments of `edgeloop firmware-assets`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example (what the test command does):\n  \
+edgeloop demo --fast --out runs/fast\n  \
+edgeloop firmware-assets --out firmware-examples/assets --image runs/fast/deploy/v1/intent.edli \\\n    \
+--texts runs/fast/data/selected/test.jsonl --tokenizer runs/fast/data/tokenizer.json\n  \
+cd firmware-examples && cargo run --release --bin classify")]
 pub struct Args {
     /// Folder to write the assets into (`classify.img`, `classify.inputs`, `classify.expected`, ...).
     #[arg(long)]

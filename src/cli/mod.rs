@@ -153,6 +153,33 @@ mod tests {
     }
 
     #[test]
+    fn every_subcommand_has_help_with_an_example() {
+        let cmd = Cli::command();
+        let mut missing: Vec<String> = Vec::new();
+        for sc in cmd.get_subcommands() {
+            let mut help = sc
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            // Commands with subcommands may carry the examples on each subcommand.
+            for sub in sc.get_subcommands() {
+                help.push_str(
+                    &sub.get_after_help()
+                        .map(|h| h.to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            if !help.contains("edgeloop ") || sc.get_about().is_none() {
+                missing.push(sc.get_name().to_string());
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "no example or description in --help of: {missing:?}"
+        );
+    }
+
+    #[test]
     fn quiet_and_json_parse_before_or_after_the_subcommand() {
         for args in [
             &["edgeloop", "--json", "retrain", "--run", "x"][..],

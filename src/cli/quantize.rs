@@ -12,7 +12,9 @@ use edgeloop_quantize::{Dataset, Method, OnnxModel, QuantizeConfig, DEFAULT_OP_T
     after_help = "The output is a standard QDQ int8 ONNX model that keeps the input's opset (17 to 22): \
 weights symmetric int8 per channel, biases int32, activations asymmetric int8 per tensor.\n\
 Calibration files: .npz with one array per model input (named after it), or .npy for single-input models; \
-an array [k*B, ...] for an input [B, ...] gives k samples."
+an array [k*B, ...] for an input [B, ...] gives k samples.\n\nExamples:\n  \
+edgeloop quantize --model model-fp32.onnx --calib calib/ --out model-int8.onnx\n  \
+edgeloop quantize --model model-fp32.onnx --calib calib/ --method entropy --smoothquant 0.5 --report sensitivity/ --out model-int8.onnx"
 )]
 pub struct Args {
     /// The fp32 ONNX model.

@@ -22,14 +22,17 @@ enum Command {
     #[command(
         after_help = "INPUT is a file, `-` for stdin, or a serial device path (configure its baud rate \
 first, e.g. `stty -F /dev/ttyACM0 115200 raw`); reading stops at end of input. Corrupt frames are skipped \
-and counted; frames already in the store (same device, boot, seq) are dropped."
+and counted; frames already in the store (same device, boot, seq) are dropped.\n\nExamples:\n  \
+edgeloop telemetry ingest --input device-7.bin --store telemetry/field\n  \
+cat /dev/ttyACM0 | edgeloop telemetry ingest --input - --store telemetry/field --json"
     )]
     Ingest(IngestArgs),
     /// Compare the store with a reference store window by window and write a drift report.
     #[command(
         after_help = "Writes drift_report.json, drift_report.md and PNG plots into --out. \
 Defaults follow Evidently: KS / chi-square (p < 0.05) up to 1000 reference rows, normed Wasserstein / \
-Jensen-Shannon (>= 0.1) above; PSI (0.1, 30 bins) reported for every feature."
+Jensen-Shannon (>= 0.1) above; PSI (0.1, 30 bins) reported for every feature.\n\nExample:\n  \
+edgeloop telemetry drift --reference runs/demo/telemetry/reference --store runs/demo/telemetry/field --out drift --fail-on-drift"
     )]
     Drift(DriftArgs),
 }
