@@ -5,8 +5,10 @@
 //! [`MAX_PATCH`] bytes; padded taps are filled with the input zero point, so they contribute
 //! `(zp − zp)·w = 0`, exactly like the reference's skipped taps), and the patch is multiplied by
 //! the weights `[out_c, kh·kw·in_c]` with the DSP FullyConnected kernel
-//! ([`crate::ops::fully_connected::dsp`]: input sign-extended and offset once, three output
-//! channels per pass). Same bias, same per-channel requantization, and the int32 sums only
+//! ([`crate::ops::fully_connected::dsp`]: input sign-extended and offset once). Patches are
+//! gathered two output pixels at a time and multiplied as a batch of two, so the kernel runs its
+//! 2×2 block (two output channels × two pixels: every sign-extended weight pair feeds two
+//! accumulators). Same bias, same per-channel requantization, and the int32 sums only
 //! change order (wrapping addition is associative), so outputs are bit-exact. Larger receptive
 //! fields use the per-tap dot product over input channels
 //! ([`crate::arch::cortex_m::dot_offset_i8_dsp`]).
@@ -31,9 +33,9 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
             crate::arch::cortex_m::dot_offset_i8_dsp(x, xo, w, 0)
         });
     }
-    let fc = FullyConnectedParams {
+    let fc = |batch: u32| FullyConnectedParams {
         shape: FullyConnectedShape {
-            batch: 1,
+            batch,
             in_features: k as u32,
             out_features: out_c as u32,
         },
@@ -45,10 +47,27 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         output_shift: p.output_shift,
         activation: p.activation,
     };
+    let (one, two) = (fc(1), fc(2));
     // Zero points are int8 (checked by `check_i8`).
     let pad = p.input_zero_point as i8;
-    let mut patch = [0i8; MAX_PATCH];
+    // Two patches back to back: a batch of two rows of `k` bytes.
+    let mut patches = [0i8; 2 * MAX_PATCH];
+    // The pixel whose patch waits in the first slot for a partner.
+    let mut pending: Option<usize> = None;
     for_each_output(s, |pixel, b, oy, ox| {
+        // Pair only consecutive pixels (their outputs are adjacent); otherwise run the waiting one.
+        if let Some(first) = pending {
+            if first + 1 != pixel {
+                fully_connected::dsp::eval_i8(
+                    &one,
+                    &patches[..k],
+                    &mut output[first * out_c..(first + 1) * out_c],
+                );
+                pending = None;
+            }
+        }
+        let slot = usize::from(pending.is_some());
+        let patch = &mut patches[slot * k..(slot + 1) * k];
         let mut at = 0;
         for ky in 0..kh {
             let iy = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h);
@@ -65,10 +84,20 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
                 at += in_c;
             }
         }
-        fully_connected::dsp::eval_i8(
-            &fc,
-            &patch[..k],
-            &mut output[pixel * out_c..(pixel + 1) * out_c],
-        );
+        match pending.take() {
+            Some(first) => fully_connected::dsp::eval_i8(
+                &two,
+                &patches[..2 * k],
+                &mut output[first * out_c..(pixel + 1) * out_c],
+            ),
+            None => pending = Some(pixel),
+        }
     });
+    if let Some(last) = pending {
+        fully_connected::dsp::eval_i8(
+            &one,
+            &patches[..k],
+            &mut output[last * out_c..(last + 1) * out_c],
+        );
+    }
 }
