@@ -234,6 +234,8 @@ pub struct Startup {
     pub first_us: f64,
     /// Repeated start-ups, microseconds.
     pub repeated_us: Summary,
+    /// The `Model::parse` part of the repeated start-ups (validation and CRC), microseconds.
+    pub parse_us: Summary,
 }
 
 /// Measures [`Startup`] for the image `bytes` (zero inputs), then up to `reps` more times
@@ -241,9 +243,10 @@ pub struct Startup {
 pub fn startup(bytes: &[u8], reps: usize) -> Result<Startup> {
     let img = AlignedBytes::new(bytes);
     let rt = |e: edgeloop_runtime::Error| Error::Runtime(format!("{e:?}"));
-    let once = || -> Result<f64> {
+    let once = || -> Result<(f64, f64)> {
         let t = Instant::now();
         let model = Model::parse(std::hint::black_box(img.as_slice())).map_err(rt)?;
+        let parse = t.elapsed().as_secs_f64() * 1e6;
         let mut arena = AlignedBytes::zeroed(model.arena_bytes());
         let mut it = Interpreter::new(&model, arena.as_mut_slice()).map_err(rt)?;
         for k in 0..model.num_inputs() {
@@ -251,17 +254,20 @@ pub fn startup(bytes: &[u8], reps: usize) -> Result<Startup> {
         }
         it.invoke().map_err(rt)?;
         std::hint::black_box(it.output_bytes(0).map_err(rt)?);
-        Ok(t.elapsed().as_secs_f64() * 1e6)
+        Ok((t.elapsed().as_secs_f64() * 1e6, parse))
     };
-    let first_us = once()?;
+    let first_us = once()?.0;
     // At most `reps` more, stopping after about 2 s (at least 3).
     let t = Instant::now();
     let mut v = Vec::new();
     while v.len() < reps && (v.len() < 3 || t.elapsed() < Duration::from_secs(2)) {
         v.push(once()?);
     }
+    let total: Vec<f64> = v.iter().map(|x| x.0).collect();
+    let parse: Vec<f64> = v.iter().map(|x| x.1).collect();
     Ok(Startup {
         first_us,
-        repeated_us: summarize(&v),
+        repeated_us: summarize(&total),
+        parse_us: summarize(&parse),
     })
 }

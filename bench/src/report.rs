@@ -401,7 +401,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "| model | image B | arena B | f32 image B | f32 arena B | VmHWM KiB (budget) | same binary, no model KiB | allocations / invoke | start-up first / median us |\n|---|---|---|---|---|---|---|---|---|"
+        "| model | image B | arena B | f32 image B | f32 arena B | VmHWM KiB (budget) | same binary, no model KiB | allocations / invoke | start-up first / median us (of which parse) |\n|---|---|---|---|---|---|---|---|---|"
     );
     for mr in &r.models {
         let rss = match &mr.rss_i8 {
@@ -419,7 +419,12 @@ pub fn markdown(r: &Results) -> String {
             .filter_map(|e| e.rust_allocs_per_call)
             .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
         let st = match &mr.startup_i8 {
-            Ok(x) => format!("{} / {}", us(x.first_us), us(x.repeated_us.median)),
+            Ok(x) => format!(
+                "{} / {} (parse {})",
+                us(x.first_us),
+                us(x.repeated_us.median),
+                us(x.parse_us.median)
+            ),
             Err(e) => format!("not measured: {}", cell(e)),
         };
         let _ = writeln!(
