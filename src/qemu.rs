@@ -310,9 +310,13 @@ fn host_run(image: &[u8], inputs: &Inputs) -> anyhow::Result<HostRun> {
     })
 }
 
-/// The repository this binary was built from (the firmware's and qemu-run's sources).
+/// The repository with the firmware's and qemu-run's sources: the one `cargo run` / `cargo test`
+/// runs in (cargo sets `CARGO_MANIFEST_DIR` for the process), else the one this binary was built
+/// from. (A compile-time path alone breaks when cargo reuses a binary built in another checkout.)
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// `name` on PATH, if there.

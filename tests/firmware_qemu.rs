@@ -23,7 +23,9 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -62,7 +62,9 @@ fn row<'a>(rows: &'a Value, quantizer: &str, method: Option<&str>) -> &'a Value 
 fn our_int8_is_at_least_as_accurate_as_onnxruntime_quantize_static() {
     let python = env_path("EDGELOOP_PYTHON");
     env_path("ORT_DYLIB_PATH");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     let out = std::env::temp_dir().join(format!("edgeloop-qvo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let res = Command::new("bash")

@@ -24,7 +24,9 @@ pub fn python_reference(script: &str, input: &serde_json::Value) -> serde_json::
              EDGELOOP_PYTHON=$HOME/.cache/edgeloop/venv/bin/python"
         )
     });
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("../python/ref")
         .join(script);
     let mut child = Command::new(&python)
