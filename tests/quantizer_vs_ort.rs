@@ -19,7 +19,7 @@
 //! - distance to fp32: classifier accuracy within 1.5 points, top-1 agreement ≥ 96%; perplexity
 //!   ≤ fp32's × 1.01.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;

@@ -1,7 +1,6 @@
 //! Test helpers: seeded randomness and calls into the Python reference implementations.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use rand::SeedableRng;

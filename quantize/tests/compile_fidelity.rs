@@ -10,7 +10,7 @@
 //! unset).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use edgeloop_quantize::compile::host::HostTensor;
