@@ -52,11 +52,11 @@ def demo_column(s):
     r = s["retrain"]
     m4 = s.get("cortex_m4", {})
     total = sum(t["seconds"] for t in s["times"])
-    fp32, int8, img = form(s, "fp32"), form(s, "int8 QDQ"), form(s, "int8 image")
+    fp32, int8, img = form(s, "fp32 ONNX"), form(s, "int8 QDQ ONNX (ONNX Runtime)"), form(s, "int8 image")
     col = {
         "wall time (all stages)": f"{total:.0f} s",
         "intent classifier": f"{num(c['parameters'])} parameters, {c['steps']} steps, validation accuracy {pct(c['val_accuracy'])}",
-        "lab test accuracy: fp32 ONNX / int8 ONNX / int8 image": " / ".join(pct(f["lab"]["accuracy"]) for f in (fp32, int8, img)),
+        "lab test accuracy: fp32 ONNX / int8 ONNX (ORT) / int8 image": " / ".join(pct(f["lab"]["accuracy"]) for f in (fp32, int8, img)),
         "field hold-out accuracy, same three": " / ".join(pct(f["field"]["accuracy"]) for f in (fp32, int8, img)),
         "image vs int8 ONNX, top-1": pct(v1["image_vs_int8_onnx_top1"]),
         "image footprint": f"{num(v1['image_bytes'])} B signed; arena {num(v1['arena_bytes'])} B (lower bound {num(v1['arena_lower_bound'])}); {num(v1['macs'])} MACs",
