@@ -140,6 +140,16 @@ fn demo_fast_runs_the_whole_loop() {
         Some(names.len())
     );
     assert!(out.join("deploy/v1/backends.md").is_file());
+    // The eval crate's report on the image: JSON, Markdown, HTML with the confusion matrix.
+    for rel in [
+        "deploy/v1/eval/report.json",
+        "deploy/v1/eval/report.md",
+        "deploy/v1/eval/report.html",
+        "deploy/v1/eval/plots/confusion.png",
+    ] {
+        assert!(out.join(rel).is_file(), "missing {rel}");
+    }
+    assert_eq!(s["v1"]["eval_report"], "deploy/v1/eval/report.html");
     // Explanations: integrated gradients complete (the sum matches f(x) - f(pad)), PNGs drawn.
     let explained = s["explained"].as_array().expect("explained");
     assert_eq!(explained.len(), 3);

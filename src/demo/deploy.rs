@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use edgeloop_eval::calibration::calibration_from_probs;
 use edgeloop_eval::classification::{ClassificationSummary, ZeroDivision};
 use edgeloop_eval::compare::{ComparisonTable, MetricColumn};
+use edgeloop_eval::fairness::per_slice;
+use edgeloop_eval::report::EvaluationReport;
 use edgeloop_quantize::compile::reference::host_sample;
 use edgeloop_quantize::compile::{self, CompileOptions};
 use edgeloop_quantize::oracle::OrtModel;
@@ -104,6 +107,9 @@ pub struct Deployment {
     pub forms: Vec<FormRow>,
     /// The same scores as the eval crate's side-by-side table, with deltas against fp32 (candle).
     pub comparison: ComparisonTable,
+    /// The eval crate's report on the int8 image (`eval/report.html`: confusion matrix, per-class
+    /// and per-set metrics, calibration, the side-by-side table).
+    pub eval_report: String,
     /// Top-1 agreement of the image with the int8 ONNX model (ONNX Runtime when installed,
     /// else tract), lab test set.
     pub image_vs_int8_onnx_top1: f64,
@@ -339,6 +345,17 @@ pub fn deploy(
     );
     let comparison = comparison_table(&forms)?;
     std::fs::write(dir.join("backends.md"), comparison.to_markdown())?;
+    let eval_report = eval_report(
+        &dir,
+        version,
+        labels,
+        &host,
+        [
+            (&lab_x, &lab_y, "lab test"),
+            (&field_x, &field_y, "field hold-out"),
+        ],
+        &comparison,
+    )?;
     let d = Deployment {
         version,
         fp32_onnx: relative(&ctx.out, &fp32_path),
@@ -351,6 +368,7 @@ pub fn deploy(
         compile_report: report_text,
         forms,
         comparison,
+        eval_report: relative(&ctx.out, &eval_report),
         image_vs_int8_onnx_top1: agree,
         invoke_us,
         labels: labels.clone(),
@@ -358,6 +376,48 @@ pub fn deploy(
     };
     write_json(&dir.join("deployment.json"), &d)?;
     Ok(d)
+}
+
+/// The eval crate's report on the int8 image over the given sets (each a slice), written to
+/// `dir/eval/`; returns the HTML page's path.
+fn eval_report(
+    dir: &Path,
+    version: u32,
+    labels: &[String],
+    host: &HostModel,
+    sets: [(&Vec<Vec<i32>>, &Vec<usize>, &str); 2],
+    comparison: &ComparisonTable,
+) -> anyhow::Result<PathBuf> {
+    let (mut y_true, mut y_pred, mut probs, mut groups) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (xs, ys, name) in sets {
+        for (p, &y) in host.predict(xs)?.into_iter().zip(ys) {
+            y_true.push(y);
+            y_pred.push(p.class);
+            probs.push(p.probs);
+            groups.push(name.to_string());
+        }
+    }
+    let mut r = EvaluationReport::new(
+        format!("intent classifier v{version}: the int8 image"),
+        "int8 image (edgeloop runtime)",
+        "lab test + field hold-out",
+    );
+    r.classification = Some(ClassificationSummary::compute(
+        labels,
+        &y_true,
+        &y_pred,
+        Some(&probs),
+        &[1, 3],
+        ZeroDivision::Zero,
+    )?);
+    r.calibration = Some(calibration_from_probs(&y_true, &probs, 10)?);
+    r.slices = per_slice(&y_true, &y_pred, &groups, labels.len())?;
+    r.comparison = Some(comparison.clone());
+    let written = r
+        .write_all(dir.join("eval"))
+        .context("writing the evaluation report")?;
+    Ok(written.html)
 }
 
 /// The side-by-side table of `forms` (first row = reference).

@@ -23,8 +23,11 @@ fn forms_table(html: &mut String, d: &Deployment) {
     let _ = writeln!(
         html,
         "<p>v{}: the same lab test and field hold-out sets through each backend; deltas against the first \
-         row.</p>{}",
+         row. The image's full evaluation (confusion matrix, per-class and per-set metrics, calibration): \
+         <a href=\"{}\"><code>{}</code></a>.</p>{}",
         d.version,
+        esc(&d.eval_report),
+        esc(&d.eval_report),
         d.comparison.to_html()
     );
 }
