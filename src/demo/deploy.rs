@@ -378,6 +378,9 @@ pub fn deploy(
     Ok(d)
 }
 
+/// One evaluation set: token-id rows, labels, the set's name (its slice in the report).
+type EvalSet<'a> = (&'a [Vec<i32>], &'a [usize], &'a str);
+
 /// The eval crate's report on the int8 image over the given sets (each a slice), written to
 /// `dir/eval/`; returns the HTML page's path.
 fn eval_report(
@@ -385,7 +388,7 @@ fn eval_report(
     version: u32,
     labels: &[String],
     host: &HostModel,
-    sets: [(&Vec<Vec<i32>>, &Vec<usize>, &str); 2],
+    sets: [EvalSet<'_>; 2],
     comparison: &ComparisonTable,
 ) -> anyhow::Result<PathBuf> {
     let (mut y_true, mut y_pred, mut probs, mut groups) =
