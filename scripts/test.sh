@@ -9,9 +9,30 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 # 2-core machines: keep candle's and gemm's thread pools from oversubscribing.
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-2}"
+# CI builds from a fresh clone each time: incremental state for a throw-away path only fills the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 mkdir -p "$CACHE"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "Disk space for the build"
+# A reused target directory grows with every dependency or profile change. Start it over when the
+# disk is short (a cold build needs ~12 GiB) or the directory has grown past 30 GiB.
+avail_gib=$(( $(df -Pk "$CACHE" | awk 'NR==2 {print $4}') / 1048576 ))
+target_gib=0
+if [ -d "$CARGO_TARGET_DIR" ]; then
+  target_gib=$(( $(du -sk "$CARGO_TARGET_DIR" | cut -f1) / 1048576 ))
+fi
+echo "free: ${avail_gib} GiB; target dir: ${target_gib} GiB"
+if [ "$avail_gib" -lt 15 ] || [ "$target_gib" -gt 30 ]; then
+  echo "removing $CARGO_TARGET_DIR to start the build over"
+  rm -rf "$CARGO_TARGET_DIR"
+  avail_gib=$(( $(df -Pk "$CACHE" | awk 'NR==2 {print $4}') / 1048576 ))
+fi
+if [ "$avail_gib" -lt 12 ]; then
+  echo "error: only ${avail_gib} GiB free under $CACHE; the build and tests need about 12 GiB" >&2
+  exit 1
+fi
 
 step "Rust targets and components"
 rustup component add rustfmt clippy >/dev/null
