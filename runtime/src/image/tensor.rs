@@ -204,7 +204,8 @@ pub(crate) fn decode(rec: &[u8]) -> Result<TensorInfo, TensorProblem> {
     let zero_point = i32_at(rec, 20).ok_or(bad_kind)?;
     let first_op = u16_at(rec, 24).ok_or(bad_kind)?;
     let last_op = u16_at(rec, 26).ok_or(bad_kind)?;
-    let bytes = shape.num_elements() * dtype.size() as u64;
+    // Four u16 dims make up to 65535^4 elements: × 4 bytes overflows u64 (found by fuzzing).
+    let bytes = shape.num_elements().saturating_mul(dtype.size() as u64);
     if bytes > u32::MAX as u64 - 15 {
         return Err(TensorProblem::TooLarge);
     }
@@ -245,4 +246,32 @@ pub(crate) fn decode(rec: &[u8]) -> Result<TensorInfo, TensorProblem> {
         first_op,
         last_op,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 28-byte tensor record: dtype, rank, kind 0 (arena), flags 0, dims, offset 0, scale 0,
+    /// zero point 0, live range 0..0.
+    fn record(dtype: u8, dims: &[u16]) -> [u8; 28] {
+        let mut r = [0u8; 28];
+        r[0] = dtype;
+        r[1] = dims.len() as u8;
+        for (i, d) in dims.iter().enumerate() {
+            r[4 + 2 * i..6 + 2 * i].copy_from_slice(&d.to_le_bytes());
+        }
+        r
+    }
+
+    /// Regression (fuzz target `parse_invoke`): the byte size of a 65535^4 f32 tensor overflowed
+    /// u64 and panicked in debug builds (and wrapped to a small size in release builds).
+    #[test]
+    fn largest_dims_are_too_large_not_an_overflow() {
+        for dtype in [DType::I8, DType::I16, DType::F32] {
+            let r = record(dtype as u8, &[u16::MAX; MAX_RANK]);
+            assert_eq!(decode(&r), Err(TensorProblem::TooLarge), "{dtype:?}");
+        }
+        assert!(decode(&record(DType::F32 as u8, &[16, 16, 4, 4])).is_ok());
+    }
 }
