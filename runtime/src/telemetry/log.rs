@@ -621,3 +621,6 @@ mod tests {
         assert!(cuts > 2000, "only {cuts} cut points exercised");
     }
 }
+
+#[cfg(test)]
+mod fault_tests;
