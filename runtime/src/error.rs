@@ -148,6 +148,14 @@ pub enum Error {
         /// Tensor index in the graph.
         tensor: u32,
     },
+    /// The audio front end was given a buffer of the wrong length (too few samples for one
+    /// frame, or a feature buffer that does not hold exactly frames × mel bands values).
+    AudioBufferLength {
+        /// Length required (samples for one frame, or feature values).
+        needed: u32,
+        /// Length given.
+        given: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -249,6 +257,12 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "tensor {tensor} has another element type than the view asked for"
+                )
+            }
+            Error::AudioBufferLength { needed, given } => {
+                write!(
+                    f,
+                    "audio front end: buffer of {given} values where {needed} are needed"
                 )
             }
         }

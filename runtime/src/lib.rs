@@ -9,6 +9,7 @@ mod fmt;
 
 pub mod arch;
 pub mod arena;
+pub mod audio;
 pub mod error;
 pub mod image;
 pub mod interpreter;
