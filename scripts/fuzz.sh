@@ -8,7 +8,7 @@
 # with its own time (`scripts/fuzz.sh 60 frame_decode=1200 parse_invoke=1800`).
 # Environment: FUZZ_SANITIZER (default `address`; `none` runs 2-4x more executions per second),
 # FUZZ_RSS_MB (default 2048), FUZZ_TIMEOUT_S (per input, default 10), FUZZ_SEEDS=0 (keep the
-# seeds already written), FUZZ_APPEND=1 (add this run's table to fuzz/RESULTS.md), EDGELOOP_CACHE.
+# seeds already written), FUZZ_BUILD=0 (run the binaries built last time), FUZZ_APPEND=1 (add this run's table to fuzz/RESULTS.md), EDGELOOP_CACHE.
 # Inputs that once crashed a target are kept in fuzz/regressions/<target>/ and replayed first.
 #
 # Installs cargo-fuzz (cached under $EDGELOOP_CACHE/tools) and uses the nightly toolchain. The
@@ -74,9 +74,11 @@ declare -A FEATURES=(
   [parse_invoke]="" [frame_decode]="" [ingest_stream]=ingest
   [onnx_compile]=onnx [dataset_read]=dataset [serve_text]=dataset
 )
-for t in "${targets[@]}"; do
-  (cd fuzz && cargo +nightly fuzz build --features "${FEATURES[$t]}" -s "$SANITIZER" "$t")
-done
+if [ "${FUZZ_BUILD:-1}" = 1 ]; then
+  for t in "${targets[@]}"; do
+    (cd fuzz && cargo +nightly fuzz build --features "${FEATURES[$t]}" -s "$SANITIZER" "$t")
+  done
+fi
 BIN_DIR="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
 
 LOG_DIR="$CACHE/fuzz-logs"
@@ -126,7 +128,8 @@ step "fuzz/RESULTS.md"
     "(load average $(cut -d' ' -f1-3 /proc/loadavg) at the end), libFuzzer via" \
     "$(cargo fuzz --version), $(rustc +nightly --version | cut -d' ' -f1-2), sanitizer \`$SANITIZER\`," \
     "release build with debug assertions and overflow checks, RSS limit ${RSS_MB} MB," \
-    "${TIMEOUT_S} s per input. One process per target, one after another."
+    "${TIMEOUT_S} s per input, one fuzzing process per target (this script runs them one after" \
+    "another; other work on the machine shows in the load average)."
   echo
   echo "\`cov\` is libFuzzer's count of covered edges (\`cov:\`), \`ft\` its count of features" \
     "(edges with hit-count buckets, \`ft:\`), both from the final status line; \`corpus\` is" \
@@ -140,7 +143,7 @@ step "fuzz/RESULTS.md"
 } >fuzz/RESULTS.md.new
 if [ "${FUZZ_APPEND:-0}" = 1 ] && [ -f fuzz/RESULTS.md ]; then
   { cat fuzz/RESULTS.md; echo; echo "## Run of $(date -u '+%Y-%m-%d %H:%M UTC')"; echo;
-    sed -n '/^| target/,$p' fuzz/RESULTS.md.new; } >fuzz/RESULTS.md.tmp
+    sed -n '/^| target/,/^$/p' fuzz/RESULTS.md.new; } >fuzz/RESULTS.md.tmp
   mv fuzz/RESULTS.md.tmp fuzz/RESULTS.md
   rm fuzz/RESULTS.md.new
 else

@@ -4,7 +4,8 @@
 
 use super::tests::assert_bit_exact;
 
-const CASES: usize = 300;
+/// Fewer under Miri (`scripts/sanitizers.sh`), where each case is interpreted.
+const CASES: usize = if cfg!(miri) { 16 } else { 300 };
 
 #[test]
 fn bit_exact_dsp() {
