@@ -132,6 +132,7 @@ echo idle >"$OUT/phase"
 sleep 2
 kill "$SAMPLER" 2>/dev/null || true
 SAMPLER=""
+rm -f "$OUT/phase" "$OUT/swap-last.json"
 
 fi
 
