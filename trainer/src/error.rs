@@ -49,6 +49,14 @@ pub enum TrainerError {
     /// A chart could not be drawn.
     #[error("plot: {0}")]
     Plot(String),
+    /// A checkpoint folder fails its integrity check (truncated, corrupted, incomplete).
+    #[error("checkpoint {dir}: {reason}")]
+    Checkpoint {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Training diverged (non-finite loss).
     #[error("training diverged at step {step}: loss is {loss}")]
     Diverged {
