@@ -3,6 +3,7 @@
 //! Not implemented yet (issues 5 and 6).
 #![deny(missing_docs)]
 
+pub mod audio;
 pub mod checkpoint;
 pub mod corpus;
 pub mod data;

@@ -8,6 +8,7 @@
 //! `<layer>.bias`. Inputs are `input_ids` (int64 `[B, T]`) and, for the encoder and the
 //! classifiers, `attention_mask` (int64 `[B, T]`, 1 real / 0 padding).
 
+pub mod ds_cnn;
 pub mod graph;
 
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! Models: GPT (causal LM) and a BERT-style encoder (masked LM), their layers and parameters.
 
 pub mod bert;
+pub mod ds_cnn;
 pub mod gpt;
 pub mod import;
 pub mod layers;
