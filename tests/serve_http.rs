@@ -613,12 +613,14 @@ async fn hot_swap_under_concurrent_requests_drops_none_and_refuses_bad_images() 
     let v1 = sign_image(&bag_classifier(1, 1, Some(REFERENCE)), &k).unwrap();
     let v2 = sign_image(&bag_classifier(2, 2, Some(REFERENCE)), &k).unwrap();
 
-    let clients: Vec<_> = (0..4)
+    const CLIENTS: usize = 16;
+    const PER_CLIENT: usize = 25;
+    let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let http = http.clone();
             tokio::spawn(async move {
                 let mut versions = Vec::new();
-                for i in 0..40 {
+                for i in 0..PER_CLIENT {
                     let r = http.predict(TEXTS[(c + i) % TEXTS.len()]).await;
                     assert_eq!(r.status, 200, "request {c}/{i} failed: {}", r.text());
                     versions.push(r.json()["model"]["version"].as_u64().unwrap());
@@ -629,8 +631,13 @@ async fn hot_swap_under_concurrent_requests_drops_none_and_refuses_bad_images() 
         .collect();
     let mut swaps = 0;
     for i in 0..10 {
-        let img = if i % 2 == 0 { v2.clone() } else { v1.clone() };
-        let r = http.swap("classify", img, Some(ADMIN)).await;
+        // v2 -> v1 is a deliberate rollback: it needs `force=true`.
+        let (task, img) = if i % 2 == 0 {
+            ("classify", v2.clone())
+        } else {
+            ("classify&force=true", v1.clone())
+        };
+        let r = http.swap(task, img, Some(ADMIN)).await;
         assert_eq!(r.status, 200, "{}", r.text());
         swaps += 1;
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -707,6 +714,36 @@ async fn hot_swap_under_concurrent_requests_drops_none_and_refuses_bad_images() 
     .error(400);
     assert_eq!(http.predict("play").await.json()["model"]["version"], 2);
 
+    // Downgrade protection: a valid, signed v1 is refused over v2 (409) unless forced.
+    let m = http
+        .swap("classify", v1.clone(), Some(ADMIN))
+        .await
+        .error(409);
+    assert!(
+        m.contains("downgrade") && m.contains("version 1") && m.contains("version 2"),
+        "{m}"
+    );
+    assert_eq!(http.predict("play").await.json()["model"]["version"], 2);
+    for bad in ["classify&force=maybe", "classify&force=true&x=1"] {
+        http.swap(bad, v1.clone(), Some(ADMIN)).await.error(400);
+    }
+    let r = http
+        .swap("classify&force=true", v1.clone(), Some(ADMIN))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"]["version"], 1);
+    assert_eq!(http.predict("play").await.json()["model"]["version"], 1);
+    // Same version again is not a downgrade; going up needs no flag.
+    assert_eq!(
+        http.swap("classify", v1.clone(), Some(ADMIN)).await.status,
+        200
+    );
+    assert_eq!(
+        http.swap("classify", v2.clone(), Some(ADMIN)).await.status,
+        200
+    );
+    swaps += 3;
+
     let metrics = http.get("/metrics").await.text();
     assert!(
         metrics.contains(&format!(
@@ -715,7 +752,7 @@ async fn hot_swap_under_concurrent_requests_drops_none_and_refuses_bad_images() 
         "{metrics}"
     );
     assert!(
-        metrics.contains("edgeloop_model_swaps_total{task=\"classify\",outcome=\"refused\"} 6\n")
+        metrics.contains("edgeloop_model_swaps_total{task=\"classify\",outcome=\"refused\"} 7\n")
     );
     assert!(
         metrics.contains("edgeloop_model_swaps_total{task=\"generate\",outcome=\"refused\"} 1\n")
@@ -724,7 +761,7 @@ async fn hot_swap_under_concurrent_requests_drops_none_and_refuses_bad_images() 
         "edgeloop_model_info{task=\"classify\",name=\"bag-classifier\",version=\"2\",signed=\"true\",verified=\"true\"} 1\n"
     ));
     let stats = server.shutdown().await.unwrap();
-    assert_eq!(stats.written, 4 * 40 + 2);
+    assert_eq!(stats.written, (CLIENTS * PER_CLIENT + 4) as u64);
 }
 
 /// One parsed sample: metric name, labels, value.

@@ -90,6 +90,60 @@ pub struct Args {
     /// Verify the image's Ed25519 signature against this public key file first.
     #[arg(long = "pub")]
     pub public_key: Option<PathBuf>,
+    /// Downgrade protection: the model version the device runs now. An image with a lower
+    /// model version (header field `model_version`) is refused unless --force.
+    #[arg(long, conflicts_with = "installed")]
+    pub installed_version: Option<u32>,
+    /// Downgrade protection: the image the device runs now (its header's model version counts,
+    /// as with --installed-version).
+    #[arg(long)]
+    pub installed: Option<PathBuf>,
+    /// Write an image even when its model version is lower than the installed one (a deliberate
+    /// rollback).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Downgrade protection: refuses `model` when its model version is lower than `installed`,
+/// unless `force`. Equal versions pass (re-flashing the same version).
+pub fn check_downgrade(
+    model: &Model<'_>,
+    installed: Option<u32>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let Some(installed) = installed else {
+        return Ok(());
+    };
+    let offered = model.model_version();
+    if offered < installed {
+        if !force {
+            bail!(
+                "downgrade refused: `{}` version {offered} is lower than the installed version {installed}; \
+                 pass --force to roll back on purpose",
+                model.name()
+            );
+        }
+        say!(
+            "warning: rolling `{}` back from version {installed} to {offered} (--force)",
+            model.name()
+        );
+    }
+    Ok(())
+}
+
+/// The installed model version given by --installed-version or read from --installed.
+fn installed_version(args: &Args) -> anyhow::Result<Option<u32>> {
+    if let Some(v) = args.installed_version {
+        return Ok(Some(v));
+    }
+    let Some(p) = &args.installed else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(p).with_context(|| format!("reading --installed {}", p.display()))?;
+    let aligned = AlignedBytes::new(&bytes);
+    let model = Model::parse(aligned.as_slice())
+        .with_context(|| format!("--installed {} is not a valid model image", p.display()))?;
+    Ok(Some(model.model_version()))
 }
 
 fn parse_address(s: &str) -> Result<u32, String> {
@@ -148,6 +202,13 @@ pub fn intel_hex(bytes: &[u8], base: u32) -> anyhow::Result<String> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
+    let installed = installed_version(&args)?;
+    {
+        let aligned = AlignedBytes::new(&bytes);
+        let model = Model::parse(aligned.as_slice())
+            .with_context(|| format!("{} is not a valid model image", args.image.display()))?;
+        check_downgrade(&model, installed, args.force)?;
+    }
     if args.qemu {
         return run_qemu(&args, &bytes);
     }
@@ -409,6 +470,77 @@ fn print_summary(run: &QemuRun) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tiny valid image of `version`, written to a temporary file.
+    fn image_file(name: &str, version: u32) -> PathBuf {
+        use edgeloop_runtime::image::layers::Activation;
+        use edgeloop_runtime::image::writer::ImageWriter;
+        let mut w = ImageWriter::new("downgrade-test", version).unwrap();
+        let x = w.input(DType::F32, &[1, 4], None).unwrap();
+        let y = w
+            .fully_connected(x, &[0.5; 8], None, 2, Activation::None, None)
+            .unwrap();
+        w.output(y).unwrap();
+        let p = std::env::temp_dir().join(format!("edgeloop-flash-{}-{name}", std::process::id()));
+        std::fs::write(&p, w.finish().unwrap().bytes).unwrap();
+        p
+    }
+
+    fn flash(args: &[&str]) -> anyhow::Result<()> {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cli = Cli::try_parse_from(std::iter::once("flash").chain(args.iter().copied()))?;
+        run(cli.args)
+    }
+
+    #[test]
+    fn a_lower_model_version_than_installed_is_refused_unless_forced() {
+        let v2 = image_file("v2.edli", 2);
+        let v3 = image_file("v3.edli", 3);
+        let garbage = image_file("garbage", 1);
+        std::fs::write(&garbage, b"not an image").unwrap();
+        let out = std::env::temp_dir().join(format!("edgeloop-flash-{}.bin", std::process::id()));
+        let (v2s, v3s, outs, gs) = (
+            v2.to_str().unwrap(),
+            v3.to_str().unwrap(),
+            out.to_str().unwrap(),
+            garbage.to_str().unwrap(),
+        );
+        let with = |image: &str, extra: &[&str]| {
+            let mut a = vec!["--format", "bin", "--out", outs, "--image", image];
+            a.extend_from_slice(extra);
+            let _ = std::fs::remove_file(&out);
+            flash(&a)
+        };
+        let m = format!(
+            "{:#}",
+            with(v2s, &["--installed-version", "3"]).unwrap_err()
+        );
+        assert!(
+            m.contains("downgrade refused")
+                && m.contains("version 2")
+                && m.contains("installed version 3"),
+            "{m}"
+        );
+        assert!(!out.exists(), "nothing is written for a refused image");
+        let m = format!("{:#}", with(v2s, &["--installed", v3s]).unwrap_err());
+        assert!(m.contains("downgrade refused"), "{m}");
+        with(v2s, &["--installed", v3s, "--force"]).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&v2).unwrap());
+        with(v3s, &["--installed-version", "3"]).unwrap();
+        with(v3s, &["--installed", v2s]).unwrap();
+        with(v2s, &[]).unwrap();
+        assert!(with(v2s, &["--installed", v3s, "--installed-version", "1"]).is_err());
+        let m = format!("{:#}", with(v3s, &["--installed", gs]).unwrap_err());
+        assert!(m.contains("--installed"), "{m}");
+        for p in [v2, v3, out, garbage] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 
     /// The classic example record: 16 bytes at 0x0100, checksum 0x40.
     #[test]

@@ -1,8 +1,53 @@
 //! Bearer-token checks for the routes that change state (feedback, telemetry, admin).
 
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 
 use super::error::ApiError;
+use super::state::AppState;
+
+/// Extractor: the request carries the ingest token (feedback, telemetry). As an extractor it
+/// runs before the body is read, so an unauthenticated client cannot make the server buffer
+/// a large body.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestToken;
+
+/// Extractor: the request carries the admin token (`/admin/*`), checked before the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminToken;
+
+fn route_name(parts: &Parts) -> String {
+    format!("{} {}", parts.method, parts.uri.path())
+}
+
+impl FromRequestParts<Arc<AppState>> for IngestToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let what = route_name(parts);
+        require_bearer(&parts.headers, state.config.ingest_token.as_deref(), &what)?;
+        Ok(IngestToken)
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for AdminToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let what = route_name(parts);
+        require_bearer(&parts.headers, state.config.admin_token.as_deref(), &what)?;
+        Ok(AdminToken)
+    }
+}
 
 /// Compares two byte strings in time that depends only on their lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

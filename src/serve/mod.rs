@@ -86,13 +86,12 @@ pub async fn spawn(config: ServeConfig) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(accept_loop(
+        listener,
+        app,
+        state.config.request_timeout,
+        stopped,
+    ));
     let flusher = state.config.flush_interval.map(|every| {
         let sink = state.sink.clone();
         tokio::spawn(async move {
@@ -116,6 +115,52 @@ pub async fn spawn(config: ServeConfig) -> anyhow::Result<Server> {
         task,
         flusher,
     })
+}
+
+/// Serves HTTP/1.1 connections from `listener` until `stopped` fires, then waits for the
+/// requests in flight. Unlike `axum::serve`, each connection gets a header read timeout
+/// (`header_timeout`): a client that sends its request head slowly (slowloris) is
+/// disconnected, instead of holding a connection forever. Slow bodies are answered 408 by the
+/// request time limit of [`routes::router`].
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: std::time::Duration,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    eprintln!("edgeloop serve: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, timed-out head, malformed request).
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 impl Server {

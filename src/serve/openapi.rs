@@ -11,6 +11,7 @@ fn error_responses(codes: &[&str]) -> Value {
         "403" => "The route is disabled: no token was configured for it.",
         "404" => "Unknown request id.",
         "408" => "The request took longer than the server's time limit.",
+        "409" => "Downgrade refused: the image's model version is lower than the served one's (retry with `force=true` to roll back on purpose).",
         "413" => "The body is larger than the server's limit.",
         "415" => "The body is not `application/json`.",
         "422" => "The body parses but is not acceptable (wrong types, unknown fields, bad values, a refused image).",
@@ -99,12 +100,15 @@ pub fn document() -> Value {
             }}));
     paths.insert("/admin/model".into(), json!({"post": {
                 "summary": "Hot-swap a model image",
-                "description": "Requests already running finish on the old model; later ones use the new one. The image must parse and validate, fit the served task (inputs, outputs, labels, tokenizer), and, when the server has a public key, carry a valid Ed25519 signature by it.",
+                "description": "Requests already running finish on the old model; later ones use the new one. The image must parse and validate, fit the served task (inputs, outputs, labels, tokenizer), and, when the server has a public key, carry a valid Ed25519 signature by it. Downgrade protection: an image whose header model version is lower than the served model's is refused with 409 unless `force=true`.",
                 "operationId": "swapModel",
                 "security": [{"bearer": []}],
-                "parameters": [{"name": "task", "in": "query", "required": true, "schema": {"type": "string", "enum": ["classify", "generate"]}}],
+                "parameters": [
+                    {"name": "task", "in": "query", "required": true, "schema": {"type": "string", "enum": ["classify", "generate"]}},
+                    {"name": "force", "in": "query", "required": false, "description": "Install an image with a lower model version than the served one (a deliberate rollback).", "schema": {"type": "boolean", "default": false}}
+                ],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                "responses": merge(ok_json("Swapped.", "SwapResponse"), error_responses(&["400", "401", "403", "408", "413", "422"]))
+                "responses": merge(ok_json("Swapped.", "SwapResponse"), error_responses(&["400", "401", "403", "408", "409", "413", "422"]))
             }}));
     paths.insert("/admin/flush".into(), json!({"post": {
                 "summary": "Write buffered records to the store now",

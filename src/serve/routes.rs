@@ -15,7 +15,7 @@ use edgeloop_runtime::telemetry::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::auth::require_bearer;
+use super::auth::{AdminToken, IngestToken};
 use super::error::{json_response, parse_json, ApiBytes, ApiError};
 use super::metrics::Exposition;
 use super::model::{self, ImageMeta};
@@ -456,14 +456,10 @@ enum Preference {
 
 async fn feedback(
     State(state): State<Shared>,
+    _auth: IngestToken,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    require_bearer(
-        &headers,
-        state.config.ingest_token.as_deref(),
-        "POST /v1/feedback",
-    )?;
     let req: FeedbackRequest = json_body(&headers, &body)?;
     if req.correction.is_none() && req.preference.is_none() {
         return Err(ApiError::unprocessable(
@@ -546,14 +542,9 @@ async fn feedback(
 
 async fn telemetry(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _auth: IngestToken,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    require_bearer(
-        &headers,
-        state.config.ingest_token.as_deref(),
-        "POST /v1/telemetry",
-    )?;
     let mut rows = Vec::new();
     let (before, after) = {
         let mut ing = state.ingestor.lock().unwrap_or_else(|p| p.into_inner());
@@ -747,22 +738,20 @@ async fn metrics(State(state): State<Shared>) -> Response {
 struct SwapQuery {
     /// `classify` or `generate`.
     task: String,
+    /// Install even when the image's model version is lower than the served one's.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn swap_model(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _auth: AdminToken,
     query: Result<Query<SwapQuery>, axum::extract::rejection::QueryRejection>,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    require_bearer(
-        &headers,
-        state.config.admin_token.as_deref(),
-        "POST /admin/model",
-    )?;
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!(
-            "expected `?task=classify` or `?task=generate`: {}",
+            "expected `?task=classify` or `?task=generate` (and optionally `&force=true`): {}",
             e.body_text()
         ))
     })?;
@@ -808,12 +797,18 @@ async fn swap_model(
     }
     .map_err(|e| ApiError::internal(format!("the loader failed: {e}")))?
     .map_err(|e| refuse(format!("{e:#}")))?;
+    // Rollback protection: a lower model version than the served one needs `force=true`.
+    let downgrade = |d: super::state::Downgrade| {
+        metrics.swap(task.as_str(), "refused");
+        ApiError::new(StatusCode::CONFLICT, d.to_string())
+    };
     let (new, old) = match loaded {
         Loaded::Classifier(c) => {
             let c = Arc::new(c);
             let new = ModelInfo::from(&c.image.meta);
             let old = state
-                .swap_classifier(c)
+                .upgrade_classifier(c, q.force)
+                .map_err(downgrade)?
                 .map(|o| ModelInfo::from(&o.image.meta));
             (new, old)
         }
@@ -821,7 +816,8 @@ async fn swap_model(
             let g = Arc::new(g);
             let new = ModelInfo::from(&g.image.meta);
             let old = state
-                .swap_generator(g)
+                .upgrade_generator(g, q.force)
+                .map_err(downgrade)?
                 .map(|o| ModelInfo::from(&o.image.meta));
             (new, old)
         }
@@ -835,12 +831,7 @@ enum Loaded {
     Generator(Generator),
 }
 
-async fn flush(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_bearer(
-        &headers,
-        state.config.admin_token.as_deref(),
-        "POST /admin/flush",
-    )?;
+async fn flush(State(state): State<Shared>, _auth: AdminToken) -> Result<Response, ApiError> {
     let sink = state.sink.clone();
     let written = tokio::task::spawn_blocking(move || sink.flush_blocking())
         .await

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use super::config::ServeConfig;
 use super::drift::ClassWindow;
 use super::metrics::Metrics;
-use super::model::{reference_class_histogram, ClassifierSpec, GeneratorSpec, Image};
+use super::model::{reference_class_histogram, ClassifierSpec, GeneratorSpec, Image, ImageMeta};
 use super::records::RecordSink;
 
 /// Which route a model serves.
@@ -136,6 +136,49 @@ impl Generator {
             tokenizer,
         })
     }
+}
+
+/// A swap refused because the new image's model version is lower than the installed one's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downgrade {
+    /// The image being served.
+    pub installed: ImageMeta,
+    /// The image refused.
+    pub offered: ImageMeta,
+}
+
+impl std::fmt::Display for Downgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "downgrade refused: the image is `{}` version {}, lower than the installed `{}` version {}; \
+             add `force=true` to the query to install it anyway",
+            self.offered.name, self.offered.version, self.installed.name, self.installed.version
+        )
+    }
+}
+
+/// Rollback protection: replaces the model in `slot` with `new` unless `new`'s model version
+/// is lower than the installed one's and `force` is off. The version check and the swap
+/// happen under one write lock, so two concurrent swaps cannot both pass the check against
+/// the same old model. Equal versions are allowed (re-installing, or a same-version fix).
+pub fn swap_checked<M>(
+    slot: &RwLock<Option<Arc<M>>>,
+    new: Arc<M>,
+    force: bool,
+    meta: impl Fn(&M) -> &ImageMeta,
+) -> Result<Option<Arc<M>>, Downgrade> {
+    let mut guard = slot.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(old) = guard.as_ref() {
+        let (installed, offered) = (meta(old), meta(&new));
+        if offered.version < installed.version && !force {
+            return Err(Downgrade {
+                installed: installed.clone(),
+                offered: offered.clone(),
+            });
+        }
+    }
+    Ok(guard.replace(new))
 }
 
 /// What feedback needs to know about an answered request.
@@ -296,20 +339,24 @@ impl AppState {
             .clone()
     }
 
-    /// Replaces the classifier; returns the previous one.
-    pub fn swap_classifier(&self, new: Arc<Classifier>) -> Option<Arc<Classifier>> {
-        self.classifier
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(new)
+    /// Replaces the classifier unless that would be a downgrade (see [`swap_checked`]);
+    /// returns the previous one.
+    pub fn upgrade_classifier(
+        &self,
+        new: Arc<Classifier>,
+        force: bool,
+    ) -> Result<Option<Arc<Classifier>>, Downgrade> {
+        swap_checked(&self.classifier, new, force, |c| &c.image.meta)
     }
 
-    /// Replaces the generator; returns the previous one.
-    pub fn swap_generator(&self, new: Arc<Generator>) -> Option<Arc<Generator>> {
-        self.generator
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(new)
+    /// Replaces the generator unless that would be a downgrade (see [`swap_checked`]);
+    /// returns the previous one.
+    pub fn upgrade_generator(
+        &self,
+        new: Arc<Generator>,
+        force: bool,
+    ) -> Result<Option<Arc<Generator>>, Downgrade> {
+        swap_checked(&self.generator, new, force, |g| &g.image.meta)
     }
 
     /// Remembers a request for feedback.
