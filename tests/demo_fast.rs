@@ -230,6 +230,53 @@ fn demo_fast_runs_the_whole_loop() {
         "a rollout manifest exists exactly when v2 is accepted"
     );
 
+    // The assistant: SFT → signed image → field ratings through telemetry → preference pairs →
+    // DPO → v2 → gate.
+    assert!(out.join("deploy/assistant-v1/assistant.edli").is_file());
+    let prompts = num(&s, "/assistant/field_prompts");
+    assert!(prompts > 0.0);
+    assert_eq!(
+        num(&s, "/assistant/rated_up") + num(&s, "/assistant/rated_down"),
+        num(&s, "/assistant/answers_per_prompt") * prompts,
+        "every sampled answer is rated"
+    );
+    assert!(num(&s, "/assistant/frames_ingested") > 0.0);
+    assert_eq!(num(&s, "/assistant/corrupt_frames"), 0.0);
+    let rated = num(&s, "/assistant/pairs/rated") + num(&s, "/assistant/pairs/unusable");
+    assert_eq!(
+        rated,
+        num(&s, "/assistant/rated_up") + num(&s, "/assistant/rated_down"),
+        "every rating reached the store"
+    );
+    let pairs = s
+        .pointer("/assistant/pairs/pairs")
+        .and_then(|p| p.as_array())
+        .expect("pairs");
+    for p in pairs {
+        assert_ne!(p["chosen"], p["rejected"], "{p}");
+    }
+    let gate = s
+        .pointer("/assistant/gate")
+        .and_then(|g| g.as_array())
+        .expect("assistant gate");
+    // The fast run's tiny GPT is rarely right, so it may not collect enough pairs to retrain; the
+    // full demo does (README). Either way the decision is explained.
+    if s.pointer("/assistant/dpo").is_some_and(|d| !d.is_null()) {
+        assert!(out.join("deploy/assistant-v2/assistant.edli").is_file());
+        assert_eq!(gate.len(), 2, "{gate:?}");
+    } else {
+        assert_eq!(gate.len(), 1, "{gate:?}");
+        assert!(
+            gate[0].as_str().unwrap_or("").starts_with("no retraining"),
+            "{gate:?}"
+        );
+    }
+    assert_eq!(
+        s.pointer("/assistant/accepted").and_then(|a| a.as_bool()),
+        Some(out.join("retrain/assistant-v2/rollout.json").is_file()),
+        "a rollout manifest exists exactly when assistant v2 is accepted"
+    );
+
     // The CLI on the demo's artifacts: compile --sign, verify, flash.
     let cli = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_edgeloop"))

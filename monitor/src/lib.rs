@@ -10,13 +10,15 @@
 //!   [`report`] writes as JSON, Markdown and PNG plots.
 //!
 //! * [`policy`] is the retraining policy: triggers, the feedback that becomes training data,
-//!   and the evaluation gate (`edgeloop retrain` runs it around the trainer and the compiler).
+//!   and the evaluation gate (`edgeloop retrain` runs it around the trainer and the compiler);
+//!   [`preferences`] turns rated generations into DPO preference pairs.
 #![deny(missing_docs)]
 
 pub mod drift;
 pub mod error;
 pub mod ingest;
 pub mod policy;
+pub mod preferences;
 pub mod report;
 pub mod stats;
 pub mod store;

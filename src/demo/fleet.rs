@@ -229,8 +229,9 @@ fn run_device(
     Ok(wire)
 }
 
-/// Ingests telemetry `wire` bytes into the store at `root`; returns (frames, corrupt).
-fn ingest(root: &std::path::Path, wires: &[Vec<u8>], t0: i64) -> anyhow::Result<(u64, u64)> {
+/// Ingests telemetry `wire` bytes (one stream per device) into the store at `root`, in 1 KiB
+/// chunks as a UART or HTTP stream delivers them; returns (frames, corrupt frames).
+pub fn ingest(root: &std::path::Path, wires: &[Vec<u8>], t0: i64) -> anyhow::Result<(u64, u64)> {
     let mut ing = Ingestor::with_seen(store::keys(root)?);
     let mut rows = Vec::new();
     for (k, w) in wires.iter().enumerate() {

@@ -8,9 +8,11 @@
 //! installed) → [`fleet`] (simulated devices run the image on shifted field data; their
 //! telemetry crosses the byte framing into the Parquet store; drift on device and on the host) →
 //! [`retrain`] (corrections + replay, fine-tune from the deployed checkpoint, evaluation gate,
-//! v2 image and rollout manifest) → [`report`] (`report.html`). [`state`] keeps what
+//! v2 image and rollout manifest) → [`assistant`] (the GPT instruction-tuned, deployed, rated in the
+//! field; preference pairs → DPO → gate → v2) → [`report`] (`report.html`). [`state`] keeps what
 //! `edgeloop retrain --run DIR` needs to run the policy again on later telemetry.
 
+pub mod assistant;
 pub mod cortex_m4;
 pub mod data;
 pub mod deploy;
@@ -64,6 +66,21 @@ pub struct Sizes {
     pub per_device: usize,
     /// Share of field inferences that get a user correction (feedback record).
     pub feedback_rate: f64,
+    /// Assistant: lab instruction pairs generated (SFT train / validation / test).
+    #[serde(default)]
+    pub assistant_lab: usize,
+    /// Assistant: field prompts generated (answered by devices / held out).
+    #[serde(default)]
+    pub assistant_field: usize,
+    /// Assistant: instruction-tuning steps.
+    #[serde(default)]
+    pub sft_steps: usize,
+    /// Assistant: DPO steps on the field preference pairs.
+    #[serde(default)]
+    pub dpo_steps: usize,
+    /// Assistant: preference pairs the policy needs before it retrains.
+    #[serde(default)]
+    pub min_preference_pairs: usize,
 }
 
 impl Sizes {
@@ -86,6 +103,11 @@ impl Sizes {
             devices: 4,
             per_device: 300,
             feedback_rate: 0.3,
+            assistant_lab: 2500,
+            assistant_field: 600,
+            sft_steps: 600,
+            dpo_steps: 150,
+            min_preference_pairs: 20,
         }
     }
 
@@ -95,7 +117,7 @@ impl Sizes {
             lab_labelled: 1000,
             field_labelled: 800,
             pretrain_bytes: 40_000,
-            vocab: 320,
+            vocab: 512,
             hidden: 32,
             layers: 1,
             heads: 2,
@@ -108,6 +130,11 @@ impl Sizes {
             devices: 3,
             per_device: 120,
             feedback_rate: 0.5,
+            assistant_lab: 800,
+            assistant_field: 240,
+            sft_steps: 300,
+            dpo_steps: 60,
+            min_preference_pairs: 4,
         }
     }
 }
@@ -188,6 +215,8 @@ pub struct Summary {
     pub fleet: fleet::FleetSummary,
     /// Retraining and v2.
     pub retrain: retrain::RetrainSummary,
+    /// The assistant: SFT, field ratings, preference pairs, DPO, gate.
+    pub assistant: assistant::AssistantSummary,
     /// Stage times.
     pub times: Vec<StageTime>,
 }
@@ -276,6 +305,19 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         state.deploy(&ctx, c, v2);
     }
     state.write(out)?;
+    let assistant = stage(
+        &mut times,
+        "assistant: SFT, field ratings → preference pairs → DPO, gate, v2 image",
+        || {
+            assistant::run(
+                &ctx,
+                &data.tokenizer,
+                &trained.gpt_dir,
+                &keys,
+                &Policy::default(),
+            )
+        },
+    )?;
     let summary = Summary {
         seed,
         sizes: ctx.sizes.clone(),
@@ -286,6 +328,7 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         cortex_m4: m4,
         fleet: fleet.summary.clone(),
         retrain: retrained,
+        assistant,
         times,
     };
     write_json(&out.join("summary.json"), &summary)?;

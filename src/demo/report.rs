@@ -289,6 +289,75 @@ pub fn write(ctx: &Ctx, s: &Summary) -> anyhow::Result<PathBuf> {
             .map(|m| format!(" Rollout manifest: <code>{}</code>.", esc(m)))
             .unwrap_or_default()
     );
+    let a = &s.assistant;
+    let _ = writeln!(
+        h,
+        "<h2>6. The assistant: preference feedback → DPO</h2><p>The pretrained GPT, instruction-tuned on {} lab \
+         pairs ({} steps, validation loss {}), was quantized, compiled and signed as <code>{}</code> ({} bytes, \
+         arena {} bytes). Devices answered {} field prompts with {} sampled answers each; users rated {} up and \
+         {} down; the ratings, with their opt-in <code>prompt, -1, response</code> samples, crossed the telemetry \
+         framing ({} frames, {} corrupt) into <code>{}</code>. The store gave {} preference pairs ({} prompts \
+         rated one way only, {} held-out prompts removed, {} repeats).</p>",
+        a.sft_pairs,
+        a.sft.steps,
+        a.sft
+            .best_eval_loss
+            .map(|l| format!("{l:.3}"))
+            .unwrap_or_else(|| "–".into()),
+        esc(&a.v1.image),
+        a.v1.image_bytes,
+        a.v1.arena_bytes,
+        a.field_prompts,
+        a.answers_per_prompt,
+        a.rated_up,
+        a.rated_down,
+        a.frames_ingested,
+        a.corrupt_frames,
+        esc(&a.store),
+        a.pairs.pairs.len(),
+        a.pairs.prompts_without_pair,
+        a.pairs.leaks_removed,
+        a.pairs.duplicates_removed
+    );
+    let _ = writeln!(
+        h,
+        "<table><tr><th>assistant</th><th>greedy answers right, lab test</th><th>held-out field</th>\
+         <th>µs per token</th></tr>"
+    );
+    for d in std::iter::once(&a.v1).chain(a.v2.as_ref()) {
+        let _ = writeln!(
+            h,
+            "<tr><td>v{} (int8 image)</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>",
+            d.version,
+            pct(d.lab_right),
+            pct(d.field_right),
+            d.micros_per_token
+        );
+    }
+    let _ = writeln!(h, "</table><ul>");
+    if let (Some(d), Some(m)) = (&a.dpo, a.dpo_val_margin) {
+        let _ = writeln!(
+            h,
+            "<li>DPO (β 0.1) from the deployed checkpoint: {} steps, validation reward margin {m:.3}</li>",
+            d.steps
+        );
+    }
+    for g in &a.gate {
+        let _ = writeln!(h, "<li>{}</li>", esc(g));
+    }
+    let _ = writeln!(
+        h,
+        "</ul><p><b>{}</b>{}</p>",
+        if a.accepted {
+            "Assistant v2 accepted."
+        } else {
+            "Assistant v2 not shipped; v1 stays deployed."
+        },
+        a.manifest
+            .as_ref()
+            .map(|m| format!(" Rollout manifest: <code>{}</code>.", esc(m)))
+            .unwrap_or_default()
+    );
     let _ = writeln!(
         h,
         "<h2>Stage times</h2><table><tr><th>stage</th><th>seconds</th></tr>"

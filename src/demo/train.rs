@@ -18,7 +18,7 @@ use super::Ctx;
 pub const OPSET: i64 = 20;
 
 /// One training job, as reported.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct JobSummary {
     /// Steps.
     pub steps: usize,
@@ -69,6 +69,8 @@ pub struct Trained {
     pub summary: TrainSummary,
     /// The classifier.
     pub classifier: Classifier,
+    /// The pretrained GPT's model folder (the assistant starts from it).
+    pub gpt_dir: PathBuf,
 }
 
 /// Training settings for `steps` steps with peak learning rate `lr`.
@@ -228,5 +230,6 @@ pub fn run(ctx: &Ctx, data: &Data) -> anyhow::Result<Trained> {
             labels,
             max_len: sz.max_len,
         },
+        gpt_dir: g.model_dir.clone(),
     })
 }

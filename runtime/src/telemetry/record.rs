@@ -16,6 +16,11 @@ pub const FORMAT_VERSION: u8 = 1;
 /// Most sampled input values one feedback record may carry.
 pub const SAMPLE_MAX: usize = 32;
 
+/// Separates the prompt's token ids from the generated response's in the sample of feedback on
+/// a generation (`prompt ids…, -1, response ids…`); token ids are never negative. Host tools turn
+/// such feedback into preference pairs.
+pub const RESPONSE_SEPARATOR: i32 = -1;
+
 /// Which model produced a record: integrator-assigned id plus the image's model version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

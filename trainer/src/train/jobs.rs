@@ -693,11 +693,7 @@ pub fn dpo(
     beta: f64,
     common: &JobCommon,
 ) -> Result<JobReport> {
-    mkdir(&common.out)?;
     let cfg = gpt_config(&base.spec, "DPO")?;
-    if !(beta > 0.0 && beta.is_finite()) {
-        return Err(TrainerError::config("beta", "must be a positive number"));
-    }
     let tok = &base.tokenizer;
     let eos = tok.specials().eos;
     let load = |p: &Path| -> Result<Vec<Preference>> {
@@ -711,6 +707,60 @@ pub fn dpo(
             .collect()
     };
     let (train_x, val_x) = (load(train)?, load(val)?);
+    dpo_pairs(base, train_x, val_x, beta, common)
+}
+
+/// DPO of a GPT base on preference pairs already in token ids — `(prompt, chosen, rejected)`,
+/// responses ending with the end-of-text token when the model has one — against a frozen copy
+/// of the base. Field feedback on generations arrives this way (`edgeloop retrain`).
+pub fn dpo_pairs(
+    base: Base,
+    train: Vec<Preference>,
+    val: Vec<Preference>,
+    beta: f64,
+    common: &JobCommon,
+) -> Result<JobReport> {
+    mkdir(&common.out)?;
+    let cfg = gpt_config(&base.spec, "DPO")?;
+    if !(beta > 0.0 && beta.is_finite()) {
+        return Err(TrainerError::config("beta", "must be a positive number"));
+    }
+    for (set, name) in [(&train, "training"), (&val, "validation")] {
+        if set.is_empty() {
+            return Err(TrainerError::Data(format!("no {name} preference pairs")));
+        }
+        for (i, (p, c, r)) in set.iter().enumerate() {
+            let longest = c.len().max(r.len());
+            if p.is_empty() || c.is_empty() || r.is_empty() {
+                return Err(TrainerError::Data(format!(
+                    "{name} pair {}: an empty prompt or response",
+                    i + 1
+                )));
+            }
+            if p.len() + longest > cfg.block_size + 1 {
+                return Err(TrainerError::Data(format!(
+                    "{name} pair {}: {} tokens, more than the context {} + 1",
+                    i + 1,
+                    p.len() + longest,
+                    cfg.block_size
+                )));
+            }
+            if let Some(&bad) = p
+                .iter()
+                .chain(c)
+                .chain(r)
+                .find(|&&t| t as usize >= cfg.vocab_size)
+            {
+                return Err(TrainerError::Data(format!(
+                    "{name} pair {}: token id {bad} is outside the vocabulary of {}",
+                    i + 1,
+                    cfg.vocab_size
+                )));
+            }
+        }
+    }
+    let tok = &base.tokenizer;
+    let (train_x, val_x) = (train, val);
     let mut params = base.params;
     let mut ref_params = Params::from_tensors(params.to_tensors()?, &common.device)?;
     let reference = Gpt::new(&cfg, &mut ref_params, BuildOptions::default())?;
