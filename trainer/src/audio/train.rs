@@ -167,7 +167,7 @@ pub fn train(data: &KwsDataset, cfg: &KwsTrainConfig) -> Result<(DsCnn, KwsTrain
         warmup_steps: (cfg.steps / 20).max(1),
         decay_steps: cfg.steps,
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xBA7C_4E5);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0BA7_C4E5);
     let mut order: Vec<usize> = Vec::new();
     let bar = cfg.progress.then(|| {
         let b = indicatif::ProgressBar::new(cfg.steps as u64);
