@@ -83,6 +83,7 @@ pub fn simulate(
         let mut wire = Vec::new();
         let mut buf = vec![0u8; RING];
         let mut ticks = 0u64;
+        let mut answered = 0usize;
         for (i, p) in prompts.iter().enumerate().skip(d).step_by(devices) {
             for k in 0..ANSWERS {
                 let g = image.generate(
@@ -139,7 +140,8 @@ pub fn simulate(
                     run.down += 1;
                 }
             }
-            if i % 16 == 15 {
+            answered += 1;
+            if answered % 8 == 0 {
                 rec.heartbeat(ticks, ticks)?;
                 let n = rec.drain(&mut buf)?;
                 wire.extend_from_slice(&buf[..n]);

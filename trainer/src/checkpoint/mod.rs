@@ -202,9 +202,12 @@ pub fn latest_pointer(root: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(root.join(name)))
 }
 
+/// Checkpoint folders refused while looking for one to resume from, each with the reason.
+pub type Refusals = Vec<(PathBuf, TrainerError)>;
+
 /// The checkpoint folders under `root` to resume from, best first: the one the `latest`
 /// pointer names, then every `step-N` folder, highest step first.
-fn candidates(root: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, TrainerError)>)> {
+fn candidates(root: &Path) -> Result<(Vec<PathBuf>, Refusals)> {
     let mut refused = Vec::new();
     let mut out = Vec::new();
     match latest_pointer(root) {
@@ -224,7 +227,7 @@ fn candidates(root: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, TrainerError)>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(TrainerError::io(root, e)),
     };
-    steps.sort_by(|a, b| b.0.cmp(&a.0));
+    steps.sort_by_key(|s| std::cmp::Reverse(s.0));
     for (_, p) in steps {
         if !out.contains(&p) {
             out.push(p);
@@ -235,7 +238,7 @@ fn candidates(root: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, TrainerError)>
 
 /// The newest checkpoint under `root` that verifies (see [`verify`]), and the ones refused
 /// on the way with the reason. `None` when `root` holds no checkpoint at all.
-pub fn latest_valid(root: &Path) -> Result<(Option<PathBuf>, Vec<(PathBuf, TrainerError)>)> {
+pub fn latest_valid(root: &Path) -> Result<(Option<PathBuf>, Refusals)> {
     let (cands, mut refused) = candidates(root)?;
     for dir in cands {
         match verify(&dir) {
