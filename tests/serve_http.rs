@@ -493,7 +493,25 @@ async fn feedback_needs_the_token_and_a_known_request_and_reaches_the_store() {
         .any(|f| f.correction == Some(0) && f.thumbs_up == Some(false)));
     let want: Vec<i32> = ids.iter().map(|&x| x as i32).collect();
     assert!(about.iter().all(|f| f.sample == want));
-    assert!(data.feedback.iter().any(|f| f.thumbs_up == Some(true)));
+    // The rated generation carries `prompt, -1, response`: a preference-pair candidate.
+    let rated = data
+        .feedback
+        .iter()
+        .find(|f| f.thumbs_up == Some(true))
+        .expect("the generation's rating");
+    let prompt: Vec<u32> = tok.encode("next").unwrap();
+    let response: Vec<u32> = g["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect();
+    // (An empty answer — end-of-text first — makes no pair.)
+    let want = (!response.is_empty()).then_some((prompt, response));
+    assert_eq!(
+        edgeloop_monitor::preferences::split_sample(&rated.sample),
+        want
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use edgeloop_runtime::telemetry::{
-    Feedback, InferenceSummary, InputSummary, Record, Sample, Thumbs, SAMPLE_MAX,
+    Feedback, InferenceSummary, InputSummary, Record, Sample, Thumbs, RESPONSE_SEPARATOR,
+    SAMPLE_MAX,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -195,6 +196,19 @@ fn sample_of(state: &AppState, ids: &[u32]) -> Vec<i32> {
         ids.iter().take(SAMPLE_MAX).map(|&t| t as i32).collect()
     } else {
         Vec::new()
+    }
+}
+
+/// The opt-in sample of a generation: `prompt ids, -1, response ids` when they fit (what
+/// `edgeloop_monitor::preferences` pairs rated answers from), else the prompt ids alone.
+fn generation_sample(state: &AppState, prompt: &[u32], response: &[u32]) -> Vec<i32> {
+    if state.config.sample_inputs && prompt.len() + 1 + response.len() <= SAMPLE_MAX {
+        let mut s: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
+        s.push(RESPONSE_SEPARATOR);
+        s.extend(response.iter().map(|&t| t as i32));
+        s
+    } else {
+        sample_of(state, prompt)
     }
 }
 
@@ -417,7 +431,7 @@ async fn generate(
             seq,
             model: meta.model_ref(),
             classes: 0,
-            sample: sample_of(&state, &ids),
+            sample: generation_sample(&state, &ids, &g.tokens),
         },
     );
     state.metrics.generated(g.tokens.len());
