@@ -392,6 +392,14 @@ fn demo_fast_runs_the_whole_loop() {
         .as_u64()
         .expect("deployed version");
     assert_eq!(v_before, if accepted { 2 } else { 1 });
+    let next = v_before + 1;
+    // A rejected demo candidate already left `deploy/v{next}`; the idle run must not touch it.
+    let candidate_mtime = || {
+        std::fs::metadata(out.join(format!("deploy/v{next}/intent.edli")))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let before_idle = candidate_mtime();
     let idle: serde_json::Value = serde_json::from_str(&cli(&[
         "retrain",
         "--run",
@@ -411,9 +419,9 @@ fn demo_fast_runs_the_whole_loop() {
         .as_str()
         .unwrap_or("")
         .starts_with("no retraining"));
-    let next = v_before + 1;
-    assert!(
-        !out.join(format!("deploy/v{next}")).exists(),
+    assert_eq!(
+        candidate_mtime(),
+        before_idle,
         "nothing is built when no trigger fires"
     );
     let again: serde_json::Value =
