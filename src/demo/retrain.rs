@@ -22,6 +22,15 @@ use super::deploy::{self, Deployment, Keys};
 use super::train::{self as train_stage, relative, Classifier};
 use super::{write_json, Ctx};
 
+/// The staged rollout every accepted candidate's manifest names: canary, half, all.
+pub fn rollout_stages() -> serde_json::Value {
+    serde_json::json!([
+        {"stage": "canary", "share": 0.05},
+        {"stage": "half", "share": 0.5},
+        {"stage": "all", "share": 1.0}
+    ])
+}
+
 /// The telemetry the policy looks at: where it is stored and what the drift analysis found.
 #[derive(Debug, Clone)]
 pub struct FieldEvidence {
@@ -246,11 +255,7 @@ pub fn run(
             "signed_by": relative(&ctx.out, &keys.public_path),
             "key_id": keys.public.key_id().iter().map(|b| format!("{b:02x}")).collect::<String>(),
             "gate": summary.gate,
-            "rollout": [
-                {"stage": "canary", "share": 0.05},
-                {"stage": "half", "share": 0.5},
-                {"stage": "all", "share": 1.0}
-            ],
+            "rollout": rollout_stages(),
             "rollback_to": current.image,
         });
         let path = dir.join("rollout.json");

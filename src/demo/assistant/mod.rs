@@ -572,11 +572,7 @@ pub fn run(
             "trained_on": format!("{} preference pairs from field feedback (DPO, beta {DPO_BETA})", train.len()),
             "signed_by": relative(&ctx.out, &keys.public_path),
             "gate": summary.gate,
-            "rollout": [
-                {"stage": "canary", "share": 0.05},
-                {"stage": "half", "share": 0.5},
-                {"stage": "all", "share": 1.0}
-            ],
+            "rollout": super::retrain::rollout_stages(),
             "rollback_to": v1.image,
         });
         let path = dir.join("rollout.json");
