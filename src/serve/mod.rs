@@ -134,8 +134,11 @@ async fn accept_loop(
 
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // A request head larger than 64 KiB is refused (431) rather than buffered: hyper's default
+    // buffer (~400 KB) let a 500 KB header through on some reads.
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
