@@ -13,6 +13,7 @@ pub mod export;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod rlhf;
 pub mod tokenizer;
 pub mod train;
 
