@@ -181,6 +181,16 @@ impl CompareReport {
     }
 }
 
+/// The report and each method's final policy weights (`sft`, `dpo`, `ppo`, `rloo`), e.g. for
+/// export and quantization.
+#[derive(Debug)]
+pub struct Comparison {
+    /// The report.
+    pub report: CompareReport,
+    /// `(method, weights)`, in the report's order.
+    pub policies: Vec<(String, HashMap<String, Tensor>)>,
+}
+
 /// Evaluates policies against the SFT reference on fixed prompts.
 struct Evaluator<'a> {
     prompts: &'a [Vec<u32>],
@@ -299,7 +309,7 @@ pub fn compare(
     pad: u32,
     device: &Device,
     out: Option<&Path>,
-) -> Result<CompareReport> {
+) -> Result<Comparison> {
     if data.eval_prompts.is_empty() || data.train_prompts.is_empty() {
         return Err(TrainerError::Data(
             "the comparison needs training and evaluation prompts".into(),
@@ -348,6 +358,7 @@ pub fn compare(
     };
     ev.sft_greedy = ev.greedy_scores(&reference)?;
     let mut methods = Vec::new();
+    let mut policies = vec![("sft".to_string(), sft.clone())];
 
     // SFT only.
     let p0 = ev.eval(&reference, 0)?;
@@ -417,6 +428,7 @@ pub fn compare(
             bar.set_position(st.step as u64);
         }
         bar.finish_and_clear();
+        policies.push(("dpo".into(), params.to_tensors()?));
         methods.push(MethodResult {
             method: "dpo".into(),
             steps: st.step,
@@ -451,6 +463,7 @@ pub fn compare(
             bar.set_position(ppo.state.iteration as u64);
         }
         bar.finish_and_clear();
+        policies.push(("ppo".into(), ppo.models.policy_tensors()?));
         methods.push(MethodResult {
             method: "ppo".into(),
             steps: ppo.state.optimizer_steps,
@@ -482,6 +495,7 @@ pub fn compare(
             bar.set_position(s as u64);
         }
         bar.finish_and_clear();
+        policies.push(("rloo".into(), rloo.models.policy_tensors()?));
         methods.push(MethodResult {
             method: "rloo".into(),
             steps: rloo.state.optimizer_steps,
@@ -514,7 +528,7 @@ pub fn compare(
     if let Some(dir) = out {
         write_report(&report, dir)?;
     }
-    Ok(report)
+    Ok(Comparison { report, policies })
 }
 
 /// Writes `report.json`, `report.md`, `reward.png`, `kl.png` and `oracle.png` under `dir`.

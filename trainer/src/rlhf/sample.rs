@@ -218,6 +218,20 @@ pub fn generate(
     Ok(out)
 }
 
+/// Greedy responses to `prompts` (see [`generate`]).
+pub fn greedy(
+    gpt: &Gpt,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    eos: Option<u32>,
+    pad: u32,
+) -> Result<Vec<Rollout>> {
+    use rand::SeedableRng;
+    // Greedy decoding draws nothing; the generator is only a placeholder.
+    let mut unused = ChaCha8Rng::seed_from_u64(0);
+    generate(gpt, prompts, max_new, eos, pad, None, &mut unused)
+}
+
 /// Log-softmax over the last dimension of `logits / temperature`.
 pub fn tempered_log_softmax(logits: &Tensor, temperature: f64) -> Result<Tensor> {
     let l = if temperature == 1.0 {

@@ -77,7 +77,7 @@ fn comparison_runs_and_reports() {
     };
     let dir = std::env::temp_dir().join(format!("edgeloop-rlhf-compare-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let r = compare(
+    let c = compare(
         &tiny_config(),
         &sft,
         &data,
@@ -89,6 +89,10 @@ fn comparison_runs_and_reports() {
         Some(&dir),
     )
     .unwrap();
+    let r = &c.report;
+    let names: Vec<&str> = c.policies.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["sft", "dpo", "ppo", "rloo"]);
+    assert!(c.policies.iter().all(|(_, w)| w.len() == sft.len()));
     assert!(r.reward_model.val_accuracy > 0.7, "{:?}", r.reward_model);
     let names: Vec<&str> = r.methods.iter().map(|m| m.method.as_str()).collect();
     assert_eq!(names, vec!["sft", "dpo", "ppo", "rloo"]);
