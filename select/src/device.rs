@@ -1,0 +1,272 @@
+//! Targets: named device profiles (flash, RAM, instructions per second) and explicit budgets.
+//!
+//! A [`Budget`] is what candidates are checked against. It comes from a [`DeviceProfile`]
+//! ([`Budget::from_profile`]) or from explicit numbers ([`Budget::explicit`]). Besides the
+//! model image and its arena, a microcontroller spends flash on the firmware's code and RAM
+//! on its stack and statics; those overheads are the figures measured by the firmware
+//! footprint bench for the DS-CNN firmware (`firmware-examples/BENCH.md`, row `ds-cnn`) and
+//! are added to every candidate's footprint (set them to zero with explicit budgets that
+//! already exclude the firmware).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SelectError};
+
+/// Which measured instructions-per-MAC figures apply to a target ([`crate::cost`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelSet {
+    /// The Cortex-M4 DSP (SIMD) kernels (Cortex-M4F, Cortex-M7).
+    Dsp,
+    /// The portable reference kernels (cores without the DSP extension: Cortex-M0+).
+    Reference,
+}
+
+/// A named target device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceProfile {
+    /// Profile name (`cortex-m0plus`, `cortex-m4`, `cortex-m7`, `edge-linux`).
+    pub name: &'static str,
+    /// The example part the numbers are taken from.
+    pub part: &'static str,
+    /// Flash (or storage set aside for the model) in bytes.
+    pub flash_bytes: u64,
+    /// RAM in bytes.
+    pub ram_bytes: u64,
+    /// Instructions per second (clock × instructions per cycle, see [`DeviceProfile::ips_note`]).
+    pub instructions_per_second: f64,
+    /// How the instructions-per-second figure was set.
+    pub ips_note: &'static str,
+    /// Which kernels' instruction counts apply.
+    pub kernels: KernelSet,
+    /// Firmware flash besides the image (code, read-only data), bytes.
+    pub firmware_flash_bytes: u64,
+    /// Firmware RAM besides the arena (stack high-water mark, statics), bytes.
+    pub firmware_ram_bytes: u64,
+}
+
+/// Flash taken by the DS-CNN firmware besides its image: runtime 13000 + kernels 9902 + other
+/// code 7322 + other rodata 2924 bytes (`firmware-examples/BENCH.md`, memory table, row
+/// `ds-cnn`, release build, opt-level "s", LTO, Cortex-M4F).
+pub const MCU_FIRMWARE_FLASH: u64 = 13_000 + 9_902 + 7_322 + 2_924;
+/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 9940 + statics 20
+/// bytes (same row).
+pub const MCU_FIRMWARE_RAM: u64 = 9_940 + 20;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+/// The named profiles.
+pub fn profiles() -> Vec<DeviceProfile> {
+    vec![
+        DeviceProfile {
+            name: "cortex-m0plus",
+            part: "Microchip SAMD21G18 (Cortex-M0+, 48 MHz, 256 KiB flash, 32 KiB RAM)",
+            flash_bytes: 256 * KIB,
+            ram_bytes: 32 * KIB,
+            instructions_per_second: 48e6,
+            ips_note: "clock × 1 instruction per cycle",
+            kernels: KernelSet::Reference,
+            firmware_flash_bytes: MCU_FIRMWARE_FLASH,
+            firmware_ram_bytes: MCU_FIRMWARE_RAM,
+        },
+        DeviceProfile {
+            name: "cortex-m4",
+            part: "Nordic nRF52832 (Cortex-M4F, 64 MHz, 512 KiB flash, 64 KiB RAM)",
+            flash_bytes: 512 * KIB,
+            ram_bytes: 64 * KIB,
+            instructions_per_second: 64e6,
+            ips_note: "clock × 1 instruction per cycle",
+            kernels: KernelSet::Dsp,
+            firmware_flash_bytes: MCU_FIRMWARE_FLASH,
+            firmware_ram_bytes: MCU_FIRMWARE_RAM,
+        },
+        DeviceProfile {
+            name: "cortex-m7",
+            part: "ST STM32F746 (Cortex-M7, 216 MHz, 1 MiB flash, 320 KiB RAM)",
+            flash_bytes: MIB,
+            ram_bytes: 320 * KIB,
+            instructions_per_second: 216e6,
+            ips_note: "clock × 1 instruction per cycle (dual issue not counted: conservative)",
+            kernels: KernelSet::Dsp,
+            firmware_flash_bytes: MCU_FIRMWARE_FLASH,
+            firmware_ram_bytes: MCU_FIRMWARE_RAM,
+        },
+        DeviceProfile {
+            name: "edge-linux",
+            part: "Raspberry Pi Zero 2 W class (Cortex-A53, 1 GHz; 16 MiB storage and 64 MiB RAM set aside for the model)",
+            flash_bytes: 16 * MIB,
+            ram_bytes: 64 * MIB,
+            instructions_per_second: 1e9,
+            ips_note: "one core, clock × 1 instruction per cycle; the host kernels' instructions per MAC are not measured, the Cortex-M4 DSP figures stand in",
+            kernels: KernelSet::Dsp,
+            firmware_flash_bytes: 0,
+            firmware_ram_bytes: 0,
+        },
+    ]
+}
+
+/// The profile named `name` (case-insensitive; `m0+`, `m4`, `m7` and `linux` also work).
+pub fn profile(name: &str) -> Result<DeviceProfile> {
+    let key = name.trim().to_ascii_lowercase();
+    let key = match key.as_str() {
+        "m0+" | "m0plus" | "cortex-m0+" => "cortex-m0plus",
+        "m4" | "cortex-m4f" => "cortex-m4",
+        "m7" => "cortex-m7",
+        "linux" => "edge-linux",
+        k => k,
+    }
+    .to_string();
+    let all = profiles();
+    let known = all.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
+    all.into_iter()
+        .find(|p| p.name == key)
+        .ok_or(SelectError::UnknownDevice {
+            name: name.to_string(),
+            known,
+        })
+}
+
+/// What every candidate must fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Where the numbers come from (a profile name or `explicit`).
+    pub target: String,
+    /// Flash bytes for firmware + image.
+    pub flash_bytes: u64,
+    /// RAM bytes for arena + firmware stack/statics + front-end scratch.
+    pub ram_bytes: u64,
+    /// Latency limit per inference in milliseconds (none: no limit).
+    pub latency_ms: Option<f64>,
+    /// Instructions per second used to turn instructions into milliseconds.
+    pub instructions_per_second: f64,
+    /// Which kernels' instructions-per-MAC figures apply.
+    pub kernels: KernelSet,
+    /// Firmware flash added to every image.
+    pub firmware_flash_bytes: u64,
+    /// Firmware RAM added to every arena.
+    pub firmware_ram_bytes: u64,
+}
+
+impl Budget {
+    /// The budget of a named profile, with an optional latency limit.
+    pub fn from_profile(p: &DeviceProfile, latency_ms: Option<f64>) -> Result<Self> {
+        let b = Budget {
+            target: p.name.to_string(),
+            flash_bytes: p.flash_bytes,
+            ram_bytes: p.ram_bytes,
+            latency_ms,
+            instructions_per_second: p.instructions_per_second,
+            kernels: p.kernels,
+            firmware_flash_bytes: p.firmware_flash_bytes,
+            firmware_ram_bytes: p.firmware_ram_bytes,
+        };
+        b.validate()?;
+        Ok(b)
+    }
+
+    /// Explicit limits on a Cortex-M4-class part (DSP kernels, the `cortex-m4` profile's
+    /// instructions per second and firmware overheads).
+    pub fn explicit(flash_bytes: u64, ram_bytes: u64, latency_ms: Option<f64>) -> Result<Self> {
+        let m4 = profile("cortex-m4")?;
+        let b = Budget {
+            target: "explicit".into(),
+            flash_bytes,
+            ram_bytes,
+            latency_ms,
+            ..Budget::from_profile(&m4, None)?
+        };
+        b.validate()?;
+        Ok(b)
+    }
+
+    /// Checks that the numbers make sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.flash_bytes == 0 || self.ram_bytes == 0 {
+            return Err(SelectError::Config(
+                "flash and RAM budgets must be positive".into(),
+            ));
+        }
+        if !(self.instructions_per_second.is_finite() && self.instructions_per_second > 0.0) {
+            return Err(SelectError::Config(format!(
+                "instructions per second {} must be a positive number",
+                self.instructions_per_second
+            )));
+        }
+        if let Some(l) = self.latency_ms {
+            if !(l.is_finite() && l > 0.0) {
+                return Err(SelectError::Config(format!(
+                    "latency limit {l} ms must be a positive number"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a byte size: `65536`, `64K`, `64KiB`, `64KB` (all 1024-based), `1M`, `1MiB`.
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let (num, mul) = if let Some(n) = lower
+        .strip_suffix("kib")
+        .or_else(|| lower.strip_suffix("kb"))
+        .or_else(|| lower.strip_suffix('k'))
+    {
+        (n, KIB)
+    } else if let Some(n) = lower
+        .strip_suffix("mib")
+        .or_else(|| lower.strip_suffix("mb"))
+        .or_else(|| lower.strip_suffix('m'))
+    {
+        (n, MIB)
+    } else {
+        (lower.strip_suffix('b').unwrap_or(&lower), 1)
+    };
+    let v: u64 = num.trim().parse().map_err(|_| {
+        SelectError::Config(format!(
+            "'{s}' is not a byte size (examples: 65536, 64K, 256KiB, 1M)"
+        ))
+    })?;
+    v.checked_mul(mul)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| SelectError::Config(format!("byte size '{s}' is zero or too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_by_name_and_alias() {
+        assert_eq!(profile("M4").unwrap().name, "cortex-m4");
+        assert_eq!(profile("cortex-m0+").unwrap().kernels, KernelSet::Reference);
+        assert_eq!(profile("linux").unwrap().firmware_flash_bytes, 0);
+        let e = profile("esp32").unwrap_err().to_string();
+        assert!(e.contains("esp32") && e.contains("cortex-m7"), "{e}");
+        for p in profiles() {
+            Budget::from_profile(&p, Some(100.0)).unwrap();
+        }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("65536").unwrap(), 65536);
+        assert_eq!(parse_bytes("64K").unwrap(), 65536);
+        assert_eq!(parse_bytes("256KiB").unwrap(), 262144);
+        assert_eq!(parse_bytes("1M").unwrap(), 1 << 20);
+        for bad in ["", "k", "-1", "0", "12x", "99999999999999999999M"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn explicit_budgets_are_checked() {
+        assert!(Budget::explicit(0, 1, None).is_err());
+        assert!(Budget::explicit(1, 1, Some(f64::NAN)).is_err());
+        assert!(Budget::explicit(1, 1, Some(-2.0)).is_err());
+        let b = Budget::explicit(256 * 1024, 64 * 1024, Some(50.0)).unwrap();
+        assert_eq!(b.kernels, KernelSet::Dsp);
+        assert_eq!(b.firmware_ram_bytes, MCU_FIRMWARE_RAM);
+    }
+}

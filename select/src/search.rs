@@ -1,0 +1,468 @@
+//! The selection itself: footprints of every candidate, brief training of the survivors, the
+//! Pareto front, full training of the winner and the check of its trained image.
+
+use candle_core::DType;
+use edgeloop_trainer::audio::train::{train, FeatureSet, KwsTrainConfig};
+use edgeloop_trainer::audio::{KwsDataset, Split};
+use edgeloop_trainer::models::ds_cnn::{DsCnn, DsCnnConfig};
+use serde::Serialize;
+
+use crate::device::Budget;
+use crate::error::{Result, SelectError};
+use crate::footprint::{build, calibration, distinct_biases, image_accuracy, Built, Footprint};
+use crate::pareto::{front, Point};
+use crate::space::{Candidate, SearchSpace};
+
+/// Scale of the inputs the DS-CNN's first layer is initialised for (the trainer's value).
+const INPUT_SCALE: f32 = 20.0;
+
+/// Settings of a selection run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelectConfig {
+    /// What every candidate must fit.
+    pub budget: Budget,
+    /// The candidates.
+    pub space: SearchSpace,
+    /// Seed of every model's initial weights and batch order (the same for all candidates).
+    pub seed: u64,
+    /// Optimizer steps of the brief training of each survivor.
+    pub brief_steps: usize,
+    /// Optimizer steps of the winner's full training.
+    pub full_steps: usize,
+    /// Clips per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Train clips the quantizer calibrates on.
+    pub calibration_clips: usize,
+    /// Pick the lowest-latency front member whose validation accuracy is within this much of
+    /// the best (0: the most accurate).
+    pub tolerance: f64,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl SelectConfig {
+    /// Defaults for `budget`: the default space, seed 1, 100 brief and 600 full steps of 32
+    /// clips at lr 5e-3, 32 calibration clips, tolerance 0.01.
+    pub fn new(budget: Budget) -> Self {
+        SelectConfig {
+            budget,
+            space: SearchSpace::default(),
+            seed: 1,
+            brief_steps: 100,
+            full_steps: 600,
+            batch: 32,
+            lr: 5e-3,
+            calibration_clips: 32,
+            tolerance: 0.01,
+            progress: false,
+        }
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        self.budget.validate()?;
+        self.space.validate()?;
+        if self.brief_steps == 0 || self.full_steps == 0 || self.batch == 0 {
+            return Err(SelectError::Config(
+                "brief steps, full steps and batch must be at least 1".into(),
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(SelectError::Config(format!(
+                "learning rate {} must be positive",
+                self.lr
+            )));
+        }
+        if !(self.tolerance.is_finite() && (0.0..=1.0).contains(&self.tolerance)) {
+            return Err(SelectError::Config(format!(
+                "tolerance {} must lie in [0, 1]",
+                self.tolerance
+            )));
+        }
+        if self.calibration_clips == 0 {
+            return Err(SelectError::Config("calibrate on at least one clip".into()));
+        }
+        Ok(())
+    }
+
+    /// The trainer's configuration for `model` with `steps` steps.
+    pub fn train_config(&self, model: &DsCnnConfig, steps: usize) -> KwsTrainConfig {
+        KwsTrainConfig {
+            model: model.clone(),
+            seed: self.seed,
+            steps,
+            batch: self.batch,
+            lr: self.lr,
+            progress: false,
+        }
+    }
+}
+
+/// Brief-training result of a survivor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Brief {
+    /// fp32 accuracy on the validation split (what the front ranks).
+    pub val_accuracy: f32,
+    /// Training wall time (s).
+    pub seconds: f64,
+    /// Parameters.
+    pub params: usize,
+}
+
+/// One candidate's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// The candidate.
+    pub candidate: Candidate,
+    /// Its exact footprint (none when its image could not be built).
+    pub footprint: Option<Footprint>,
+    /// Why it was dropped before training (empty: it was trained).
+    pub dropped: Vec<String>,
+    /// Brief training (survivors only).
+    pub brief: Option<Brief>,
+    /// Whether it is on the Pareto front.
+    pub on_front: bool,
+}
+
+/// The winner after full training.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Winner {
+    /// Index into [`Selection::rows`].
+    pub row: usize,
+    /// The configuration it was fully trained with (the trainer's format).
+    pub train_config: KwsTrainConfig,
+    /// Footprint of the trained image.
+    pub footprint: Footprint,
+    /// Whether the trained image's arena and RAM equal the footprint predicted before training
+    /// and its flash is within the predicted bound.
+    pub footprint_as_predicted: bool,
+    /// Predicted flash bound minus the trained image's flash (bytes saved by deduplication).
+    pub flash_below_bound: u64,
+    /// fp32 validation accuracy after full training.
+    pub val_accuracy: f32,
+    /// fp32 test accuracy after full training.
+    pub test_accuracy: f32,
+    /// Test accuracy of the int8 image on the host runtime.
+    pub int8_test_accuracy: f32,
+    /// Full training wall time (s).
+    pub seconds: f64,
+}
+
+/// Everything a selection produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Selection {
+    /// The settings.
+    pub config: SelectConfig,
+    /// Class names.
+    pub labels: Vec<String>,
+    /// One row per candidate, smallest first.
+    pub rows: Vec<Row>,
+    /// Indices of the rows on the front.
+    pub front: Vec<usize>,
+    /// The winner.
+    pub winner: Winner,
+    /// The winner's trained model and image (not serialized).
+    #[serde(skip)]
+    pub built: Option<Built>,
+    /// The winner's trained model (not serialized).
+    #[serde(skip)]
+    pub model: Option<DsCnn>,
+}
+
+fn bar(show: bool, len: usize, what: &str) -> Option<indicatif::ProgressBar> {
+    show.then(|| {
+        let b = indicatif::ProgressBar::new(len as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{what} {{bar:30}} {{pos}}/{{len}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    })
+}
+
+/// The footprint of `candidate`, from an image built before any training.
+pub fn footprint(
+    candidate: &Candidate,
+    calib: &edgeloop_quantize::Dataset,
+    budget: &Budget,
+    seed: u64,
+) -> Result<Footprint> {
+    let m = DsCnn::new(candidate.model.clone(), seed, INPUT_SCALE, DType::F32)?;
+    distinct_biases(&m, seed)?;
+    let built = build(&m, calib, &candidate.name)?;
+    Footprint::of(&built.compiled, budget)
+}
+
+/// Picks the winner among `front` (indices into `rows`): the lowest-latency member whose
+/// validation accuracy is within `tolerance` of the best, ties to less RAM.
+pub fn pick(rows: &[Row], front: &[usize], tolerance: f64) -> Option<usize> {
+    let acc = |i: usize| rows[i].brief.as_ref().map(|b| b.val_accuracy as f64);
+    let best = front
+        .iter()
+        .filter_map(|&i| acc(i))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let key = |i: usize| {
+        rows[i]
+            .footprint
+            .as_ref()
+            .map(|f| (f.latency_ms, f.ram_total))
+            .unwrap_or((f64::INFINITY, u64::MAX))
+    };
+    front
+        .iter()
+        .copied()
+        .filter(|&i| acc(i).is_some_and(|a| a >= best - tolerance - 1e-12))
+        .min_by(|&a, &b| {
+            let (la, ra) = key(a);
+            let (lb, rb) = key(b);
+            la.total_cmp(&lb).then(ra.cmp(&rb))
+        })
+}
+
+/// Runs the selection on `data` (train split to train, validation split to rank, test split
+/// for the winner's final numbers).
+pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
+    cfg.validate()?;
+    let classes = data.labels.len();
+    let candidates = cfg.space.candidates(classes)?;
+    let train_set = FeatureSet::of(data, Split::Train)?;
+    let test_set = FeatureSet::of(data, Split::Test)?;
+    if train_set.is_empty() || test_set.is_empty() || data.split(Split::Validation).count() == 0 {
+        return Err(SelectError::Config(
+            "the data set needs train, validation and test clips".into(),
+        ));
+    }
+    let calib = calibration(&train_set, cfg.calibration_clips)?;
+
+    // 1. Exact footprints before training.
+    let pb = bar(cfg.progress, candidates.len(), "footprints");
+    let mut rows = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        if let Some(b) = &pb {
+            b.set_message(c.name.clone());
+        }
+        let (footprint, dropped) = match footprint(&c, &calib, &cfg.budget, cfg.seed) {
+            Ok(f) => {
+                let d = f.over_budget.clone();
+                (Some(f), d)
+            }
+            Err(e) => (None, vec![format!("image not built: {e}")]),
+        };
+        rows.push(Row {
+            candidate: c,
+            footprint,
+            dropped,
+            brief: None,
+            on_front: false,
+        });
+        if let Some(b) = &pb {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    let survivors: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].dropped.is_empty())
+        .collect();
+    if survivors.is_empty() {
+        let why: Vec<String> = rows
+            .iter()
+            .map(|r| format!("  {}: {}", r.candidate.name, r.dropped.join("; ")))
+            .collect();
+        return Err(SelectError::NothingFits(why.join("\n")));
+    }
+
+    // 2. Brief training, same steps and seed for every survivor.
+    let pb = bar(cfg.progress, survivors.len(), "brief training");
+    for &i in &survivors {
+        if let Some(b) = &pb {
+            b.set_message(rows[i].candidate.name.clone());
+        }
+        let tc = cfg.train_config(&rows[i].candidate.model, cfg.brief_steps);
+        let (_, rep) = train(data, &tc)?;
+        rows[i].brief = Some(Brief {
+            val_accuracy: rep.val_accuracy,
+            seconds: rep.seconds,
+            params: rep.params,
+        });
+        if let Some(b) = &pb {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+
+    // 3. The front over the survivors.
+    let points: Vec<Point> = survivors
+        .iter()
+        .map(|&i| {
+            let f = rows[i].footprint.as_ref();
+            Point {
+                accuracy: rows[i]
+                    .brief
+                    .as_ref()
+                    .map_or(f64::NAN, |b| b.val_accuracy as f64),
+                latency: f.map_or(f64::NAN, |f| f.latency_ms),
+                ram: f.map_or(f64::NAN, |f| f.ram_total as f64),
+            }
+        })
+        .collect();
+    let front: Vec<usize> = front(&points).into_iter().map(|k| survivors[k]).collect();
+    for &i in &front {
+        rows[i].on_front = true;
+    }
+    let w = pick(&rows, &front, cfg.tolerance)
+        .ok_or_else(|| SelectError::Config("the front is empty".into()))?;
+
+    // 4. Full training of the winner, its image, and the check of its footprint.
+    let mut tc = cfg.train_config(&rows[w].candidate.model, cfg.full_steps);
+    tc.progress = cfg.progress;
+    let (model, rep) = train(data, &tc)?;
+    tc.progress = false;
+    let built = build(&model, &calib, &rows[w].candidate.name)?;
+    let fp = Footprint::of(&built.compiled, &cfg.budget)?;
+    let predicted = rows[w].footprint.as_ref();
+    let footprint_as_predicted = predicted.is_some_and(|p| {
+        p.flash_bound == fp.flash_bound
+            && fp.flash_total <= p.flash_bound
+            && p.image.header_and_graph == fp.image.header_and_graph
+            && p.arena == fp.arena
+            && p.ram_total == fp.ram_total
+            && p.macs == fp.macs
+    });
+    let flash_below_bound = fp.flash_bound.saturating_sub(fp.flash_total);
+    let int8_test_accuracy = image_accuracy(&built.compiled, &test_set)?;
+    let winner = Winner {
+        row: w,
+        train_config: tc,
+        footprint: fp,
+        footprint_as_predicted,
+        flash_below_bound,
+        val_accuracy: rep.val_accuracy,
+        test_accuracy: rep.test_accuracy,
+        int8_test_accuracy,
+        seconds: rep.seconds,
+    };
+    Ok(Selection {
+        config: cfg.clone(),
+        labels: data.labels.clone(),
+        rows,
+        front,
+        winner,
+        built: Some(built),
+        model: Some(model),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::footprint::FRONT_END_SCRATCH;
+    use edgeloop_quantize::compile::report::FlashSections;
+
+    fn row(name: &str, acc: f32, latency: f64, ram: u64) -> Row {
+        let fl = FlashSections {
+            header_and_graph: 0,
+            constants: 0,
+            weights: 0,
+            biases: 0,
+            requant_and_tables: 0,
+            statistics: 0,
+            total: 0,
+        };
+        Row {
+            candidate: Candidate {
+                name: name.into(),
+                model: DsCnnConfig::small(8, 8, 1),
+            },
+            footprint: Some(Footprint {
+                image: fl,
+                firmware_flash: 0,
+                flash_total: 0,
+                flash_bound: 0,
+                arena: 0,
+                arena_lower_bound: 0,
+                front_end_scratch: FRONT_END_SCRATCH,
+                firmware_ram: 0,
+                ram_total: ram,
+                macs: 0,
+                instructions: 0.0,
+                latency_ms: latency,
+                unmeasured_ops: vec![],
+                over_budget: vec![],
+            }),
+            dropped: vec![],
+            brief: Some(Brief {
+                val_accuracy: acc,
+                seconds: 0.0,
+                params: 0,
+            }),
+            on_front: true,
+        }
+    }
+
+    #[test]
+    fn pick_takes_the_fastest_within_tolerance() {
+        let rows = vec![
+            row("a", 0.80, 10.0, 100),
+            row("b", 0.795, 5.0, 200),
+            row("c", 0.70, 1.0, 50),
+        ];
+        let f = vec![0, 1, 2];
+        assert_eq!(pick(&rows, &f, 0.0), Some(0));
+        assert_eq!(pick(&rows, &f, 0.01), Some(1));
+        assert_eq!(pick(&rows, &f, 0.2), Some(2));
+        assert_eq!(pick(&rows, &[], 0.0), None);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let b = Budget::explicit(1 << 18, 1 << 16, None).unwrap();
+        let ok = SelectConfig::new(b);
+        ok.validate().unwrap();
+        for bad in [
+            SelectConfig {
+                brief_steps: 0,
+                ..ok.clone()
+            },
+            SelectConfig {
+                lr: f64::NAN,
+                ..ok.clone()
+            },
+            SelectConfig {
+                tolerance: 2.0,
+                ..ok.clone()
+            },
+            SelectConfig {
+                calibration_clips: 0,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err());
+        }
+    }
+
+    /// A budget nothing fits: the error lists every candidate with its reason.
+    #[test]
+    fn nothing_fits_lists_the_reasons() {
+        use edgeloop_trainer::audio::synth::{generate, SynthConfig};
+        let data = generate(&SynthConfig::new(3, 10));
+        let mut cfg = SelectConfig::new(Budget::explicit(1024, 1024, None).unwrap());
+        cfg.space = SearchSpace {
+            channels: vec![4, 8],
+            blocks: vec![1],
+            strides: vec![3],
+        };
+        let e = select(&data, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("c4-b1-s3") && e.contains("c8-b1-s3") && e.contains("flash"),
+            "{e}"
+        );
+    }
+}
