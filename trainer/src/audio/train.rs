@@ -1,5 +1,6 @@
 //! Training of the keyword DS-CNN on the integer front end's features: features are computed
-//! once per clip ([`super::features`]), dequantized, and fed in seeded random mini-batches to
+//! once per clip ([`super::features`]), dequantized, normalized by their training-set mean and
+//! standard deviation (a scalar [`InputNorm`] the export folds into the first convolution), and fed in seeded random mini-batches to
 //! AdamW (warmup + cosine schedule). Progress is shown with indicatif when asked for.
 
 use std::time::Instant;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{AudioError, Result};
 use super::{dequantize, features, KwsDataset, Split};
-use crate::models::ds_cnn::{cross_entropy, DsCnn, DsCnnConfig};
+use crate::models::ds_cnn::{cross_entropy, DsCnn, DsCnnConfig, InputNorm};
 use crate::optim::{AdamW, AdamWConfig, Schedule};
 use edgeloop_runtime::audio::{FRAMES, MEL_BANDS};
 
@@ -34,14 +35,14 @@ pub struct KwsTrainConfig {
 }
 
 impl KwsTrainConfig {
-    /// Defaults for `classes` classes: 24 channels, 2 blocks, 300 steps of 32 clips, lr 3e-3.
+    /// Defaults for `classes` classes: 24 channels, 2 blocks, 300 steps of 32 clips, lr 1.5e-2.
     pub fn new(classes: usize, seed: u64) -> Self {
         KwsTrainConfig {
             model: DsCnnConfig::small(classes, 24, 2),
             seed,
             steps: 300,
             batch: 32,
-            lr: 3e-3,
+            lr: 1.5e-2,
             progress: false,
         }
     }
@@ -66,6 +67,24 @@ impl FeatureSet {
             labels.push(c.label as u32);
         }
         Ok(FeatureSet { int8, labels })
+    }
+
+    /// Mean and standard deviation of the dequantized features (the model's input
+    /// normalization; a standard deviation of 1 when the features are all equal).
+    pub fn norm(&self) -> InputNorm {
+        let n = self.int8.len().max(1) as f64;
+        let mean = self.int8.iter().map(|&q| dequantize(q) as f64).sum::<f64>() / n;
+        let var = self
+            .int8
+            .iter()
+            .map(|&q| (dequantize(q) as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let std = var.sqrt();
+        InputNorm {
+            mean: mean as f32,
+            std: if std > 1e-3 { std as f32 } else { 1.0 },
+        }
     }
 
     /// Number of clips.
@@ -153,7 +172,8 @@ pub fn train(data: &KwsDataset, cfg: &KwsTrainConfig) -> Result<(DsCnn, KwsTrain
     if train.is_empty() {
         return Err(AudioError::Config("the train split is empty".into()));
     }
-    let model = DsCnn::new(cfg.model.clone(), cfg.seed, 20.0, DType::F32)?;
+    let mut model = DsCnn::new(cfg.model.clone(), cfg.seed, 1.0, DType::F32)?;
+    model.input_norm = train.norm();
     let mut opt = AdamW::new(
         model.vars.clone(),
         AdamWConfig {

@@ -30,12 +30,38 @@ pub fn export_ds_cnn(model: &DsCnn, batch: usize, opset: i64) -> Result<pb::Mode
     let c = cfg.channels;
     let mut g = GraphBuilder::default();
     let x = g.input(INPUT, Elem::F32, &[batch, 1, cfg.frames, cfg.bands]);
+    let norm = model.input_norm;
+    if !(norm.std.is_finite() && norm.std > 0.0 && norm.mean.is_finite()) {
+        return Err(TrainerError::Export(format!(
+            "input normalization mean {} std {} is not usable",
+            norm.mean, norm.std
+        )));
+    }
+    // Weights and bias of convolution `name`; for the first one with the input normalization
+    // folded in (exact: the padding is a raw zero in both, see `InputNorm`): w / std,
+    // b − mean / std · Σ w.
+    let conv = |g: &mut GraphBuilder, name: &str, first: bool| -> Result<(String, String)> {
+        let wv = model.var(&format!("{name}.weight"))?;
+        let mut w = data(wv.as_tensor())?;
+        let mut b = data(model.var(&format!("{name}.bias"))?.as_tensor())?;
+        let per = w.len() / c.max(1);
+        if first {
+            for (o, bias) in b.iter_mut().enumerate() {
+                let sum: f64 = w[o * per..(o + 1) * per].iter().map(|&v| v as f64).sum();
+                *bias = (*bias as f64 - norm.mean as f64 / norm.std as f64 * sum) as f32;
+            }
+            w.iter_mut().for_each(|v| *v /= norm.std);
+        }
+        Ok((
+            g.init_f32(&format!("{name}.weight"), wv.dims(), w),
+            g.init_f32(&format!("{name}.bias"), &[c], b),
+        ))
+    };
     let init = |g: &mut GraphBuilder, name: &str| -> Result<String> {
         let v = model.var(name)?;
         Ok(g.init_f32(name, v.dims(), data(v.as_tensor())?))
     };
-    let w = init(&mut g, "conv0.weight")?;
-    let b = init(&mut g, "conv0.bias")?;
+    let (w, b) = conv(&mut g, "conv0", true)?;
     let [t, bo, l, r] = cfg.pads();
     let s = cfg.stride as i64;
     let mut h = g.node(
@@ -56,8 +82,7 @@ pub fn export_ds_cnn(model: &DsCnn, batch: usize, opset: i64) -> Result<pb::Mode
     );
     h = g.node("Relu", "conv0/Relu", &[&h], &[]);
     for i in 1..=cfg.blocks {
-        let w = init(&mut g, &format!("dw{i}.weight"))?;
-        let b = init(&mut g, &format!("dw{i}.bias"))?;
+        let (w, b) = conv(&mut g, &format!("dw{i}"), false)?;
         h = g.node(
             "Conv",
             &format!("dw{i}"),
@@ -69,8 +94,7 @@ pub fn export_ds_cnn(model: &DsCnn, batch: usize, opset: i64) -> Result<pb::Mode
             ],
         );
         h = g.node("Relu", &format!("dw{i}/Relu"), &[&h], &[]);
-        let w = init(&mut g, &format!("pw{i}.weight"))?;
-        let b = init(&mut g, &format!("pw{i}.bias"))?;
+        let (w, b) = conv(&mut g, &format!("pw{i}"), false)?;
         h = g.node(
             "Conv",
             &format!("pw{i}"),
@@ -192,7 +216,11 @@ mod tests {
     #[test]
     fn export_matches_candle_in_tract() {
         let cfg = DsCnnConfig::small(5, 8, 2);
-        let m = DsCnn::new(cfg.clone(), 4, 10.0, DType::F32).unwrap();
+        let mut m = DsCnn::new(cfg.clone(), 4, 10.0, DType::F32).unwrap();
+        m.input_norm = crate::models::ds_cnn::InputNorm {
+            mean: 21.5,
+            std: 6.25,
+        };
         let proto = export_ds_cnn(&m, 1, 17).unwrap();
         let bytes = super::super::graph::encode(&proto);
         let model = tract_onnx::onnx()
