@@ -218,6 +218,12 @@ pub fn generate(
     Ok(out)
 }
 
+/// The seeded generator [`generate`] draws from.
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    use rand::SeedableRng;
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
 /// Greedy responses to `prompts` (see [`generate`]).
 pub fn greedy(
     gpt: &Gpt,
