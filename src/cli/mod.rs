@@ -17,6 +17,7 @@ pub mod output;
 pub mod quantize;
 pub mod retrain;
 pub mod run;
+pub mod select;
 pub mod serve;
 pub mod sign;
 pub mod telemetry;
@@ -61,6 +62,9 @@ enum Command {
     /// Run a model image on the host runtime (or an ONNX model through runtime / ONNX Runtime /
     /// tract): print outputs and timing.
     Run(run::Args),
+    /// Pick the model for a device budget: exact footprints from the compiler, brief training,
+    /// a Pareto front of accuracy vs latency vs RAM, the winner trained fully.
+    Select(select::Args),
     /// Sign a model image with an Ed25519 key (appends the signature trailer).
     Sign(sign::SignArgs),
     /// Verify a signed model image against a public key.
@@ -90,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keygen::run(args)?,
         Command::Retrain(args) => retrain::run(args)?,
         Command::Run(args) => run::run(args)?,
+        Command::Select(args) => select::run(args)?,
         Command::Sign(args) => sign::run_sign(args)?,
         Command::Verify(args) => sign::run_verify(args)?,
         Command::Serve(args) => serve::run(args)?,

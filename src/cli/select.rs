@@ -1,0 +1,210 @@
+//! `edgeloop select`: device-aware model selection for the keyword-spotting model (issue 13).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use edgeloop_select::{profile, profiles, Budget, SearchSpace, SelectConfig};
+use edgeloop_trainer::audio::speech_commands::{self, LoadOptions};
+use edgeloop_trainer::audio::synth::{generate, SynthConfig};
+
+/// Arguments of `edgeloop select`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Every candidate's int8 image is built with the compiler before any training: flash by \
+section and the planned arena are exact; latency is the image's MACs times the instructions per MAC \
+measured on our Cortex-M4 kernels (firmware-examples/BENCH.md) over the target's instructions per second. \
+Candidates that do not fit are dropped with the reason; the survivors are trained briefly (same steps, same \
+seed) and ranked on the Pareto front of validation accuracy vs latency vs RAM; the winner is trained fully.\n\
+Precision: int8 only. Devices: cortex-m0plus, cortex-m4, cortex-m7, edge-linux (or --flash/--ram).\n\
+Outputs in --out: select.md, select.json, front.png, chosen.json (the trainer's KWS config), model.onnx, \
+model-int8.onnx, model.edli.\n\nExamples:\n  \
+edgeloop select --device cortex-m4 --latency-ms 100 --out runs/select\n  \
+edgeloop select --flash 256K --ram 64K --channels 8,16,32 --blocks 1,2 --strides 2,3 --out runs/select\n  \
+edgeloop select --device m7 --speech-commands data/speech_commands_v0.02 --keywords yes,no,up,down --out runs/select"
+)]
+pub struct Args {
+    /// Named device profile (cortex-m0plus, cortex-m4, cortex-m7, edge-linux).
+    #[arg(long, conflicts_with_all = ["flash", "ram"])]
+    pub device: Option<String>,
+    /// Explicit flash budget (bytes; K/M suffixes, 1024-based), firmware included.
+    #[arg(long, requires = "ram")]
+    pub flash: Option<String>,
+    /// Explicit RAM budget (bytes; K/M suffixes), firmware stack and front end included.
+    #[arg(long, requires = "flash")]
+    pub ram: Option<String>,
+    /// Latency limit per inference (ms).
+    #[arg(long)]
+    pub latency_ms: Option<f64>,
+    /// Don't add the firmware's measured flash/RAM overhead to the candidates (budgets for the
+    /// model alone).
+    #[arg(long)]
+    pub no_firmware_overhead: bool,
+    /// A Speech Commands folder (one folder of 16 kHz WAV files per word) instead of the
+    /// synthetic corpus.
+    #[arg(long, value_name = "DIR")]
+    pub speech_commands: Option<PathBuf>,
+    /// With --speech-commands: the keyword classes (comma separated; default: every word).
+    #[arg(long, value_delimiter = ',')]
+    pub keywords: Vec<String>,
+    /// Synthetic corpus: clips per class.
+    #[arg(long, default_value_t = 160)]
+    pub clips_per_class: usize,
+    /// DS-CNN channels to search (comma separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [8usize, 16, 24, 32, 64])]
+    pub channels: Vec<usize>,
+    /// DS-CNN block counts to search.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2, 3, 4])]
+    pub blocks: Vec<usize>,
+    /// First-convolution strides to search.
+    #[arg(long, value_delimiter = ',', default_values_t = [2usize, 3])]
+    pub strides: Vec<usize>,
+    /// Brief training steps per survivor.
+    #[arg(long, default_value_t = 100)]
+    pub brief_steps: usize,
+    /// Full training steps of the winner.
+    #[arg(long, default_value_t = 600)]
+    pub steps: usize,
+    /// Clips per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-3)]
+    pub lr: f64,
+    /// Seed (data, weights, batch order).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pick the fastest front member within this validation accuracy of the best.
+    #[arg(long, default_value_t = 0.01)]
+    pub tolerance: f64,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn budget(args: &Args) -> anyhow::Result<Budget> {
+    let mut b = match (&args.device, &args.flash, &args.ram) {
+        (Some(d), _, _) => Budget::from_profile(&profile(d)?, args.latency_ms)?,
+        (None, Some(f), Some(r)) => Budget::explicit(
+            edgeloop_select::parse_bytes(f).context("--flash")?,
+            edgeloop_select::parse_bytes(r).context("--ram")?,
+            args.latency_ms,
+        )?,
+        _ => {
+            let names: Vec<&str> = profiles().iter().map(|p| p.name).collect();
+            bail!(
+                "give a target: --device NAME ({}) or --flash BYTES --ram BYTES",
+                names.join(", ")
+            )
+        }
+    };
+    if args.no_firmware_overhead {
+        b.firmware_flash_bytes = 0;
+        b.firmware_ram_bytes = 0;
+    }
+    Ok(b)
+}
+
+/// Runs `edgeloop select`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = SelectConfig::new(budget(&args)?);
+    cfg.space = SearchSpace {
+        channels: args.channels.clone(),
+        blocks: args.blocks.clone(),
+        strides: args.strides.clone(),
+    };
+    cfg.seed = args.seed;
+    cfg.brief_steps = args.brief_steps;
+    cfg.full_steps = args.steps;
+    cfg.batch = args.batch;
+    cfg.lr = args.lr;
+    cfg.tolerance = args.tolerance;
+    cfg.progress = super::output::progress();
+    cfg.validate()?;
+    let data = match &args.speech_commands {
+        Some(dir) => {
+            let opts = LoadOptions {
+                keywords: args.keywords.clone(),
+                seed: args.seed,
+                ..LoadOptions::default()
+            };
+            speech_commands::load(dir, &opts)
+                .with_context(|| format!("loading {}", dir.display()))?
+        }
+        None => {
+            if args.clips_per_class < 10 {
+                bail!("--clips-per-class must be at least 10");
+            }
+            generate(&SynthConfig::new(args.seed, args.clips_per_class))
+        }
+    };
+    crate::say!(
+        "{} clips, {} classes; {} candidates; target {}",
+        data.clips.len(),
+        data.labels.len(),
+        cfg.space.channels.len() * cfg.space.blocks.len() * cfg.space.strides.len(),
+        cfg.budget.target
+    );
+    let s = edgeloop_select::select(&data, &cfg).context("selecting a model")?;
+    let written = edgeloop_select::report::write(&s, &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let dropped = s.rows.iter().filter(|r| !r.dropped.is_empty()).count();
+    let w = &s.winner;
+    let name = &s.rows[w.row].candidate.name;
+    crate::say!(
+        "{} candidates, {dropped} dropped, {} on the front; chosen {name}: flash {} B, RAM {} B, ~{:.2} ms, \
+int8 test accuracy {:.3} (fp32 {:.3}); footprint as predicted: {}",
+        s.rows.len(),
+        s.front.len(),
+        w.footprint.flash_total,
+        w.footprint.ram_total,
+        w.footprint.latency_ms,
+        w.int8_test_accuracy,
+        w.test_accuracy,
+        w.footprint_as_predicted
+    );
+    crate::say!("report: {}", written.markdown.display());
+    super::output::summary(&serde_json::json!({
+        "chosen": name,
+        "train_config": w.train_config,
+        "footprint": w.footprint,
+        "footprint_as_predicted": w.footprint_as_predicted,
+        "int8_test_accuracy": w.int8_test_accuracy,
+        "test_accuracy": w.test_accuracy,
+        "candidates": s.rows.len(),
+        "dropped": dropped,
+        "front": s.front.iter().map(|&i| &s.rows[i].candidate.name).collect::<Vec<_>>(),
+        "files": written,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        a: Args,
+    }
+
+    #[test]
+    fn a_target_is_required_and_checked() {
+        let parse = |v: &[&str]| T::try_parse_from(v).map(|t| t.a);
+        let a = parse(&["x", "--out", "o"]).unwrap();
+        assert!(budget(&a).is_err());
+        let a = parse(&["x", "--device", "m4", "--out", "o"]).unwrap();
+        assert_eq!(budget(&a).unwrap().target, "cortex-m4");
+        let a = parse(&["x", "--device", "nope", "--out", "o"]).unwrap();
+        assert!(budget(&a).unwrap_err().to_string().contains("nope"));
+        let a = parse(&["x", "--flash", "256K", "--ram", "64K", "--out", "o"]).unwrap();
+        let b = budget(&a).unwrap();
+        assert_eq!((b.flash_bytes, b.ram_bytes), (262144, 65536));
+        let a = parse(&["x", "--flash", "lots", "--ram", "64K", "--out", "o"]).unwrap();
+        assert!(budget(&a).is_err());
+        assert!(parse(&["x", "--flash", "256K", "--out", "o"]).is_err());
+        assert!(
+            parse(&["x", "--device", "m4", "--flash", "1K", "--ram", "1K", "--out", "o"]).is_err()
+        );
+    }
+}
