@@ -27,6 +27,15 @@ const ASSETS: [&str; 15] = [
     "dscnn.expected",
 ];
 
+/// The keyword-spotting example's assets (feature `kws`).
+const KWS_ASSETS: [&str; 5] = [
+    "kws.img",
+    "kws.pcm",
+    "kws.features",
+    "kws.expected",
+    "kws.labels",
+];
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let target = env::var("TARGET").unwrap_or_default();
@@ -45,15 +54,18 @@ fn main() {
     println!("cargo:rustc-link-arg=-Tlink.x");
     println!("cargo:rustc-link-arg=-Tdefmt.x");
 
-    if env::var_os("CARGO_FEATURE_ASSETS").is_none() {
-        return;
-    }
     println!("cargo:rerun-if-env-changed=EDGELOOP_FW_ASSETS");
     let dir = env::var_os("EDGELOOP_FW_ASSETS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("assets")
         });
+    if env::var_os("CARGO_FEATURE_KWS").is_some() {
+        copy_assets(&dir, &KWS_ASSETS, &out);
+    }
+    if env::var_os("CARGO_FEATURE_ASSETS").is_none() {
+        return;
+    }
     for (model, image) in [
         ("classify", "classify.img"),
         ("dscnn", "dscnn.img"),
@@ -62,14 +74,25 @@ fn main() {
     ] {
         write_op_set(&dir.join(image), &out.join(format!("ops_{model}.rs")));
     }
-    for name in ASSETS {
+    copy_assets(&dir, &ASSETS, &out);
+}
+
+/// Copies `names` from `dir` into `out`; panics naming a missing one and how to produce it.
+fn copy_assets(dir: &std::path::Path, names: &[&str], out: &std::path::Path) {
+    for name in names {
         let src = dir.join(name);
         println!("cargo:rerun-if-changed={}", src.display());
         if let Err(e) = fs::copy(&src, out.join(name)) {
-            panic!(
-                "missing firmware asset {} ({e}). Produce the assets from the repository root with\n  \
+            let how = if name.starts_with("kws.") {
+                "tests/firmware_qemu.rs (kws_front_end_and_model_bit_exact_on_cortex_m4) writes them \
+                 from a DS-CNN it trains"
+            } else {
+                "produce them from the repository root with\n  \
                  cargo run --release -- firmware-assets --out firmware-examples/assets\n\
-                 (tests/firmware_qemu.rs does this), or point EDGELOOP_FW_ASSETS at a folder holding {ASSETS:?}",
+                 (tests/firmware_qemu.rs does this)"
+            };
+            panic!(
+                "missing firmware asset {} ({e}): {how}; or point EDGELOOP_FW_ASSETS at a folder holding {names:?}",
                 src.display()
             );
         }

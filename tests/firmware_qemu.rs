@@ -768,3 +768,189 @@ fn footprint_per_model_flash_and_ram() {
     println!("{md}");
     std::fs::write(work.join("footprint.md"), &md).expect("write footprint.md");
 }
+
+/// Writes the keyword-spotting example's assets into `dir`: a DS-CNN trained briefly on the
+/// synthetic keyword corpus (the accuracy target is `trainer/tests/kws_e2e.rs`'s; here the
+/// point is the device), quantized, its input pinned to the front end's int8 quantization,
+/// compiled; 8 held-out clips as raw int16 PCM, the host's front-end features, the host
+/// runtime's outputs and the true labels. Returns the host's fp32 test accuracy.
+fn write_kws_assets(dir: &Path) -> f32 {
+    use edgeloop_quantize::compile::{compile, CompileOptions};
+    use edgeloop_quantize::runner::Sample;
+    use edgeloop_quantize::tensor::Tensor as QTensor;
+    use edgeloop_quantize::{quantize, Dataset, OnnxModel, QuantizeConfig};
+    use edgeloop_runtime::audio::{FEATURE_SCALE, FEATURE_ZERO_POINT, FRAMES, MEL_BANDS};
+    use edgeloop_runtime::image::writer::AlignedBytes;
+    use edgeloop_runtime::{Interpreter, Model};
+    use edgeloop_trainer::audio::synth::{generate, SynthConfig};
+    use edgeloop_trainer::audio::train::{train, FeatureSet, KwsTrainConfig};
+    use edgeloop_trainer::audio::{dequantize, features, Split};
+    use edgeloop_trainer::export::ds_cnn::{export_ds_cnn, pin_int8_input, INPUT};
+    use edgeloop_trainer::export::graph::encode;
+
+    let data = generate(&SynthConfig::new(13, 80));
+    let mut cfg = KwsTrainConfig::new(data.labels.len(), 1);
+    cfg.steps = 120;
+    let (model, report) = train(&data, &cfg).expect("train the keyword model");
+    let proto = export_ds_cnn(&model, 1, 17).expect("export");
+    let fp32 = OnnxModel::from_bytes(&encode(&proto)).expect("parse the fp32 ONNX");
+    let train_set = FeatureSet::of(&data, Split::Train).expect("features");
+    let per = FRAMES * MEL_BANDS;
+    let calib: Vec<Sample> = train_set
+        .int8
+        .chunks_exact(per)
+        .step_by((train_set.len() / 64).max(1))
+        .map(|x| {
+            let v: Vec<f32> = x.iter().map(|&q| dequantize(q)).collect();
+            HashMap::from([(
+                INPUT.to_string(),
+                QTensor::f32(vec![1, 1, FRAMES, MEL_BANDS], v).expect("tensor"),
+            )])
+        })
+        .collect();
+    let q = quantize(
+        &fp32,
+        &Dataset { samples: calib },
+        &QuantizeConfig::default(),
+    )
+    .expect("quantize");
+    let mut qdq = q.model.proto.clone();
+    pin_int8_input(&mut qdq, INPUT, FEATURE_SCALE, FEATURE_ZERO_POINT as i8).expect("pin");
+    let opts = CompileOptions {
+        name: Some("kws".into()),
+        ..CompileOptions::default()
+    };
+    let compiled = compile(&qdq, &opts).expect("compile");
+    let image = AlignedBytes::new(compiled.bytes());
+    let parsed = Model::parse(image.as_slice()).expect("parse the image");
+    let mut arena = AlignedBytes::zeroed(parsed.arena_bytes());
+    let mut it = Interpreter::new(&parsed, arena.as_mut_slice()).expect("interpreter");
+    let (mut pcm, mut feats, mut expected, mut labels) = (vec![], vec![], vec![], vec![]);
+    let test: Vec<_> = data.split(Split::Test).collect();
+    for c in test.iter().step_by((test.len() / 8).max(1)).take(8) {
+        pcm.extend(c.samples.iter().flat_map(|s| s.to_le_bytes()));
+        let f = features(&c.samples).expect("front end");
+        feats.extend(f.iter().map(|&v| v as u8));
+        it.input_i8(0).expect("input").copy_from_slice(&f);
+        it.invoke().expect("invoke");
+        expected.extend_from_slice(it.output_bytes(0).expect("output"));
+        labels.push(c.label as u8);
+    }
+    for (name, bytes) in [
+        ("kws.img", compiled.bytes().to_vec()),
+        ("kws.pcm", pcm),
+        ("kws.features", feats),
+        ("kws.expected", expected),
+        ("kws.labels", labels),
+    ] {
+        std::fs::write(dir.join(name), bytes).expect("write a kws asset");
+    }
+    report.test_accuracy
+}
+
+/// Keyword spotting on the Cortex-M4F from raw audio: the `kws` example runs the runtime's
+/// integer log-mel front end on raw 16 kHz int16 clips and the trained DS-CNN's int8 image;
+/// features and outputs must equal the host's byte for byte. Executed instructions of the
+/// front end and of the model per clip are counted with the TCG plugin (as `bench` does),
+/// printed and written to `$CARGO_TARGET_TMPDIR/firmware_kws/kws.md`.
+#[test]
+fn kws_front_end_and_model_bit_exact_on_cortex_m4() {
+    let work = tmp("firmware_kws");
+    let assets = work.join("assets");
+    std::fs::create_dir_all(&assets).expect("assets dir");
+    let host_accuracy = write_kws_assets(&assets);
+    let plugin = work.join("insn-count.so");
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&plugin)
+        .arg(repo().join("firmware-examples/tools/insn-count.c"))
+        .status()
+        .expect("running cc (install gcc)");
+    assert!(cc.success(), "building the TCG plugin failed");
+    let elf = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let fw = repo().join("firmware-examples");
+        let target_dir = fw.join("target");
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--bin",
+                "kws",
+                "--no-default-features",
+            ])
+            .args(["--features", "kws", "--target", M4, "--target-dir"])
+            .arg(&target_dir)
+            .current_dir(&fw)
+            .env("EDGELOOP_FW_ASSETS", &assets)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("running cargo for firmware-examples");
+        assert!(status.success(), "building firmware example kws failed");
+        let elf = work.join("kws.elf");
+        std::fs::copy(target_dir.join(M4).join("release/kws"), &elf).expect("copy ELF");
+        elf
+    };
+    let counts = work.join("insn-count.txt");
+    let plugin_s = plugin.to_string_lossy().into_owned();
+    let counts_s = counts.to_string_lossy().into_owned();
+    let (run, log) = run_qemu(
+        &elf,
+        &work,
+        &[
+            "--insn-plugin",
+            &plugin_s,
+            "--insn-out",
+            &counts_s,
+            "--timeout",
+            "300",
+        ],
+    );
+    assert!(run.status.success(), "kws exited with {:?}", run.status);
+    assert!(
+        log.contains("8 of 8 feature maps and 8 of 8 outputs bit-exact with the host"),
+        "log: {log}"
+    );
+    assert!(log.contains("kws: PASS"), "log: {log}");
+    let text = std::fs::read_to_string(&counts).expect("plugin output");
+    let marks: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
+        .collect();
+    let regions = parse_regions(&log, &marks);
+    let mean = |name: &str| {
+        let v: Vec<&Region> = regions.iter().filter(|r| r.name == name).collect();
+        assert_eq!(v.len(), 8, "{name}: {} regions", v.len());
+        assert!(v.iter().all(|r| r.insns > 0), "{name}: empty region");
+        (
+            v.iter().map(|r| r.insns).sum::<u64>() / v.len() as u64,
+            v.iter().map(|r| r.insns).min().unwrap_or(0),
+            v.iter().map(|r| r.insns).max().unwrap_or(0),
+            v[0].macs,
+        )
+    };
+    let (fe, fe_min, fe_max, _) = mean("kws front-end");
+    let (mo, mo_min, mo_max, macs) = mean("kws model");
+    let correct = log
+        .lines()
+        .find_map(|l| {
+            let (_, tail) = l.split_once("outputs bit-exact with the host; ")?;
+            Some(tail.to_string())
+        })
+        .unwrap_or_default();
+    let md = format!(
+        "# Keyword spotting on Cortex-M4 (QEMU mps2-an386, TCG plugin count)\n\n\
+         Raw 16 kHz int16 clip (1 s) → integer log-mel front end (49 frames × 40 bands) → DS-CNN \
+         int8 image; 8 held-out synthetic clips; features and outputs bit-exact with the host. \
+         Model trained briefly here (host fp32 test accuracy {host_accuracy:.3}); on the device: {correct}.\n\n\
+         | stage | instructions per clip (mean) | min | max | MACs | instr/MAC |\n|---|---:|---:|---:|---:|---:|\n\
+         | front end | {fe} | {fe_min} | {fe_max} | - | - |\n\
+         | DS-CNN | {mo} | {mo_min} | {mo_max} | {macs} | {:.2} |\n\
+         | total | {} | | | | |\n",
+        mo as f64 / macs.max(1) as f64,
+        fe + mo
+    );
+    println!("{md}");
+    std::fs::write(work.join("kws.md"), &md).expect("write kws.md");
+}

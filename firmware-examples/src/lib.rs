@@ -15,6 +15,8 @@ pub mod board;
 pub mod classify;
 #[cfg(all(feature = "assets", board = "mps2_an386"))]
 pub mod footprint;
+#[cfg(all(feature = "kws", board = "mps2_an386"))]
+pub mod kws;
 pub mod partition;
 pub mod stack;
 
