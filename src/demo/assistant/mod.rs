@@ -15,6 +15,7 @@
 
 pub mod field;
 pub mod generate;
+pub mod rlhf;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
