@@ -602,6 +602,9 @@ pub fn markdown(r: &CompareReport) -> String {
         "Reward model (GPT backbone from SFT + scalar head on the last token, Bradley–Terry loss): {} training pairs, {} held-out pairs, pairwise accuracy {:.3} held out ({:.3} on training pairs), {} steps in {:.1} s.\n\n",
         rm.train_pairs, rm.val_pairs, rm.val_accuracy, rm.train_accuracy, rm.steps, rm.seconds
     ));
+    if rm.val_accuracy < 0.6 {
+        s.push_str("**The reward model barely beats chance on held-out pairs**: it fits its training pairs but does not generalize, so PPO and RLOO optimize a proxy that says little about the oracle; expect their reward-model score to rise while the oracle score does not (over-optimization), and read their rows with that in mind.\n\n");
+    }
     s.push_str("| method | steps | rollouts | train s | RM score | oracle (sampled) | oracle (greedy) | win rate vs SFT (W/T/L) | KL to SFT |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---|---:|\n");
     for m in &r.methods {
