@@ -13,6 +13,7 @@ pub mod eval;
 pub mod firmware;
 pub mod flash;
 pub mod keygen;
+pub mod kws;
 pub mod output;
 pub mod quantize;
 pub mod retrain;
@@ -54,6 +55,8 @@ enum Command {
     FirmwareAssets(firmware::Args),
     /// Generate an Ed25519 key pair for signing model images (edgeloop.key, edgeloop.pub).
     Keygen(keygen::Args),
+    /// Keyword spotting on WAV files with a keyword model image (front end + model).
+    Kws(kws::Args),
     /// Write a model image for a flasher: Intel HEX or raw binary at a flash address.
     Flash(flash::Args),
     /// Run the retraining policy on a run folder and its telemetry: triggers, retraining set,
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flash(args) => flash::run(args)?,
         Command::Quantize(args) => quantize::run(args)?,
         Command::Keygen(args) => keygen::run(args)?,
+        Command::Kws(args) => kws::run(args)?,
         Command::Retrain(args) => retrain::run(args)?,
         Command::Run(args) => run::run(args)?,
         Command::Select(args) => select::run(args)?,
