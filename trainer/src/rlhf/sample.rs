@@ -21,6 +21,10 @@ pub struct Sampling {
     /// log-probabilities are those of `softmax(logits / temperature)`.
     pub temperature: f64,
     /// Keep only the `top_k` most likely tokens (0: all).
+    ///
+    /// Truncation (top-k, top-p) inside PPO or RLOO makes the draws differ slightly from the
+    /// distribution their log-probabilities use (the full tempered softmax), as in common PPO
+    /// implementations; [`Sampling::default`] is exactly on-policy.
     pub top_k: usize,
     /// Keep the smallest set of most likely tokens whose probability reaches `top_p` (1: all).
     pub top_p: f64,
