@@ -105,6 +105,10 @@ struct Common {
     /// Device: cpu, or cuda[:N] (needs a build with --features edgeloop-trainer/cuda).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// bf16 autocast: matrix products in bfloat16, weights, gradients and optimizer state in
+    /// f32 (for GPUs; on a CPU it is slower, and only useful to check numerics).
+    #[arg(long)]
+    bf16: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +230,11 @@ fn common(c: &Common) -> anyhow::Result<JobCommon> {
         export_opset: c.export_onnx.then_some(c.opset),
         seed: c.seed,
         device: jobs::device(&c.device)?,
+        autocast: if c.bf16 {
+            edgeloop_trainer::candle_core::DType::BF16
+        } else {
+            edgeloop_trainer::candle_core::DType::F32
+        },
     })
 }
 

@@ -83,6 +83,7 @@ pub fn common(
 ) -> anyhow::Result<JobCommon> {
     Ok(JobCommon {
         out,
+        autocast: edgeloop_trainer::candle_core::DType::F32,
         train: TrainConfig {
             steps,
             grad_accum: 1,

@@ -1,6 +1,5 @@
-//! edgeloop trainer: data selection, tokenizers, GPT/BERT models, training.
-//!
-//! Not implemented yet (issues 5 and 6).
+//! edgeloop trainer: data selection, tokenizers, GPT/BERT models, training, fine-tuning,
+//! preference optimization and RLHF on candle (CPU, or CUDA with the `cuda` feature).
 #![deny(missing_docs)]
 
 pub mod audio;
@@ -18,3 +17,6 @@ pub mod tokenizer;
 pub mod train;
 
 pub use error::{Result, TrainerError};
+
+/// The candle version the trainer is built on (its `Device` and `DType` appear in this API).
+pub use candle_core;

@@ -5,6 +5,7 @@
 //! ```text
 //! RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=2 cargo run --release -p edgeloop-trainer \
 //!     --bin nanogpt-bench -- --text input.txt [--iters 2000] [--torch torch.json] [--json out.json]
+//!     [--no-fused]
 //! ```
 //! Not run in CI: a benchmark, not a test.
 
@@ -37,6 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(2400);
+    // `--no-fused`: layer norm and softmax from candle primitives (the pre-fusion baseline)
+    let fused = !args.iter().any(|a| a == "--no-fused");
+    edgeloop_trainer::ops::set_fused(fused);
     let text = std::fs::read_to_string(&text_path).map_err(|e| format!("{text_path}: {e}"))?;
     let chars: Vec<char> = text.chars().collect::<BTreeSet<_>>().into_iter().collect();
     let ids: Vec<u32> = text
@@ -120,7 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "all".into());
     let mut out = serde_json::json!({
         "val_loss": val, "tokens_per_s": tps, "train_seconds": train_s, "threads": threads,
-        "params": params.num_elements(), "vocab": chars.len(), "iters": iters,
+        "params": params.num_elements(), "vocab": chars.len(), "iters": iters, "fused": fused,
     });
     println!("candle: val loss {val:.4}, {tps:.0} tokens/s ({threads} threads, {train_s:.1} s)");
     if let Some(p) = arg(&args, "--torch") {

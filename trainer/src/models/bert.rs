@@ -132,6 +132,8 @@ pub struct Bert {
     pub mlm: MlmHead,
     /// Classification head on the mean-pooled hidden states, if `num_labels` is set.
     pub classifier: Option<Linear>,
+    /// The dtype of the MLM decoder's product (autocast; f32 when off).
+    pub compute: candle_core::DType,
 }
 
 impl Bert {
@@ -166,6 +168,7 @@ impl Bert {
         let mut layers_ = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let mut l = b.pp(format!("encoder.layer.{i}"));
+            let compute = l.compute_dtype();
             let attn = {
                 let mut s = l.pp("attention.self");
                 Attention {
@@ -174,6 +177,7 @@ impl Bert {
                     v: Linear::new(&mut s, "value", h, h, true, std)?,
                     o: Linear::new(&mut l.pp("attention.output"), "dense", h, h, true, std)?,
                     heads: config.num_attention_heads,
+                    compute,
                 }
             };
             let attn_ln = LayerNorm::new(&mut l.pp("attention.output"), "LayerNorm", h, eps)?;
@@ -223,8 +227,10 @@ impl Bert {
             Some(n) => Some(Linear::new(&mut b, "classifier", h, n, true, std)?),
             None => None,
         };
+        let compute = b.compute_dtype();
         Ok(Self {
             config: config.clone(),
+            compute,
             word_embeddings,
             position_embeddings,
             token_type_embeddings,
@@ -293,10 +299,12 @@ impl Bert {
             .mlm
             .ln
             .forward(&crate::ops::gelu(&self.mlm.dense.forward(&h)?)?)?;
-        let logits = h
-            .reshape((b * t, c))?
-            .matmul(&self.mlm.decoder.t()?)?
-            .broadcast_add(&self.mlm.bias)?;
+        let logits = crate::ops::matmul_in(
+            &h.reshape((b * t, c))?,
+            &self.mlm.decoder.t()?,
+            self.compute,
+        )?
+        .broadcast_add(&self.mlm.bias)?;
         Ok(logits.reshape((b, t, self.config.vocab_size))?)
     }
 

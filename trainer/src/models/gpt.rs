@@ -108,6 +108,8 @@ pub struct Gpt {
     pub lm_head: Tensor,
     /// Classification head, if `num_labels` is set.
     pub classifier: Option<Linear>,
+    /// The dtype of the LM head's product (autocast; f32 when off).
+    pub compute: candle_core::DType,
 }
 
 impl Gpt {
@@ -133,6 +135,7 @@ impl Gpt {
                     v: Linear::new(&mut a, "v", c, c, config.bias, std)?,
                     o: Linear::new(&mut a, "o", c, c, config.bias, proj_std)?,
                     heads: config.n_head,
+                    compute: a.compute_dtype(),
                 }
             };
             let ln_2 = LayerNorm::new(&mut bb, "ln_2", c, config.layer_norm_eps)?;
@@ -157,8 +160,10 @@ impl Gpt {
             Some(n) => Some(Linear::new(&mut b, "classifier", c, n, true, std)?),
             None => None,
         };
+        let compute = b.compute_dtype();
         Ok(Self {
             config: config.clone(),
+            compute,
             wte,
             wpe,
             blocks,
@@ -211,7 +216,8 @@ impl Gpt {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let h = self.hidden(ids)?;
         let (b, t, c) = h.dims3()?;
-        let logits = h.reshape((b * t, c))?.matmul(&self.lm_head.t()?)?;
+        let logits =
+            crate::ops::matmul_in(&h.reshape((b * t, c))?, &self.lm_head.t()?, self.compute)?;
         Ok(logits.reshape((b, t, self.config.vocab_size))?)
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 use super::params::{Init, Params};
@@ -88,6 +88,12 @@ impl<'a> Builder<'a> {
         &self.prefix
     }
 
+    /// The dtype matrix products of layers built here run in (autocast; see
+    /// [`Params::set_autocast`]).
+    pub fn compute_dtype(&self) -> DType {
+        self.params.compute_dtype()
+    }
+
     /// Parameter `name` under this prefix.
     pub fn get(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         let full = self.path(name);
@@ -135,6 +141,7 @@ pub struct Linear {
     pub bias: Option<Tensor>,
     lora: Option<(Tensor, Tensor, f64)>,
     qat: Option<RangeObserver>,
+    compute: DType,
 }
 
 impl Linear {
@@ -171,12 +178,14 @@ impl Linear {
             _ => None,
         };
         let qat = b.options.qat.then(RangeObserver::default);
+        let compute = b.compute_dtype();
         Ok(Self {
             name: full,
             weight,
             bias,
             lora,
             qat,
+            compute,
         })
     }
 
@@ -195,9 +204,10 @@ impl Linear {
             x2 = fake_quant::fake_quant_activation(&x2, s, zp)?;
             w = fake_quant::fake_quant_weight(&w)?;
         }
-        let mut y = x2.matmul(&w.t()?)?;
+        let mut y = ops::matmul_in(&x2, &w.t()?, self.compute)?;
         if let Some((a, b, scale)) = &self.lora {
-            let up = x2.matmul(&a.t()?)?.matmul(&b.t()?)?;
+            let down = ops::matmul_in(&x2, &a.t()?, self.compute)?;
+            let up = ops::matmul_in(&down, &b.t()?, self.compute)?;
             y = (y + (up * *scale)?)?;
         }
         if let Some(bias) = &self.bias {
@@ -265,6 +275,8 @@ pub struct Attention {
     pub o: Linear,
     /// Number of heads.
     pub heads: usize,
+    /// The dtype of the score and value products (autocast; f32 when off).
+    pub compute: DType,
 }
 
 impl Attention {
@@ -283,12 +295,15 @@ impl Attention {
         let k = self.split(&self.k.forward(x)?)?;
         let v = self.split(&self.v.forward(x)?)?;
         let scale = 1.0 / ((c / self.heads) as f64).sqrt();
-        let mut att = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
+        let kt = k.transpose(2, 3)?.contiguous()?;
+        let mut att = (ops::matmul_in(&q, &kt, self.compute)? * scale)?;
         if let Some(m) = mask {
             att = att.broadcast_add(m)?;
         }
         let att = ops::softmax_last(&att)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
+        let y = ops::matmul_in(&att, &v, self.compute)?
+            .transpose(1, 2)?
+            .reshape((b, t, c))?;
         self.o.forward(&y)
     }
 }

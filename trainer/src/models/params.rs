@@ -29,6 +29,7 @@ pub struct Params {
     frozen: BTreeSet<String>,
     rng: ChaCha8Rng,
     device: Device,
+    compute: DType,
 }
 
 impl std::fmt::Debug for Params {
@@ -48,7 +49,28 @@ impl Params {
             frozen: BTreeSet::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             device: device.clone(),
+            compute: DType::F32,
         }
+    }
+
+    /// Autocast: models built from now on run their matrix products in `dtype` (`BF16` or
+    /// `F16`; `F32` turns it off). Parameters, gradients, optimizer state, norms, softmax and
+    /// losses stay f32, as in PyTorch's autocast; casts carry gradients back to the f32
+    /// master weights.
+    pub fn set_autocast(&mut self, dtype: DType) -> Result<()> {
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(TrainerError::config(
+                "autocast",
+                format!("{dtype:?}: expected f32, bf16 or f16"),
+            ));
+        }
+        self.compute = dtype;
+        Ok(())
+    }
+
+    /// The dtype matrix products run in (see [`Self::set_autocast`]).
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
     }
 
     /// A store pre-filled with `tensors` (a checkpoint); models built on it take these values.

@@ -2,25 +2,48 @@
 //!
 //! candle-nn's fused `softmax_last_dim`, `layer_norm` and `rms_norm` have no backward pass:
 //! gradients silently stop at them. Everything here is built from candle primitives that all
-//! carry a backward, or is a custom op with a hand-written backward ([`fake_quant`]).
+//! carry a backward, or is a custom op with a hand-written backward ([`fake_quant`], and the
+//! fused CPU kernels of [`fused`] that layer norm and the softmaxes use on f32 CPU tensors).
 
 pub mod fake_quant;
+pub mod fused;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Tensor, D};
 
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fused CPU kernels of [`fused`] on (the default) or off, process-wide; off, layer
+/// norm and the softmaxes are composed from candle primitives (for benchmarks and tests that
+/// compare the two).
+pub fn set_fused(on: bool) {
+    FUSED.store(on, Ordering::Relaxed);
+}
+
+fn use_fused(x: &Tensor) -> bool {
+    FUSED.load(Ordering::Relaxed) && fused::applies(x)
+}
+
 use crate::Result;
 
-/// Softmax over the last dimension, from primitives (max is detached: it cancels out in the
+/// Softmax over the last dimension: fused on f32 CPU tensors, else from primitives (max is detached: it cancels out in the
 /// gradient, so detaching it only saves work).
 pub fn softmax_last(xs: &Tensor) -> Result<Tensor> {
+    if use_fused(xs) {
+        return Ok(xs.contiguous()?.apply_op1(fused::Softmax)?);
+    }
     let max = xs.max_keepdim(D::Minus1)?.detach();
     let e = xs.broadcast_sub(&max)?.exp()?;
     let den = e.sum_keepdim(D::Minus1)?;
     Ok(e.broadcast_div(&den)?)
 }
 
-/// Log-softmax over the last dimension, from primitives.
+/// Log-softmax over the last dimension: fused on f32 CPU tensors, else from primitives.
 pub fn log_softmax_last(xs: &Tensor) -> Result<Tensor> {
+    if use_fused(xs) {
+        return Ok(xs.contiguous()?.apply_op1(fused::LogSoftmax)?);
+    }
     let max = xs.max_keepdim(D::Minus1)?.detach();
     let shifted = xs.broadcast_sub(&max)?;
     let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
@@ -28,14 +51,32 @@ pub fn log_softmax_last(xs: &Tensor) -> Result<Tensor> {
 }
 
 /// Layer normalization over the last dimension (`gamma * (x - mean) / sqrt(var + eps) + beta`,
-/// biased variance as in PyTorch and ONNX `LayerNormalization`), from primitives.
+/// biased variance as in PyTorch and ONNX `LayerNormalization`): fused on f32 CPU tensors,
+/// else from primitives.
 pub fn layer_norm(xs: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    if use_fused(xs) && gamma.dims() == [xs.dim(D::Minus1)?] && gamma.dims() == beta.dims() {
+        let op = fused::LayerNorm { eps: eps as f32 };
+        return Ok(xs
+            .contiguous()?
+            .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?);
+    }
     let mean = xs.mean_keepdim(D::Minus1)?;
     let centered = xs.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
     let inv = (var + eps)?.sqrt()?.recip()?;
     let normed = centered.broadcast_mul(&inv)?;
     Ok(normed.broadcast_mul(gamma)?.broadcast_add(beta)?)
+}
+
+/// `a @ b` with the product computed in `compute` (autocast): both sides are cast to it, the
+/// result is cast back to f32. `F32` is a plain matmul. The casts have a backward, so gradients
+/// reach f32 inputs as f32.
+pub fn matmul_in(a: &Tensor, b: &Tensor, compute: DType) -> Result<Tensor> {
+    if compute == DType::F32 {
+        return Ok(a.matmul(b)?);
+    }
+    let y = a.to_dtype(compute)?.matmul(&b.to_dtype(compute)?)?;
+    Ok(y.to_dtype(DType::F32)?)
 }
 
 /// Exact (erf) GELU: `0.5 x (1 + erf(x / sqrt 2))`.

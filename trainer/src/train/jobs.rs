@@ -38,6 +38,9 @@ pub struct JobCommon {
     pub seed: u64,
     /// Device.
     pub device: Device,
+    /// Autocast: the dtype matrix products run in (`F32` off; `BF16` on GPUs). Weights,
+    /// gradients and optimizer state stay f32 (see `Params::set_autocast`).
+    pub autocast: candle_core::DType,
 }
 
 /// What a job reports (also written to `out/report.json`).
@@ -278,6 +281,7 @@ pub fn pretrain(
     let (train_t, val_t) = (texts(train)?, texts(val)?);
     let sp = tokenizer.specials();
     let mut params = Params::new(common.seed, &common.device);
+    params.set_autocast(common.autocast)?;
     let fin = Finish {
         job: "pretrain",
         common,
@@ -520,6 +524,7 @@ pub fn finetune_classifier(
     let mut spec = base.spec.clone();
     spec.set_num_labels(Some(labels.len()));
     let mut params = base.params;
+    params.set_autocast(common.autocast)?;
     if !options.keep_head {
         params.remove_where(|n| n.starts_with("classifier."));
     }
@@ -640,6 +645,7 @@ pub fn finetune_sft(
     };
     let (train_x, val_x) = (load(train)?, load(val)?);
     let mut params = base.params;
+    params.set_autocast(common.autocast)?;
     let model = Gpt::new(
         &cfg,
         &mut params,
@@ -762,7 +768,9 @@ pub fn dpo_pairs(
     let tok = &base.tokenizer;
     let (train_x, val_x) = (train, val);
     let mut params = base.params;
+    params.set_autocast(common.autocast)?;
     let mut ref_params = Params::from_tensors(params.to_tensors()?, &common.device)?;
+    ref_params.set_autocast(common.autocast)?;
     let reference = Gpt::new(&cfg, &mut ref_params, BuildOptions::default())?;
     let policy = Gpt::new(&cfg, &mut params, BuildOptions::default())?;
     let mut task = DpoTask {
@@ -842,6 +850,7 @@ mod tests {
     fn common(out: PathBuf, steps: usize) -> JobCommon {
         JobCommon {
             out,
+            autocast: candle_core::DType::F32,
             train: TrainConfig {
                 steps,
                 grad_accum: 1,

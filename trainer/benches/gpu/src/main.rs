@@ -1,4 +1,4 @@
-//! Tokens/s of the trainer's GPT training step on a CUDA GPU (f32), on the nanoGPT CPU recipe
+//! Tokens/s of the trainer's GPT training step on a CUDA GPU (f32, and bf16 autocast), on the nanoGPT CPU recipe
 //! (4 layers, 4 heads, width 128, context 64, batch 12) and on a larger configuration.
 //! Reuses the trainer's own sources (models, ops, optimizer, objectives) through `#[path]`.
 //!
@@ -40,7 +40,7 @@ pub mod train {
 
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use models::{BuildOptions, Gpt, GptConfig, Params};
 use optim::{AdamW, AdamWConfig, Schedule};
 use rand::{Rng, SeedableRng};
@@ -52,8 +52,10 @@ fn bench(
     cfg: GptConfig,
     batch: usize,
     steps: usize,
+    autocast: DType,
 ) -> Result<serde_json::Value> {
     let mut params = Params::new(1, device);
+    params.set_autocast(autocast)?;
     let gpt = Gpt::new(&cfg, &mut params, BuildOptions::default())?;
     let mut opt = AdamW::new(params.trainable(), AdamWConfig::default())?;
     let sched = Schedule {
@@ -103,16 +105,22 @@ fn bench(
     Ok(serde_json::json!({
         "config": name, "params": params.num_elements(), "batch": batch, "context": t, "steps": steps,
         "seconds": secs, "tokens_per_s": (steps * batch * t) as f64 / secs, "first_loss": first, "last_loss": last,
-        "dtype": "f32",
+        "autocast": format!("{autocast:?}").to_lowercase(), "device": format!("{device:?}"),
     }))
 }
 
 fn main() -> Result<()> {
-    let steps: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let steps: usize = args
+        .iter()
+        .find_map(|s| s.parse().ok())
         .unwrap_or(200);
-    let device = Device::new_cuda(0)?;
+    // `--cpu`: a smoke run of the same code on the CPU (builds without the cuda feature)
+    let device = if args.iter().any(|a| a == "--cpu") {
+        Device::Cpu
+    } else {
+        Device::new_cuda(0)?
+    };
     let recipe = GptConfig {
         vocab_size: 65,
         n_layer: 4,
@@ -124,17 +132,18 @@ fn main() -> Result<()> {
         layer_norm_eps: 1e-5,
         num_labels: None,
     };
-    println!(
-        "{}",
-        bench(&device, "nanogpt-cpu-recipe", recipe.clone(), 12, steps)?
-    );
     let larger = GptConfig {
         n_layer: 6,
         n_head: 6,
         n_embd: 384,
         block_size: 256,
-        ..recipe
+        ..recipe.clone()
     };
-    println!("{}", bench(&device, "6x384-ctx256", larger, 64, steps / 2)?);
+    for autocast in [DType::F32, DType::BF16] {
+        let r = bench(&device, "nanogpt-cpu-recipe", recipe.clone(), 12, steps, autocast)?;
+        println!("{r}");
+        let r = bench(&device, "6x384-ctx256", larger.clone(), 64, steps / 2, autocast)?;
+        println!("{r}");
+    }
     Ok(())
 }
