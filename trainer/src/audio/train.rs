@@ -244,3 +244,36 @@ pub fn train(data: &KwsDataset, cfg: &KwsTrainConfig) -> Result<(DsCnn, KwsTrain
     };
     Ok((model, report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::synth::{generate, SynthConfig};
+
+    #[test]
+    fn norm_is_the_mean_and_std_of_the_dequantized_features() {
+        let set = FeatureSet {
+            int8: vec![-128, -118, -108, -98],
+            labels: vec![],
+        };
+        // Dequantized: 0, 2, 4, 6 → mean 3, population std √5.
+        let n = set.norm();
+        assert!((n.mean - 3.0).abs() < 1e-6, "{n:?}");
+        assert!((n.std - 5f32.sqrt()).abs() < 1e-5, "{n:?}");
+        let flat = FeatureSet {
+            int8: vec![7; 10],
+            labels: vec![],
+        };
+        assert_eq!(flat.norm().std, 1.0);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let data = generate(&SynthConfig::new(1, 2));
+        let mut cfg = KwsTrainConfig::new(data.labels.len() + 1, 1);
+        assert!(matches!(train(&data, &cfg), Err(AudioError::Config(_))));
+        cfg = KwsTrainConfig::new(data.labels.len(), 1);
+        cfg.steps = 0;
+        assert!(matches!(train(&data, &cfg), Err(AudioError::Config(_))));
+    }
+}
