@@ -41,7 +41,8 @@ pub const OPSET: i64 = 17;
 /// RAM of the audio front end's working memory on the device (its FFT buffers), bytes.
 pub const FRONT_END_SCRATCH: u64 = std::mem::size_of::<Scratch>() as u64;
 
-/// A calibration set from the first `n` clips of `set` (dequantized, as the model sees them).
+/// A calibration set of `n` clips spread evenly over `set` (every class, since the splits
+/// list clips class by class), dequantized as the model sees them.
 pub fn calibration(set: &FeatureSet, n: usize) -> Result<Dataset> {
     let per = FRAMES * MEL_BANDS;
     let n = n.min(set.len());
@@ -51,7 +52,8 @@ pub fn calibration(set: &FeatureSet, n: usize) -> Result<Dataset> {
         ));
     }
     let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
+    for k in 0..n {
+        let i = k * set.len() / n;
         let v: Vec<f32> = set.int8[i * per..(i + 1) * per]
             .iter()
             .map(|&q| dequantize(q))
@@ -375,6 +377,33 @@ mod tests {
         assert!(f.over_budget[0].starts_with("flash"));
         assert!(f.over_budget[1].starts_with("RAM"));
         assert!(f.over_budget[2].starts_with("latency"));
+    }
+
+    /// Calibration clips are spread over the whole split (which lists clips class by class),
+    /// not its first clips.
+    #[test]
+    fn calibration_spreads_over_the_split() {
+        let per = FRAMES * MEL_BANDS;
+        let set = FeatureSet {
+            int8: (0..100).flat_map(|i| vec![i as i8; per]).collect(),
+            labels: (0..100).map(|i| i / 10).collect(),
+        };
+        let d = calibration(&set, 10).unwrap();
+        let firsts: Vec<f32> = d
+            .samples
+            .iter()
+            .map(|s| s[INPUT].as_f32().unwrap()[0])
+            .collect();
+        let want: Vec<f32> = (0..10).map(|k| dequantize((k * 10) as i8)).collect();
+        assert_eq!(firsts, want);
+        assert!(calibration(
+            &FeatureSet {
+                int8: vec![],
+                labels: vec![]
+            },
+            4
+        )
+        .is_err());
     }
 
     /// The image's int8 accuracy is computed on the image's own outputs: an untrained model
