@@ -951,6 +951,28 @@ fn kws_front_end_and_model_bit_exact_on_cortex_m4() {
         mo as f64 / macs.max(1) as f64,
         fe + mo
     );
+    let mut md = md;
+    md.push_str(
+        "\n## DS-CNN per op (first clip)\n\n| op | MACs | instructions | instr/MAC |\n|---|---:|---:|---:|\n",
+    );
+    let ops: Vec<&Region> = regions
+        .iter()
+        .filter(|r| r.name.starts_with("kws op "))
+        .collect();
+    assert!(!ops.is_empty(), "no per-op regions in {log}");
+    for r in &ops {
+        let per = if r.macs > 0 {
+            format!("{:.2}", r.insns as f64 / r.macs as f64)
+        } else {
+            "-".into()
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {per} |\n",
+            &r.name["kws op ".len()..],
+            r.macs,
+            r.insns
+        ));
+    }
     println!("{md}");
     std::fs::write(work.join("kws.md"), &md).expect("write kws.md");
 }

@@ -3,11 +3,12 @@
 //! trained DS-CNN's int8 image. The features must equal the host's byte for byte, and so must
 //! the model's outputs; each clip's prediction and true label are logged. With
 //! `tools/insn-count.c` loaded, the executed instructions of the front end and of the model are
-//! measured per clip (regions `kws front-end` and `kws model`, see `bench`).
+//! measured per clip (regions `kws front-end` and `kws model`, see `bench`), and per op for the
+//! first clip (regions `kws op <i> <op>`).
 #![no_std]
 #![no_main]
 
-use edgeloop_firmware_examples::bench::{macs, mark};
+use edgeloop_firmware_examples::bench::{macs, mark, op_name};
 use edgeloop_firmware_examples::{arena, board, kws, stack};
 use edgeloop_runtime::audio::{self as fe, CLIP_FEATURES, CLIP_SAMPLES};
 use edgeloop_runtime::{Interpreter, Model};
@@ -23,6 +24,9 @@ static mut BUFFERS: Buffers = Buffers {
     features: [0; CLIP_FEATURES],
     scratch: fe::Scratch::new(),
 };
+
+/// Ops whose instructions are counted one by one (the DS-CNN has about a dozen).
+const MAX_OPS: usize = 32;
 
 fn argmax(v: &[f32]) -> usize {
     let mut best = 0;
@@ -83,9 +87,29 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         let want = &kws::FEATURES[k * CLIP_FEATURES..(k + 1) * CLIP_FEATURES];
         let f_ok = buf.features.iter().zip(want).all(|(a, b)| *a as u8 == *b);
         it.input_i8(0)?.copy_from_slice(&buf.features);
-        let m2 = mark();
-        it.invoke()?;
+        // One mark after every op (the first clip's per-op counts are logged).
+        let mut marks = [0u32; MAX_OPS + 1];
+        marks[0] = mark();
+        it.invoke_with_hook(|i, _| {
+            if i < MAX_OPS {
+                marks[i + 1] = mark();
+            }
+        })?;
         let m3 = mark();
+        let m2 = marks[0];
+        if k == 0 {
+            for (i, rec) in model.ops().enumerate().take(MAX_OPS) {
+                let rec = rec?;
+                defmt::info!(
+                    "region kws op {} {}: marks {} {}, {} MACs",
+                    i,
+                    op_name(rec.code),
+                    marks[i],
+                    marks[i + 1],
+                    macs(&model, &rec, 0)
+                );
+            }
+        }
         let o_ok = it.output_bytes(0)? == &kws::EXPECTED[k * out_len..(k + 1) * out_len];
         let class = argmax(it.output_f32(0)?);
         let label = kws::LABELS[k] as usize;
