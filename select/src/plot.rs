@@ -118,11 +118,12 @@ pub fn front_png(path: &Path, title: &str, points: &[PlotPoint]) -> Result<()> {
         .legend(move |(x, y)| Circle::new((x + 10, y), 6, red.stroke_width(2)));
     chart
         .draw_series(points.iter().map(|p| {
-            Text::new(
-                format!("{} ({} KiB)", p.label, p.ram.div_ceil(1024)),
-                (p.latency_ms, p.accuracy),
-                (FONT, 11).into_font(),
-            )
+            EmptyElement::at((p.latency_ms, p.accuracy))
+                + Text::new(
+                    format!("{} ({} KiB)", p.label, p.ram.div_ceil(1024)),
+                    (radius(p.ram) + 3, -5),
+                    (FONT, 11).into_font(),
+                )
         }))
         .map_err(|x| e(&x))?;
     chart

@@ -43,17 +43,19 @@ pub struct SelectConfig {
 }
 
 impl SelectConfig {
-    /// Defaults for `budget`: the default space, seed 1, 100 brief and 600 full steps of 32
-    /// clips at lr 5e-3, 32 calibration clips, tolerance 0.01.
+    /// Defaults for `budget`: the default space, seed 1, 150 brief steps and the trainer's
+    /// defaults for the full training (steps, batch, learning rate; `KwsTrainConfig::new`),
+    /// 32 calibration clips, tolerance 0.01.
     pub fn new(budget: Budget) -> Self {
+        let t = KwsTrainConfig::new(2, 1);
         SelectConfig {
             budget,
             space: SearchSpace::default(),
             seed: 1,
-            brief_steps: 100,
-            full_steps: 600,
-            batch: 32,
-            lr: 5e-3,
+            brief_steps: 150,
+            full_steps: t.steps,
+            batch: t.batch,
+            lr: t.lr,
             calibration_clips: 32,
             tolerance: 0.01,
             progress: false,

@@ -59,17 +59,17 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [2usize, 3])]
     pub strides: Vec<usize>,
     /// Brief training steps per survivor.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 150)]
     pub brief_steps: usize,
-    /// Full training steps of the winner.
-    #[arg(long, default_value_t = 600)]
-    pub steps: usize,
-    /// Clips per step.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 5e-3)]
-    pub lr: f64,
+    /// Full training steps of the winner (default: the trainer's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Clips per step (default: the trainer's).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Peak learning rate (default: the trainer's).
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Seed (data, weights, batch order).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -114,9 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     cfg.seed = args.seed;
     cfg.brief_steps = args.brief_steps;
-    cfg.full_steps = args.steps;
-    cfg.batch = args.batch;
-    cfg.lr = args.lr;
+    cfg.full_steps = args.steps.unwrap_or(cfg.full_steps);
+    cfg.batch = args.batch.unwrap_or(cfg.batch);
+    cfg.lr = args.lr.unwrap_or(cfg.lr);
     cfg.tolerance = args.tolerance;
     cfg.progress = super::output::progress();
     cfg.validate()?;
