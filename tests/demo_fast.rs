@@ -446,6 +446,51 @@ fn demo_fast_runs_the_whole_loop() {
         );
     }
 
+    // `retrain --model assistant`: one DPO round of the deployed assistant from state.json on
+    // its rated answers, same gate; an accepted candidate is deployed in state.json.
+    let a_before = state_after["assistant"]["deployment"]["version"]
+        .as_u64()
+        .expect("state.json records the deployed assistant");
+    let a: serde_json::Value = serde_json::from_str(&cli(&[
+        "retrain",
+        "--run",
+        ".",
+        "--model",
+        "assistant",
+        "--json",
+        "--quiet",
+    ]))
+    .expect("retrain --model assistant --json is one JSON document");
+    let a_next = a_before + 1;
+    assert!(out
+        .join(format!("retrain/assistant-v{a_next}/retrain.json"))
+        .is_file());
+    let a_gate = a["gate"].as_array().expect("assistant gate");
+    if a["dpo"].is_null() {
+        assert!(a_gate[0]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("no retraining"));
+    } else {
+        assert_eq!(a_gate.len(), 2, "{a_gate:?}");
+        assert!(out
+            .join(format!("deploy/assistant-v{a_next}/assistant.edli"))
+            .is_file());
+    }
+    let state_a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).expect("state"))
+            .expect("state.json parses");
+    let deployed_a = state_a["assistant"]["deployment"]["version"].as_u64();
+    assert_eq!(
+        deployed_a,
+        Some(if a["accepted"] == true {
+            a_next
+        } else {
+            a_before
+        }),
+        "the assistant in state.json is the candidate exactly when it was accepted"
+    );
+
     // report.html renders: every image decodes, the screenshot is not blank.
     let html = std::fs::canonicalize(out.join("report.html")).expect("absolute path");
     let url = format!("file://{}", html.display());

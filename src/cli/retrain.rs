@@ -13,7 +13,7 @@ use edgeloop_monitor::ingest::now_ms;
 use edgeloop_monitor::policy::{Evidence, Policy};
 use edgeloop_monitor::store;
 
-use crate::demo::{fleet, retrain, state};
+use crate::demo::{assistant, fleet, retrain, state};
 
 /// Arguments of `edgeloop retrain`.
 #[derive(Debug, clap::Args)]
@@ -21,13 +21,19 @@ use crate::demo::{fleet, retrain, state};
 edgeloop telemetry ingest --input field.bin --store runs/demo/telemetry/field   # more field telemetry\n  \
 edgeloop retrain --run runs/demo\n  \
 edgeloop retrain --run runs/demo --store /data/fleet-telemetry --min-corrections 50 --json\n  \
-edgeloop retrain --run runs/demo --every-days 30   # scheduled (cron)\n\n\
+edgeloop retrain --run runs/demo --every-days 30   # scheduled (cron)\n  \
+edgeloop retrain --run runs/demo --model assistant  # DPO on the assistant's rated answers\n\n\
 An accepted candidate becomes the deployed model in state.json (image deploy/v<N>/intent.edli, \
-manifest retrain/v<N>/rollout.json); a rejected one is explained in retrain/v<N>/retrain.json.")]
+manifest retrain/v<N>/rollout.json); a rejected one is explained in retrain/v<N>/retrain.json. \
+For the assistant: deploy/assistant-v<N>/, retrain/assistant-v<N>/.")]
 pub struct Args {
     /// Run folder made by `edgeloop demo` (holds state.json).
     #[arg(long, default_value = "runs/demo")]
     pub run: PathBuf,
+    /// Which deployed model to retrain: the intent classifier (triggers: drift, alarms,
+    /// corrections, schedule) or the assistant (preference pairs from rated answers → DPO).
+    #[arg(long, value_enum, default_value_t = Model::Classifier)]
+    pub model: Model,
     /// Telemetry store to judge (default: the run's field store).
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -51,8 +57,20 @@ pub struct Args {
     pub min_field_gain: f64,
 }
 
+/// The models `edgeloop retrain` retrains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Model {
+    /// The intent classifier.
+    Classifier,
+    /// The generative assistant.
+    Assistant,
+}
+
 /// Runs `edgeloop retrain`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.model == Model::Assistant {
+        return run_assistant(&args);
+    }
     for (name, v) in [
         ("--lab-tolerance", args.lab_tolerance),
         ("--min-field-gain", args.min_field_gain),
@@ -140,4 +158,70 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     super::output::summary(&summary)
+}
+
+/// `edgeloop retrain --model assistant`: one DPO round of the deployed assistant on the rated
+/// answers in its telemetry store, behind the same gate; an accepted candidate becomes the
+/// deployed assistant in `state.json`.
+fn run_assistant(args: &Args) -> anyhow::Result<()> {
+    use edgeloop_trainer::models::ModelSpec;
+    use edgeloop_trainer::train::jobs;
+
+    let out = &args.run;
+    let mut st = state::RunState::read(out)?;
+    let deployed = st.assistant.clone().with_context(|| {
+        format!(
+            "{} records no deployed assistant (made by an `edgeloop demo` that predates it?)",
+            out.join(state::STATE_FILE).display()
+        )
+    })?;
+    let ctx = st.ctx(out, super::output::progress());
+    let data = st.data(out)?;
+    let keys = state::read_keys(out)?;
+    let store_root = args
+        .store
+        .clone()
+        .unwrap_or_else(|| out.join(&deployed.store));
+    anyhow::ensure!(
+        store_root.is_dir(),
+        "telemetry store {} does not exist",
+        store_root.display()
+    );
+    let model_dir = out.join(&deployed.model_dir);
+    let base = jobs::load_base(&model_dir, &jobs::device("cpu")?)
+        .with_context(|| format!("loading the deployed assistant {}", model_dir.display()))?;
+    let context = match &base.spec {
+        ModelSpec::Gpt(c) => c.block_size,
+        _ => anyhow::bail!("{}: the assistant is not a GPT", model_dir.display()),
+    };
+    drop(base);
+    let prompts = assistant::prompts(&ctx, &data.tokenizer, context)?;
+    let policy = Policy {
+        lab_tolerance: args.lab_tolerance,
+        min_field_gain: args.min_field_gain,
+        ..Policy::default()
+    };
+    let r = assistant::retrain(
+        &ctx,
+        &data.tokenizer,
+        &prompts,
+        &deployed,
+        &store_root,
+        &keys,
+        &policy,
+    )?;
+    if let (true, Some(c), Some(dir)) = (r.accepted, &r.candidate, &r.candidate_model_dir) {
+        let mut next = deployed.clone();
+        next.model_dir = dir.clone();
+        next.deployment = c.clone();
+        next.history.push(c.version);
+        st.assistant = Some(next);
+        st.write(out)?;
+        crate::say!(
+            "deployed assistant v{} (state: {})",
+            c.version,
+            out.join(state::STATE_FILE).display()
+        );
+    }
+    super::output::summary(&r)
 }

@@ -318,6 +318,8 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
             )
         },
     )?;
+    state.assistant = Some(assistant.state.clone());
+    state.write(out)?;
     let summary = Summary {
         seed,
         sizes: ctx.sizes.clone(),

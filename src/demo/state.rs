@@ -75,6 +75,9 @@ pub struct RunState {
     pub field_store: String,
     /// Events per host drift window.
     pub drift_window: usize,
+    /// The deployed assistant (absent in runs made before it was recorded).
+    #[serde(default)]
+    pub assistant: Option<super::assistant::AssistantState>,
 }
 
 impl RunState {
@@ -112,6 +115,7 @@ impl RunState {
             reference_store: rel(stores.0),
             field_store: rel(stores.1),
             drift_window,
+            assistant: None,
         }
     }
 

@@ -124,6 +124,41 @@ pub struct AssistantDeployment {
     pub micros_per_token: f64,
 }
 
+/// The deployed assistant, as `state.json` records it (for `edgeloop retrain --model assistant`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssistantState {
+    /// Checkpoint folder of the deployed model, relative to the run folder.
+    pub model_dir: String,
+    /// Its image and scores.
+    pub deployment: AssistantDeployment,
+    /// The assistant's field telemetry store, relative to the run folder.
+    pub store: String,
+    /// Versions deployed so far, oldest first.
+    pub history: Vec<u32>,
+}
+
+/// A retraining round of the assistant: preference pairs from a telemetry store → DPO from the
+/// deployed checkpoint → image `version` → gate against the deployed one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssistantRetrain {
+    /// Preference pairs built from the store.
+    pub pairs: preferences::PreferenceSet,
+    /// DPO on the pairs, when it ran.
+    pub dpo: Option<JobSummary>,
+    /// Validation reward margin of DPO (β-scaled log-ratio difference, chosen − rejected).
+    pub dpo_val_margin: Option<f64>,
+    /// The candidate.
+    pub candidate: Option<AssistantDeployment>,
+    /// The candidate's checkpoint folder, relative to the run folder.
+    pub candidate_model_dir: Option<String>,
+    /// Gate verdict.
+    pub accepted: bool,
+    /// Gate lines (or why nothing was trained).
+    pub gate: Vec<String>,
+    /// Rollout manifest, when accepted.
+    pub manifest: Option<String>,
+}
+
 /// What the stage reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssistantSummary {
@@ -161,6 +196,8 @@ pub struct AssistantSummary {
     pub gate: Vec<String>,
     /// Rollout manifest, when accepted.
     pub manifest: Option<String>,
+    /// The deployed assistant after the stage (recorded in `state.json`).
+    pub state: AssistantState,
 }
 
 fn dedup_by_prompt(
@@ -438,7 +475,64 @@ pub fn run(
     // The field: devices answer, users rate, telemetry into the store.
     let image = AssistantImage::load(&std::fs::read(ctx.out.join(&v1.image))?, &keys.public.0)?;
     let f = field::simulate(ctx, tok, &image, &prompts.field_stream)?;
-    let stored = store::read(&f.store)?;
+    let state = AssistantState {
+        model_dir: relative(&ctx.out, &sft.model_dir),
+        deployment: v1.clone(),
+        store: relative(&ctx.out, &f.store),
+        history: vec![v1.version],
+    };
+    let r = retrain(ctx, tok, &prompts, &state, &f.store, keys, policy)?;
+    let mut state = state;
+    if let (true, Some(v2), Some(dir)) = (r.accepted, &r.candidate, &r.candidate_model_dir) {
+        state.model_dir = dir.clone();
+        state.deployment = v2.clone();
+        state.history.push(v2.version);
+    }
+    Ok(AssistantSummary {
+        sft_pairs: sft_train_n,
+        sft: summarize(ctx, &sft),
+        v1,
+        field_prompts: prompts.field_stream.len(),
+        answers_per_prompt: field::ANSWERS,
+        rated_up: f.up,
+        rated_down: f.down,
+        frames_ingested: f.frames,
+        corrupt_frames: f.corrupt,
+        store: relative(&ctx.out, &f.store),
+        pairs: r.pairs,
+        dpo: r.dpo,
+        dpo_val_margin: r.dpo_val_margin,
+        v2: r.candidate,
+        accepted: r.accepted,
+        gate: r.gate,
+        manifest: r.manifest,
+        state,
+    })
+}
+
+/// One retraining round of the deployed assistant `deployed` on the ratings in `store`:
+/// preference pairs (held-out field and lab test prompts removed) → DPO from the deployed
+/// checkpoint → quantized, compiled, signed image version + 1 → the evaluation gate → rollout
+/// manifest, or a rejection. Writes `retrain/assistant-v<N>/retrain.json` either way.
+pub fn retrain(
+    ctx: &Ctx,
+    tok: &Tokenizer,
+    prompts: &Prompts,
+    deployed: &AssistantState,
+    store: &Path,
+    keys: &Keys,
+    policy: &Policy,
+) -> anyhow::Result<AssistantRetrain> {
+    let sz = &ctx.sizes;
+    let context = prompts.context;
+    let current = &deployed.deployment;
+    let version = current.version + 1;
+    let stored = store::read(store).with_context(|| {
+        format!(
+            "reading the assistant's telemetry store {}",
+            store.display()
+        )
+    })?;
     let held_out: HashSet<Vec<u32>> = prompts
         .field_holdout
         .iter()
@@ -460,34 +554,25 @@ pub fn run(
         pairs.duplicates_removed,
         pairs.unusable
     );
-    let mut summary = AssistantSummary {
-        sft_pairs: sft_train_n,
-        sft: summarize(ctx, &sft),
-        v1: v1.clone(),
-        field_prompts: prompts.field_stream.len(),
-        answers_per_prompt: field::ANSWERS,
-        rated_up: f.up,
-        rated_down: f.down,
-        frames_ingested: f.frames,
-        corrupt_frames: f.corrupt,
-        store: relative(&ctx.out, &f.store),
+    let mut out = AssistantRetrain {
         pairs: pairs.clone(),
         dpo: None,
         dpo_val_margin: None,
-        v2: None,
+        candidate: None,
+        candidate_model_dir: None,
         accepted: false,
         gate: Vec::new(),
         manifest: None,
     };
-    let dir = ctx.dir("retrain/assistant-v2")?;
+    let dir = ctx.dir(&format!("retrain/assistant-v{version}"))?;
     if pairs.pairs.len() < sz.min_preference_pairs.max(2) {
-        summary.gate.push(format!(
+        out.gate.push(format!(
             "no retraining: {} preference pairs, fewer than the {} the policy asks for",
             pairs.pairs.len(),
             sz.min_preference_pairs.max(2)
         ));
-        write_json(&dir.join("retrain.json"), &summary)?;
-        return Ok(summary);
+        write_json(&dir.join("retrain.json"), &out)?;
+        return Ok(out);
     }
 
     // DPO from the deployed checkpoint.
@@ -507,7 +592,7 @@ pub fn run(
         .collect();
     let n_val = (all.len() / 10).max(1);
     let (val, train) = all.split_at(n_val);
-    let base = jobs::load_base(&sft.model_dir, &jobs::device("cpu")?)?;
+    let base = jobs::load_base(&ctx.out.join(&deployed.model_dir), &jobs::device("cpu")?)?;
     // A few epochs over the pairs at a small learning rate: the pairs are few, and many epochs
     // (or the SFT learning rate) collapse the policy — seen: 240 epochs at 1e-3 took the right
     // answers from 82% to 0%. The gate catches what gets through.
@@ -519,7 +604,13 @@ pub fn run(
         train.to_vec(),
         val.to_vec(),
         DPO_BETA,
-        &train_stage::common(ctx, ctx.out.join("assistant-v2"), steps, DPO_LR, true)?,
+        &train_stage::common(
+            ctx,
+            ctx.out.join(format!("assistant-v{version}")),
+            steps,
+            DPO_LR,
+            true,
+        )?,
     )
     .context("DPO on the field preference pairs")?;
     let margin = std::fs::read_to_string(d.model_dir.join("dpo.json"))
@@ -533,59 +624,66 @@ pub fn run(
         d.seconds,
         margin.map_or("n/a".to_string(), |m| format!("{m:.3}"))
     );
-    summary.dpo = Some(summarize(ctx, &d));
-    summary.dpo_val_margin = margin;
-    let v2 = deploy(
+    out.dpo = Some(summarize(ctx, &d));
+    out.dpo_val_margin = margin;
+    let cand = deploy(
         ctx,
         tok,
         &d.onnx.clone().context("the DPO job exported no ONNX")?,
-        &prompts,
+        prompts,
         keys,
-        2,
+        version,
     )?;
     let decision = policy.gate(
         GateScores {
-            lab: v1.lab_right,
-            field: v1.field_right,
+            lab: current.lab_right,
+            field: current.field_right,
         },
         GateScores {
-            lab: v2.lab_right,
-            field: v2.field_right,
+            lab: cand.lab_right,
+            field: cand.field_right,
         },
     );
-    summary.accepted = decision.accepted;
-    summary.gate = decision
+    out.accepted = decision.accepted;
+    out.gate = decision
         .lines
         .iter()
         .map(|l| format!("assistant answers judged right, {l}"))
         .collect();
-    for g in &summary.gate {
+    for g in &out.gate {
         crate::say!("gate: {g}");
     }
-    if summary.accepted {
+    if out.accepted {
         let manifest = serde_json::json!({
             "model": "assistant",
-            "version": v2.version,
-            "replaces": v1.version,
-            "image": v2.image,
-            "image_bytes": v2.image_bytes,
-            "arena_bytes": v2.arena_bytes,
+            "version": cand.version,
+            "replaces": current.version,
+            "image": cand.image,
+            "image_bytes": cand.image_bytes,
+            "arena_bytes": cand.arena_bytes,
             "trained_on": format!("{} preference pairs from field feedback (DPO, beta {DPO_BETA})", train.len()),
             "signed_by": relative(&ctx.out, &keys.public_path),
-            "gate": summary.gate,
+            "gate": out.gate,
             "rollout": super::retrain::rollout_stages(),
-            "rollback_to": v1.image,
+            "rollback_to": current.image,
         });
         let path = dir.join("rollout.json");
         write_json(&path, &manifest)?;
-        summary.manifest = Some(relative(&ctx.out, &path));
-        crate::say!("assistant v2 accepted: rollout manifest {}", path.display());
+        out.manifest = Some(relative(&ctx.out, &path));
+        crate::say!(
+            "assistant v{version} accepted: rollout manifest {}",
+            path.display()
+        );
     } else {
-        crate::say!("assistant v2 rejected: v1 stays deployed (see the gate lines above)");
+        crate::say!(
+            "assistant v{version} rejected: v{} stays deployed (see the gate lines above)",
+            current.version
+        );
     }
-    summary.v2 = Some(v2);
-    write_json(&dir.join("retrain.json"), &summary)?;
-    Ok(summary)
+    out.candidate = Some(cand);
+    out.candidate_model_dir = Some(relative(&ctx.out, &d.model_dir));
+    write_json(&dir.join("retrain.json"), &out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
