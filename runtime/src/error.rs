@@ -129,6 +129,14 @@ pub enum Error {
     SignatureBadPublicKey,
     /// The Ed25519 signature does not verify: the image or its trailer was altered after signing.
     SignatureInvalid,
+    /// Downgrade protection: the offered image's model version is lower than the installed
+    /// one (`image::upgrade::check_upgrade`).
+    ImageDowngrade {
+        /// Model version installed now.
+        installed: u32,
+        /// Model version of the refused image.
+        offered: u32,
+    },
     /// The caller's arena is smaller than the image requires.
     ArenaTooSmall {
         /// Bytes required (header field `arena_bytes`).
@@ -242,6 +250,10 @@ impl fmt::Display for Error {
             Error::SignatureInvalid => write!(
                 f,
                 "the image signature does not verify (image altered after signing)"
+            ),
+            Error::ImageDowngrade { installed, offered } => write!(
+                f,
+                "downgrade refused: the image has model version {offered}, lower than the installed version {installed}"
             ),
             Error::ArenaTooSmall { needed, given } => {
                 write!(

@@ -11,6 +11,7 @@ pub mod op;
 #[cfg(feature = "verify")]
 pub mod signature;
 pub mod tensor;
+pub mod upgrade;
 
 #[cfg(feature = "std")]
 pub mod layers;
