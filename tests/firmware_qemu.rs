@@ -222,6 +222,10 @@ fn verify_runs_a_signed_image_and_refuses_a_tampered_one() {
     let (run, log) = run_qemu(&elf, &work, &[]);
     assert!(run.status.success(), "verify exited with {:?}", run.status);
     assert!(log.contains("signature OK"), "log: {log}");
+    assert!(
+        log.contains("upgrade check OK: Same { version: 1 }"),
+        "log: {log}"
+    );
     assert!(log.contains("12 of 12 outputs bit-exact with the host runtime"));
     assert!(log.contains("verify: PASS"));
 
@@ -257,6 +261,23 @@ fn verify_runs_a_signed_image_and_refuses_a_tampered_one() {
         assert!(log.contains("verify: FAIL"));
         assert!(!log.contains("matches the host"), "{name}: the model ran");
     }
+
+    // Downgrade: the firmware keeps the installed model version in a record tagged `EDIV`
+    // (little-endian u32 after the tag; 1 = the classify image's version). Raised to 2, the
+    // signed image (version 1) is a downgrade and is refused before it runs.
+    let at = find(&elf_bytes, b"EDIV").expect("installed-version record in the ELF");
+    let mut downgrade = elf_bytes.clone();
+    downgrade[at + 4..at + 8].copy_from_slice(&2u32.to_le_bytes());
+    let path = work.join("verify-downgrade.elf");
+    std::fs::write(&path, &downgrade).expect("write patched ELF");
+    let (run, log) = run_qemu(&path, &work, &[]);
+    assert!(!run.status.success(), "downgrade accepted: {log}");
+    assert!(
+        log.contains("upgrade refused: ImageDowngrade { installed: 2, offered: 1 }"),
+        "log: {log}"
+    );
+    assert!(log.contains("verify: FAIL"));
+    assert!(!log.contains("matches the host"), "the model ran");
 }
 
 #[test]
