@@ -229,6 +229,18 @@ fn demo_fast_runs_the_whole_loop() {
         out.join("retrain/v2/rollout.json").is_file(),
         "a rollout manifest exists exactly when v2 is accepted"
     );
+    // Issue 9's proof: v2 is measurably better on the field hold-out than v1 while the lab test
+    // set stays within the tolerance — the gate's two lines, both passed.
+    assert!(
+        accepted,
+        "v2 must beat v1 on field data within the lab tolerance: {gate:?}"
+    );
+    for line in gate {
+        assert!(
+            line.as_str().is_some_and(|l| l.ends_with(": pass")),
+            "{line}"
+        );
+    }
 
     // The assistant: SFT → signed image → field ratings through telemetry → preference pairs →
     // DPO → v2 → gate.
