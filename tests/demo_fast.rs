@@ -198,9 +198,14 @@ fn demo_fast_runs_the_whole_loop() {
     // Telemetry crossed the byte framing intact; drift was seen.
     assert!(num(&s, "/fleet/frames_ingested") > num(&s, "/fleet/inferences"));
     assert_eq!(num(&s, "/fleet/corrupt_frames"), 0.0);
+    // Drift on the shifted field data is seen on the host (windows) and on the devices (alarms).
     assert!(
-        num(&s, "/fleet/drifted_windows") + num(&s, "/fleet/device_alarms") > 0.0,
-        "no drift detected on shifted field data"
+        num(&s, "/fleet/drifted_windows") > 0.0,
+        "no host drift on shifted field data"
+    );
+    assert!(
+        num(&s, "/fleet/device_alarms") > 0.0,
+        "no on-device drift alarm on shifted field data"
     );
     assert!(
         num(&s, "/fleet/field_phase_accuracy") < num(&s, "/fleet/lab_phase_accuracy"),
