@@ -24,6 +24,47 @@ fn last_dim(l: &Layout, what: &str) -> candle_core::Result<usize> {
     }
 }
 
+/// Applies `f(row, out_row)` to every last-dimension row of a contiguous f32 tensor.
+fn map_rows(
+    s: &CpuStorage,
+    l: &Layout,
+    what: &str,
+    f: impl Fn(&[f32], &mut [f32]),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let c = last_dim(l, what)?;
+    let x = slice(s, l, what)?;
+    let mut y = vec![0f32; x.len()];
+    for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        f(xr, yr);
+    }
+    Ok((CpuStorage::F32(y), l.shape().clone()))
+}
+
+/// Applies `f(y_row, g_row, out_row)` row by row to two same-shaped contiguous f32 tensors
+/// (a forward output and its gradient).
+fn map_row_pairs(
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    what: &str,
+    f: impl Fn(&[f32], &[f32], &mut [f32]),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let c = last_dim(l1, what)?;
+    let y = slice(s1, l1, what)?;
+    let g = slice(s2, l2, what)?;
+    if g.len() != y.len() {
+        candle_core::bail!("{what}: mismatched shapes")
+    }
+    let mut dx = vec![0f32; y.len()];
+    for ((yr, gr), dr) in y
+        .chunks_exact(c)
+        .zip(g.chunks_exact(c))
+        .zip(dx.chunks_exact_mut(c))
+    {
+        f(yr, gr, dr);
+    }
+    Ok((CpuStorage::F32(dx), l1.shape().clone()))
+}
+
 /// Whether the fused kernels apply to `x` (f32 on the CPU).
 pub fn applies(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32
@@ -172,20 +213,16 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let c = last_dim(l, self.name())?;
-        let x = slice(s, l, self.name())?;
-        let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        map_rows(s, l, self.name(), |xr, yr| {
             let max = xr.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
             let mut sum = 0f32;
-            for i in 0..c {
-                yr[i] = (xr[i] - max).exp();
-                sum += yr[i];
+            for (y, x) in yr.iter_mut().zip(xr) {
+                *y = (x - max).exp();
+                sum += *y;
             }
             let inv = 1.0 / sum;
             yr.iter_mut().for_each(|v| *v *= inv);
-        }
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        })
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -207,24 +244,12 @@ impl CustomOp2 for SoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let c = last_dim(l1, self.name())?;
-        let y = slice(s1, l1, self.name())?;
-        let g = slice(s2, l2, self.name())?;
-        if g.len() != y.len() {
-            candle_core::bail!("fused-softmax-backward: mismatched shapes")
-        }
-        let mut dx = vec![0f32; y.len()];
-        for ((yr, gr), dr) in y
-            .chunks_exact(c)
-            .zip(g.chunks_exact(c))
-            .zip(dx.chunks_exact_mut(c))
-        {
+        map_row_pairs((s1, l1), (s2, l2), self.name(), |yr, gr, dr| {
             let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for i in 0..c {
-                dr[i] = yr[i] * (gr[i] - dot);
+            for ((d, y), g) in dr.iter_mut().zip(yr).zip(gr) {
+                *d = y * (g - dot);
             }
-        }
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        })
     }
 }
 
@@ -243,17 +268,13 @@ impl CustomOp1 for LogSoftmax {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let c = last_dim(l, self.name())?;
-        let x = slice(s, l, self.name())?;
-        let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        map_rows(s, l, self.name(), |xr, yr| {
             let max = xr.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
             let lse = xr.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
-            for i in 0..c {
-                yr[i] = xr[i] - max - lse;
+            for (y, x) in yr.iter_mut().zip(xr) {
+                *y = x - max - lse;
             }
-        }
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        })
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -275,24 +296,12 @@ impl CustomOp2 for LogSoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let c = last_dim(l1, self.name())?;
-        let y = slice(s1, l1, self.name())?;
-        let g = slice(s2, l2, self.name())?;
-        if g.len() != y.len() {
-            candle_core::bail!("fused-log-softmax-backward: mismatched shapes")
-        }
-        let mut dx = vec![0f32; y.len()];
-        for ((yr, gr), dr) in y
-            .chunks_exact(c)
-            .zip(g.chunks_exact(c))
-            .zip(dx.chunks_exact_mut(c))
-        {
+        map_row_pairs((s1, l1), (s2, l2), self.name(), |yr, gr, dr| {
             let sum: f32 = gr.iter().sum();
-            for i in 0..c {
-                dr[i] = gr[i] - yr[i].exp() * sum;
+            for ((d, y), g) in dr.iter_mut().zip(yr).zip(gr) {
+                *d = g - y.exp() * sum;
             }
-        }
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        })
     }
 }
 
