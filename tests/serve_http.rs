@@ -427,6 +427,17 @@ async fn feedback_needs_the_token_and_a_known_request_and_reaches_the_store() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // A generation corrected by the user, as text and as token ids.
+    for correction in [json!("weather"), json!([1, 2])] {
+        let r = http
+            .post_json(
+                "/v1/feedback",
+                &json!({"request_id": gen_id, "correction": correction}),
+                Some(INGEST),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
 
     let m = http
         .post_json(
@@ -454,8 +465,20 @@ async fn feedback_needs_the_token_and_a_known_request_and_reaches_the_store() {
             "unknown variant",
         ),
         (
-            json!({"request_id": gen_id, "correction": "music"}),
-            "classification requests only",
+            json!({"request_id": gen_id, "correction": 4}),
+            "the right response",
+        ),
+        (
+            json!({"request_id": gen_id, "correction": []}),
+            "non-empty array",
+        ),
+        (
+            json!({"request_id": gen_id, "correction": [1_000_000]}),
+            "outside the model's vocabulary",
+        ),
+        (
+            json!({"request_id": gen_id, "correction": "weather ".repeat(40)}),
+            "shorten the correction",
         ),
         (json!({"request_id": 5, "preference": "up"}), "invalid type"),
     ] {
@@ -466,11 +489,11 @@ async fn feedback_needs_the_token_and_a_known_request_and_reaches_the_store() {
         assert!(m.contains(what), "{body}: {m}");
     }
     let stats = server.shutdown().await.unwrap();
-    assert_eq!(stats.written, 5);
+    assert_eq!(stats.written, 7);
 
     let data = edgeloop_monitor::store::read(&dir).unwrap();
     assert_eq!(data.inferences.len(), 2);
-    assert_eq!(data.feedback.len(), 3);
+    assert_eq!(data.feedback.len(), 5);
     let inf = data
         .inferences
         .iter()
@@ -507,11 +530,27 @@ async fn feedback_needs_the_token_and_a_known_request_and_reaches_the_store() {
         .map(|t| t.as_u64().unwrap() as u32)
         .collect();
     // (An empty answer — end-of-text first — makes no pair.)
-    let want = (!response.is_empty()).then_some((prompt, response));
+    let want = (!response.is_empty()).then_some((prompt.clone(), response.clone()));
     assert_eq!(
         edgeloop_monitor::preferences::split_sample(&rated.sample),
         want
     );
+    // Each correction carries `prompt, -1, response, -2, correction` and is a pair on its own.
+    let corrections: Vec<_> = data
+        .feedback
+        .iter()
+        .filter_map(|f| edgeloop_monitor::preferences::parse_sample(&f.sample)?.correction)
+        .collect();
+    assert_eq!(
+        corrections,
+        vec![tok.encode("weather").unwrap(), vec![1, 2]]
+    );
+    let set = edgeloop_monitor::preferences::preference_pairs(&data, None, &Default::default(), 4);
+    assert_eq!(set.from_corrections, 2);
+    assert!(set
+        .pairs
+        .iter()
+        .all(|p| p.prompt == prompt && p.rejected == response));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

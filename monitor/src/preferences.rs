@@ -2,62 +2,147 @@
 //!
 //! A device (or `edgeloop serve`) that opts in samples `prompt ids…, -1, response ids…` into the
 //! feedback record of a rated generation ([`RESPONSE_SEPARATOR`]). Responses to the same prompt
-//! with a thumbs-up and a thumbs-down make a pair `(prompt, chosen, rejected)`. Prompts in a
-//! held-out set are dropped (training on them would leak the evaluation), repeated pairs are
-//! dropped, and a prompt with only one kind of rating yields no pair; each is counted.
+//! with a thumbs-up and a thumbs-down make a pair `(prompt, chosen, rejected)`.
+//!
+//! A generation the user *corrected* (typed the answer it should have given) makes a pair on its
+//! own: the correction is chosen over the response. Its sample has one of two forms
+//! ([`CORRECTION_SEPARATOR`]):
+//! - `prompt…, -1, response…, -2, correction…` when all of it fits one sample;
+//! - `prompt…, -2, correction…`, in a feedback record about the same inference (device, boot,
+//!   `inference_seq`) as another record that carries `prompt…, -1, response…` — for a device
+//!   whose prompt, response and correction together exceed the sample.
+//!
+//! Prompts in a held-out set are dropped (training on them would leak the evaluation), repeated
+//! pairs are dropped, and a prompt with only one kind of rating and no correction yields no pair;
+//! each is counted.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use edgeloop_runtime::telemetry::RESPONSE_SEPARATOR;
+use edgeloop_runtime::telemetry::{CORRECTION_SEPARATOR, RESPONSE_SEPARATOR};
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreData;
+use crate::store::{FeedbackRow, StoreData};
 
 /// One preference pair in token ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreferencePair {
     /// The prompt.
     pub prompt: Vec<u32>,
-    /// The response rated up.
+    /// The response rated up (or the user's correction).
     pub chosen: Vec<u32>,
-    /// The response rated down.
+    /// The response rated down (or the corrected one).
     pub rejected: Vec<u32>,
 }
 
 /// The pairs, and what was left out and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreferenceSet {
-    /// Usable pairs, ordered by prompt.
+    /// Usable pairs, ordered by prompt; within a prompt, pairs from corrections come first.
     pub pairs: Vec<PreferencePair>,
     /// Rated responses with a usable sample.
     pub rated: usize,
-    /// Feedback without thumbs, without a `prompt, -1, response` sample, from another model, or
-    /// with an empty prompt or response.
+    /// Corrected responses whose response is known (each a pair candidate on its own).
+    #[serde(default)]
+    pub corrected: usize,
+    /// Pairs among [`Self::pairs`] that come from corrections.
+    #[serde(default)]
+    pub from_corrections: usize,
+    /// Feedback without thumbs or correction, without a usable sample, from another model, with an
+    /// empty prompt or correction, with a correction equal to the response, or a correction whose
+    /// response no record of the same inference carries.
     pub unusable: usize,
-    /// Rated responses whose prompt is in a held-out set.
+    /// Rated or corrected responses whose prompt is in a held-out set.
     pub leaks_removed: usize,
-    /// Prompts rated only up or only down (no pair).
+    /// Prompts rated only up or only down, and never corrected (no pair).
     pub prompts_without_pair: usize,
-    /// Repeated ratings of the same response to the same prompt.
+    /// Repeated ratings or corrections of the same response to the same prompt.
     pub duplicates_removed: usize,
 }
 
-/// Responses to one prompt rated up and rated down, in first-seen order.
-type Rated = (Vec<Vec<u32>>, Vec<Vec<u32>>);
+/// A generation's feedback sample, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationSample {
+    /// The prompt's token ids.
+    pub prompt: Vec<u32>,
+    /// The model's response, when the sample carries it.
+    pub response: Option<Vec<u32>>,
+    /// The response the user typed instead, when they corrected it.
+    pub correction: Option<Vec<u32>>,
+}
 
-/// Splits a feedback sample into `(prompt, response)` at the first [`RESPONSE_SEPARATOR`];
-/// `None` when there is no separator, either side is empty, or an id is negative.
-pub fn split_sample(sample: &[i32]) -> Option<(Vec<u32>, Vec<u32>)> {
-    let at = sample.iter().position(|&v| v == RESPONSE_SEPARATOR)?;
+/// Parses `prompt…, -1, response…`, `prompt…, -1, response…, -2, correction…` or
+/// `prompt…, -2, correction…`; `None` when there is neither separator, the prompt or the
+/// correction is empty, the response is empty and not corrected, or an id is negative.
+pub fn parse_sample(sample: &[i32]) -> Option<GenerationSample> {
     let ids =
         |s: &[i32]| -> Option<Vec<u32>> { s.iter().map(|&v| u32::try_from(v).ok()).collect() };
-    let (p, r) = (ids(&sample[..at])?, ids(&sample[at + 1..])?);
-    (!p.is_empty() && !r.is_empty()).then_some((p, r))
+    let r = sample.iter().position(|&v| v == RESPONSE_SEPARATOR);
+    let c = sample.iter().position(|&v| v == CORRECTION_SEPARATOR);
+    let (prompt, response, correction) = match (r, c) {
+        (None, None) => return None,
+        (Some(r), None) => (&sample[..r], Some(&sample[r + 1..]), None),
+        (None, Some(c)) => (&sample[..c], None, Some(&sample[c + 1..])),
+        (Some(r), Some(c)) if r < c => (
+            &sample[..r],
+            Some(&sample[r + 1..c]),
+            Some(&sample[c + 1..]),
+        ),
+        (Some(_), Some(_)) => return None,
+    };
+    let g = GenerationSample {
+        prompt: ids(prompt)?,
+        response: match response {
+            Some(r) => Some(ids(r)?),
+            None => None,
+        },
+        correction: match correction {
+            Some(c) => Some(ids(c)?),
+            None => None,
+        },
+    };
+    // An empty response (end of text first) is usable only when corrected: "stop at once" is
+    // then the rejected answer.
+    let bad = g.prompt.is_empty()
+        || g.correction.as_ref().is_some_and(|c| c.is_empty())
+        || (g.correction.is_none() && g.response.as_ref().is_some_and(|r| r.is_empty()));
+    (!bad).then_some(g)
+}
+
+/// Splits a feedback sample into `(prompt, response)` (any correction is left out); `None` when
+/// it carries no response, or as for [`parse_sample`].
+pub fn split_sample(sample: &[i32]) -> Option<(Vec<u32>, Vec<u32>)> {
+    let g = parse_sample(sample)?;
+    let r = g.response?;
+    (!r.is_empty()).then_some((g.prompt, r))
+}
+
+/// `prompt…, -1, response…` with a non-empty prompt and any response, empty included (an
+/// answer that ended at once can still be corrected).
+fn prompt_and_response(sample: &[i32]) -> Option<(Vec<u32>, Vec<u32>)> {
+    let ids =
+        |s: &[i32]| -> Option<Vec<u32>> { s.iter().map(|&v| u32::try_from(v).ok()).collect() };
+    let at = sample.iter().position(|&v| v == RESPONSE_SEPARATOR)?;
+    let prompt = ids(&sample[..at])?;
+    (!prompt.is_empty()).then_some((prompt, ids(&sample[at + 1..])?))
+}
+
+/// Per prompt: responses rated up, rated down, and `(correction, response)` pairs, in
+/// first-seen order.
+#[derive(Default)]
+struct Rated {
+    up: Vec<Vec<u32>>,
+    down: Vec<Vec<u32>>,
+    corrected: Vec<(Vec<u32>, Vec<u32>)>,
+}
+
+/// The inference a feedback record is about: device, boot, inference sequence number.
+fn inference_key(f: &FeedbackRow) -> (u64, u32, u32) {
+    (f.common.partition.device, f.common.boot, f.inference_seq)
 }
 
 /// Builds preference pairs from the store's feedback on `model_id`'s generations (any model when
-/// `None`). Each prompt gives at most `max_pairs_per_prompt` pairs: every rejected response is
-/// paired with a chosen one, round robin, in store order.
+/// `None`). Each prompt gives at most `max_pairs_per_prompt` pairs: its corrections first, then
+/// every rejected response paired with a chosen one, round robin, in store order.
 pub fn preference_pairs(
     data: &StoreData,
     model_id: Option<u32>,
@@ -65,40 +150,92 @@ pub fn preference_pairs(
     max_pairs_per_prompt: usize,
 ) -> PreferenceSet {
     let mut set = PreferenceSet::default();
+    let ours = |f: &&FeedbackRow| model_id.is_none_or(|m| m == f.common.model_id);
+    // The response of each inference, for corrections recorded apart from it.
+    let mut responses: HashMap<(u64, u32, u32), (Vec<u32>, Vec<u32>)> = HashMap::new();
+    for f in data.feedback.iter().filter(ours) {
+        if let Some((prompt, response)) = prompt_and_response(&f.sample) {
+            responses
+                .entry(inference_key(f))
+                .or_insert((prompt, response));
+        }
+    }
     let mut by_prompt: BTreeMap<Vec<u32>, Rated> = BTreeMap::new();
     let mut seen: HashSet<(Vec<u32>, Vec<u32>, bool)> = HashSet::new();
+    let mut seen_corrections: HashSet<(Vec<u32>, Vec<u32>, Vec<u32>)> = HashSet::new();
     for f in &data.feedback {
-        if model_id.is_some_and(|m| m != f.common.model_id) {
+        if !ours(&f) {
             set.unusable += 1;
             continue;
         }
-        let (Some(up), Some((prompt, response))) = (f.thumbs_up, split_sample(&f.sample)) else {
+        let Some(g) = parse_sample(&f.sample) else {
             set.unusable += 1;
             continue;
         };
-        set.rated += 1;
-        if held_out_prompts.contains(&prompt) {
+        // A correction recorded apart takes its response from the same inference's record.
+        let response = g.response.clone().or_else(|| {
+            responses
+                .get(&inference_key(f))
+                .filter(|(p, _)| *p == g.prompt)
+                .map(|(_, r)| r.clone())
+        });
+        let correction = g
+            .correction
+            .filter(|c| response.as_ref().is_some_and(|r| r != c));
+        let thumbs = f.thumbs_up.filter(|_| g.response.is_some());
+        if thumbs.is_none() && correction.is_none() {
+            set.unusable += 1;
+            continue;
+        }
+        if thumbs.is_some() {
+            set.rated += 1;
+        }
+        if correction.is_some() {
+            set.corrected += 1;
+        }
+        if held_out_prompts.contains(&g.prompt) {
             set.leaks_removed += 1;
             continue;
         }
-        if !seen.insert((prompt.clone(), response.clone(), up)) {
-            set.duplicates_removed += 1;
-            continue;
+        let e = by_prompt.entry(g.prompt.clone()).or_default();
+        if let (Some(c), Some(r)) = (correction, &response) {
+            if seen_corrections.insert((g.prompt.clone(), c.clone(), r.clone())) {
+                e.corrected.push((c, r.clone()));
+            } else {
+                set.duplicates_removed += 1;
+            }
         }
-        let e = by_prompt.entry(prompt).or_default();
-        if up {
-            e.0.push(response);
-        } else {
-            e.1.push(response);
+        if let (Some(up), Some(r)) = (thumbs, response) {
+            if !seen.insert((g.prompt, r.clone(), up)) {
+                set.duplicates_removed += 1;
+            } else if up {
+                e.up.push(r);
+            } else {
+                e.down.push(r);
+            }
         }
     }
-    for (prompt, (ups, downs)) in by_prompt {
-        if ups.is_empty() || downs.is_empty() {
+    for (prompt, r) in by_prompt {
+        let rated_pair = !r.up.is_empty() && !r.down.is_empty();
+        if !rated_pair && r.corrected.is_empty() {
             set.prompts_without_pair += 1;
             continue;
         }
-        for (k, rejected) in downs.iter().take(max_pairs_per_prompt).enumerate() {
-            let chosen = &ups[k % ups.len()];
+        let mut taken = 0;
+        for (chosen, rejected) in r.corrected.into_iter().take(max_pairs_per_prompt) {
+            set.pairs.push(PreferencePair {
+                prompt: prompt.clone(),
+                chosen,
+                rejected,
+            });
+            set.from_corrections += 1;
+            taken += 1;
+        }
+        if !rated_pair {
+            continue;
+        }
+        for (k, rejected) in r.down.iter().take(max_pairs_per_prompt - taken).enumerate() {
+            let chosen = &r.up[k % r.up.len()];
             if chosen == rejected {
                 // Rated both up and down: no preference.
                 continue;
@@ -149,6 +286,77 @@ mod tests {
         assert_eq!(split_sample(&[-1, 6]), None);
         assert_eq!(split_sample(&[4, -1]), None);
         assert_eq!(split_sample(&[4, -1, 6, -2]), None);
+        assert_eq!(split_sample(&[4, -1, 6, -2, 7]), Some((vec![4], vec![6])));
+        assert_eq!(
+            parse_sample(&[4, -1, 6, -2, 7, 8]),
+            Some(GenerationSample {
+                prompt: vec![4],
+                response: Some(vec![6]),
+                correction: Some(vec![7, 8]),
+            })
+        );
+        assert_eq!(
+            parse_sample(&[4, -1, -2, 7]).and_then(|g| g.response),
+            Some(vec![])
+        );
+        assert_eq!(
+            parse_sample(&[4, 5, -2, 7]),
+            Some(GenerationSample {
+                prompt: vec![4, 5],
+                response: None,
+                correction: Some(vec![7]),
+            })
+        );
+        assert_eq!(parse_sample(&[4, -1, -2]), None);
+        assert_eq!(parse_sample(&[4, -2, 7, -1, 6]), None);
+        assert_eq!(split_sample(&[4, -2, 7]), None);
+        assert_eq!(parse_sample(&[4, -1, 6, -2, 7, -3]), None);
+    }
+
+    #[test]
+    fn a_correction_is_a_pair_on_its_own() {
+        let data = StoreData {
+            feedback: vec![
+                // Corrected, rated down too.
+                row(1, Some(false), &[1, 2, -1, 12, -2, 10, 11]),
+                // Corrected without thumbs; then the same correction again.
+                row(1, None, &[3, -1, 13, -2, 14]),
+                row(1, None, &[3, -1, 13, -2, 14]),
+                // A correction equal to the response is no preference.
+                row(1, None, &[4, -1, 15, -2, 15]),
+                // Held out.
+                row(1, None, &[9, -1, 13, -2, 14]),
+                // A rated pair on prompt 1 as well.
+                row(1, Some(true), &[1, 2, -1, 16]),
+            ],
+            ..StoreData::default()
+        };
+        let held: HashSet<Vec<u32>> = [vec![9]].into_iter().collect();
+        let s = preference_pairs(&data, Some(1), &held, 4);
+        let pair = |p: &[u32], c: &[u32], r: &[u32]| PreferencePair {
+            prompt: p.to_vec(),
+            chosen: c.to_vec(),
+            rejected: r.to_vec(),
+        };
+        assert_eq!(
+            s.pairs,
+            vec![
+                pair(&[1, 2], &[10, 11], &[12]),
+                pair(&[1, 2], &[16], &[12]),
+                pair(&[3], &[14], &[13]),
+            ]
+        );
+        assert_eq!(s.from_corrections, 2);
+        assert_eq!(s.corrected, 4);
+        assert_eq!(s.rated, 2);
+        assert_eq!(s.duplicates_removed, 1);
+        assert_eq!(s.leaks_removed, 1);
+        assert_eq!(s.unusable, 1);
+        assert_eq!(s.prompts_without_pair, 0);
+        // The cap per prompt counts corrections first.
+        let capped = preference_pairs(&data, Some(1), &held, 1);
+        assert_eq!(capped.pairs.len(), 2);
+        assert_eq!(capped.pairs[0], pair(&[1, 2], &[10, 11], &[12]));
     }
 
     #[test]
@@ -195,5 +403,50 @@ mod tests {
         assert_eq!(s.unusable, 3);
         // The cap per prompt.
         assert_eq!(preference_pairs(&data, Some(1), &held, 1).pairs.len(), 1);
+    }
+
+    #[test]
+    fn a_correction_recorded_apart_takes_the_response_of_its_inference() {
+        let at = |seq: u32, thumbs: Option<bool>, sample: &[i32]| {
+            let mut r = row(1, thumbs, sample);
+            r.inference_seq = seq;
+            r
+        };
+        let data = StoreData {
+            feedback: vec![
+                at(5, Some(false), &[1, -1, 12]),
+                at(5, None, &[1, -2, 10]),
+                // No record of inference 6 carries its response.
+                at(6, None, &[2, -2, 10]),
+                // Inference 7's response answers another prompt.
+                at(7, Some(false), &[3, -1, 13]),
+                at(7, None, &[4, -2, 14]),
+                // An answer that ended at once (unusable as a rating), then corrected.
+                at(8, Some(false), &[5, -1]),
+                at(8, None, &[5, -2, 15]),
+            ],
+            ..StoreData::default()
+        };
+        let s = preference_pairs(&data, None, &HashSet::new(), 4);
+        assert_eq!(
+            s.pairs,
+            vec![
+                PreferencePair {
+                    prompt: vec![1],
+                    chosen: vec![10],
+                    rejected: vec![12],
+                },
+                PreferencePair {
+                    prompt: vec![5],
+                    chosen: vec![15],
+                    rejected: vec![],
+                },
+            ]
+        );
+        assert_eq!(s.from_corrections, 2);
+        assert_eq!(s.corrected, 2);
+        assert_eq!(s.rated, 2);
+        assert_eq!(s.unusable, 3);
+        assert_eq!(s.prompts_without_pair, 1);
     }
 }

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `POST /v1/predict` | text (or token ids) → label, per-class scores, latency, request id |
 //! | `POST /v1/generate` | prompt → greedy tokens through the image's KV cache |
-//! | `POST /v1/feedback` | correction (label) or preference (up/down) for a request id; bearer |
+//! | `POST /v1/feedback` | correction (a label; for a generation, the right response) or preference (up/down) for a request id; bearer |
 //! | `POST /v1/telemetry` | COBS-framed device telemetry into the store; bearer |
 //! | `GET /healthz` | liveness and the models served |
 //! | `GET /metrics` | Prometheus text: requests, latency histograms, drift gauge, store counters |

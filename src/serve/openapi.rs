@@ -173,7 +173,7 @@ pub fn document() -> Value {
                     "description": "At least one of `correction` and `preference`.",
                     "properties": {
                         "request_id": {"type": "string"},
-                        "correction": {"oneOf": [{"type": "string", "description": "Label name."}, {"type": "integer", "minimum": 0, "description": "Class index."}]},
+                        "correction": {"oneOf": [{"type": "string", "description": "Classification: the label name. Generation: the right response's text."}, {"type": "integer", "minimum": 0, "description": "Classification: the class index."}, {"type": "array", "items": {"type": "integer", "minimum": 0}, "description": "Generation: the right response's token ids."}]},
                         "preference": {"type": "string", "enum": ["up", "down"]}
                     }}));
     schemas.insert("FeedbackResponse".into(), json!({"type": "object", "required": ["request_id", "recorded", "feedback_seq"], "properties": {

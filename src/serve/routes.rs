@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use edgeloop_runtime::telemetry::{
-    Feedback, InferenceSummary, InputSummary, Record, Sample, Thumbs, RESPONSE_SEPARATOR,
-    SAMPLE_MAX,
+    Feedback, InferenceSummary, InputSummary, Record, Sample, Thumbs, CORRECTION_SEPARATOR,
+    RESPONSE_SEPARATOR, SAMPLE_MAX,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -210,6 +210,66 @@ fn generation_sample(state: &AppState, prompt: &[u32], response: &[u32]) -> Vec<
     } else {
         sample_of(state, prompt)
     }
+}
+
+/// The sample of a corrected generation: the tracked `prompt, -1, response` followed by `-2` and
+/// the corrected response's ids (`correction` is its text, or its token ids), which
+/// `edgeloop_monitor::preferences` turns into a pair on its own.
+fn corrected_generation_sample(
+    state: &AppState,
+    tracked: &[i32],
+    correction: &Value,
+) -> Result<Vec<i32>, ApiError> {
+    if !tracked.contains(&RESPONSE_SEPARATOR) {
+        return Err(ApiError::unprocessable(if state.config.sample_inputs {
+            "this generation's prompt and response did not fit the telemetry sample, so a correction cannot be paired with it; rate it with `preference`"
+        } else {
+            "the server does not sample inputs (`sample_inputs` is off), so a correction of a generation cannot be recorded; rate it with `preference`"
+        }));
+    }
+    let gen = state
+        .generator()
+        .ok_or_else(|| ApiError::unavailable("no generator is loaded"))?;
+    let ids: Vec<u32> = match correction {
+        Value::String(text) => input_ids(
+            Some(text.clone()),
+            None,
+            gen.tokenizer.as_deref(),
+            "correction",
+        )?,
+        Value::Array(items) => {
+            let ids: Option<Vec<u32>> = items
+                .iter()
+                .map(|v| v.as_u64().and_then(|x| u32::try_from(x).ok()))
+                .collect();
+            ids.filter(|ids| !ids.is_empty()).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "a generation's `correction` as tokens must be a non-empty array of token ids",
+                )
+            })?
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "a generation's `correction` is the right response: its text, or its token ids",
+            ))
+        }
+    };
+    if let Some(&bad) = ids.iter().find(|&&t| t as usize >= gen.spec.vocab) {
+        return Err(ApiError::unprocessable(format!(
+            "token id {bad} in `correction` is outside the model's vocabulary of {}",
+            gen.spec.vocab
+        )));
+    }
+    let len = tracked.len() + 1 + ids.len();
+    if len > SAMPLE_MAX {
+        return Err(ApiError::unprocessable(format!(
+            "prompt, response and correction take {len} values; a telemetry sample holds {SAMPLE_MAX}: shorten the correction"
+        )));
+    }
+    let mut s = tracked.to_vec();
+    s.push(CORRECTION_SEPARATOR);
+    s.extend(ids.iter().map(|&t| t as i32));
+    Ok(s)
 }
 
 /// Text or token ids → ids.
@@ -455,7 +515,8 @@ async fn generate(
 #[serde(deny_unknown_fields)]
 struct FeedbackRequest {
     request_id: String,
-    /// The right label: its name or its class index.
+    /// Classification: the right label, its name or its class index. Generation: the right
+    /// response, its text or its token ids.
     correction: Option<Value>,
     /// Thumbs: `up` or `down`.
     preference: Option<Preference>,
@@ -477,7 +538,7 @@ async fn feedback(
     let req: FeedbackRequest = json_body(&headers, &body)?;
     if req.correction.is_none() && req.preference.is_none() {
         return Err(ApiError::unprocessable(
-            "give a `correction` (label or class index), a `preference` (`up`/`down`), or both",
+            "give a `correction` (label or class index; for a generation, the right response as text or token ids), a `preference` (`up`/`down`), or both",
         ));
     }
     let tracked = state.tracked(&req.request_id).ok_or_else(|| {
@@ -486,14 +547,14 @@ async fn feedback(
             req.request_id
         ))
     })?;
+    let mut sample_values = tracked.sample.clone();
     let correction = match req.correction {
         None => None,
+        Some(v) if tracked.task == Task::Generate => {
+            sample_values = corrected_generation_sample(&state, &tracked.sample, &v)?;
+            None
+        }
         Some(v) => {
-            if tracked.task != Task::Classify {
-                return Err(ApiError::unprocessable(
-                    "a correction applies to classification requests only; rate generations with `preference`",
-                ));
-            }
             // The labels of the model now served (a swap keeps the configured labels).
             let labels = state.classifier().map(|c| c.labels.clone());
             let class = match &v {
@@ -524,7 +585,8 @@ async fn feedback(
             Some(class as u16)
         }
     };
-    let sample = Sample::from_i32(&tracked.sample)
+    let corrected_generation = sample_values.len() != tracked.sample.len();
+    let sample = Sample::from_i32(&sample_values)
         .map_err(|e| ApiError::internal(format!("sampling the input: {e}")))?;
     let thumbs = req.preference.map(|p| match p {
         Preference::Up => Thumbs::Up,
@@ -539,7 +601,7 @@ async fn feedback(
             sample,
         }),
     );
-    if correction.is_some() {
+    if correction.is_some() || corrected_generation {
         state.metrics.feedback("correction");
     }
     if thumbs.is_some() {

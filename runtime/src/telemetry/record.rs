@@ -21,6 +21,12 @@ pub const SAMPLE_MAX: usize = 32;
 /// such feedback into preference pairs.
 pub const RESPONSE_SEPARATOR: i32 = -1;
 
+/// Follows the response in the sample of a *corrected* generation: `prompt ids…, -1, response
+/// ids…, -2, corrected response ids…` (the user typed the answer the model should have given).
+/// Host tools turn it into a preference pair on its own: the correction is chosen over the
+/// response.
+pub const CORRECTION_SEPARATOR: i32 = -2;
+
 /// Which model produced a record: integrator-assigned id plus the image's model version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
