@@ -115,6 +115,59 @@ mod tests {
         assert_eq!(harness_word_count("a\n\tb\u{a0}c"), 3);
     }
 
+    /// The word count (and so word perplexity) equals lm-evaluation-harness's
+    /// `len(re.split(r"\s+", doc))` run by CPython: on random documents mixing words with every
+    /// kind of whitespace, and `\s` matches exactly the code points we treat as spaces.
+    #[test]
+    fn word_count_matches_python_re_on_random_documents() {
+        use crate::testing::{python_reference, rng};
+        use rand::seq::SliceRandom;
+        use rand::Rng;
+        let seps = [
+            " ", "  ", "\t", "\n", "\r\n", "\u{b}", "\u{c}", "\u{1c}", "\u{1f}", "\u{85}",
+            "\u{a0}", "\u{1680}", "\u{180e}", "\u{2007}", "\u{200b}", "\u{2028}", "\u{202f}",
+            "\u{3000}", "\u{feff}", "-", "",
+        ];
+        let words = ["a", "word", "café", "東京", "😀", "x.y", "3,5", "e\u{301}"];
+        let mut r = rng(31);
+        let docs: Vec<String> = (0..300)
+            .map(|_| {
+                let mut d = String::new();
+                for _ in 0..r.gen_range(0..12) {
+                    if r.gen_bool(0.5) {
+                        d.push_str(words.choose(&mut r).expect("non-empty"));
+                    }
+                    d.push_str(seps.choose(&mut r).expect("non-empty"));
+                }
+                d
+            })
+            .collect();
+        let want = python_reference(
+            "eval_text.py",
+            &serde_json::json!({"task": "harness_words", "docs": docs}),
+        );
+        let counts = want["counts"].as_array().expect("counts");
+        assert_eq!(counts.len(), docs.len());
+        for (d, w) in docs.iter().zip(counts) {
+            assert_eq!(Some(harness_word_count(d)), w.as_u64(), "{d:?}");
+        }
+        let space: std::collections::BTreeSet<u32> = want["space_chars"]
+            .as_array()
+            .expect("space_chars")
+            .iter()
+            .filter_map(|v| v.as_u64().map(|c| c as u32))
+            .collect();
+        assert!(space.len() > 20, "{space:?}");
+        for c in (0..0x11_0000u32).filter_map(char::from_u32) {
+            assert_eq!(
+                crate::text::py_is_space(c),
+                space.contains(&(c as u32)),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
+
     #[test]
     fn corpus_aggregate_is_not_mean_of_document_perplexities() {
         let mut acc = LmAccumulator::default();

@@ -1,4 +1,5 @@
-"""Reference values from sacrebleu, rouge-score and nltk's Porter stemmer for edgeloop-eval's
+"""Reference values from sacrebleu, rouge-score, nltk's Porter stemmer and Python's `re` (the
+lm-evaluation-harness word count) for edgeloop-eval's
 differential tests. JSON request on stdin ({"task": ..., ...}), JSON result on stdout."""
 import json
 import sys
@@ -66,6 +67,13 @@ def main():
         from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
         t = Tokenizer13a()
         json.dump([t(s) for s in req["lines"]], sys.stdout)
+    elif task == "harness_words":
+        # lm-evaluation-harness's word count for word_perplexity (wikitext task):
+        # len(re.split(r"\s+", doc)); and every code point that r"\s" matches.
+        import re
+        counts = [len(re.split(r"\s+", d)) for d in req["docs"]]
+        space = [c for c in range(0x110000) if re.fullmatch(r"\s", chr(c))]
+        json.dump({"counts": counts, "space_chars": space}, sys.stdout)
     else:
         raise SystemExit("unknown task " + task)
 

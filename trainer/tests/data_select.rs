@@ -345,3 +345,52 @@ fn selecting_the_generated_corpus_reports_a_baseline() {
     assert!(train.labels.len() >= 20);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn exact_duplicates_are_removed_after_normalization_and_pii_scrubbing() {
+    let dir = tmp("exact");
+    let input = dir.join("in.txt");
+    // 40 distinct records; each appears again verbatim, as a compatibility-form twin that
+    // NFKC folds to the same text ("ﬁ" → "fi", full-width digits), and with another e-mail
+    // address that scrubbing replaces with the same placeholder.
+    let mut lines = Vec::new();
+    for i in 0..40 {
+        let base = format!("please fix the fan number {i} in room {} today", i * 7);
+        lines.push(base.clone());
+        lines.push(base.clone());
+        lines.push(base.replace("fix", "ﬁx").replace('1', "\u{ff11}"));
+        lines.push(format!("{base} mail a{i}@example.com"));
+        lines.push(format!("{base} mail b{i}@example.org"));
+    }
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let mut cfg = SelectConfig::new(vec![SourceSpec::file(&input)], dir.join("out"));
+    cfg.near_dup = None; // only the exact step decides here
+    let r = select(&cfg).unwrap();
+    let exact = r
+        .card
+        .steps
+        .iter()
+        .find(|s| s.name == "exact_dedup")
+        .expect("exact_dedup step in the card");
+    assert_eq!(
+        (exact.input, exact.removed, exact.output),
+        (200, 120, 80),
+        "{exact:?}"
+    );
+    let kept: u64 = r.card.splits.values().map(|s| s.records).sum();
+    assert_eq!(kept, 80);
+    let texts: std::collections::HashSet<String> = outputs(&dir.join("out"))
+        .into_values()
+        .flatten()
+        .map(|r| r.text)
+        .collect();
+    assert_eq!(texts.len(), 80, "kept records are unique");
+    // With exact dedup off, every record is kept.
+    let mut off = cfg.clone();
+    off.exact_dedup = false;
+    off.out_dir = dir.join("out_off");
+    let r = select(&off).unwrap();
+    assert!(r.card.steps.iter().all(|s| s.name != "exact_dedup"));
+    assert_eq!(r.card.splits.values().map(|s| s.records).sum::<u64>(), 200);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -942,6 +942,87 @@ mod tests {
             .labelled
             .iter()
             .any(|r| field_words.iter().any(|w| r.text.contains(w))));
+
+        // A different label mix: total variation distance between the label distributions.
+        let mix = |c: &Corpus| {
+            let mut m: BTreeMap<String, f64> = BTreeMap::new();
+            for r in &c.labelled {
+                *m.entry(r.label.clone().unwrap_or_default()).or_default() +=
+                    1.0 / c.labelled.len() as f64;
+            }
+            m
+        };
+        let (lm, fm) = (mix(&lab), mix(&field));
+        let tv: f64 = INTENTS
+            .iter()
+            .map(|i| {
+                (lm.get(i.name).copied().unwrap_or(0.0) - fm.get(i.name).copied().unwrap_or(0.0))
+                    .abs()
+            })
+            .sum::<f64>()
+            / 2.0;
+        assert!(
+            tv > 0.08,
+            "label mixes too similar: total variation {tv:.3}"
+        );
+
+        // New phrasings: the literal word runs of the field-only templates that no lab template
+        // contains appear in the field data and never in the lab data.
+        let lab_templates: Vec<&str> = INTENTS
+            .iter()
+            .flat_map(|i| {
+                i.base
+                    .iter()
+                    .chain(i.terse)
+                    .chain(i.hard)
+                    .copied()
+                    .chain(i.indirect.iter().map(|(_, t)| *t))
+            })
+            .collect();
+        let phrases: Vec<&str> = INTENTS
+            .iter()
+            .flat_map(|i| i.field.iter())
+            .flat_map(|t| t.split(['{', '}']))
+            .map(str::trim)
+            .filter(|p| p.split(' ').count() >= 2 && p.len() >= 8)
+            .filter(|p| !lab_templates.iter().any(|t| t.contains(p)))
+            .collect();
+        assert!(phrases.len() >= 20, "{phrases:?}");
+        let with_new = |c: &Corpus| {
+            c.labelled
+                .iter()
+                .filter(|r| phrases.iter().any(|p| r.text.contains(p)))
+                .count() as f64
+                / c.labelled.len() as f64
+        };
+        let (lab_new, field_new) = (with_new(&lab), with_new(&field));
+        assert!(lab_new < 0.01, "lab uses field phrasings: {lab_new:.3}");
+        assert!(field_new > 0.05, "field phrasings are rare: {field_new:.3}");
+        println!(
+            "label-mix total variation {tv:.3}; field-only phrasings in lab {:.1}%, in field {:.1}%",
+            100.0 * lab_new,
+            100.0 * field_new
+        );
+    }
+
+    /// The default configurations meet the sizes: ≥ 10k labelled examples and ≥ 1 MB
+    /// of pretraining text (as written to `pretrain.txt`), every intent present.
+    #[test]
+    fn default_lab_corpus_has_the_promised_size() {
+        let cfg = CorpusConfig::lab(0);
+        let c = generate(&cfg);
+        assert!(c.labelled.len() >= 10_000, "{}", c.labelled.len());
+        let bytes: usize = c.pretrain.iter().map(|d| d.len() + 2).sum();
+        assert!(bytes >= 1_000_000, "{bytes} bytes of pretraining text");
+        assert!(bytes >= cfg.pretrain_bytes);
+        let labels: HashSet<&str> = c
+            .labelled
+            .iter()
+            .filter_map(|r| r.label.as_deref())
+            .collect();
+        assert_eq!(labels.len(), INTENTS.len());
+        assert_eq!(c.instructions.len(), cfg.n_instructions);
+        assert_eq!(c.preferences.len(), cfg.n_preferences);
     }
 
     #[test]
