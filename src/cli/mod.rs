@@ -17,6 +17,7 @@ pub mod kws;
 pub mod output;
 pub mod quantize;
 pub mod retrain;
+pub mod rlhf;
 pub mod run;
 pub mod select;
 pub mod serve;
@@ -62,6 +63,8 @@ enum Command {
     /// Run the retraining policy on a run folder and its telemetry: triggers, retraining set,
     /// fine-tune, v+1 image, evaluation gate, rollout manifest.
     Retrain(retrain::Args),
+    /// Compare SFT, DPO, RLHF (PPO) and RLOO on a demo run's assistant; report with plots.
+    Rlhf(rlhf::Args),
     /// Run a model image on the host runtime (or an ONNX model through runtime / ONNX Runtime /
     /// tract): print outputs and timing.
     Run(run::Args),
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keygen::run(args)?,
         Command::Kws(args) => kws::run(args)?,
         Command::Retrain(args) => retrain::run(args)?,
+        Command::Rlhf(args) => rlhf::run(args)?,
         Command::Run(args) => run::run(args)?,
         Command::Select(args) => select::run(args)?,
         Command::Sign(args) => sign::run_sign(args)?,

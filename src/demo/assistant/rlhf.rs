@@ -9,9 +9,7 @@
 //! for evaluation; then it quantizes, compiles and signs the SFT and PPO policies the way the
 //! assistant stage deploys them and measures int8-vs-fp32 top-1 agreement.
 
-// Reached from the tests (the full comparison is an `#[ignore]`d test) until a CLI subcommand
-// (`edgeloop rlhf --run RUN --out OUT`) calls `compare_on_run`.
-#![cfg_attr(not(test), allow(dead_code))]
+//! `edgeloop rlhf --run RUN --out OUT` (`crate::cli::rlhf`) calls [`compare_on_run`].
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
