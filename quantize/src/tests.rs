@@ -330,6 +330,90 @@ fn excluded_nodes_stay_float_and_bias_is_int32_at_input_times_weight_scale() {
     assert!(wq.raw_data.iter().all(|&b| b as i8 >= -127));
 }
 
+/// `op_types` restricts quantization to the listed types: with only Gemm, the MLP's two Gemms
+/// read int8 weights and everything else (MatMul, Add, Relu) keeps float weights and no QDQ
+/// pair of its own; the model still runs close to fp32.
+#[test]
+fn only_the_requested_op_types_are_quantized() {
+    let m = testmodels::mlp();
+    let (_, calib) = dataset(&m, 16, 6);
+    let cfg = QuantizeConfig {
+        op_types: ["Gemm".to_string()].into(),
+        ..Default::default()
+    };
+    let q = quantize(&m, &calib, &cfg).unwrap();
+    for (i, n) in q.fp32.graph().node.iter().enumerate() {
+        assert_eq!(
+            q.plan.quantized[i],
+            n.op_type == "Gemm",
+            "{} ({})",
+            n.name,
+            n.op_type
+        );
+    }
+    let g = q.model.graph();
+    let node = |name: &str| g.node.iter().find(|n| n.name == name).unwrap();
+    assert_eq!(
+        node("fc2").input[1],
+        "fc2.weight",
+        "MatMul keeps its float weight"
+    );
+    assert_ne!(
+        node("fc1").input[1],
+        "fc1.weight",
+        "Gemm reads a dequantized weight"
+    );
+    assert!(
+        !g.node
+            .iter()
+            .any(|n| n.op_type == "QuantizeLinear" && n.input[0] == "relu1"),
+        "no QDQ pair on relu1's output, which only the float MatMul reads"
+    );
+    let full = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
+    let count = |m: &OnnxModel| {
+        m.graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type == "QuantizeLinear")
+            .count()
+    };
+    assert!(count(&q.model) < count(&full.model));
+    // ORT's quantize_static with the same restriction, same calibration files.
+    let dir = tmpdir("optypes");
+    let (inputs, _) = dataset(&m, 1, 6);
+    write_calib(&dir, &inputs, &calib);
+    let fp = dir.join("mlp.onnx");
+    std::fs::write(&fp, m.to_bytes()).unwrap();
+    let ort_out = dir.join("mlp_ort_gemm.onnx");
+    let out = Command::new(python())
+        .arg(script("quant_ort.py"))
+        .args([
+            "--model",
+            fp.to_str().unwrap(),
+            "--calib",
+            dir.to_str().unwrap(),
+        ])
+        .args(["--out", ort_out.to_str().unwrap(), "--op-types", "Gemm"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "quant_ort.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, test) = dataset(&m, 32, 66);
+    let mut fp32 = OrtModel::new(&m.to_bytes()).unwrap();
+    let ours = output_sqnr(&mut fp32, &mut ort_fn(&q.model.to_bytes()), &test.samples);
+    let theirs = output_sqnr(
+        &mut fp32,
+        &mut ort_fn(&std::fs::read(&ort_out).unwrap()),
+        &test.samples,
+    );
+    println!("mlp, Gemm only: SQNR vs fp32 edgeloop {ours:.2} dB, onnxruntime.quantization {theirs:.2} dB");
+    assert!(ours >= theirs - 1e-9, "ours {ours} < ORT {theirs}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn smoothquant_keeps_the_fp32_function_and_flattens_activations() {
     let m = testmodels::transformer();
