@@ -136,7 +136,10 @@ rm -f "$OUT/phase" "$OUT/swap-last.json"
 
 fi
 
-python3 - "$OUT" "$DURATION" "$SWAP_SECONDS" "$LEVELS" <<'PY'
+# The report (and its plot, with matplotlib from the project's pinned venv when it is there).
+PY="${EDGELOOP_PYTHON:-$CACHE/venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+"$PY" - "$OUT" "$DURATION" "$SWAP_SECONDS" "$LEVELS" <<'PY'
 import csv, json, os, platform, subprocess, sys
 out, duration, swap_s, levels = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split()
 def wrk(name):
@@ -202,9 +205,50 @@ lines += [
     "The machine (2 cores) was shared with other builds during this run, so throughput and tail latency are pessimistic; "
     "the error counts and the memory profile are the results that matter here.",
     "",
-    "No plot: matplotlib is not in the pinned venv, so the RSS series is left as CSV.",
-    "",
 ]
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    plt = None
+if plt is None:
+    lines += ["No plot: matplotlib is not in this Python (the pinned venv has it: python/requirements.txt).", ""]
+else:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    t0 = int(rss[0]["t_s"])
+    colors = {"warmup": "#999999", "idle": "#999999", "swap": "#d62728"}
+    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    order = []
+    for r in rss:
+        if r["phase"] not in order:
+            order.append(r["phase"])
+    for i, ph in enumerate(order):
+        pts = [(int(r["t_s"]) - t0, int(r["rss_kib"]) / 1024) for r in rss if r["phase"] == ph]
+        label = {"swap": "hot swap (64 conn.)", "warmup": "warm-up", "idle": "idle"}.get(ph, ph.replace("c", "", 1) + " connections")
+        a.plot([p[0] for p in pts], [p[1] for p in pts], ".-", ms=3, lw=1.2,
+               color=colors.get(ph, palette[i % len(palette)]), label=label)
+    a.set_xlabel("seconds since the server started")
+    a.set_ylabel("server RSS (MiB)")
+    a.set_title("edgeloop serve: memory under load (1 s samples)")
+    a.set_ylim(bottom=0)
+    a.grid(alpha=0.3)
+    a.legend(fontsize=8, loc="lower right")
+    names = [("swap" if ph == "swap" else ph) for ph, *_ in rows]
+    x = range(len(rows))
+    w = 0.27
+    for k, (key, lab) in enumerate([("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99")]):
+        b.bar([i + (k - 1) * w for i in x], [s[key] / 1e3 for _, _, _, s, _, _ in rows], w, label=lab)
+    b.set_yscale("log")
+    b.set_xticks(list(x))
+    b.set_xticklabels([f"{n}\n{s['requests'] / (s['duration_us'] / 1e6):.0f} req/s, {e} err" for n, (_, _, _, s, e, _) in zip(names, rows)], fontsize=8)
+    b.set_ylabel("latency (ms, log scale)")
+    b.set_title("latency per phase (wrk, client side)")
+    b.grid(alpha=0.3, axis="y")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "load.png"), dpi=110)
+    lines += ["![RSS over the run and latency per phase](load/load.png)", ""]
 open("bench/LOAD.md", "w").write("\n".join(lines))
 print("\n".join(lines))
 if total_err or swap_fail:
