@@ -3,7 +3,9 @@
 //! quantizes its fp32 intent classifier and its pretrained tiny GPT with both quantizers (QDQ,
 //! int8, per channel, the same calibration .npz files) for min-max, percentile and entropy
 //! calibration, and evaluates fp32 and every int8 model in ONNX Runtime at graph optimization
-//! Level1, plus the compiled images. This test reads the script's JSON and holds ours to it.
+//! Level1, plus the compiled images (classifier and language model, ours and ORT's percentile
+//! models; their memory plans must sit exactly at the lower bound). This test reads the
+//! script's JSON and holds ours to it.
 //!
 //! Needs EDGELOOP_PYTHON (the project venv, with onnx and onnxruntime) and ORT_DYLIB_PATH, as
 //! scripts/test.sh sets them: fails, never skips, without them.
@@ -180,6 +182,63 @@ fn our_int8_is_at_least_as_accurate_as_onnxruntime_quantize_static() {
             format!(
                 "image of {} agrees with its ONNX model on {agree:.4} (< 99%)",
                 im["quantizer"]
+            ),
+        );
+    }
+    // The language model as compiled images too (ours and ORT's percentile QDQ models): the
+    // image's perplexity is its QDQ model's (within 0.2%), ours is no worse than ORT's, and the
+    // image predicts what its ONNX model predicts.
+    let lm_images = lm["images"].as_array().expect("lm images");
+    assert_eq!(lm_images.len(), 2, "{}", lm["images"]);
+    let image_ppl = |q: &str| {
+        let im = lm_images
+            .iter()
+            .find(|im| im["quantizer"] == q)
+            .unwrap_or_else(|| panic!("no LM image of {q}: {}", lm["images"]));
+        f(im, &["perplexity"])
+    };
+    for im in lm_images {
+        let q = &im["quantizer"];
+        let (ppl, onnx_ppl) = (f(im, &["perplexity"]), f(im, &["onnx_perplexity"]));
+        let agree = f(im, &["top1_agreement_with_onnx"]);
+        println!(
+            "LM image of {q}: perplexity {ppl:.4} (its ONNX model in ORT {onnx_ppl:.4}), top-1 = ORT {agree:.4}"
+        );
+        check(
+            (ppl - onnx_ppl).abs() <= 0.002 * onnx_ppl,
+            format!("LM image of {q}: perplexity {ppl:.4} vs its ONNX model {onnx_ppl:.4}"),
+        );
+        check(
+            agree >= 0.99,
+            format!("LM image of {q} agrees with its ONNX model on {agree:.4} (< 99%)"),
+        );
+    }
+    let (ours_img, ort_img) = (image_ppl("ours"), image_ppl("onnxruntime"));
+    check(
+        ours_img <= ort_img * 1.002,
+        format!("LM image perplexity: ours {ours_img:.4} > ORT's {ort_img:.4} x 1.002"),
+    );
+    check(
+        ours_img <= fp32_ppl * 1.01,
+        format!("LM image perplexity {ours_img:.4} vs fp32 {fp32_ppl:.4} (> +1%)"),
+    );
+    // Issue 4's memory-plan rule on the demo's real models, ours and ORT-quantized: every
+    // image's arena is exactly the lower bound plus declared kernel scratch.
+    for im in images.iter().chain(lm_images) {
+        let (arena, bound, scratch) = (
+            f(im, &["plan", "arena_bytes"]),
+            f(im, &["plan", "lower_bound"]),
+            f(im, &["plan", "declared_scratch"]),
+        );
+        println!(
+            "image {}: arena {arena} B, lower bound {bound} B + {scratch} B scratch",
+            im["image"]
+        );
+        check(
+            arena == bound + scratch,
+            format!(
+                "image {}: arena {arena} B above the lower bound {bound} B + {scratch} B",
+                im["image"]
             ),
         );
     }

@@ -12,8 +12,10 @@ quantizers), for each calibration method both implement (min-max, percentile, en
 
 Every ONNX model (fp32, ours int8 QDQ, ORT int8 QDQ) runs in ONNX Runtime on the CPU at graph
 optimization Level1 (ORT_ENABLE_BASIC; higher levels fuse QDQ into kernels that saturate on
-AVX2 hosts without VNNI). The int8 classifiers are also compiled into model images and run on
-edgeloop's host runtime (`edgeloop compile` + `edgeloop run`) unless --no-images.
+AVX2 hosts without VNNI). The int8 classifiers and language models (percentile calibration,
+ours and ORT's) are also compiled into model images and run on edgeloop's host runtime
+(`edgeloop compile` + `edgeloop run`) unless --no-images; each image's memory plan (arena vs
+the exact lower bound) is recorded.
 
 Tokenization is edgeloop's own (`edgeloop data tokenize` with the run's tokenizer.json), read
 back from the token files (trainer/TOKENS.md); classifier inputs are cut / padded to the
@@ -193,18 +195,34 @@ def run_json(out):
     sys.exit(f"`edgeloop run --json` printed no JSON object with \"outputs\":\n{out[-2000:]}")
 
 
-def image_predict(binary, model, x, work):
-    """Top-1 classes of the compiled image of `model` on the host runtime."""
+def compile_image(binary, model):
+    """Compiles `model` with `edgeloop compile`; returns the image path and its memory plan and
+    size as the compile report states them (arena vs exact lower bound, flash, MACs)."""
     image = os.path.splitext(model)[0] + ".edli"
-    sh([binary, "compile", model, "--out", image])
-    preds, logits = [], []
+    out = sh([binary, "--json", "compile", model, "--out", image])
+    rep = json.JSONDecoder().raw_decode(out[out.index("{"):])[0]
+    plan = {k: rep[k] for k in ("arena_bytes", "lower_bound", "declared_scratch", "total_macs")}
+    plan["flash_bytes"] = rep["flash"]["total"]
+    plan["plan_method"] = rep["plan_method"]
+    return image, plan
+
+
+def image_run(binary, image, x):
+    """Flat first-output values of `image` on the host runtime, one `edgeloop run` per row."""
+    outs = []
     for row in x:
         outp = sh([binary, "run", "--image", image, "--input", ",".join(map(str, row)),
                    "--repeat", "1", "--json"])
-        v = np.array(run_json(outp)["outputs"][0], dtype=np.float64)
-        logits.append(v)
-        preds.append(int(np.argmax(v)))
-    return np.array(preds), np.stack(logits)
+        outs.append(np.array(run_json(outp)["outputs"][0], dtype=np.float64))
+    return np.stack(outs)
+
+
+def image_predict(binary, model, x, work):
+    """Top-1 classes and logits of the compiled image of `model` on the host runtime, and the
+    image's memory plan."""
+    image, plan = compile_image(binary, model)
+    logits = image_run(binary, image, x)
+    return np.argmax(logits, axis=1), logits, plan
 
 
 def classifier(args, work, sizes):
@@ -269,7 +287,7 @@ def classifier(args, work, sizes):
             if quantizer not in ("ours", "onnxruntime") or method != "percentile":
                 continue
             t = time.time()
-            pred, logits = image_predict(args.bin, path, xs["lab_test"], work)
+            pred, logits, plan = image_predict(args.bin, path, xs["lab_test"], work)
             onnx_row = next(r for r in rows if r["model"] == rel(path, run, args.out_dir))
             onnx_pred = np.argmax(run_rows(path, xs["lab_test"]), axis=1)
             images.append({
@@ -280,6 +298,7 @@ def classifier(args, work, sizes):
                 "top1_agreement_with_onnx": float(np.mean(pred == onnx_pred)),
                 "top1_agreement_with_fp32": float(np.mean(pred == ref[1][:n])),
                 "logit_sqnr_db": sqnr_db(ref[0][:n], logits),
+                "plan": plan,
             })
             log(f"  image of {quantizer} {method}: {time.time() - t:.1f} s")
     return {
@@ -329,23 +348,41 @@ def lm(args, work, sizes):
     models.update(quantize_both(args.bin, args.python, fp32, calib, work, "lm", args.percentile))
     rows = []
     ref = None
+    onnx_logits = {}
     for (quantizer, method), path in models.items():
         logits = run_rows(path, ex).astype(np.float64)  # [W, L, V]
-        m = logits.max(axis=-1, keepdims=True)
-        lse = (m[..., 0] + np.log(np.exp(logits - m).sum(axis=-1)))
-        nll = lse - np.take_along_axis(logits, ey[..., None], axis=-1)[..., 0]
-        pred = logits.argmax(axis=-1)
+        onnx_logits[path] = logits
         if ref is None:
-            ref = (logits, pred)
-        mean_nll = float(nll.mean())
+            ref = (logits, logits.argmax(axis=-1))
         rows.append({
             "quantizer": quantizer, "method": method, "runtime": "onnxruntime-level1",
             "model": rel(path, run, args.out_dir),
-            "perplexity": math.exp(mean_nll), "nll_nats": mean_nll, "tokens": int(ey.size),
-            "next_token_accuracy": float(np.mean(pred == ey)),
-            "top1_agreement_with_fp32": float(np.mean(pred == ref[1])),
+            **lm_scores(logits, ey, ref),
             "logit_sqnr_db": None if quantizer == "fp32" else sqnr_db(ref[0], logits),
         })
+    images = []
+    if not args.no_images:
+        # The compiled images on edgeloop's host runtime (one `edgeloop run` per window),
+        # against fp32 and against the same QDQ model in ONNX Runtime.
+        for (quantizer, method), path in models.items():
+            if quantizer not in ("ours", "onnxruntime") or method != "percentile":
+                continue
+            t = time.time()
+            image, plan = compile_image(args.bin, path)
+            logits = image_run(args.bin, image, ex).reshape(onnx_logits[path].shape)
+            same = onnx_logits[path]
+            images.append({
+                "quantizer": quantizer, "method": method,
+                "image": rel(image, run, args.out_dir),
+                **lm_scores(logits, ey, ref),
+                "onnx_perplexity": lm_scores(same, ey, ref)["perplexity"],
+                "top1_agreement_with_onnx": float(np.mean(
+                    logits.argmax(axis=-1) == same.argmax(axis=-1))),
+                "logit_sqnr_db_vs_onnx": sqnr_db(same, logits),
+                "logit_sqnr_db": sqnr_db(ref[0], logits),
+                "plan": plan,
+            })
+            log(f"  LM image of {quantizer} {method}: {time.time() - t:.1f} s")
     return {
         "fp32_onnx": rel(fp32, run, args.out_dir),
         "seq_len": LM_SEQ,
@@ -354,7 +391,21 @@ def lm(args, work, sizes):
         "eval": {"windows": len(ex), "tokens": int(ey.size),
                  "source": "data/pretrain_val.jsonl (held out from pretraining)"},
         "rows": rows,
+        "images": images,
     }
+
+
+def lm_scores(logits, targets, ref):
+    """Perplexity, mean NLL, next-token accuracy and top-1 agreement with `ref` (fp32 logits,
+    top-1) of LM `logits` [W, L, V] for `targets` [W, L]."""
+    m = logits.max(axis=-1, keepdims=True)
+    lse = m[..., 0] + np.log(np.exp(logits - m).sum(axis=-1))
+    nll = lse - np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    pred = logits.argmax(axis=-1)
+    mean_nll = float(nll.mean())
+    return {"perplexity": math.exp(mean_nll), "nll_nats": mean_nll, "tokens": int(targets.size),
+            "next_token_accuracy": float(np.mean(pred == targets)),
+            "top1_agreement_with_fp32": float(np.mean(pred == ref[1]))}
 
 
 def verdicts(cls, lmr):
@@ -387,6 +438,12 @@ def verdicts(cls, lmr):
 
 def fmt_db(v):
     return "—" if v is None else (v if isinstance(v, str) else f"{v:.2f}")
+
+
+def plan_cell(p):
+    """`arena / lower bound` of an image's memory plan (with declared scratch when there is any)."""
+    extra = f" + {p['declared_scratch']:,}" if p["declared_scratch"] else ""
+    return f"{p['arena_bytes']:,} / {p['lower_bound']:,}{extra}"
 
 
 def pct(x):
@@ -464,14 +521,16 @@ def markdown(res):
         s += ["", "Compiled model images (`edgeloop compile`, run by `edgeloop run` on the host "
               "runtime), lab test split:\n",
               "| QDQ model from | method | image acc / macro F1 | same QDQ in ORT acc "
-              "| top-1 = ORT | top-1 = fp32 | logit SQNR dB |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+              "| top-1 = ORT | top-1 = fp32 | logit SQNR dB | arena / lower bound B "
+              "| flash B |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in c["images"]:
             s.append(f"| {QUANTIZERS[r['quantizer']]} | {r['method']} "
                      f"| {pct(r['lab_test']['accuracy'])} / {r['lab_test']['macro_f1']:.3f} "
                      f"| {pct(r['onnx_lab_test']['accuracy'])} "
                      f"| {pct(r['top1_agreement_with_onnx'])} "
-                     f"| {pct(r['top1_agreement_with_fp32'])} | {fmt_db(r['logit_sqnr_db'])} |")
+                     f"| {pct(r['top1_agreement_with_fp32'])} | {fmt_db(r['logit_sqnr_db'])} "
+                     f"| {plan_cell(r['plan'])} | {r['plan']['flash_bytes']:,} |")
     s += ["", "## Language model (the demo's pretrained tiny GPT)\n",
           f"fp32 `{l['fp32_onnx']}` ({l['seq_len']}-token windows); calibration: "
           f"{l['calibration']['windows']} {l['calibration']['source']}; evaluation: "
@@ -485,6 +544,20 @@ def markdown(res):
                  f"| {r['perplexity']:.3f} | {r['nll_nats']:.4f} "
                  f"| {pct(r['next_token_accuracy'])} | {pct(r['top1_agreement_with_fp32'])} "
                  f"| {fmt_db(r['logit_sqnr_db'])} |")
+    if l.get("images"):
+        s += ["", "Compiled model images (`edgeloop compile`, run by `edgeloop run` on the host "
+              "runtime), the same held-out windows:\n",
+              "| QDQ model from | method | image perplexity | same QDQ in ORT perplexity "
+              "| next-token acc | top-1 = ORT | top-1 = fp32 | logit SQNR dB vs ORT / vs fp32 "
+              "| arena / lower bound B | flash B |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in l["images"]:
+            s.append(f"| {QUANTIZERS[r['quantizer']]} | {r['method']} | {r['perplexity']:.3f} "
+                     f"| {r['onnx_perplexity']:.3f} | {pct(r['next_token_accuracy'])} "
+                     f"| {pct(r['top1_agreement_with_onnx'])} "
+                     f"| {pct(r['top1_agreement_with_fp32'])} "
+                     f"| {fmt_db(r['logit_sqnr_db_vs_onnx'])} / {fmt_db(r['logit_sqnr_db'])} "
+                     f"| {plan_cell(r['plan'])} | {r['plan']['flash_bytes']:,} |")
     s += ["", "## Which is better (same method, same calibration data)\n",
           "| task | method | against | metric | ours | ORT | better | top-1 = fp32 ours / ORT "
           "| logit SQNR dB ours / ORT |",
