@@ -12,17 +12,24 @@ use edgeloop_quantize::{Dataset, Method, OnnxModel, QuantizeConfig, DEFAULT_OP_T
     after_help = "The output is a standard QDQ int8 ONNX model that keeps the input's opset (17 to 22): \
 weights symmetric int8 per channel, biases int32, activations asymmetric int8 per tensor.\n\
 Calibration files: .npz with one array per model input (named after it), or .npy for single-input models; \
-an array [k*B, ...] for an input [B, ...] gives k samples.\n\nExamples:\n  \
+an array [k*B, ...] for an input [B, ...] gives k samples. Or a token file (the trainer's dataset format, \
+from `edgeloop data tokenize`) for a token-id model [B, L]: B documents per sample, each cut or padded to L.\n\nExamples:\n  \
 edgeloop quantize --model model-fp32.onnx --calib calib/ --out model-int8.onnx\n  \
+edgeloop quantize --model classifier.onnx --calib train.tokens --pad-id 0 --out classifier-int8.onnx\n  \
 edgeloop quantize --model model-fp32.onnx --calib calib/ --method entropy --smoothquant 0.5 --report sensitivity/ --out model-int8.onnx"
 )]
 pub struct Args {
     /// The fp32 ONNX model.
     #[arg(long)]
     pub model: PathBuf,
-    /// Folder of .npy / .npz calibration files.
+    /// Calibration data: a folder of .npy / .npz files, or a token file (`*.tokens`, the
+    /// trainer's dataset format from `edgeloop data tokenize`) for a model whose only input is
+    /// token ids [B, L] (documents cut or padded to L with --pad-id).
     #[arg(long)]
     pub calib: PathBuf,
+    /// Padding id for token-file calibration (the tokenizer's [PAD]; 0 for trained tokenizers).
+    #[arg(long, default_value_t = 0)]
+    pub pad_id: u32,
     /// Calibration method: minmax, percentile, entropy or mse.
     #[arg(long, default_value = "minmax")]
     pub method: String,
@@ -94,6 +101,37 @@ fn config(args: &Args) -> anyhow::Result<QuantizeConfig> {
     Ok(cfg)
 }
 
+/// The calibration set at `path`: a token file (`*.tokens`), else a folder of .npy / .npz files.
+fn load_calibration(
+    path: &std::path::Path,
+    inputs: &[edgeloop_quantize::InputSpec],
+    pad: u32,
+) -> anyhow::Result<Dataset> {
+    if path.extension().and_then(|e| e.to_str()) != Some("tokens") {
+        if path.is_file() {
+            bail!(
+                "{} is a file: --calib takes a folder of .npy / .npz files or a token file (*.tokens, from `edgeloop data tokenize`)",
+                path.display()
+            );
+        }
+        return Ok(Dataset::load_dir(path, inputs)?);
+    }
+    let tf = edgeloop_trainer::tokenizer::token_file::TokenFile::open(path)?;
+    tf.verify()?;
+    let docs: Vec<Vec<u32>> = (0..tf.num_docs()).filter_map(|d| tf.doc(d)).collect();
+    let ds = Dataset::from_token_documents(&docs, inputs, pad, &path.display().to_string())?;
+    let used = ds.samples.len() * inputs[0].shape[0];
+    if used < docs.len() {
+        crate::say!(
+            "token file: {} of {} documents used ({} make no full batch)",
+            used,
+            docs.len(),
+            docs.len() - used
+        );
+    }
+    Ok(ds)
+}
+
 /// Runs `edgeloop quantize`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = config(&args)?;
@@ -103,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = OnnxModel::from_path(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let inputs = model.inputs(&cfg.input_shapes)?;
-    let data = Dataset::load_dir(&args.calib, &inputs)
+    let data = load_calibration(&args.calib, &inputs, args.pad_id)
         .with_context(|| format!("reading calibration data from {}", args.calib.display()))?;
     crate::say!(
         "calibrating {} with {} sample(s), method {}",
@@ -189,6 +227,7 @@ mod tests {
         let args = Args {
             model: dir.join("mlp.onnx"),
             calib: calib.clone(),
+            pad_id: 0,
             method: "percentile".into(),
             percentile: 99.9,
             out: dir.join("mlp.int8.onnx"),
@@ -207,6 +246,7 @@ mod tests {
         let bad = Args {
             model: dir.join("mlp.onnx"),
             calib,
+            pad_id: 0,
             method: "magic".into(),
             percentile: 99.99,
             out: dir.join("x.onnx"),
