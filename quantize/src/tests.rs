@@ -432,6 +432,22 @@ fn smoothquant_keeps_the_fp32_function_and_flattens_activations() {
         let sq = sqnr_db(ya["y"].as_f32().unwrap(), yb["y"].as_f32().unwrap());
         assert!(sq > 80.0, "smoothing changed the fp32 output: {sq} dB");
     }
+    // The activations the smoothed MatMuls read (ln1 feeds q/k/v, ln2 feeds mlp_up; X / s is
+    // folded into the LayerNorms) have flatter channels: the largest per-channel magnitude over
+    // the smallest shrinks.
+    let xs = ["ln1".to_string(), "ln2".to_string()];
+    let before = calib::channel_absmax(&m, &inputs, &calib, &xs, false).unwrap();
+    let after = calib::channel_absmax(&q.fp32, &inputs, &calib, &xs, false).unwrap();
+    let spread = |v: &[f32]| {
+        let hi = v.iter().cloned().fold(0f32, f32::max);
+        let lo = v.iter().cloned().fold(f32::INFINITY, f32::min);
+        hi / lo
+    };
+    for x in &xs {
+        let (b, a) = (spread(&before[x]), spread(&after[x]));
+        println!("{x}: channel max/min magnitude {b:.2} -> {a:.2} after SmoothQuant(0.5)");
+        assert!(a < b, "{x}: spread {b} -> {a}");
+    }
     let (_, test) = dataset(&m, 16, 42);
     let mut fp32 = OrtModel::new(&m.to_bytes()).unwrap();
     let plain = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
