@@ -346,3 +346,133 @@ fn tokenize_cmd(a: TokenizeArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use edgeloop_trainer::data::DatasetCard;
+    use edgeloop_trainer::tokenizer::token_file::TokenFile;
+    use edgeloop_trainer::tokenizer::Tokenizer;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn data(argv: &[&str]) -> anyhow::Result<()> {
+        let mut v = vec!["data"];
+        v.extend_from_slice(argv);
+        run(Cli::try_parse_from(v)?.args)
+    }
+
+    /// `edgeloop data generate → select → tokenize` as a user runs it: the flags reach the
+    /// library, bad records fail with file and line or are counted with `--skip-bad`, and the
+    /// token files read back.
+    #[test]
+    fn generate_select_tokenize_through_the_cli() {
+        let d = std::env::temp_dir().join(format!("edgeloop-cli-data-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = |rel: &str| d.join(rel).display().to_string();
+        data(&[
+            "generate",
+            "--out",
+            &p("field"),
+            "--field",
+            "--seed",
+            "4",
+            "--n-labelled",
+            "800",
+            "--pretrain-bytes",
+            "5000",
+        ])
+        .unwrap();
+        let card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("field/corpus_card.json")).unwrap())
+                .unwrap();
+        assert_eq!(card["labelled"], 800);
+        // In-distribution and lab → field baselines, both below 100%.
+        let b = card["baselines"].as_array().unwrap();
+        assert_eq!(b.len(), 2);
+        assert!(b
+            .iter()
+            .all(|b| b["eval_accuracy"].as_f64().unwrap() < 0.97));
+
+        // The generated records with one malformed line after the first 400.
+        let text = std::fs::read_to_string(d.join("field/labelled.jsonl")).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.insert(400, "{\"text\": \"unterminated");
+        let input = d.join("mixed.jsonl");
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let input = input.display().to_string();
+        let select = |out: &str, extra: &[&str]| {
+            let mut v = vec![
+                "select",
+                "--input",
+                input.as_str(),
+                "--out",
+                out,
+                "--jaccard",
+                "0.9",
+                "--split",
+                "0.7,0.15,0.15",
+                "--name",
+                "cli-test",
+            ];
+            v.extend_from_slice(extra);
+            data(&v)
+        };
+        let err = format!("{:#}", select(&p("sel"), &[]).unwrap_err());
+        assert!(err.contains("mixed.jsonl:401"), "{err}");
+        select(&p("sel"), &["--skip-bad"]).unwrap();
+        let card: DatasetCard =
+            serde_json::from_slice(&std::fs::read(d.join("sel/card.json")).unwrap()).unwrap();
+        assert_eq!(card.name, "cli-test");
+        assert_eq!(card.bad_records.total, 1);
+        assert_eq!(card.bad_records.by_kind["malformed_json"], 1);
+        assert_eq!(card.near_dup.threshold, 0.9);
+        let n: u64 = card.splits.values().map(|s| s.records).sum();
+        let train = card.splits["train"].records as f64 / n as f64;
+        assert!((0.6..0.8).contains(&train), "train share {train}");
+        assert!(
+            card.baseline.is_some(),
+            "labelled selection gets a baseline"
+        );
+        assert!(d.join("sel/length_hist.png").is_file());
+
+        // Tokenize: train a char tokenizer, then load it back for another file.
+        data(&[
+            "tokenize",
+            "--input",
+            &p("sel/train.jsonl"),
+            "--input",
+            &p("sel/val.jsonl"),
+            "--out",
+            &p("tok"),
+            "--kind",
+            "char",
+            "--eos",
+        ])
+        .unwrap();
+        let tok = Tokenizer::load(&d.join("tok/tokenizer.json")).unwrap();
+        let f = TokenFile::open(&d.join("tok/train.tokens")).unwrap();
+        f.verify().unwrap();
+        assert_eq!(f.num_docs() as u64, card.splits["train"].records);
+        let d0 = f.doc(0).unwrap();
+        assert_eq!(*d0.last().unwrap(), tok.specials().eos.unwrap());
+        data(&[
+            "tokenize",
+            "--input",
+            &p("sel/test.jsonl"),
+            "--out",
+            &p("tok2"),
+            "--tokenizer",
+            &p("tok/tokenizer.json"),
+        ])
+        .unwrap();
+        let t = TokenFile::open(&d.join("tok2/test.tokens")).unwrap();
+        assert_eq!(t.num_docs() as u64, card.splits["test"].records);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
