@@ -1,8 +1,11 @@
 //! Expected calibration error and reliability diagrams.
 //!
 //! Confidence is the top predicted probability; bins are `M` equal-width intervals
-//! `((m-1)/M, m/M]` (a confidence of exactly 0 falls into the first bin), as in Guo et al.,
-//! "On Calibration of Modern Neural Networks" (2017):
+//! `(e_{m-1}, e_m]` (a confidence of exactly 0 falls into the first bin), as in Guo et al.,
+//! "On Calibration of Modern Neural Networks" (2017). The edges are `e_k = k · (1/M)` in f64,
+//! as numpy's `linspace(0, 1, M + 1)` computes them, so every confidence lands in the same bin
+//! as in scikit-learn's `calibration_curve(strategy="uniform")` (tested against it, edges
+//! included; `0.3 · 10` rounds up, so a plain `ceil(c · M)` would put 0.3 in the wrong bin):
 //! `ECE = Σ_m |B_m|/n · |acc(B_m) − conf(B_m)|`, `MCE = max_m |acc(B_m) − conf(B_m)|` over
 //! non-empty bins.
 
@@ -59,11 +62,25 @@ pub fn calibration(confidences: &[f64], correct: &[bool], n_bins: usize) -> Resu
             value: confidences[i].to_string(),
         });
     }
+    let step = 1.0 / n_bins as f64;
+    let edge = |k: usize| k as f64 * step;
+    // The bin whose edges satisfy e_b < c <= e_{b+1}: start from ceil(c·M) and correct for
+    // rounding against the f64 edges.
+    let bin_of = |c: f64| {
+        let mut b = ((c * n_bins as f64).ceil() as usize).clamp(1, n_bins) - 1;
+        while b > 0 && edge(b) >= c {
+            b -= 1;
+        }
+        while b + 1 < n_bins && edge(b + 1) < c {
+            b += 1;
+        }
+        b
+    };
     let mut count = vec![0u64; n_bins];
     let mut hits = vec![0u64; n_bins];
     let mut conf_sum = vec![0.0f64; n_bins];
     for (&c, &ok) in confidences.iter().zip(correct) {
-        let b = ((c * n_bins as f64).ceil() as usize).clamp(1, n_bins) - 1;
+        let b = bin_of(c);
         count[b] += 1;
         hits[b] += ok as u64;
         conf_sum[b] += c;
@@ -85,8 +102,8 @@ pub fn calibration(confidences: &[f64], correct: &[bool], n_bins: usize) -> Resu
             mce = mce.max(gap);
         }
         bins.push(ReliabilityBin {
-            lower: b as f64 / n_bins as f64,
-            upper: (b + 1) as f64 / n_bins as f64,
+            lower: edge(b),
+            upper: if b + 1 == n_bins { 1.0 } else { edge(b + 1) },
             count: count[b],
             accuracy,
             confidence,
@@ -152,6 +169,64 @@ mod tests {
         assert_eq!(c.bins[0].count, 1);
         assert_eq!(c.bins[9].count, 2);
         assert_eq!(c.ece, 0.0);
+    }
+
+    /// Bins, per-bin accuracy and confidence, and ECE equal scikit-learn's
+    /// `calibration_curve(strategy="uniform")` on random confidences, many of them exactly on
+    /// bin edges (k/M as f64), for several bin counts.
+    #[test]
+    fn matches_sklearn_calibration_curve() {
+        use crate::testing::{assert_close, python_reference, rng};
+        use rand::Rng;
+        let mut r = rng(41);
+        let mut cases = Vec::new();
+        for case in 0..40 {
+            let n_bins = [1, 2, 3, 5, 7, 10, 15, 20][case % 8];
+            let n = r.gen_range(1..120);
+            let conf: Vec<f64> = (0..n)
+                .map(|_| match r.gen_range(0..3) {
+                    0 => r.gen_range(0..=n_bins) as f64 / n_bins as f64,
+                    1 => r.gen_range(0..=20) as f64 / 20.0,
+                    _ => r.gen_range(0.0..=1.0),
+                })
+                .collect();
+            let correct: Vec<bool> = conf.iter().map(|&c| r.gen_bool(c)).collect();
+            cases.push((n_bins, conf, correct));
+        }
+        let input: Vec<_> = cases
+            .iter()
+            .map(|(m, c, ok)| serde_json::json!({"n_bins": m, "conf": c, "correct": ok}))
+            .collect();
+        let want = python_reference(
+            "eval_sklearn.py",
+            &serde_json::json!({"task": "calibration", "cases": input}),
+        );
+        for (i, (m, conf, correct)) in cases.iter().enumerate() {
+            let ctx = format!("case {i} ({m} bins)");
+            let got = calibration(conf, correct, *m).unwrap();
+            let w = &want[i];
+            let counts: Vec<u64> = got.bins.iter().map(|b| b.count).collect();
+            let want_counts: Vec<u64> = serde_json::from_value(w["counts"].clone()).unwrap();
+            assert_eq!(counts, want_counts, "{ctx}: bin counts");
+            let nonempty: Vec<&ReliabilityBin> = got.bins.iter().filter(|b| b.count > 0).collect();
+            assert_eq!(
+                Some(nonempty.len()),
+                w["prob_true"].as_array().map(Vec::len)
+            );
+            for (j, b) in nonempty.iter().enumerate() {
+                let wt = &w["prob_true"][j];
+                let wp = &w["prob_pred"][j];
+                assert_close(b.accuracy, wt, 1e-12, &format!("{ctx} bin {j} accuracy"));
+                assert_close(
+                    b.confidence,
+                    wp,
+                    1e-12,
+                    &format!("{ctx} bin {j} confidence"),
+                );
+            }
+            assert_close(got.ece, &w["ece"], 1e-12, &format!("{ctx} ECE"));
+            assert_close(got.mce, &w["mce"], 1e-12, &format!("{ctx} MCE"));
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-"""Reference values from scikit-learn / fairlearn for edgeloop-eval's differential tests.
+"""Reference values from scikit-learn (metrics, calibration_curve) / fairlearn for edgeloop-eval's differential tests.
 
 Reads one JSON object on stdin ({"task": ..., "cases": [...]}) and prints a JSON list with
 one result per case. NaN is written as null.
@@ -96,7 +96,28 @@ def fairness(case):
     return out
 
 
-TASKS = {"classification": classification, "fairness": fairness}
+def calibration(case):
+    from sklearn.calibration import calibration_curve
+
+    m = case["n_bins"]
+    conf = np.array(case["conf"], dtype=float)
+    ok = np.array(case["correct"], dtype=int)
+    prob_true, prob_pred = calibration_curve(ok, conf, n_bins=m, strategy="uniform")
+    # The bin of each confidence exactly as calibration_curve assigns it (its own two lines).
+    bins = np.linspace(0.0, 1.0, m + 1)
+    counts = np.bincount(np.searchsorted(bins[1:-1], conf), minlength=m)
+    nz = counts[counts > 0]
+    gaps = np.abs(prob_true - prob_pred)
+    return {
+        "prob_true": prob_true,
+        "prob_pred": prob_pred,
+        "counts": counts,
+        "ece": float(np.sum(nz / len(conf) * gaps)),
+        "mce": float(np.max(gaps)),
+    }
+
+
+TASKS = {"classification": classification, "fairness": fairness, "calibration": calibration}
 
 if __name__ == "__main__":
     req = json.load(sys.stdin)
