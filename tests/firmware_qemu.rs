@@ -101,10 +101,15 @@ fn demo() -> &'static Demo {
     })
 }
 
-/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) once and returns its binary.
+/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) once and returns a command for it.
 fn qemu_run() -> Command {
+    Command::new(qemu_run_bin())
+}
+
+/// Builds `tools/qemu-run` once and returns its binary.
+fn qemu_run_bin() -> &'static Path {
     static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    let bin = TOOL.get_or_init(|| {
+    TOOL.get_or_init(|| {
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         let tool = repo().join("tools/qemu-run");
         let target = tool.join("target");
@@ -118,8 +123,7 @@ fn qemu_run() -> Command {
             .expect("running cargo for tools/qemu-run");
         assert!(status.success(), "building tools/qemu-run failed");
         target.join("release/edgeloop-qemu-run")
-    });
-    Command::new(bin)
+    })
 }
 
 /// Builds one example for `target` and copies its ELF to `into` (later builds may replace the
@@ -202,12 +206,78 @@ fn classify_matches_host_runtime_bit_exact_on_cortex_m4() {
     );
     assert!(log.contains("classify: PASS"));
     assert!(log.contains("stack high-water mark:"));
+    assert_no_allocator(&elf);
     assert_eq!(log.matches("matches the host").count(), 12);
     assert_eq!(
         decode_telemetry(&work.join("telemetry.bin")),
         12,
         "one record per input"
     );
+}
+
+/// `cargo run --release` in `firmware-examples/` goes through the runner of its
+/// `.cargo/config.toml` (`qemu-run.sh` → `edgeloop-qemu-run`): QEMU with semihosting, the defmt
+/// log decoded on the host, and the firmware's exit status passed through — success for a
+/// passing example, failure for a firmware that fails (a tampered image refused by `verify`).
+#[test]
+fn cargo_run_in_the_example_folder_runs_the_firmware_in_qemu() {
+    let work = tmp("firmware_cargo_run");
+    let fw = repo().join("firmware-examples");
+    // Both take BUILD themselves: resolve them before holding it.
+    let (asset_dir, tool) = (assets(), qemu_run_bin());
+    let out = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        Command::new(env!("CARGO"))
+            .args(["run", "--release", "--bin", "classify", "--", "--workdir"])
+            .arg(&work)
+            .current_dir(&fw)
+            .env("EDGELOOP_FW_ASSETS", asset_dir)
+            .env("EDGELOOP_QEMU_RUN", tool)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("running cargo run in firmware-examples")
+    };
+    let log = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cargo run failed: {log}\n{err}");
+    // Cargo names the runner it used; the log is decoded defmt (format strings filled in from
+    // the ELF's table), not raw frames; the telemetry went to the work folder.
+    assert!(err.contains("qemu-run.sh"), "runner not used: {err}");
+    assert!(log.contains("model 'intent-classifier'"), "log: {log}");
+    assert!(
+        log.contains("12 of 12 outputs bit-exact with the host runtime"),
+        "log: {log}"
+    );
+    assert_eq!(decode_telemetry(&work.join("telemetry.bin")), 12);
+    assert!(log.contains("classify: PASS"), "log: {log}");
+
+    // The runner passes a failing firmware's status through: the verify ELF with its signed
+    // image's weight flipped (CRC recomputed, so only the signature catches it).
+    let elf = build_firmware("verify", M4, &work);
+    let signed = std::fs::read(asset_dir.join("classify.signed.img")).expect("signed image");
+    let mut bytes = std::fs::read(&elf).expect("ELF");
+    let at = find(&bytes, &signed).expect("the signed image is embedded in the ELF");
+    let mut image = signed.clone();
+    let weight = signed.len() - 80 - 100;
+    image[weight] ^= 0x01;
+    edgeloop_runtime::image::writer::fix_crc(&mut image);
+    bytes[at..at + image.len()].copy_from_slice(&image);
+    let bad = work.join("verify-tampered.elf");
+    std::fs::write(&bad, &bytes).expect("write tampered ELF");
+    let out = Command::new("bash")
+        .arg(fw.join("qemu-run.sh"))
+        .arg(&bad)
+        .arg("--workdir")
+        .arg(&work)
+        .env("EDGELOOP_QEMU_RUN", qemu_run_bin())
+        .current_dir(&work)
+        .output()
+        .expect("running qemu-run.sh");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "log: {log}");
+    assert!(log.contains("verify: FAIL"), "log: {log}");
 }
 
 /// Offset of `needle` in `hay` (the embedded image inside the ELF).
@@ -423,7 +493,7 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
             r.insns
         );
     }
-    for model in ["ds-cnn", "tiny-gpt"] {
+    for model in ["ds-cnn", "intent-classifier", "tiny-gpt"] {
         md.push_str(&format!(
             "\n## {model}: per op (one invoke, kernels the firmware links: DSP FullyConnected/Conv2D)\n\n\
              | op | MACs | instructions | instr/MAC |\n|---|---:|---:|---:|\n"
@@ -444,10 +514,15 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
                 r.insns
             ));
         }
-        assert!(
-            by_name.contains_key(format!("{model} total").as_str()),
-            "{model} total"
-        );
+        let total = by_name
+            .get(format!("{model} total").as_str())
+            .unwrap_or_else(|| panic!("{model} total"));
+        assert!(total.macs > 0 && total.insns > 0, "{model}: empty total");
+        md.push_str(&format!(
+            "\n{model}: {} executed instructions per inference ({:.2} per MAC)\n",
+            total.insns,
+            total.insns as f64 / total.macs as f64
+        ));
     }
     println!("{md}");
     std::fs::write(work.join("bench.md"), &md).expect("write bench.md");
@@ -681,6 +756,35 @@ fn flash_qemu_names_what_is_missing() {
     );
 }
 
+/// Asserts that no heap allocator is linked into `elf`: no allocator shim (`__rust_alloc`,
+/// `__rg_alloc`, `__rdl_alloc`), no `GlobalAlloc` implementation, nothing from `alloc::`.
+fn assert_no_allocator(elf: &Path) {
+    let syms = symbols(elf);
+    assert!(syms.len() > 100, "{}: symbols stripped?", elf.display());
+    let found: Vec<&String> = syms
+        .iter()
+        .map(|(_, _, name)| name)
+        .filter(|n| {
+            [
+                "__rust_alloc",
+                "__rg_alloc",
+                "__rdl_alloc",
+                "__rust_no_alloc_shim",
+            ]
+            .iter()
+            .any(|a| n.contains(a))
+                || n.contains("GlobalAlloc")
+                || n.starts_with("alloc::")
+                || n.starts_with("<alloc::")
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "{}: allocator symbols linked: {found:?}",
+        elf.display()
+    );
+}
+
 /// Section sizes (`size -A`) of an ELF.
 fn sections(elf: &Path) -> HashMap<String, u64> {
     let out = Command::new("size")
@@ -776,6 +880,7 @@ fn footprint_per_model_flash_and_ram() {
             }
         }
         assert!(kernels > 0 && runtime > 0, "{bin}: no runtime symbols");
+        assert_no_allocator(&elf);
         assert!(arena_static >= arena, "{bin}: arena static too small");
         let text = s(".vector_table") + s(".text");
         let flash = text + s(".rodata") + s(".data");

@@ -92,6 +92,15 @@ pub fn op_name(code: u8) -> &'static str {
         Some(OpCode::KvAppend) => "KvAppend",
         Some(OpCode::Attention) => "Attention",
         Some(OpCode::Reshape) => "Reshape",
+        Some(OpCode::Quantize) => "Quantize",
+        Some(OpCode::Dequantize) => "Dequantize",
+        Some(OpCode::Relu) => "ReLU",
+        Some(OpCode::Relu6) => "ReLU6",
+        Some(OpCode::MaxPool2d) => "MaxPool2D",
+        Some(OpCode::AvgPool2d) => "AvgPool2D",
+        Some(OpCode::Concat) => "Concat",
+        Some(OpCode::ArgMax) => "ArgMax",
+        Some(OpCode::CausalMask) => "CausalMask",
         _ => "other",
     }
 }

@@ -19,5 +19,3 @@ pub mod footprint;
 pub mod kws;
 pub mod partition;
 pub mod stack;
-
-use defmt_semihosting as _;

@@ -2,9 +2,10 @@
 //! 1. kernels on fixed shapes, the scalar reference against the Cortex-M4 DSP (SMLAD) variant,
 //!    each output checked bit-exact against the other on the device: the offset dot product,
 //!    FullyConnected, Conv2D, and int8 attention (whose q·k dot product is the swappable part);
-//! 2. every op of the DS-CNN classifier (one inference) and of the tiny GPT (one decode step at
-//!    the last cache position), through the interpreter's per-op hook, with the kernels the
-//!    firmware links (the DSP table on this target).
+//! 2. every op of the DS-CNN classifier (one inference), of the demo's intent classifier (one
+//!    inference on its first test input) and of the tiny GPT (one decode step at the last cache
+//!    position), through the interpreter's per-op hook, with the kernels the firmware links (the
+//!    DSP table on this target).
 //!
 //! Each region is logged as `region <name>: marks <a> <b>, <n> MACs`; the host subtracts the
 //! plugin's counts at marks `a` and `b` (tests/firmware_qemu.rs writes the table).
@@ -276,7 +277,7 @@ fn per_op(
         it.invoke()?;
     }
     prepare(&mut it)?;
-    let mut marks = [0u32; 64];
+    let mut marks = [0u32; 128];
     let n_ops = model.num_ops().min(marks.len() - 1);
     marks[0] = mark();
     it.invoke_with_hook(|i, _| {
@@ -323,6 +324,15 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         for (d, &s) in x.iter_mut().zip(assets::dscnn::INPUTS) {
             *d = s as i8;
         }
+        Ok(())
+    })?;
+    // The demo's intent classifier (the `classify` model): one inference on its first
+    // embedded test input (token ids of the demo's test split).
+    let cls = Model::parse(assets::classify::image())?;
+    per_op("intent-classifier", &cls, arena, 0, |it| {
+        let x = it.input_bytes(0)?;
+        let n = x.len().min(assets::classify::INPUTS.len());
+        x[..n].copy_from_slice(&assets::classify::INPUTS[..n]);
         Ok(())
     })?;
     let gpt = Model::parse(assets::generate::image())?;

@@ -1,6 +1,9 @@
 //! Exit and host files through semihosting (both QEMU boards; a debug probe offers the same).
 
 use cortex_m_semihosting::{debug, nr, syscall};
+// The defmt transport: log frames go to the host's stdout through semihosting (a board with a
+// debug probe would link `defmt-rtt` here instead).
+use defmt_semihosting as _;
 
 /// Ends the program: QEMU exits with status 0 when `ok`, 1 otherwise.
 pub fn exit(ok: bool) -> ! {
