@@ -85,6 +85,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("reading model image {}", path.display()))?,
         None => dscnn.clone(),
     };
+    if let Some(path) = &args.image {
+        Model::parse(AlignedBytes::new(&bytes).as_slice()).map_err(|e| {
+            anyhow::anyhow!(
+                "--image {}: not a valid model image ({e}); give a `.edli` written by \
+                 `edgeloop compile` or the demo (runs/demo/deploy/v1/intent.edli)",
+                path.display()
+            )
+        })?;
+    }
     let rows = match (&args.texts, &args.tokenizer) {
         (Some(texts), Some(tok)) => {
             let n_el = input_elements(&bytes)?;
@@ -151,7 +160,7 @@ fn write(dir: &std::path::Path, name: &str, data: &[u8]) -> anyhow::Result<()> {
 /// `classify.signed.img` and `classify.pub` (raw 32 bytes) for the `verify` firmware.
 fn write_signed(args: &Args, image: &[u8]) -> anyhow::Result<()> {
     let secret = match &args.sign_key {
-        Some(path) => sign::read_secret_key(path)?,
+        Some(path) => super::keygen::secret_key("--sign-key", path)?,
         None => {
             let (secret, _) = sign::generate_keypair(None)?;
             sign::write_keypair(&args.out, &secret, true)?;

@@ -74,9 +74,12 @@ pub struct Args {
     /// --qemu: keep the partitions, telemetry stream and firmware log in this folder.
     #[arg(long, requires = "qemu")]
     pub workdir: Option<PathBuf>,
-    /// --qemu: telemetry device id.
-    #[arg(long, default_value_t = qemu::DEFAULT_DEVICE)]
-    pub device: u64,
+    /// --qemu: telemetry device id in the records' headers (decimal or 0x-hex), as `serve
+    /// --device-id` takes it. (`--device` names hardware elsewhere: `train --device cpu|cuda:N`,
+    /// `select --device cortex-m4`.)
+    #[arg(long = "device-id", value_name = "ID", default_value = "0x0E11000000000001",
+          value_parser = |s: &str| super::serve::parse_device(s).map_err(|e| e.to_string()))]
+    pub device_id: u64,
     /// --qemu: kill QEMU after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
@@ -225,7 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = Model::parse(aligned.as_slice())
         .with_context(|| format!("{} is not a valid model image", args.image.display()))?;
     if let Some(p) = &args.public_key {
-        let key = edgeloop_quantize::sign::read_public_key(p)?;
+        let key = super::keygen::public_key("--pub", p)?;
         model.verify_signature(&key.0).with_context(|| {
             format!(
                 "{}: signature check against {} failed",
@@ -366,7 +369,7 @@ fn run_qemu(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
         let aligned = AlignedBytes::new(bytes);
         let model = Model::parse(aligned.as_slice())
             .with_context(|| format!("{} is not a valid model image", args.image.display()))?;
-        let key = edgeloop_quantize::sign::read_public_key(p)?;
+        let key = super::keygen::public_key("--pub", p)?;
         model.verify_signature(&key.0).with_context(|| {
             format!(
                 "{}: signature check against {} failed",
@@ -396,7 +399,7 @@ fn run_qemu(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
         firmware: args.firmware.clone(),
         qemu_run: args.qemu_run.clone(),
         workdir: args.workdir.clone(),
-        device: args.device,
+        device: args.device_id,
         timeout_s: args.timeout,
         echo: output::progress(),
     };
@@ -540,6 +543,35 @@ mod tests {
         for p in [v2, v3, out, garbage] {
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    #[test]
+    fn device_id_is_decimal_or_hex_with_the_qemu_default() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let parse = |extra: &[&str]| {
+            let base = [
+                "flash",
+                "--qemu",
+                "--image",
+                "i.edli",
+                "--texts",
+                "t",
+                "--tokenizer",
+                "k",
+            ];
+            Cli::try_parse_from(base.iter().chain(extra).copied()).map(|c| c.args.device_id)
+        };
+        assert_eq!(parse(&[]).unwrap(), qemu::DEFAULT_DEVICE);
+        assert_eq!(parse(&["--device-id", "0x10"]).unwrap(), 16);
+        assert_eq!(parse(&["--device-id", "17"]).unwrap(), 17);
+        let e = parse(&["--device-id", "cpu"]).unwrap_err().to_string();
+        assert!(e.contains("expected a decimal or 0x-hex u64"), "{e}");
+        assert!(parse(&["--device", "1"]).is_err(), "the id is --device-id");
     }
 
     /// The classic example record: 16 bytes at 0x0100, checksum 0x40.

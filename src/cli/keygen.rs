@@ -37,6 +37,28 @@ fn parse_seed(s: &str) -> anyhow::Result<[u8; 32]> {
     Ok(out)
 }
 
+/// Reads the secret key file given to `flag`; the error names the flag, the file and the fix.
+pub(crate) fn secret_key(flag: &str, path: &std::path::Path) -> anyhow::Result<sign::SecretKey> {
+    sign::read_secret_key(path).with_context(|| {
+        format!(
+            "{flag} {}: not a secret key file (write one with `edgeloop keygen --out keys`, \
+             then pass keys/edgeloop.key)",
+            path.display()
+        )
+    })
+}
+
+/// Reads the public key file given to `flag`; the error names the flag, the file and the fix.
+pub(crate) fn public_key(flag: &str, path: &std::path::Path) -> anyhow::Result<sign::PublicKey> {
+    sign::read_public_key(path).with_context(|| {
+        format!(
+            "{flag} {}: not a public key file (`edgeloop keygen --out keys` writes \
+             keys/edgeloop.pub next to the secret key)",
+            path.display()
+        )
+    })
+}
+
 /// Writes the key pair.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let seed = args.seed.as_deref().map(parse_seed).transpose()?;

@@ -192,6 +192,49 @@ mod tests {
         );
     }
 
+    /// A shared flag means one thing on every command: `--device` names hardware (a compute
+    /// device such as `cpu`/`cuda:0`, or a device profile such as `cortex-m4`), a telemetry
+    /// device id is always `--device-id`; `--out`, `--config` and `--seed` always take a value.
+    #[test]
+    fn shared_flags_keep_one_meaning_across_commands() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        leaves(&cmd, "edgeloop".into(), &mut all);
+        let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+        for (path, c) in &all {
+            for a in c.get_arguments() {
+                let help = a
+                    .get_help()
+                    .map(|h| h.to_string().to_lowercase())
+                    .unwrap_or_default();
+                let Some(long) = a.get_long() else { continue };
+                if help.contains("device id") {
+                    assert_eq!(long, "device-id", "`{path} --{long}` is a device id");
+                }
+                match long {
+                    "device" => {
+                        assert!(
+                            help.contains("cpu") || help.contains("profile"),
+                            "`{path} --device` must name hardware (a compute device or a \
+                             device profile): {help}"
+                        );
+                        assert!(!help.contains(" id"), "`{path} --device`: {help}");
+                    }
+                    "out" | "config" | "seed" | "device-id" => assert!(
+                        a.get_action().takes_values(),
+                        "`{path} --{long}` takes no value"
+                    ),
+                    _ => continue,
+                }
+                *seen.entry(long).or_default() += 1;
+            }
+        }
+        for flag in ["out", "config", "seed", "device", "device-id"] {
+            assert!(seen.contains_key(flag), "no command takes --{flag}");
+        }
+    }
+
     #[test]
     fn quiet_and_json_parse_before_or_after_the_subcommand() {
         for args in [

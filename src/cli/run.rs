@@ -25,9 +25,10 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Backend(s) for `--model`: runtime, ort (ONNX Runtime, from ORT_DYLIB_PATH), tract, or
-    /// all three side by side with each one's largest difference from the runtime.
-    #[arg(long, value_enum, default_value = "runtime", requires = "model")]
-    pub backend: super::backends::Backend,
+    /// all three side by side with each one's largest difference from the runtime (default:
+    /// runtime).
+    #[arg(long, value_enum, requires = "model")]
+    pub backend: Option<super::backends::Backend>,
     /// Static shape for an ONNX input with symbolic dims: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS", requires = "model")]
     pub input_shape: Vec<String>,
@@ -105,6 +106,7 @@ fn write_input(
             values.len()
         );
     }
+    check_values(k, &info, values, raw)?;
     match info.dtype {
         DType::F32 => it
             .input_f32(k)?
@@ -128,6 +130,35 @@ fn write_input(
             .zip(values)
             .for_each(|(d, &v)| *d = v as i32),
         other => bail!("input {k}: element type {other:?} is not supported by `edgeloop run`"),
+    }
+    Ok(())
+}
+
+/// Refuses values that would not reach the model as typed: NaN or infinite values for any
+/// input, and for integer inputs (int32 ids, or int8 codes under `--raw`) values that are not
+/// whole numbers or do not fit the type. Real values for int8 inputs are quantized with the
+/// input's scale and saturate, as quantization does.
+fn check_values(k: usize, info: &TensorInfo, values: &[f64], raw: bool) -> anyhow::Result<()> {
+    let (lo, hi, what) = match info.dtype {
+        DType::I32 => (i32::MIN as f64, i32::MAX as f64, "int32 (token ids)"),
+        DType::I8 if raw || info.scale == 0.0 => (-128.0, 127.0, "raw int8 codes"),
+        _ => (f64::NEG_INFINITY, f64::INFINITY, ""),
+    };
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() {
+            bail!("input {k}, value #{i}: {v} is not a finite number; give finite values");
+        }
+        if !what.is_empty() && (v.fract() != 0.0 || v < lo || v > hi) {
+            bail!(
+                "input {k}, value #{i}: {v} is not a valid {what} value: give whole numbers in \
+                 [{lo}, {hi}]{}",
+                if info.dtype == DType::I8 {
+                    " (or drop --raw to give real values, quantized with the input's scale)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     Ok(())
 }
@@ -186,8 +217,12 @@ pub fn run_image(
         crate::say!("input {k}: {}", describe(&info));
         let v = match inputs.get(k).cloned().flatten() {
             Some(v) => v,
+            // Small token ids for integer inputs, a spread of real values in [-1, 1] otherwise.
             None => (0..info.num_elements())
-                .map(|i| ((i * 7919 % 201) as f64 - 100.0) / 100.0)
+                .map(|i| match info.dtype {
+                    DType::I32 => ((i * 7 + 3) % 11) as f64,
+                    _ => ((i * 7919 % 201) as f64 - 100.0) / 100.0,
+                })
                 .collect(),
         };
         values.push(v);
@@ -249,8 +284,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let Some(image) = &args.image else {
         bail!("give --image (a model image) or --model (an ONNX model)");
     };
+    if args.backend.is_some() || !args.input_shape.is_empty() {
+        bail!(
+            "--backend and --input-shape apply to --model (an ONNX model); a model image \
+             (--image) runs on the edgeloop runtime: drop them, or give the ONNX model with --model"
+        );
+    }
     let bytes = std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
-    let r = run_image(&bytes, &inputs, args.raw, args.repeat)?;
+    let r = run_image(&bytes, &inputs, args.raw, args.repeat)
+        .with_context(|| format!("--image {}", image.display()))?;
     super::output::summary(&serde_json::json!({
         "outputs": r.outputs,
         "invoke_us_mean": r.invoke_us.0,
@@ -274,7 +316,7 @@ fn run_model(path: &Path, args: &Args, inputs: &[Option<Vec<f64>>]) -> anyhow::R
     }
     let specs = model.inputs(&shapes)?;
     let sample = backends::sample(&specs, inputs)?;
-    let which = match args.backend {
+    let which = match args.backend.unwrap_or(Backend::Runtime) {
         Backend::All => vec![Backend::Runtime, Backend::Ort, Backend::Tract],
         b => vec![b],
     };
@@ -295,4 +337,111 @@ fn run_model(path: &Path, args: &Args, inputs: &[Option<Vec<f64>>]) -> anyhow::R
         }
     }
     super::output::summary(&serde_json::json!({ "model": path, "runs": runs }))
+}
+
+#[cfg(test)]
+mod tests {
+    use edgeloop_runtime::models::{mlp::mlp, tiny_gpt::TinyGpt, Rng};
+
+    use super::*;
+
+    /// The int8 MLP (64 inputs, 10 outputs) and a random input in [-1, 1].
+    fn mlp_image() -> (Vec<u8>, Vec<f64>) {
+        let net = mlp(3, true);
+        let mut rng = Rng::new(5);
+        let calib: Vec<Vec<f32>> = (0..16).map(|_| rng.vec(net.input_len(), 1.0)).collect();
+        let bytes = net.build_i8(&calib).expect("MLP image").0.bytes;
+        let x = rng
+            .vec(net.input_len(), 1.0)
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        (bytes, x)
+    }
+
+    #[test]
+    fn image_outputs_equal_the_interpreters() {
+        let (bytes, x) = mlp_image();
+        let r = run_image(&bytes, &[Some(x.clone())], false, 3).expect("runs");
+        // The same input quantized by hand and run directly on the interpreter.
+        let aligned = AlignedBytes::new(&bytes);
+        let model = Model::parse(aligned.as_slice()).unwrap();
+        let mut arena = AlignedBytes::zeroed(model.arena_bytes());
+        let mut it = Interpreter::new(&model, arena.as_mut_slice()).unwrap();
+        let (qi, qo) = (it.input_info(0).unwrap(), it.output_info(0).unwrap());
+        for (d, &v) in it.input_i8(0).unwrap().iter_mut().zip(&x) {
+            *d = ((v / qi.scale as f64).round() + qi.zero_point as f64).clamp(-128.0, 127.0) as i8;
+        }
+        it.invoke().unwrap();
+        let want: Vec<f64> = it
+            .output_i8(0)
+            .unwrap()
+            .iter()
+            .map(|&c| (c as i32 - qo.zero_point) as f64 * qo.scale as f64)
+            .collect();
+        assert_eq!(r.outputs, vec![want]);
+        assert!(r.invoke_us.1 > 0.0 && r.invoke_us.1 <= r.invoke_us.0);
+        // Raw codes: the same bytes as the quantized input give the same outputs.
+        let codes: Vec<f64> = x
+            .iter()
+            .map(|&v| ((v / qi.scale as f64).round() + qi.zero_point as f64).clamp(-128.0, 127.0))
+            .collect();
+        let raw = run_image(&bytes, &[Some(codes)], true, 1).expect("raw runs");
+        assert_eq!(raw.outputs, r.outputs);
+    }
+
+    #[test]
+    fn inputs_that_would_not_reach_the_model_as_typed_are_refused() {
+        let (bytes, x) = mlp_image();
+        let err = |inputs: Vec<f64>, raw: bool| {
+            run_image(&bytes, &[Some(inputs)], raw, 1)
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string()
+        };
+        let mut nan = x.clone();
+        nan[7] = f64::NAN;
+        assert!(err(nan, false).contains("value #7: NaN is not a finite number"));
+        let mut inf = x.clone();
+        inf[0] = f64::INFINITY;
+        assert!(err(inf, false).contains("not a finite number"));
+        let mut big = vec![0.0; x.len()];
+        big[3] = 1e9;
+        let e = err(big.clone(), true);
+        assert!(
+            e.contains("value #3") && e.contains("raw int8 codes"),
+            "{e}"
+        );
+        assert!(e.contains("drop --raw"), "{e}");
+        big[3] = 1.5;
+        assert!(err(big, true).contains("not a valid raw int8 codes value"));
+        assert!(err(x[..10].to_vec(), false).contains("needs 64 values"));
+        // Real values saturate as quantization does: not an error.
+        assert!(run_image(&bytes, &[Some(vec![1e9; x.len()])], false, 1).is_ok());
+        // Too many inputs.
+        let two = [Some(x.clone()), Some(x)];
+        assert!(run_image(&bytes, &two, false, 1).is_err());
+    }
+
+    #[test]
+    fn token_ids_must_be_whole_int32_numbers() {
+        let gpt = TinyGpt::random(1);
+        let bytes = gpt.image(1, None, false).expect("GPT image").0.bytes;
+        let aligned = AlignedBytes::new(&bytes);
+        let model = Model::parse(aligned.as_slice()).unwrap();
+        let n = model.num_inputs();
+        let ok: Vec<Option<Vec<f64>>> = (0..n).map(|_| Some(vec![1.0])).collect();
+        run_image(&bytes, &ok, false, 1).expect("whole ids run");
+        // Without --input, integer inputs get valid ids.
+        run_image(&bytes, &[], false, 1).expect("the default pattern runs");
+        for bad in [1.5, 3e9, -3e9] {
+            let mut inputs = ok.clone();
+            inputs[0] = Some(vec![bad]);
+            let e = run_image(&bytes, &inputs, false, 1)
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains("int32 (token ids)"), "{bad}: {e}");
+        }
+    }
 }

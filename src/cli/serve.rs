@@ -129,7 +129,9 @@ fn parse_labels(spec: &str) -> anyhow::Result<Vec<String>> {
     Ok(labels)
 }
 
-fn parse_device(s: &str) -> anyhow::Result<u64> {
+/// Parses a telemetry device id (`--device-id`, on `serve` and `flash --qemu`): decimal or
+/// `0x`-hex, a u64.
+pub(crate) fn parse_device(s: &str) -> anyhow::Result<u64> {
     let r = match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16),
         None => s.parse(),

@@ -37,7 +37,7 @@ pub struct VerifyArgs {
 
 /// Signs an image file.
 pub fn run_sign(args: SignArgs) -> anyhow::Result<()> {
-    let secret = sign::read_secret_key(&args.key)?;
+    let secret = super::keygen::secret_key("--key", &args.key)?;
     let image = std::fs::read(&args.image)
         .with_context(|| format!("reading model image {}", args.image.display()))?;
     let signed = sign::sign_image(&image, &secret)
@@ -61,7 +61,7 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<()> {
 /// Verifies an image file; fails (exit 1) when the signature is missing, from another key, or
 /// does not verify.
 pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let public = sign::read_public_key(&args.public)?;
+    let public = super::keygen::public_key("--pub", &args.public)?;
     let v = sign::verify_image_file(&args.image, &public)?;
     crate::say!(
         "{}: signature OK (model '{}' v{}, {} signed bytes, key id {})",

@@ -128,6 +128,15 @@ fn drift(args: DriftArgs) -> anyhow::Result<std::process::ExitCode> {
         min_labels: args.min_labels,
         ..DriftConfig::default()
     };
+    for (flag, dir) in [("--reference", &args.reference), ("--store", &args.store)] {
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "{flag} {}: no such folder; give a telemetry store written by `edgeloop telemetry \
+                 ingest --store DIR` (or the demo's runs/demo/telemetry/field)",
+                dir.display()
+            );
+        }
+    }
     let reference = store::read(&args.reference)
         .with_context(|| format!("reading reference {}", args.reference.display()))?;
     let current = store::read(&args.store)
