@@ -111,3 +111,77 @@ impl DotKernel {
         None
     }
 }
+
+/// `x86::requantize8_avx2` against [`crate::quant::requantize_to_i8`] lane by lane, on random
+/// accumulators (with the extremes of `i32`), multipliers (any `i32`), shifts (the valid range
+/// and beyond it, which both clamp), zero points and clamps (including `min > max`).
+#[test]
+fn bit_exact_requantize8_avx2() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        use core::arch::x86_64::*;
+        let mut s = 0x5eed_1234_abcd_0001u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for case in 0..20_000 {
+            let pick = |r: u64, v: i32| if r % 8 == 0 { v } else { r as i32 };
+            let mut acc = [0i32; 8];
+            let mut mul = [0i32; 8];
+            let mut sh = [0i32; 8];
+            for l in 0..8 {
+                let r = next();
+                acc[l] = match r % 6 {
+                    0 => i32::MAX - (r >> 40) as i32 % 3,
+                    1 => i32::MIN + (r >> 40) as i32 % 3,
+                    2 => (r >> 32) as i32 % 100_000,
+                    _ => (r >> 16) as i32,
+                };
+                let m = next();
+                mul[l] = if m % 5 == 0 {
+                    pick(m >> 8, i32::MAX)
+                } else {
+                    (1 << 30) + (m >> 34) as i32
+                };
+                sh[l] = (next() % 72) as i32 - 36;
+            }
+            let zp = (next() % 256) as i32 - 128;
+            let (a, b) = ((next() % 256) as i32 - 128, (next() % 256) as i32 - 128);
+            let (min, max) = if case % 10 == 0 {
+                (a.max(b) as i8, a.min(b) as i8)
+            } else {
+                (a.min(b) as i8, a.max(b) as i8)
+            };
+            let mut got = [0i32; 8];
+            // SAFETY: AVX2 detected above; loads and stores of 8 `i32`s from/to arrays of 8.
+            unsafe {
+                let v = x86::requantize8_avx2(
+                    _mm256_loadu_si256(acc.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(mul.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(sh.as_ptr() as *const __m256i),
+                    zp,
+                    min,
+                    max,
+                );
+                _mm256_storeu_si256(got.as_mut_ptr() as *mut __m256i, v);
+                let mut bytes = [0i8; 8];
+                x86::store8_i8(v, &mut bytes);
+                assert_eq!(bytes.map(|b| b as i32), got, "store8_i8, case {case}");
+            }
+            for l in 0..8 {
+                let want =
+                    crate::quant::requantize_to_i8(acc[l], mul[l], sh[l], zp, min, max) as i32;
+                assert_eq!(
+                    got[l], want,
+                    "case {case} lane {l}: acc {} mul {} shift {} zp {zp} [{min}, {max}]",
+                    acc[l], mul[l], sh[l]
+                );
+            }
+        }
+        return;
+    }
+    println!("skipped: requantize8/avx2");
+}

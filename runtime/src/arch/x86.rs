@@ -124,3 +124,80 @@ pub(super) fn dot_offset_i8_avx2_static(a: &[i8], ao: i32, b: &[i8], bo: i32) ->
     // SAFETY: the crate is compiled with `target_feature = "avx2"`, so every CPU it runs on has it.
     unsafe { dot_offset_i8_avx2(a, ao, b, bo) }
 }
+
+/// Eight lanes of [`crate::quant::requantize_to_i8`] at once: `acc`, `multiplier` and `shift`
+/// are per-lane `i32`s (any values, as for the scalar function), `zero_point`,
+/// `min` and `max` shared. Returns the eight int8 results sign-extended to `i32` lanes, bit-exact
+/// to the scalar function.
+///
+/// The scalar steps, in 64-bit lanes (even and odd `i32` lanes separately): the total shift
+/// `clamp(31 - shift, 1, 62)`; `acc · multiplier` (`vpmuldq`, exact) plus `2^(total - 1)` (below
+/// 2⁶³ in magnitude, no overflow); an arithmetic right shift, done as
+/// `((x ^ s) >>> total) ^ s` with `s` the sign mask (AVX2 has no 64-bit arithmetic shift); a
+/// clamp to `[-2³⁰, 2³⁰]` (tighter than the scalar's `i32` clamp but equivalent after its
+/// saturating zero-point add and the final clamp to `[min, max] ⊂ [-128, 127]`, since
+/// `|zero_point| ≤ 128` is far below 2³⁰); then the zero point and `max(min).min(max)`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn requantize8_avx2(
+    acc: __m256i,
+    multiplier: __m256i,
+    shift: __m256i,
+    zero_point: i32,
+    min: i8,
+    max: i8,
+) -> __m256i {
+    let total = _mm256_min_epi32(
+        _mm256_max_epi32(
+            _mm256_sub_epi32(_mm256_set1_epi32(31), shift),
+            _mm256_set1_epi32(1),
+        ),
+        _mm256_set1_epi32(62),
+    );
+    let low = _mm256_set1_epi64x(0xFFFF_FFFF);
+    let one = _mm256_set1_epi64x(1);
+    let hi_lim = _mm256_set1_epi64x(1 << 30);
+    let lo_lim = _mm256_set1_epi64x(-(1 << 30));
+    // One 64-bit half: lanes (acc, multiplier, total) in the low 32 bits of each 64-bit lane.
+    let half = |a: __m256i, m: __m256i, t: __m256i| -> __m256i {
+        let t = _mm256_and_si256(t, low);
+        let round = _mm256_sllv_epi64(one, _mm256_sub_epi64(t, one));
+        let wide = _mm256_add_epi64(_mm256_mul_epi32(a, m), round);
+        let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), wide);
+        let shifted = _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(wide, sign), t), sign);
+        let c = _mm256_blendv_epi8(shifted, hi_lim, _mm256_cmpgt_epi64(shifted, hi_lim));
+        _mm256_blendv_epi8(c, lo_lim, _mm256_cmpgt_epi64(lo_lim, c))
+    };
+    let even = half(acc, multiplier, total);
+    let odd = half(
+        _mm256_srli_epi64::<32>(acc),
+        _mm256_srli_epi64::<32>(multiplier),
+        _mm256_srli_epi64::<32>(total),
+    );
+    // Each 64-bit lane holds a value in [-2^30, 2^30]: its low 32 bits are the i32.
+    let v = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+    let v = _mm256_add_epi32(v, _mm256_set1_epi32(zero_point));
+    _mm256_min_epi32(
+        _mm256_max_epi32(v, _mm256_set1_epi32(min as i32)),
+        _mm256_set1_epi32(max as i32),
+    )
+}
+
+/// Stores the low bytes of eight `i32` lanes already in `[-128, 127]` to `out[..8]`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn store8_i8(v: __m256i, out: &mut [i8]) {
+    let out = &mut out[..8];
+    let w = _mm256_packs_epi32(v, v); // [v0-3 v0-3 | v4-7 v4-7] as i16
+    let b = _mm256_packs_epi16(w, w); // [v0-3 x3 | v4-7 x3] as i8
+    let lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b));
+    let hi = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(b));
+    out[..4].copy_from_slice(&lo.to_le_bytes().map(|x| x as i8));
+    out[4..].copy_from_slice(&hi.to_le_bytes().map(|x| x as i8));
+}

@@ -104,6 +104,9 @@ pub mod causal_mask;
 pub mod fmath;
 pub mod gather;
 pub mod gelu;
+// The AVX2 int8 matrix product shared by FullyConnected and BatchMatMul (issue 11).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod gemm_avx2;
 pub mod layer_norm;
 pub mod lut;
 pub mod sigmoid;
@@ -301,6 +304,10 @@ pub type Conv2dI8Fn = fn(&conv2d::Conv2dParams<'_>, &[i8], &mut [i8]);
 pub type DepthwiseConv2dI8Fn = fn(&depthwise_conv2d::DepthwiseConv2dParams<'_>, &[i8], &mut [i8]);
 /// Signature of an int8 Conv1D kernel variant.
 pub type Conv1dI8Fn = fn(&conv1d::Conv1dParams<'_>, &[i8], &mut [i8]);
+/// Signature of an int8 BatchMatMul kernel variant.
+pub type BatchMatMulI8Fn = fn(&batch_matmul::BatchMatMulParams, &[i8], &[i8], &mut [i8]);
+/// Signature of an f32 → int8 Quantize kernel variant.
+pub type QuantizeFn = fn(&quantize::QuantizeParams, &[f32], &mut [i8]);
 
 /// The kernel variants `eval_*` dispatches to, for the ops that have optimized variants.
 ///
@@ -316,6 +323,10 @@ pub struct KernelTable {
     pub depthwise_conv2d_i8: DepthwiseConv2dI8Fn,
     /// int8 Conv1D.
     pub conv1d_i8: Conv1dI8Fn,
+    /// f32 → int8 Quantize.
+    pub quantize: QuantizeFn,
+    /// int8 BatchMatMul.
+    pub batch_matmul_i8: BatchMatMulI8Fn,
 }
 
 impl core::fmt::Debug for KernelTable {
@@ -332,6 +343,8 @@ impl KernelTable {
             conv2d_i8: conv2d::reference::eval_i8,
             depthwise_conv2d_i8: depthwise_conv2d::reference::eval_i8,
             conv1d_i8: conv1d::reference::eval_i8,
+            quantize: quantize::reference::eval_quantize,
+            batch_matmul_i8: batch_matmul::reference::eval_i8,
         }
     }
 }

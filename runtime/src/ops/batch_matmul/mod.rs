@@ -12,6 +12,9 @@
 //! With `transpose_b` the inner loop is the offset dot product of [`crate::arch`], so
 //! [`eval_i8_with`] runs it on the AVX2/NEON/DSP variants, bit-exact to [`reference::eval_i8`].
 
+// Optimized variant, selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -113,10 +116,10 @@ pub fn check_f32(
     super::check_clamp_f32(p.activation)
 }
 
-/// Runs the int8 kernel on the reference. Requires a successful [`check_i8`].
+/// Runs the int8 kernel selected by [`super::kernels`]. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
-    reference::eval_i8(p, a, b, out)
+    (super::kernels().batch_matmul_i8)(p, a, b, out)
 }
 
 /// Runs the int8 kernel with the given dot-product implementation (bit-exact to [`eval_i8`]).

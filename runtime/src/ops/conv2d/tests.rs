@@ -100,7 +100,12 @@ pub(crate) struct ConvCase {
 
 impl ConvCase {
     pub(crate) fn random(rng: &mut Rng) -> ConvCase {
-        let (in_c, out_c) = (rng.dim(6), rng.dim(6));
+        Self::random_with(rng, 6, 6)
+    }
+
+    /// A random case with up to `max_in_c` input and `max_out_c` output channels.
+    pub(crate) fn random_with(rng: &mut Rng, max_in_c: u32, max_out_c: u32) -> ConvCase {
+        let (in_c, out_c) = (rng.dim(max_in_c), rng.dim(max_out_c));
         let shape = random_shape(rng, in_c, out_c);
         let depth = (shape.kernel[0] * shape.kernel[1] * shape.input[3]) as usize;
         let out_c = shape.output[3] as usize;

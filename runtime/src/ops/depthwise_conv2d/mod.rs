@@ -6,6 +6,11 @@ pub mod reference;
 pub mod tap_major;
 #[cfg(test)]
 pub(crate) mod tests;
+// Optimized variant, selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(test)]
+mod simd_tests;
 
 pub use super::conv2d::Conv2dShape;
 use super::{ClampF32, ClampI8};

@@ -56,7 +56,12 @@ pub(crate) struct DwCase {
 
 impl DwCase {
     pub(crate) fn random(rng: &mut Rng) -> DwCase {
-        let in_c = rng.dim(7);
+        Self::random_with(rng, 7)
+    }
+
+    /// A random case with up to `max_in_c` input channels.
+    pub(crate) fn random_with(rng: &mut Rng, max_in_c: u32) -> DwCase {
+        let in_c = rng.dim(max_in_c);
         let depth_multiplier = if rng.one_in(3) {
             rng.range(2, 3) as u32
         } else {

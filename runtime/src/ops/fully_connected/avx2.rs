@@ -1,12 +1,15 @@
 //! AVX2 int8 FullyConnected, bit-exact to [`super::reference::eval_i8`].
 //!
-//! Four output features at a time share each 16-byte block of the input row, sign-extended and
-//! offset once ([`crate::arch::x86::dot4_offset_i8_avx2`]); remaining features use the single dot
-//! product. The accumulator is the reference's (bias plus the same wrapping sum of the same
-//! products, in another order) and requantization is the same [`requantize_to_i8`] call.
+//! Rows of up to [`crate::ops::gemm_avx2::X_BUF`] inputs run through the widened 16-bit matrix
+//! product of [`crate::ops::gemm_avx2`] (weights widened once per call, eight outputs requantized
+//! at a time). Longer rows use four output features at a time sharing each 16-byte block of the
+//! input row, sign-extended and offset once ([`crate::arch::x86::dot4_offset_i8_avx2`]). Either
+//! way the accumulator is the reference's (bias plus the same wrapping sum of the same products,
+//! in another order) and requantization is bit-exact to [`requantize_to_i8`].
 
 use super::FullyConnectedParams;
 use crate::arch::x86;
+use crate::ops::gemm_avx2::{gemm, Epilogue};
 use crate::quant::requantize_to_i8;
 
 /// AVX2 FullyConnected.
@@ -15,6 +18,43 @@ use crate::quant::requantize_to_i8;
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`] (like every variant).
 #[target_feature(enable = "avx2")]
 pub unsafe fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+    let k = p.shape.in_features as usize;
+    let n = p.shape.out_features as usize;
+    let m = input.len().checked_div(k).unwrap_or(0);
+    let zp = p.input_zero_point;
+    let epi = Epilogue {
+        bias: p.bias,
+        multiplier: p.output_multiplier,
+        shift: p.output_shift,
+        zero_point: p.output_zero_point,
+        min: p.activation.min,
+        max: p.activation.max,
+    };
+    let x_row = |i: usize, dst: &mut [i16]| {
+        for (d, &v) in dst.iter_mut().zip(&input[i * k..(i + 1) * k]) {
+            *d = (v as i32 - zp) as i16;
+        }
+    };
+    let w_row = |j: usize, dst: &mut [i16]| {
+        for (d, &v) in dst.iter_mut().zip(&p.weights[j * k..(j + 1) * k]) {
+            *d = v as i16;
+        }
+    };
+    // SAFETY: the caller guarantees AVX2; `output` holds `m·n` values and the epilogue's slices
+    // `n` (checked by `check_i8`).
+    if unsafe { gemm(m, n, k, x_row, w_row, &epi, output) } {
+        return;
+    }
+    // SAFETY: the caller guarantees AVX2.
+    unsafe { eval_i8_dot4(p, input, output) }
+}
+
+/// The per-row dot-product form, for rows longer than the widened path's buffer.
+///
+/// # Safety
+/// The CPU must support AVX2. Requires a successful [`super::check_i8`].
+#[target_feature(enable = "avx2")]
+unsafe fn eval_i8_dot4(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     let k = p.shape.in_features as usize;
     let n = p.shape.out_features as usize;
     let zp = p.input_zero_point;

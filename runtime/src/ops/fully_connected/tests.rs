@@ -23,14 +23,19 @@ pub(crate) struct FcCase {
 impl FcCase {
     /// Random sizes (odd ones, 1xN, Nx1), values, scales, zero points and shifts of both signs.
     pub(crate) fn random(rng: &mut Rng) -> FcCase {
+        Self::random_with(rng, 300, 17)
+    }
+
+    /// A random case with up to `max_k` inputs (often at most 40) and `max_n` outputs.
+    pub(crate) fn random_with(rng: &mut Rng, max_k: u32, max_n: u32) -> FcCase {
         let shape = FullyConnectedShape {
             batch: rng.dim(4),
             in_features: if rng.one_in(4) {
-                rng.dim(300)
+                rng.dim(max_k)
             } else {
                 rng.dim(40)
             },
-            out_features: rng.dim(17),
+            out_features: rng.dim(max_n),
         };
         let (b, k, n) = (
             shape.batch as usize,

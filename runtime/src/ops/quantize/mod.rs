@@ -2,6 +2,9 @@
 //! `q = clamp(round_half_even(x / scale) + zero_point, -128, 127)` and
 //! `x = (q - zero_point) · scale`, per tensor, in f32.
 
+// Optimized variant, selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -33,7 +36,7 @@ pub fn check(p: &QuantizeParams, input_len: usize, output_len: usize) -> Result<
 /// f32 -> int8. Requires a successful [`check`].
 #[inline]
 pub fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]) {
-    reference::eval_quantize(p, input, output)
+    (super::kernels().quantize)(p, input, output)
 }
 
 /// int8 -> f32. Requires a successful [`check`].

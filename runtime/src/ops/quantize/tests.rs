@@ -110,3 +110,46 @@ fn check_rejects_bad_params() {
         Ok(())
     );
 }
+
+/// Random lengths (full 32-value blocks and a remainder), scales and zero points, with values
+/// spread far beyond the int8 range, exact ties, ±0, ±inf, NaN and huge magnitudes: the AVX2
+/// Quantize gives the reference's bytes.
+#[test]
+fn bit_exact_avx2_quantize() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0x9A2);
+        for case in 0..300 {
+            let p = QuantizeParams {
+                scale: rng.scale() as f32,
+                zero_point: rng.zero_point(),
+            };
+            let n = rng.range(1, 200) as usize;
+            let mut x = rng.f32_vec(n, 300.0 * p.scale as f64);
+            for v in x.iter_mut().step_by(5) {
+                *v = (rng.range(-700, 700) as f32 + 0.5) * p.scale;
+            }
+            let specials = [
+                0.0,
+                -0.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                3.0e38,
+                -3.0e38,
+                1.0e-40,
+            ];
+            for v in x.iter_mut().skip(3).step_by(11) {
+                *v = specials[rng.range(0, specials.len() as i32 - 1) as usize];
+            }
+            check(&p, n, n).unwrap();
+            let mut want = vec![0i8; n];
+            let mut got = vec![0i8; n];
+            super::reference::eval_quantize(&p, &x, &mut want);
+            super::avx2::eval_quantize_detected(&p, &x, &mut got);
+            assert_eq!(got, want, "case {case}: {p:?}");
+        }
+        return;
+    }
+    println!("skipped: quantize/avx2");
+}
