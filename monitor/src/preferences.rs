@@ -135,8 +135,14 @@ struct Rated {
     corrected: Vec<(Vec<u32>, Vec<u32>)>,
 }
 
-/// The inference a feedback record is about: device, boot, inference sequence number.
-fn inference_key(f: &FeedbackRow) -> (u64, u32, u32) {
+/// `(prompt, chosen, rejected)`: a pair already taken.
+type PairKey = (Vec<u32>, Vec<u32>, Vec<u32>);
+
+/// Device, boot, inference sequence number: one inference.
+type InferenceKey = (u64, u32, u32);
+
+/// The inference a feedback record is about.
+fn inference_key(f: &FeedbackRow) -> InferenceKey {
     (f.common.partition.device, f.common.boot, f.inference_seq)
 }
 
@@ -152,7 +158,7 @@ pub fn preference_pairs(
     let mut set = PreferenceSet::default();
     let ours = |f: &&FeedbackRow| model_id.is_none_or(|m| m == f.common.model_id);
     // The response of each inference, for corrections recorded apart from it.
-    let mut responses: HashMap<(u64, u32, u32), (Vec<u32>, Vec<u32>)> = HashMap::new();
+    let mut responses: HashMap<InferenceKey, (Vec<u32>, Vec<u32>)> = HashMap::new();
     for f in data.feedback.iter().filter(ours) {
         if let Some((prompt, response)) = prompt_and_response(&f.sample) {
             responses
@@ -162,7 +168,7 @@ pub fn preference_pairs(
     }
     let mut by_prompt: BTreeMap<Vec<u32>, Rated> = BTreeMap::new();
     let mut seen: HashSet<(Vec<u32>, Vec<u32>, bool)> = HashSet::new();
-    let mut seen_corrections: HashSet<(Vec<u32>, Vec<u32>, Vec<u32>)> = HashSet::new();
+    let mut seen_corrections: HashSet<PairKey> = HashSet::new();
     for f in &data.feedback {
         if !ours(&f) {
             set.unusable += 1;
