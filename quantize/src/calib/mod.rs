@@ -1,9 +1,11 @@
 //! Calibration: run the fp32 model over a user-given set and choose a clipping range for each
 //! activation tensor.
 //!
-//! Passes over the data: min-max needs one (range). Percentile, entropy and MSE need two: the
-//! first finds each tensor's range, the second fills fixed-range histograms (2048 bins) that the
-//! method then searches. Activations are read with tract ([`crate::runner::Tap`]).
+//! One pass over the data for every method: each tensor's observed range, and for percentile,
+//! entropy and MSE a 2048-bin histogram that starts over the first sample's range and widens
+//! without re-binning error (bin width doubled, bins merged in pairs) when a later sample falls
+//! outside it ([`stats::Histogram::cover`]); the method then searches the histogram, bounded by
+//! the observed range. Activations are read with tract ([`crate::runner::Tap`]).
 
 mod dataset;
 pub mod range;
@@ -16,7 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{Error, Result};
 use crate::onnx::{InputSpec, OnnxModel};
-use crate::runner::Tap;
+use crate::runner::{Sample, Tap};
+use crate::tensor::Tensor;
 use stats::{Histograms, MinMax};
 
 /// How a clipping range is chosen from the observed activations.
@@ -102,12 +105,39 @@ pub fn calibrate(
         return Err(Error::Calibration("the calibration set is empty".into()));
     }
     let tap = Tap::new(model, inputs, tensors)?;
+    calibrate_with(data, tensors, method, progress, |s| tap.run(s))
+}
+
+/// [`calibrate`] with the model run given as `run` (the tensors of one sample): it is called
+/// once per sample, whatever the method.
+fn calibrate_with(
+    data: &Dataset,
+    tensors: &[String],
+    method: Method,
+    progress: bool,
+    mut run: impl FnMut(&Sample) -> Result<HashMap<String, Tensor>>,
+) -> Result<HashMap<String, Range>> {
+    if data.samples.is_empty() {
+        return Err(Error::Calibration("the calibration set is empty".into()));
+    }
+    let wanted: std::collections::HashSet<&str> = tensors.iter().map(|t| t.as_str()).collect();
+    let histogram = method != Method::MinMax;
     let mut mm: HashMap<String, MinMax> = HashMap::new();
-    let pb = bar(data.samples.len(), "calibration: ranges", progress);
+    let mut hists: HashMap<String, Histograms> = HashMap::new();
+    let pb = bar(data.samples.len(), "calibration", progress);
+    // One pass: ranges, and for the histogram methods histograms that start over the first
+    // sample's range and widen (exactly, by merging bins) when later samples fall outside.
     for s in &data.samples {
-        for (name, t) in tap.run(s)? {
-            if let Some(v) = t.as_f32() {
-                mm.entry(name).or_default().update(v);
+        for (name, t) in run(s)? {
+            let Some(v) = t.as_f32() else { continue };
+            let m = mm.entry(name.clone()).or_default();
+            m.update(v);
+            if histogram && m.min <= m.max && wanted.contains(name.as_str()) {
+                let (lo, hi) = (m.min, m.max);
+                hists
+                    .entry(name)
+                    .or_insert_with(|| Histograms::new(lo, hi))
+                    .update(v);
             }
         }
         pb.inc(1);
@@ -136,21 +166,6 @@ pub fn calibrate(
             })
             .collect());
     }
-    let mut hists: HashMap<String, Histograms> = tensors
-        .iter()
-        .filter(|t| mm.contains_key(*t))
-        .map(|t| (t.clone(), Histograms::new(mm[t].min, mm[t].max)))
-        .collect();
-    let pb = bar(data.samples.len(), "calibration: histograms", progress);
-    for s in &data.samples {
-        for (name, t) in tap.run(s)? {
-            if let (Some(h), Some(v)) = (hists.get_mut(&name), t.as_f32()) {
-                h.update(v);
-            }
-        }
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
     Ok(hists
         .into_iter()
         .map(|(name, h)| {
@@ -198,4 +213,62 @@ pub fn channel_absmax(
     }
     pb.finish_and_clear();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testmodels;
+
+    /// Every method reads each calibration sample exactly once (one pass over the data), and the
+    /// histogram methods still give a range to every requested tensor.
+    #[test]
+    fn every_method_reads_each_sample_once() {
+        let m = testmodels::mlp();
+        let inputs = m.inputs(&HashMap::new()).unwrap();
+        let data = Dataset {
+            samples: testmodels::samples(&inputs, 12, 3),
+        };
+        let tensors: Vec<String> = m
+            .graph()
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().cloned())
+            .collect();
+        assert!(tensors.len() >= 3, "{tensors:?}");
+        let tap = Tap::new(&m, &inputs, &tensors).unwrap();
+        for method in [
+            Method::MinMax,
+            Method::Percentile(99.99),
+            Method::Entropy,
+            Method::Mse,
+        ] {
+            let mut visits = vec![0usize; data.samples.len()];
+            let ranges = calibrate_with(&data, &tensors, method, false, |s| {
+                let i = data
+                    .samples
+                    .iter()
+                    .position(|x| std::ptr::eq(x, s))
+                    .expect("a sample of the set");
+                visits[i] += 1;
+                tap.run(s)
+            })
+            .unwrap();
+            assert!(
+                visits.iter().all(|&v| v == 1),
+                "{}: {visits:?}",
+                method.name()
+            );
+            for t in &tensors {
+                let r = ranges
+                    .get(t)
+                    .unwrap_or_else(|| panic!("{}: no range for {t}", method.name()));
+                assert!(
+                    r.min <= 0.0 && r.max >= 0.0 && r.min < r.max,
+                    "{}: {t} {r:?}",
+                    method.name()
+                );
+            }
+        }
+    }
 }

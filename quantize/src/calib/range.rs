@@ -37,7 +37,8 @@ pub fn percentile(h: &Histogram, p: f64) -> Range {
             break;
         }
     }
-    with_zero(lo, hi.min(h.hi as f64))
+    let (min, max) = h.observed();
+    with_zero(lo.max(min), hi.min(max))
 }
 
 /// Number of quantization levels the entropy method spreads a magnitude range over (one sign of int8).
@@ -54,8 +55,7 @@ pub fn entropy(h: &Histograms) -> Range {
     let a = &h.abs;
     let n = a.counts.len();
     let w = a.width();
-    let lo = h.signed.lo as f64;
-    let hi = h.signed.hi as f64;
+    let (lo, hi) = h.signed.observed();
     // KL on a sparse histogram (few values per bin) clips at noise: keep the observed range.
     if a.total() < (MIN_VALUES_PER_BIN * n) as u64 || w <= 0.0 {
         return with_zero(lo, hi);
@@ -133,9 +133,10 @@ pub fn quant_mse(h: &Histogram, lo: f64, hi: f64) -> f64 {
         .sum()
 }
 
-/// The range `[f·min, f·max]`, f in {0.01 … 1}, of least expected squared quantization error.
+/// The range `[f·min, f·max]` (the observed range), f in {0.01 … 1}, of least expected squared
+/// quantization error.
 pub fn mse(h: &Histogram) -> Range {
-    let (lo, hi) = (h.lo as f64, h.hi as f64);
+    let (lo, hi) = h.observed();
     let mut best = (f64::INFINITY, 1.0);
     for k in 1..=100 {
         let f = k as f64 / 100.0;
