@@ -7,7 +7,8 @@
 # SECONDS (default 60) is the time per target; naming targets runs only those, each optionally
 # with its own time (`scripts/fuzz.sh 60 frame_decode=1200 parse_invoke=1800`).
 # Environment: FUZZ_SANITIZER (default `address`; `none` runs 2-4x more executions per second),
-# FUZZ_RSS_MB (default 2048), FUZZ_TIMEOUT_S (per input, default 10), FUZZ_SEEDS=0 (keep the
+# FUZZ_RSS_MB (default 2048), FUZZ_TIMEOUT_S (per input, default 10), FUZZ_MAX_LEN (longest input,
+# overriding the per-target default below), FUZZ_SEEDS=0 (keep the
 # seeds already written), FUZZ_BUILD=0 (run the binaries built last time), FUZZ_APPEND=1 (add this run's table to fuzz/RESULTS.md), EDGELOOP_CACHE.
 # Inputs that once crashed a target are kept in fuzz/regressions/<target>/ and replayed first.
 #
@@ -96,7 +97,7 @@ for t in "${targets[@]}"; do
   regressions=()
   [ -d "fuzz/regressions/$t" ] && regressions=("fuzz/regressions/$t")
   nice -n "${FUZZ_NICE:-10}" "$BIN_DIR/$t" "$work" "fuzz/corpus/$t" "${regressions[@]}" \
-    -max_total_time="$s" -max_len="${MAX_LEN[$t]}" -rss_limit_mb="$RSS_MB" \
+    -max_total_time="$s" -max_len="${FUZZ_MAX_LEN:-${MAX_LEN[$t]}}" -rss_limit_mb="$RSS_MB" \
     -timeout="$TIMEOUT_S" -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" \
     >"$log" 2>&1
   rc=$?
