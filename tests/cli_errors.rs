@@ -196,6 +196,8 @@ fn bad_input_is_an_error_that_names_it_never_a_panic() {
             "--reference nope",
         ),
         (&["retrain", "--run", "nope"], 1, "nope/state.json"),
+        (&["rlhf", "--run", "nope"], 1, "nope has no assistant/model"),
+        (&["rlhf", "--run", "nope", "--rl-lr", "0"], 1, "--rl-lr"),
         (
             &[
                 "eval",

@@ -259,12 +259,21 @@ fn demo_fast_runs_the_whole_loop() {
     );
     assert!(num(&s, "/assistant/frames_ingested") > 0.0);
     assert_eq!(num(&s, "/assistant/corrupt_frames"), 0.0);
-    let rated = num(&s, "/assistant/pairs/rated") + num(&s, "/assistant/pairs/unusable");
+    // Every rating and every correction reached the store, and each record counts once.
+    let counted = num(&s, "/assistant/pairs/rated")
+        + num(&s, "/assistant/pairs/corrected")
+        + num(&s, "/assistant/pairs/unusable");
     assert_eq!(
-        rated,
-        num(&s, "/assistant/rated_up") + num(&s, "/assistant/rated_down"),
-        "every rating reached the store"
+        counted,
+        num(&s, "/assistant/rated_up")
+            + num(&s, "/assistant/rated_down")
+            + num(&s, "/assistant/corrected"),
+        "every rating and correction reached the store"
     );
+    // Users corrected some wrong answers; each correction whose prompt is not held out is a pair.
+    assert!(num(&s, "/assistant/corrected") > 0.0);
+    assert!(num(&s, "/assistant/pairs/from_corrections") > 0.0);
+    assert!(num(&s, "/assistant/pairs/from_corrections") <= num(&s, "/assistant/pairs/corrected"));
     let pairs = s
         .pointer("/assistant/pairs/pairs")
         .and_then(|p| p.as_array())

@@ -86,6 +86,14 @@ enum Command {
 }
 
 /// Dispatches to the subcommand.
+impl Cli {
+    /// Whether the command is `serve` (which keeps SIGPIPE ignored: a client that disconnects
+    /// must not end the server).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     output::set(cli.quiet, cli.json);
     match cli.command {

@@ -295,9 +295,10 @@ pub fn write(ctx: &Ctx, s: &Summary) -> anyhow::Result<PathBuf> {
         "<h2>6. The assistant: preference feedback → DPO</h2><p>The pretrained GPT, instruction-tuned on {} lab \
          pairs ({} steps, validation loss {}), was quantized, compiled and signed as <code>{}</code> ({} bytes, \
          arena {} bytes). Devices answered {} field prompts with {} sampled answers each; users rated {} up and \
-         {} down; the ratings, with their opt-in <code>prompt, -1, response</code> samples, crossed the telemetry \
-         framing ({} frames, {} corrupt) into <code>{}</code>. The store gave {} preference pairs ({} prompts \
-         rated one way only, {} held-out prompts removed, {} repeats).</p>",
+         {} down and corrected {}; the ratings, with their opt-in <code>prompt, -1, response</code> samples, and \
+         the corrections (<code>prompt, -2, corrected</code>) crossed the telemetry \
+         framing ({} frames, {} corrupt) into <code>{}</code>. The store gave {} preference pairs ({} from \
+         corrections; {} prompts rated one way only, {} held-out prompts removed, {} repeats).</p>",
         a.sft_pairs,
         a.sft.steps,
         a.sft
@@ -311,10 +312,12 @@ pub fn write(ctx: &Ctx, s: &Summary) -> anyhow::Result<PathBuf> {
         a.answers_per_prompt,
         a.rated_up,
         a.rated_down,
+        a.corrected,
         a.frames_ingested,
         a.corrupt_frames,
         esc(&a.store),
         a.pairs.pairs.len(),
+        a.pairs.from_corrections,
         a.pairs.prompts_without_pair,
         a.pairs.leaks_removed,
         a.pairs.duplicates_removed

@@ -4,14 +4,17 @@
 //! room and value). Every answer and
 //! rating goes through the device's fixed-capacity telemetry recorder — the rating with the
 //! opt-in sample `prompt ids, -1, response ids` — and is drained as COBS frames into the
-//! assistant's Parquet store.
+//! assistant's Parquet store. One wrong answer in [`CORRECT_EVERY`] is also corrected: the user
+//! types the right answer, recorded as a second feedback record on the same inference with the
+//! sample `prompt ids, -2, corrected ids` (prompt, response and correction rarely fit one
+//! 32-value sample together; `edgeloop_monitor::preferences` joins the two records).
 
 use std::path::PathBuf;
 
 use edgeloop_monitor::ingest::now_ms;
 use edgeloop_runtime::telemetry::{
     Feedback, InferenceSummary, InputSummary, ModelRef, Record, Recorder, Sample, Thumbs,
-    RESPONSE_SEPARATOR, SAMPLE_MAX,
+    CORRECTION_SEPARATOR, RESPONSE_SEPARATOR, SAMPLE_MAX,
 };
 use edgeloop_trainer::tokenizer::Tokenizer;
 
@@ -25,6 +28,8 @@ const RING: usize = 16 * 1024;
 /// Sampled answers per prompt (a prompt yields a preference pair only when its answers are rated
 /// both ways).
 pub const ANSWERS: usize = 4;
+/// The user corrects one wrong answer in this many (the others are only rated down).
+pub const CORRECT_EVERY: usize = 3;
 
 /// What the field stage of the assistant produced.
 #[derive(Debug)]
@@ -37,6 +42,8 @@ pub struct FieldRun {
     pub down: usize,
     /// Ratings whose `prompt, -1, response` did not fit a sample (recorded without one).
     pub unsampled: usize,
+    /// Wrong answers the user corrected (recorded with `prompt, -2, corrected`).
+    pub corrected: usize,
     /// Frames ingested.
     pub frames: u64,
     /// Corrupt frames.
@@ -60,6 +67,7 @@ pub fn simulate(
         up: 0,
         down: 0,
         unsampled: 0,
+        corrected: 0,
         frames: 0,
         corrupt: 0,
     };
@@ -119,7 +127,8 @@ pub fn simulate(
                 let mut sample: Vec<i32> = prompt_i32.clone();
                 sample.push(RESPONSE_SEPARATOR);
                 sample.extend(g.tokens.iter().map(|&v| v as i32));
-                let sample = if sample.len() <= SAMPLE_MAX {
+                let sampled = sample.len() <= SAMPLE_MAX;
+                let sample = if sampled {
                     Sample::from_i32(&sample)?
                 } else {
                     run.unsampled += 1;
@@ -138,6 +147,24 @@ pub fn simulate(
                     run.up += 1;
                 } else {
                     run.down += 1;
+                    // The correction joins its response through the rating's sample.
+                    if sampled && run.down % CORRECT_EVERY == 0 {
+                        let mut c = prompt_i32.clone();
+                        c.push(CORRECTION_SEPARATOR);
+                        c.extend(p.answer.iter().map(|&v| v as i32));
+                        if c.len() <= SAMPLE_MAX {
+                            rec.record(
+                                ticks + 700,
+                                Record::Feedback(Feedback {
+                                    inference_seq: seq,
+                                    correction: None,
+                                    thumbs: None,
+                                    sample: Sample::from_i32(&c)?,
+                                }),
+                            )?;
+                            run.corrected += 1;
+                        }
+                    }
                 }
             }
             answered += 1;
@@ -163,12 +190,13 @@ pub fn simulate(
     run.frames = frames;
     run.corrupt = corrupt;
     crate::say!(
-        "assistant field: {} devices answered {} prompts {} times each; users rated {} answers up, {} down; {} frames ingested, {} corrupt",
+        "assistant field: {} devices answered {} prompts {} times each; users rated {} answers up, {} down, and corrected {}; {} frames ingested, {} corrupt",
         devices,
         prompts.len(),
         ANSWERS,
         run.up,
         run.down,
+        run.corrected,
         frames,
         corrupt
     );

@@ -384,6 +384,7 @@ pub fn compare(
             batch_size: cfg.dpo.batch_size,
             pad,
             beta: cfg.dpo.beta,
+            nll_weight: 0.0,
         };
         let tc = TrainConfig {
             steps: cfg.steps,

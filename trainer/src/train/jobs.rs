@@ -726,10 +726,26 @@ pub fn dpo_pairs(
     beta: f64,
     common: &JobCommon,
 ) -> Result<JobReport> {
+    dpo_pairs_nll(base, train, val, beta, 0.0, common)
+}
+
+/// [`dpo_pairs`] with an NLL term of weight `nll_weight` on the chosen responses
+/// ([`crate::train::objectives::dpo_nll_loss`]).
+pub fn dpo_pairs_nll(
+    base: Base,
+    train: Vec<Preference>,
+    val: Vec<Preference>,
+    beta: f64,
+    nll_weight: f64,
+    common: &JobCommon,
+) -> Result<JobReport> {
     mkdir(&common.out)?;
     let cfg = gpt_config(&base.spec, "DPO")?;
     if !(beta > 0.0 && beta.is_finite()) {
         return Err(TrainerError::config("beta", "must be a positive number"));
+    }
+    if !(nll_weight >= 0.0 && nll_weight.is_finite()) {
+        return Err(TrainerError::config("nll_weight", "must be a number ≥ 0"));
     }
     for (set, name) in [(&train, "training"), (&val, "validation")] {
         if set.is_empty() {
@@ -781,6 +797,7 @@ pub fn dpo_pairs(
         batch_size: common.batch_size,
         pad: tok.specials().pad.unwrap_or(0),
         beta,
+        nll_weight,
     };
     let fin = Finish {
         job: "dpo",

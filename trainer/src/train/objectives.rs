@@ -294,6 +294,35 @@ pub fn dpo_loss(
     Ok(softplus.mean_all()?)
 }
 
+/// DPO with a negative log-likelihood term on the chosen responses (as in RPO, Pang et al.
+/// 2024): `dpo_loss + nll_weight · mean_rows(-log π(chosen) / chosen tokens)`. The NLL term
+/// keeps the chosen answers likely while the margin grows; without it DPO on a small model can
+/// lower both likelihoods and collapse greedy decoding. `nll_weight = 0` is plain DPO.
+pub fn dpo_nll_loss(
+    policy: &Gpt,
+    reference: &Gpt,
+    chosen: &TokenBatch,
+    rejected: &TokenBatch,
+    beta: f64,
+    nll_weight: f64,
+) -> Result<Tensor> {
+    let dpo = dpo_loss(policy, reference, chosen, rejected, beta)?;
+    if nll_weight == 0.0 {
+        return Ok(dpo);
+    }
+    let tokens: Vec<f32> = chosen
+        .weights
+        .chunks(chosen.len.max(1))
+        .map(|row| row.iter().sum::<f32>().max(1.0))
+        .collect();
+    let tokens = Tensor::from_vec(tokens, chosen.batch, policy.wte.device())?;
+    let nll = sequence_logprob(policy, chosen)?
+        .neg()?
+        .div(&tokens)?
+        .mean_all()?;
+    Ok((dpo + (nll * nll_weight)?)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,6 +307,9 @@ pub struct DpoTask {
     pub pad: u32,
     /// DPO temperature β.
     pub beta: f64,
+    /// Weight of the NLL term on the chosen responses (0: plain DPO; see
+    /// [`objectives::dpo_nll_loss`]).
+    pub nll_weight: f64,
 }
 
 impl DpoTask {
@@ -316,7 +319,14 @@ impl DpoTask {
         let rejected: Vec<_> = ex.iter().map(|(p, _, r)| (p.clone(), r.clone())).collect();
         let c = TokenBatch::instruction(&chosen, self.pad)?;
         let r = TokenBatch::instruction(&rejected, self.pad)?;
-        objectives::dpo_loss(&self.policy, &self.reference, &c, &r, self.beta)
+        objectives::dpo_nll_loss(
+            &self.policy,
+            &self.reference,
+            &c,
+            &r,
+            self.beta,
+            self.nll_weight,
+        )
     }
 
     /// Mean of `policy margin - reference margin` (implicit reward gap) on `ex`.

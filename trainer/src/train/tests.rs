@@ -490,6 +490,7 @@ fn sft_then_dpo_prefers_chosen_responses() {
         batch_size: 4,
         pad: 0,
         beta: 0.5,
+        nll_weight: 0.0,
     };
     assert!(
         dpo.reward_margin(&prefs).unwrap().abs() < 1e-5,
@@ -536,5 +537,63 @@ fn sft_then_dpo_prefers_chosen_responses() {
             .to_vec2::<f32>()
             .unwrap(),
         "reference frozen"
+    );
+}
+
+#[test]
+fn dpo_nll_adds_the_chosen_per_token_nll_and_its_gradient() {
+    let dev = Device::Cpu;
+    let mut p = Params::new(11, &dev);
+    let cfg_m = tiny_gpt_config(None);
+    let policy = Gpt::new(&cfg_m, &mut p, BuildOptions::default()).unwrap();
+    let mut rp = Params::new(12, &dev);
+    let reference = Gpt::new(&cfg_m, &mut rp, BuildOptions::default()).unwrap();
+    // Chosen answers of different lengths, so the per-row token count matters.
+    let chosen = objectives::TokenBatch::instruction(
+        &[
+            (vec![5, 3], vec![9, 16]),
+            (vec![5, 4], vec![10, 11, 12, 16]),
+        ],
+        0,
+    )
+    .unwrap();
+    let rejected = objectives::TokenBatch::instruction(
+        &[(vec![5, 3], vec![7, 16]), (vec![5, 4], vec![8, 16])],
+        0,
+    )
+    .unwrap();
+    let plain = objectives::dpo_loss(&policy, &reference, &chosen, &rejected, 0.5)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let zero = objectives::dpo_nll_loss(&policy, &reference, &chosen, &rejected, 0.5, 0.0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(plain, zero);
+    let with = objectives::dpo_nll_loss(&policy, &reference, &chosen, &rejected, 0.5, 2.0).unwrap();
+    let lp: Vec<f32> = objectives::sequence_logprob(&policy, &chosen)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let want = plain + 2.0 * (-lp[0] / 2.0 - lp[1] / 4.0) / 2.0;
+    let got = with.to_scalar::<f32>().unwrap();
+    assert!(
+        (got - want).abs() < 1e-5 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
+    // The NLL term reaches the embedding table.
+    let grads = with.backward().unwrap();
+    let g = grads
+        .get(p.var("wte.weight").unwrap().as_tensor())
+        .expect("a gradient for wte.weight");
+    assert!(
+        g.abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            > 0.0
     );
 }
