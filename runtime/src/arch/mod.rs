@@ -228,6 +228,7 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
         t.depthwise_conv2d_i8 = crate::ops::depthwise_conv2d::avx2::eval_i8_detected;
         t.quantize = crate::ops::quantize::avx2::eval_quantize_detected;
         t.batch_matmul_i8 = crate::ops::batch_matmul::avx2::eval_i8_detected;
+        t.add_i8 = crate::ops::add::avx2::eval_i8_detected;
         Some(t)
     } else {
         None

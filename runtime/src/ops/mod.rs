@@ -282,7 +282,7 @@ impl BroadcastShape {
 }
 
 /// Row-major strides of `input`, with 0 where it is broadcast along `output`.
-fn broadcast_strides(input: &Dims, output: &Dims) -> [usize; 4] {
+pub(crate) fn broadcast_strides(input: &Dims, output: &Dims) -> [usize; 4] {
     let mut strides = [0usize; 4];
     let mut s = 1usize;
     for k in (0..4).rev() {
@@ -308,6 +308,8 @@ pub type Conv1dI8Fn = fn(&conv1d::Conv1dParams<'_>, &[i8], &mut [i8]);
 pub type BatchMatMulI8Fn = fn(&batch_matmul::BatchMatMulParams, &[i8], &[i8], &mut [i8]);
 /// Signature of an f32 → int8 Quantize kernel variant.
 pub type QuantizeFn = fn(&quantize::QuantizeParams, &[f32], &mut [i8]);
+/// Signature of an int8 Add kernel variant.
+pub type AddI8Fn = fn(&add::AddParams, &[i8], &[i8], &mut [i8]);
 
 /// The kernel variants `eval_*` dispatches to, for the ops that have optimized variants.
 ///
@@ -327,6 +329,8 @@ pub struct KernelTable {
     pub quantize: QuantizeFn,
     /// int8 BatchMatMul.
     pub batch_matmul_i8: BatchMatMulI8Fn,
+    /// int8 Add.
+    pub add_i8: AddI8Fn,
 }
 
 impl core::fmt::Debug for KernelTable {
@@ -345,6 +349,7 @@ impl KernelTable {
             conv1d_i8: conv1d::reference::eval_i8,
             quantize: quantize::reference::eval_quantize,
             batch_matmul_i8: batch_matmul::reference::eval_i8,
+            add_i8: add::reference::eval_i8,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! rounds once; the two input roundings cost at most `twice_max / (2^20 * s_out)` output LSB.
 
 pub mod reference;
+// Optimized variant, selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -106,10 +109,10 @@ pub fn check_f32(
     super::check_clamp_f32(p.activation)
 }
 
-/// Runs the int8 kernel. Requires a successful [`check_i8`].
+/// Runs the int8 kernel (the [`super::kernels`] entry). Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    reference::eval_i8(p, input1, input2, output)
+    (super::kernels().add_i8)(p, input1, input2, output)
 }
 
 /// Runs the f32 kernel. Requires a successful [`check_f32`].

@@ -5,23 +5,30 @@ use crate::quant::{requantize, requantize_to_i8};
 
 /// int8 Add. Requires a successful [`super::check_i8`].
 pub fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    let r = &p.requant;
     let mut out = output.iter_mut();
     p.shape.for_each(|i1, i2| {
-        let a = (input1[i1] as i32 - p.input1_zero_point) << LEFT_SHIFT;
-        let b = (input2[i2] as i32 - p.input2_zero_point) << LEFT_SHIFT;
-        let sum = requantize(a, r.input1.0, r.input1.1) + requantize(b, r.input2.0, r.input2.1);
         if let Some(y) = out.next() {
-            *y = requantize_to_i8(
-                sum,
-                r.output.0,
-                r.output.1,
-                p.output_zero_point,
-                p.activation.min,
-                p.activation.max,
-            );
+            *y = add_one_i8(p, input1[i1], input2[i2]);
         }
     });
+}
+
+/// One int8 Add output from one value of each input: the per-element specification, also used
+/// by the optimized variants for their tails.
+#[inline]
+pub fn add_one_i8(p: &AddParams, x1: i8, x2: i8) -> i8 {
+    let r = &p.requant;
+    let a = (x1 as i32 - p.input1_zero_point) << LEFT_SHIFT;
+    let b = (x2 as i32 - p.input2_zero_point) << LEFT_SHIFT;
+    let sum = requantize(a, r.input1.0, r.input1.1) + requantize(b, r.input2.0, r.input2.1);
+    requantize_to_i8(
+        sum,
+        r.output.0,
+        r.output.1,
+        p.output_zero_point,
+        p.activation.min,
+        p.activation.max,
+    )
 }
 
 /// f32 Add. Requires a successful [`super::check_f32`].

@@ -142,3 +142,117 @@ fn check_rejects_bad_params() {
     assert!(check_i8(&p, 6, 3, 6).is_err());
     assert_eq!(AddRequant::new(0.0, 1.0, 1.0), None);
 }
+
+/// Random int8 Add params with multipliers, shifts and zero points at and near their extremes:
+/// input shifts in `[-31, 0]` (0 and -31 often), output shifts in `[-31, 30]`, multipliers
+/// anywhere in `[0, 2^31 - 1]` (0 and `i32::MAX` often).
+fn random_extreme_params(rng: &mut Rng, shape: BroadcastShape) -> AddParams {
+    let multiplier = |rng: &mut Rng| match rng.range(0, 5) {
+        0 => i32::MAX,
+        1 => 0,
+        2 => 1 << 30,
+        _ => (rng.next_u64() >> 33) as i32,
+    };
+    let input_shift = |rng: &mut Rng| match rng.range(0, 3) {
+        0 => 0,
+        1 => -31,
+        _ => rng.range(-31, 0),
+    };
+    let zo = rng.zero_point();
+    let requant = if rng.one_in(3) {
+        let (s1, s2) = (rng.scale(), rng.scale());
+        AddRequant::new(s1, s2, rng.log_uniform(s1.max(s2) / 4.0, s1.max(s2) * 4.0)).unwrap()
+    } else {
+        AddRequant {
+            input1: (multiplier(rng), input_shift(rng)),
+            input2: (multiplier(rng), input_shift(rng)),
+            output: (multiplier(rng), rng.range(-31, 30)),
+        }
+    };
+    AddParams {
+        shape,
+        input1_zero_point: rng.zero_point(),
+        input2_zero_point: rng.zero_point(),
+        output_zero_point: zo,
+        requant,
+        activation: rng.clamp(zo),
+    }
+}
+
+/// Shapes for the SIMD paths: the small random broadcasts, long contiguous rows (32- and
+/// 8-wide blocks plus tails), one input a single value, and row/column broadcasts.
+fn random_simd_shape(rng: &mut Rng) -> BroadcastShape {
+    let rows = rng.range(1, 4) as u32;
+    let cols = rng.range(1, 150) as u32;
+    let out = [1, rng.range(1, 2) as u32, rows, cols];
+    match rng.range(0, 5) {
+        0 => random_broadcast(rng),
+        1 => BroadcastShape::same(out),
+        2 => BroadcastShape {
+            input1: out,
+            input2: [1, 1, 1, 1],
+            output: out,
+        },
+        3 => BroadcastShape {
+            input1: [1, 1, 1, cols],
+            input2: out,
+            output: out,
+        },
+        4 => BroadcastShape {
+            input1: out,
+            input2: [1, out[1], rows, 1],
+            output: out,
+        },
+        _ => BroadcastShape {
+            input1: [1, 1, rows, 1],
+            input2: [1, out[1], 1, cols],
+            output: out,
+        },
+    }
+}
+
+/// The AVX2 Add gives the reference's bytes on random shapes (contiguous, scalar and row/column
+/// broadcasts) and values, with zero points, multipliers and shifts at their extremes.
+#[test]
+fn bit_exact_avx2_add() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0xADD2);
+        for case in 0..600 {
+            let shape = random_simd_shape(&mut rng);
+            let p = random_extreme_params(&mut rng, shape);
+            let x1 = rng.i8_vec(len(&shape.input1));
+            let x2 = rng.i8_vec(len(&shape.input2));
+            let n = len(&shape.output);
+            check_i8(&p, x1.len(), x2.len(), n).unwrap();
+            let mut want = vec![0i8; n];
+            let mut got = vec![0i8; n];
+            reference::eval_i8(&p, &x1, &x2, &mut want);
+            // SAFETY: AVX2 detected above; `check_i8` passed.
+            unsafe { avx2::eval_i8(&p, &x1, &x2, &mut got) };
+            assert_eq!(got, want, "case {case}: {p:?}");
+        }
+    }
+}
+
+/// Every pair of int8 inputs, through the contiguous path, for a few extreme parameter sets.
+#[test]
+fn bit_exact_avx2_add_all_pairs() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let x1: Vec<i8> = (0..65536).map(|k| (k & 0xFF) as u8 as i8).collect();
+        let x2: Vec<i8> = (0..65536).map(|k| (k >> 8) as u8 as i8).collect();
+        let shape = BroadcastShape::same([1, 1, 256, 256]);
+        let mut rng = Rng::new(0xADD3);
+        for case in 0..12 {
+            let p = random_extreme_params(&mut rng, shape);
+            check_i8(&p, x1.len(), x2.len(), x1.len()).unwrap();
+            let mut want = vec![0i8; x1.len()];
+            let mut got = vec![0i8; x1.len()];
+            reference::eval_i8(&p, &x1, &x2, &mut want);
+            // SAFETY: AVX2 detected above; `check_i8` passed.
+            unsafe { avx2::eval_i8(&p, &x1, &x2, &mut got) };
+            assert_eq!(got, want, "case {case}: {p:?}");
+        }
+    }
+}

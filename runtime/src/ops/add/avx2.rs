@@ -1,0 +1,231 @@
+//! AVX2 int8 Add, bit-exact to [`super::reference::eval_i8`].
+//!
+//! Eight outputs per vector, in `i32` lanes. Each input is scaled as the reference does it:
+//! `a = (x - zero_point) << LEFT_SHIFT` (`|a| < 2^28`), then [`crate::quant::requantize`] with the
+//! input's multiplier and shift (`shift ≤ 0`, so the total shift `t = 31 - shift` lies in
+//! `[31, 62]`). In 64-bit lanes (`vpmuldq`, even and odd `i32` lanes separately)
+//! `wide = a · multiplier + 2^(t-1)` is exact and `|wide| < 2^62`, so `wide >> 31` fits an `i32`
+//! (`|wide >> 31| < 2^31`): its low 32 bits are taken with a logical 64-bit shift, and the
+//! remaining `t - 31` bits with an `i32` arithmetic shift (`floor(floor(w / 2^31) / 2^k)` equals
+//! `floor(w / 2^(31+k))`). The result is below `2^28` in magnitude, where the reference's clamp to
+//! `i32` does nothing, and the two scaled inputs sum without overflow (below `2^29`). The sum goes
+//! through [`crate::arch::x86::requantize8_avx2`] (bit-exact to
+//! [`crate::quant::requantize_to_i8`]) and is packed to bytes.
+//!
+//! Broadcasting: the output is walked row by row along its last dimension; along a row each input
+//! is either contiguous or one repeated value (scaled once per row). The last `row % 8` values
+//! of each row use the reference's per-element function.
+
+use core::arch::x86_64::*;
+
+use super::{AddParams, LEFT_SHIFT};
+use crate::arch::x86::{requantize8_avx2, store8_i8};
+
+/// One input's scaling constants.
+#[derive(Clone, Copy)]
+struct InputScale {
+    zero_point: __m256i,
+    multiplier: __m256i,
+    /// `2^(t-1)` in each 64-bit lane.
+    round: __m256i,
+    /// `t - 31`, the shift after the first 31 bits, as a shift count.
+    rest: __m128i,
+}
+
+impl InputScale {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(zero_point: i32, (multiplier, shift): (i32, i32)) -> InputScale {
+        // As in `requantize`; `check_i8` guarantees `shift <= 0`, so `t >= 31`.
+        let t = (31 - shift).clamp(31, 62);
+        InputScale {
+            zero_point: _mm256_set1_epi32(zero_point),
+            multiplier: _mm256_set1_epi32(multiplier),
+            round: _mm256_set1_epi64x(1i64 << (t - 1)),
+            rest: _mm_cvtsi32_si128(t - 31),
+        }
+    }
+
+    /// `requantize((x - zero_point) << LEFT_SHIFT, multiplier, shift)` for eight raw int8 values
+    /// sign-extended in `i32` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn scale(&self, x: __m256i) -> __m256i {
+        let a = _mm256_slli_epi32::<LEFT_SHIFT>(_mm256_sub_epi32(x, self.zero_point));
+        let even = _mm256_add_epi64(_mm256_mul_epi32(a, self.multiplier), self.round);
+        let odd = _mm256_add_epi64(
+            _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), self.multiplier),
+            self.round,
+        );
+        // Bits 31..63 of each wide value: in the low half of even lanes, the high half of odd.
+        let w = _mm256_blend_epi32::<0b1010_1010>(
+            _mm256_srli_epi64::<31>(even),
+            _mm256_slli_epi64::<1>(odd),
+        );
+        _mm256_sra_epi32(w, self.rest)
+    }
+}
+
+/// One input along a row of the output.
+#[derive(Clone, Copy)]
+enum Operand<'a> {
+    /// Contiguous values, exactly the row's length.
+    Run(&'a [i8]),
+    /// One value repeated: the raw byte and its scaled value in every lane.
+    Splat(i8, __m256i),
+}
+
+impl Operand<'_> {
+    /// Scaled values at `i..i + 8`. Requires `i + 8 <= row length`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn scaled8(&self, s: &InputScale, i: usize) -> __m256i {
+        match *self {
+            Operand::Run(x) => {
+                let x = &x[i..i + 8];
+                // SAFETY: `x` has exactly 8 bytes (the slice above is bounds-checked): one
+                // unaligned 8-byte load.
+                let v = unsafe { _mm_loadl_epi64(x.as_ptr() as *const __m128i) };
+                s.scale(_mm256_cvtepi8_epi32(v))
+            }
+            Operand::Splat(_, v) => v,
+        }
+    }
+
+    /// The raw byte at `i`.
+    #[inline]
+    fn raw(&self, i: usize) -> i8 {
+        match *self {
+            Operand::Run(x) => x[i],
+            Operand::Splat(v, _) => v,
+        }
+    }
+}
+
+/// The constants of one invocation.
+struct Consts<'p> {
+    p: &'p AddParams,
+    in1: InputScale,
+    in2: InputScale,
+    out_multiplier: __m256i,
+    out_shift: __m256i,
+}
+
+impl Consts<'_> {
+    /// Eight outputs at `i..i + 8`, as int8 values in `i32` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn eight(&self, x1: &Operand<'_>, x2: &Operand<'_>, i: usize) -> __m256i {
+        let sum = _mm256_add_epi32(x1.scaled8(&self.in1, i), x2.scaled8(&self.in2, i));
+        let p = self.p;
+        // SAFETY: AVX2 is enabled in this function (and required by every caller).
+        unsafe {
+            requantize8_avx2(
+                sum,
+                self.out_multiplier,
+                self.out_shift,
+                p.output_zero_point,
+                p.activation.min,
+                p.activation.max,
+            )
+        }
+    }
+
+    /// One row: `out.len()` outputs; `Run` operands have exactly `out.len()` values.
+    #[target_feature(enable = "avx2")]
+    fn row(&self, x1: Operand<'_>, x2: Operand<'_>, out: &mut [i8]) {
+        let n = out.len();
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let mut i = 0;
+        while i + 32 <= n {
+            let (a, b, c, d) = (
+                self.eight(&x1, &x2, i),
+                self.eight(&x1, &x2, i + 8),
+                self.eight(&x1, &x2, i + 16),
+                self.eight(&x1, &x2, i + 24),
+            );
+            // Lanes are already in [-128, 127]: the saturating packs are exact. They interleave
+            // 4-byte groups as [a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7]; the permute restores
+            // the order.
+            let ab = _mm256_packs_epi32(a, b);
+            let cd = _mm256_packs_epi32(c, d);
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), order);
+            let dst = &mut out[i..i + 32];
+            // SAFETY: `dst` has exactly 32 bytes: one unaligned 32-byte store.
+            unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, bytes) };
+            i += 32;
+        }
+        while i + 8 <= n {
+            let v = self.eight(&x1, &x2, i);
+            // SAFETY: AVX2 is enabled here; `i + 8 <= n = out.len()`.
+            unsafe { store8_i8(v, &mut out[i..i + 8]) };
+            i += 8;
+        }
+        for (k, y) in out.iter_mut().enumerate().skip(i) {
+            *y = super::reference::add_one_i8(self.p, x1.raw(k), x2.raw(k));
+        }
+    }
+}
+
+/// AVX2 int8 Add.
+///
+/// # Safety
+/// The CPU must support AVX2. Requires a successful [`super::check_i8`].
+#[target_feature(enable = "avx2")]
+pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
+    let r = &p.requant;
+    let c = Consts {
+        p,
+        in1: InputScale::new(p.input1_zero_point, r.input1),
+        in2: InputScale::new(p.input2_zero_point, r.input2),
+        out_multiplier: _mm256_set1_epi32(r.output.0),
+        out_shift: _mm256_set1_epi32(r.output.1),
+    };
+    let s = &p.shape;
+    if s.input1 == s.output && s.input2 == s.output {
+        let n = output.len();
+        c.row(
+            Operand::Run(&input1[..n]),
+            Operand::Run(&input2[..n]),
+            output,
+        );
+        return;
+    }
+    let s1 = crate::ops::broadcast_strides(&s.input1, &s.output);
+    let s2 = crate::ops::broadcast_strides(&s.input2, &s.output);
+    let [d0, d1, d2, d3] = s.output.map(|d| d as usize);
+    let mut rows = output.chunks_exact_mut(d3.max(1));
+    for a in 0..d0 {
+        for b in 0..d1 {
+            for k in 0..d2 {
+                let Some(out) = rows.next() else { return };
+                let base1 = a * s1[0] + b * s1[1] + k * s1[2];
+                let base2 = a * s2[0] + b * s2[1] + k * s2[2];
+                let x1 = operand(input1, base1, s1[3], d3, &c.in1);
+                let x2 = operand(input2, base2, s2[3], d3, &c.in2);
+                c.row(x1, x2, out);
+            }
+        }
+    }
+}
+
+/// The row of `x` starting at `base`: `len` values when `step` is 1, one repeated value when 0.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn operand<'a>(x: &'a [i8], base: usize, step: usize, len: usize, s: &InputScale) -> Operand<'a> {
+    if step == 0 {
+        let v = x[base];
+        Operand::Splat(v, s.scale(_mm256_set1_epi32(v as i32)))
+    } else {
+        Operand::Run(&x[base..base + len])
+    }
+}
+
+/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_detected(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
+    debug_assert!(std::is_x86_feature_detected!("avx2"));
+    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
+    // `is_x86_feature_detected!("avx2")` first.
+    unsafe { eval_i8(p, input1, input2, output) }
+}
