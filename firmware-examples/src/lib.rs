@@ -19,3 +19,5 @@ pub mod footprint;
 pub mod kws;
 pub mod partition;
 pub mod stack;
+#[cfg(board = "mps2_an386")]
+pub mod sweep;

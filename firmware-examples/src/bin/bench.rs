@@ -15,9 +15,10 @@
 use core::hint::black_box;
 
 use edgeloop_firmware_examples::bench::{macs, mark, op_name};
-use edgeloop_firmware_examples::{arena, assets, board, stack};
+use edgeloop_firmware_examples::{arena, assets, board, stack, sweep};
 use edgeloop_runtime::arch::{cortex_m::dot_offset_i8_dsp, dot_offset_i8, DotKernel};
 use edgeloop_runtime::ops::attention::{self, AttentionParams, KvShape};
+use edgeloop_runtime::ops::batch_matmul::{self, BatchMatMulParams, BatchMatMulShape};
 use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
 use edgeloop_runtime::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
 use edgeloop_runtime::ops::{ClampI8, Padding};
@@ -194,6 +195,47 @@ fn kernels(buf: &mut Buffers) -> bool {
     region("conv2d", "dsp", c1, c2, conv_macs);
     ok &= equal_line("conv2d", buf.out_ref[..n_out] == buf.out_dsp[..n_out]);
 
+    // BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width 16):
+    // scores Q·Kᵀ (B transposed) and P·V (B as is).
+    for (name, m, k, n, transpose_b) in [
+        ("batch_matmul_qk", 20, 16, 20, true),
+        ("batch_matmul_pv", 20, 20, 16, false),
+    ] {
+        let bmm = BatchMatMulParams {
+            shape: BatchMatMulShape {
+                batch: 2,
+                m,
+                k,
+                n,
+                transpose_b,
+            },
+            a_zero_point: -3,
+            b_zero_point: 7,
+            output_zero_point: -2,
+            output_multiplier: 1_518_500_250,
+            output_shift: -7,
+            activation: ClampI8::NONE,
+        };
+        let Ok((la, lb, lo)) = bmm.shape.lens() else {
+            defmt::error!("{} bench shape rejected", name);
+            return false;
+        };
+        if batch_matmul::check_i8(&bmm, la, lb, lo).is_err() {
+            defmt::error!("{} bench parameters rejected", name);
+            return false;
+        }
+        let (x, y) = (&buf.a[..la], &buf.b[..lb]);
+        let b0 = mark();
+        batch_matmul::reference::eval_i8(black_box(&bmm), x, y, &mut buf.out_ref[..lo]);
+        let b1 = mark();
+        batch_matmul::dsp::eval_i8(black_box(&bmm), x, y, &mut buf.out_dsp[..lo]);
+        let b2 = mark();
+        let bmm_macs = (2 * m * k * n) as u64;
+        region(name, "reference", b0, b1, bmm_macs);
+        region(name, "dsp", b1, b2, bmm_macs);
+        ok &= equal_line(name, buf.out_ref[..lo] == buf.out_dsp[..lo]);
+    }
+
     // Attention, one query token at the last position of a full 16-row cache.
     let mut table = [0i32; 256];
     let mut e = 1i32 << 24;
@@ -313,7 +355,8 @@ fn per_op(
 fn run() -> Result<bool, edgeloop_runtime::Error> {
     // SAFETY: `run` is called once, from `main`; this is the only reference to BUFFERS.
     let buf = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
-    let ok = kernels(buf);
+    let mut ok = kernels(buf);
+    ok &= sweep::run();
     let Some(arena) = arena::take() else {
         defmt::error!("arena already taken");
         return Ok(false);

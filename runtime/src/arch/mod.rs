@@ -210,6 +210,7 @@ pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
         t.fully_connected_i8 = crate::ops::fully_connected::dsp::eval_i8;
         t.conv2d_i8 = crate::ops::conv2d::dsp::eval_i8;
         t.depthwise_conv2d_i8 = crate::ops::depthwise_conv2d::tap_major::eval_i8;
+        t.batch_matmul_i8 = crate::ops::batch_matmul::dsp::eval_i8;
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     {

@@ -15,6 +15,8 @@
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+// Cortex-M4 DSP variant, selected by `crate::arch::ops_table_compile_time` on thumbv7em.
+pub mod dsp;
 pub mod reference;
 #[cfg(test)]
 mod tests;

@@ -146,6 +146,30 @@ fn assert_bit_exact(dot: DotKernel, seed: u64) {
     assert_eq!(got, want, "{:?} (seed {seed})", c.p.shape);
 }
 
+/// The DSP kernel (`dsp::eval_i8`, emulated SMLAD off-target) on random cases: both layouts of
+/// `B`, odd row counts (the three-column pass), depths not a multiple of 4, column blocks of the
+/// gathered `Bᵀ` (k·n > 1 KiB) and depths beyond `dsp::MAX_K`.
+#[test]
+fn bit_exact_dsp_kernel() {
+    let mut rng = Rng::new(0xB33D5);
+    for i in 0..300 {
+        let mut c = random_case_with(&mut rng, 9, 40);
+        if i % 10 == 0 {
+            c.p.shape.k = rng.dim(700);
+            let (la, lb, _) = c.p.shape.lens().unwrap();
+            c.a = rng.i8_vec(la);
+            c.b = rng.i8_vec(lb);
+        }
+        let (la, lb, lo) = c.p.shape.lens().unwrap();
+        check_i8(&c.p, la, lb, lo).unwrap();
+        let mut want = vec![0i8; lo];
+        let mut got = vec![0i8; lo];
+        reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
+        dsp::eval_i8(&c.p, &c.a, &c.b, &mut got);
+        assert_eq!(got, want, "case {i}: {:?}", c.p.shape);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(testing::CASES))]
 

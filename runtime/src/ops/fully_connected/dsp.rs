@@ -26,12 +26,12 @@ use crate::quant::requantize_to_i8;
 
 /// Longest input row whose sign-extended, offset copy is kept on the stack (2 KiB): longer
 /// rows use the one-row dot product.
-const MAX_EXPANDED: usize = 1024;
+pub(crate) const MAX_EXPANDED: usize = 1024;
 
 /// `x` as SMLAD operands: for each 4 bytes, the halfword pairs `(x0, x2) + offset` and
 /// `(x1, x3) + offset` (`SXTB16`, `SXTB16 ROR 8`, `SADD16`), computed once per input row and
 /// shared by every output feature. Returns the number of words written (`2 · (len / 4)`).
-fn expand(x: &[i8], x_offset: i32, out: &mut [MaybeUninit<u32>; MAX_EXPANDED / 2]) -> usize {
+pub(crate) fn expand(x: &[i8], x_offset: i32, out: &mut [MaybeUninit<u32>]) -> usize {
     let half = x_offset as u16 as u32;
     let ox = half | (half << 16);
     let mut n = 0;
@@ -48,7 +48,7 @@ fn expand(x: &[i8], x_offset: i32, out: &mut [MaybeUninit<u32>; MAX_EXPANDED / 2
 /// `acc`; `xe` is [`expand`]`(x)`. Every row must be at least as long as `x`. Three rows keep
 /// the accumulators, row pointers and operands in the Cortex-M4's registers (four spill).
 #[inline(always)]
-fn dot3(x: &[i8], x_offset: i32, xe: &[u32], w: [&[i8]; 3], acc: [i32; 3]) -> [i32; 3] {
+pub(crate) fn dot3(x: &[i8], x_offset: i32, xe: &[u32], w: [&[i8]; 3], acc: [i32; 3]) -> [i32; 3] {
     let k = x.len();
     let words = k / 4;
     let xe = &xe[..2 * words];
@@ -86,12 +86,7 @@ fn dot3(x: &[i8], x_offset: i32, xe: &[u32], w: [&[i8]; 3], acc: [i32; 3]) -> [i
 /// Two input rows as SMLAD operands, interleaved: for each 4 bytes `(a0, a2)`, `(a1, a3)`,
 /// `(b0, b2)`, `(b1, b3)`, each plus the offset, so one pointer walks both rows. Returns the
 /// number of words written (`4 · (len / 4)`).
-fn expand2(
-    xa: &[i8],
-    xb: &[i8],
-    x_offset: i32,
-    out: &mut [MaybeUninit<u32>; MAX_EXPANDED],
-) -> usize {
+pub(crate) fn expand2(xa: &[i8], xb: &[i8], x_offset: i32, out: &mut [MaybeUninit<u32>]) -> usize {
     let half = x_offset as u16 as u32;
     let ox = half | (half << 16);
     let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
@@ -115,7 +110,7 @@ fn expand2(
 /// Σ xb·w)` over `words = xe.len() / 4` groups of 4 bytes; `xe` is [`expand2`]'s output and `w`
 /// holds at least `4 · words` bytes.
 #[inline(always)]
-fn dot1x2_words(xe: &[u32], w: &[i8], acc: (i32, i32)) -> (i32, i32) {
+pub(crate) fn dot1x2_words(xe: &[u32], w: &[i8], acc: (i32, i32)) -> (i32, i32) {
     let words = xe.len() / 4;
     debug_assert!(w.len() >= 4 * words);
     let (mut a0, mut a1) = acc;
@@ -177,7 +172,14 @@ fn dot1x2_words(xe: &[u32], w: &[i8], acc: (i32, i32)) -> (i32, i32) {
 /// half of the 64-bit sum (one `SMLAL`), and `(wide >> 32) >> (ts − 32)` equals `wide >> ts`
 /// (floor division twice) and always fits an i32, so no clamp is needed before the zero point.
 #[inline(always)]
-fn requant_i8(acc: i32, multiplier: i32, shift: i32, zero_point: i32, min: i8, max: i8) -> i8 {
+pub(crate) fn requant_i8(
+    acc: i32,
+    multiplier: i32,
+    shift: i32,
+    zero_point: i32,
+    min: i8,
+    max: i8,
+) -> i8 {
     let ts = 31 - shift;
     if (32..=62).contains(&ts) {
         let round: i64 = if ts == 32 {

@@ -1,0 +1,329 @@
+//! Bit-exactness of the DSP kernels on the device: random shapes, parameters and values (never
+//! zeros) through the scalar reference and the Cortex-M4 variant, every output byte compared.
+//!
+//! The host tests run the same algorithms over a portable emulation of the DSP instructions;
+//! only here do the real `SMLAD`/`SXTB16` and the hand-written `asm!` inner loops run. Shapes are
+//! drawn from a fixed xorshift sequence, bounded by the static buffers below, and cover odd
+//! sizes, depths not a multiple of 4, batches of one and two rows, padding, strides, dilations
+//! and zero points of both signs.
+
+use edgeloop_runtime::ops::batch_matmul::{self, BatchMatMulParams, BatchMatMulShape};
+use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
+use edgeloop_runtime::ops::depthwise_conv2d::{self, DepthwiseConv2dParams};
+use edgeloop_runtime::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
+use edgeloop_runtime::ops::{ClampI8, Padding};
+
+const X_LEN: usize = 4096;
+const W_LEN: usize = 8192;
+const Y_LEN: usize = 4096;
+const CH: usize = 256;
+
+struct Buffers {
+    x: [i8; X_LEN],
+    w: [i8; W_LEN],
+    want: [i8; Y_LEN],
+    got: [i8; Y_LEN],
+    bias: [i32; CH],
+    mult: [i32; CH],
+    shift: [i32; CH],
+}
+
+static mut BUFFERS: Buffers = Buffers {
+    x: [0; X_LEN],
+    w: [0; W_LEN],
+    want: [0; Y_LEN],
+    got: [0; Y_LEN],
+    bias: [0; CH],
+    mult: [0; CH],
+    shift: [0; CH],
+};
+
+/// xorshift32.
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        let mut s = self.0;
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        self.0 = s;
+        s
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + self.next() % (hi - lo + 1)
+    }
+    fn zero_point(&mut self) -> i32 {
+        self.range(0, 255) as i32 - 128
+    }
+    fn fill(&mut self, buf: &mut [i8]) {
+        for b in buf.iter_mut() {
+            *b = (self.next() >> 24) as i8;
+        }
+    }
+    /// Q31 multiplier in [2³⁰, 2³¹) and a right shift that keeps typical sums in range.
+    fn requant(&mut self, mult: &mut [i32], shift: &mut [i32]) {
+        for (m, s) in mult.iter_mut().zip(shift.iter_mut()) {
+            *m = (1 << 30) + (self.next() >> 2) as i32;
+            *s = -(self.range(4, 14) as i32);
+        }
+    }
+    fn clamp(&mut self, zero_point: i32) -> ClampI8 {
+        match self.range(0, 3) {
+            0 => ClampI8::relu(zero_point),
+            1 => ClampI8 {
+                min: (zero_point - 20).clamp(-128, 127) as i8,
+                max: (zero_point + 60).clamp(-128, 127) as i8,
+            },
+            _ => ClampI8::NONE,
+        }
+    }
+}
+
+/// Random cases run and compared per kernel.
+pub const CASES: u32 = 40;
+
+/// Output size of a sliding window, or `None` when it does not fit.
+fn window(input: u32, pad: u32, kernel: u32, stride: u32, dilation: u32) -> Option<u32> {
+    let padded = input + 2 * pad;
+    let effective = (kernel - 1) * dilation + 1;
+    (effective <= padded).then(|| (padded - effective) / stride + 1)
+}
+
+/// A random 2D geometry within the buffers (`out_c` from `channels(in_c)`); `None` when the
+/// window does not fit the input.
+fn geometry(rng: &mut Rng, out_c: impl Fn(u32) -> u32) -> Option<Conv2dShape> {
+    let (h, w, in_c) = (rng.range(1, 9), rng.range(1, 9), rng.range(1, 24));
+    let kernel = [rng.range(1, 4), rng.range(1, 4)];
+    let stride = [rng.range(1, 2), rng.range(1, 2)];
+    let dilation = [rng.range(1, 2), rng.range(1, 2)];
+    let pad = rng.range(0, 1);
+    let oh = window(h, pad, kernel[0], stride[0], dilation[0])?;
+    let ow = window(w, pad, kernel[1], stride[1], dilation[1])?;
+    Some(Conv2dShape {
+        input: [1, h, w, in_c],
+        output: [1, oh, ow, out_c(in_c)],
+        kernel,
+        stride,
+        dilation,
+        padding: Padding {
+            top: pad,
+            bottom: pad,
+            left: pad,
+            right: pad,
+        },
+    })
+}
+
+fn report(name: &str, ran: u32, ok: bool) -> bool {
+    defmt::info!(
+        "random shapes: {} {} cases, DSP {} the reference",
+        name,
+        ran,
+        if ok { "equals" } else { "DIFFERS from" }
+    );
+    ok && ran == CASES
+}
+
+/// FullyConnected: batch 1-5, 1-300 inputs, 1-40 outputs.
+fn fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
+    let (mut ran, mut ok) = (0, true);
+    while ran < CASES {
+        let batch = rng.range(1, 5) as usize;
+        let k = rng.range(1, 300) as usize;
+        let n = (rng.range(1, 40) as usize).min(W_LEN / k);
+        if batch * k > X_LEN || batch * n > Y_LEN {
+            continue;
+        }
+        rng.fill(&mut b.x[..batch * k]);
+        rng.fill(&mut b.w[..n * k]);
+        for v in b.bias[..n].iter_mut() {
+            *v = (rng.next() >> 16) as i32 - 32768;
+        }
+        rng.requant(&mut b.mult[..n], &mut b.shift[..n]);
+        let zp = rng.zero_point();
+        let p = FullyConnectedParams {
+            shape: FullyConnectedShape {
+                batch: batch as u32,
+                in_features: k as u32,
+                out_features: n as u32,
+            },
+            weights: &b.w[..n * k],
+            bias: if rng.range(0, 3) > 0 {
+                Some(&b.bias[..n])
+            } else {
+                None
+            },
+            input_zero_point: rng.zero_point(),
+            output_zero_point: zp,
+            output_multiplier: &b.mult[..n],
+            output_shift: &b.shift[..n],
+            activation: rng.clamp(zp),
+        };
+        let (x, len) = (&b.x[..batch * k], batch * n);
+        if fully_connected::check_i8(&p, x.len(), len).is_err() {
+            defmt::error!("fully_connected: random case rejected");
+            return false;
+        }
+        fully_connected::reference::eval_i8(&p, x, &mut b.want[..len]);
+        fully_connected::dsp::eval_i8(&p, x, &mut b.got[..len]);
+        ok &= b.want[..len] == b.got[..len];
+        ran += 1;
+    }
+    report("fully_connected", ran, ok)
+}
+
+/// Conv2D: up to 9×9×24 in, 1-16 outputs, kernels up to 4×4, strides, dilations, padding.
+fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
+    let (mut ran, mut ok) = (0, true);
+    while ran < CASES {
+        let o = rng.range(1, 16);
+        let Some(s) = geometry(rng, |_| o) else {
+            continue;
+        };
+        let [_, h, w, in_c] = s.input.map(|d| d as usize);
+        let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
+        let wl = out_c * (s.kernel[0] * s.kernel[1]) as usize * in_c;
+        let (xl, yl) = (h * w * in_c, oh * ow * out_c);
+        if wl > W_LEN || xl > X_LEN || yl > Y_LEN {
+            continue;
+        }
+        rng.fill(&mut b.x[..xl]);
+        rng.fill(&mut b.w[..wl]);
+        for v in b.bias[..out_c].iter_mut() {
+            *v = (rng.next() >> 16) as i32 - 32768;
+        }
+        rng.requant(&mut b.mult[..out_c], &mut b.shift[..out_c]);
+        let zp = rng.zero_point();
+        let p = Conv2dParams {
+            shape: s,
+            weights: &b.w[..wl],
+            bias: Some(&b.bias[..out_c]),
+            input_zero_point: rng.zero_point(),
+            output_zero_point: zp,
+            output_multiplier: &b.mult[..out_c],
+            output_shift: &b.shift[..out_c],
+            activation: rng.clamp(zp),
+        };
+        if conv2d::check_i8(&p, xl, yl).is_err() {
+            defmt::error!("conv2d: random case rejected");
+            return false;
+        }
+        conv2d::reference::eval_i8(&p, &b.x[..xl], &mut b.want[..yl]);
+        conv2d::dsp::eval_i8(&p, &b.x[..xl], &mut b.got[..yl]);
+        ok &= b.want[..yl] == b.got[..yl];
+        ran += 1;
+    }
+    report("conv2d", ran, ok)
+}
+
+/// DepthwiseConv2D: up to 9×9×24 in, depth multiplier 1-2, kernels up to 4×4.
+fn depthwise(rng: &mut Rng, b: &mut Buffers) -> bool {
+    let (mut ran, mut ok) = (0, true);
+    while ran < CASES {
+        let mult = if rng.range(0, 3) == 0 { 2 } else { 1 };
+        let Some(s) = geometry(rng, |c| c * mult) else {
+            continue;
+        };
+        let [_, h, w, in_c] = s.input.map(|d| d as usize);
+        let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
+        let wl = (s.kernel[0] * s.kernel[1]) as usize * out_c;
+        let (xl, yl) = (h * w * in_c, oh * ow * out_c);
+        if wl > W_LEN || xl > X_LEN || yl > Y_LEN || out_c > CH {
+            continue;
+        }
+        rng.fill(&mut b.x[..xl]);
+        rng.fill(&mut b.w[..wl]);
+        for v in b.bias[..out_c].iter_mut() {
+            *v = (rng.next() >> 18) as i32 - 8192;
+        }
+        rng.requant(&mut b.mult[..out_c], &mut b.shift[..out_c]);
+        let zp = rng.zero_point();
+        let p = DepthwiseConv2dParams {
+            shape: s,
+            depth_multiplier: mult,
+            weights: &b.w[..wl],
+            bias: if rng.range(0, 3) > 0 {
+                Some(&b.bias[..out_c])
+            } else {
+                None
+            },
+            input_zero_point: rng.zero_point(),
+            output_zero_point: zp,
+            output_multiplier: &b.mult[..out_c],
+            output_shift: &b.shift[..out_c],
+            activation: rng.clamp(zp),
+        };
+        if depthwise_conv2d::check_i8(&p, xl, yl).is_err() {
+            defmt::error!("depthwise_conv2d: random case rejected");
+            return false;
+        }
+        depthwise_conv2d::reference::eval_i8(&p, &b.x[..xl], &mut b.want[..yl]);
+        depthwise_conv2d::tap_major::eval_i8(&p, &b.x[..xl], &mut b.got[..yl]);
+        ok &= b.want[..yl] == b.got[..yl];
+        ran += 1;
+    }
+    report("depthwise_conv2d", ran, ok)
+}
+
+/// BatchMatMul: batch 1-3, m 1-9, k 1-100 (sometimes up to 600), n 1-40, both layouts of B.
+fn batch_matmul(rng: &mut Rng, b: &mut Buffers) -> bool {
+    let (mut ran, mut ok) = (0, true);
+    while ran < CASES {
+        let k = if rng.range(0, 7) == 0 {
+            rng.range(1, 600)
+        } else {
+            rng.range(1, 100)
+        };
+        let shape = BatchMatMulShape {
+            batch: rng.range(1, 3),
+            m: rng.range(1, 9),
+            k,
+            n: rng.range(1, 40),
+            transpose_b: rng.range(0, 1) == 1,
+        };
+        let Ok((la, lb, lo)) = shape.lens() else {
+            continue;
+        };
+        if la > X_LEN || lb > W_LEN || lo > Y_LEN {
+            continue;
+        }
+        rng.fill(&mut b.x[..la]);
+        rng.fill(&mut b.w[..lb]);
+        let zp = rng.zero_point();
+        let mut mult = [0i32];
+        let mut shift = [0i32];
+        rng.requant(&mut mult, &mut shift);
+        let p = BatchMatMulParams {
+            shape,
+            a_zero_point: rng.zero_point(),
+            b_zero_point: rng.zero_point(),
+            output_zero_point: zp,
+            output_multiplier: mult[0],
+            output_shift: shift[0] - 2,
+            activation: rng.clamp(zp),
+        };
+        if batch_matmul::check_i8(&p, la, lb, lo).is_err() {
+            defmt::error!("batch_matmul: random case rejected");
+            return false;
+        }
+        batch_matmul::reference::eval_i8(&p, &b.x[..la], &b.w[..lb], &mut b.want[..lo]);
+        batch_matmul::dsp::eval_i8(&p, &b.x[..la], &b.w[..lb], &mut b.got[..lo]);
+        ok &= b.want[..lo] == b.got[..lo];
+        ran += 1;
+    }
+    report("batch_matmul", ran, ok)
+}
+
+/// Runs every kernel's random cases; `true` when every output equals the reference's.
+pub fn run() -> bool {
+    // SAFETY: called once, from the bench's `run`; the only reference to BUFFERS.
+    let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
+    let mut rng = Rng(0x9E37_79B9);
+    let mut ok = fully_connected(&mut rng, b);
+    ok &= conv2d(&mut rng, b);
+    ok &= depthwise(&mut rng, b);
+    ok &= batch_matmul(&mut rng, b);
+    ok
+}
