@@ -46,6 +46,13 @@ fn bad_input_is_an_error_that_names_it_never_a_panic() {
     std::fs::write(dir.join("bad.json"), "{\"a\":").unwrap();
     std::fs::write(dir.join("bad.jsonl"), "not json\n").unwrap();
     std::fs::write(dir.join("three.txt"), "1, 2, 3").unwrap();
+    std::fs::write(dir.join("sizes-typo.json"), r#"{"hiden": 96}"#).unwrap();
+    std::fs::write(dir.join("sizes-type.json"), r#"{"layers": "three"}"#).unwrap();
+    std::fs::write(
+        dir.join("sizes-heads.json"),
+        r#"{"hidden": 30, "heads": 4}"#,
+    )
+    .unwrap();
 
     // (arguments, expected exit code, text stderr must contain)
     let cases: &[(&[&str], i32, &str)] = &[
@@ -243,6 +250,62 @@ fn bad_input_is_an_error_that_names_it_never_a_panic() {
             "/proc/edgeloop-no-such-dir",
         ),
         (&["demo", "--seed", "seven"], 2, "--seed"),
+        (
+            &["demo", "--fast", "--out", "d1", "--config", "no-sizes.json"],
+            1,
+            "no-sizes.json",
+        ),
+        (
+            &["demo", "--fast", "--out", "d2", "--config", "bad.json"],
+            1,
+            "bad.json",
+        ),
+        (
+            &[
+                "demo",
+                "--fast",
+                "--out",
+                "d3",
+                "--config",
+                "sizes-typo.json",
+            ],
+            1,
+            "unknown field `hiden`",
+        ),
+        (
+            &[
+                "demo",
+                "--fast",
+                "--out",
+                "d4",
+                "--config",
+                "sizes-type.json",
+            ],
+            1,
+            "field `layers`",
+        ),
+        (
+            &[
+                "demo",
+                "--fast",
+                "--out",
+                "d5",
+                "--config",
+                "sizes-heads.json",
+            ],
+            1,
+            "multiple of `heads`",
+        ),
+        (
+            &["demo", "--fast", "--out", "d6", "--device", "tpu"],
+            1,
+            "expected cpu, cuda or cuda:N",
+        ),
+        (
+            &["retrain", "--run", "no-run", "--device", "cuda:x"],
+            1,
+            "no-run",
+        ),
         (&["completions", "nosh"], 2, "nosh"),
         (&["no-such-command"], 2, "no-such-command"),
     ];

@@ -531,6 +531,47 @@ fn demo_fast_runs_the_whole_loop() {
         dom_s.contains(&want),
         "images did not all load (want {want})"
     );
+    // The page a person reads top to bottom: every lifecycle section, in order, with the plots
+    // and tables the issue names (loss curves, fp32/int8/device table, footprint, drift over
+    // time, v1 vs v2), as rendered by the browser, not just as written.
+    let sections = [
+        "<h2>1. Data</h2>",
+        "<h2>2. Training</h2>",
+        "<h2>3. Quantize, compile, run</h2>",
+        "<h2>4. The field</h2>",
+        "<h2>5. Retraining</h2>",
+        "<h2>6. The assistant",
+        "<h2>Stage times</h2>",
+    ];
+    let mut at = 0;
+    for h in sections {
+        let found = dom_s[at..].find(h);
+        assert!(
+            found.is_some(),
+            "report.html: section {h} missing or out of order"
+        );
+        at += found.unwrap_or(0) + h.len();
+    }
+    for (what, needle) in [
+        ("loss curves", "alt=\"loss curves\""),
+        ("drift over time", "alt=\"drift over time\""),
+        ("v1 vs v2", "alt=\"v1 vs v2\""),
+        ("footprint", "Footprint: image "),
+        ("fp32 row of the model-form table", "<td>fp32 ONNX"),
+        ("int8 ONNX row", "<td>int8 QDQ ONNX"),
+        ("int8 image row", "<td>int8 image"),
+    ] {
+        assert!(
+            dom_s.contains(needle),
+            "report.html lacks the {what} ({needle})"
+        );
+    }
+    if qemu {
+        assert!(
+            dom_s.contains("emulated Cortex-M4F"),
+            "report.html lacks the device (Cortex-M4) result"
+        );
+    }
     let shot = out.join("report-screenshot.png");
     run_chromium(
         &out.join("chromium-shot"),

@@ -176,8 +176,10 @@ fn run() -> Result<()> {
     }
     let pb = ProgressBar::new((wanted.len() * args.threads.len()) as u64);
     pb.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "[{elapsed_precise}] {bar:30} {pos}/{len} measurements {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut results = Vec::new();
     let mut skipped = Vec::new();

@@ -606,11 +606,12 @@ fn image(a: &ImageArgs) -> anyhow::Result<EvaluationReport> {
             .take(a.explain)
             .map(|t| 1 + t.split_whitespace().count())
             .sum::<usize>();
-    let bar = if super::output::progress() {
-        indicatif::ProgressBar::new(calls as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = super::output::bar(
+        super::output::progress(),
+        calls as u64,
+        "eval",
+        "model calls",
+    );
     let mut y_pred = Vec::with_capacity(texts.len());
     let mut scores = Vec::with_capacity(texts.len());
     for t in &texts {

@@ -48,6 +48,22 @@ pub fn summary<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A progress bar of `len` units named `what`, with elapsed time, rate and ETA; hidden when
+/// `show` is false (`--quiet`, `--json`, or a stage run without bars).
+pub fn bar(show: bool, len: u64, what: &str, unit: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len);
+    let template = format!(
+        "{what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}} {{msg}}"
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        b.set_style(style);
+    }
+    b
+}
+
 /// A status line (see [`line`]); takes `format!` arguments.
 #[macro_export]
 macro_rules! say {

@@ -30,6 +30,9 @@ pub struct Args {
     /// Run folder made by `edgeloop demo` (holds state.json).
     #[arg(long, default_value = "runs/demo")]
     pub run: PathBuf,
+    /// Compute device of the retraining: `cpu`, `cuda` or `cuda:N` (a `cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Which deployed model to retrain: the intent classifier (triggers: drift, alarms,
     /// corrections, schedule) or the assistant (preference pairs from rated answers → DPO).
     #[arg(long, value_enum, default_value_t = Model::Classifier)]
@@ -88,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let out = &args.run;
     let mut st = state::RunState::read(out)?;
-    let ctx = st.ctx(out, super::output::progress());
+    let ctx = st.ctx(out, super::output::progress(), &args.device);
     let data = st.data(out)?;
     let classifier = st.classifier(out);
     let current = st.deployed.deployment.clone();
@@ -175,7 +178,7 @@ fn run_assistant(args: &Args) -> anyhow::Result<()> {
             out.join(state::STATE_FILE).display()
         )
     })?;
-    let ctx = st.ctx(out, super::output::progress());
+    let ctx = st.ctx(out, super::output::progress(), &args.device);
     let data = st.data(out)?;
     let keys = state::read_keys(out)?;
     let store_root = args

@@ -141,6 +141,86 @@ impl Sizes {
     }
 }
 
+impl Sizes {
+    /// `base` with the fields of the JSON object in `path` replaced (a demo `--config`): e.g.
+    /// `{"hidden": 96, "layers": 3, "finetune_steps": 2000}`. Unknown fields and wrong types
+    /// are errors naming the file and the field.
+    pub fn with_overrides(base: Sizes, path: &Path) -> anyhow::Result<Sizes> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading demo config {}", path.display()))?;
+        Self::with_overrides_str(base, &text)
+            .with_context(|| format!("demo config {}", path.display()))
+    }
+
+    /// [`Sizes::with_overrides`] on JSON text.
+    pub fn with_overrides_str(base: Sizes, text: &str) -> anyhow::Result<Sizes> {
+        let user: serde_json::Value = serde_json::from_str(text)
+            .context("not JSON: expected an object such as {\"hidden\": 96, \"layers\": 3}")?;
+        let serde_json::Value::Object(user) = user else {
+            anyhow::bail!("expected a JSON object of sizes, such as {{\"hidden\": 96}}");
+        };
+        let mut merged = serde_json::to_value(&base)?;
+        let fields = merged
+            .as_object_mut()
+            .context("sizes serialize to an object")?;
+        for (key, value) in user {
+            let Some(slot) = fields.get_mut(&key) else {
+                let known: Vec<&str> = fields.keys().map(String::as_str).collect();
+                anyhow::bail!(
+                    "unknown field `{key}`: the demo's sizes are {}",
+                    known.join(", ")
+                );
+            };
+            // Each field alone, so a type error names it.
+            let mut probe = serde_json::to_value(&base)?;
+            if let Some(o) = probe.as_object_mut() {
+                o.insert(key.clone(), value.clone());
+            }
+            serde_json::from_value::<Sizes>(probe)
+                .with_context(|| format!("field `{key}`: {value} has the wrong type"))?;
+            *slot = value;
+        }
+        let sizes: Sizes = serde_json::from_value(merged)?;
+        sizes.validate()?;
+        Ok(sizes)
+    }
+
+    /// Checks what the stages need: non-zero sizes, heads dividing the width, a rate in [0, 1].
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("lab_labelled", self.lab_labelled),
+            ("field_labelled", self.field_labelled),
+            ("pretrain_bytes", self.pretrain_bytes),
+            ("vocab", self.vocab),
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+            ("heads", self.heads),
+            ("max_len", self.max_len),
+            ("pretrain_steps", self.pretrain_steps),
+            ("finetune_steps", self.finetune_steps),
+            ("batch", self.batch),
+            ("calibration", self.calibration),
+            ("devices", self.devices),
+            ("per_device", self.per_device),
+        ];
+        for (name, v) in positive {
+            anyhow::ensure!(v > 0, "field `{name}` must be at least 1, got 0");
+        }
+        anyhow::ensure!(
+            self.hidden % self.heads == 0,
+            "field `hidden` ({}) must be a multiple of `heads` ({})",
+            self.hidden,
+            self.heads
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.feedback_rate),
+            "field `feedback_rate` must be in [0, 1], got {}",
+            self.feedback_rate
+        );
+        Ok(())
+    }
+}
+
 /// What every stage sees.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -152,9 +232,18 @@ pub struct Ctx {
     pub seed: u64,
     /// Progress bars.
     pub progress: bool,
+    /// Compute device of the training stages (`cpu`, `cuda`, `cuda:N`); evaluation, export,
+    /// quantization and the runtime stay on the CPU.
+    pub device: String,
 }
 
 impl Ctx {
+    /// The candle device the training stages run on.
+    pub fn train_device(&self) -> anyhow::Result<edgeloop_trainer::candle_core::Device> {
+        edgeloop_trainer::train::jobs::device(&self.device)
+            .with_context(|| format!("--device {}", self.device))
+    }
+
     /// `out/<rel>`, created as a folder.
     pub fn dir(&self, rel: &str) -> anyhow::Result<PathBuf> {
         let d = self.out.join(rel);
@@ -223,14 +312,25 @@ pub struct Summary {
     pub times: Vec<StageTime>,
 }
 
-/// Runs the whole loop.
-pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<Summary> {
+/// Runs the whole loop with `sizes` (see [`Sizes::full`], [`Sizes::fast`],
+/// [`Sizes::with_overrides`]), training on `device`.
+pub fn run(
+    out: &Path,
+    sizes: Sizes,
+    seed: u64,
+    progress: bool,
+    device: &str,
+) -> anyhow::Result<Summary> {
+    sizes.validate()?;
     let ctx = Ctx {
         out: out.to_path_buf(),
-        sizes: if fast { Sizes::fast() } else { Sizes::full() },
+        sizes,
         seed,
         progress,
+        device: device.to_string(),
     };
+    // Fail before any work when the device is not there (no CUDA build, no GPU).
+    ctx.train_device()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let t0 = Instant::now();
     let mut times = Vec::new();
@@ -343,4 +443,44 @@ pub fn run(out: &Path, fast: bool, seed: u64, progress: bool) -> anyhow::Result<
         html.display()
     );
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sizes;
+
+    #[test]
+    fn overrides_replace_only_the_named_sizes() {
+        let s = Sizes::with_overrides_str(
+            Sizes::fast(),
+            r#"{"hidden": 48, "heads": 3, "finetune_steps": 5}"#,
+        )
+        .expect("valid overrides");
+        assert_eq!((s.hidden, s.heads, s.finetune_steps), (48, 3, 5));
+        let f = Sizes::fast();
+        assert_eq!((s.layers, s.vocab, s.batch), (f.layers, f.vocab, f.batch));
+    }
+
+    #[test]
+    fn bad_overrides_name_the_field() {
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                Sizes::with_overrides_str(Sizes::full(), text).expect_err(text)
+            )
+        };
+        assert!(err(r#"{"widht": 3}"#).contains("unknown field `widht`"));
+        assert!(err(r#"{"layers": -1}"#).contains("field `layers`"));
+        assert!(err(r#"{"batch": 0}"#).contains("field `batch` must be at least 1"));
+        assert!(err(r#"{"feedback_rate": 2.0}"#).contains("feedback_rate"));
+        assert!(err(r#"{"hidden": 50}"#).contains("multiple of `heads`"));
+        assert!(err("[1, 2]").contains("JSON object"));
+        assert!(err("{").contains("not JSON"));
+    }
+
+    #[test]
+    fn the_shipped_sizes_are_valid() {
+        Sizes::full().validate().expect("full");
+        Sizes::fast().validate().expect("fast");
+    }
 }

@@ -200,7 +200,7 @@ pub fn run(
     );
 
     // Fine-tune from the deployed checkpoint: its encoder and its classification head.
-    let base = jobs::load_base(&deployed.model_dir, &jobs::device("cpu")?)?;
+    let base = jobs::load_base(&deployed.model_dir, &ctx.train_device()?)?;
     let c = jobs::finetune_classifier(
         base,
         &retrain_train,

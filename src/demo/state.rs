@@ -148,13 +148,14 @@ impl RunState {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// The run context for `out`.
-    pub fn ctx(&self, out: &Path, progress: bool) -> Ctx {
+    /// The run context for `out`, training on `device` (`cpu`, `cuda`, `cuda:N`).
+    pub fn ctx(&self, out: &Path, progress: bool, device: &str) -> Ctx {
         Ctx {
             out: out.to_path_buf(),
             sizes: self.sizes.clone(),
             seed: self.seed,
             progress,
+            device: device.to_string(),
         }
     }
 

@@ -108,7 +108,7 @@ pub fn common(
         progress: ctx.progress,
         export_opset: export.then_some(OPSET),
         seed: ctx.seed,
-        device: jobs::device("cpu")?,
+        device: ctx.train_device()?,
     })
 }
 
@@ -187,7 +187,7 @@ pub fn run(ctx: &Ctx, data: &Data) -> anyhow::Result<Trained> {
         e.best_eval_loss.unwrap_or(f32::NAN),
         e.seconds
     );
-    let base = jobs::load_base(&e.model_dir, &jobs::device("cpu")?)?;
+    let base = jobs::load_base(&e.model_dir, &ctx.train_device()?)?;
     let c = jobs::finetune_classifier(
         base,
         &data.train,

@@ -83,9 +83,9 @@ fn bar(len: usize, msg: &str, show: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let b = ProgressBar::new(len as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} samples {elapsed}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>24} [{elapsed_precise}] [{bar:30}] {pos}/{len} samples {per_sec} eta {eta}",
+    ) {
         b.set_style(style.progress_chars("=> "));
     }
     b.set_message(msg.to_string());

@@ -71,12 +71,12 @@ pub fn simulate(
         frames: 0,
         corrupt: 0,
     };
-    let bar = if ctx.progress {
-        indicatif::ProgressBar::new(prompts.len() as u64)
-            .with_message("assistant field: prompts answered")
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::cli::output::bar(
+        ctx.progress,
+        prompts.len() as u64,
+        "assistant field",
+        "prompts answered",
+    );
     let mut wires = Vec::new();
     for d in 0..devices {
         let device = 0xa551_0000 + d as u64;

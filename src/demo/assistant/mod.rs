@@ -456,7 +456,7 @@ pub fn run(
     policy: &Policy,
 ) -> anyhow::Result<AssistantSummary> {
     let sz = &ctx.sizes;
-    let base = jobs::load_base(gpt_dir, &jobs::device("cpu")?)?;
+    let base = jobs::load_base(gpt_dir, &ctx.train_device()?)?;
     let context = match &base.spec {
         edgeloop_trainer::models::ModelSpec::Gpt(c) => c.block_size,
         _ => anyhow::bail!("{}: the assistant needs a GPT", gpt_dir.display()),
@@ -629,7 +629,7 @@ pub fn retrain(
         a.extend(eos);
         (p.ids.clone(), a.clone(), a)
     }));
-    let base = jobs::load_base(&ctx.out.join(&deployed.model_dir), &jobs::device("cpu")?)?;
+    let base = jobs::load_base(&ctx.out.join(&deployed.model_dir), &ctx.train_device()?)?;
     // A few epochs at a small learning rate, with the NLL term and the lab replay: plain DPO
     // collapses this small policy — seen on the full demo's 250 field pairs: 4 epochs at 1e-4
     // changed no greedy answer, 4 at 2e-4 took lab from 81.5% to 65.0%, 8 at 5e-4 to 8.0%; with

@@ -418,6 +418,7 @@ pub fn compare_on_run(
             sizes: Sizes::full(),
             seed: s.seed,
             progress: false,
+            device: "cpu".to_string(),
         };
         let keys = crate::demo::deploy::keys(&ctx)?;
         let train_pairs = &lab_train;

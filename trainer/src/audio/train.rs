@@ -192,7 +192,7 @@ pub fn train(data: &KwsDataset, cfg: &KwsTrainConfig) -> Result<(DsCnn, KwsTrain
     let bar = cfg.progress.then(|| {
         let b = indicatif::ProgressBar::new(cfg.steps as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("kws train {bar:30} {pos}/{len} loss {msg}")
+            indicatif::ProgressStyle::with_template("kws train [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} eta {eta} loss {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b

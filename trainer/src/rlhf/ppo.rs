@@ -488,7 +488,7 @@ pub(crate) fn progress_bar(show: bool, len: usize, pos: usize, what: &str) -> Pr
     let b = ProgressBar::new(len as u64);
     b.set_style(
         ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} iterations eta {{eta}} {{msg}}"
+            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} iterations {{per_sec}} eta {{eta}} {{msg}}"
         ))
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
