@@ -260,7 +260,7 @@ fn depthwise(rng: &mut Rng, b: &mut Buffers) -> bool {
             return false;
         }
         depthwise_conv2d::reference::eval_i8(&p, &b.x[..xl], &mut b.want[..yl]);
-        depthwise_conv2d::tap_major::eval_i8(&p, &b.x[..xl], &mut b.got[..yl]);
+        depthwise_conv2d::dsp::eval_i8(&p, &b.x[..xl], &mut b.got[..yl]);
         ok &= b.want[..yl] == b.got[..yl];
         ran += 1;
     }

@@ -1,11 +1,13 @@
 //! Executed-instruction counts (QEMU + `tools/insn-count.c`) between marker calls:
 //! 1. kernels on fixed shapes, the scalar reference against the Cortex-M4 DSP (SMLAD) variant,
 //!    each output checked bit-exact against the other on the device: the offset dot product,
-//!    FullyConnected, Conv2D, and int8 attention (whose q·k dot product is the swappable part);
+//!    FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul (attention's Q·Kᵀ and P·V) and int8
+//!    attention (whose q·k dot product is the swappable part); then random shapes and values
+//!    through each DSP kernel and the reference ([`sweep`]);
 //! 2. every op of the DS-CNN classifier (one inference), of the demo's intent classifier (one
 //!    inference on its first test input) and of the tiny GPT (one decode step at the last cache
 //!    position), through the interpreter's per-op hook, with the kernels the firmware links (the
-//!    DSP table on this target).
+//!    DSP table on this target, the scalar reference table with feature `reference-kernels`).
 //!
 //! Each region is logged as `region <name>: marks <a> <b>, <n> MACs`; the host subtracts the
 //! plugin's counts at marks `a` and `b` (tests/firmware_qemu.rs writes the table).
@@ -20,6 +22,7 @@ use edgeloop_runtime::arch::{cortex_m::dot_offset_i8_dsp, dot_offset_i8, DotKern
 use edgeloop_runtime::ops::attention::{self, AttentionParams, KvShape};
 use edgeloop_runtime::ops::batch_matmul::{self, BatchMatMulParams, BatchMatMulShape};
 use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
+use edgeloop_runtime::ops::depthwise_conv2d::{self, DepthwiseConv2dParams};
 use edgeloop_runtime::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
 use edgeloop_runtime::ops::{ClampI8, Padding};
 use edgeloop_runtime::{Interpreter, Model};
@@ -195,6 +198,41 @@ fn kernels(buf: &mut Buffers) -> bool {
     region("conv2d", "dsp", c1, c2, conv_macs);
     ok &= equal_line("conv2d", buf.out_ref[..n_out] == buf.out_dsp[..n_out]);
 
+    // DepthwiseConv2D 3x3, stride 1, padding 1, as in the DS-CNN's blocks (10x10 here, 16
+    // channels, on the Conv2D bench's input).
+    let dw_w = &buf.conv_w[..9 * CONV_C];
+    let dw = DepthwiseConv2dParams {
+        shape: Conv2dShape {
+            output: [1, CONV_HW as u32, CONV_HW as u32, CONV_C as u32],
+            ..conv.shape
+        },
+        depth_multiplier: 1,
+        weights: dw_w,
+        bias: Some(&bias[..CONV_C]),
+        input_zero_point: -5,
+        output_zero_point: 3,
+        output_multiplier: &mult[..CONV_C],
+        output_shift: &shift[..CONV_C],
+        activation: ClampI8::NONE,
+    };
+    let n_dw = CONV_HW * CONV_HW * CONV_C;
+    if depthwise_conv2d::check_i8(&dw, buf.conv_x.len(), n_dw).is_err() {
+        defmt::error!("depthwise bench parameters rejected");
+        return false;
+    }
+    let dw_macs = taps * CONV_C as u64;
+    let d0 = mark();
+    depthwise_conv2d::reference::eval_i8(black_box(&dw), &buf.conv_x, &mut buf.out_ref[..n_dw]);
+    let d1 = mark();
+    depthwise_conv2d::dsp::eval_i8(black_box(&dw), &buf.conv_x, &mut buf.out_dsp[..n_dw]);
+    let d2 = mark();
+    region("depthwise_conv2d", "reference", d0, d1, dw_macs);
+    region("depthwise_conv2d", "dsp", d1, d2, dw_macs);
+    ok &= equal_line(
+        "depthwise_conv2d",
+        buf.out_ref[..n_dw] == buf.out_dsp[..n_dw],
+    );
+
     // BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width 16):
     // scores Q·Kᵀ (B transposed) and P·V (B as is).
     for (name, m, k, n, transpose_b) in [
@@ -355,6 +393,15 @@ fn per_op(
 fn run() -> Result<bool, edgeloop_runtime::Error> {
     // SAFETY: `run` is called once, from `main`; this is the only reference to BUFFERS.
     let buf = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
+    // Which kernel table the interpreter's per-op runs below use.
+    defmt::info!(
+        "kernel table: {}",
+        if cfg!(feature = "reference-kernels") {
+            "reference"
+        } else {
+            "dsp"
+        }
+    );
     let mut ok = kernels(buf);
     ok &= sweep::run();
     let Some(arena) = arena::take() else {

@@ -199,17 +199,18 @@ impl DotKernel {
 }
 
 /// The op kernel table for the target, known at compile time: the reference table with
-/// FullyConnected and Conv2D replaced by the DSP variants and DepthwiseConv2D by the tap-major
-/// loops on `thumbv7em-*`, FullyConnected by NEON
+/// FullyConnected, Conv2D, DepthwiseConv2D and BatchMatMul replaced by the DSP variants on
+/// `thumbv7em-*`, FullyConnected by NEON
 /// on aarch64.
 pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     #[allow(unused_mut)]
     let mut t = crate::ops::KernelTable::reference();
-    #[cfg(edgeloop_dsp)]
+    // Feature `reference-kernels`: the scalar reference table on the Cortex-M4 too (A/B builds).
+    #[cfg(all(edgeloop_dsp, not(feature = "reference-kernels")))]
     {
         t.fully_connected_i8 = crate::ops::fully_connected::dsp::eval_i8;
         t.conv2d_i8 = crate::ops::conv2d::dsp::eval_i8;
-        t.depthwise_conv2d_i8 = crate::ops::depthwise_conv2d::tap_major::eval_i8;
+        t.depthwise_conv2d_i8 = crate::ops::depthwise_conv2d::dsp::eval_i8;
         t.batch_matmul_i8 = crate::ops::batch_matmul::dsp::eval_i8;
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]

@@ -4,6 +4,8 @@
 
 pub mod reference;
 pub mod tap_major;
+// Cortex-M4 DSP variant, selected by `crate::arch::ops_table_compile_time` on thumbv7em.
+pub mod dsp;
 #[cfg(test)]
 pub(crate) mod tests;
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.

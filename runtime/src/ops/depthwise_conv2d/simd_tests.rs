@@ -24,6 +24,13 @@ fn assert_bit_exact_wide(variant: DepthwiseConv2dI8Fn, seed: u64, cases: usize) 
 }
 
 #[test]
+fn bit_exact_dsp() {
+    // Real SMLABB/SMLATT on thumbv7em; the portable emulation of the same instructions elsewhere.
+    super::tests::assert_bit_exact(super::dsp::eval_i8, 0xD5D5, 200);
+    assert_bit_exact_wide(super::dsp::eval_i8, 0xD5D6, 120);
+}
+
+#[test]
 fn bit_exact_avx2() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {

@@ -167,6 +167,33 @@ pub(crate) fn dot1x2_words(xe: &[u32], w: &[i8], acc: (i32, i32)) -> (i32, i32) 
     (a0, a1)
 }
 
+/// `true` when every shift is in `-31..=-2` (total shift `ts = 31 − shift` in 33..=62), the
+/// range [`requant_fast`] handles: every scale below ½, the usual case.
+pub(crate) fn fast_shifts(shifts: &[i32]) -> bool {
+    shifts.iter().all(|s| (-31..=-2).contains(s))
+}
+
+/// [`requantize_to_i8`], bit for bit, for a shift in `-31..=-2` (checked once per call with
+/// [`fast_shifts`]): the rounding constant `2^(ts − 1)` lies in the high word of the 64-bit sum
+/// (one `SMLAL`), and `(wide >> 32) >> (ts − 32)` equals `wide >> ts` (floor division twice);
+/// `|wide| < 2⁶²`, so the result is below 2²⁹ and adding the zero point cannot overflow. No
+/// branch.
+#[inline(always)]
+pub(crate) fn requant_fast(
+    acc: i32,
+    multiplier: i32,
+    shift: i32,
+    zero_point: i32,
+    min: i8,
+    max: i8,
+) -> i8 {
+    debug_assert!((-31..=-2).contains(&shift));
+    let round_hi = 1i32 << ((-shift - 2) & 31);
+    let wide = i64::from(acc) * i64::from(multiplier) + (i64::from(round_hi) << 32);
+    let v = ((wide >> 32) as i32) >> ((-shift - 1) & 31);
+    (v + zero_point).max(min as i32).min(max as i32) as i8
+}
+
 /// [`requantize_to_i8`], bit for bit, with a 32-bit fast path when the total shift
 /// `ts = 31 − shift` is in 32..=62 (every scale below 1): the rounding constant then lies in one
 /// half of the 64-bit sum (one `SMLAL`), and `(wide >> 32) >> (ts − 32)` equals `wide >> ts`
@@ -188,8 +215,9 @@ pub(crate) fn requant_i8(
             i64::from(1u32 << (ts - 33)) << 32
         };
         let wide = i64::from(acc) * i64::from(multiplier) + round;
+        // |wide| < 2⁶², so |v| < 2³⁰ and adding an int8 zero point cannot overflow.
         let v = ((wide >> 32) as i32) >> (ts - 32);
-        v.saturating_add(zero_point).max(min as i32).min(max as i32) as i8
+        (v + zero_point).max(min as i32).min(max as i32) as i8
     } else {
         requantize_to_i8(acc, multiplier, shift, zero_point, min, max)
     }
