@@ -95,10 +95,14 @@ fn window(input: u32, pad: u32, kernel: u32, stride: u32, dilation: u32) -> Opti
 /// window does not fit the input.
 fn geometry(rng: &mut Rng, out_c: impl Fn(u32) -> u32) -> Option<Conv2dShape> {
     let (h, w, in_c) = (rng.range(1, 9), rng.range(1, 9), rng.range(1, 24));
-    let kernel = [rng.range(1, 4), rng.range(1, 4)];
-    let stride = [rng.range(1, 2), rng.range(1, 2)];
+    let mut kernel = [rng.range(1, 4), rng.range(1, 4)];
+    let mut stride = [rng.range(1, 2), rng.range(1, 2)];
     let dilation = [rng.range(1, 2), rng.range(1, 2)];
-    let pad = rng.range(0, 1);
+    let mut pad = rng.range(0, 1);
+    // One in four pointwise (1×1, stride 1, no padding: Conv2D's FullyConnected path).
+    if rng.range(0, 3) == 0 {
+        (kernel, stride, pad) = ([1, 1], [1, 1], 0);
+    }
     let oh = window(h, pad, kernel[0], stride[0], dilation[0])?;
     let ow = window(w, pad, kernel[1], stride[1], dilation[1])?;
     Some(Conv2dShape {
@@ -174,7 +178,8 @@ fn fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
     report("fully_connected", ran, ok)
 }
 
-/// Conv2D: up to 9×9×24 in, 1-16 outputs, kernels up to 4×4, strides, dilations, padding.
+/// Conv2D: up to 9×9×24 in, 1-16 outputs, kernels up to 4×4 (a quarter pointwise), strides,
+/// dilations, padding.
 fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
     let (mut ran, mut ok) = (0, true);
     while ran < CASES {

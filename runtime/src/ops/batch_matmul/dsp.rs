@@ -125,9 +125,7 @@ fn block_product(p: &BatchMatMulParams, a: &[i8], block: &[i8], j0: usize, out: 
     let xe = unsafe { core::slice::from_raw_parts(xe.as_ptr().cast::<u32>(), words) };
     let mut j = 0;
     for ws in block.chunks_exact(3 * k) {
-        let (w0, w12) = ws.split_at(k);
-        let (w1, w2) = w12.split_at(k);
-        let acc = dot3(x, x_offset, xe, [w0, w1, w2], [c, c, c]);
+        let acc = dot3(x, x_offset, xe, ws, [c, c, c]);
         for (jj, v) in acc.into_iter().enumerate() {
             out[o + j0 + j + jj] = finish(v);
         }

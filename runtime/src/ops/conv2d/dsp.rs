@@ -47,27 +47,42 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         output_shift: p.output_shift,
         activation: p.activation,
     };
-    let (one, two) = (fc(1), fc(2));
+    let [_, oh, ow, _] = s.output;
+    let pointwise = kh == 1
+        && kw == 1
+        && s.stride == [1, 1]
+        && s.padding == crate::ops::Padding::default()
+        && (oh, ow) == (h, w);
+    if pointwise {
+        // 1×1, stride 1, no padding: the input pixels are the patches, one FullyConnected over
+        // all of them (rows four at a time).
+        let pixels = output.len() / out_c;
+        return fully_connected::dsp::eval_i8(&fc(pixels as u32), input, output);
+    }
     // Zero points are int8 (checked by `check_i8`).
     let pad = p.input_zero_point as i8;
-    // Two patches back to back: a batch of two rows of `k` bytes.
+    // Up to four patches back to back (a batch of rows of `k` bytes): four when they fit.
     let mut patches = [0i8; 2 * MAX_PATCH];
-    // The pixel whose patch waits in the first slot for a partner.
-    let mut pending: Option<usize> = None;
+    let group = if 4 * k <= patches.len() { 4 } else { 2 };
+    // The first pixel of the patches waiting for partners, and how many there are.
+    let (mut first, mut waiting) = (0usize, 0usize);
+    let flush = |first: usize, count: usize, patches: &[i8], output: &mut [i8]| {
+        fully_connected::dsp::eval_i8(
+            &fc(count as u32),
+            &patches[..count * k],
+            &mut output[first * out_c..(first + count) * out_c],
+        );
+    };
     for_each_output(s, |pixel, b, oy, ox| {
-        // Pair only consecutive pixels (their outputs are adjacent); otherwise run the waiting one.
-        if let Some(first) = pending {
-            if first + 1 != pixel {
-                fully_connected::dsp::eval_i8(
-                    &one,
-                    &patches[..k],
-                    &mut output[first * out_c..(first + 1) * out_c],
-                );
-                pending = None;
-            }
+        // Group only consecutive pixels (their outputs are adjacent).
+        if waiting > 0 && first + waiting != pixel {
+            flush(first, waiting, &patches, output);
+            waiting = 0;
         }
-        let slot = usize::from(pending.is_some());
-        let patch = &mut patches[slot * k..(slot + 1) * k];
+        if waiting == 0 {
+            first = pixel;
+        }
+        let patch = &mut patches[waiting * k..(waiting + 1) * k];
         let mut at = 0;
         for ky in 0..kh {
             let iy = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h);
@@ -84,20 +99,13 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
                 at += in_c;
             }
         }
-        match pending.take() {
-            Some(first) => fully_connected::dsp::eval_i8(
-                &two,
-                &patches[..2 * k],
-                &mut output[first * out_c..(pixel + 1) * out_c],
-            ),
-            None => pending = Some(pixel),
+        waiting += 1;
+        if waiting == group {
+            flush(first, waiting, &patches, output);
+            waiting = 0;
         }
     });
-    if let Some(last) = pending {
-        fully_connected::dsp::eval_i8(
-            &one,
-            &patches[..k],
-            &mut output[last * out_c..(last + 1) * out_c],
-        );
+    if waiting > 0 {
+        flush(first, waiting, &patches, output);
     }
 }

@@ -30,6 +30,30 @@ fn bit_exact_dsp() {
     assert_bit_exact(super::dsp::eval_i8, 0xC0D5, CASES);
 }
 
+/// The DSP kernel's pointwise path (1×1, stride 1, no padding: one FullyConnected over all
+/// pixels, rows four at a time): random cases made pointwise, sizes up to 40 channels in and out.
+#[test]
+fn bit_exact_dsp_pointwise() {
+    let mut rng = Rng::new(0xC0D6);
+    for i in 0..80 {
+        let mut c = ConvCase::random_with(&mut rng, 40, 40);
+        let [n, h, w, in_c] = c.shape.input;
+        let out_c = c.shape.output[3];
+        c.shape.kernel = [1, 1];
+        c.shape.stride = [1, 1];
+        c.shape.padding = crate::ops::Padding::default();
+        c.shape.output = [n, h, w, out_c];
+        c.weights = rng.weights((out_c * in_c) as usize);
+        let p = c.params();
+        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+        let mut want = vec![0i8; c.shape.output_len()];
+        let mut got = vec![0i8; c.shape.output_len()];
+        reference::eval_i8(&p, &c.input, &mut want);
+        super::dsp::eval_i8(&p, &c.input, &mut got);
+        assert_eq!(got, want, "case {i}: {:?}", c.shape);
+    }
+}
+
 #[test]
 fn bit_exact_avx2() {
     #[cfg(target_arch = "x86_64")]
