@@ -7,9 +7,9 @@
 //! `Σ (a − a_zp)(b − b_zp) = Σ (a − a_zp)·b − b_zp · Σ (a − a_zp)` (modulo 2³², so bit-exact), so
 //! `Bᵀ` is used as raw int8 like FullyConnected weights and each row of `A` adds one correction
 //! term. Rows of `A` are sign-extended and offset once per block ([`fully_connected::dsp`]'s
-//! `expand2`), two rows interleaved, and every sign-extended `Bᵀ` word feeds both rows' SMLADs
-//! (the hand-written 2-row inner loop on the Cortex-M4); an odd last row runs three columns per
-//! pass. Requantization is the per-tensor multiplier through the 32-bit fast path (bit-exact to
+//! `expand4`), four rows interleaved, and every sign-extended `Bᵀ` word feeds both rows' SMLADs
+//! (the hand-written 4-row inner loop on the Cortex-M4, then the 2-row one); a last single row runs
+//! three columns per pass. Requantization is the per-tensor multiplier through the 32-bit fast path (bit-exact to
 //! [`crate::quant::requantize_to_i8`]). Depths beyond [`MAX_K`] use the DSP dot product per
 //! output (the reference when `B` is not transposed).
 //!
@@ -20,9 +20,12 @@ use core::mem::MaybeUninit;
 use super::BatchMatMulParams;
 use crate::arch::cortex_m::dot_offset_i8_dsp;
 use crate::arch::DotKernel;
-use crate::ops::fully_connected::dsp::{dot1x2_words, dot3, expand, expand2, requant_i8};
+use crate::ops::fully_connected::dsp::{
+    dot1x2_words, dot1x4_words, dot3, expand, expand2, expand4, fast_shifts, requant_fast,
+    requant_i8,
+};
 
-/// Deepest accumulation run through the blocked kernel (two expanded rows: 2 KiB of stack).
+/// Deepest accumulation run through the blocked kernel (four expanded rows: 4 KiB of stack).
 pub const MAX_K: usize = 512;
 
 /// Bytes of `B`'s gathered columns per block when `B` is not transposed.
@@ -84,19 +87,51 @@ fn block_product(p: &BatchMatMulParams, a: &[i8], block: &[i8], j0: usize, out: 
             .fold(0i32, |acc, &v| acc.wrapping_add(v as i32 + x_offset));
         sum.wrapping_mul(zb).wrapping_neg()
     };
+    let (m, sh, zp) = (p.output_multiplier, p.output_shift, p.output_zero_point);
+    let (min, max) = (p.activation.min, p.activation.max);
+    let fast = fast_shifts(&[sh]);
     let finish = |acc: i32| {
-        requant_i8(
-            acc,
-            p.output_multiplier,
-            p.output_shift,
-            p.output_zero_point,
-            p.activation.min,
-            p.activation.max,
-        )
+        if fast {
+            requant_fast(acc, m, sh, zp, min, max)
+        } else {
+            requant_i8(acc, m, sh, zp, min, max)
+        }
     };
-    let mut xe = [MaybeUninit::<u32>::uninit(); MAX_K];
-    let mut rows = a.chunks_exact(2 * k);
+    let mut xe = [MaybeUninit::<u32>::uninit(); 2 * MAX_K];
     let mut o = 0;
+    // Rows four at a time (the 1×4 block: every sign-extended `Bᵀ` word feeds four SMLADs).
+    let mut quads = a.chunks_exact(4 * k);
+    for quad in &mut quads {
+        let rows = [
+            &quad[..k],
+            &quad[k..2 * k],
+            &quad[2 * k..3 * k],
+            &quad[3 * k..],
+        ];
+        let c = rows.map(correction);
+        let words = expand4(rows, x_offset, &mut xe);
+        // SAFETY: `expand4` initialised the first `words` elements of `xe`.
+        let xe = unsafe { core::slice::from_raw_parts(xe.as_ptr().cast::<u32>(), words) };
+        let (y0, rest) = out[o..o + 4 * n].split_at_mut(n);
+        let (y1, rest) = rest.split_at_mut(n);
+        let (y2, y3) = rest.split_at_mut(n);
+        for (jj, w) in block.chunks_exact(k).enumerate() {
+            let mut acc = dot1x4_words(xe, w, c);
+            for i in 4 * (k / 4)..k {
+                let wv = w[i] as i32;
+                for (a, row) in acc.iter_mut().zip(rows) {
+                    *a = a.wrapping_add((row[i] as i32 + x_offset).wrapping_mul(wv));
+                }
+            }
+            let j = j0 + jj;
+            y0[j] = finish(acc[0]);
+            y1[j] = finish(acc[1]);
+            y2[j] = finish(acc[2]);
+            y3[j] = finish(acc[3]);
+        }
+        o += 4 * n;
+    }
+    let mut rows = quads.remainder().chunks_exact(2 * k);
     for pair in &mut rows {
         let (xa, xb) = pair.split_at(k);
         let (ca, cb) = (correction(xa), correction(xb));
