@@ -12,6 +12,13 @@
 //! The ranking of candidates is what the estimate is for; absolute milliseconds are optimistic
 //! for narrow models. Ops the bench did not measure (fused or free ones such as `Reshape`) are counted
 //! as zero instructions and listed by [`Cost::unmeasured`].
+//!
+//! The text models' ops (per-token `FullyConnected`, `BatchMatMul`, int8 `Add`/`Mul`,
+//! `Transpose`, `Gather`, f32 `LayerNorm`/`Softmax`, `Quantize`/`Dequantize`, `Table`) take
+//! their figures from the bench's per-op table of the demo's intent classifier, per MAC or per
+//! element of that image's tensors. The f32 `FullyConnected` of a mixed-precision image was not
+//! measured: its figure is derived from the int8 reference kernel (see its [`Figure::source`]),
+//! and the report says so.
 
 use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::image::{Model, OpCode};
@@ -36,8 +43,40 @@ pub enum KernelClass {
     FullyConnectedLarge,
     /// `GlobalAvgPool` (cost per input element).
     GlobalAvgPool,
-    /// `Softmax` (cost per element).
+    /// int8 `Softmax` (cost per element).
     Softmax,
+    /// int8 `FullyConnected` over more than one row (a sequence model's per-token linear
+    /// layers; cost per MAC).
+    FullyConnectedRows,
+    /// f32 `FullyConnected` with fewer than [`LARGE_FC_MACS`] MACs (a layer kept float in a
+    /// mixed-precision image; cost per MAC).
+    FullyConnectedF32Small,
+    /// f32 `FullyConnected` with at least [`LARGE_FC_MACS`] MACs (cost per MAC).
+    FullyConnectedF32Large,
+    /// f32 `Mul` (cost per output element).
+    MulF32,
+    /// int8 `BatchMatMul` (attention scores and context; cost per MAC).
+    BatchMatMul,
+    /// int8 `Add` (cost per output element).
+    AddI8,
+    /// f32 `Add` (cost per output element).
+    AddF32,
+    /// int8 `Mul` (cost per output element).
+    MulI8,
+    /// `Transpose` (cost per output element).
+    Transpose,
+    /// `Gather` (embedding lookup; cost per output element).
+    Gather,
+    /// f32 `LayerNorm` (cost per output element).
+    LayerNorm,
+    /// `Quantize` f32 → int8 (cost per output element).
+    Quantize,
+    /// `Dequantize` int8 → f32 (cost per output element).
+    Dequantize,
+    /// f32 `Softmax` (cost per element).
+    SoftmaxF32,
+    /// `Table` (int8 lookup table: GELU, sigmoid...; cost per output element).
+    Table,
 }
 
 /// Where a `FullyConnected` switches from the small to the large figure.
@@ -51,6 +90,8 @@ pub enum Per {
     Mac,
     /// Per element of the op's first input.
     InputElement,
+    /// Per element of the op's output.
+    OutputElement,
 }
 
 /// One measured figure.
@@ -118,6 +159,114 @@ pub const FIGURES: &[Figure] = &[
         reference: 331.25,
         per: Per::InputElement,
         source: "BENCH.md ds-cnn per-op table, op 11 Softmax: 3975 instr / 12 elements",
+    },
+    // The sequence-model figures come from the intent classifier's per-op table in BENCH.md
+    // (the demo's encoder at --fast size: width 32, 1 layer, 2 heads, 20 tokens, 27 classes;
+    // one invoke, DSP FullyConnected). Element counts are those of that image's tensors.
+    Figure {
+        class: KernelClass::FullyConnectedRows,
+        dsp: 3.095,
+        reference: 6.33,
+        per: Per::Mac,
+        source: "BENCH.md intent-classifier per-op table, ops 6, 8, 10, 22, 28, 31 FullyConnected on 20 tokens: 760534 instr / 245760 MACs; reference: kernel table, fully_connected reference 6.33 (not measured on sequences)",
+    },
+    Figure {
+        class: KernelClass::FullyConnectedF32Small,
+        dsp: 10.51,
+        reference: 10.51,
+        per: Per::Mac,
+        source: "NOT MEASURED (no f32 FullyConnected in the firmware bench). Derived: the small int8 FullyConnected's 10.51 instr/MAC (BENCH.md ds-cnn op 10, 64→12), whose per-call and per-output overhead an f32 layer of that size has too, and whose inner loop (two loads, one multiply-accumulate, loop control; no SIMD at that size) is what the f32 loop executes on an FPU core. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+    },
+    Figure {
+        class: KernelClass::FullyConnectedF32Large,
+        dsp: 6.33,
+        reference: 6.33,
+        per: Per::Mac,
+        source: "NOT MEASURED (no f32 FullyConnected in the firmware bench). Derived: the int8 reference fully_connected kernel's 6.33 instr/MAC (BENCH.md kernel table, 16384 MACs), a scalar loop of two loads, a multiply-accumulate and loop control per MAC, which is what the f32 loop executes on an FPU core (vldr, vldr, vfma, loop). On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+    },
+    Figure {
+        class: KernelClass::MulF32,
+        dsp: 173.78,
+        reference: 173.78,
+        per: Per::OutputElement,
+        source: "NOT MEASURED (no f32 Mul in the firmware bench). Derived: the f32 Add's 173.78 instr/element (BENCH.md intent-classifier op 41, 27 elements), the same broadcasting element-wise loop with a multiply for the add",
+    },
+    Figure {
+        class: KernelClass::BatchMatMul,
+        dsp: 27.40,
+        reference: 27.40,
+        per: Per::Mac,
+        source: "BENCH.md intent-classifier per-op table, ops 15 and 20 BatchMatMul: 701490 instr / 25600 MACs (no DSP variant of this kernel)",
+    },
+    Figure {
+        class: KernelClass::AddI8,
+        dsp: 190.18,
+        reference: 190.18,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, the ten int8 Adds (ops 1, 2, 7, 9, 11, 23, 24, 29, 32, 33): 1582307 instr / 8320 output elements",
+    },
+    Figure {
+        class: KernelClass::AddF32,
+        dsp: 173.78,
+        reference: 173.78,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, op 41 Add (f32 classifier bias): 4692 instr / 27 elements (one small row: per-call overhead included)",
+    },
+    Figure {
+        class: KernelClass::MulI8,
+        dsp: 68.41,
+        reference: 68.41,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, op 16 Mul (attention scale): 54730 instr / 800 elements",
+    },
+    Figure {
+        class: KernelClass::Transpose,
+        dsp: 18.71,
+        reference: 18.71,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, ops 12, 13, 14, 21 Transpose: 47900 instr / 2560 elements",
+    },
+    Figure {
+        class: KernelClass::Gather,
+        dsp: 9.32,
+        reference: 9.32,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, op 0 Gather: 5964 instr / 640 elements",
+    },
+    Figure {
+        class: KernelClass::LayerNorm,
+        dsp: 36.41,
+        reference: 36.41,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, ops 4, 26, 35 LayerNorm (f32): 23300 instr / 640 elements each",
+    },
+    Figure {
+        class: KernelClass::Quantize,
+        dsp: 42.21,
+        reference: 42.21,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, ops 5, 19, 27, 36 Quantize: 114801 instr / 2720 elements",
+    },
+    Figure {
+        class: KernelClass::Dequantize,
+        dsp: 11.17,
+        reference: 11.17,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, ops 3, 17, 25, 34 Dequantize: 30388 instr / 2720 elements",
+    },
+    Figure {
+        class: KernelClass::SoftmaxF32,
+        dsp: 104.40,
+        reference: 104.40,
+        per: Per::InputElement,
+        source: "BENCH.md intent-classifier per-op table, op 18 Softmax (f32 attention probabilities): 83522 instr / 800 elements",
+    },
+    Figure {
+        class: KernelClass::Table,
+        dsp: 6.08,
+        reference: 6.08,
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, op 30 Table (GELU): 15562 instr / 2560 elements",
     },
 ];
 
@@ -190,6 +339,11 @@ pub fn estimate(image: &[u8], kernels: KernelSet) -> Result<Cost> {
             .map(|i| i.shape.dims().iter().map(|&d| d as u64).collect())
             .unwrap_or_default()
     };
+    let is_f32 = |t: u16| {
+        model
+            .tensor(t as usize)
+            .is_ok_and(|i| i.dtype == edgeloop_runtime::image::DType::F32)
+    };
     let mut ops = Vec::new();
     for (index, rec) in model.ops().enumerate() {
         let rec = rec.map_err(|e| bad(format!("op {index}: {e:?}")))?;
@@ -218,15 +372,38 @@ pub fn estimate(image: &[u8], kernels: KernelSet) -> Result<Cost> {
             }
             Some(OpCode::FullyConnected) if w.len() == 2 => {
                 let m = out * w[1];
-                let c = if m < LARGE_FC_MACS {
+                let rows = out / w[0].max(1);
+                let c = if is_f32(rec.input(0)) {
+                    if m < LARGE_FC_MACS {
+                        KernelClass::FullyConnectedF32Small
+                    } else {
+                        KernelClass::FullyConnectedF32Large
+                    }
+                } else if rows > 1 {
+                    KernelClass::FullyConnectedRows
+                } else if m < LARGE_FC_MACS {
                     KernelClass::FullyConnectedSmall
                 } else {
                     KernelClass::FullyConnectedLarge
                 };
                 (m, Some(c))
             }
+            Some(OpCode::BatchMatMul) if x.len() >= 2 => {
+                (out * x[x.len() - 1], Some(KernelClass::BatchMatMul))
+            }
             Some(OpCode::GlobalAvgPool) => (0, Some(KernelClass::GlobalAvgPool)),
+            Some(OpCode::Softmax) if is_f32(rec.input(0)) => (0, Some(KernelClass::SoftmaxF32)),
             Some(OpCode::Softmax) => (0, Some(KernelClass::Softmax)),
+            Some(OpCode::Add) if is_f32(rec.output(0)) => (0, Some(KernelClass::AddF32)),
+            Some(OpCode::Add) => (0, Some(KernelClass::AddI8)),
+            Some(OpCode::Mul) if is_f32(rec.output(0)) => (0, Some(KernelClass::MulF32)),
+            Some(OpCode::Mul) => (0, Some(KernelClass::MulI8)),
+            Some(OpCode::Transpose) => (0, Some(KernelClass::Transpose)),
+            Some(OpCode::Gather) => (0, Some(KernelClass::Gather)),
+            Some(OpCode::LayerNorm) => (0, Some(KernelClass::LayerNorm)),
+            Some(OpCode::Quantize) => (0, Some(KernelClass::Quantize)),
+            Some(OpCode::Dequantize) => (0, Some(KernelClass::Dequantize)),
+            Some(OpCode::Table) => (0, Some(KernelClass::Table)),
             _ => (0, None),
         };
         let instructions = match class {
@@ -239,6 +416,7 @@ pub fn estimate(image: &[u8], kernels: KernelSet) -> Result<Cost> {
                 let units = match f.per {
                     Per::Mac => macs,
                     Per::InputElement => inp,
+                    Per::OutputElement => out,
                 };
                 per * units as f64
             }
@@ -275,6 +453,21 @@ mod tests {
             KernelClass::FullyConnectedLarge,
             KernelClass::GlobalAvgPool,
             KernelClass::Softmax,
+            KernelClass::FullyConnectedRows,
+            KernelClass::FullyConnectedF32Small,
+            KernelClass::FullyConnectedF32Large,
+            KernelClass::MulF32,
+            KernelClass::BatchMatMul,
+            KernelClass::AddI8,
+            KernelClass::AddF32,
+            KernelClass::MulI8,
+            KernelClass::Transpose,
+            KernelClass::Gather,
+            KernelClass::LayerNorm,
+            KernelClass::Quantize,
+            KernelClass::Dequantize,
+            KernelClass::SoftmaxF32,
+            KernelClass::Table,
         ] {
             assert_eq!(FIGURES.iter().filter(|f| f.class == c).count(), 1, "{c:?}");
         }
@@ -290,6 +483,18 @@ mod tests {
             (KernelClass::FullyConnectedSmall, 768.0, 8_068.0),
             (KernelClass::GlobalAvgPool, 8_000.0, 77_906.0),
             (KernelClass::Softmax, 12.0, 3_975.0),
+            (KernelClass::FullyConnectedRows, 245_760.0, 760_534.0),
+            (KernelClass::BatchMatMul, 25_600.0, 701_490.0),
+            (KernelClass::AddI8, 8_320.0, 1_582_307.0),
+            (KernelClass::AddF32, 27.0, 4_692.0),
+            (KernelClass::MulI8, 800.0, 54_730.0),
+            (KernelClass::Transpose, 2_560.0, 47_900.0),
+            (KernelClass::Gather, 640.0, 5_964.0),
+            (KernelClass::LayerNorm, 640.0, 23_300.0),
+            (KernelClass::Quantize, 2_720.0, 114_801.0),
+            (KernelClass::Dequantize, 2_720.0, 30_388.0),
+            (KernelClass::SoftmaxF32, 800.0, 83_522.0),
+            (KernelClass::Table, 2_560.0, 15_562.0),
         ];
         for (c, units, instr) in rows {
             let got = figure(c).dsp * units;

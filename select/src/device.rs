@@ -53,6 +53,15 @@ pub const MCU_FIRMWARE_FLASH: u64 = 13_000 + 9_902 + 7_322 + 2_924;
 /// bytes (same row).
 pub const MCU_FIRMWARE_RAM: u64 = 9_940 + 20;
 
+/// Flash taken by the intent-classifier firmware besides its image (the text models' firmware):
+/// runtime 16576 + kernels 17444 + other code 7040 + other rodata 3292 bytes
+/// (`firmware-examples/BENCH.md`, memory table, row `intent-classifier`). A GPT links the same
+/// op set plus nothing new (its fixed-length classifier uses the same kernels).
+pub const TEXT_FIRMWARE_FLASH: u64 = 16_576 + 17_444 + 7_040 + 3_292;
+/// RAM taken by the intent-classifier firmware besides its arena: stack high-water mark 7628 +
+/// statics 20 bytes (same row).
+pub const TEXT_FIRMWARE_RAM: u64 = 7_628 + 20;
+
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
@@ -178,6 +187,19 @@ impl Budget {
         };
         b.validate()?;
         Ok(b)
+    }
+
+    /// The same budget with the text models' firmware overhead ([`TEXT_FIRMWARE_FLASH`],
+    /// [`TEXT_FIRMWARE_RAM`]) where it carried the keyword firmware's (microcontroller
+    /// profiles and explicit budgets); zero overheads (edge Linux, or set by the user) stay zero.
+    pub fn for_text(mut self) -> Self {
+        if self.firmware_flash_bytes == MCU_FIRMWARE_FLASH {
+            self.firmware_flash_bytes = TEXT_FIRMWARE_FLASH;
+        }
+        if self.firmware_ram_bytes == MCU_FIRMWARE_RAM {
+            self.firmware_ram_bytes = TEXT_FIRMWARE_RAM;
+        }
+        self
     }
 
     /// Checks that the numbers make sense.

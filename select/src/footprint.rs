@@ -190,15 +190,26 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    /// The footprint of `compiled` against `budget`.
+    /// The footprint of the keyword model's `compiled` image against `budget` (the audio front
+    /// end's scratch counted in RAM).
     pub fn of(compiled: &Compiled, budget: &Budget) -> Result<Self> {
+        Self::with_front_end(compiled, budget, FRONT_END_SCRATCH)
+    }
+
+    /// The footprint of `compiled` against `budget`, with `front_end_scratch` bytes of RAM for
+    /// the input pipeline besides the arena (0 for token inputs).
+    pub fn with_front_end(
+        compiled: &Compiled,
+        budget: &Budget,
+        front_end_scratch: u64,
+    ) -> Result<Self> {
         let cost: Cost = estimate(compiled.bytes(), budget.kernels)?;
         let r = &compiled.report;
         let image = r.flash.clone();
         let flash_total = image.total as u64 + budget.firmware_flash_bytes;
         let flash_bound =
             flash_without_dedup(compiled.bytes(), image.constants)? + budget.firmware_flash_bytes;
-        let ram_total = r.arena_bytes as u64 + FRONT_END_SCRATCH + budget.firmware_ram_bytes;
+        let ram_total = r.arena_bytes as u64 + front_end_scratch + budget.firmware_ram_bytes;
         let latency_ms = cost.latency_ms(budget.instructions_per_second);
         let mut over = Vec::new();
         if flash_bound > budget.flash_bytes {
@@ -211,7 +222,7 @@ impl Footprint {
         }
         if ram_total > budget.ram_bytes {
             over.push(format!(
-                "RAM {ram_total} B (arena {} + front end {FRONT_END_SCRATCH} + firmware {}) > {} B",
+                "RAM {ram_total} B (arena {} + front end {front_end_scratch} + firmware {}) > {} B",
                 r.arena_bytes, budget.firmware_ram_bytes, budget.ram_bytes
             ));
         }
@@ -227,7 +238,7 @@ impl Footprint {
             flash_bound,
             arena: r.arena_bytes as u64,
             arena_lower_bound: r.lower_bound as u64,
-            front_end_scratch: FRONT_END_SCRATCH,
+            front_end_scratch,
             firmware_ram: budget.firmware_ram_bytes,
             ram_total,
             macs: cost.macs,

@@ -1,6 +1,7 @@
 //! Device-aware model selection (`edgeloop select`, issue 13).
 //!
-//! Given a task (the keyword-spotting data set), a target ([`device::Budget`]: a named device
+//! Given a task (the keyword-spotting data set, or a labelled text set for a classifier:
+//! [`text`]), a target ([`device::Budget`]: a named device
 //! profile or explicit flash / RAM / latency limits) and a search space ([`space`]), the
 //! selection
 //!
@@ -15,7 +16,8 @@
 //! 4. reports a table (Markdown and JSON), a PNG of the front ([`plot`]) and the chosen
 //!    configuration in the trainer's format ([`report`]).
 //!
-//! Precision: int8 only (the quantizer's per-channel int8 QDQ); mixed precision is not searched.
+//! Precision: the keyword space is int8 only (the quantizer's per-channel int8 QDQ); the text
+//! space searches int8 against mixed precision (the classification head kept f32, [`text`]).
 #![deny(missing_docs)]
 
 pub mod cost;
@@ -27,6 +29,7 @@ pub mod plot;
 pub mod report;
 pub mod search;
 pub mod space;
+pub mod text;
 
 pub use device::{parse_bytes, profile, profiles, Budget, DeviceProfile, KernelSet};
 pub use error::{Result, SelectError};

@@ -32,6 +32,30 @@ pub fn front(points: &[Point]) -> Vec<usize> {
         .collect()
 }
 
+/// Picks among `front` (indices into `points`): the lowest-latency member whose accuracy is
+/// within `tolerance` of the front's best, ties to less RAM.
+pub fn pick(points: &[Point], front: &[usize], tolerance: f64) -> Option<usize> {
+    let best = front
+        .iter()
+        .filter_map(|&i| points.get(i))
+        .map(|p| p.accuracy)
+        .fold(f64::NEG_INFINITY, f64::max);
+    front
+        .iter()
+        .copied()
+        .filter(|&i| {
+            points
+                .get(i)
+                .is_some_and(|p| p.accuracy >= best - tolerance - 1e-12)
+        })
+        .min_by(|&a, &b| {
+            let (pa, pb) = (points[a], points[b]);
+            pa.latency
+                .total_cmp(&pb.latency)
+                .then(pa.ram.total_cmp(&pb.ram))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +81,20 @@ mod tests {
         ];
         assert_eq!(front(&pts), vec![0, 1, 3, 4]);
         assert!(front(&[]).is_empty());
+    }
+
+    #[test]
+    fn pick_takes_the_fastest_within_tolerance() {
+        let pts = [
+            p(0.80, 10.0, 100.0),
+            p(0.795, 5.0, 200.0),
+            p(0.70, 1.0, 50.0),
+        ];
+        let f = [0, 1, 2];
+        assert_eq!(pick(&pts, &f, 0.0), Some(0));
+        assert_eq!(pick(&pts, &f, 0.01), Some(1));
+        assert_eq!(pick(&pts, &f, 0.2), Some(2));
+        assert_eq!(pick(&pts, &[], 0.0), None);
     }
 
     /// Brute-force property on a grid: every excluded point is dominated by a front point, and

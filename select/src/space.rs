@@ -1,8 +1,8 @@
 //! The search space: DS-CNN widths, depths and first-layer strides for the keyword model.
 //!
-//! Precision is not a dimension: every candidate is int8 (per-channel weights, per-tensor
-//! activations); mixed precision is not searched. The text classifier (encoder/GPT width,
-//! depth, heads, context, vocabulary) is not part of this space yet.
+//! Precision is not a dimension here: every keyword candidate is int8 (per-channel weights,
+//! per-tensor activations). The text classifier's space (encoder/GPT width, depth, heads,
+//! context, vocabulary, int8 vs mixed precision) is [`crate::text::space`].
 
 use edgeloop_trainer::models::ds_cnn::DsCnnConfig;
 use serde::{Deserialize, Serialize};

@@ -320,6 +320,19 @@ fn check(opts: &ExportOptions, context: usize) -> Result<()> {
 
 /// Exports the GPT with the chosen head (LM or classifier).
 pub fn export_gpt(model: &Gpt, opts: &ExportOptions) -> Result<pb::ModelProto> {
+    export_gpt_with(model, opts, true)
+}
+
+/// Exports the GPT classifier for fixed-length inputs, without the `attention_mask` input:
+/// causal attention over all `seq_len` positions and a plain mean over them (`ReduceMean`),
+/// the form a microcontroller image takes. It matches a model fine-tuned on inputs padded to
+/// `seq_len` with the pad token kept as a token (`ClassifyOptions::fixed_length`). With the LM
+/// head it is [`export_gpt`].
+pub fn export_gpt_fixed_length(model: &Gpt, opts: &ExportOptions) -> Result<pb::ModelProto> {
+    export_gpt_with(model, opts, false)
+}
+
+fn export_gpt_with(model: &Gpt, opts: &ExportOptions, masked: bool) -> Result<pb::ModelProto> {
     check(opts, model.config.block_size)?;
     let (b, t) = (opts.batch, opts.seq_len);
     let cfg = &model.config;
@@ -331,8 +344,8 @@ pub fn export_gpt(model: &Gpt, opts: &ExportOptions) -> Result<pb::ModelProto> {
     };
     let ids = e.g.input("input_ids", Elem::I64, &[b, t]);
     let mask_in = match opts.head {
-        Head::Classifier => Some(e.g.input("attention_mask", Elem::I64, &[b, t])),
-        Head::Lm => None,
+        Head::Classifier if masked => Some(e.g.input("attention_mask", Elem::I64, &[b, t])),
+        Head::Classifier | Head::Lm => None,
         Head::Embedding => {
             return Err(TrainerError::Export(
                 "the GPT has no embedding head; use lm or classifier".into(),
@@ -368,6 +381,16 @@ pub fn export_gpt(model: &Gpt, opts: &ExportOptions) -> Result<pb::ModelProto> {
                 &[("to", Attr::Int(pb::tensor_proto::DataType::Float as i64))],
             );
             let pooled = e.mean_pool(&h, &mf);
+            let y = e.linear(&pooled, cls)?;
+            let y = e.g.node("Identity", "logits", &[&y], &[]);
+            e.g.output(&y, Elem::F32, &[b, cls.weight.dim(0)?]);
+            y
+        }
+        (Head::Classifier, None) => {
+            let cls = model.classifier.as_ref().ok_or_else(|| {
+                TrainerError::Export("the model has no classification head".into())
+            })?;
+            let pooled = e.pool(&h, None);
             let y = e.linear(&pooled, cls)?;
             let y = e.g.node("Identity", "logits", &[&y], &[]);
             e.g.output(&y, Elem::F32, &[b, cls.weight.dim(0)?]);

@@ -229,6 +229,43 @@ fn gpt_classifier_export_matches_candle() {
     );
 }
 
+/// The fixed-length GPT classifier (no mask input, mean over every position) is the model
+/// classifying with an all-ones mask.
+#[test]
+fn gpt_fixed_length_classifier_export_matches_candle() {
+    let (gpt, _p) = tiny_gpt(Some(3));
+    let (b, t) = (2, 8);
+    let ids = random_ids(b, t, 23, 3);
+    let dev = Device::Cpu;
+    let ones = Tensor::ones((b, t), candle_core::DType::U32, &dev).unwrap();
+    let out = gpt
+        .classify(
+            &Tensor::from_slice(&ids, (b, t), &dev).unwrap(),
+            Some(&ones),
+        )
+        .unwrap();
+    for opset in [17, 20] {
+        let m = export_gpt_fixed_length(
+            &gpt,
+            &ExportOptions {
+                batch: b,
+                seq_len: t,
+                opset,
+                head: Head::Classifier,
+            },
+        )
+        .unwrap();
+        let g = m.graph.as_ref().unwrap();
+        assert_eq!(g.input.len(), 1, "only input_ids");
+        compare(
+            &format!("gpt fixed-length classifier opset {opset}"),
+            &out,
+            &graph::encode(&m),
+            &[("input_ids", vec![b, t], to_i64(&ids))],
+        );
+    }
+}
+
 #[test]
 fn bert_exports_match_candle() {
     let (bert, _p) = tiny_bert(Some(4));

@@ -441,7 +441,7 @@ pub struct ClassifyOptions {
     pub max_len: usize,
     /// Pad every input to `max_len` with the pad token, kept as a token (no padding mask), and
     /// export the encoder without the `attention_mask` input: the form a microcontroller image
-    /// takes (see [`export::export_bert_fixed_length`]). Encoders only.
+    /// takes (see [`export::export_bert_fixed_length`], [`export::export_gpt_fixed_length`]).
     pub fixed_length: bool,
     /// Continue from the base's own classification head (retraining a deployed classifier on
     /// the same labels) instead of starting a fresh one. The base must be a classifier with as
@@ -501,12 +501,6 @@ pub fn finetune_classifier(
             .collect()
     };
     let (train_x, val_x) = (encode(&train_r, train)?, encode(&val_r, val)?);
-    if options.fixed_length && !matches!(base.spec, ModelSpec::Bert(_)) {
-        return Err(TrainerError::config(
-            "fixed_length",
-            "applies to encoder (bert) classifiers only",
-        ));
-    }
     let base_labels = match &base.spec {
         ModelSpec::Gpt(c) => c.num_labels,
         ModelSpec::Bert(c) => c.num_labels,
@@ -573,6 +567,11 @@ pub fn finetune_classifier(
                 (ModelSpec::Bert(c), true) => {
                     let m = Bert::new(c, &mut params, BuildOptions::default())?;
                     export::write(&export::export_bert_fixed_length(&m, &opts)?, &path)?;
+                    path
+                }
+                (ModelSpec::Gpt(c), true) => {
+                    let m = Gpt::new(c, &mut params, BuildOptions::default())?;
+                    export::write(&export::export_gpt_fixed_length(&m, &opts)?, &path)?;
                     path
                 }
                 _ => export_model(&spec, &mut params, &opts, &path)?,
