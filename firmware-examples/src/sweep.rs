@@ -7,6 +7,8 @@
 //! sizes, depths not a multiple of 4, batches of one and two rows, padding, strides, dilations
 //! and zero points of both signs.
 
+use edgeloop_runtime::arch::DotKernel;
+use edgeloop_runtime::ops::attention::{self, AttentionParams, KvShape};
 use edgeloop_runtime::ops::batch_matmul::{self, BatchMatMulParams, BatchMatMulShape};
 use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
 use edgeloop_runtime::ops::depthwise_conv2d::{self, DepthwiseConv2dParams};
@@ -321,6 +323,83 @@ fn batch_matmul(rng: &mut Rng, b: &mut Buffers) -> bool {
     report("batch_matmul", ran, ok)
 }
 
+/// Attention over a KV cache: 1-3 heads, head width 1-40, capacity 1-40, 1-4 new tokens at a
+/// random position, causal or not, a random monotone Q24 softmax table.
+fn attention(rng: &mut Rng, b: &mut Buffers) -> bool {
+    let (mut ran, mut ok) = (0, true);
+    let mut table = [0i32; 256];
+    let mut scratch = [0i32; 64];
+    while ran < CASES {
+        let capacity = rng.range(1, 40);
+        let shape = KvShape {
+            heads: rng.range(1, 3),
+            head_dim: rng.range(1, 40),
+            capacity,
+            tokens: rng.range(1, capacity.min(4)),
+        };
+        let Ok((n, c)) = shape.lens() else {
+            continue;
+        };
+        if n > Y_LEN || 2 * c > W_LEN || n > X_LEN {
+            continue;
+        }
+        let position = rng.range(0, capacity - shape.tokens) as i32;
+        rng.fill(&mut b.x[..n]);
+        rng.fill(&mut b.w[..2 * c]);
+        let decay = rng.range(2, 40) as i32;
+        let mut e = 1i32 << 24;
+        for t in table.iter_mut() {
+            *t = e;
+            e -= e / decay;
+        }
+        let mut mult = [0i32; 2];
+        let mut shift = [0i32; 2];
+        rng.requant(&mut mult, &mut shift);
+        let p = AttentionParams {
+            shape,
+            causal: rng.range(0, 3) > 0,
+            q_zero_point: rng.zero_point(),
+            k_zero_point: rng.zero_point(),
+            v_zero_point: rng.zero_point(),
+            score_multiplier: mult[0],
+            score_shift: shift[0] + 4,
+            score_zero_point: rng.zero_point(),
+            exp_table: &table,
+            output_multiplier: mult[1],
+            output_shift: shift[1] - 6,
+            output_zero_point: rng.zero_point(),
+        };
+        let (k_cache, v_cache) = b.w[..2 * c].split_at(c);
+        if attention::check_i8(&p, n, c, scratch.len(), n).is_err() {
+            defmt::error!("attention: random case rejected");
+            return false;
+        }
+        let q = &b.x[..n];
+        let r1 = attention::reference::eval_i8(
+            &DotKernel::reference(),
+            &p,
+            q,
+            k_cache,
+            v_cache,
+            position,
+            &mut scratch,
+            &mut b.want[..n],
+        );
+        let r2 = attention::dsp::eval_i8(
+            &p,
+            q,
+            k_cache,
+            v_cache,
+            position,
+            &mut scratch,
+            &mut b.got[..n],
+        );
+        ok &= r1.is_ok() && r2.is_ok() && b.want[..n] == b.got[..n];
+        ran += 1;
+    }
+    report("attention", ran, ok)
+}
+
 /// Runs every kernel's random cases; `true` when every output equals the reference's.
 pub fn run() -> bool {
     // SAFETY: called once, from the bench's `run`; the only reference to BUFFERS.
@@ -330,5 +409,6 @@ pub fn run() -> bool {
     ok &= conv2d(&mut rng, b);
     ok &= depthwise(&mut rng, b);
     ok &= batch_matmul(&mut rng, b);
+    ok &= attention(&mut rng, b);
     ok
 }

@@ -1,8 +1,8 @@
 //! Executed-instruction counts (QEMU + `tools/insn-count.c`) between marker calls:
 //! 1. kernels on fixed shapes, the scalar reference against the Cortex-M4 DSP (SMLAD) variant,
 //!    each output checked bit-exact against the other on the device: the offset dot product,
-//!    FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul (attention's Q·Kᵀ and P·V) and int8
-//!    attention (whose q·k dot product is the swappable part); then random shapes and values
+//!    FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul (attention's Q·Kᵀ and P·V) and the
+//!    tiny GPT's int8 attention op over its KV cache; then random shapes and values
 //!    through each DSP kernel and the reference ([`sweep`]);
 //! 2. every op of the DS-CNN classifier (one inference), of the demo's intent classifier (one
 //!    inference on its first test input) and of the tiny GPT (one decode step at the last cache
@@ -320,8 +320,7 @@ fn kernels(buf: &mut Buffers) -> bool {
         &mut buf.out_ref[..n_att],
     );
     let t1 = mark();
-    let r2 = attention::eval_i8_with(
-        &DotKernel::dsp(),
+    let r2 = attention::dsp::eval_i8(
         black_box(&att),
         q,
         &buf.k_cache,

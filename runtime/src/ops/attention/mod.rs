@@ -33,6 +33,8 @@
 //! `255 · L · 2⁻²⁵` of `v`'s scale per output (below 0.03 LSB of `v` for `L ≤ 4096`), the division
 //! 2⁻¹⁷, and the final requantization 0.5 LSB.
 
+// Cortex-M4 DSP variant, used by `eval_i8` on thumbv7em (unless feature `reference-kernels`).
+pub mod dsp;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -215,7 +217,9 @@ pub fn check_f32(
     Ok(())
 }
 
-/// int8 attention with the reference dot product. Requires a successful [`check_i8`].
+/// int8 attention: the DSP kernel ([`dsp::eval_i8`]) on `thumbv7em-*` (unless the feature
+/// `reference-kernels` is on), elsewhere the reference with the reference dot product. Both
+/// are bit-exact. Requires a successful [`check_i8`].
 #[allow(clippy::too_many_arguments)]
 pub fn eval_i8(
     p: &AttentionParams<'_>,
@@ -226,6 +230,9 @@ pub fn eval_i8(
     scratch: &mut [i32],
     out: &mut [i8],
 ) -> Result<(), Error> {
+    #[cfg(all(edgeloop_dsp, not(feature = "reference-kernels")))]
+    return dsp::eval_i8(p, q, k_cache, v_cache, position, scratch, out);
+    #[allow(unreachable_code)]
     reference::eval_i8(
         &DotKernel::reference(),
         p,

@@ -281,6 +281,23 @@ fn incremental_decode_equals_full_recompute() {
     }
 }
 
+/// The DSP attention kernel (`dsp::eval_i8`, emulated SMLAD off-target) against the reference
+/// on random cases (heads, head widths 1-20, capacities, prefill and decode, causal or not).
+#[test]
+fn bit_exact_dsp_kernel() {
+    let mut rng = Rng::new(0xA77D);
+    for i in 0..400 {
+        let c = Case::random(&mut rng);
+        let p = c.params();
+        let mut scratch = vec![0i32; c.shape.capacity as usize];
+        let mut got = vec![0i8; c.q.len()];
+        check_i8(&p, c.q.len(), c.k.len(), scratch.len(), got.len()).unwrap();
+        dsp::eval_i8(&p, &c.q, &c.k, &c.v, c.pos, &mut scratch, &mut got).unwrap();
+        let want = c.run(&DotKernel::reference()).unwrap();
+        assert_eq!(got, want, "case {i}: {:?}", c.shape);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(testing::CASES * 2))]
 
