@@ -32,5 +32,16 @@ export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$CORES}"
 # Built together with the root package so that features unify as in the CLI's release build and
 # its artifacts in the shared target dir are reused (built alone, tract and candle would be
 # rebuilt with a different feature set).
-cargo build --release -p edgeloop -p edgeloop-bench
+cargo build --release -p edgeloop -p edgeloop-bench -p edgeloop-rss-probe
+# The peak-RSS probe as a static musl binary, as an edge Linux deployment ships it (no dynamic
+# loader or shared glibc pages: the process floor falls from ~2 MB to ~0.5 MB). Falls back to
+# the glibc build next to the bench when the musl target cannot be installed.
+MUSL=x86_64-unknown-linux-musl
+if [ "$(uname -m)" = x86_64 ] && { rustup target list --installed 2>/dev/null | grep -qx "$MUSL" \
+    || rustup target add "$MUSL" >/dev/null 2>&1; } \
+  && cargo build --release --target "$MUSL" -p edgeloop-rss-probe; then
+  export EDGELOOP_RSS_PROBE="$CARGO_TARGET_DIR/$MUSL/release/rss-probe"
+else
+  echo "bench.sh: no static musl build of rss-probe; peak RSS is measured with the glibc build" >&2
+fi
 "$CARGO_TARGET_DIR/release/edgeloop-bench" --threads "1,$CORES" --out bench "$@"

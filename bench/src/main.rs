@@ -70,11 +70,17 @@ fn parse_args() -> std::result::Result<Args, String> {
 }
 
 fn rss_probe(image: &[u8], tag: &str) -> Result<Rss> {
-    let exe = std::env::current_exe().map_err(|e| Error::Io(e.to_string()))?;
-    let probe = exe.with_file_name("rss-probe");
+    // EDGELOOP_RSS_PROBE: the static musl build scripts/bench.sh makes; else the glibc build
+    // next to this binary.
+    let probe = match std::env::var_os("EDGELOOP_RSS_PROBE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Io(e.to_string()))?
+            .with_file_name("rss-probe"),
+    };
     if !probe.is_file() {
         return Err(Error::Io(format!(
-            "{} not found (build the bench with `cargo build --release -p edgeloop-bench`)",
+            "{} not found (build it with `cargo build --release -p edgeloop-rss-probe`, or run scripts/bench.sh)",
             probe.display()
         )));
     }
@@ -109,6 +115,11 @@ fn rss_probe(image: &[u8], tag: &str) -> Result<Rss> {
         baseline_hwm_kib: num(&b, "vm_hwm_kib")?,
         image_bytes: num(&m, "image_bytes")? as usize,
         arena_bytes: num(&m, "arena_bytes")? as usize,
+        linkage: m
+            .get("linkage")
+            .and_then(|x| x.as_str())
+            .unwrap_or("unknown")
+            .to_string(),
     })
 }
 

@@ -55,6 +55,8 @@ pub struct Rss {
     pub image_bytes: usize,
     /// Arena bytes.
     pub arena_bytes: usize,
+    /// How the probe was linked: `static musl` or `dynamic glibc`.
+    pub linkage: String,
 }
 
 impl Rss {
@@ -441,9 +443,16 @@ pub fn markdown(r: &Results) -> String {
             st
         );
     }
+    let linkage = r
+        .models
+        .iter()
+        .find_map(|m| m.rss_i8.as_ref().ok().map(|r| r.linkage.clone()))
+        .unwrap_or_else(|| "unknown".into());
     let _ = writeln!(
         s,
-        "\nVmHWM is read from /proc/self/status by `rss-probe`, a separate small binary that reads \
+        "\nVmHWM is read from /proc/self/status by `rss-probe` ({linkage} build; scripts/bench.sh \
+         builds it static with musl, as an edge Linux deployment ships a runtime, and falls back to \
+         glibc), a separate small binary linking only the runtime, that reads \
          the image file into one aligned buffer, allocates the arena and invokes 100 times; \
          \"same binary, no model\" is its VmHWM when it loads nothing (the process's own floor). \
          Allocations are counted by a counting global allocator in the bench binary.\n"

@@ -548,10 +548,12 @@ async fn feedback(
         ))
     })?;
     let mut sample_values = tracked.sample.clone();
+    let mut corrected_generation = false;
     let correction = match req.correction {
         None => None,
         Some(v) if tracked.task == Task::Generate => {
             sample_values = corrected_generation_sample(&state, &tracked.sample, &v)?;
+            corrected_generation = true;
             None
         }
         Some(v) => {
@@ -585,7 +587,6 @@ async fn feedback(
             Some(class as u16)
         }
     };
-    let corrected_generation = sample_values.len() != tracked.sample.len();
     let sample = Sample::from_i32(&sample_values)
         .map_err(|e| ApiError::internal(format!("sampling the input: {e}")))?;
     let thumbs = req.preference.map(|p| match p {

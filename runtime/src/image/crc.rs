@@ -1,5 +1,8 @@
 //! CRC-32 (IEEE 802.3, reflected polynomial `0xEDB88320`, init and final XOR `0xFFFFFFFF`),
-//! the checksum in the image header. Nibble-table implementation: 64 bytes of table in flash.
+//! the checksum in the image header. On a microcontroller: a nibble table, 64 bytes of flash. On a
+//! host (`std`): `crc32fast` (carry-less multiply where the CPU has it, slicing tables
+//! otherwise), the same function ~50x faster, so validating a 1 MB image costs well under a
+//! millisecond of start-up. The tests check the two agree.
 
 const TABLE: [u32; 16] = {
     let mut t = [0u32; 16];
@@ -39,6 +42,20 @@ impl Crc32 {
 
     /// Feeds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
+        #[cfg(feature = "std")]
+        {
+            // crc32fast's state is the finished checksum so far; ours the raw register.
+            let mut h = crc32fast::Hasher::new_with_initial(!self.0);
+            h.update(bytes);
+            self.0 = !h.finalize();
+        }
+        #[cfg(not(feature = "std"))]
+        self.update_nibbles(bytes);
+    }
+
+    /// Feeds bytes through the nibble table (the microcontroller's implementation).
+    #[cfg_attr(feature = "std", allow(dead_code))]
+    fn update_nibbles(&mut self, bytes: &[u8]) {
         let mut c = self.0;
         for &b in bytes {
             c ^= b as u32;
@@ -79,5 +96,30 @@ mod tests {
         c.update(&data[..33]);
         c.update(&data[33..]);
         assert_eq!(c.finish(), crc32(&data));
+    }
+
+    #[test]
+    fn host_and_microcontroller_implementations_agree() {
+        // Pseudo-random lengths (0..5000, odd splits) and bytes: the nibble table against
+        // whatever `update` uses on this build.
+        let mut x = 0x9E37_79B9u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..200 {
+            let len = (next() % 5000) as usize;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let split = if len == 0 { 0 } else { next() as usize % len };
+            let mut fast = Crc32::new();
+            fast.update(&data[..split]);
+            fast.update(&data[split..]);
+            let mut table = Crc32::new();
+            table.update_nibbles(&data[..split]);
+            table.update_nibbles(&data[split..]);
+            assert_eq!(fast.finish(), table.finish(), "len {len} split {split}");
+        }
     }
 }

@@ -364,6 +364,138 @@ impl<'a> Model<'a> {
 
     /// Recomputes every tensor's lifetime from the graph and compares it with the record.
     fn validate_lifetimes(&self) -> Result<(), Error> {
+        let fast = self.lifetimes_hold();
+        if cfg!(debug_assertions) {
+            // Debug builds (the tests, the fuzz targets) run both and hold the fast check to
+            // exactly the exact one's verdict.
+            let exact = self.validate_lifetimes_exact();
+            assert_eq!(
+                fast,
+                exact.is_ok(),
+                "lifetime checks disagree: exact says {exact:?}"
+            );
+            return exact;
+        }
+        if fast {
+            Ok(())
+        } else {
+            // The error a user sees: the exact check names the tensor or op.
+            self.validate_lifetimes_exact()
+        }
+    }
+
+    /// The stored lifetimes checked in one pass over the ops (linear in the graph's size, where
+    /// [`Self::validate_lifetimes_exact`] walks every op for every arena tensor): `true` exactly
+    /// when the exact check accepts the image. Nothing is allocated; per-tensor facts that
+    /// would need a table (each tensor written once, read at its last op) are checked by
+    /// counting: a write of `t` is only accepted at `t.first_op` and a read at `t.last_op` is
+    /// counted once per op, so each tensor contributes at most one, and the totals must equal
+    /// the numbers of tensors that need one.
+    fn lifetimes_hold(&self) -> bool {
+        let Some(last_op) = self.num_ops().checked_sub(1) else {
+            return false;
+        };
+        // What the tensor records claim.
+        let (mut writes_needed, mut late_input_writes_needed, mut last_reads_needed) = (0, 0, 0);
+        for i in 0..self.num_tensors() {
+            let Ok(t) = self.raw_tensor(i) else {
+                return false;
+            };
+            let ti = i as u16;
+            let (first, last) = (t.first_op as usize, t.last_op as usize);
+            let (input, output) = (self.is_input(ti), self.is_output(ti));
+            match t.storage {
+                Storage::Constant | Storage::Alias(_) => {
+                    if (first, last) != (0, 0) {
+                        return false;
+                    }
+                }
+                Storage::Persistent => {
+                    if (first, last) != (0, last_op) {
+                        return false;
+                    }
+                }
+                Storage::Arena => {
+                    if first > last || last > last_op {
+                        return false;
+                    }
+                    if !input {
+                        writes_needed += 1;
+                    } else if first != 0 {
+                        late_input_writes_needed += 1;
+                    }
+                    if output {
+                        if last != last_op {
+                            return false;
+                        }
+                    } else if last > first {
+                        last_reads_needed += 1;
+                    }
+                }
+            }
+            if matches!(t.storage, Storage::Constant | Storage::Persistent) && (input || output) {
+                return false;
+            }
+        }
+        // What the ops do.
+        let (mut writes, mut late_input_writes, mut last_reads) = (0, 0, 0);
+        for (j, rec) in self.ops().enumerate() {
+            let Ok(rec) = rec else {
+                return false;
+            };
+            for (k, o) in rec.outputs().enumerate() {
+                if rec.outputs().take(k).any(|p| p == o) {
+                    continue;
+                }
+                // Not a tensor (an absent optional operand): the op's binding check judges it.
+                let Ok(t) = self.raw_tensor(o as usize) else {
+                    continue;
+                };
+                if t.storage != Storage::Arena {
+                    continue;
+                }
+                if t.first_op as usize != j {
+                    return false;
+                }
+                if !self.is_input(o) {
+                    writes += 1;
+                } else if j != 0 {
+                    late_input_writes += 1;
+                }
+            }
+            for (k, x) in rec.inputs().enumerate() {
+                let b = self.base_of(x);
+                if rec.inputs().take(k).any(|y| self.base_of(y) == b) {
+                    continue;
+                }
+                let Ok(t) = self.raw_tensor(b as usize) else {
+                    continue;
+                };
+                if t.storage != Storage::Arena {
+                    continue;
+                }
+                let (first, last) = (t.first_op as usize, t.last_op as usize);
+                if !self.is_input(b) && first >= j {
+                    return false;
+                }
+                if !self.is_output(b) {
+                    if j > last {
+                        return false;
+                    }
+                    if j == last && last > first {
+                        last_reads += 1;
+                    }
+                }
+            }
+        }
+        writes == writes_needed
+            && late_input_writes == late_input_writes_needed
+            && last_reads == last_reads_needed
+    }
+
+    /// Every arena tensor's stored lifetime against the graph, tensor by tensor (the error
+    /// names the first tensor or op that is wrong).
+    fn validate_lifetimes_exact(&self) -> Result<(), Error> {
         let last_op = self.num_ops() - 1;
         for i in 0..self.num_tensors() {
             let t = self.raw_tensor(i)?;

@@ -523,6 +523,47 @@ fn every_bit_flip_is_an_error_or_a_valid_model() {
     }
 }
 
+/// Every stored lifetime `(first_op, last_op)` of every tensor, for the tiny graph and the MLP
+/// (with its softmax): the one-pass lifetime check and the exact per-tensor one must agree on
+/// each (debug builds assert it inside `Model::parse`), and the valid edits are exactly the
+/// original lifetimes.
+#[test]
+fn every_stored_lifetime_edit_is_judged_alike_by_both_checks() {
+    let mlp = {
+        let net = crate::models::mlp::mlp(5, true);
+        let mut rng = crate::models::Rng::new(9);
+        let calib: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(net.input_len(), 1.0)).collect();
+        net.build_i8(&calib).expect("MLP image").0
+    };
+    for built in [tiny_i8(), tiny_f32(), mlp] {
+        let good = &built.bytes;
+        let a = AlignedBytes::new(good);
+        let m = Model::parse(a.as_slice()).expect("valid");
+        let (n_tensors, n_ops) = (m.num_tensors(), m.num_ops() as u16);
+        let (mut tried, mut valid) = (0, 0);
+        for t in 0..n_tensors {
+            let r = tensor_record(good, t);
+            for first in 0..=n_ops + 1 {
+                for last in 0..=n_ops + 1 {
+                    let mut b = good.clone();
+                    b[r + 24..r + 26].copy_from_slice(&first.to_le_bytes());
+                    b[r + 26..r + 28].copy_from_slice(&last.to_le_bytes());
+                    fix_crc(&mut b);
+                    tried += 1;
+                    if parse(&b).is_ok() {
+                        valid += 1;
+                        assert_eq!(&b, good, "tensor {t}: ({first}, {last}) accepted");
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            valid, n_tensors,
+            "each tensor's own lifetime ({tried} edits tried)"
+        );
+    }
+}
+
 #[test]
 fn seeded_multi_byte_corruption_never_panics() {
     let good = tiny_i8().bytes;

@@ -236,6 +236,25 @@ fn to_prompt(
     }))
 }
 
+/// The instruction pairs of a JSONL file (`{"prompt", "response"}` records) as prompts that fit
+/// `context`.
+pub(crate) fn read_prompts(
+    tok: &Tokenizer,
+    path: &Path,
+    context: usize,
+) -> anyhow::Result<Vec<Prompt>> {
+    let mut out = Vec::new();
+    for e in jobs::read_jsonl::<InstructionExample>(path)? {
+        let pair = InstructionPair {
+            prompt: e.prompt,
+            response: e.response,
+            intent: String::new(),
+        };
+        out.extend(to_prompt(tok, &pair, context)?);
+    }
+    Ok(out)
+}
+
 /// Generates the assistant's corpora (seeded apart from the classifier's) and writes the SFT files.
 pub fn prompts(ctx: &Ctx, tok: &Tokenizer, context: usize) -> anyhow::Result<Prompts> {
     let sz = &ctx.sizes;
@@ -588,39 +607,11 @@ pub fn retrain(
 
     // DPO from the deployed checkpoint.
     let eos = tok.specials().eos;
-    let to_triple = |p: &preferences::PreferencePair| {
-        let mut c = p.chosen.clone();
-        let mut r = p.rejected.clone();
-        c.extend(eos);
-        r.extend(eos);
-        (p.prompt.clone(), c, r)
-    };
-    let all: Vec<_> = pairs
-        .pairs
-        .iter()
-        .map(to_triple)
-        .filter(|(p, c, r)| p.len() + c.len().max(r.len()) <= context + 1)
-        .collect();
+    let all = rlhf::field_preferences(&pairs, eos, context);
     let n_val = (all.len() / 10).max(1);
     let (val, field_train) = all.split_at(n_val);
     // Replay: lab SFT answers, spread evenly over the lab training file.
-    let lab: Vec<Prompt> = jobs::read_jsonl::<InstructionExample>(&prompts.sft.0)?
-        .into_iter()
-        .map(|e| {
-            to_prompt(
-                tok,
-                &InstructionPair {
-                    prompt: e.prompt,
-                    response: e.response,
-                    intent: String::new(),
-                },
-                context,
-            )
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+    let lab = read_prompts(tok, &prompts.sft.0, context)?;
     let n_replay = ((field_train.len() as f64 * DPO_REPLAY).round() as usize).min(lab.len());
     let mut train = field_train.to_vec();
     train.extend((0..n_replay).map(|k| {

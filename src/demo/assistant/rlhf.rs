@@ -28,13 +28,13 @@ use edgeloop_trainer::rlhf::reward::RewardTraining;
 use edgeloop_trainer::rlhf::sample;
 use edgeloop_trainer::rlhf::{Oracle, PpoConfig, RlooConfig};
 use edgeloop_trainer::tokenizer::Tokenizer;
-use edgeloop_trainer::train::jobs::{self, InstructionExample};
+use edgeloop_trainer::train::jobs;
 use edgeloop_trainer::train::tasks::Preference;
 use edgeloop_trainer::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 use super::generate::AssistantImage;
-use super::{judge, Prompt, Prompts, ASSISTANT_MODEL_ID};
+use super::{judge, read_prompts, Prompt, Prompts, ASSISTANT_MODEL_ID};
 use crate::demo::{Ctx, Sizes};
 
 /// The demo's user as an [`Oracle`]: 1 when [`judge`] accepts the decoded response to a prompt
@@ -246,19 +246,6 @@ pub struct DemoRlhfReport {
     pub settings: DemoComparison,
     /// Wall-clock seconds.
     pub seconds: f64,
-}
-
-fn read_prompts(tok: &Tokenizer, path: &Path, context: usize) -> anyhow::Result<Vec<Prompt>> {
-    let mut out = Vec::new();
-    for e in jobs::read_jsonl::<InstructionExample>(path)? {
-        let pair = edgeloop_trainer::corpus::InstructionPair {
-            prompt: e.prompt,
-            response: e.response,
-            intent: String::new(),
-        };
-        out.extend(super::to_prompt(tok, &pair, context)?);
-    }
-    Ok(out)
 }
 
 /// Runs SFT-only vs DPO vs PPO vs RLOO on a finished demo run's assistant data, writing the

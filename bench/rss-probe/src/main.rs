@@ -17,6 +17,15 @@ fn status_kib(key: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("/proc/self/status has no {key}"))
 }
 
+/// How this binary was linked (the process floor differs by ~1.5 MB).
+const LINKAGE: &str = if cfg!(target_env = "musl") {
+    "static musl"
+} else if cfg!(target_feature = "crt-static") {
+    "static glibc"
+} else {
+    "dynamic glibc"
+};
+
 fn run() -> Result<String, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(path) = args.first() else {
@@ -24,7 +33,7 @@ fn run() -> Result<String, String> {
     };
     if path == "--baseline" {
         return Ok(format!(
-            "{{\"vm_hwm_kib\":{},\"vm_rss_kib\":{},\"image_bytes\":0,\"arena_bytes\":0}}",
+            "{{\"vm_hwm_kib\":{},\"vm_rss_kib\":{},\"image_bytes\":0,\"arena_bytes\":0,\"linkage\":\"{LINKAGE}\"}}",
             status_kib("VmHWM:")?,
             status_kib("VmRSS:")?
         ));
@@ -58,7 +67,7 @@ fn run() -> Result<String, String> {
     }
     std::hint::black_box(it.output_bytes(0).map_err(|e| format!("{e:?}"))?);
     Ok(format!(
-        "{{\"vm_hwm_kib\":{},\"vm_rss_kib\":{},\"image_bytes\":{},\"arena_bytes\":{}}}",
+        "{{\"vm_hwm_kib\":{},\"vm_rss_kib\":{},\"image_bytes\":{},\"arena_bytes\":{},\"linkage\":\"{LINKAGE}\"}}",
         status_kib("VmHWM:")?,
         status_kib("VmRSS:")?,
         img.as_slice().len(),
