@@ -9,7 +9,11 @@
 #             into a temporary folder first.
 #   --out DIR where quantizer-vs-ort.{json,md} and the models go (default RUN_DIR/quantizer-vs-ort).
 #   --seed N  seed of the fresh `--fast` demo (default 7, the demo's).
-#   Other flags go to quantizer_vs_ort.py (--no-images, --percentile P, --lm-calib N, ...).
+#   Other flags go to quantizer_vs_ort.py (--no-images, --percentile P, --lm-calib N,
+#             --ort-entropy-bins BINS/QUANTIZED_BINS, ...). ORT's `quantize_static` entropy uses
+#             128 / 128 histogram bins, which makes it min-max (quant_ort.py says why): the report
+#             adds ORT's entropy with a real threshold search, by default at 2048 / 128 bins
+#             (--ort-entropy-bins 0 leaves it out).
 # Environment: EDGELOOP_BIN (default: `cargo build -p edgeloop`, target/debug/edgeloop),
 #   EDGELOOP_PYTHON (default: the project venv), ORT_DYLIB_PATH (default: the venv's onnxruntime).
 set -euo pipefail
@@ -30,7 +34,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) [ $# -ge 2 ] || die "--out needs a folder"; OUT="$2"; shift 2 ;;
     --seed) [ $# -ge 2 ] || die "--seed needs a number"; SEED="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    # quantizer_vs_ort.py's flags that take a value (also accepted as --flag=value).
+    --percentile|--lm-calib|--lm-eval-windows|--ort-entropy-bins)
+      [ $# -ge 2 ] || die "$1 needs a value"; PASS+=("$1" "$2"); shift 2 ;;
     --*) PASS+=("$1"); shift ;;
     *) [ -z "$RUN" ] || die "one RUN_DIR only (got '$RUN' and '$1')"; RUN="$1"; shift ;;
   esac

@@ -8,16 +8,31 @@ samples, exactly as edgeloop reads it.
 
 Usage: quant_ort.py --model in.onnx --calib DIR --out out.onnx
                     [--method minmax|percentile|entropy] [--percentile P] [--per-tensor]
-                    [--op-types A,B,...]
+                    [--op-types A,B,...] [--entropy-bins N --entropy-quantized-bins M]
+
+--entropy-bins / --entropy-quantized-bins (with --method entropy) set the histogram of ORT's
+entropy calibration. `quantize_static` (1.31.1) does not pass these through (its extra_options
+forward only CalibTensorRangeSymmetric, CalibMovingAverage(Constant), CalibMaxIntermediateOutputs
+and CalibPercentile to the calibrator), so its entropy method always runs with EntropyCalibrater's
+defaults, 128 histogram bins and 128 quantized bins: get_entropy_threshold then has one candidate
+threshold, the whole histogram, and the ranges are the min-max ones. With the options, ORT's own
+calibrator (`onnxruntime.quantization.calibrate.create_calibrator`, entropy, the given bins) runs on
+the same samples and op types, its ranges are written with ORT's `save_tensors_data`, and
+`quantize_static` reads them through its `calibration_cache_path` parameter: everything else is
+quantize_static's own.
 """
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 
 import numpy as np
 import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
+from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
 
 def input_shapes(model):
@@ -79,6 +94,24 @@ class Reader(CalibrationDataReader):
         return next(self.it, None)
 
 
+def entropy_cache(model, samples, op_types, num_bins, num_quantized_bins, path):
+    """Runs ORT's entropy calibrator with the given histogram sizes on `samples` and writes its
+    ranges to `path` (ORT's calibration cache format). Calibrates the tensors of the op types
+    quantize_static would calibrate (its default: every op type its QLinear and QDQ registries
+    know)."""
+    ops = op_types or list(set(list(QLinearOpsRegistry) + list(QDQRegistry)))
+    with tempfile.TemporaryDirectory(prefix="quant_ort.") as tmp:
+        cal = create_calibrator(
+            model, ops, augmented_model_path=os.path.join(tmp, "augmented_model.onnx"),
+            calibrate_method=CalibrationMethod.Entropy,
+            extra_options={"num_bins": num_bins, "num_quantized_bins": num_quantized_bins})
+        # ORT prints a few progress lines per tensor set; keep stdout to our one line.
+        with contextlib.redirect_stdout(sys.stderr):
+            cal.collect_data(Reader(samples))
+            ranges = cal.compute_data()
+    save_tensors_data(ranges, path)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
@@ -89,7 +122,14 @@ def main():
                    help="percentile kept by --method percentile (ORT's default 99.999)")
     p.add_argument("--per-tensor", action="store_true")
     p.add_argument("--op-types", default="")
+    p.add_argument("--entropy-bins", type=int, default=0,
+                   help="histogram bins of ORT's entropy calibration (0: quantize_static's own, 128)")
+    p.add_argument("--entropy-quantized-bins", type=int, default=0,
+                   help="quantized bins of ORT's entropy calibration (0: quantize_static's own, 128)")
     args = p.parse_args()
+    custom = bool(args.entropy_bins or args.entropy_quantized_bins)
+    if custom and args.method != "entropy":
+        sys.exit("--entropy-bins/--entropy-quantized-bins need --method entropy")
     model = onnx.load(args.model)
     samples = load_samples(args.calib, input_shapes(model), input_dtypes(model))
     if not samples:
@@ -97,10 +137,17 @@ def main():
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}[args.method]
     op_types = [t for t in args.op_types.split(",") if t] or None
+    cache = None
+    if custom:
+        cache = args.out + ".calib.json"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(cache)
+        entropy_cache(args.model, samples, op_types, args.entropy_bins or 128,
+                      args.entropy_quantized_bins or 128, cache)
     quantize_static(
         args.model,
         args.out,
-        Reader(samples),
+        None if cache else Reader(samples),
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=op_types,
         per_channel=not args.per_tensor,
@@ -108,6 +155,7 @@ def main():
         weight_type=QuantType.QInt8,
         calibrate_method=method,
         extra_options={"CalibPercentile": args.percentile},
+        calibration_cache_path=cache,
     )
     print(f"wrote {args.out} ({len(samples)} calibration samples)")
 

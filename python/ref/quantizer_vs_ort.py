@@ -10,6 +10,13 @@ quantizers), for each calibration method both implement (min-max, percentile, en
   (`data/pretrain_val.jsonl`), calibrated on windows of the training text
   (`data/pretrain_train.jsonl`, disjoint from it).
 
+ORT's entropy method through `quantize_static` is min-max in 1.31.1: quantize_static passes no
+histogram sizes to its EntropyCalibrater, whose defaults (128 bins, 128 quantized bins) leave
+get_entropy_threshold a single candidate threshold, the whole histogram (see quant_ort.py). So ORT's
+entropy also runs with a real KL search at given histogram sizes (--ort-entropy-bins, default
+2048 histogram bins / 128 quantized bins; a comma-separated list for several), its calibrator's
+ranges handed to quantize_static as a calibration cache.
+
 Every ONNX model (fp32, ours int8 QDQ, ORT int8 QDQ) runs in ONNX Runtime on the CPU at graph
 optimization Level1 (ORT_ENABLE_BASIC; higher levels fuse QDQ into kernels that saturate on
 AVX2 hosts without VNNI). The int8 classifiers and language models (percentile calibration,
@@ -23,6 +30,7 @@ classifier's fixed length with [PAD] exactly as the demo does.
 
 Usage: quantizer_vs_ort.py --run RUN_DIR --bin EDGELOOP --work DIR --json OUT.json --md OUT.md
                            [--percentile 99.99] [--no-images] [--lm-calib N]
+                           [--ort-entropy-bins BINS/QUANTIZED_BINS[,...] | --ort-entropy-bins 0]
 """
 import argparse
 import json
@@ -44,6 +52,12 @@ OUR_OP_TYPES = ["Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Sigmoid", "Soft
                 "Unsqueeze", "Concat", "LayerNormalization", "Gelu"]
 QUANTIZERS = {"ours": "edgeloop", "onnxruntime": "ORT quantize_static (its default op types)",
               "onnxruntime-ourops": "ORT quantize_static (our op types)"}
+
+
+def kl_key(bins):
+    """Quantizer key of ORT's entropy with a real threshold search at `bins` (histogram bins,
+    quantized bins): entropy rows only; main registers its label in QUANTIZERS."""
+    return f"onnxruntime-kl{bins[0]}-{bins[1]}"
 LM_SEQ = 32
 
 
@@ -154,11 +168,13 @@ def score(y, p, k):
     return {"accuracy": float(np.mean(y == p)), "macro_f1": macro_f1(y, p, k), "n": int(len(y))}
 
 
-def quantize_both(binary, python, fp32, calib, work, tag, percentile):
+def quantize_both(binary, python, fp32, calib, work, tag, percentile, kl_settings):
     """Our and ORT's int8 QDQ models for each method; returns {(quantizer, method): path}.
 
     ORT runs twice: with its defaults (every op its QDQ quantizer registers, which includes
-    Gather tables and LayerNorm parameters), and restricted to the op types ours quantizes."""
+    Gather tables and LayerNorm parameters), and restricted to the op types ours quantizes; for
+    entropy once more per (bins, quantized bins) of `kl_settings`, with its default op types and
+    those histogram sizes."""
     out = {}
     for m in METHODS:
         ours = os.path.join(work, f"{tag}-ours-{m}.onnx")
@@ -178,6 +194,14 @@ def quantize_both(binary, python, fp32, calib, work, tag, percentile):
         out[("ours", m)] = ours
         out[("onnxruntime", m)] = theirs
         out[("onnxruntime-ourops", m)] = same
+        for kl_bins in kl_settings if m == "entropy" else []:
+            kl = os.path.join(work, f"{tag}-ort-kl{kl_bins[0]}-{kl_bins[1]}-{m}.onnx")
+            t = time.time()
+            sh([python, os.path.join(HERE, "quant_ort.py"), "--model", fp32, "--calib", calib,
+                "--method", m, "--out", kl, "--entropy-bins", str(kl_bins[0]),
+                "--entropy-quantized-bins", str(kl_bins[1])])
+            log(f"  {tag}: ORT {m}, {kl_bins[0]} / {kl_bins[1]} bins ({time.time() - t:.1f} s)")
+            out[(kl_key(kl_bins), m)] = kl
     return out
 
 
@@ -256,15 +280,17 @@ def classifier(args, work, sizes):
         + ", ".join(f"{k} {len(v)}" for k, v in xs.items()))
     models = {("fp32", None): fp32}
     models.update(quantize_both(args.bin, args.python, fp32, calib, work, "classifier",
-                                args.percentile))
+                                args.percentile, args.ort_entropy_bins))
     shipped = os.path.join(run, "deploy", "v1", "model-int8.onnx")
     all_x = np.concatenate([xs[k] for k in sets])
     all_y = np.concatenate([ys[k] for k in sets])
     ref = None
     rows = []
+    preds = {}
     for (quantizer, method), path in models.items():
         logits = run_rows(path, all_x)
         pred = np.argmax(logits, axis=1)
+        preds[(quantizer, method)] = pred
         if ref is None:
             ref = (logits, pred)
         row = {"quantizer": quantizer, "method": method, "runtime": "onnxruntime-level1",
@@ -278,6 +304,17 @@ def classifier(args, work, sizes):
         row["top1_agreement_with_fp32"] = float(np.mean(pred == ref[1]))
         row["logit_sqnr_db"] = None if quantizer == "fp32" else sqnr_db(ref[0], logits)
         rows.append(row)
+    # Where ours and an ORT model disagree on being right (all held-out examples pooled): the
+    # examples only ours classifies correctly, and those only ORT's does.
+    discordant = []
+    for (quantizer, method), pred in preds.items():
+        if quantizer in ("fp32", "ours"):
+            continue
+        ours = preds[("ours", method)] == all_y
+        other = pred == all_y
+        discordant.append({"method": method, "against": quantizer,
+                           "ours_only_correct": int(np.sum(ours & ~other)),
+                           "other_only_correct": int(np.sum(other & ~ours))})
     images = []
     if not args.no_images:
         # The compiled images on edgeloop's host runtime, on the lab test split (one
@@ -312,6 +349,7 @@ def classifier(args, work, sizes):
                                   "(the demo's own calibration set)"},
         "eval_sets": {k: len(v) for k, v in xs.items()},
         "rows": rows,
+        "discordant": discordant,
         "images": images,
     }
 
@@ -345,7 +383,8 @@ def lm(args, work, sizes):
     log(f"LM: {len(calib_x)} calibration windows of {LM_SEQ} tokens from the training text, "
         f"{len(ex)} held-out windows ({ey.size} predicted tokens)")
     models = {("fp32", None): fp32}
-    models.update(quantize_both(args.bin, args.python, fp32, calib, work, "lm", args.percentile))
+    models.update(quantize_both(args.bin, args.python, fp32, calib, work, "lm", args.percentile,
+                                args.ort_entropy_bins))
     rows = []
     ref = None
     onnx_logits = {}
@@ -416,10 +455,13 @@ def verdicts(cls, lmr):
         c = {r["quantizer"]: r for r in cls["rows"]
              if r["method"] == m and r["runtime"] == "onnxruntime-level1"}
         l = {r["quantizer"]: r for r in lmr["rows"] if r["method"] == m}
-        for other in ["onnxruntime", "onnxruntime-ourops"]:
+        for other in [o for o in QUANTIZERS if o != "ours" and o in c and o in l]:
             a, b = c["ours"]["pooled"]["accuracy"], c[other]["pooled"]["accuracy"]
+            d = next(x for x in cls["discordant"] if x["method"] == m and x["against"] == other)
             out.append({"task": "classifier", "method": m, "against": other,
                         "metric": "accuracy (all held-out sets pooled)", "ours": a, "other": b,
+                        "ours_only_correct": d["ours_only_correct"],
+                        "other_only_correct": d["other_only_correct"],
                         "ours_top1_agreement_with_fp32": c["ours"]["top1_agreement_with_fp32"],
                         "other_top1_agreement_with_fp32": c[other]["top1_agreement_with_fp32"],
                         "ours_logit_sqnr_db": c["ours"]["logit_sqnr_db"],
@@ -460,6 +502,11 @@ def summary_table(res):
 
     cols = [("fp32", None)] + [(q, m) for m in METHODS for q in ("ours", "onnxruntime")]
     head = ["fp32"] + [f"{'edgeloop' if q == 'ours' else 'ORT'} {m}" for q, m in cols[1:]]
+    if res.get("ort_entropy_bins"):
+        head[-1] = "ORT entropy (its defaults)"
+    for b in res.get("ort_entropy_bins", []):
+        cols.append((kl_key(b), "entropy"))
+        head.append(f"ORT entropy ({b[0]} / {b[1]} bins)")
     n_lab = c["eval_sets"]["lab_test"]
     n_all = sum(c["eval_sets"].values())
     lines = ["| int8 QDQ, run in ONNX Runtime | " + " | ".join(head) + " |",
@@ -478,6 +525,74 @@ def summary_table(res):
     return "\n".join(lines)
 
 
+def same_initializers(a, b):
+    """Whether two ONNX models hold identical initializers (every scale, zero point, weight)."""
+    ia = {t.name: t.SerializeToString() for t in onnx.load(a).graph.initializer}
+    ib = {t.name: t.SerializeToString() for t in onnx.load(b).graph.initializer}
+    return ia == ib
+
+
+def entropy_note(res):
+    """The paragraph under the summary on what ORT's entropy rows are, and ours against ORT's
+    entropy with a real threshold search, from the figures of this run."""
+    c, l = res["classifier"], res["lm"]
+    eq = res["ort_entropy_equals_minmax"]
+    same = all(eq.values())
+    s = ("ORT's entropy method through `quantize_static` is its min-max: ORT 1.31.1's "
+         "`quantize_static` (onnxruntime/quantization/quantize.py) forwards only "
+         "CalibTensorRangeSymmetric, CalibMovingAverage(Constant), CalibMaxIntermediateOutputs "
+         "and CalibPercentile to its calibrator, so `create_calibrator` "
+         "(onnxruntime/quantization/calibrate.py) builds the EntropyCalibrater with its default "
+         "128 histogram bins and 128 quantized bins; `HistogramCollector.get_entropy_threshold` "
+         "tries the thresholds from num_quantized_bins / 2 to num_bins / 2 bins each side of "
+         "zero, here one: the whole histogram, [-max |x|, max |x|], clipped to the observed "
+         "[min, max]. ")
+    s += ("In this run ORT's entropy and min-max models hold identical initializers (every scale "
+          "and zero point) for both models. " if same else
+          "(In this run ORT's entropy and min-max models differ for: "
+          + ", ".join(k for k, v in eq.items() if not v) + ".) ")
+    if not res.get("ort_entropy_bins"):
+        return s + "ORT's entropy with a real threshold search was not run (--ort-entropy-bins 0)."
+
+    def row(rows, q):
+        return next(r for r in rows if r["quantizer"] == q and r["method"] == "entropy"
+                    and r.get("runtime", "onnxruntime-level1") == "onnxruntime-level1")
+
+    def disc(q):
+        return next(x for x in c["discordant"] if x["method"] == "entropy" and x["against"] == q)
+
+    co, lo = row(c["rows"], "ours"), row(l["rows"], "ours")
+    n = co["pooled"]["n"]
+    settings = res["ort_entropy_bins"]
+    s += ("The `ORT entropy (B / Q bins)` column" + ("s are" if len(settings) > 1 else " is")
+          + " ORT's entropy with a real KL search: its own EntropyCalibrater (`create_calibrator` "
+          "with num_bins = B, num_quantized_bins = Q) on the same samples, its ranges handed to "
+          "`quantize_static` through its `calibration_cache_path`, everything else "
+          "quantize_static's own. ORT's histogram is signed ([-max |x|, max |x|]): B / Q bins "
+          "are B / 2 bins and Q / 2 levels per sign; ours (fixed, no option) searches 2048 bins "
+          "of |x| with 128 levels (int8's per sign), exact zeros left out, the resolution of "
+          "ORT's 4096 / 256. Ours against ")
+    parts = []
+    for b in settings:
+        k = row(c["rows"], kl_key(b))
+        d = disc(kl_key(b))
+        parts.append(
+            f"ORT at {b[0]} / {b[1]}: classifier {pct(co['pooled']['accuracy'])} vs "
+            f"{pct(k['pooled']['accuracy'])} pooled ({d['ours_only_correct']} of {n} examples "
+            f"right only with ours, {d['other_only_correct']} only with ORT's), top-1 = fp32 "
+            f"{pct(co['top1_agreement_with_fp32'])} vs {pct(k['top1_agreement_with_fp32'])}, "
+            f"logit SQNR {fmt_db(co['logit_sqnr_db'])} vs {fmt_db(k['logit_sqnr_db'])} dB; LM "
+            f"perplexity {lo['perplexity']:.3f} vs {row(l['rows'], kl_key(b))['perplexity']:.3f}")
+    cd, dd = row(c["rows"], "onnxruntime"), disc("onnxruntime")
+    parts.append(
+        f"ORT's own (= min-max) entropy: classifier {pct(co['pooled']['accuracy'])} vs "
+        f"{pct(cd['pooled']['accuracy'])} ({dd['ours_only_correct']} right only with ours, "
+        f"{dd['other_only_correct']} only with ORT's), top-1 = fp32 "
+        f"{pct(co['top1_agreement_with_fp32'])} vs {pct(cd['top1_agreement_with_fp32'])}, logit "
+        f"SQNR {fmt_db(co['logit_sqnr_db'])} vs {fmt_db(cd['logit_sqnr_db'])} dB")
+    return s + "; ".join(parts) + "."
+
+
 def markdown(res):
     c, l = res["classifier"], res["lm"]
     sets = list(c["eval_sets"])
@@ -489,13 +604,16 @@ def markdown(res):
          f"calibration inputs (one .npz file read by both); percentile method at "
          f"{res['percentile']} (both keep p% of the values, cutting half the rest from each "
          f"tail). ORT's quantizer runs twice: with its default op types "
-         f"(it also rounds Gather tables and LayerNorm parameters to int8) and restricted to ours. "
+         f"(it also rounds Gather tables and LayerNorm parameters to int8) and restricted to ours; "
+         f"for entropy also with set histogram sizes (its own default makes entropy min-max: "
+         f"see under the summary). "
          f"Every ONNX model runs in ONNX Runtime (CPU, graph optimization Level1).\n",
          "## Summary\n",
          "ORT = `quantize_static` with its default op types; details and ORT restricted to our "
          "op types below.\n",
          summary_table(res),
          "",
+         entropy_note(res) + "\n",
          "Where the two quantizers differ (same weights, same calibration statistics otherwise): "
          "ours keeps an additive attention mask (a constant of magnitude ≥ 1e4, as the GPT's "
          "causal mask) and the Softmax reading it float, where ORT quantizes the masked scores "
@@ -559,14 +677,16 @@ def markdown(res):
                      f"| {fmt_db(r['logit_sqnr_db_vs_onnx'])} / {fmt_db(r['logit_sqnr_db'])} "
                      f"| {plan_cell(r['plan'])} | {r['plan']['flash_bytes']:,} |")
     s += ["", "## Which is better (same method, same calibration data)\n",
-          "| task | method | against | metric | ours | ORT | better | top-1 = fp32 ours / ORT "
-          "| logit SQNR dB ours / ORT |",
-          "|---|---|---|---|---:|---:|---|---|---|"]
+          "| task | method | against | metric | ours | ORT | better | examples right only with "
+          "ours / only with ORT | top-1 = fp32 ours / ORT | logit SQNR dB ours / ORT |",
+          "|---|---|---|---|---:|---:|---|---:|---|---|"]
     for v in res["verdicts"]:
         f = (lambda x: f"{x:.3f}") if v["metric"] == "perplexity" else pct
         s.append(f"| {v['task']} | {v['method']} | {QUANTIZERS[v['against']]} | {v['metric']} "
                  f"| {f(v['ours'])} | {f(v['other'])} | {QUANTIZERS.get(v['better'], 'tie')} "
-                 f"| {pct(v['ours_top1_agreement_with_fp32'])} / "
+                 + (f"| {v['ours_only_correct']} / {v['other_only_correct']} "
+                    if "ours_only_correct" in v else "| — ")
+                 + f"| {pct(v['ours_top1_agreement_with_fp32'])} / "
                  f"{pct(v['other_top1_agreement_with_fp32'])} "
                  f"| {fmt_db(v['ours_logit_sqnr_db'])} / {fmt_db(v['other_logit_sqnr_db'])} |")
     return "\n".join(s) + "\n"
@@ -585,7 +705,23 @@ def main():
                    help="LM calibration windows (default: the demo's calibration size)")
     p.add_argument("--lm-eval-windows", type=int, default=0, help="cap (0: all)")
     p.add_argument("--no-images", action="store_true")
+    p.add_argument("--ort-entropy-bins", default="2048/128",
+                   help="BINS/QUANTIZED_BINS[,...]: extra ORT entropy runs with a real threshold "
+                        "search at these histogram sizes (quantize_static's own entropy has "
+                        "128/128: min-max); 0: none")
     args = p.parse_args()
+    settings = []
+    for item in [] if args.ort_entropy_bins in ("0", "") else args.ort_entropy_bins.split(","):
+        try:
+            nb, nq = (int(x) for x in item.split("/"))
+        except ValueError:
+            sys.exit(f"--ort-entropy-bins: '{item}' is not BINS/QUANTIZED_BINS")
+        if nq < 2 or nq > nb:
+            sys.exit(f"--ort-entropy-bins: need 2 <= quantized bins <= bins, got {nb}/{nq}")
+        settings.append((nb, nq))
+        QUANTIZERS[kl_key((nb, nq))] = (f"ORT quantize_static, entropy ranges from its "
+                                        f"calibrator at {nb} / {nq} bins (its default op types)")
+    args.ort_entropy_bins = settings
     args.run = os.path.abspath(args.run)
     args.out_dir = os.path.dirname(os.path.abspath(args.json))
     os.makedirs(args.work, exist_ok=True)
@@ -608,7 +744,15 @@ def main():
         "our_op_types": OUR_OP_TYPES,
         "classifier": cls,
         "lm": lmr,
+        # ORT's entropy QDQ model against its min-max one, per task and op-type set.
+        "ort_entropy_equals_minmax": {
+            f"{tag} ({QUANTIZERS[q]})": same_initializers(
+                os.path.join(args.work, f"{tag}-{v}-entropy.onnx"),
+                os.path.join(args.work, f"{tag}-{v}-minmax.onnx"))
+            for tag in ("classifier", "lm")
+            for q, v in (("onnxruntime", "ort"), ("onnxruntime-ourops", "ort-ourops"))},
     }
+    res["ort_entropy_bins"] = [list(b) for b in args.ort_entropy_bins]
     res["verdicts"] = verdicts(cls, lmr)
     res["seconds"] = time.time() - t
     with open(args.json, "w") as f:

@@ -5,7 +5,9 @@
 //! entropy and MSE a 2048-bin histogram that starts over the first sample's range and widens
 //! without re-binning error (bin width doubled, bins merged in pairs) when a later sample falls
 //! outside it ([`stats::Histogram::cover`]); the method then searches the histogram, bounded by
-//! the observed range. Activations are read with tract ([`crate::runner::Tap`]).
+//! the observed range. Entropy reads a magnitude histogram of twice as many bins, re-binned onto
+//! 2048 bins over `[0, max |x|]` (as TensorRT's), so its search does not depend on the first
+//! sample's range ([`range::entropy`]). Activations are read with tract ([`crate::runner::Tap`]).
 
 mod dataset;
 pub mod range;

@@ -1,6 +1,6 @@
 //! Range searches over calibration histograms. All results contain zero (int8 must represent it).
 
-use super::stats::{Histogram, Histograms};
+use super::stats::{Histogram, Histograms, BINS};
 use super::Range;
 
 fn with_zero(lo: f64, hi: f64) -> Range {
@@ -51,18 +51,26 @@ pub const MIN_VALUES_PER_BIN: usize = 8;
 /// TensorRT-style KL calibration on the magnitude histogram: the threshold `t` minimizing
 /// KL(P‖Q), where P is the histogram clipped at `t` (outliers folded into the last bin) and Q
 /// is P quantized to 128 levels and expanded back. The range is the observed one clipped to ±t.
+///
+/// The search runs, as TensorRT's, on [`BINS`] (2048) bins over `[0, max |x|]`, whatever the
+/// order of the calibration samples: the one-pass magnitude histogram (twice as many bins, at
+/// least [`BINS`] of them within that range after widening) is re-binned onto them
+/// ([`Histogram::rebin`]). Searched directly, a histogram widened to nearly twice the data's
+/// range would leave the data as few as 1025 bins, coarsening both the threshold grid and the
+/// smallest threshold (128 bins) by up to 2x, depending on the first sample's range.
 pub fn entropy(h: &Histograms) -> Range {
     let a = &h.abs;
-    let n = a.counts.len();
-    let w = a.width();
     let (lo, hi) = h.signed.observed();
+    let amax = lo.abs().max(hi.abs());
     // KL on a sparse histogram (few values per bin) clips at noise: keep the observed range.
-    if a.total() < (MIN_VALUES_PER_BIN * n) as u64 || w <= 0.0 {
+    if a.total() < (MIN_VALUES_PER_BIN * BINS) as u64 || amax <= a.lo as f64 {
         return with_zero(lo, hi);
     }
+    let mut hist = a.rebin(amax, BINS);
+    let n = hist.len();
+    let w = amax / n as f64;
     // Bin 0 holds the exact zeros (ReLU outputs, padding), which int8 represents exactly: left in,
     // their mass would dominate the first quantized level and push the threshold far down.
-    let mut hist: Vec<f64> = a.counts.iter().map(|&c| c as f64).collect();
     hist[0] = 0.0;
     let mut best = (f64::INFINITY, n);
     let mut p = vec![0.0f64; n];
@@ -196,6 +204,34 @@ mod tests {
         // it clips, but less.
         let r = mse(&h.signed);
         assert!(r.max < 38.0 && r.min > -35.0 && r.max > 2.0, "mse {r:?}");
+    }
+
+    /// The entropy range does not depend on the order of the samples: a histogram that widened
+    /// from a first sample of about half the final magnitude (the data then fills just over half
+    /// of its bins) gives the range of one built over the final range at once. Searched on the
+    /// widened bins directly, the smallest candidate threshold (128 bins) would be twice as far
+    /// out (here ~5.0 instead of ~2.5, the bulk lying within ±2).
+    #[test]
+    fn entropy_does_not_depend_on_the_first_samples_range() {
+        let mut v = data();
+        v.extend([19.9, -19.9]);
+        let direct = entropy(&hist(&v));
+        // First sample: the two ±19.9 values and a bit of the bulk; |x| then widens 19.9 → 39.8
+        // → 79.6 to hold the outlier at 40.
+        let first: Vec<f32> = [19.9, -19.9].iter().chain(&v[..1000]).copied().collect();
+        let mut widened = Histograms::new(-19.9, 19.9);
+        widened.update(&first);
+        widened.update(&v[1000..v.len() - 2]);
+        assert!(widened.abs.hi > 79.0, "{}", widened.abs.hi);
+        assert_eq!(widened.abs.total(), v.len() as u64);
+        let r = entropy(&widened);
+        // Within two bins of the 2048 over [0, 40].
+        let tol = 2.0 * 40.0 / 2048.0;
+        assert!(
+            (r.max - direct.max).abs() <= tol && (r.min - direct.min).abs() <= tol,
+            "widened {r:?} vs direct {direct:?}"
+        );
+        assert!(direct.max < 3.0 && direct.min > -3.0, "{direct:?}");
     }
 
     #[test]

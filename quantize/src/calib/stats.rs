@@ -38,6 +38,12 @@ impl MinMax {
 /// Number of histogram bins.
 pub const BINS: usize = 2048;
 
+/// Number of bins of the magnitude histogram, twice [`BINS`]: widening doubles the range, so the
+/// observed magnitudes can end up in just over half of the bins; with twice as many, at least
+/// [`BINS`] bins lie within `[0, max |x|]` whatever the order of the samples, and the entropy
+/// search re-bins them onto exactly [`BINS`] bins over that range ([`Histogram::rebin`]).
+pub const ABS_BINS: usize = 2 * BINS;
+
 /// A histogram over `[lo, hi]` with a fixed number of bins that widens itself, without
 /// re-binning error, when values fall outside: [`Histogram::cover`] doubles the bin width and
 /// merges neighbouring bins in pairs. This lets one pass over the calibration data fill it.
@@ -60,12 +66,19 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// Empty histogram over [lo, hi].
+    /// Empty histogram over [lo, hi] with [`BINS`] bins.
     pub fn new(lo: f32, hi: f32) -> Self {
+        Histogram::with_bins(lo, hi, BINS)
+    }
+
+    /// Empty histogram over [lo, hi] with `bins` bins (at least 2, an even number: widening
+    /// merges bins in pairs).
+    pub fn with_bins(lo: f32, hi: f32, bins: usize) -> Self {
+        let bins = bins.max(2) & !1;
         Histogram {
             lo,
             hi,
-            counts: vec![0; BINS],
+            counts: vec![0; bins],
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
             at_hi: 0,
@@ -103,7 +116,7 @@ impl Histogram {
         if self.hi <= self.lo {
             let (v, c) = (self.lo, self.total());
             let (min, max) = (self.min, self.max);
-            *self = Histogram::new(lo.min(v), hi.max(v));
+            *self = Histogram::with_bins(lo.min(v), hi.max(v), n);
             let i = self.index(v);
             self.counts[i] += c;
             if v >= self.hi {
@@ -159,6 +172,64 @@ impl Histogram {
         self.counts.iter().sum()
     }
 
+    /// The counts re-binned onto `bins` equal bins over `[self.lo, hi]` (`hi > self.lo`), each
+    /// bin's count spread evenly over the part of it below the observed maximum (no value lies
+    /// above that) and split between the target bins in proportion to their overlap; counts
+    /// beyond `hi` go to the last bin. The total is kept. A target bin narrower than a source
+    /// bin may so get a share of values that all sit in its neighbour: the error is at most one
+    /// source bin's width.
+    pub fn rebin(&self, hi: f64, bins: usize) -> Vec<f64> {
+        let mut out = vec![0.0f64; bins.max(1)];
+        let n = out.len();
+        let lo = self.lo as f64;
+        let span = hi - lo;
+        let w = self.width();
+        let last = n - 1;
+        if span <= 0.0 || w <= 0.0 {
+            out[0] = self.total() as f64;
+            return out;
+        }
+        let top = if self.min <= self.max {
+            self.max as f64
+        } else {
+            self.hi as f64
+        };
+        // Target position (in target bins) of a value.
+        let pos = |x: f64| (x - lo) / span * n as f64;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let c = c as f64;
+            let a = lo + i as f64 * w;
+            let b = (a + w).min(top).min(hi);
+            if b <= a {
+                // The bin starts at or above the top of the data or of the target range: its
+                // values sit at its left edge.
+                out[(pos(a).max(0.0) as usize).min(last)] += c;
+                continue;
+            }
+            let (pa, pb) = (pos(a).max(0.0), pos(b));
+            let mut k = (pa as usize).min(last);
+            if pb <= pa {
+                out[k] += c;
+                continue;
+            }
+            let mut from = pa;
+            while from < pb && k <= last {
+                let to = if k == last {
+                    pb
+                } else {
+                    pb.min((k + 1) as f64)
+                };
+                out[k] += c * (to - from) / (pb - pa);
+                from = to;
+                k += 1;
+            }
+        }
+        out
+    }
+
     /// The observed range `[min, max]` (`[lo, hi]` while empty).
     pub fn observed(&self) -> (f64, f64) {
         if self.min <= self.max {
@@ -184,7 +255,7 @@ impl Histograms {
         let amax = min.abs().max(max.abs());
         Histograms {
             signed: Histogram::new(min, max),
-            abs: Histogram::new(0.0, amax),
+            abs: Histogram::with_bins(0.0, amax, ABS_BINS),
         }
     }
 
@@ -256,6 +327,52 @@ mod tests {
         assert_eq!(z.signed.counts[i], 2);
     }
 
+    /// Re-binning keeps the total; onto a grid that halves the bins over the same range it is the
+    /// pairwise sum; onto an unaligned range ([0, max]) every value's count stays within one
+    /// source bin of where a histogram built on the target grid puts it.
+    #[test]
+    fn rebin_keeps_counts_within_a_source_bin_of_their_values() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        // Skewed magnitudes in [0, 7.3]: dense near 0, a few large.
+        let mut v: Vec<f32> = (0..20_000).map(|_| 7.3 * uniform().powi(3)).collect();
+        v.extend([0.0, 0.0, 7.3]);
+        let mut h = Histogram::with_bins(0.0, 8.0, ABS_BINS);
+        for &x in &v {
+            h.add(x);
+        }
+        let total = v.len() as f64;
+        let halved = h.rebin(8.0, BINS);
+        assert_eq!(halved.len(), BINS);
+        for (k, &c) in halved.iter().enumerate() {
+            assert_eq!(c, (h.counts[2 * k] + h.counts[2 * k + 1]) as f64, "bin {k}");
+        }
+        let out = h.rebin(7.3, BINS);
+        assert!((out.iter().sum::<f64>() - total).abs() < 1e-6);
+        let (tw, sw) = (7.3 / BINS as f64, h.width());
+        // Counts below each target edge.
+        let cum: Vec<f64> = std::iter::once(0.0)
+            .chain(out.iter().scan(0.0, |acc, &c| {
+                *acc += c;
+                Some(*acc)
+            }))
+            .collect();
+        for (k, &below) in cum.iter().enumerate() {
+            let edge = k as f64 * tw;
+            let lo = v.iter().filter(|&&x| (x as f64) < edge - sw).count() as f64;
+            let hi = v.iter().filter(|&&x| (x as f64) <= edge + sw).count() as f64;
+            assert!(
+                lo - 1e-6 <= below && below <= hi + 1e-6,
+                "edge {k}: {below} not in [{lo}, {hi}]"
+            );
+        }
+    }
+
     /// A histogram widened batch by batch has exactly the counts of one filled directly over
     /// its final range with the same data (random values; the first batch's range is dyadic so
     /// the widened edges are exact in f32). The first batch's extremes sit on the starting
@@ -299,7 +416,7 @@ mod tests {
             h.signed.hi
         );
         let mut signed = Histogram::new(h.signed.lo, h.signed.hi);
-        let mut abs = Histogram::new(h.abs.lo, h.abs.hi);
+        let mut abs = Histogram::with_bins(h.abs.lo, h.abs.hi, h.abs.counts.len());
         for &x in &all {
             signed.add(x);
             abs.add(x.abs());
