@@ -3,8 +3,10 @@
 # (tests/firmware_qemu.rs writes each table into its temporary folder):
 # - memory footprint per model (intent classifier, DS-CNN, tiny GPT, MLP): flash bytes (runtime
 #   code, kernels, image) and RAM bytes (arena, stack high-water mark, statics);
-# - executed-instruction counts of the `bench` firmware (kernels reference vs DSP, every op of
-#   the DS-CNN and of a tiny-GPT decode step).
+# - executed-instruction counts of the `bench` firmware, built twice (the DSP kernel table and
+#   the scalar reference one, feature `reference-kernels`): whole inference and every op of the
+#   DS-CNN, the demo's intent classifier and a tiny-GPT decode step both ways; kernels on fixed
+#   shapes reference vs DSP (FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul, Attention).
 # Needs what scripts/test.sh installs (qemu-system-arm, cc and binutils, the thumbv7em target).
 set -euo pipefail
 cd "$(dirname "$0")/.."

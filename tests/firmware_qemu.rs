@@ -7,8 +7,11 @@
 //!   catches it) and a corrupted one are refused;
 //! - `generate`: tiny GPT greedy decoding with the KV cache, tokens and logits equal the host's;
 //! - `bench`: executed-instruction counts per kernel (reference vs DSP) and per op, through the
-//!   TCG plugin `firmware-examples/tools/insn-count.c` (built here with `cc`); the table is
-//!   printed and written to `$CARGO_TARGET_TMPDIR/firmware_bench/bench.md`;
+//!   TCG plugin `firmware-examples/tools/insn-count.c` (built here with `cc`), built twice (DSP
+//!   kernel table, and the scalar reference one with feature `reference-kernels`) for whole
+//!   inference both ways; the DSP kernels' outputs on 40 random shapes per kernel must equal the
+//!   reference's on the device; the tables are printed and written to
+//!   `$CARGO_TARGET_TMPDIR/firmware_bench/bench.md`;
 //! - `classify` on the Cortex-M0 (`microbit`, thumbv6m-none-eabi) with the small MLP;
 //! - `edgeloop flash --qemu`: the demo's intent classifier image (from `edgeloop demo --fast`,
 //!   run once here) flashed next to the `flashed` firmware, its telemetry in a Parquet store;
@@ -129,6 +132,17 @@ fn qemu_run_bin() -> &'static Path {
 /// Builds one example for `target` and copies its ELF to `into` (later builds may replace the
 /// one in the target folder).
 fn build_firmware(bin: &str, target: &str, into: &Path) -> PathBuf {
+    build_firmware_with(bin, target, into, &[], bin)
+}
+
+/// [`build_firmware`] with extra cargo features, copied to `into/<name>.elf`.
+fn build_firmware_with(
+    bin: &str,
+    target: &str,
+    into: &Path,
+    features: &[&str],
+    name: &str,
+) -> PathBuf {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let fw = repo().join("firmware-examples");
     let target_dir = fw.join("target");
@@ -143,6 +157,7 @@ fn build_firmware(bin: &str, target: &str, into: &Path) -> PathBuf {
             "--target-dir",
         ])
         .arg(&target_dir)
+        .args(features.iter().flat_map(|f| ["--features", f]))
         .current_dir(&fw)
         .env("EDGELOOP_FW_ASSETS", assets())
         .env_remove("CARGO_TARGET_DIR")
@@ -153,7 +168,7 @@ fn build_firmware(bin: &str, target: &str, into: &Path) -> PathBuf {
         status.success(),
         "building firmware example {bin} for {target} failed"
     );
-    let elf = into.join(format!("{bin}.elf"));
+    let elf = into.join(format!("{name}.elf"));
     std::fs::copy(target_dir.join(target).join("release").join(bin), &elf).expect("copy ELF");
     elf
 }
@@ -421,6 +436,42 @@ fn parse_regions(log: &str, marks: &[u64]) -> Vec<Region> {
         .collect()
 }
 
+/// Runs a `bench` ELF with the instruction-count plugin; returns its decoded log and regions.
+fn run_bench(elf: &Path, work: &Path, plugin: &Path, tag: &str) -> (String, Vec<Region>) {
+    let counts = work.join(format!("insn-count-{tag}.txt"));
+    let plugin_s = plugin.to_string_lossy().into_owned();
+    let counts_s = counts.to_string_lossy().into_owned();
+    let (run, log) = run_qemu(
+        elf,
+        work,
+        &["--insn-plugin", &plugin_s, "--insn-out", &counts_s],
+    );
+    assert!(
+        run.status.success(),
+        "bench ({tag}) exited with {:?}",
+        run.status
+    );
+    assert!(log.contains("bench: PASS"), "log: {log}");
+    let text = std::fs::read_to_string(&counts).expect("plugin output");
+    let marks: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
+        .collect();
+    let regions = parse_regions(&log, &marks);
+    (log, regions)
+}
+
+/// Kernels of the bench's fixed-shape table (reference vs DSP, both in one firmware).
+const BENCH_KERNELS: [&str; 7] = [
+    "dot",
+    "fully_connected",
+    "conv2d",
+    "depthwise_conv2d",
+    "batch_matmul_qk",
+    "batch_matmul_pv",
+    "attention",
+];
+
 #[test]
 fn bench_counts_instructions_per_mac_reference_vs_dsp() {
     let work = tmp("firmware_bench");
@@ -432,38 +483,92 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
         .status()
         .expect("running cc (install gcc)");
     assert!(cc.success(), "building the TCG plugin failed");
+    // Two firmwares: the DSP kernel table (default) and the scalar reference table (feature
+    // `reference-kernels`), for whole-inference counts of each model both ways.
     let elf = build_firmware("bench", M4, &work);
-    let counts = work.join("insn-count.txt");
-    let plugin_s = plugin.to_string_lossy().into_owned();
-    let counts_s = counts.to_string_lossy().into_owned();
-    let (run, log) = run_qemu(
-        &elf,
+    let elf_ref = build_firmware_with(
+        "bench",
+        M4,
         &work,
-        &["--insn-plugin", &plugin_s, "--insn-out", &counts_s],
+        &["reference-kernels"],
+        "bench-reference",
     );
-    assert!(run.status.success(), "bench exited with {:?}", run.status);
-    assert!(log.contains("bench: PASS"), "log: {log}");
-    for k in ["dot", "fully_connected", "conv2d", "attention"] {
+    let (log, regions) = run_bench(&elf, &work, &plugin, "dsp");
+    let (log_ref, regions_ref) = run_bench(&elf_ref, &work, &plugin, "reference");
+    assert!(log.contains("kernel table: dsp"), "log: {log}");
+    assert!(
+        log_ref.contains("kernel table: reference"),
+        "log: {log_ref}"
+    );
+    for k in BENCH_KERNELS {
         assert!(
             log.contains(&format!("{k}: DSP output equals the reference")),
             "{k}"
         );
     }
-    let text = std::fs::read_to_string(&counts).expect("plugin output");
-    let marks: Vec<u64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
-        .collect();
-    let regions = parse_regions(&log, &marks);
+    // Random shapes and values on the device, every output byte against the reference.
+    for k in [
+        "fully_connected",
+        "conv2d",
+        "depthwise_conv2d",
+        "batch_matmul",
+        "attention",
+    ] {
+        assert!(
+            log.contains(&format!(
+                "random shapes: {k} 40 cases, DSP equals the reference"
+            )),
+            "{k}: log: {log}"
+        );
+    }
     let by_name: HashMap<&str, &Region> = regions.iter().map(|r| (r.name.as_str(), r)).collect();
+    let by_name_ref: HashMap<&str, &Region> =
+        regions_ref.iter().map(|r| (r.name.as_str(), r)).collect();
 
     let mut md = String::from(
         "# Executed instructions on Cortex-M4 (QEMU mps2-an386, TCG plugin count)\n\n\
-         Kernels on fixed shapes (random int8 data); each count includes one marker call (~4 instructions).\n\n\
+         ## Whole inference per model: scalar reference kernels vs DSP kernels\n\n\
+         Two builds of the `bench` firmware: the runtime's compile-time kernel table with the DSP \
+         (SMLAD) variants of FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul and Attention (default), and \
+         with the scalar reference kernels (firmware feature `reference-kernels`). Same model, same \
+         input, one invoke.\n\n\
+         | model | MACs | reference kernels instr | instr/MAC | DSP kernels instr | instr/MAC | speed-up |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for model in ["ds-cnn", "intent-classifier", "tiny-gpt"] {
+        let key = format!("{model} total");
+        let (d, r) = (by_name[key.as_str()], by_name_ref[key.as_str()]);
+        assert!(
+            d.macs > 0 && d.insns > 0 && r.insns > 0,
+            "{model}: empty total"
+        );
+        assert!(
+            d.insns < r.insns,
+            "{model}: DSP {} >= reference {}",
+            d.insns,
+            r.insns
+        );
+        md.push_str(&format!(
+            "| {model} | {} | {} | {:.2} | {} | {:.2} | {:.2}x |\n",
+            d.macs,
+            r.insns,
+            r.insns as f64 / r.macs as f64,
+            d.insns,
+            d.insns as f64 / d.macs as f64,
+            r.insns as f64 / d.insns as f64
+        ));
+    }
+    md.push_str(
+        "\n## Kernels on fixed shapes\n\n\
+         Random int8 data; each count includes one marker call (~4 instructions). FullyConnected K 256 \
+         N 64 batch 1; Conv2D and DepthwiseConv2D 10×10×16, 3×3, pad 1 (padded taps not counted as \
+         MACs); BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width \
+         16: Q·Kᵀ and P·V); attention: the tiny GPT's op over its KV cache (2 heads × 16, 16 cached \
+         positions, one query; q·k and p·v).\n\n\
          | kernel | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC | speed-up |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for k in ["dot", "fully_connected", "conv2d", "attention"] {
+    for k in BENCH_KERNELS {
         let r = by_name[format!("{k} reference").as_str()];
         let d = by_name[format!("{k} dsp").as_str()];
         assert!(
@@ -480,8 +585,8 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
             r.insns as f64 / d.insns as f64
         ));
     }
-    // The DSP kernels must beat the scalar reference where they replace its inner loop.
-    for k in ["dot", "fully_connected", "conv2d"] {
+    // The DSP kernels must beat the scalar reference.
+    for k in BENCH_KERNELS {
         let (r, d) = (
             by_name[format!("{k} reference").as_str()],
             by_name[format!("{k} dsp").as_str()],
@@ -493,36 +598,36 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
             r.insns
         );
     }
+    let per_mac = |r: &Region| {
+        if r.macs > 0 {
+            format!("{:.2}", r.insns as f64 / r.macs as f64)
+        } else {
+            "-".into()
+        }
+    };
     for model in ["ds-cnn", "intent-classifier", "tiny-gpt"] {
         md.push_str(&format!(
-            "\n## {model}: per op (one invoke, kernels the firmware links: DSP FullyConnected/Conv2D)\n\n\
-             | op | MACs | instructions | instr/MAC |\n|---|---:|---:|---:|\n"
+            "\n## {model}: per op (one invoke), reference kernels vs DSP kernels\n\n\
+             | op | MACs | reference instr | instr/MAC | DSP instr | instr/MAC |\n\
+             |---|---:|---:|---:|---:|---:|\n"
         ));
         for r in regions
             .iter()
             .filter(|r| r.name.starts_with(&format!("{model} ")))
         {
-            let per = if r.macs > 0 {
-                format!("{:.2}", r.insns as f64 / r.macs as f64)
-            } else {
-                "-".into()
+            let Some(rr) = by_name_ref.get(r.name.as_str()) else {
+                panic!("{}: missing in the reference-kernel run", r.name);
             };
             md.push_str(&format!(
-                "| {} | {} | {} | {per} |\n",
+                "| {} | {} | {} | {} | {} | {} |\n",
                 &r.name[model.len() + 1..],
                 r.macs,
-                r.insns
+                rr.insns,
+                per_mac(rr),
+                r.insns,
+                per_mac(r)
             ));
         }
-        let total = by_name
-            .get(format!("{model} total").as_str())
-            .unwrap_or_else(|| panic!("{model} total"));
-        assert!(total.macs > 0 && total.insns > 0, "{model}: empty total");
-        md.push_str(&format!(
-            "\n{model}: {} executed instructions per inference ({:.2} per MAC)\n",
-            total.insns,
-            total.insns as f64 / total.macs as f64
-        ));
     }
     println!("{md}");
     std::fs::write(work.join("bench.md"), &md).expect("write bench.md");
