@@ -37,6 +37,8 @@ pub enum KernelClass {
     Conv2dPointwise,
     /// `DepthwiseConv2D`.
     Depthwise,
+    /// f32 `Conv2D` (a first layer kept float in a mixed-precision image; cost per MAC).
+    Conv2dF32,
     /// `FullyConnected` with fewer than [`LARGE_FC_MACS`] MACs (per-call overhead dominates).
     FullyConnectedSmall,
     /// `FullyConnected` with at least [`LARGE_FC_MACS`] MACs.
@@ -124,6 +126,13 @@ pub const FIGURES: &[Figure] = &[
         reference: 14.46,
         per: Per::Mac,
         source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64): 1300860 instr / 512000 MACs; reference: kernel table, conv2d reference 14.46",
+    },
+    Figure {
+        class: KernelClass::Conv2dF32,
+        dsp: 14.46,
+        reference: 14.46,
+        per: Per::Mac,
+        source: "NOT MEASURED (no f32 Conv2D in the firmware bench). Derived: the int8 reference conv2d kernel's 14.46 instr/MAC (BENCH.md kernel table, 200704 MACs), a scalar loop with the same loads, multiply-accumulate, padding checks and index arithmetic per MAC as the f32 loop on an FPU core. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -360,7 +369,9 @@ pub fn estimate(image: &[u8], kernels: KernelSet) -> Result<Cost> {
         // MACs as the compiler's report counts them (weights OHWI, depthwise [1, kh, kw, C]).
         let (macs, class) = match code {
             Some(OpCode::Conv2d) if w.len() == 4 => {
-                let c = if w[1] == 1 && w[2] == 1 {
+                let c = if is_f32(rec.input(0)) {
+                    KernelClass::Conv2dF32
+                } else if w[1] == 1 && w[2] == 1 {
                     KernelClass::Conv2dPointwise
                 } else {
                     KernelClass::Conv2dSpatial
@@ -449,6 +460,7 @@ mod tests {
             KernelClass::Conv2dSpatial,
             KernelClass::Conv2dPointwise,
             KernelClass::Depthwise,
+            KernelClass::Conv2dF32,
             KernelClass::FullyConnectedSmall,
             KernelClass::FullyConnectedLarge,
             KernelClass::GlobalAvgPool,

@@ -34,6 +34,7 @@ use serde::Serialize;
 use crate::cost::{estimate, Cost};
 use crate::device::Budget;
 use crate::error::{Result, SelectError};
+use crate::precision::{float_nodes, Precision};
 
 /// ONNX opset of the exported models.
 pub const OPSET: i64 = 17;
@@ -75,8 +76,69 @@ pub struct Built {
     pub compiled: Compiled,
 }
 
-/// Exports, quantizes (calibrated on `calib`), pins the int8 input and compiles `model`.
+/// The keyword model's classification head (the `fc` Gemm), kept f32 by
+/// [`Precision::MixedHead`].
+pub const HEAD: &str = "fc";
+
+/// The keyword model's first layer (the `conv0` convolution and `conv0/Relu`), kept f32 by
+/// [`Precision::MixedFirst`].
+pub const FIRST: &str = "conv0";
+
+/// Puts a `QuantizeLinear → DequantizeLinear` pair on graph input `input` of a QDQ model whose
+/// first layer was left float (so nothing quantizes the input), reusing the scalar scale and
+/// zero-point initializers of the model's first `QuantizeLinear` as templates: the input's
+/// consumers read the dequantized value, and [`pin_int8_input`] can then make it the int8
+/// input it is on the device.
+fn quantize_input(qdq: &mut OnnxModel, input: &str) -> std::result::Result<(), String> {
+    let g = qdq.graph_mut();
+    let q = g
+        .node
+        .iter()
+        .find(|n| n.op_type == "QuantizeLinear" && n.input.len() == 3)
+        .cloned()
+        .ok_or("the model has no QuantizeLinear to copy")?;
+    let mut inits = Vec::new();
+    for (k, suffix) in [(1usize, "scale"), (2, "zero_point")] {
+        let mut t = g
+            .initializer
+            .iter()
+            .find(|t| t.name == q.input[k])
+            .cloned()
+            .ok_or_else(|| format!("'{}' is not an initializer", q.input[k]))?;
+        t.name = format!("{input}/pinned_{suffix}");
+        inits.push(t.name.clone());
+        g.initializer.push(t);
+    }
+    let (qn, dqn) = (format!("{input}/pinned_q"), format!("{input}/pinned_dq"));
+    for n in g.node.iter_mut() {
+        for i in n.input.iter_mut() {
+            if i == input {
+                *i = dqn.clone();
+            }
+        }
+    }
+    let mut qnode = q.clone();
+    qnode.name = qn.clone();
+    qnode.input = vec![input.to_string(), inits[0].clone(), inits[1].clone()];
+    qnode.output = vec![qn.clone()];
+    let mut dq = q;
+    dq.op_type = "DequantizeLinear".into();
+    dq.name = dqn.clone();
+    dq.input = vec![qn, inits[0].clone(), inits[1].clone()];
+    dq.output = vec![dqn];
+    dq.attribute.retain(|a| a.name == "axis");
+    g.node.insert(0, dq);
+    g.node.insert(0, qnode);
+    Ok(())
+}
+
+/// Exports, quantizes to int8 (calibrated on `calib`), pins the int8 input and compiles `model`.
 pub fn build(model: &DsCnn, calib: &Dataset, name: &str) -> Result<Built> {
+    build_at(model, calib, name, Precision::Int8)
+}
+
+/// [`build`] at `precision` (mixed: the head's nodes are left float by the quantizer).
+pub fn build_at(model: &DsCnn, calib: &Dataset, name: &str, precision: Precision) -> Result<Built> {
     let err = |stage: &'static str| {
         move |e: &dyn std::fmt::Display| SelectError::Build {
             candidate: name.to_string(),
@@ -86,9 +148,21 @@ pub fn build(model: &DsCnn, calib: &Dataset, name: &str) -> Result<Built> {
     };
     let proto = export_ds_cnn(model, 1, OPSET).map_err(|e| err("export")(&e))?;
     let fp32 = OnnxModel::from_bytes(&encode(&proto)).map_err(|e| err("export")(&e))?;
-    let cfg = QuantizeConfig::default();
+    let exclude = float_nodes(&fp32, precision, HEAD, Some(FIRST));
+    if precision != Precision::Int8 && exclude.is_empty() {
+        return Err(err("quantize")(&format!(
+            "{precision:?}: the model has no node to keep float"
+        )));
+    }
+    let cfg = QuantizeConfig {
+        exclude,
+        ..QuantizeConfig::default()
+    };
     let q = edgeloop_quantize::quantize(&fp32, calib, &cfg).map_err(|e| err("quantize")(&e))?;
     let mut qdq = q.model;
+    if precision == Precision::MixedFirst {
+        quantize_input(&mut qdq, INPUT).map_err(|e| err("pin input")(&e))?;
+    }
     pin_int8_input(
         &mut qdq.proto,
         INPUT,
@@ -388,6 +462,88 @@ mod tests {
         assert!(f.over_budget[0].starts_with("flash"));
         assert!(f.over_budget[1].starts_with("RAM"));
         assert!(f.over_budget[2].starts_with("latency"));
+    }
+
+    /// Every op of a keyword image has a figure except the free `Reshape`. The compiler already
+    /// runs the int8 model's `fc` head as an f32 island (its output feeds the float graph
+    /// output, so there is no int8 pattern), so the mixed image differs from the int8 one only
+    /// around the head (no Quantize/Dequantize pair on its output): same MACs, another image.
+    #[test]
+    fn keyword_images_are_costed_and_mixed_keeps_fc_float() {
+        use crate::cost::{estimate, KernelClass};
+        use crate::device::KernelSet;
+        let calib = calib();
+        let m = DsCnn::new(DsCnnConfig::small(8, 8, 1), 1, 20.0, DType::F32).unwrap();
+        distinct_biases(&m, 1).unwrap();
+        let i8 = build(&m, &calib, "m").unwrap().compiled;
+        let mx = build_at(&m, &calib, "m", Precision::MixedHead)
+            .unwrap()
+            .compiled;
+        let (ci, cm) = (
+            estimate(i8.bytes(), KernelSet::Dsp).unwrap(),
+            estimate(mx.bytes(), KernelSet::Dsp).unwrap(),
+        );
+        for o in ci.ops.iter().chain(&cm.ops) {
+            println!(
+                "{} {:?} macs {} instr {:.0}",
+                o.op, o.class, o.macs, o.instructions
+            );
+        }
+        assert!(
+            ci.unmeasured().iter().all(|o| o == "Reshape"),
+            "{:?}",
+            ci.unmeasured()
+        );
+        assert!(
+            cm.unmeasured().iter().all(|o| o == "Reshape"),
+            "{:?}",
+            cm.unmeasured()
+        );
+        let f32_fc = |c: &crate::cost::Cost| {
+            c.ops
+                .iter()
+                .filter(|o| o.class == Some(KernelClass::FullyConnectedF32Small))
+                .count()
+        };
+        assert_eq!((f32_fc(&ci), f32_fc(&cm)), (1, 1));
+        assert_eq!(ci.macs, cm.macs);
+        assert!(cm.ops.len() < ci.ops.len());
+        assert_ne!(i8.report.flash, mx.report.flash);
+
+        // First layer f32: the int8 input is dequantized in front of an f32 Conv2D, whose
+        // weights are stored as f32 (more flash), and the rest stays int8.
+        let mf = build_at(&m, &calib, "m", Precision::MixedFirst)
+            .unwrap()
+            .compiled;
+        let cf = estimate(mf.bytes(), KernelSet::Dsp).unwrap();
+        for o in &cf.ops {
+            println!(
+                "first: {} {:?} macs {} instr {:.0}",
+                o.op, o.class, o.macs, o.instructions
+            );
+        }
+        assert!(
+            cf.unmeasured().iter().all(|o| o == "Reshape"),
+            "{:?}",
+            cf.unmeasured()
+        );
+        let classes: Vec<_> = cf.ops.iter().filter_map(|o| o.class).collect();
+        assert_eq!(
+            classes
+                .iter()
+                .filter(|&&c| c == KernelClass::Conv2dF32)
+                .count(),
+            1
+        );
+        assert!(classes.contains(&KernelClass::Conv2dPointwise));
+        assert_eq!(cf.macs, ci.macs);
+        assert!(mf.report.flash.total > i8.report.flash.total);
+        assert!(cf.instructions > ci.instructions);
+        // The image still takes the front end's int8 features, and runs.
+        let data = generate(&SynthConfig::new(3, 10));
+        let set = FeatureSet::of(&data, Split::Test).unwrap();
+        let a = image_accuracy(&mf, &set).unwrap();
+        assert!((0.0..=1.0).contains(&a));
     }
 
     /// Calibration clips are spread over the whole split (which lists clips class by class),

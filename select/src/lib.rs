@@ -16,8 +16,8 @@
 //! 4. reports a table (Markdown and JSON), a PNG of the front ([`plot`]) and the chosen
 //!    configuration in the trainer's format ([`report`]).
 //!
-//! Precision: the keyword space is int8 only (the quantizer's per-channel int8 QDQ); the text
-//! space searches int8 against mixed precision (the classification head kept f32, [`text`]).
+//! Precision ([`precision`]): int8, or int8 with the classification head kept f32 (mixed),
+//! for both tasks; the keyword selection is int8-only unless asked ([`SelectConfig::precisions`]).
 #![deny(missing_docs)]
 
 pub mod cost;
@@ -26,6 +26,7 @@ pub mod error;
 pub mod footprint;
 pub mod pareto;
 pub mod plot;
+pub mod precision;
 pub mod report;
 pub mod search;
 pub mod space;
@@ -33,5 +34,6 @@ pub mod text;
 
 pub use device::{parse_bytes, profile, profiles, Budget, DeviceProfile, KernelSet};
 pub use error::{Result, SelectError};
+pub use precision::Precision;
 pub use search::{select, SelectConfig, Selection};
 pub use space::{Candidate, SearchSpace};

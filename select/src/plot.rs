@@ -52,7 +52,7 @@ pub fn front_png(path: &Path, title: &str, points: &[PlotPoint]) -> Result<()> {
         return Err(err("the shipped font could not be parsed".into()));
     }
     let e = |x: &dyn std::fmt::Display| err(x.to_string());
-    let lat_max = points.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.15 + 1e-3;
+    let lat_max = points.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.45 + 1e-3;
     let acc_lo = points.iter().map(|p| p.accuracy).fold(1.0, f64::min);
     let acc_hi = points.iter().map(|p| p.accuracy).fold(0.0, f64::max);
     let pad = ((acc_hi - acc_lo) * 0.1).max(0.02);

@@ -35,7 +35,12 @@ fn kib(b: u64) -> String {
 pub fn markdown(s: &Selection) -> String {
     let b = &s.config.budget;
     let mut out = String::new();
-    let _ = writeln!(out, "# Model selection: keyword spotting (DS-CNN, int8)\n");
+    let precisions: Vec<&str> = s.config.precisions.iter().map(|p| p.short()).collect();
+    let _ = writeln!(
+        out,
+        "# Model selection: keyword spotting (DS-CNN, {})\n",
+        precisions.join(" / ")
+    );
     let _ = writeln!(
         out,
         "Target **{}**: flash {} B, RAM {} B, latency {}; {:.0} instructions/s, {:?} kernels. \
@@ -57,16 +62,40 @@ Firmware overhead added to every image: {} B flash, {} B RAM (firmware-examples/
 flash is given as the bound without constant deduplication (what any trained weights can take at most; \
 the built image is at most a few 16-byte blocks smaller); latency is an estimate (image MACs × measured Cortex-M4 instructions per MAC ÷ instructions/s). \
 Survivors trained {} steps (batch {}, lr {}, seed {}); the winner {} steps. Accuracy: validation \
-split, fp32, brief training.\n",
-        s.config.brief_steps, s.config.batch, s.config.lr, s.config.seed, s.config.full_steps
+split, brief training, {}.\n",
+        s.config.brief_steps,
+        s.config.batch,
+        s.config.lr,
+        s.config.seed,
+        s.config.full_steps,
+        if s.config.ranks_images() {
+            "each candidate's image on the host runtime (one fp32 model per size, shared by its precisions; fp32 alongside)"
+        } else {
+            "fp32"
+        }
+    );
+    if s.config.ranks_images() {
+        use crate::cost::{figure, KernelClass};
+        let (h, c) = (
+            figure(KernelClass::FullyConnectedF32Small),
+            figure(KernelClass::Conv2dF32),
+        );
+        let _ = writeln!(
+            out,
+            "Mixed precision keeps one layer f32: `mixed` the `fc` head (which the compiler already runs \
+as an f32 island in the int8 image: its output is the float graph output), `mixed-first` the first \
+convolution (the int8 input dequantized in front of it). f32 FullyConnected: {} instructions/MAC, {}. \
+f32 Conv2D: {} instructions/MAC, {}.\n",
+            h.dsp, h.source, c.dsp, c.source
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| candidate | ch | blocks | stride | precision | params | image flash B | flash bound KiB | arena B | RAM total KiB | MACs | est. instr | est. ms | val acc | val acc (fp32) | front | status |"
     );
     let _ = writeln!(
         out,
-        "| candidate | ch | blocks | stride | params | image flash B | flash bound KiB | arena B | RAM total KiB | MACs | est. instr | est. ms | val acc | front | status |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---|"
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---|"
     );
     for (i, r) in s.rows.iter().enumerate() {
         let m = &r.candidate.model;
@@ -82,9 +111,13 @@ split, fp32, brief training.\n",
             ),
             None => Default::default(),
         };
-        let (params, acc) = match &r.brief {
-            Some(b) => (b.params.to_string(), format!("{:.3}", b.val_accuracy)),
-            None => ("".into(), "".into()),
+        let (params, acc, facc) = match &r.brief {
+            Some(b) => (
+                b.params.to_string(),
+                format!("{:.3}", b.val_accuracy),
+                format!("{:.3}", b.fp32_val_accuracy),
+            ),
+            None => Default::default(),
         };
         let status = if i == s.winner.row {
             "**chosen**".to_string()
@@ -95,11 +128,12 @@ split, fp32, brief training.\n",
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {params} | {img} | {fl} | {ar} | {ram} | {macs} | {ins} | {ms} | {acc} | {} | {status} |",
+            "| {} | {} | {} | {} | {} | {params} | {img} | {fl} | {ar} | {ram} | {macs} | {ins} | {ms} | {acc} | {facc} | {} | {status} |",
             r.candidate.name,
             m.channels,
             m.blocks,
             m.stride,
+            r.candidate.precision.short(),
             if r.on_front { "●" } else { "" },
         );
     }
@@ -108,7 +142,7 @@ split, fp32, brief training.\n",
     let _ = writeln!(
         out,
         "\n## Chosen: {}\n\nFully trained {} steps ({:.1} s): validation {:.3}, test {:.3} (fp32), \
-test {:.3} (int8 image on the host runtime).\n\nImage {} B (header+graph {}, constants {}: \
+test {:.3} (its {} image on the host runtime).\n\nImage {} B (header+graph {}, constants {}: \
 weights {}, biases {}, requantization {}; statistics {}), arena {} B (lower bound {}), RAM total \
 {} B, flash total {} B (bound before training {} B), {} MACs, ~{:.0} instructions ≈ {:.2} ms.\nFootprint of the trained image \
 equals the one predicted before training: **{}**.\n",
@@ -118,6 +152,7 @@ equals the one predicted before training: **{}**.\n",
         w.val_accuracy,
         w.test_accuracy,
         w.int8_test_accuracy,
+        s.rows[w.row].candidate.precision.short(),
         f.image.total,
         f.image.header_and_graph,
         f.image.constants,

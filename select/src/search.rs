@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::device::Budget;
 use crate::error::{Result, SelectError};
-use crate::footprint::{build, calibration, distinct_biases, image_accuracy, Built, Footprint};
+use crate::footprint::{build_at, calibration, distinct_biases, image_accuracy, Built, Footprint};
 use crate::pareto::{front, Point};
+use crate::precision::Precision;
 use crate::space::{Candidate, SearchSpace};
 
 /// Scale of the inputs the DS-CNN's first layer is initialised for (the trainer's value).
@@ -23,6 +24,10 @@ pub struct SelectConfig {
     pub budget: Budget,
     /// The candidates.
     pub space: SearchSpace,
+    /// Precisions every DS-CNN size is built at (default int8 only). With more than int8 the
+    /// front ranks every candidate on its image's validation accuracy (what tells the
+    /// precisions of one model apart); int8-only selections rank on the fp32 model's.
+    pub precisions: Vec<Precision>,
     /// Seed of every model's initial weights and batch order (the same for all candidates).
     pub seed: u64,
     /// Optimizer steps of the brief training of each survivor.
@@ -51,6 +56,7 @@ impl SelectConfig {
         SelectConfig {
             budget,
             space: SearchSpace::default(),
+            precisions: vec![Precision::Int8],
             seed: 1,
             brief_steps: 150,
             full_steps: t.steps,
@@ -83,10 +89,18 @@ impl SelectConfig {
                 self.tolerance
             )));
         }
+        if self.precisions.is_empty() {
+            return Err(SelectError::Config("give at least one precision".into()));
+        }
         if self.calibration_clips == 0 {
             return Err(SelectError::Config("calibrate on at least one clip".into()));
         }
         Ok(())
+    }
+
+    /// Whether the front ranks on the images' validation accuracy (precisions searched).
+    pub fn ranks_images(&self) -> bool {
+        self.precisions.iter().any(|&p| p != Precision::Int8)
     }
 
     /// The trainer's configuration for `model` with `steps` steps.
@@ -105,8 +119,11 @@ impl SelectConfig {
 /// Brief-training result of a survivor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Brief {
-    /// fp32 accuracy on the validation split (what the front ranks).
+    /// Validation accuracy the front ranks: the fp32 model's, or, when precisions are searched
+    /// ([`SelectConfig::ranks_images`]), the candidate's image's on the host runtime.
     pub val_accuracy: f32,
+    /// fp32 accuracy on the validation split.
+    pub fp32_val_accuracy: f32,
     /// Training wall time (s).
     pub seconds: f64,
     /// Parameters.
@@ -146,7 +163,8 @@ pub struct Winner {
     pub val_accuracy: f32,
     /// fp32 test accuracy after full training.
     pub test_accuracy: f32,
-    /// Test accuracy of the int8 image on the host runtime.
+    /// Test accuracy of the winner's image (int8, or mixed at its precision) on the host
+    /// runtime.
     pub int8_test_accuracy: f32,
     /// Full training wall time (s).
     pub seconds: f64,
@@ -195,7 +213,7 @@ pub fn footprint(
 ) -> Result<Footprint> {
     let m = DsCnn::new(candidate.model.clone(), seed, INPUT_SCALE, DType::F32)?;
     distinct_biases(&m, seed)?;
-    let built = build(&m, calib, &candidate.name)?;
+    let built = build_at(&m, calib, &candidate.name, candidate.precision)?;
     Footprint::of(&built.compiled, budget)
 }
 
@@ -230,7 +248,15 @@ pub fn pick(rows: &[Row], front: &[usize], tolerance: f64) -> Option<usize> {
 pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
     cfg.validate()?;
     let classes = data.labels.len();
-    let candidates = cfg.space.candidates(classes)?;
+    let mut candidates = Vec::new();
+    for c in cfg.space.candidates(classes)? {
+        for &p in &cfg.precisions {
+            let c = Candidate::at(c.model.clone(), p);
+            if !candidates.iter().any(|o: &Candidate| o.name == c.name) {
+                candidates.push(c);
+            }
+        }
+    }
     let train_set = FeatureSet::of(data, Split::Train)?;
     let test_set = FeatureSet::of(data, Split::Test)?;
     if train_set.is_empty() || test_set.is_empty() || data.split(Split::Validation).count() == 0 {
@@ -279,19 +305,45 @@ pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
         return Err(SelectError::NothingFits(why.join("\n")));
     }
 
-    // 2. Brief training, same steps and seed for every survivor.
-    let pb = bar(cfg.progress, survivors.len(), "brief training");
+    // 2. Brief training, same steps and seed for every survivor; one model per DS-CNN size,
+    // shared by its precisions (whose images are scored on the validation split when
+    // precisions are searched).
+    let val_set = if cfg.ranks_images() {
+        Some(FeatureSet::of(data, Split::Validation)?)
+    } else {
+        None
+    };
+    let mut models: Vec<(DsCnnConfig, Vec<usize>)> = Vec::new();
     for &i in &survivors {
-        if let Some(b) = &pb {
-            b.set_message(rows[i].candidate.name.clone());
+        let m = &rows[i].candidate.model;
+        match models.iter_mut().find(|(c, _)| c == m) {
+            Some((_, v)) => v.push(i),
+            None => models.push((m.clone(), vec![i])),
         }
-        let tc = cfg.train_config(&rows[i].candidate.model, cfg.brief_steps);
-        let (_, rep) = train(data, &tc)?;
-        rows[i].brief = Some(Brief {
-            val_accuracy: rep.val_accuracy,
-            seconds: rep.seconds,
-            params: rep.params,
-        });
+    }
+    let pb = bar(cfg.progress, models.len(), "brief training");
+    for (model_cfg, members) in &models {
+        if let Some(b) = &pb {
+            b.set_message(rows[members[0]].candidate.name.clone());
+        }
+        let tc = cfg.train_config(model_cfg, cfg.brief_steps);
+        let (model, rep) = train(data, &tc)?;
+        for &i in members {
+            let val_accuracy = match &val_set {
+                Some(v) => {
+                    let c = &rows[i].candidate;
+                    let b = build_at(&model, &calib, &c.name, c.precision)?;
+                    image_accuracy(&b.compiled, v)?
+                }
+                None => rep.val_accuracy,
+            };
+            rows[i].brief = Some(Brief {
+                val_accuracy,
+                fp32_val_accuracy: rep.val_accuracy,
+                seconds: rep.seconds,
+                params: rep.params,
+            });
+        }
         if let Some(b) = &pb {
             b.inc(1);
         }
@@ -327,7 +379,8 @@ pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
     tc.progress = cfg.progress;
     let (model, rep) = train(data, &tc)?;
     tc.progress = false;
-    let built = build(&model, &calib, &rows[w].candidate.name)?;
+    let wc = &rows[w].candidate;
+    let built = build_at(&model, &calib, &wc.name, wc.precision)?;
     let fp = Footprint::of(&built.compiled, &cfg.budget)?;
     let predicted = rows[w].footprint.as_ref();
     let footprint_as_predicted = predicted.is_some_and(|p| {
@@ -381,7 +434,7 @@ mod tests {
         Row {
             candidate: Candidate {
                 name: name.into(),
-                model: DsCnnConfig::small(8, 8, 1),
+                ..Candidate::new(DsCnnConfig::small(8, 8, 1))
             },
             footprint: Some(Footprint {
                 image: fl,
@@ -402,6 +455,7 @@ mod tests {
             dropped: vec![],
             brief: Some(Brief {
                 val_accuracy: acc,
+                fp32_val_accuracy: acc,
                 seconds: 0.0,
                 params: 0,
             }),
@@ -445,9 +499,58 @@ mod tests {
                 calibration_clips: 0,
                 ..ok.clone()
             },
+            SelectConfig {
+                precisions: vec![],
+                ..ok.clone()
+            },
         ] {
             assert!(bad.validate().is_err());
         }
+    }
+
+    /// Precisions searched: each size is a candidate at int8 and mixed precision, trained once,
+    /// each ranked on its own image's validation accuracy; the mixed image has its own
+    /// footprint.
+    #[test]
+    fn precisions_multiply_candidates_and_rank_on_images() {
+        use edgeloop_trainer::audio::synth::{generate, SynthConfig};
+        let data = generate(&SynthConfig::new(3, 10));
+        let mut cfg = SelectConfig::new(Budget::explicit(1 << 20, 1 << 20, None).unwrap());
+        cfg.space = SearchSpace {
+            channels: vec![4],
+            blocks: vec![1],
+            strides: vec![3],
+        };
+        cfg.precisions = vec![Precision::Int8, Precision::MixedHead, Precision::MixedFirst];
+        cfg.brief_steps = 3;
+        cfg.full_steps = 3;
+        cfg.batch = 4;
+        assert!(cfg.ranks_images());
+        let s = select(&data, &cfg).unwrap();
+        let names: Vec<&str> = s.rows.iter().map(|r| r.candidate.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["c4-b1-s3", "c4-b1-s3-mixed", "c4-b1-s3-mixed-first"]
+        );
+        let fa = s.rows[0].footprint.as_ref().unwrap();
+        let ba = s.rows[0].brief.as_ref().unwrap();
+        for r in &s.rows[1..] {
+            let (fb, bb) = (r.footprint.as_ref().unwrap(), r.brief.as_ref().unwrap());
+            assert_ne!(fa.image, fb.image);
+            assert_eq!(fa.macs, fb.macs);
+            // One fp32 model for all three.
+            assert_eq!(ba.fp32_val_accuracy, bb.fp32_val_accuracy);
+        }
+        // The f32 first convolution costs more than its int8 twin.
+        assert!(s.rows[2].footprint.as_ref().unwrap().instructions > fa.instructions);
+        assert!(s.winner.footprint_as_predicted, "{:?}", s.winner.footprint);
+        let md = crate::report::markdown(&s);
+        assert!(
+            md.contains("NOT MEASURED")
+                && md.contains("| mixed |")
+                && md.contains("| mixed-first |"),
+            "{md}"
+        );
     }
 
     /// A budget nothing fits: the error lists every candidate with its reason.

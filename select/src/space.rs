@@ -1,13 +1,15 @@
 //! The search space: DS-CNN widths, depths and first-layer strides for the keyword model.
 //!
-//! Precision is not a dimension here: every keyword candidate is int8 (per-channel weights,
-//! per-tensor activations). The text classifier's space (encoder/GPT width, depth, heads,
-//! context, vocabulary, int8 vs mixed precision) is [`crate::text::space`].
+//! Precision ([`Precision`]: int8, or the `fc` head kept f32) is the selection's
+//! `precisions` list ([`crate::search::SelectConfig`]); each DS-CNN size is a candidate at every
+//! precision ([`Candidate::at`]). The text classifier's space (encoder/GPT width, depth, heads,
+//! context, vocabulary, precision) is [`crate::text::space`].
 
 use edgeloop_trainer::models::ds_cnn::DsCnnConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SelectError};
+use crate::precision::Precision;
 
 /// The DS-CNN dimensions searched (the cartesian product is the candidate list).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,18 +36,31 @@ impl Default for SearchSpace {
 /// One point of the space.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candidate {
-    /// Short name, `c{channels}-b{blocks}-s{stride}`.
+    /// Short name, `c{channels}-b{blocks}-s{stride}`, with `-mixed` for mixed precision.
     pub name: String,
     /// The model sizes.
     pub model: DsCnnConfig,
+    /// How its image is quantized.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Candidate {
-    /// A candidate for `model`, named after its sizes.
+    /// An int8 candidate for `model`, named after its sizes.
     pub fn new(model: DsCnnConfig) -> Self {
+        Self::at(model, Precision::Int8)
+    }
+
+    /// A candidate for `model` at `precision`.
+    pub fn at(model: DsCnnConfig, precision: Precision) -> Self {
+        let mut name = format!("c{}-b{}-s{}", model.channels, model.blocks, model.stride);
+        if precision != Precision::Int8 {
+            name = format!("{name}-{}", precision.short());
+        }
         Candidate {
-            name: format!("c{}-b{}-s{}", model.channels, model.blocks, model.stride),
+            name,
             model,
+            precision,
         }
     }
 }
@@ -112,6 +127,9 @@ mod tests {
         assert!(c.windows(2).all(|w| w[0].model.macs() <= w[1].model.macs()));
         assert_eq!(c[0].name, "c8-b1-s2");
         assert_eq!(SearchSpace::default().candidates(8).unwrap().len(), 40);
+        assert!(c.iter().all(|c| c.precision == Precision::Int8));
+        let m = Candidate::at(c[0].model.clone(), Precision::MixedHead);
+        assert_eq!(m.name, "c8-b1-s2-mixed");
     }
 
     #[test]

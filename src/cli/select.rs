@@ -17,7 +17,9 @@ section and the planned arena are exact; latency is the image's MACs times the i
 measured on our Cortex-M4 kernels (firmware-examples/BENCH.md) over the target's instructions per second. \
 Candidates that do not fit are dropped with the reason; the survivors are trained briefly (same steps, same \
 seed) and ranked on the Pareto front of validation accuracy vs latency vs RAM; the winner is trained fully.\n\
-Tasks: --task kws (DS-CNN keyword spotting, int8; --channels/--blocks/--strides) or --task text (a classifier \
+Tasks: --task kws (DS-CNN keyword spotting; --channels/--blocks/--strides; --precisions int8 by default, \
+mixed-head keeps the fc head f32, mixed-first the first convolution; with either, every candidate \
+is ranked on its image's validation accuracy) or --task text (a classifier \
 on --data DIR with train.jsonl, val.jsonl, test.jsonl of {\"text\", \"label\"} records; --families, --widths, \
 --depths, --heads, --contexts, --vocabs (a byte-level BPE retrained at each size) and --precisions int8,mixed-head \
 (the classification head kept f32); ranked on the accuracy of each candidate's quantized image).\n\
@@ -122,8 +124,9 @@ pub struct TextSpaceArgs {
     /// least 262).
     #[arg(long, value_delimiter = ',', default_values_t = [384usize, 512])]
     pub vocabs: Vec<usize>,
-    /// Text: precisions (int8, mixed-head).
-    #[arg(long, value_delimiter = ',', default_values_t = ["int8".to_string(), "mixed-head".to_string()])]
+    /// Precisions (int8; mixed-head: the classification head kept f32; mixed-first, kws only:
+    /// the first convolution kept f32). Default: int8 and mixed-head for text, int8 for kws.
+    #[arg(long, value_delimiter = ',')]
     pub precisions: Vec<String>,
 }
 
@@ -164,6 +167,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         blocks: args.blocks.clone(),
         strides: args.strides.clone(),
     };
+    if let Some(p) = precisions(&args)? {
+        cfg.precisions = p;
+    }
     cfg.seed = args.seed;
     cfg.brief_steps = args.brief_steps;
     cfg.full_steps = args.steps.unwrap_or(cfg.full_steps);
@@ -193,7 +199,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{} clips, {} classes; {} candidates; target {}",
         data.clips.len(),
         data.labels.len(),
-        cfg.space.channels.len() * cfg.space.blocks.len() * cfg.space.strides.len(),
+        cfg.space.channels.len()
+            * cfg.space.blocks.len()
+            * cfg.space.strides.len()
+            * cfg.precisions.len(),
         cfg.budget.target
     );
     let s = edgeloop_select::select(&data, &cfg).context("selecting a model")?;
@@ -229,6 +238,21 @@ int8 test accuracy {:.3} (fp32 {:.3}); footprint as predicted: {}",
     }))
 }
 
+/// `--precisions`, parsed (`None`: not given).
+fn precisions(args: &Args) -> anyhow::Result<Option<Vec<Precision>>> {
+    if args.text.precisions.is_empty() {
+        return Ok(None);
+    }
+    let p = args
+        .text
+        .precisions
+        .iter()
+        .map(|p| Precision::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--precisions")?;
+    Ok(Some(p))
+}
+
 /// The text search space from the arguments.
 fn text_space(args: &Args) -> anyhow::Result<TextSearchSpace> {
     let t = &args.text;
@@ -238,12 +262,10 @@ fn text_space(args: &Args) -> anyhow::Result<TextSearchSpace> {
         .map(|f| Family::parse(f))
         .collect::<Result<Vec<_>, _>>()
         .context("--families")?;
-    let precisions = t
-        .precisions
-        .iter()
-        .map(|p| Precision::parse(p))
-        .collect::<Result<Vec<_>, _>>()
-        .context("--precisions")?;
+    let precisions = match precisions(args)? {
+        Some(p) => p,
+        None => vec![Precision::Int8, Precision::MixedHead],
+    };
     let space = TextSearchSpace {
         families,
         widths: t.widths.clone(),
@@ -356,6 +378,12 @@ mod tests {
         let parse = |v: &[&str]| T::try_parse_from(v).map(|t| t.a);
         let a = parse(&["x", "--task", "text", "--out", "o"]).unwrap();
         assert_eq!(text_space(&a).unwrap(), TextSearchSpace::default());
+        assert!(precisions(&a).unwrap().is_none());
+        let a = parse(&["x", "--precisions", "int8,mixed", "--out", "o"]).unwrap();
+        assert_eq!(
+            precisions(&a).unwrap(),
+            Some(vec![Precision::Int8, Precision::MixedHead])
+        );
         let a = parse(&[
             "x",
             "--task",

@@ -92,20 +92,12 @@ pub fn export(spec: &ModelSpec, params: &mut Params, name: &str) -> Result<OnnxM
     })
 }
 
+/// The exported classifiers' head layer (nodes `classifier/MatMul`, `classifier/Add`).
+pub const HEAD: &str = "classifier";
+
 /// Names of the nodes of `model` that `precision` keeps float.
 pub fn float_nodes(model: &OnnxModel, precision: Precision) -> HashSet<String> {
-    model
-        .graph()
-        .node
-        .iter()
-        .filter(|n| {
-            precision
-                .float_prefixes()
-                .iter()
-                .any(|p| n.name.starts_with(p))
-        })
-        .map(|n| n.name.clone())
-        .collect()
+    crate::precision::float_nodes(model, precision, HEAD, None)
 }
 
 /// Quantizes `fp32` at `precision` (calibrated on `calib`) and compiles it.

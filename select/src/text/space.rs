@@ -5,6 +5,7 @@ use edgeloop_trainer::models::{BertConfig, GptConfig, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SelectError};
+pub use crate::precision::Precision;
 
 /// Most candidates a text space may hold.
 pub const MAX_CANDIDATES: usize = 512;
@@ -39,46 +40,6 @@ impl Family {
             o => Err(SelectError::Config(format!(
                 "unknown model family '{o}' (encoder or gpt)"
             ))),
-        }
-    }
-}
-
-/// How a candidate's image is quantized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    /// Every quantizable op int8 (per-channel weights, per-tensor activations).
-    Int8,
-    /// int8 except the classification head (`classifier/MatMul`, `classifier/Add`), which the
-    /// quantizer leaves float and the compiler lowers to f32 ops.
-    MixedHead,
-}
-
-impl Precision {
-    /// Short name used in candidate names (`int8`, `mixed`).
-    pub fn short(self) -> &'static str {
-        match self {
-            Precision::Int8 => "int8",
-            Precision::MixedHead => "mixed",
-        }
-    }
-
-    /// Parses `int8` or `mixed` / `mixed-head`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "int8" => Ok(Precision::Int8),
-            "mixed" | "mixed-head" | "mixed_head" => Ok(Precision::MixedHead),
-            o => Err(SelectError::Config(format!(
-                "unknown precision '{o}' (int8 or mixed-head)"
-            ))),
-        }
-    }
-
-    /// The ONNX node-name prefixes this precision keeps float.
-    pub fn float_prefixes(self) -> &'static [&'static str] {
-        match self {
-            Precision::Int8 => &[],
-            Precision::MixedHead => &["classifier/"],
         }
     }
 }
@@ -235,6 +196,11 @@ impl TextSearchSpace {
         check("heads", &self.heads, 1, 32)?;
         check("contexts", &self.contexts, 2, 512)?;
         check("vocabs", &self.vocabs, MIN_VOCAB, 65_536)?;
+        if self.precisions.contains(&Precision::MixedFirst) {
+            return Err(SelectError::Config(
+                "text search space: mixed-first applies to the keyword model; text offers int8 and mixed-head".into(),
+            ));
+        }
         if self.families.is_empty() || self.precisions.is_empty() {
             return Err(SelectError::Config(
                 "text search space: give at least one family and one precision".into(),
@@ -386,6 +352,10 @@ mod tests {
             },
             TextSearchSpace {
                 precisions: vec![],
+                ..ok.clone()
+            },
+            TextSearchSpace {
+                precisions: vec![Precision::MixedFirst],
                 ..ok.clone()
             },
             TextSearchSpace {
