@@ -14,6 +14,9 @@ use crate::Error;
 /// Header flag: an Ed25519 signature trailer follows the image.
 pub const FLAG_SIGNED: u32 = 1;
 
+/// Tensors per block of the plan check (see `Model::plan_holds`).
+const PLAN_BLOCK: usize = 32;
+
 /// A parsed, fully validated model image. Borrows the image bytes (flash); copies nothing.
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
@@ -548,6 +551,78 @@ impl<'a> Model<'a> {
 
     /// Every arena tensor fits the declared arena; no two simultaneously live ones overlap.
     fn validate_plan(&self) -> Result<(), Error> {
+        let fast = self.plan_holds();
+        if cfg!(debug_assertions) {
+            // Debug builds (tests, fuzz targets) hold the blocked check to the exact verdict.
+            let exact = self.validate_plan_exact();
+            assert_eq!(
+                fast,
+                exact.is_ok(),
+                "plan checks disagree: exact says {exact:?}"
+            );
+            return exact;
+        }
+        if fast {
+            Ok(())
+        } else {
+            self.validate_plan_exact()
+        }
+    }
+
+    /// The plan check of [`Self::validate_plan_exact`] with each tensor record decoded once per
+    /// block of [`PLAN_BLOCK`] tensors instead of once per pair (the pairs are still all
+    /// compared, on a stack copy of the block's offsets, lengths and lifetimes): `true` exactly
+    /// when the exact check accepts the plan.
+    fn plan_holds(&self) -> bool {
+        /// Offset, length and lifetime of an arena tensor (`None`: not in the arena); 16 bytes,
+        /// so a block is 512 bytes of stack.
+        type Span = Option<(u32, u32, u16, u16)>;
+        let span = |i: usize| -> Option<Span> {
+            let t = self.raw_tensor(i).ok()?;
+            Some(
+                t.in_arena()
+                    .then_some((t.offset, t.len, t.first_op, t.last_op)),
+            )
+        };
+        let n = self.num_tensors();
+        let mut block: [Span; PLAN_BLOCK] = [None; PLAN_BLOCK];
+        for start in (0..n).step_by(PLAN_BLOCK) {
+            let end = (start + PLAN_BLOCK).min(n);
+            for (k, slot) in block.iter_mut().enumerate().take(end - start) {
+                let Some(s) = span(start + k) else {
+                    return false;
+                };
+                *slot = s;
+            }
+            for a in start..n {
+                let Some(sa) = (if a < end {
+                    Some(block[a - start])
+                } else {
+                    span(a)
+                }) else {
+                    return false;
+                };
+                let Some((a_off, a_len, af, al)) = sa else {
+                    continue;
+                };
+                let (a0, a1) = (a_off as u64, a_off as u64 + a_len as u64);
+                if start == 0 && a1 > self.arena_bytes as u64 {
+                    return false;
+                }
+                for &(b_off, b_len, bf, bl) in block[..(a.min(end) - start)].iter().flatten() {
+                    let (b0, b1) = (b_off as u64, b_off as u64 + b_len as u64);
+                    if af <= bl && bf <= al && a0 < b1 && b0 < a1 {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Every arena tensor fits the declared arena; no two simultaneously live ones overlap (the
+    /// error names the first pair).
+    fn validate_plan_exact(&self) -> Result<(), Error> {
         for a in 0..self.num_tensors() {
             let ta = self.raw_tensor(a)?;
             if !ta.in_arena() {

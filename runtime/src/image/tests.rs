@@ -564,6 +564,44 @@ fn every_stored_lifetime_edit_is_judged_alike_by_both_checks() {
     }
 }
 
+/// A chain of 45 FullyConnected layers (more tensors than one block of the plan check): every
+/// arena tensor moved onto every other one's offset, overlapping or not; the blocked plan check
+/// and the exact one agree on each (debug builds assert it inside `Model::parse`).
+#[test]
+fn every_plan_edit_of_a_long_chain_is_judged_alike_by_both_checks() {
+    let mut w = ImageWriter::new("chain", 1).expect("name fits");
+    let mut h = w.input(DType::F32, &[1, 4], None).expect("input");
+    let weights: [f32; 16] = core::array::from_fn(|i| (i as f32 - 7.5) / 8.0);
+    for _ in 0..45 {
+        h = w
+            .fully_connected(h, &weights, None, 4, Activation::None, None)
+            .expect("fc");
+    }
+    w.output(h).expect("output");
+    let good = w.finish().expect("writes").bytes;
+    let a = AlignedBytes::new(&good);
+    let m = Model::parse(a.as_slice()).expect("valid");
+    let arena: Vec<usize> = (0..m.num_tensors())
+        .filter(|&t| m.tensor(t).is_ok_and(|x| x.in_arena()))
+        .collect();
+    assert!(arena.len() > 40, "{} arena tensors", arena.len());
+    let (mut overlaps, mut valid) = (0, 0);
+    for &t in &arena {
+        for &u in &arena {
+            let mut b = good.clone();
+            let off = get_u32(&good, tensor_record(&good, u) + 12);
+            set_u32(&mut b, tensor_record(&good, t) + 12, off);
+            fix_crc(&mut b);
+            match parse(&b) {
+                Ok(()) => valid += 1,
+                Err(Error::ImagePlanOverlap { .. }) => overlaps += 1,
+                Err(e) => panic!("tensor {t} onto {u}'s offset: {e:?}"),
+            }
+        }
+    }
+    assert!(overlaps > 0 && valid > arena.len(), "{overlaps} overlaps, {valid} valid");
+}
+
 #[test]
 fn seeded_multi_byte_corruption_never_panics() {
     let good = tiny_i8().bytes;
