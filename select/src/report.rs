@@ -8,7 +8,7 @@ use crate::error::{Result, SelectError};
 use crate::plot::{front_png, PlotPoint};
 use crate::search::Selection;
 
-/// Files written by [`write`].
+/// Files written by [`write()`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Written {
     /// `select.md`: the table.

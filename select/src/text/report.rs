@@ -10,7 +10,7 @@ use crate::cost::{figure, KernelClass};
 use crate::error::{Result, SelectError};
 use crate::plot::{front_png, PlotPoint};
 
-/// Files written by [`write`].
+/// Files written by [`write()`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TextWritten {
     /// `select.md`: the table.
