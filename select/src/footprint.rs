@@ -327,17 +327,26 @@ impl Footprint {
     pub fn fits(&self) -> bool {
         self.over_budget.is_empty()
     }
+
+    /// Whether this (trained) image's footprint is the one `predicted` before training: same
+    /// flash bound, header and graph, arena, RAM and MACs, and its flash within the bound.
+    pub fn as_predicted_by(&self, predicted: Option<&Footprint>) -> bool {
+        predicted.is_some_and(|p| {
+            p.flash_bound == self.flash_bound
+                && self.flash_total <= p.flash_bound
+                && p.image.header_and_graph == self.image.header_and_graph
+                && p.arena == self.arena
+                && p.ram_total == self.ram_total
+                && p.macs == self.macs
+        })
+    }
 }
 
 /// Accuracy of the int8 image on `set` (the host runtime runs the image on each clip's int8
 /// features, exactly the bytes the device's front end produces).
 pub fn image_accuracy(compiled: &Compiled, set: &FeatureSet) -> Result<f32> {
-    if set.is_empty() {
-        return Ok(0.0);
-    }
     let per = FRAMES * MEL_BANDS;
-    let mut ok = 0usize;
-    for (i, &label) in set.labels.iter().enumerate() {
+    let samples = set.labels.iter().enumerate().map(|(i, &label)| {
         let x = HostTensor::int(
             vec![1, 1, FRAMES, MEL_BANDS],
             Elem::I8,
@@ -346,7 +355,26 @@ pub fn image_accuracy(compiled: &Compiled, set: &FeatureSet) -> Result<f32> {
                 .map(|&q| q as i64)
                 .collect(),
         );
-        let inputs: HostMap = HashMap::from([(INPUT.to_string(), x)]);
+        (x, label)
+    });
+    accuracy_on(compiled, INPUT, set.len(), samples)
+}
+
+/// Share of the `n` `samples` (input tensor, label) whose largest output of `compiled` (run
+/// on the host runtime with the tensor as input `input`) is at the label's index; 0 when
+/// `n` is 0.
+pub(crate) fn accuracy_on(
+    compiled: &Compiled,
+    input: &str,
+    n: usize,
+    samples: impl Iterator<Item = (HostTensor, u32)>,
+) -> Result<f32> {
+    if n == 0 {
+        return Ok(0.0);
+    }
+    let mut ok = 0usize;
+    for (x, label) in samples {
+        let inputs: HostMap = HashMap::from([(input.to_string(), x)]);
         let out = compiled.run(&inputs)?;
         let logits = out
             .values()
@@ -368,7 +396,7 @@ pub fn image_accuracy(compiled: &Compiled, set: &FeatureSet) -> Result<f32> {
             ok += 1;
         }
     }
-    Ok(ok as f32 / set.len() as f32)
+    Ok(ok as f32 / n as f32)
 }
 
 #[cfg(test)]

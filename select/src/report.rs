@@ -4,8 +4,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::device::Budget;
 use crate::error::{Result, SelectError};
-use crate::plot::{front_png, PlotPoint};
+use crate::footprint::Built;
+use crate::plot::front_png;
+use crate::rows::{image_summary, plot_points, table_cells, RankedRow};
 use crate::search::Selection;
 
 /// Files written by [`write()`].
@@ -27,8 +30,58 @@ pub struct Written {
     pub image: PathBuf,
 }
 
-fn kib(b: u64) -> String {
-    format!("{:.1}", b as f64 / 1024.0)
+/// The report's paragraph on the target `b` (its firmware overheads taken from `source`).
+pub(crate) fn budget_paragraph(b: &Budget, source: &str) -> String {
+    format!(
+        "Target **{}**: flash {} B, RAM {} B, latency {}; {:.0} instructions/s, {:?} kernels. \
+Firmware overhead added to every image: {} B flash, {} B RAM ({source}).\n\n",
+        b.target,
+        b.flash_bytes,
+        b.ram_bytes,
+        b.latency_ms
+            .map(|l| format!("≤ {l} ms"))
+            .unwrap_or("unbounded".into()),
+        b.instructions_per_second,
+        b.kernels,
+        b.firmware_flash_bytes,
+        b.firmware_ram_bytes,
+    )
+}
+
+/// Writes `bytes` to `dir/name`.
+pub(crate) fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).map_err(|e| SelectError::io(&p, e))?;
+    Ok(p)
+}
+
+/// `value` as pretty JSON.
+pub(crate) fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|e| SelectError::Config(e.to_string()))
+}
+
+/// The winner's `built` models and image written into `dir`: `model.onnx` (fp32),
+/// `model-int8.onnx` and `model.edli`.
+pub(crate) fn put_built(dir: &Path, built: Option<&Built>) -> Result<[PathBuf; 3]> {
+    let built =
+        built.ok_or_else(|| SelectError::Config("the selection has no built winner".into()))?;
+    Ok([
+        put(dir, "model.onnx", &built.fp32.to_bytes())?,
+        put(dir, "model-int8.onnx", &built.qdq.to_bytes())?,
+        put(dir, "model.edli", built.compiled.bytes())?,
+    ])
+}
+
+/// The front plot of `rows` (winner at index `winner`) as `dir/front.png`.
+pub(crate) fn put_plot<R: RankedRow>(
+    dir: &Path,
+    rows: &[R],
+    winner: usize,
+    title: &str,
+) -> Result<PathBuf> {
+    let plot = dir.join("front.png");
+    front_png(&plot, title, &plot_points(rows, winner))?;
+    Ok(plot)
 }
 
 /// The Markdown report.
@@ -41,21 +94,7 @@ pub fn markdown(s: &Selection) -> String {
         "# Model selection: keyword spotting (DS-CNN, {})\n",
         precisions.join(" / ")
     );
-    let _ = writeln!(
-        out,
-        "Target **{}**: flash {} B, RAM {} B, latency {}; {:.0} instructions/s, {:?} kernels. \
-Firmware overhead added to every image: {} B flash, {} B RAM (firmware-examples/BENCH.md).\n",
-        b.target,
-        b.flash_bytes,
-        b.ram_bytes,
-        b.latency_ms
-            .map(|l| format!("≤ {l} ms"))
-            .unwrap_or("unbounded".into()),
-        b.instructions_per_second,
-        b.kernels,
-        b.firmware_flash_bytes,
-        b.firmware_ram_bytes,
-    );
+    out.push_str(&budget_paragraph(b, "firmware-examples/BENCH.md"));
     let _ = writeln!(
         out,
         "Footprints are exact (each candidate's image built by the compiler before training); \
@@ -99,53 +138,22 @@ f32 Conv2D: {} instructions/MAC, {}.\n",
     );
     for (i, r) in s.rows.iter().enumerate() {
         let m = &r.candidate.model;
-        let (img, fl, ar, ram, macs, ins, ms) = match &r.footprint {
-            Some(f) => (
-                f.image.total.to_string(),
-                kib(f.flash_bound),
-                f.arena.to_string(),
-                kib(f.ram_total),
-                f.macs.to_string(),
-                format!("{:.0}", f.instructions),
-                format!("{:.2}", f.latency_ms),
-            ),
-            None => Default::default(),
-        };
-        let (params, acc, facc) = match &r.brief {
-            Some(b) => (
-                b.params.to_string(),
-                format!("{:.3}", b.val_accuracy),
-                format!("{:.3}", b.fp32_val_accuracy),
-            ),
-            None => Default::default(),
-        };
-        let status = if i == s.winner.row {
-            "**chosen**".to_string()
-        } else if r.dropped.is_empty() {
-            "trained".to_string()
-        } else {
-            format!("dropped: {}", r.dropped.join("; "))
-        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {params} | {img} | {fl} | {ar} | {ram} | {macs} | {ins} | {ms} | {acc} | {facc} | {} | {status} |",
+            "| {} | {} | {} | {} | {} | {}",
             r.candidate.name,
             m.channels,
             m.blocks,
             m.stride,
             r.candidate.precision.short(),
-            if r.on_front { "●" } else { "" },
+            table_cells(r, i == s.winner.row),
         );
     }
     let w = &s.winner;
-    let f = &w.footprint;
-    let _ = writeln!(
+    let _ = write!(
         out,
         "\n## Chosen: {}\n\nFully trained {} steps ({:.1} s): validation {:.3}, test {:.3} (fp32), \
-test {:.3} (its {} image on the host runtime).\n\nImage {} B (header+graph {}, constants {}: \
-weights {}, biases {}, requantization {}; statistics {}), arena {} B (lower bound {}), RAM total \
-{} B, flash total {} B (bound before training {} B), {} MACs, ~{:.0} instructions ≈ {:.2} ms.\nFootprint of the trained image \
-equals the one predicted before training: **{}**.\n",
+test {:.3} (its {} image on the host runtime).\n\n{}",
         s.rows[w.row].candidate.name,
         w.train_config.steps,
         w.seconds,
@@ -153,81 +161,33 @@ equals the one predicted before training: **{}**.\n",
         w.test_accuracy,
         w.int8_test_accuracy,
         s.rows[w.row].candidate.precision.short(),
-        f.image.total,
-        f.image.header_and_graph,
-        f.image.constants,
-        f.image.weights,
-        f.image.biases,
-        f.image.requant_and_tables,
-        f.image.statistics,
-        f.arena,
-        f.arena_lower_bound,
-        f.ram_total,
-        f.flash_total,
-        f.flash_bound,
-        f.macs,
-        f.instructions,
-        f.latency_ms,
-        if w.footprint_as_predicted { "yes" } else { "NO" },
+        image_summary(&w.footprint, w.footprint_as_predicted),
     );
-    if !f.unmeasured_ops.is_empty() {
-        let _ = writeln!(
-            out,
-            "Ops the firmware bench did not measure (counted as 0 instructions): {}.",
-            f.unmeasured_ops.join(", ")
-        );
-    }
     out
 }
 
 /// Writes every output into `dir` (created if needed).
 pub fn write(s: &Selection, dir: &Path) -> Result<Written> {
     std::fs::create_dir_all(dir).map_err(|e| SelectError::io(dir, e))?;
-    let put = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).map_err(|e| SelectError::io(&p, e))?;
-        Ok(p)
-    };
-    let json = serde_json::to_vec_pretty(s).map_err(|e| SelectError::Config(e.to_string()))?;
-    let chosen = serde_json::to_vec_pretty(&s.winner.train_config)
-        .map_err(|e| SelectError::Config(e.to_string()))?;
-    let built = s
-        .built
-        .as_ref()
-        .ok_or_else(|| SelectError::Config("the selection has no built winner".into()))?;
-    let plot = dir.join("front.png");
-    let points: Vec<PlotPoint> = s
-        .rows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let f = r.footprint.as_ref()?;
-            let b = r.brief.as_ref()?;
-            Some(PlotPoint {
-                label: r.candidate.name.clone(),
-                latency_ms: f.latency_ms,
-                accuracy: b.val_accuracy as f64,
-                ram: f.ram_total,
-                on_front: r.on_front,
-                winner: i == s.winner.row,
-            })
-        })
-        .collect();
-    front_png(
-        &plot,
+    let json_all = json(s)?;
+    let chosen = json(&s.winner.train_config)?;
+    let [fp32_onnx, int8_onnx, image] = put_built(dir, s.built.as_ref())?;
+    let plot = put_plot(
+        dir,
+        &s.rows,
+        s.winner.row,
         &format!(
             "DS-CNN candidates for {} ({} brief steps)",
             s.config.budget.target, s.config.brief_steps
         ),
-        &points,
     )?;
     Ok(Written {
-        markdown: put("select.md", markdown(s).as_bytes())?,
-        json: put("select.json", &json)?,
+        markdown: put(dir, "select.md", markdown(s).as_bytes())?,
+        json: put(dir, "select.json", &json_all)?,
         plot,
-        chosen: put("chosen.json", &chosen)?,
-        fp32_onnx: put("model.onnx", &built.fp32.to_bytes())?,
-        int8_onnx: put("model-int8.onnx", &built.qdq.to_bytes())?,
-        image: put("model.edli", built.compiled.bytes())?,
+        chosen: put(dir, "chosen.json", &chosen)?,
+        fp32_onnx,
+        int8_onnx,
+        image,
     })
 }

@@ -12,6 +12,8 @@ use crate::error::{Result, SelectError};
 use crate::footprint::{build_at, calibration, distinct_biases, image_accuracy, Built, Footprint};
 use crate::pareto::{front, Point};
 use crate::precision::Precision;
+use crate::progress::Steps;
+use crate::rows::{point, survivors, RankedRow};
 use crate::space::{Candidate, SearchSpace};
 
 /// Scale of the inputs the DS-CNN's first layer is initialised for (the trainer's value).
@@ -72,23 +74,13 @@ impl SelectConfig {
     pub fn validate(&self) -> Result<()> {
         self.budget.validate()?;
         self.space.validate()?;
-        if self.brief_steps == 0 || self.full_steps == 0 || self.batch == 0 {
-            return Err(SelectError::Config(
-                "brief steps, full steps and batch must be at least 1".into(),
-            ));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(SelectError::Config(format!(
-                "learning rate {} must be positive",
-                self.lr
-            )));
-        }
-        if !(self.tolerance.is_finite() && (0.0..=1.0).contains(&self.tolerance)) {
-            return Err(SelectError::Config(format!(
-                "tolerance {} must lie in [0, 1]",
-                self.tolerance
-            )));
-        }
+        check_training(
+            self.brief_steps,
+            self.full_steps,
+            self.batch,
+            self.lr,
+            self.tolerance,
+        )?;
         if self.precisions.is_empty() {
             return Err(SelectError::Config("give at least one precision".into()));
         }
@@ -116,7 +108,34 @@ impl SelectConfig {
     }
 }
 
-/// Brief-training result of a survivor.
+/// Checks the training settings both selections share: steps and batch at least 1, a
+/// positive learning rate, a tolerance in [0, 1].
+pub(crate) fn check_training(
+    brief_steps: usize,
+    full_steps: usize,
+    batch: usize,
+    lr: f64,
+    tolerance: f64,
+) -> Result<()> {
+    if brief_steps == 0 || full_steps == 0 || batch == 0 {
+        return Err(SelectError::Config(
+            "brief steps, full steps and batch must be at least 1".into(),
+        ));
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(SelectError::Config(format!(
+            "learning rate {lr} must be positive"
+        )));
+    }
+    if !(tolerance.is_finite() && (0.0..=1.0).contains(&tolerance)) {
+        return Err(SelectError::Config(format!(
+            "tolerance {tolerance} must lie in [0, 1]"
+        )));
+    }
+    Ok(())
+}
+
+/// Brief-training result of a survivor (of either selection).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Brief {
     /// Validation accuracy the front ranks: the fp32 model's, or, when precisions are searched
@@ -143,6 +162,24 @@ pub struct Row {
     pub brief: Option<Brief>,
     /// Whether it is on the Pareto front.
     pub on_front: bool,
+}
+
+impl RankedRow for Row {
+    fn name(&self) -> &str {
+        &self.candidate.name
+    }
+    fn footprint(&self) -> Option<&Footprint> {
+        self.footprint.as_ref()
+    }
+    fn brief(&self) -> Option<&Brief> {
+        self.brief.as_ref()
+    }
+    fn dropped(&self) -> &[String] {
+        &self.dropped
+    }
+    fn on_front(&self) -> bool {
+        self.on_front
+    }
 }
 
 /// The winner after full training.
@@ -191,19 +228,6 @@ pub struct Selection {
     pub model: Option<DsCnn>,
 }
 
-fn bar(show: bool, len: usize, what: &str) -> Option<indicatif::ProgressBar> {
-    show.then(|| {
-        let b = indicatif::ProgressBar::new(len as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(&format!(
-                "{what} {{bar:30}} {{pos}}/{{len}} {{msg}}"
-            ))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    })
-}
-
 /// The footprint of `candidate`, from an image built before any training.
 pub fn footprint(
     candidate: &Candidate,
@@ -220,27 +244,8 @@ pub fn footprint(
 /// Picks the winner among `front` (indices into `rows`): the lowest-latency member whose
 /// validation accuracy is within `tolerance` of the best, ties to less RAM.
 pub fn pick(rows: &[Row], front: &[usize], tolerance: f64) -> Option<usize> {
-    let acc = |i: usize| rows[i].brief.as_ref().map(|b| b.val_accuracy as f64);
-    let best = front
-        .iter()
-        .filter_map(|&i| acc(i))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let key = |i: usize| {
-        rows[i]
-            .footprint
-            .as_ref()
-            .map(|f| (f.latency_ms, f.ram_total))
-            .unwrap_or((f64::INFINITY, u64::MAX))
-    };
-    front
-        .iter()
-        .copied()
-        .filter(|&i| acc(i).is_some_and(|a| a >= best - tolerance - 1e-12))
-        .min_by(|&a, &b| {
-            let (la, ra) = key(a);
-            let (lb, rb) = key(b);
-            la.total_cmp(&lb).then(ra.cmp(&rb))
-        })
+    let points: Vec<Point> = rows.iter().map(point).collect();
+    crate::pareto::pick(&points, front, tolerance)
 }
 
 /// Runs the selection on `data` (train split to train, validation split to rank, test split
@@ -267,12 +272,10 @@ pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
     let calib = calibration(&train_set, cfg.calibration_clips)?;
 
     // 1. Exact footprints before training.
-    let pb = bar(cfg.progress, candidates.len(), "footprints");
+    let pb = Steps::new(cfg.progress, candidates.len(), "footprints");
     let mut rows = Vec::with_capacity(candidates.len());
     for c in candidates {
-        if let Some(b) = &pb {
-            b.set_message(c.name.clone());
-        }
+        pb.start(&c.name);
         let (footprint, dropped) = match footprint(&c, &calib, &cfg.budget, cfg.seed) {
             Ok(f) => {
                 let d = f.over_budget.clone();
@@ -287,23 +290,10 @@ pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
             brief: None,
             on_front: false,
         });
-        if let Some(b) = &pb {
-            b.inc(1);
-        }
+        pb.done();
     }
-    if let Some(b) = pb {
-        b.finish_and_clear();
-    }
-    let survivors: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].dropped.is_empty())
-        .collect();
-    if survivors.is_empty() {
-        let why: Vec<String> = rows
-            .iter()
-            .map(|r| format!("  {}: {}", r.candidate.name, r.dropped.join("; ")))
-            .collect();
-        return Err(SelectError::NothingFits(why.join("\n")));
-    }
+    pb.finish();
+    let survivors = survivors(&rows)?;
 
     // 2. Brief training, same steps and seed for every survivor; one model per DS-CNN size,
     // shared by its precisions (whose images are scored on the validation split when
@@ -321,11 +311,9 @@ pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
             None => models.push((m.clone(), vec![i])),
         }
     }
-    let pb = bar(cfg.progress, models.len(), "brief training");
+    let pb = Steps::new(cfg.progress, models.len(), "brief training");
     for (model_cfg, members) in &models {
-        if let Some(b) = &pb {
-            b.set_message(rows[members[0]].candidate.name.clone());
-        }
+        pb.start(&rows[members[0]].candidate.name);
         let tc = cfg.train_config(model_cfg, cfg.brief_steps);
         let (model, rep) = train(data, &tc)?;
         for &i in members {
@@ -344,29 +332,12 @@ pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
                 params: rep.params,
             });
         }
-        if let Some(b) = &pb {
-            b.inc(1);
-        }
+        pb.done();
     }
-    if let Some(b) = pb {
-        b.finish_and_clear();
-    }
+    pb.finish();
 
     // 3. The front over the survivors.
-    let points: Vec<Point> = survivors
-        .iter()
-        .map(|&i| {
-            let f = rows[i].footprint.as_ref();
-            Point {
-                accuracy: rows[i]
-                    .brief
-                    .as_ref()
-                    .map_or(f64::NAN, |b| b.val_accuracy as f64),
-                latency: f.map_or(f64::NAN, |f| f.latency_ms),
-                ram: f.map_or(f64::NAN, |f| f.ram_total as f64),
-            }
-        })
-        .collect();
+    let points: Vec<Point> = survivors.iter().map(|&i| point(&rows[i])).collect();
     let front: Vec<usize> = front(&points).into_iter().map(|k| survivors[k]).collect();
     for &i in &front {
         rows[i].on_front = true;
@@ -382,15 +353,7 @@ pub fn select(data: &KwsDataset, cfg: &SelectConfig) -> Result<Selection> {
     let wc = &rows[w].candidate;
     let built = build_at(&model, &calib, &wc.name, wc.precision)?;
     let fp = Footprint::of(&built.compiled, &cfg.budget)?;
-    let predicted = rows[w].footprint.as_ref();
-    let footprint_as_predicted = predicted.is_some_and(|p| {
-        p.flash_bound == fp.flash_bound
-            && fp.flash_total <= p.flash_bound
-            && p.image.header_and_graph == fp.image.header_and_graph
-            && p.arena == fp.arena
-            && p.ram_total == fp.ram_total
-            && p.macs == fp.macs
-    });
+    let footprint_as_predicted = fp.as_predicted_by(rows[w].footprint.as_ref());
     let flash_below_bound = fp.flash_bound.saturating_sub(fp.flash_total);
     let int8_test_accuracy = image_accuracy(&built.compiled, &test_set)?;
     let winner = Winner {

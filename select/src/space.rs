@@ -65,17 +65,22 @@ impl Candidate {
     }
 }
 
+/// Checks that the list `v` (named `what` in the error) is not empty and lies in `lo..=hi`.
+pub(crate) fn check_list(what: &str, v: &[usize], lo: usize, hi: usize) -> Result<()> {
+    if v.is_empty() || v.iter().any(|&x| x < lo || x > hi) {
+        Err(SelectError::Config(format!(
+            "{what} {v:?}: give 1 or more values in {lo}..={hi}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 impl SearchSpace {
     /// Checks the lists (non-empty, in range, at most 512 candidates).
     pub fn validate(&self) -> Result<()> {
         let check = |what: &str, v: &[usize], lo: usize, hi: usize| {
-            if v.is_empty() || v.iter().any(|&x| x < lo || x > hi) {
-                Err(SelectError::Config(format!(
-                    "search space {what} {v:?}: give 1 or more values in {lo}..={hi}"
-                )))
-            } else {
-                Ok(())
-            }
+            check_list(&format!("search space {what}"), v, lo, hi)
         };
         check("channels", &self.channels, 1, 1024)?;
         check("blocks", &self.blocks, 0, 16)?;

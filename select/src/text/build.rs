@@ -8,11 +8,11 @@
 //! seeded noise first ([`perturb`]) and the fit check uses the flash bound without
 //! deduplication.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use candle_core::{Device, Tensor};
 use edgeloop_quantize::compile::host::{Elem, HostTensor};
-use edgeloop_quantize::compile::{compile, CompileOptions, Compiled, HostMap};
+use edgeloop_quantize::compile::{compile, CompileOptions, Compiled};
 use edgeloop_quantize::{Dataset, OnnxModel, QuantizeConfig};
 use edgeloop_trainer::export::graph::encode;
 use edgeloop_trainer::export::{
@@ -23,7 +23,7 @@ use edgeloop_trainer::models::{Bert, BuildOptions, Gpt, ModelSpec, Params};
 use super::space::Precision;
 use super::task::INPUT;
 use crate::error::{Result, SelectError};
-use crate::footprint::Built;
+use crate::footprint::{accuracy_on, Built};
 
 /// ONNX opset of the text exports (20: GELU is the `Gelu` operator, as in the demo).
 pub const OPSET: i64 = 20;
@@ -137,39 +137,15 @@ pub fn build(fp32: &OnnxModel, calib: &Dataset, precision: Precision, name: &str
 
 /// Accuracy of the image on encoded `rows` (the host runtime runs the image on each row).
 pub fn image_accuracy(compiled: &Compiled, rows: &[(Vec<u32>, u32)]) -> Result<f32> {
-    if rows.is_empty() {
-        return Ok(0.0);
-    }
-    let mut ok = 0usize;
-    for (ids, label) in rows {
+    let samples = rows.iter().map(|(ids, label)| {
         let x = HostTensor::int(
             vec![1, ids.len()],
             Elem::I64,
             ids.iter().map(|&v| v as i64).collect(),
         );
-        let inputs: HostMap = HashMap::from([(INPUT.to_string(), x)]);
-        let out = compiled.run(&inputs)?;
-        let logits = out
-            .values()
-            .next()
-            .map(|t| t.as_f32())
-            .ok_or_else(|| SelectError::Config("the image has no output".into()))?;
-        let best = logits
-            .iter()
-            .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |b, (k, &v)| {
-                if v > b.1 {
-                    (k, v)
-                } else {
-                    b
-                }
-            })
-            .0;
-        if best as u32 == *label {
-            ok += 1;
-        }
-    }
-    Ok(ok as f32 / rows.len() as f32)
+        (x, *label)
+    });
+    accuracy_on(compiled, INPUT, rows.len(), samples)
 }
 
 #[cfg(test)]

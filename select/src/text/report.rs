@@ -8,7 +8,8 @@ use super::search::TextSelection;
 use super::space::Precision;
 use crate::cost::{figure, KernelClass};
 use crate::error::{Result, SelectError};
-use crate::plot::{front_png, PlotPoint};
+use crate::report::{budget_paragraph, json, put, put_built, put_plot};
+use crate::rows::{image_summary, table_cells};
 
 /// Files written by [`write()`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -36,10 +37,6 @@ pub struct TextWritten {
     pub model_dir: PathBuf,
 }
 
-fn kib(b: u64) -> String {
-    format!("{:.1}", b as f64 / 1024.0)
-}
-
 /// The Markdown report.
 pub fn markdown(s: &TextSelection) -> String {
     let b = &s.config.budget;
@@ -49,21 +46,10 @@ pub fn markdown(s: &TextSelection) -> String {
         "# Model selection: text classifier ({} classes)\n",
         s.labels.len()
     );
-    let _ = writeln!(
-        out,
-        "Target **{}**: flash {} B, RAM {} B, latency {}; {:.0} instructions/s, {:?} kernels. \
-Firmware overhead added to every image: {} B flash, {} B RAM (firmware-examples/BENCH.md, intent classifier).\n",
-        b.target,
-        b.flash_bytes,
-        b.ram_bytes,
-        b.latency_ms
-            .map(|l| format!("≤ {l} ms"))
-            .unwrap_or("unbounded".into()),
-        b.instructions_per_second,
-        b.kernels,
-        b.firmware_flash_bytes,
-        b.firmware_ram_bytes,
-    );
+    out.push_str(&budget_paragraph(
+        b,
+        "firmware-examples/BENCH.md, intent classifier",
+    ));
     let _ = writeln!(
         out,
         "Footprints are exact (each candidate's image built by the compiler before training, at its \
@@ -103,36 +89,9 @@ below {} MACs ({}); {} above ({}).\n",
     );
     for (i, r) in s.rows.iter().enumerate() {
         let c = &r.candidate;
-        let (img, fl, ar, ram, macs, ins, ms) = match &r.footprint {
-            Some(f) => (
-                f.image.total.to_string(),
-                kib(f.flash_bound),
-                f.arena.to_string(),
-                kib(f.ram_total),
-                f.macs.to_string(),
-                format!("{:.0}", f.instructions),
-                format!("{:.2}", f.latency_ms),
-            ),
-            None => Default::default(),
-        };
-        let (params, acc, facc) = match &r.brief {
-            Some(b) => (
-                b.params.to_string(),
-                format!("{:.3}", b.val_accuracy),
-                format!("{:.3}", b.fp32_val_accuracy),
-            ),
-            None => Default::default(),
-        };
-        let status = if i == s.winner.row {
-            "**chosen**".to_string()
-        } else if r.dropped.is_empty() {
-            "trained".to_string()
-        } else {
-            format!("dropped: {}", r.dropped.join("; "))
-        };
         let _ = writeln!(
             out,
-            "| {} | {:?} | {} | {} | {} | {} | {} | {} | {params} | {img} | {fl} | {ar} | {ram} | {macs} | {ins} | {ms} | {acc} | {facc} | {} | {status} |",
+            "| {} | {:?} | {} | {} | {} | {} | {} | {} | {}",
             c.name,
             c.family,
             c.width,
@@ -141,18 +100,14 @@ below {} MACs ({}); {} above ({}).\n",
             c.context,
             r.vocab_size,
             c.precision.short(),
-            if r.on_front { "●" } else { "" },
+            table_cells(r, i == s.winner.row),
         );
     }
     let w = &s.winner;
-    let f = &w.footprint;
-    let _ = writeln!(
+    let _ = write!(
         out,
         "\n## Chosen: {}\n\nFully trained {} steps ({:.1} s): validation {:.3} (fp32), validation {:.3} and \
-test {:.3} (its image on the host runtime). Kept float: {}.\n\nImage {} B (header+graph {}, constants {}: \
-weights {}, biases {}, requantization {}; statistics {}), arena {} B (lower bound {}), RAM total {} B, \
-flash total {} B (bound before training {} B), {} MACs, ~{:.0} instructions ≈ {:.2} ms.\nFootprint of the \
-trained image equals the one predicted before training: **{}**.\n",
+test {:.3} (its image on the host runtime). Kept float: {}.\n\n{}",
         s.rows[w.row].candidate.name,
         s.config.full_steps,
         w.seconds,
@@ -164,46 +119,18 @@ trained image equals the one predicted before training: **{}**.\n",
         } else {
             w.float_nodes.join(", ")
         },
-        f.image.total,
-        f.image.header_and_graph,
-        f.image.constants,
-        f.image.weights,
-        f.image.biases,
-        f.image.requant_and_tables,
-        f.image.statistics,
-        f.arena,
-        f.arena_lower_bound,
-        f.ram_total,
-        f.flash_total,
-        f.flash_bound,
-        f.macs,
-        f.instructions,
-        f.latency_ms,
-        if w.footprint_as_predicted { "yes" } else { "NO" },
+        image_summary(&w.footprint, w.footprint_as_predicted),
     );
-    if !f.unmeasured_ops.is_empty() {
-        let _ = writeln!(
-            out,
-            "Ops the firmware bench did not measure (counted as 0 instructions): {}.",
-            f.unmeasured_ops.join(", ")
-        );
-    }
     out
 }
 
 /// Writes every output into `dir` (created if needed).
 pub fn write(s: &TextSelection, dir: &Path) -> Result<TextWritten> {
     std::fs::create_dir_all(dir).map_err(|e| SelectError::io(dir, e))?;
-    let put = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).map_err(|e| SelectError::io(&p, e))?;
-        Ok(p)
-    };
-    let json_err = |e: serde_json::Error| SelectError::Config(e.to_string());
-    let json = serde_json::to_vec_pretty(s).map_err(json_err)?;
+    let json_all = json(s)?;
     let w = &s.winner;
-    let chosen = serde_json::to_vec_pretty(&w.spec).map_err(json_err)?;
-    let quant = serde_json::to_vec_pretty(&serde_json::json!({
+    let chosen = json(&w.spec)?;
+    let quant = json(&serde_json::json!({
         "precision": w.precision,
         "float_nodes": w.float_nodes,
         "max_len": w.spec.context(),
@@ -211,12 +138,12 @@ pub fn write(s: &TextSelection, dir: &Path) -> Result<TextWritten> {
         "vocab_size": w.spec.vocab_size(),
         "tokenizer": "tokenizer.json",
         "model_dir": w.model_dir,
-    }))
-    .map_err(json_err)?;
-    let built = s
-        .built
-        .as_ref()
-        .ok_or_else(|| SelectError::Config("the selection has no built winner".into()))?;
+    }))?;
+    if s.built.is_none() {
+        return Err(SelectError::Config(
+            "the selection has no built winner".into(),
+        ));
+    }
     let tok = s
         .tokenizer
         .as_ref()
@@ -224,42 +151,26 @@ pub fn write(s: &TextSelection, dir: &Path) -> Result<TextWritten> {
     let tok_path = dir.join("tokenizer.json");
     tok.save(&tok_path)
         .map_err(|e| SelectError::Config(format!("{}: {e}", tok_path.display())))?;
-    let plot = dir.join("front.png");
-    let points: Vec<PlotPoint> = s
-        .rows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let f = r.footprint.as_ref()?;
-            let b = r.brief.as_ref()?;
-            Some(PlotPoint {
-                label: r.candidate.name.clone(),
-                latency_ms: f.latency_ms,
-                accuracy: b.val_accuracy as f64,
-                ram: f.ram_total,
-                on_front: r.on_front,
-                winner: i == w.row,
-            })
-        })
-        .collect();
-    front_png(
-        &plot,
+    let plot = put_plot(
+        dir,
+        &s.rows,
+        w.row,
         &format!(
             "Text classifier candidates for {} ({} brief steps)",
             s.config.budget.target, s.config.brief_steps
         ),
-        &points,
     )?;
+    let [fp32_onnx, int8_onnx, image] = put_built(dir, s.built.as_ref())?;
     Ok(TextWritten {
-        markdown: put("select.md", markdown(s).as_bytes())?,
-        json: put("select.json", &json)?,
+        markdown: put(dir, "select.md", markdown(s).as_bytes())?,
+        json: put(dir, "select.json", &json_all)?,
         plot,
-        chosen: put("chosen.json", &chosen)?,
-        quantize: put("chosen-quantize.json", &quant)?,
+        chosen: put(dir, "chosen.json", &chosen)?,
+        quantize: put(dir, "chosen-quantize.json", &quant)?,
         tokenizer: tok_path,
-        fp32_onnx: put("model.onnx", &built.fp32.to_bytes())?,
-        int8_onnx: put("model-int8.onnx", &built.qdq.to_bytes())?,
-        image: put("model.edli", built.compiled.bytes())?,
+        fp32_onnx,
+        int8_onnx,
+        image,
         model_dir: w.model_dir.clone(),
     })
 }

@@ -22,6 +22,9 @@ use crate::device::Budget;
 use crate::error::{Result, SelectError};
 use crate::footprint::{Built, Footprint};
 use crate::pareto::{front, pick, Point};
+use crate::progress::Steps;
+use crate::rows::{point, survivors, RankedRow};
+use crate::search::{check_training, Brief};
 
 /// Settings of a text selection run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,23 +78,13 @@ impl TextSelectConfig {
     pub fn validate(&self) -> Result<()> {
         self.budget.validate()?;
         self.space.validate()?;
-        if self.brief_steps == 0 || self.full_steps == 0 || self.batch == 0 {
-            return Err(SelectError::Config(
-                "brief steps, full steps and batch must be at least 1".into(),
-            ));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(SelectError::Config(format!(
-                "learning rate {} must be positive",
-                self.lr
-            )));
-        }
-        if !(self.tolerance.is_finite() && (0.0..=1.0).contains(&self.tolerance)) {
-            return Err(SelectError::Config(format!(
-                "tolerance {} must lie in [0, 1]",
-                self.tolerance
-            )));
-        }
+        check_training(
+            self.brief_steps,
+            self.full_steps,
+            self.batch,
+            self.lr,
+            self.tolerance,
+        )?;
         if self.calibration_texts == 0 {
             return Err(SelectError::Config("calibrate on at least one text".into()));
         }
@@ -132,18 +125,10 @@ impl TextSelectConfig {
     }
 }
 
-/// Brief-training result of a survivor.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TextBrief {
-    /// Validation accuracy of the candidate's quantized image (what the front ranks).
-    pub val_accuracy: f32,
-    /// Validation accuracy of the fp32 model (shared by the architecture's precisions).
-    pub fp32_val_accuracy: f32,
-    /// Training wall time of the architecture (s).
-    pub seconds: f64,
-    /// Parameters.
-    pub params: usize,
-}
+/// Brief-training result of a survivor: `val_accuracy` is the candidate's quantized image's
+/// (what the front ranks), `fp32_val_accuracy` the fp32 model's (shared by the architecture's
+/// precisions), `seconds` the architecture's training time.
+pub type TextBrief = Brief;
 
 /// One candidate's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -162,6 +147,24 @@ pub struct TextRow {
     pub brief: Option<TextBrief>,
     /// Whether it is on the Pareto front.
     pub on_front: bool,
+}
+
+impl RankedRow for TextRow {
+    fn name(&self) -> &str {
+        &self.candidate.name
+    }
+    fn footprint(&self) -> Option<&Footprint> {
+        self.footprint.as_ref()
+    }
+    fn brief(&self) -> Option<&Brief> {
+        self.brief.as_ref()
+    }
+    fn dropped(&self) -> &[String] {
+        &self.dropped
+    }
+    fn on_front(&self) -> bool {
+        self.on_front
+    }
 }
 
 /// The chosen candidate after full training.
@@ -213,19 +216,6 @@ pub struct TextSelection {
     /// The winner's tokenizer (not serialized).
     #[serde(skip)]
     pub tokenizer: Option<Tokenizer>,
-}
-
-fn bar(show: bool, len: usize, what: &str) -> Option<indicatif::ProgressBar> {
-    show.then(|| {
-        let b = indicatif::ProgressBar::new(len as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(&format!(
-                "{what} {{bar:30}} {{pos}}/{{len}} {{msg}}"
-            ))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    })
 }
 
 /// The footprint of a candidate with config `spec`, from an image built before any training.
@@ -326,12 +316,10 @@ pub fn select_text(task: &TextTask, cfg: &TextSelectConfig) -> Result<TextSelect
     };
 
     // 1. Exact footprints before training.
-    let pb = bar(cfg.progress, candidates.len(), "footprints");
+    let pb = Steps::new(cfg.progress, candidates.len(), "footprints");
     let mut rows = Vec::with_capacity(candidates.len());
     for c in candidates {
-        if let Some(b) = &pb {
-            b.set_message(c.name.clone());
-        }
+        pb.start(&c.name);
         let vocab_size = get_tok(&c)?.vocab_size();
         let (spec, footprint, dropped) = match c.invalid() {
             Some(why) => (None, None, vec![format!("not a model: {why}")]),
@@ -355,23 +343,10 @@ pub fn select_text(task: &TextTask, cfg: &TextSelectConfig) -> Result<TextSelect
             brief: None,
             on_front: false,
         });
-        if let Some(b) = &pb {
-            b.inc(1);
-        }
+        pb.done();
     }
-    if let Some(b) = pb {
-        b.finish_and_clear();
-    }
-    let survivors: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].dropped.is_empty())
-        .collect();
-    if survivors.is_empty() {
-        let why: Vec<String> = rows
-            .iter()
-            .map(|r| format!("  {}: {}", r.candidate.name, r.dropped.join("; ")))
-            .collect();
-        return Err(SelectError::NothingFits(why.join("\n")));
-    }
+    pb.finish();
+    let survivors = survivors(&rows)?;
 
     // 2. Brief training: one model per surviving architecture (same steps and seed for all),
     // then each surviving precision's image built from it and scored on the validation split.
@@ -379,11 +354,9 @@ pub fn select_text(task: &TextTask, cfg: &TextSelectConfig) -> Result<TextSelect
     for &i in &survivors {
         archs.entry(rows[i].candidate.arch()).or_default().push(i);
     }
-    let pb = bar(cfg.progress, archs.len(), "brief training");
+    let pb = Steps::new(cfg.progress, archs.len(), "brief training");
     for (arch, members) in &archs {
-        if let Some(b) = &pb {
-            b.set_message(arch.clone());
-        }
+        pb.start(arch);
         let first = &rows[members[0]];
         let spec = first
             .spec
@@ -411,26 +384,12 @@ pub fn select_text(task: &TextTask, cfg: &TextSelectConfig) -> Result<TextSelect
                 params: rep.parameters,
             });
         }
-        if let Some(b) = &pb {
-            b.inc(1);
-        }
+        pb.done();
     }
-    if let Some(b) = pb {
-        b.finish_and_clear();
-    }
+    pb.finish();
 
     // 3. The front over the survivors.
-    let points: Vec<Point> = rows
-        .iter()
-        .map(|r| {
-            let f = r.footprint.as_ref();
-            Point {
-                accuracy: r.brief.as_ref().map_or(f64::NAN, |b| b.val_accuracy as f64),
-                latency: f.map_or(f64::NAN, |f| f.latency_ms),
-                ram: f.map_or(f64::NAN, |f| f.ram_total as f64),
-            }
-        })
-        .collect();
+    let points: Vec<Point> = rows.iter().map(point).collect();
     let front = front(&points);
     for &i in &front {
         rows[i].on_front = true;
@@ -457,15 +416,7 @@ pub fn select_text(task: &TextTask, cfg: &TextSelectConfig) -> Result<TextSelect
     )?;
     let built = build(&fp32, &e.calib, c.precision, &c.name)?;
     let fp = Footprint::with_front_end(&built.compiled, &cfg.budget, 0)?;
-    let predicted = rows[w].footprint.as_ref();
-    let footprint_as_predicted = predicted.is_some_and(|p| {
-        p.flash_bound == fp.flash_bound
-            && fp.flash_total <= p.flash_bound
-            && p.image.header_and_graph == fp.image.header_and_graph
-            && p.arena == fp.arena
-            && p.ram_total == fp.ram_total
-            && p.macs == fp.macs
-    });
+    let footprint_as_predicted = fp.as_predicted_by(rows[w].footprint.as_ref());
     let mut float_nodes: Vec<String> = super::build::float_nodes(&fp32, c.precision)
         .into_iter()
         .collect();

@@ -183,13 +183,7 @@ impl TextSearchSpace {
     /// one valid model).
     pub fn validate(&self) -> Result<()> {
         let check = |what: &str, v: &[usize], lo: usize, hi: usize| {
-            if v.is_empty() || v.iter().any(|&x| x < lo || x > hi) {
-                Err(SelectError::Config(format!(
-                    "text search space {what} {v:?}: give 1 or more values in {lo}..={hi}"
-                )))
-            } else {
-                Ok(())
-            }
+            crate::space::check_list(&format!("text search space {what}"), v, lo, hi)
         };
         check("widths", &self.widths, 2, 1024)?;
         check("depths", &self.depths, 1, 12)?;
