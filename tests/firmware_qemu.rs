@@ -23,23 +23,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
+#[path = "support/kws_firmware.rs"]
+mod kws_firmware;
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
-
-/// Builds are serialised: every example shares one firmware target folder.
-static BUILD: Mutex<()> = Mutex::new(());
+use kws_firmware::{
+    build_plugin, per_mac, qemu_run_bin, repo, run_counted, run_qemu, tmp, Region, BUILD, M4,
+};
 
 /// The assets every example embeds, written once per test run: `classify` gets the demo's
 /// intent classifier and token ids of the demo's test split.
@@ -104,92 +95,12 @@ fn demo() -> &'static Demo {
     })
 }
 
-/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) once and returns a command for it.
-fn qemu_run() -> Command {
-    Command::new(qemu_run_bin())
-}
-
-/// Builds `tools/qemu-run` once and returns its binary.
-fn qemu_run_bin() -> &'static Path {
-    static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let tool = repo().join("tools/qemu-run");
-        let target = tool.join("target");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target-dir"])
-            .arg(&target)
-            .current_dir(&tool)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .status()
-            .expect("running cargo for tools/qemu-run");
-        assert!(status.success(), "building tools/qemu-run failed");
-        target.join("release/edgeloop-qemu-run")
-    })
-}
-
-/// Builds one example for `target` and copies its ELF to `into` (later builds may replace the
-/// one in the target folder).
+/// Builds one example for `target` with the assets of [`assets`] and copies its ELF to `into`.
 fn build_firmware(bin: &str, target: &str, into: &Path) -> PathBuf {
-    build_firmware_with(bin, target, into, &[], bin)
+    kws_firmware::build_firmware(bin, target, &[], assets(), into, bin)
 }
 
-/// [`build_firmware`] with extra cargo features, copied to `into/<name>.elf`.
-fn build_firmware_with(
-    bin: &str,
-    target: &str,
-    into: &Path,
-    features: &[&str],
-    name: &str,
-) -> PathBuf {
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let fw = repo().join("firmware-examples");
-    let target_dir = fw.join("target");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--bin",
-            bin,
-            "--target",
-            target,
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .args(features.iter().flat_map(|f| ["--features", f]))
-        .current_dir(&fw)
-        .env("EDGELOOP_FW_ASSETS", assets())
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("running cargo for firmware-examples");
-    assert!(
-        status.success(),
-        "building firmware example {bin} for {target} failed"
-    );
-    let elf = into.join(format!("{name}.elf"));
-    std::fs::copy(target_dir.join(target).join("release").join(bin), &elf).expect("copy ELF");
-    elf
-}
-
-const M4: &str = "thumbv7em-none-eabihf";
 const M0: &str = "thumbv6m-none-eabi";
-
-/// Runs an ELF in QEMU; returns (output, decoded log).
-fn run_qemu(elf: &Path, work: &Path, extra: &[&str]) -> (Output, String) {
-    let out = qemu_run()
-        .arg(elf)
-        .arg("--workdir")
-        .arg(work)
-        .args(extra)
-        .output()
-        .expect("running edgeloop-qemu-run (is qemu-system-arm installed?)");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    println!("{log}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    (out, log)
-}
 
 fn decode_telemetry(path: &Path) -> usize {
     let frames = std::fs::read(path).expect("telemetry.bin written by the firmware");
@@ -410,55 +321,29 @@ fn classify_runs_on_cortex_m0_microbit() {
     assert_eq!(decode_telemetry(&work.join("telemetry.bin")), 8);
 }
 
-/// One measured region of the bench log.
-#[derive(Debug)]
-struct Region {
-    name: String,
-    insns: u64,
-    macs: u64,
-}
-
-fn parse_regions(log: &str, marks: &[u64]) -> Vec<Region> {
-    log.lines()
-        .filter_map(|l| {
-            let rest = &l[l.find("region ")? + 7..];
-            let (name, tail) = rest.split_once(": marks ")?;
-            let mut it = tail.split([' ', ',']).filter(|s| !s.is_empty());
-            let a: usize = it.next()?.parse().ok()?;
-            let b: usize = it.next()?.parse().ok()?;
-            let macs: u64 = it.next()?.parse().ok()?;
-            Some(Region {
-                name: name.to_string(),
-                insns: marks.get(b)? - marks.get(a)?,
-                macs,
-            })
-        })
-        .collect()
-}
-
 /// Runs a `bench` ELF with the instruction-count plugin; returns its decoded log and regions.
 fn run_bench(elf: &Path, work: &Path, plugin: &Path, tag: &str) -> (String, Vec<Region>) {
     let counts = work.join(format!("insn-count-{tag}.txt"));
-    let plugin_s = plugin.to_string_lossy().into_owned();
-    let counts_s = counts.to_string_lossy().into_owned();
-    let (run, log) = run_qemu(
-        elf,
-        work,
-        &["--insn-plugin", &plugin_s, "--insn-out", &counts_s],
-    );
+    let (run, log, regions) = run_counted(elf, work, plugin, &counts, &[]);
     assert!(
         run.status.success(),
         "bench ({tag}) exited with {:?}",
         run.status
     );
     assert!(log.contains("bench: PASS"), "log: {log}");
-    let text = std::fs::read_to_string(&counts).expect("plugin output");
-    let marks: Vec<u64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
-        .collect();
-    let regions = parse_regions(&log, &marks);
     (log, regions)
+}
+
+/// A row `| name | MACs | reference instr | instr/MAC | DSP instr | instr/MAC | speed-up |`.
+fn speed_up_row(name: &str, macs: u64, r: &Region, d: &Region) -> String {
+    format!(
+        "| {name} | {macs} | {} | {:.2} | {} | {:.2} | {:.2}x |\n",
+        r.insns,
+        r.insns as f64 / r.macs as f64,
+        d.insns,
+        d.insns as f64 / d.macs as f64,
+        r.insns as f64 / d.insns as f64
+    )
 }
 
 /// Kernels of the bench's fixed-shape table (reference vs DSP, both in one firmware).
@@ -475,24 +360,13 @@ const BENCH_KERNELS: [&str; 7] = [
 #[test]
 fn bench_counts_instructions_per_mac_reference_vs_dsp() {
     let work = tmp("firmware_bench");
-    let plugin = work.join("insn-count.so");
-    let cc = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&plugin)
-        .arg(repo().join("firmware-examples/tools/insn-count.c"))
-        .status()
-        .expect("running cc (install gcc)");
-    assert!(cc.success(), "building the TCG plugin failed");
+    let plugin = build_plugin(&work);
     // Two firmwares: the DSP kernel table (default) and the scalar reference table (feature
     // `reference-kernels`), for whole-inference counts of each model both ways.
     let elf = build_firmware("bench", M4, &work);
-    let elf_ref = build_firmware_with(
-        "bench",
-        M4,
-        &work,
-        &["reference-kernels"],
-        "bench-reference",
-    );
+    let features = ["--features", "reference-kernels"];
+    let elf_ref =
+        kws_firmware::build_firmware("bench", M4, &features, assets(), &work, "bench-reference");
     let (log, regions) = run_bench(&elf, &work, &plugin, "dsp");
     let (log_ref, regions_ref) = run_bench(&elf_ref, &work, &plugin, "reference");
     assert!(log.contains("kernel table: dsp"), "log: {log}");
@@ -548,15 +422,7 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
             d.insns,
             r.insns
         );
-        md.push_str(&format!(
-            "| {model} | {} | {} | {:.2} | {} | {:.2} | {:.2}x |\n",
-            d.macs,
-            r.insns,
-            r.insns as f64 / r.macs as f64,
-            d.insns,
-            d.insns as f64 / d.macs as f64,
-            r.insns as f64 / d.insns as f64
-        ));
+        md.push_str(&speed_up_row(model, d.macs, r, d));
     }
     md.push_str(
         "\n## Kernels on fixed shapes\n\n\
@@ -575,15 +441,7 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
             r.macs > 0 && r.insns > 0 && d.insns > 0,
             "{k}: empty region"
         );
-        md.push_str(&format!(
-            "| {k} | {} | {} | {:.2} | {} | {:.2} | {:.2}x |\n",
-            r.macs,
-            r.insns,
-            r.insns as f64 / r.macs as f64,
-            d.insns,
-            d.insns as f64 / d.macs as f64,
-            r.insns as f64 / d.insns as f64
-        ));
+        md.push_str(&speed_up_row(k, r.macs, r, d));
     }
     // The DSP kernels must beat the scalar reference.
     for k in BENCH_KERNELS {
@@ -598,13 +456,6 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
             r.insns
         );
     }
-    let per_mac = |r: &Region| {
-        if r.macs > 0 {
-            format!("{:.2}", r.insns as f64 / r.macs as f64)
-        } else {
-            "-".into()
-        }
-    };
     for model in ["ds-cnn", "intent-classifier", "tiny-gpt"] {
         md.push_str(&format!(
             "\n## {model}: per op (one invoke), reference kernels vs DSP kernels\n\n\
@@ -1003,19 +854,18 @@ fn footprint_per_model_flash_and_ram() {
 /// Writes the keyword-spotting example's assets into `dir`: a DS-CNN trained briefly on the
 /// synthetic keyword corpus (the accuracy target is `trainer/tests/kws_e2e.rs`'s; here the
 /// point is the device), quantized, its input pinned to the front end's int8 quantization,
-/// compiled; 8 held-out clips as raw int16 PCM, the host's front-end features, the host
-/// runtime's outputs and the true labels. Returns the host's fp32 test accuracy.
+/// compiled; 8 held-out clips through [`kws_firmware::write_assets`] (raw int16 PCM, the host's
+/// front-end features, the host runtime's outputs and the true labels). Returns the host's fp32
+/// test accuracy.
 fn write_kws_assets(dir: &Path) -> f32 {
     use edgeloop_quantize::compile::{compile, CompileOptions};
     use edgeloop_quantize::runner::Sample;
     use edgeloop_quantize::tensor::Tensor as QTensor;
     use edgeloop_quantize::{quantize, Dataset, OnnxModel, QuantizeConfig};
     use edgeloop_runtime::audio::{FEATURE_SCALE, FEATURE_ZERO_POINT, FRAMES, MEL_BANDS};
-    use edgeloop_runtime::image::writer::AlignedBytes;
-    use edgeloop_runtime::{Interpreter, Model};
     use edgeloop_trainer::audio::synth::{generate, SynthConfig};
     use edgeloop_trainer::audio::train::{train, FeatureSet, KwsTrainConfig};
-    use edgeloop_trainer::audio::{dequantize, features, Split};
+    use edgeloop_trainer::audio::{dequantize, Split};
     use edgeloop_trainer::export::ds_cnn::{export_ds_cnn, pin_int8_input, INPUT};
     use edgeloop_trainer::export::graph::encode;
 
@@ -1052,117 +902,28 @@ fn write_kws_assets(dir: &Path) -> f32 {
         ..CompileOptions::default()
     };
     let compiled = compile(&qdq, &opts).expect("compile");
-    let image = AlignedBytes::new(compiled.bytes());
-    let parsed = Model::parse(image.as_slice()).expect("parse the image");
-    let mut arena = AlignedBytes::zeroed(parsed.arena_bytes());
-    let mut it = Interpreter::new(&parsed, arena.as_mut_slice()).expect("interpreter");
-    let (mut pcm, mut feats, mut expected, mut labels) = (vec![], vec![], vec![], vec![]);
-    let test: Vec<_> = data.split(Split::Test).collect();
-    for c in test.iter().step_by((test.len() / 8).max(1)).take(8) {
-        pcm.extend(c.samples.iter().flat_map(|s| s.to_le_bytes()));
-        let f = features(&c.samples).expect("front end");
-        feats.extend(f.iter().map(|&v| v as u8));
-        it.input_i8(0).expect("input").copy_from_slice(&f);
-        it.invoke().expect("invoke");
-        expected.extend_from_slice(it.output_bytes(0).expect("output"));
-        labels.push(c.label as u8);
-    }
-    for (name, bytes) in [
-        ("kws.img", compiled.bytes().to_vec()),
-        ("kws.pcm", pcm),
-        ("kws.features", feats),
-        ("kws.expected", expected),
-        ("kws.labels", labels),
-    ] {
-        std::fs::write(dir.join(name), bytes).expect("write a kws asset");
-    }
+    kws_firmware::write_assets(dir, compiled.bytes(), &data, 8);
     report.test_accuracy
 }
 
 /// Keyword spotting on the Cortex-M4F from raw audio: the `kws` example runs the runtime's
 /// integer log-mel front end on raw 16 kHz int16 clips and the trained DS-CNN's int8 image;
-/// features and outputs must equal the host's byte for byte. Executed instructions of the
-/// front end and of the model per clip are counted with the TCG plugin (as `bench` does),
-/// printed and written to `$CARGO_TARGET_TMPDIR/firmware_kws/kws.md`.
+/// features and outputs must equal the host's byte for byte ([`kws_firmware::run_kws`]).
+/// Executed instructions of the front end and of the model per clip are counted with the TCG
+/// plugin (as `bench` does), printed and written to `$CARGO_TARGET_TMPDIR/firmware_kws/kws.md`.
 #[test]
 fn kws_front_end_and_model_bit_exact_on_cortex_m4() {
     let work = tmp("firmware_kws");
     let assets = work.join("assets");
     std::fs::create_dir_all(&assets).expect("assets dir");
     let host_accuracy = write_kws_assets(&assets);
-    let plugin = work.join("insn-count.so");
-    let cc = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&plugin)
-        .arg(repo().join("firmware-examples/tools/insn-count.c"))
-        .status()
-        .expect("running cc (install gcc)");
-    assert!(cc.success(), "building the TCG plugin failed");
-    let elf = {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let fw = repo().join("firmware-examples");
-        let target_dir = fw.join("target");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--bin",
-                "kws",
-                "--no-default-features",
-            ])
-            .args(["--features", "kws", "--target", M4, "--target-dir"])
-            .arg(&target_dir)
-            .current_dir(&fw)
-            .env("EDGELOOP_FW_ASSETS", &assets)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .status()
-            .expect("running cargo for firmware-examples");
-        assert!(status.success(), "building firmware example kws failed");
-        let elf = work.join("kws.elf");
-        std::fs::copy(target_dir.join(M4).join("release/kws"), &elf).expect("copy ELF");
-        elf
-    };
-    let counts = work.join("insn-count.txt");
-    let plugin_s = plugin.to_string_lossy().into_owned();
-    let counts_s = counts.to_string_lossy().into_owned();
-    let (run, log) = run_qemu(
-        &elf,
-        &work,
-        &[
-            "--insn-plugin",
-            &plugin_s,
-            "--insn-out",
-            &counts_s,
-            "--timeout",
-            "300",
-        ],
-    );
-    assert!(run.status.success(), "kws exited with {:?}", run.status);
+    let run = kws_firmware::run_kws(&assets, &work, 8);
+    let log = &run.log;
     assert!(
         log.contains("8 of 8 feature maps and 8 of 8 outputs bit-exact with the host"),
         "log: {log}"
     );
-    assert!(log.contains("kws: PASS"), "log: {log}");
-    let text = std::fs::read_to_string(&counts).expect("plugin output");
-    let marks: Vec<u64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
-        .collect();
-    let regions = parse_regions(&log, &marks);
-    let mean = |name: &str| {
-        let v: Vec<&Region> = regions.iter().filter(|r| r.name == name).collect();
-        assert_eq!(v.len(), 8, "{name}: {} regions", v.len());
-        assert!(v.iter().all(|r| r.insns > 0), "{name}: empty region");
-        (
-            v.iter().map(|r| r.insns).sum::<u64>() / v.len() as u64,
-            v.iter().map(|r| r.insns).min().unwrap_or(0),
-            v.iter().map(|r| r.insns).max().unwrap_or(0),
-            v[0].macs,
-        )
-    };
-    let (fe, fe_min, fe_max, _) = mean("kws front-end");
-    let (mo, mo_min, mo_max, macs) = mean("kws model");
+    let (fe, mo) = (run.front_end, run.model);
     let correct = log
         .lines()
         .find_map(|l| {
@@ -1170,38 +931,35 @@ fn kws_front_end_and_model_bit_exact_on_cortex_m4() {
             Some(tail.to_string())
         })
         .unwrap_or_default();
-    let md = format!(
+    let mut md = format!(
         "# Keyword spotting on Cortex-M4 (QEMU mps2-an386, TCG plugin count)\n\n\
          Raw 16 kHz int16 clip (1 s) → integer log-mel front end (49 frames × 40 bands) → DS-CNN \
          int8 image; 8 held-out synthetic clips; features and outputs bit-exact with the host. \
          Model trained briefly here (host fp32 test accuracy {host_accuracy:.3}); on the device: {correct}.\n\n\
          | stage | instructions per clip (mean) | min | max | MACs | instr/MAC |\n|---|---:|---:|---:|---:|---:|\n\
-         | front end | {fe} | {fe_min} | {fe_max} | - | - |\n\
-         | DS-CNN | {mo} | {mo_min} | {mo_max} | {macs} | {:.2} |\n\
+         | front end | {} | {} | {} | - | - |\n\
+         | DS-CNN | {} | {} | {} | {} | {:.2} |\n\
          | total | {} | | | | |\n",
-        mo as f64 / macs.max(1) as f64,
-        fe + mo
+        fe.mean,
+        fe.min,
+        fe.max,
+        mo.mean,
+        mo.min,
+        mo.max,
+        mo.macs,
+        mo.mean as f64 / mo.macs.max(1) as f64,
+        fe.mean + mo.mean
     );
-    let mut md = md;
     md.push_str(
         "\n## DS-CNN per op (first clip)\n\n| op | MACs | instructions | instr/MAC |\n|---|---:|---:|---:|\n",
     );
-    let ops: Vec<&Region> = regions
-        .iter()
-        .filter(|r| r.name.starts_with("kws op "))
-        .collect();
-    assert!(!ops.is_empty(), "no per-op regions in {log}");
-    for r in &ops {
-        let per = if r.macs > 0 {
-            format!("{:.2}", r.insns as f64 / r.macs as f64)
-        } else {
-            "-".into()
-        };
+    for r in &run.ops {
         md.push_str(&format!(
-            "| {} | {} | {} | {per} |\n",
+            "| {} | {} | {} | {} |\n",
             &r.name["kws op ".len()..],
             r.macs,
-            r.insns
+            r.insns,
+            per_mac(r)
         ));
     }
     println!("{md}");

@@ -64,6 +64,24 @@ impl Rng {
             *b = (self.next() >> 24) as i8;
         }
     }
+    /// Uniform in `-2^(bits-1)..2^(bits-1)`.
+    fn signed(&mut self, bits: u32) -> i32 {
+        (self.next() >> (32 - bits)) as i32 - (1 << (bits - 1))
+    }
+    /// Random operands of a weighted layer: `x[..xl]`, `w[..wl]`, `n` biases of `bias_bits`
+    /// bits, `n` multipliers and shifts.
+    fn operands(&mut self, b: &mut Buffers, xl: usize, wl: usize, n: usize, bias_bits: u32) {
+        self.fill(&mut b.x[..xl]);
+        self.fill(&mut b.w[..wl]);
+        for v in b.bias[..n].iter_mut() {
+            *v = self.signed(bias_bits);
+        }
+        self.requant(&mut b.mult[..n], &mut b.shift[..n]);
+    }
+    /// `Some(v)` three times in four, else `None` (an optional bias).
+    fn maybe<'a>(&mut self, v: &'a [i32]) -> Option<&'a [i32]> {
+        (self.range(0, 3) > 0).then_some(v)
+    }
     /// Q31 multiplier in [2³⁰, 2³¹) and a right shift that keeps typical sums in range.
     fn requant(&mut self, mult: &mut [i32], shift: &mut [i32]) {
         for (m, s) in mult.iter_mut().zip(shift.iter_mut()) {
@@ -122,32 +140,106 @@ fn geometry(rng: &mut Rng, out_c: impl Fn(u32) -> u32) -> Option<Conv2dShape> {
     })
 }
 
-fn report(name: &str, ran: u32, ok: bool) -> bool {
-    defmt::info!(
-        "random shapes: {} {} cases, DSP {} the reference",
-        name,
-        ran,
-        if ok { "equals" } else { "DIFFERS from" }
-    );
-    ok && ran == CASES
+/// Cases run for one kernel and whether every output matched so far.
+struct Tally {
+    name: &'static str,
+    ran: u32,
+    ok: bool,
+}
+
+impl Tally {
+    fn new(name: &'static str) -> Self {
+        Tally {
+            name,
+            ran: 0,
+            ok: true,
+        }
+    }
+
+    /// `true` while fewer than [`CASES`] cases ran.
+    fn more(&self) -> bool {
+        self.ran < CASES
+    }
+
+    /// One case: `checked` is the kernel's `check_i8` verdict; `reference` and `dsp` write
+    /// `want` and `got`, each returning whether it succeeded. `false` when the case was rejected
+    /// (a sweep bug, logged): the kernel's sweep stops there.
+    fn case<E>(
+        &mut self,
+        checked: Result<(), E>,
+        (want, got): (&mut [i8], &mut [i8]),
+        (reference, dsp): (
+            impl FnOnce(&mut [i8]) -> bool,
+            impl FnOnce(&mut [i8]) -> bool,
+        ),
+    ) -> bool {
+        if checked.is_err() {
+            defmt::error!("{}: random case rejected", self.name);
+            return false;
+        }
+        let (r1, r2) = (reference(want), dsp(got));
+        self.ok &= r1 && r2 && want == got;
+        self.ran += 1;
+        true
+    }
+
+    /// Logs the verdict; `true` when every case ran and matched.
+    fn report(&self) -> bool {
+        defmt::info!(
+            "random shapes: {} {} cases, DSP {} the reference",
+            self.name,
+            self.ran,
+            if self.ok { "equals" } else { "DIFFERS from" }
+        );
+        self.ok && self.ran == CASES
+    }
+}
+
+/// Runs random cases of kernel `name` until [`CASES`] ran: `case` draws one and returns `None`
+/// when it does not fit the buffers (another is drawn), else [`Tally::case`]'s answer; `false`
+/// as soon as one is rejected, else [`Tally::report`]'s verdict.
+fn sweep(name: &'static str, mut case: impl FnMut(&mut Tally) -> Option<bool>) -> bool {
+    let mut t = Tally::new(name);
+    while t.more() {
+        if case(&mut t) == Some(false) {
+            return false;
+        }
+    }
+    t.report()
+}
+
+/// `eval(p, x, ·)` as a [`Tally::case`] kernel (the single-input kernels cannot fail).
+fn unary<'a, P>(
+    eval: impl FnOnce(&P, &[i8], &mut [i8]) + 'a,
+    p: &'a P,
+    x: &'a [i8],
+) -> impl FnOnce(&mut [i8]) -> bool + 'a {
+    move |y| {
+        eval(p, x, y);
+        true
+    }
+}
+
+/// Input, weight and output lengths of a 2D case with `per_tap` weights per kernel tap, or
+/// `None` when they do not fit the buffers.
+fn conv_lens(s: &Conv2dShape, per_tap: impl Fn(usize, usize) -> usize) -> Option<[usize; 3]> {
+    let [_, h, w, in_c] = s.input.map(|d| d as usize);
+    let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
+    let wl = (s.kernel[0] * s.kernel[1]) as usize * per_tap(in_c, out_c);
+    let (xl, yl) = (h * w * in_c, oh * ow * out_c);
+    (wl <= W_LEN && xl <= X_LEN && yl <= Y_LEN && out_c <= CH).then_some([xl, wl, yl])
 }
 
 /// FullyConnected: batch 1-5, 1-300 inputs, 1-40 outputs.
 fn fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
-    let (mut ran, mut ok) = (0, true);
-    while ran < CASES {
+    sweep("fully_connected", |t| {
         let batch = rng.range(1, 5) as usize;
         let k = rng.range(1, 300) as usize;
         let n = (rng.range(1, 40) as usize).min(W_LEN / k);
         if batch * k > X_LEN || batch * n > Y_LEN {
-            continue;
+            return None;
         }
-        rng.fill(&mut b.x[..batch * k]);
-        rng.fill(&mut b.w[..n * k]);
-        for v in b.bias[..n].iter_mut() {
-            *v = (rng.next() >> 16) as i32 - 32768;
-        }
-        rng.requant(&mut b.mult[..n], &mut b.shift[..n]);
+        rng.operands(b, batch * k, n * k, n, 16);
         let zp = rng.zero_point();
         let p = FullyConnectedParams {
             shape: FullyConnectedShape {
@@ -156,11 +248,7 @@ fn fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
                 out_features: n as u32,
             },
             weights: &b.w[..n * k],
-            bias: if rng.range(0, 3) > 0 {
-                Some(&b.bias[..n])
-            } else {
-                None
-            },
+            bias: rng.maybe(&b.bias[..n]),
             input_zero_point: rng.zero_point(),
             output_zero_point: zp,
             output_multiplier: &b.mult[..n],
@@ -168,40 +256,25 @@ fn fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
             activation: rng.clamp(zp),
         };
         let (x, len) = (&b.x[..batch * k], batch * n);
-        if fully_connected::check_i8(&p, x.len(), len).is_err() {
-            defmt::error!("fully_connected: random case rejected");
-            return false;
-        }
-        fully_connected::reference::eval_i8(&p, x, &mut b.want[..len]);
-        fully_connected::dsp::eval_i8(&p, x, &mut b.got[..len]);
-        ok &= b.want[..len] == b.got[..len];
-        ran += 1;
-    }
-    report("fully_connected", ran, ok)
+        let checked = fully_connected::check_i8(&p, x.len(), len);
+        let outs = (&mut b.want[..len], &mut b.got[..len]);
+        let (reference, dsp) = (
+            fully_connected::reference::eval_i8,
+            fully_connected::dsp::eval_i8,
+        );
+        Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
+    })
 }
 
 /// Conv2D: up to 9×9×24 in, 1-16 outputs, kernels up to 4×4 (a quarter pointwise), strides,
 /// dilations, padding.
 fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
-    let (mut ran, mut ok) = (0, true);
-    while ran < CASES {
+    sweep("conv2d", |t| {
         let o = rng.range(1, 16);
-        let Some(s) = geometry(rng, |_| o) else {
-            continue;
-        };
-        let [_, h, w, in_c] = s.input.map(|d| d as usize);
-        let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
-        let wl = out_c * (s.kernel[0] * s.kernel[1]) as usize * in_c;
-        let (xl, yl) = (h * w * in_c, oh * ow * out_c);
-        if wl > W_LEN || xl > X_LEN || yl > Y_LEN {
-            continue;
-        }
-        rng.fill(&mut b.x[..xl]);
-        rng.fill(&mut b.w[..wl]);
-        for v in b.bias[..out_c].iter_mut() {
-            *v = (rng.next() >> 16) as i32 - 32768;
-        }
-        rng.requant(&mut b.mult[..out_c], &mut b.shift[..out_c]);
+        let s = geometry(rng, |_| o)?;
+        let [xl, wl, yl] = conv_lens(&s, |in_c, out_c| in_c * out_c)?;
+        let out_c = o as usize;
+        rng.operands(b, xl, wl, out_c, 16);
         let zp = rng.zero_point();
         let p = Conv2dParams {
             shape: s,
@@ -213,71 +286,49 @@ fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
             output_shift: &b.shift[..out_c],
             activation: rng.clamp(zp),
         };
-        if conv2d::check_i8(&p, xl, yl).is_err() {
-            defmt::error!("conv2d: random case rejected");
-            return false;
-        }
-        conv2d::reference::eval_i8(&p, &b.x[..xl], &mut b.want[..yl]);
-        conv2d::dsp::eval_i8(&p, &b.x[..xl], &mut b.got[..yl]);
-        ok &= b.want[..yl] == b.got[..yl];
-        ran += 1;
-    }
-    report("conv2d", ran, ok)
+        let x = &b.x[..xl];
+        let checked = conv2d::check_i8(&p, xl, yl);
+        let outs = (&mut b.want[..yl], &mut b.got[..yl]);
+        let (reference, dsp) = (conv2d::reference::eval_i8, conv2d::dsp::eval_i8);
+        Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
+    })
 }
 
 /// DepthwiseConv2D: up to 9×9×24 in, depth multiplier 1-2, kernels up to 4×4.
 fn depthwise(rng: &mut Rng, b: &mut Buffers) -> bool {
-    let (mut ran, mut ok) = (0, true);
-    while ran < CASES {
+    use depthwise_conv2d::{dsp, reference};
+    sweep("depthwise_conv2d", |t| {
         let mult = if rng.range(0, 3) == 0 { 2 } else { 1 };
-        let Some(s) = geometry(rng, |c| c * mult) else {
-            continue;
-        };
-        let [_, h, w, in_c] = s.input.map(|d| d as usize);
-        let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
-        let wl = (s.kernel[0] * s.kernel[1]) as usize * out_c;
-        let (xl, yl) = (h * w * in_c, oh * ow * out_c);
-        if wl > W_LEN || xl > X_LEN || yl > Y_LEN || out_c > CH {
-            continue;
-        }
-        rng.fill(&mut b.x[..xl]);
-        rng.fill(&mut b.w[..wl]);
-        for v in b.bias[..out_c].iter_mut() {
-            *v = (rng.next() >> 18) as i32 - 8192;
-        }
-        rng.requant(&mut b.mult[..out_c], &mut b.shift[..out_c]);
+        let s = geometry(rng, |c| c * mult)?;
+        let [xl, wl, yl] = conv_lens(&s, |_, out_c| out_c)?;
+        let out_c = s.output[3] as usize;
+        rng.operands(b, xl, wl, out_c, 14);
         let zp = rng.zero_point();
         let p = DepthwiseConv2dParams {
             shape: s,
             depth_multiplier: mult,
             weights: &b.w[..wl],
-            bias: if rng.range(0, 3) > 0 {
-                Some(&b.bias[..out_c])
-            } else {
-                None
-            },
+            bias: rng.maybe(&b.bias[..out_c]),
             input_zero_point: rng.zero_point(),
             output_zero_point: zp,
             output_multiplier: &b.mult[..out_c],
             output_shift: &b.shift[..out_c],
             activation: rng.clamp(zp),
         };
-        if depthwise_conv2d::check_i8(&p, xl, yl).is_err() {
-            defmt::error!("depthwise_conv2d: random case rejected");
-            return false;
-        }
-        depthwise_conv2d::reference::eval_i8(&p, &b.x[..xl], &mut b.want[..yl]);
-        depthwise_conv2d::dsp::eval_i8(&p, &b.x[..xl], &mut b.got[..yl]);
-        ok &= b.want[..yl] == b.got[..yl];
-        ran += 1;
-    }
-    report("depthwise_conv2d", ran, ok)
+        let x = &b.x[..xl];
+        let checked = depthwise_conv2d::check_i8(&p, xl, yl);
+        let outs = (&mut b.want[..yl], &mut b.got[..yl]);
+        Some(t.case(
+            checked,
+            outs,
+            (unary(reference::eval_i8, &p, x), unary(dsp::eval_i8, &p, x)),
+        ))
+    })
 }
 
 /// BatchMatMul: batch 1-3, m 1-9, k 1-100 (sometimes up to 600), n 1-40, both layouts of B.
 fn batch_matmul(rng: &mut Rng, b: &mut Buffers) -> bool {
-    let (mut ran, mut ok) = (0, true);
-    while ran < CASES {
+    sweep("batch_matmul", |t| {
         let k = if rng.range(0, 7) == 0 {
             rng.range(1, 600)
         } else {
@@ -290,11 +341,9 @@ fn batch_matmul(rng: &mut Rng, b: &mut Buffers) -> bool {
             n: rng.range(1, 40),
             transpose_b: rng.range(0, 1) == 1,
         };
-        let Ok((la, lb, lo)) = shape.lens() else {
-            continue;
-        };
+        let (la, lb, lo) = shape.lens().ok()?;
         if la > X_LEN || lb > W_LEN || lo > Y_LEN {
-            continue;
+            return None;
         }
         rng.fill(&mut b.x[..la]);
         rng.fill(&mut b.w[..lb]);
@@ -311,25 +360,27 @@ fn batch_matmul(rng: &mut Rng, b: &mut Buffers) -> bool {
             output_shift: shift[0] - 2,
             activation: rng.clamp(zp),
         };
-        if batch_matmul::check_i8(&p, la, lb, lo).is_err() {
-            defmt::error!("batch_matmul: random case rejected");
-            return false;
-        }
-        batch_matmul::reference::eval_i8(&p, &b.x[..la], &b.w[..lb], &mut b.want[..lo]);
-        batch_matmul::dsp::eval_i8(&p, &b.x[..la], &b.w[..lb], &mut b.got[..lo]);
-        ok &= b.want[..lo] == b.got[..lo];
-        ran += 1;
-    }
-    report("batch_matmul", ran, ok)
+        let (x, w) = (&b.x[..la], &b.w[..lb]);
+        let checked = batch_matmul::check_i8(&p, la, lb, lo);
+        let outs = (&mut b.want[..lo], &mut b.got[..lo]);
+        let reference = |y: &mut [i8]| {
+            batch_matmul::reference::eval_i8(&p, x, w, y);
+            true
+        };
+        let dsp = |y: &mut [i8]| {
+            batch_matmul::dsp::eval_i8(&p, x, w, y);
+            true
+        };
+        Some(t.case(checked, outs, (reference, dsp)))
+    })
 }
 
 /// Attention over a KV cache: 1-3 heads, head width 1-40, capacity 1-40, 1-4 new tokens at a
 /// random position, causal or not, a random monotone Q24 softmax table.
 fn attention(rng: &mut Rng, b: &mut Buffers) -> bool {
-    let (mut ran, mut ok) = (0, true);
     let mut table = [0i32; 256];
     let mut scratch = [0i32; 64];
-    while ran < CASES {
+    sweep("attention", |t| {
         let capacity = rng.range(1, 40);
         let shape = KvShape {
             heads: rng.range(1, 3),
@@ -337,19 +388,17 @@ fn attention(rng: &mut Rng, b: &mut Buffers) -> bool {
             capacity,
             tokens: rng.range(1, capacity.min(4)),
         };
-        let Ok((n, c)) = shape.lens() else {
-            continue;
-        };
+        let (n, c) = shape.lens().ok()?;
         if n > Y_LEN || 2 * c > W_LEN || n > X_LEN {
-            continue;
+            return None;
         }
         let position = rng.range(0, capacity - shape.tokens) as i32;
         rng.fill(&mut b.x[..n]);
         rng.fill(&mut b.w[..2 * c]);
         let decay = rng.range(2, 40) as i32;
         let mut e = 1i32 << 24;
-        for t in table.iter_mut() {
-            *t = e;
+        for te in table.iter_mut() {
+            *te = e;
             e -= e / decay;
         }
         let mut mult = [0i32; 2];
@@ -370,34 +419,23 @@ fn attention(rng: &mut Rng, b: &mut Buffers) -> bool {
             output_zero_point: rng.zero_point(),
         };
         let (k_cache, v_cache) = b.w[..2 * c].split_at(c);
-        if attention::check_i8(&p, n, c, scratch.len(), n).is_err() {
-            defmt::error!("attention: random case rejected");
-            return false;
-        }
+        let checked = attention::check_i8(&p, n, c, scratch.len(), n);
         let q = &b.x[..n];
-        let r1 = attention::reference::eval_i8(
-            &DotKernel::reference(),
-            &p,
-            q,
-            k_cache,
-            v_cache,
-            position,
-            &mut scratch,
-            &mut b.want[..n],
-        );
-        let r2 = attention::dsp::eval_i8(
-            &p,
-            q,
-            k_cache,
-            v_cache,
-            position,
-            &mut scratch,
-            &mut b.got[..n],
-        );
-        ok &= r1.is_ok() && r2.is_ok() && b.want[..n] == b.got[..n];
-        ran += 1;
-    }
-    report("attention", ran, ok)
+        let outs = (&mut b.want[..n], &mut b.got[..n]);
+        // Both kernels use the scratch row, one after the other.
+        let scratch = core::cell::RefCell::new(&mut scratch);
+        let reference = |y: &mut [i8]| {
+            let dot = DotKernel::reference();
+            let mut s = scratch.borrow_mut();
+            attention::reference::eval_i8(&dot, &p, q, k_cache, v_cache, position, &mut s[..], y)
+                .is_ok()
+        };
+        let dsp = |y: &mut [i8]| {
+            let mut s = scratch.borrow_mut();
+            attention::dsp::eval_i8(&p, q, k_cache, v_cache, position, &mut s[..], y).is_ok()
+        };
+        Some(t.case(checked, outs, (reference, dsp)))
+    })
 }
 
 /// Runs every kernel's random cases; `true` when every output equals the reference's.

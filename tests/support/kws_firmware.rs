@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 use edgeloop_runtime::image::writer::AlignedBytes;
@@ -20,7 +20,7 @@ use edgeloop_trainer::audio::{features, KwsDataset, Split};
 pub const M4: &str = "thumbv7em-none-eabihf";
 
 /// Firmware builds share one target folder: one at a time per test process.
-static BUILD: Mutex<()> = Mutex::new(());
+pub static BUILD: Mutex<()> = Mutex::new(());
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -78,10 +78,15 @@ pub fn write_assets(dir: &Path, image: &[u8], data: &KwsDataset, clips: usize) -
     right
 }
 
-/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) once.
-fn qemu_run() -> Command {
+/// Builds `tools/qemu-run` (the defmt-decoding QEMU runner) once and returns a command for it.
+pub fn qemu_run() -> Command {
+    Command::new(qemu_run_bin())
+}
+
+/// Builds `tools/qemu-run` once and returns its binary.
+pub fn qemu_run_bin() -> &'static Path {
     static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    let bin = TOOL.get_or_init(|| {
+    TOOL.get_or_init(|| {
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         let tool = repo().join("tools/qemu-run");
         let target = tool.join("target");
@@ -95,8 +100,107 @@ fn qemu_run() -> Command {
             .expect("running cargo for tools/qemu-run");
         assert!(status.success(), "building tools/qemu-run failed");
         target.join("release/edgeloop-qemu-run")
-    });
-    Command::new(bin)
+    })
+}
+
+/// Builds firmware example `bin` for `target` with the extra cargo `args` (features) and the
+/// assets in `assets`, and copies its ELF to `into/<name>.elf` (later builds may replace the
+/// one in the shared target folder).
+pub fn build_firmware(
+    bin: &str,
+    target: &str,
+    args: &[&str],
+    assets: &Path,
+    into: &Path,
+    name: &str,
+) -> PathBuf {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let fw = repo().join("firmware-examples");
+    let target_dir = fw.join("target");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", bin, "--target", target])
+        .args(args)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(&fw)
+        .env("EDGELOOP_FW_ASSETS", assets)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("running cargo for firmware-examples");
+    assert!(
+        status.success(),
+        "building firmware example {bin} for {target} failed"
+    );
+    let elf = into.join(format!("{name}.elf"));
+    std::fs::copy(target_dir.join(target).join("release").join(bin), &elf).expect("copy ELF");
+    elf
+}
+
+/// Builds the instruction-counting TCG plugin (`firmware-examples/tools/insn-count.c`) into
+/// `work/insn-count.so`.
+pub fn build_plugin(work: &Path) -> PathBuf {
+    let plugin = work.join("insn-count.so");
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&plugin)
+        .arg(repo().join("firmware-examples/tools/insn-count.c"))
+        .status()
+        .expect("running cc (install gcc)");
+    assert!(cc.success(), "building the TCG plugin failed");
+    plugin
+}
+
+/// Runs an ELF in QEMU with the runner arguments `extra`; returns (output, decoded log), both
+/// printed.
+pub fn run_qemu(elf: &Path, work: &Path, extra: &[&str]) -> (Output, String) {
+    let out = qemu_run()
+        .arg(elf)
+        .arg("--workdir")
+        .arg(work)
+        .args(extra)
+        .output()
+        .expect("running edgeloop-qemu-run (is qemu-system-arm installed?)");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{log}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    (out, log)
+}
+
+/// Runs `elf` with the instruction-counting `plugin` (marks written to `counts`) and the
+/// runner arguments `extra`; returns (output, decoded log, measured regions: none when the
+/// run failed).
+pub fn run_counted(
+    elf: &Path,
+    work: &Path,
+    plugin: &Path,
+    counts: &Path,
+    extra: &[&str],
+) -> (Output, String, Vec<Region>) {
+    let plugin_s = plugin.to_string_lossy().into_owned();
+    let counts_s = counts.to_string_lossy().into_owned();
+    let mut args = vec!["--insn-plugin", &plugin_s, "--insn-out", &counts_s];
+    args.extend_from_slice(extra);
+    let (out, log) = run_qemu(elf, work, &args);
+    if !out.status.success() {
+        return (out, log, Vec::new());
+    }
+    let text = std::fs::read_to_string(counts).expect("plugin output");
+    let marks: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
+        .collect();
+    let regions = parse_regions(&log, &marks);
+    (out, log, regions)
+}
+
+/// Instructions per MAC with two decimals, `-` for a region without MACs.
+pub fn per_mac(r: &Region) -> String {
+    if r.macs > 0 {
+        format!("{:.2}", r.insns as f64 / r.macs as f64)
+    } else {
+        "-".into()
+    }
 }
 
 /// One measured region of a firmware log (`region NAME: marks A B, M MACs`).
@@ -170,64 +274,15 @@ fn number_after(log: &str, prefix: &str, suffix: &str) -> Option<u64> {
 /// with the instruction-counting plugin; asserts it passed (every feature map and output
 /// bit-exact with the host) over `clips` clips.
 pub fn run_kws(assets: &Path, work: &Path, clips: usize) -> KwsRun {
-    let plugin = work.join("insn-count.so");
-    let cc = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&plugin)
-        .arg(repo().join("firmware-examples/tools/insn-count.c"))
-        .status()
-        .expect("running cc (install gcc)");
-    assert!(cc.success(), "building the TCG plugin failed");
-    let elf = {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let fw = repo().join("firmware-examples");
-        let target_dir = fw.join("target");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--bin",
-                "kws",
-                "--no-default-features",
-            ])
-            .args(["--features", "kws", "--target", M4, "--target-dir"])
-            .arg(&target_dir)
-            .current_dir(&fw)
-            .env("EDGELOOP_FW_ASSETS", assets)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .status()
-            .expect("running cargo for firmware-examples");
-        assert!(status.success(), "building firmware example kws failed");
-        let elf = work.join("kws.elf");
-        std::fs::copy(target_dir.join(M4).join("release/kws"), &elf).expect("copy ELF");
-        elf
-    };
+    let plugin = build_plugin(work);
+    let features = ["--no-default-features", "--features", "kws"];
+    let elf = build_firmware("kws", M4, &features, assets, work, "kws");
     let counts = work.join("insn-count.txt");
-    let out = qemu_run()
-        .arg(&elf)
-        .arg("--workdir")
-        .arg(work)
-        .arg("--insn-plugin")
-        .arg(&plugin)
-        .arg("--insn-out")
-        .arg(&counts)
-        .args(["--timeout", "300"])
-        .output()
-        .expect("running edgeloop-qemu-run (is qemu-system-arm installed?)");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    println!("{log}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let (out, log, regions) = run_counted(&elf, work, &plugin, &counts, &["--timeout", "300"]);
     assert!(out.status.success(), "kws exited with {:?}", out.status);
     let want = format!("{clips} of {clips} feature maps and {clips} of {clips} outputs bit-exact");
     assert!(log.contains(&want), "log: {log}");
     assert!(log.contains("kws: PASS"), "log: {log}");
-    let text = std::fs::read_to_string(&counts).expect("plugin output");
-    let marks: Vec<u64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("mark ")?.parse().ok())
-        .collect();
-    let regions = parse_regions(&log, &marks);
     let stats = |name: &str| {
         let v: Vec<&Region> = regions.iter().filter(|r| r.name == name).collect();
         assert_eq!(v.len(), clips, "{name}: {} regions", v.len());

@@ -17,13 +17,12 @@
 
 use core::mem::MaybeUninit;
 
-use super::AttentionParams;
+use super::{reference, AttentionParams};
 use crate::arch::cortex_m::dot_offset_i8_dsp;
 use crate::arch::DotKernel;
 use crate::ops::fully_connected::dsp::{
     dot3, expand, fast_shifts, requant_fast, requant_i8, MAX_EXPANDED,
 };
-use crate::quant::requantize_to_i8;
 use crate::Error;
 
 /// Widest head whose expanded query row is kept on the stack (2 KiB); wider heads use the
@@ -42,9 +41,9 @@ pub fn eval_i8(
     out: &mut [i8],
 ) -> Result<(), Error> {
     let s = p.shape;
-    let (t, d, cap) = (s.tokens as usize, s.head_dim as usize, s.capacity as usize);
+    let d = s.head_dim as usize;
     if d > MAX_HEAD_DIM {
-        return super::reference::eval_i8(
+        return reference::eval_i8(
             &DotKernel::dsp(),
             p,
             q,
@@ -56,94 +55,70 @@ pub fn eval_i8(
         );
     }
     let pos = s.check_position(position)?;
-    let table: &[i32; 256] = p
-        .exp_table
-        .try_into()
-        .map_err(|_| super::super::quant_err())?;
+    let table = reference::exp_table(p)?;
     let (sm, ss, szp) = (p.score_multiplier, p.score_shift, p.score_zero_point);
     let score_fast = fast_shifts(&[ss]);
     let score = |acc: i32| {
         if score_fast {
-            requant_fast(acc, sm, ss, szp, -128, 127)
+            requant_fast(acc, sm, ss, szp, -128, 127) as i32
         } else {
-            requant_i8(acc, sm, ss, szp, -128, 127)
+            requant_i8(acc, sm, ss, szp, -128, 127) as i32
         }
     };
     let q_offset = -p.q_zero_point;
     // Not zeroed: `expand` writes the words that are read.
     let mut qe = [MaybeUninit::<u32>::uninit(); MAX_HEAD_DIM / 2];
-    for (((qh, kh), vh), oh) in q
-        .chunks_exact(t * d)
-        .zip(k_cache.chunks_exact(cap * d))
-        .zip(v_cache.chunks_exact(cap * d))
-        .zip(out.chunks_exact_mut(t * d))
-    {
-        for (i, (qi, oi)) in qh.chunks_exact(d).zip(oh.chunks_exact_mut(d)).enumerate() {
-            let len = if p.causal { pos + i + 1 } else { pos + t };
-            let row = &mut scratch[..len];
-            // 1. int8 scores and their maximum.
-            let words = expand(qi, q_offset, &mut qe);
-            // SAFETY: `expand` initialised the first `words` elements of `qe`.
-            let qe = unsafe { core::slice::from_raw_parts(qe.as_ptr().cast::<u32>(), words) };
-            // −k_zp · Σ (q − q_zp).
-            let correction = qi
-                .iter()
-                .fold(0i32, |a, &v| a.wrapping_add(v as i32 + q_offset))
-                .wrapping_mul(p.k_zero_point)
-                .wrapping_neg();
-            let keys = &kh[..len * d];
-            let mut max = i32::MIN;
-            let mut j = 0;
-            for (s3, k3) in row.chunks_exact_mut(3).zip(keys.chunks_exact(3 * d)) {
-                let acc = dot3(qi, q_offset, qe, k3, [correction; 3]);
-                for (sj, a) in s3.iter_mut().zip(acc) {
-                    let v = score(a) as i32;
-                    *sj = v;
-                    max = max.max(v);
-                }
-                j += 3;
+    let caches = (q, k_cache, v_cache);
+    reference::for_each_query(&s, p.causal, pos, caches, out, |qi, kh, vh, oi, len| {
+        let row = &mut scratch[..len];
+        // 1. int8 scores and their maximum.
+        let words = expand(qi, q_offset, &mut qe);
+        // SAFETY: `expand` initialised the first `words` elements of `qe`.
+        let qe = unsafe { core::slice::from_raw_parts(qe.as_ptr().cast::<u32>(), words) };
+        // −k_zp · Σ (q − q_zp).
+        let correction = qi
+            .iter()
+            .fold(0i32, |a, &v| a.wrapping_add(v as i32 + q_offset))
+            .wrapping_mul(p.k_zero_point)
+            .wrapping_neg();
+        let keys = &kh[..len * d];
+        let mut max = i32::MIN;
+        let mut j = 0;
+        for (s3, k3) in row.chunks_exact_mut(3).zip(keys.chunks_exact(3 * d)) {
+            let acc = dot3(qi, q_offset, qe, k3, [correction; 3]);
+            for (sj, a) in s3.iter_mut().zip(acc) {
+                *sj = score(a);
+                max = max.max(*sj);
             }
-            for (sj, kj) in row[j..].iter_mut().zip(keys[j * d..].chunks_exact(d)) {
-                let acc = correction.wrapping_add(dot_offset_i8_dsp(qi, q_offset, kj, 0));
-                let v = score(acc) as i32;
-                *sj = v;
-                max = max.max(v);
-            }
-            // 2. Q24 exponentials (max − s in 0..=255) and their sum (≥ 2^24).
-            let mut total: i64 = 0;
-            for sj in row.iter_mut() {
-                *sj = table[(max - *sj) as usize];
-                total += *sj as i64;
-            }
-            // 3. Σ e·(v − v_zp) = Σ e·v − v_zp·Σ e per channel, one rounded division each.
-            let zv_total = p.v_zero_point as i64 * total;
-            let inv = 1.0 / to_f32(2 * total);
-            let values = &vh[..len * d];
-            for (c, o) in oi.iter_mut().enumerate() {
-                let mut acc: i64 = 0;
-                let mut vp = values[c..].as_ptr();
-                for &e in row.iter() {
-                    // SAFETY: `vp` points at `values[j·d + c]` for the `j`-th weight, `j < len`
-                    // and `c < d`, inside `values` (`len · d` bytes); it is advanced with
-                    // `wrapping_add`, so the step past the last one is never dereferenced.
-                    let v = unsafe { *vp };
-                    vp = vp.wrapping_add(d);
-                    acc += e as i64 * v as i64;
-                }
-                let acc = acc - zv_total;
-                // round(2^16 · acc / total), ties up: floor((2^17·acc + total) / (2·total)).
-                let r = floor_div((acc << 17) + total, 2 * total, inv);
-                *o = requantize_to_i8(
-                    r as i32,
-                    p.output_multiplier,
-                    p.output_shift,
-                    p.output_zero_point,
-                    -128,
-                    127,
-                );
-            }
+            j += 3;
         }
-    }
+        for (sj, kj) in row[j..].iter_mut().zip(keys[j * d..].chunks_exact(d)) {
+            *sj = score(correction.wrapping_add(dot_offset_i8_dsp(qi, q_offset, kj, 0)));
+            max = max.max(*sj);
+        }
+        // 2. Q24 exponentials and their sum.
+        let total = reference::exponentials(row, table, max);
+        // 3. Σ e·(v − v_zp) = Σ e·v − v_zp·Σ e per channel, one rounded division each.
+        let zv_total = p.v_zero_point as i64 * total;
+        let inv = 1.0 / to_f32(2 * total);
+        let values = &vh[..len * d];
+        for (c, o) in oi.iter_mut().enumerate() {
+            let mut acc: i64 = 0;
+            let mut vp = values[c..].as_ptr();
+            for &e in row.iter() {
+                // SAFETY: `vp` points at `values[j·d + c]` for the `j`-th weight, `j < len`
+                // and `c < d`, inside `values` (`len · d` bytes); it is advanced with
+                // `wrapping_add`, so the step past the last one is never dereferenced.
+                let v = unsafe { *vp };
+                vp = vp.wrapping_add(d);
+                acc += e as i64 * v as i64;
+            }
+            let acc = acc - zv_total;
+            // round(2^16 · acc / total), ties up: floor((2^17·acc + total) / (2·total)).
+            let r = floor_div((acc << 17) + total, 2 * total, inv);
+            *o = reference::requantize_output(p, r);
+        }
+    });
     Ok(())
 }
 

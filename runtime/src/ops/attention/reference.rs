@@ -1,6 +1,6 @@
 //! The attention specification: plain loops and integer arithmetic (int8), no `unsafe`.
 
-use super::{AttentionF32Params, AttentionParams};
+use super::{AttentionF32Params, AttentionParams, KvShape};
 use crate::arch::DotKernel;
 use crate::quant::requantize_to_i8;
 use crate::Error;
@@ -15,6 +15,63 @@ fn visible(causal: bool, pos: usize, i: usize, tokens: usize) -> usize {
     }
 }
 
+/// Calls `f(q_i, k_h, v_h, out_i, len)` for every head `h` and query row `i`: `q_i` and `out_i`
+/// are the row's `head_dim` elements, `k_h` and `v_h` the head's caches, of which the first
+/// `len` positions are visible to the row (`pos` tokens were cached before).
+#[inline(always)]
+pub(super) fn for_each_query<T, O>(
+    s: &KvShape,
+    causal: bool,
+    pos: usize,
+    (q, k_cache, v_cache): (&[T], &[T], &[T]),
+    out: &mut [O],
+    mut f: impl FnMut(&[T], &[T], &[T], &mut [O], usize),
+) {
+    let (t, d, cap) = (s.tokens as usize, s.head_dim as usize, s.capacity as usize);
+    for (((qh, kh), vh), oh) in q
+        .chunks_exact(t * d)
+        .zip(k_cache.chunks_exact(cap * d))
+        .zip(v_cache.chunks_exact(cap * d))
+        .zip(out.chunks_exact_mut(t * d))
+    {
+        for (i, (qi, oi)) in qh.chunks_exact(d).zip(oh.chunks_exact_mut(d)).enumerate() {
+            f(qi, kh, vh, oi, visible(causal, pos, i, t));
+        }
+    }
+}
+
+/// The Q24 exponential table of `p` (256 entries), or the error for a malformed one.
+pub(super) fn exp_table<'a>(p: &AttentionParams<'a>) -> Result<&'a [i32; 256], Error> {
+    p.exp_table
+        .try_into()
+        .map_err(|_| super::super::quant_err())
+}
+
+/// Step 2: replaces each int8 score of `row` with its Q24 exponential `table[max − s]` (`max`
+/// is the row's maximum, so the index is in 0..=255) and returns their sum (≥ 2^24).
+#[inline(always)]
+pub(super) fn exponentials(row: &mut [i32], table: &[i32; 256], max: i32) -> i64 {
+    let mut total: i64 = 0;
+    for sj in row.iter_mut() {
+        *sj = table[(max - *sj) as usize];
+        total += *sj as i64;
+    }
+    total
+}
+
+/// Step 3's end: `round(2^16 · acc / total)` (`r`) requantized to the int8 output.
+#[inline(always)]
+pub(super) fn requantize_output(p: &AttentionParams<'_>, r: i64) -> i8 {
+    requantize_to_i8(
+        r as i32,
+        p.output_multiplier,
+        p.output_shift,
+        p.output_zero_point,
+        -128,
+        127,
+    )
+}
+
 /// int8 attention; `dot` is the offset dot product used for `q·kⱼ` (every variant is bit-exact).
 #[allow(clippy::too_many_arguments)]
 pub fn eval_i8(
@@ -27,21 +84,17 @@ pub fn eval_i8(
     scratch: &mut [i32],
     out: &mut [i8],
 ) -> Result<(), Error> {
-    let s = p.shape;
-    let pos = s.check_position(position)?;
-    let (t, d, cap) = (s.tokens as usize, s.head_dim as usize, s.capacity as usize);
-    let table: &[i32; 256] = p
-        .exp_table
-        .try_into()
-        .map_err(|_| super::super::quant_err())?;
-    for (((qh, kh), vh), oh) in q
-        .chunks_exact(t * d)
-        .zip(k_cache.chunks_exact(cap * d))
-        .zip(v_cache.chunks_exact(cap * d))
-        .zip(out.chunks_exact_mut(t * d))
-    {
-        for (i, (qi, oi)) in qh.chunks_exact(d).zip(oh.chunks_exact_mut(d)).enumerate() {
-            let len = visible(p.causal, pos, i, t);
+    let pos = p.shape.check_position(position)?;
+    let d = p.shape.head_dim as usize;
+    let table = exp_table(p)?;
+    let caches = (q, k_cache, v_cache);
+    for_each_query(
+        &p.shape,
+        p.causal,
+        pos,
+        caches,
+        out,
+        |qi, kh, vh, oi, len| {
             let row = &mut scratch[..len];
             // 1. int8 scores and their maximum.
             let mut max = i32::MIN;
@@ -58,12 +111,8 @@ pub fn eval_i8(
                 *sj = v;
                 max = max.max(v);
             }
-            // 2. Q24 exponentials (max − s in 0..=255) and their sum (≥ 2^24).
-            let mut total: i64 = 0;
-            for sj in row.iter_mut() {
-                *sj = table[(max - *sj) as usize];
-                total += *sj as i64;
-            }
+            // 2. Q24 exponentials and their sum.
+            let total = exponentials(row, table, max);
             // 3. Weighted sum of V per channel, one rounded division, requantization.
             for (c, o) in oi.iter_mut().enumerate() {
                 let mut acc: i64 = 0;
@@ -72,17 +121,10 @@ pub fn eval_i8(
                 }
                 // round(2^16 · acc / total), ties up: floor((2^17·acc + total) / (2·total)).
                 let r = ((acc << 17) + total).div_euclid(2 * total);
-                *o = requantize_to_i8(
-                    r as i32,
-                    p.output_multiplier,
-                    p.output_shift,
-                    p.output_zero_point,
-                    -128,
-                    127,
-                );
+                *o = requantize_output(p, r);
             }
-        }
-    }
+        },
+    );
     Ok(())
 }
 
@@ -101,17 +143,16 @@ pub fn eval_f32(
     scratch: &mut [f32],
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let s = p.shape;
-    let pos = s.check_position(position)?;
-    let (t, d, cap) = (s.tokens as usize, s.head_dim as usize, s.capacity as usize);
-    for (((qh, kh), vh), oh) in q
-        .chunks_exact(t * d)
-        .zip(k_cache.chunks_exact(cap * d))
-        .zip(v_cache.chunks_exact(cap * d))
-        .zip(out.chunks_exact_mut(t * d))
-    {
-        for (i, (qi, oi)) in qh.chunks_exact(d).zip(oh.chunks_exact_mut(d)).enumerate() {
-            let len = visible(p.causal, pos, i, t);
+    let pos = p.shape.check_position(position)?;
+    let d = p.shape.head_dim as usize;
+    let caches = (q, k_cache, v_cache);
+    for_each_query(
+        &p.shape,
+        p.causal,
+        pos,
+        caches,
+        out,
+        |qi, kh, vh, oi, len| {
             let row = &mut scratch[..len];
             let mut max = f32::NEG_INFINITY;
             for (sj, kj) in row.iter_mut().zip(kh.chunks_exact(d)) {
@@ -134,7 +175,7 @@ pub fn eval_f32(
                 }
                 *o = acc * inv;
             }
-        }
-    }
+        },
+    );
     Ok(())
 }

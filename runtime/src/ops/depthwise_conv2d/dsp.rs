@@ -30,42 +30,31 @@ pub const MAX_CHANNELS: usize = 512;
 /// Most taps (`kh · kw`) per output pixel.
 pub const MAX_TAPS: usize = 64;
 
-/// `SMLABB a, b, acc`: `acc + a.lo · b.lo` on signed halfwords, modulo 2³².
+/// `SMLABB a, b, acc` (`TOP = false`: `acc + a.lo · b.lo`) or `SMLATT a, b, acc` (`TOP = true`:
+/// `acc + a.hi · b.hi`) on signed halfwords, modulo 2³².
 #[inline(always)]
-fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+fn smla<const TOP: bool>(a: u32, b: u32, acc: i32) -> i32 {
     #[cfg(edgeloop_dsp)]
     {
         let out: i32;
-        // SAFETY: register-only DSP instruction (thumbv7em, cfg `edgeloop_dsp`); it may set
+        // SAFETY: register-only DSP instructions (thumbv7em, cfg `edgeloop_dsp`); they may set
         // APSR.Q, so no `preserves_flags`.
         unsafe {
-            core::arch::asm!("smlabb {0}, {1}, {2}, {3}", lateout(reg) out, in(reg) a, in(reg) b,
-                in(reg) acc, options(pure, nomem, nostack));
+            if TOP {
+                core::arch::asm!("smlatt {0}, {1}, {2}, {3}", lateout(reg) out, in(reg) a,
+                    in(reg) b, in(reg) acc, options(pure, nomem, nostack));
+            } else {
+                core::arch::asm!("smlabb {0}, {1}, {2}, {3}", lateout(reg) out, in(reg) a,
+                    in(reg) b, in(reg) acc, options(pure, nomem, nostack));
+            }
         }
         out
     }
     #[cfg(not(edgeloop_dsp))]
     {
-        acc.wrapping_add((a as u16 as i16 as i32) * (b as u16 as i16 as i32))
-    }
-}
-
-/// `SMLATT a, b, acc`: `acc + a.hi · b.hi` on signed halfwords, modulo 2³².
-#[inline(always)]
-fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
-    #[cfg(edgeloop_dsp)]
-    {
-        let out: i32;
-        // SAFETY: as in `smlabb`.
-        unsafe {
-            core::arch::asm!("smlatt {0}, {1}, {2}, {3}", lateout(reg) out, in(reg) a, in(reg) b,
-                in(reg) acc, options(pure, nomem, nostack));
-        }
-        out
-    }
-    #[cfg(not(edgeloop_dsp))]
-    {
-        acc.wrapping_add(((a >> 16) as u16 as i16 as i32) * ((b >> 16) as u16 as i16 as i32))
+        let shift = if TOP { 16 } else { 0 };
+        let half = |v: u32| (v >> shift) as u16 as i16 as i32;
+        acc.wrapping_add(half(a) * half(b))
     }
 }
 
@@ -172,10 +161,10 @@ pub fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
                 wp = wp.wrapping_add(out_c);
                 let (x02, x13) = (sxtb16(xw), sxtb16_ror8(xw));
                 let (w02, w13) = (sxtb16(ww), sxtb16_ror8(ww));
-                a0 = smlabb(x02, w02, a0);
-                a2 = smlatt(x02, w02, a2);
-                a1 = smlabb(x13, w13, a1);
-                a3 = smlatt(x13, w13, a3);
+                a0 = smla::<false>(x02, w02, a0);
+                a2 = smla::<true>(x02, w02, a2);
+                a1 = smla::<false>(x13, w13, a1);
+                a3 = smla::<true>(x13, w13, a3);
             }
             match (ys, ms, ss) {
                 ([y0, y1, y2, y3], [m0, m1, m2, m3], [s0, s1, s2, s3]) if fast => {

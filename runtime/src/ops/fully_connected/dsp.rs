@@ -28,15 +28,36 @@ use crate::quant::requantize_to_i8;
 /// rows use the one-row dot product.
 pub(crate) const MAX_EXPANDED: usize = 1024;
 
+/// The little-endian word of the first 4 bytes of `c`.
+#[inline(always)]
+fn le_word(c: &[i8]) -> u32 {
+    u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
+}
+
+/// `x_offset` in both halfwords, the `SADD16` operand of the expansions.
+#[inline(always)]
+fn offset_pair(x_offset: i32) -> u32 {
+    let half = x_offset as u16 as u32;
+    half | (half << 16)
+}
+
+/// The first `words` elements of an expansion buffer, which an `expand*` call just wrote.
+#[inline(always)]
+fn expanded(xe: &[MaybeUninit<u32>], words: usize) -> &[u32] {
+    let xe = &xe[..words];
+    // SAFETY: the callers pass the count an `expand*` call returned: it initialised exactly
+    // those elements; `MaybeUninit<u32>` has the layout of `u32`.
+    unsafe { core::slice::from_raw_parts(xe.as_ptr().cast::<u32>(), words) }
+}
+
 /// `x` as SMLAD operands: for each 4 bytes, the halfword pairs `(x0, x2) + offset` and
 /// `(x1, x3) + offset` (`SXTB16`, `SXTB16 ROR 8`, `SADD16`), computed once per input row and
 /// shared by every output feature. Returns the number of words written (`2 · (len / 4)`).
 pub(crate) fn expand(x: &[i8], x_offset: i32, out: &mut [MaybeUninit<u32>]) -> usize {
-    let half = x_offset as u16 as u32;
-    let ox = half | (half << 16);
+    let ox = offset_pair(x_offset);
     let mut n = 0;
     for (c, o) in x.chunks_exact(4).zip(out.chunks_exact_mut(2)) {
-        let xw = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+        let xw = le_word(c);
         o[0].write(sadd16(sxtb16(xw), ox));
         o[1].write(sadd16(sxtb16_ror8(xw), ox));
         n += 2;
@@ -120,14 +141,7 @@ pub(crate) fn dot3(x: &[i8], x_offset: i32, xe: &[u32], w: &[i8], acc: [i32; 3])
         done = words / 2 * 2;
     }
     for i in done..words {
-        let word = |r: &[i8]| {
-            u32::from_le_bytes([
-                r[4 * i] as u8,
-                r[4 * i + 1] as u8,
-                r[4 * i + 2] as u8,
-                r[4 * i + 3] as u8,
-            ])
-        };
+        let word = |r: &[i8]| le_word(&r[4 * i..]);
         let (x02, x13) = (xe[2 * i], xe[2 * i + 1]);
         let (w0, w1, w2) = (word(rows[0]), word(rows[1]), word(rows[2]));
         a0 = smlad(sxtb16_ror8(w0), x13, smlad(sxtb16(w0), x02, a0));
@@ -148,16 +162,14 @@ pub(crate) fn dot3(x: &[i8], x_offset: i32, xe: &[u32], w: &[i8], acc: [i32; 3])
 /// `(b0, b2)`, `(b1, b3)`, each plus the offset, so one pointer walks both rows. Returns the
 /// number of words written (`4 · (len / 4)`).
 pub(crate) fn expand2(xa: &[i8], xb: &[i8], x_offset: i32, out: &mut [MaybeUninit<u32>]) -> usize {
-    let half = x_offset as u16 as u32;
-    let ox = half | (half << 16);
-    let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+    let ox = offset_pair(x_offset);
     let mut n = 0;
     for ((ca, cb), o) in xa
         .chunks_exact(4)
         .zip(xb.chunks_exact(4))
         .zip(out.chunks_exact_mut(4))
     {
-        let (wa, wb) = (word(ca), word(cb));
+        let (wa, wb) = (le_word(ca), le_word(cb));
         o[0].write(sadd16(sxtb16(wa), ox));
         o[1].write(sadd16(sxtb16_ror8(wa), ox));
         o[2].write(sadd16(sxtb16(wb), ox));
@@ -212,12 +224,7 @@ pub(crate) fn dot1x2_words(xe: &[u32], w: &[i8], acc: (i32, i32)) -> (i32, i32) 
     #[cfg(not(edgeloop_dsp))]
     {
         for (i, x) in xe.chunks_exact(4).enumerate() {
-            let wv = u32::from_le_bytes([
-                w[4 * i] as u8,
-                w[4 * i + 1] as u8,
-                w[4 * i + 2] as u8,
-                w[4 * i + 3] as u8,
-            ]);
+            let wv = le_word(&w[4 * i..]);
             let (wl, wh) = (sxtb16(wv), sxtb16_ror8(wv));
             a0 = smlad(wl, x[0], a0);
             a0 = smlad(wh, x[1], a0);
@@ -240,19 +247,12 @@ pub(crate) fn fast_shifts(shifts: &[i32]) -> bool {
 /// `|wide| < 2⁶²`, so the result is below 2²⁹ and adding the zero point cannot overflow. No
 /// branch.
 #[inline(always)]
-pub(crate) fn requant_fast(
-    acc: i32,
-    multiplier: i32,
-    shift: i32,
-    zero_point: i32,
-    min: i8,
-    max: i8,
-) -> i8 {
+pub(crate) fn requant_fast(acc: i32, mult: i32, shift: i32, zp: i32, min: i8, max: i8) -> i8 {
     debug_assert!((-31..=-2).contains(&shift));
     let round_hi = 1i32 << ((-shift - 2) & 31);
-    let wide = i64::from(acc) * i64::from(multiplier) + (i64::from(round_hi) << 32);
+    let wide = i64::from(acc) * i64::from(mult) + (i64::from(round_hi) << 32);
     let v = ((wide >> 32) as i32) >> ((-shift - 1) & 31);
-    (v + zero_point).max(min as i32).min(max as i32) as i8
+    (v + zp).max(min as i32).min(max as i32) as i8
 }
 
 /// [`requantize_to_i8`], bit for bit, with a 32-bit fast path when the total shift
@@ -260,14 +260,7 @@ pub(crate) fn requant_fast(
 /// half of the 64-bit sum (one `SMLAL`), and `(wide >> 32) >> (ts − 32)` equals `wide >> ts`
 /// (floor division twice) and always fits an i32, so no clamp is needed before the zero point.
 #[inline(always)]
-pub(crate) fn requant_i8(
-    acc: i32,
-    multiplier: i32,
-    shift: i32,
-    zero_point: i32,
-    min: i8,
-    max: i8,
-) -> i8 {
+pub(crate) fn requant_i8(acc: i32, mult: i32, shift: i32, zp: i32, min: i8, max: i8) -> i8 {
     let ts = 31 - shift;
     if (32..=62).contains(&ts) {
         let round: i64 = if ts == 32 {
@@ -275,12 +268,12 @@ pub(crate) fn requant_i8(
         } else {
             i64::from(1u32 << (ts - 33)) << 32
         };
-        let wide = i64::from(acc) * i64::from(multiplier) + round;
+        let wide = i64::from(acc) * i64::from(mult) + round;
         // |wide| < 2⁶², so |v| < 2³⁰ and adding an int8 zero point cannot overflow.
         let v = ((wide >> 32) as i32) >> (ts - 32);
-        (v + zero_point).max(min as i32).min(max as i32) as i8
+        (v + zp).max(min as i32).min(max as i32) as i8
     } else {
-        requantize_to_i8(acc, multiplier, shift, zero_point, min, max)
+        requantize_to_i8(acc, mult, shift, zp, min, max)
     }
 }
 
@@ -288,13 +281,11 @@ pub(crate) fn requant_i8(
 /// row 0, then of rows 1, 2 and 3 (each plus the offset), so one pointer walks all four. Returns
 /// the number of words written (`8 · (len / 4)`).
 pub(crate) fn expand4(rows: [&[i8]; 4], x_offset: i32, out: &mut [MaybeUninit<u32>]) -> usize {
-    let half = x_offset as u16 as u32;
-    let ox = half | (half << 16);
-    let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+    let ox = offset_pair(x_offset);
     let words = rows[0].len() / 4;
     for (r, row) in rows.iter().enumerate() {
         for (i, c) in row.chunks_exact(4).enumerate().take(words) {
-            let x = word(c);
+            let x = le_word(c);
             out[8 * i + 2 * r].write(sadd16(sxtb16(x), ox));
             out[8 * i + 2 * r + 1].write(sadd16(sxtb16_ror8(x), ox));
         }
@@ -317,12 +308,7 @@ pub(crate) fn dot1x4_words(xe: &[u32], w: &[i8], acc: [i32; 4]) -> [i32; 4] {
     }
     #[cfg(edgeloop_dsp)]
     {
-        // SAFETY: reads `8 · words` words from `xe` (its length) and `4 · words` bytes from `w`
-        // (checked by the caller's slicing, repeated in the debug_assert above), each through
-        // a pointer advanced by the load itself; `words ≥ 1`, so the counted loop ends. LDR
-        // allows unaligned addresses on the Cortex-M4; LDM needs (and gets) word alignment:
-        // `xe` is a `u32` slice. Only the named registers are written; the flags (SUBS, and
-        // the Q flag of SMLAD) are clobbered, which `asm!` assumes without `preserves_flags`.
+        // SAFETY: as in `dot1x2_words`, with `8 · words` words read from `xe` (its length).
         unsafe {
             core::arch::asm!(
                 "2:",
@@ -358,12 +344,7 @@ pub(crate) fn dot1x4_words(xe: &[u32], w: &[i8], acc: [i32; 4]) -> [i32; 4] {
     #[cfg(not(edgeloop_dsp))]
     {
         for (i, x) in xe.chunks_exact(8).enumerate() {
-            let wv = u32::from_le_bytes([
-                w[4 * i] as u8,
-                w[4 * i + 1] as u8,
-                w[4 * i + 2] as u8,
-                w[4 * i + 3] as u8,
-            ]);
+            let wv = le_word(&w[4 * i..]);
             let (wl, wh) = (sxtb16(wv), sxtb16_ror8(wv));
             a0 = smlad(wh, x[1], smlad(wl, x[0], a0));
             a1 = smlad(wh, x[3], smlad(wl, x[2], a1));
@@ -392,8 +373,7 @@ fn eval_quads(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     {
         let rows = [&xs[..k], &xs[k..2 * k], &xs[2 * k..3 * k], &xs[3 * k..]];
         let words = expand4(rows, x_offset, &mut xe);
-        // SAFETY: `expand4` initialised the first `words` elements of `xe`.
-        let xe = unsafe { core::slice::from_raw_parts(xe.as_ptr().cast::<u32>(), words) };
+        let xe = expanded(&xe, words);
         let columns = p
             .weights
             .chunks_exact(k)
@@ -410,6 +390,8 @@ fn eval_quads(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
                 acc = tail4(rows, w, x_offset, whole, acc);
             }
             let [a0, a1, a2, a3] = acc;
+            // Two whole branches, not one per output: the Cortex-M4 build (opt-level s) does
+            // not unswitch the loop, and a per-output test cost 6 % more instructions.
             if fast {
                 y0[o] = requant_fast(a0, m, s, zp, min, max);
                 y1[o] = requant_fast(a1, m, s, zp, min, max);
@@ -452,8 +434,7 @@ fn eval_pairs(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
         let (xa, xb) = xs.split_at(k);
         let (ya, yb) = ys.split_at_mut(n);
         let words = expand2(xa, xb, x_offset, &mut xe);
-        // SAFETY: `expand2` initialised the first `words` elements of `xe`.
-        let xe = unsafe { core::slice::from_raw_parts(xe.as_ptr().cast::<u32>(), words) };
+        let xe = expanded(&xe, words);
         for (o, w) in p.weights.chunks_exact(k).take(n).enumerate() {
             let b = p.bias.map_or(0, |b| b[o]);
             let (mut a0, mut a1) = dot1x2_words(xe, w, (b, b));
@@ -518,8 +499,7 @@ pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
         let mut o = 0;
         if blocked {
             let words = expand(x, x_offset, &mut xe);
-            // SAFETY: `expand` initialised the first `words` elements of `xe`.
-            let xe = unsafe { core::slice::from_raw_parts(xe.as_ptr().cast::<u32>(), words) };
+            let xe = expanded(&xe, words);
             for (ys, ws) in y.chunks_exact_mut(3).zip(p.weights.chunks_exact(3 * k)) {
                 let acc = dot3(x, x_offset, xe, ws, [bias(o), bias(o + 1), bias(o + 2)]);
                 let (zp, min, max) = (p.output_zero_point, p.activation.min, p.activation.max);
