@@ -599,7 +599,10 @@ fn every_plan_edit_of_a_long_chain_is_judged_alike_by_both_checks() {
             }
         }
     }
-    assert!(overlaps > 0 && valid > arena.len(), "{overlaps} overlaps, {valid} valid");
+    assert!(
+        overlaps > 0 && valid > arena.len(),
+        "{overlaps} overlaps, {valid} valid"
+    );
 }
 
 #[test]
