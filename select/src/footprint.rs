@@ -183,19 +183,23 @@ pub fn build_at(model: &DsCnn, calib: &Dataset, name: &str, precision: Precision
     })
 }
 
-/// Sets every bias of `model` to small distinct values (seeded), so that the footprint build's
-/// constants are not deduplicated where a trained model's would not be (see the module docs).
-pub fn distinct_biases(model: &DsCnn, seed: u64) -> Result<()> {
-    let mut state = seed ^ 0x00B1_A5ED;
-    let mut next = || {
-        // splitmix64
+/// Uniform noise in ±`amplitude / 2` from splitmix64 started at `state` (the same sequence for
+/// the same state).
+pub(crate) fn noise(mut state: u64, amplitude: f32) -> impl FnMut() -> f32 {
+    move || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
-    };
+        ((z >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * amplitude
+    }
+}
+
+/// Sets every bias of `model` to small distinct values (seeded), so that the footprint build's
+/// constants are not deduplicated where a trained model's would not be (see the module docs).
+pub fn distinct_biases(model: &DsCnn, seed: u64) -> Result<()> {
+    let mut next = noise(seed ^ 0x00B1_A5ED, 0.1);
     for (name, var) in &model.vars {
         if name.ends_with(".bias") {
             let n = var.elem_count();

@@ -23,6 +23,31 @@ pub(crate) trait RankedRow {
     fn on_front(&self) -> bool;
 }
 
+/// Implements [`RankedRow`] for a row struct with the fields `candidate` (with a `name`),
+/// `footprint`, `brief`, `dropped` and `on_front`.
+macro_rules! ranked_row {
+    ($row:ty) => {
+        impl $crate::rows::RankedRow for $row {
+            fn name(&self) -> &str {
+                &self.candidate.name
+            }
+            fn footprint(&self) -> Option<&$crate::footprint::Footprint> {
+                self.footprint.as_ref()
+            }
+            fn brief(&self) -> Option<&$crate::search::Brief> {
+                self.brief.as_ref()
+            }
+            fn dropped(&self) -> &[String] {
+                &self.dropped
+            }
+            fn on_front(&self) -> bool {
+                self.on_front
+            }
+        }
+    };
+}
+pub(crate) use ranked_row;
+
 /// Indices of the rows nothing dropped; [`SelectError::NothingFits`] listing every candidate
 /// with its reasons when there are none.
 pub(crate) fn survivors<R: RankedRow>(rows: &[R]) -> Result<Vec<usize>> {

@@ -13,7 +13,7 @@ use crate::footprint::{build_at, calibration, distinct_biases, image_accuracy, B
 use crate::pareto::{front, Point};
 use crate::precision::Precision;
 use crate::progress::Steps;
-use crate::rows::{point, survivors, RankedRow};
+use crate::rows::{point, ranked_row, survivors};
 use crate::space::{Candidate, SearchSpace};
 
 /// Scale of the inputs the DS-CNN's first layer is initialised for (the trainer's value).
@@ -164,23 +164,7 @@ pub struct Row {
     pub on_front: bool,
 }
 
-impl RankedRow for Row {
-    fn name(&self) -> &str {
-        &self.candidate.name
-    }
-    fn footprint(&self) -> Option<&Footprint> {
-        self.footprint.as_ref()
-    }
-    fn brief(&self) -> Option<&Brief> {
-        self.brief.as_ref()
-    }
-    fn dropped(&self) -> &[String] {
-        &self.dropped
-    }
-    fn on_front(&self) -> bool {
-        self.on_front
-    }
-}
+ranked_row!(Row);
 
 /// The winner after full training.
 #[derive(Debug, Clone, PartialEq, Serialize)]

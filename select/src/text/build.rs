@@ -23,7 +23,7 @@ use edgeloop_trainer::models::{Bert, BuildOptions, Gpt, ModelSpec, Params};
 use super::space::Precision;
 use super::task::INPUT;
 use crate::error::{Result, SelectError};
-use crate::footprint::{accuracy_on, Built};
+use crate::footprint::{accuracy_on, noise, Built};
 
 /// ONNX opset of the text exports (20: GELU is the `Gelu` operator, as in the demo).
 pub const OPSET: i64 = 20;
@@ -46,15 +46,7 @@ pub fn untrained(spec: &ModelSpec, seed: u64) -> Result<Params> {
 
 /// Adds uniform noise in ±0.01 (splitmix64, seeded) to every parameter.
 pub fn perturb(params: &Params, seed: u64) -> Result<()> {
-    let mut state = seed ^ 0x7E57_5E1E;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02
-    };
+    let mut next = noise(seed ^ 0x7E57_5E1E, 0.02);
     let mut names: Vec<&String> = params.iter().map(|(n, _)| n).collect();
     names.sort();
     for name in names {

@@ -23,7 +23,7 @@ use crate::error::{Result, SelectError};
 use crate::footprint::{Built, Footprint};
 use crate::pareto::{front, pick, Point};
 use crate::progress::Steps;
-use crate::rows::{point, survivors, RankedRow};
+use crate::rows::{point, ranked_row, survivors};
 use crate::search::{check_training, Brief};
 
 /// Settings of a text selection run.
@@ -149,23 +149,7 @@ pub struct TextRow {
     pub on_front: bool,
 }
 
-impl RankedRow for TextRow {
-    fn name(&self) -> &str {
-        &self.candidate.name
-    }
-    fn footprint(&self) -> Option<&Footprint> {
-        self.footprint.as_ref()
-    }
-    fn brief(&self) -> Option<&Brief> {
-        self.brief.as_ref()
-    }
-    fn dropped(&self) -> &[String] {
-        &self.dropped
-    }
-    fn on_front(&self) -> bool {
-        self.on_front
-    }
-}
+ranked_row!(TextRow);
 
 /// The chosen candidate after full training.
 #[derive(Debug, Clone, PartialEq, Serialize)]
