@@ -13,6 +13,7 @@
 
 use core::arch::x86_64::*;
 
+use super::conv2d::avx2::{dot1_i16 as dot1, dot4_i16_v as dot4};
 use crate::arch::x86;
 use crate::quant::requantize_to_i8;
 
@@ -38,8 +39,9 @@ pub(crate) struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
+    /// Output `j` from its sum.
     #[inline(always)]
-    fn one(&self, j: usize, sum: i32) -> i8 {
+    pub(crate) fn one(&self, j: usize, sum: i32) -> i8 {
         let c = if self.multiplier.len() == 1 { 0 } else { j };
         let acc = self.bias.map_or(0, |b| b[j]).wrapping_add(sum);
         requantize_to_i8(
@@ -58,7 +60,7 @@ impl Epilogue<'_> {
     /// The CPU must support AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn eight(&self, j: usize, sum: __m256i, out: &mut [i8]) {
+    pub(crate) unsafe fn eight(&self, j: usize, sum: __m256i, out: &mut [i8]) {
         let load = |v: &[i32]| {
             let v = &v[j..j + 8];
             // SAFETY: `v` holds 8 `i32`s (bounds-checked above).
@@ -154,61 +156,4 @@ pub(crate) unsafe fn gemm(
         j0 += rows;
     }
     true
-}
-
-/// The four sums `Σ_t x[t]·w[r·len + t]`, `r < 4`, `len = x.len()` (a multiple of 16).
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn dot4(x: &[i16], w: &[i16]) -> __m128i {
-    let len = x.len();
-    assert!(len % 16 == 0 && w.len() >= 4 * len);
-    let (xp, wp) = (x.as_ptr(), w.as_ptr());
-    let mut a = [_mm256_setzero_si256(); 4];
-    let mut i = 0;
-    while i < len {
-        // SAFETY: `i + 16 <= len` and row `r < 4` ends at `(r + 1)·len <= w.len()` (asserted).
-        unsafe {
-            let xv = _mm256_loadu_si256(xp.add(i) as *const __m256i);
-            for (r, acc) in a.iter_mut().enumerate() {
-                let wv = _mm256_loadu_si256(wp.add(r * len + i) as *const __m256i);
-                *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(xv, wv));
-            }
-        }
-        i += 16;
-    }
-    let s01 = _mm256_hadd_epi32(a[0], a[1]);
-    let s23 = _mm256_hadd_epi32(a[2], a[3]);
-    let s = _mm256_hadd_epi32(s01, s23);
-    _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s))
-}
-
-/// `Σ_t x[t]·w[t]` over `x.len()` (a multiple of 16) lanes.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn dot1(x: &[i16], w: &[i16]) -> i32 {
-    let z = &w[..x.len()];
-    let mut acc = _mm256_setzero_si256();
-    let mut i = 0;
-    while i < x.len() {
-        // SAFETY: `i + 16 <= x.len() == z.len()`.
-        unsafe {
-            let xv = _mm256_loadu_si256(x.as_ptr().add(i) as *const __m256i);
-            let wv = _mm256_loadu_si256(z.as_ptr().add(i) as *const __m256i);
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, wv));
-        }
-        i += 16;
-    }
-    let s = _mm_add_epi32(
-        _mm256_castsi256_si128(acc),
-        _mm256_extracti128_si256::<1>(acc),
-    );
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
 }

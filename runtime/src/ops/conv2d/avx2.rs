@@ -15,7 +15,7 @@
 //!
 //! Every accumulator is therefore the bias plus the reference's products, summed modulo 2³² in
 //! another order: the same `i32`, requantized eight channels at a time by
-//! [`x86::requantize8_avx2`] (bit-exact to [`requantize_to_i8`]; remainders call it). Patches longer
+//! [`crate::arch::x86::requantize8_avx2`] (bit-exact to [`crate::quant::requantize_to_i8`]; remainders call it). Patches longer
 //! than [`X_BUF`] lanes use the per-tap dot-product loop ([`super::dot_variant`]).
 //! Nothing is allocated: the two buffers live on the stack (20 KiB).
 
@@ -23,8 +23,7 @@ use core::arch::x86_64::*;
 
 use super::reference::tap;
 use super::Conv2dParams;
-use crate::arch::x86;
-use crate::quant::requantize_to_i8;
+use crate::ops::gemm_avx2::Epilogue;
 
 /// int16 weight values held per block of output channels.
 const W_BUF: usize = 8192;
@@ -37,6 +36,7 @@ const X_BUF: usize = 2048;
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
 pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    let epi = epilogue(p);
     let s = &p.shape;
     let [n, h, w, in_c] = s.input;
     let [_, oh, ow, out_c] = s.output;
@@ -104,7 +104,7 @@ pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
                             let lo = dot4_i16_v(x, &ws[r * k16..(r + 4) * k16]);
                             let hi = dot4_i16_v(x, &ws[(r + 4) * k16..(r + 8) * k16]);
                             let sum = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
-                            finish8(p, oc0 + r, sum, &mut out[r..r + 8]);
+                            epi.eight(oc0 + r, sum, &mut out[r..r + 8]);
                         }
                         r += 8;
                     }
@@ -112,14 +112,14 @@ pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
                         // SAFETY: the caller guarantees AVX2.
                         let acc = unsafe { dot4_i16(x, &ws[r * k16..(r + 4) * k16]) };
                         for (j, a) in acc.iter().enumerate() {
-                            out[r + j] = finish(p, oc0 + r + j, *a);
+                            out[r + j] = epi.one(oc0 + r + j, *a);
                         }
                         r += 4;
                     }
                     while r < rows {
                         // SAFETY: the caller guarantees AVX2.
                         let a = unsafe { dot1_i16(x, &ws[r * k16..(r + 1) * k16]) };
-                        out[r] = finish(p, oc0 + r, a);
+                        out[r] = epi.one(oc0 + r, a);
                         r += 1;
                     }
                     pixel += 1;
@@ -130,49 +130,16 @@ pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     }
 }
 
-/// Bias, then the reference's requantization of output channels `oc..oc + 8`, eight lanes at
-/// once ([`x86::requantize8_avx2`], bit-exact to [`requantize_to_i8`]), into `out[..8]`.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn finish8(p: &Conv2dParams<'_>, oc: usize, sum: __m256i, out: &mut [i8]) {
-    let load = |v: &[i32]| {
-        let v = &v[oc..oc + 8];
-        // SAFETY: `v` holds 8 `i32`s (bounds-checked above).
-        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
-    };
-    let acc = match p.bias {
-        Some(b) => _mm256_add_epi32(load(b), sum),
-        None => sum,
-    };
-    // SAFETY: the caller guarantees AVX2.
-    unsafe {
-        let y = x86::requantize8_avx2(
-            acc,
-            load(p.output_multiplier),
-            load(p.output_shift),
-            p.output_zero_point,
-            p.activation.min,
-            p.activation.max,
-        );
-        x86::store8_i8(y, out);
+/// Bias and the reference's requantization of each output channel.
+fn epilogue<'a>(p: &Conv2dParams<'a>) -> Epilogue<'a> {
+    Epilogue {
+        bias: p.bias,
+        multiplier: p.output_multiplier,
+        shift: p.output_shift,
+        zero_point: p.output_zero_point,
+        min: p.activation.min,
+        max: p.activation.max,
     }
-}
-
-/// Bias, then the reference's requantization of output channel `oc`.
-#[inline(always)]
-fn finish(p: &Conv2dParams<'_>, oc: usize, sum: i32) -> i8 {
-    let acc = p.bias.map_or(0, |b| b[oc]).wrapping_add(sum);
-    requantize_to_i8(
-        acc,
-        p.output_multiplier[oc],
-        p.output_shift[oc],
-        p.output_zero_point,
-        p.activation.min,
-        p.activation.max,
-    )
 }
 
 /// `[Σ_k x[k]·w[r·len + k]]` for `r < 4`, `len = x.len()` (a multiple of 16), wrapping int32.
@@ -196,7 +163,7 @@ pub(crate) unsafe fn dot4_i16(x: &[i16], w: &[i16]) -> [i32; 4] {
 /// The CPU must support AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dot4_i16_v(x: &[i16], w: &[i16]) -> __m128i {
+pub(crate) unsafe fn dot4_i16_v(x: &[i16], w: &[i16]) -> __m128i {
     let len = x.len();
     assert!(len % 16 == 0 && w.len() >= 4 * len);
     let (xp, wp) = (x.as_ptr(), w.as_ptr());

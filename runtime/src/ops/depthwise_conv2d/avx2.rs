@@ -6,16 +6,15 @@
 //! `[-255, 255]`) times `w` (in `[-128, 127]`) is exact in 16 bits (`|p| ≤ 32 640`), and each
 //! product is sign-extended to 32 bits and added (wrapping) to an accumulator that starts at the
 //! bias. Taps in the padding are skipped, as in the reference. The accumulators are the
-//! reference's `i32`s, requantized eight at a time by [`x86::requantize8_avx2`] (bit-exact to
-//! [`requantize_to_i8`]). Remaining channels
+//! reference's `i32`s, requantized eight at a time by [`crate::arch::x86::requantize8_avx2`] (bit-exact to
+//! [`crate::quant::requantize_to_i8`]). Remaining channels
 //! (fewer than 16) and other depth multipliers use the reference loops.
 
 use core::arch::x86_64::*;
 
 use super::DepthwiseConv2dParams;
-use crate::arch::x86;
 use crate::ops::conv2d::reference::tap;
-use crate::quant::requantize_to_i8;
+use crate::ops::gemm_avx2::Epilogue;
 
 /// AVX2 DepthwiseConv2D.
 ///
@@ -23,6 +22,7 @@ use crate::quant::requantize_to_i8;
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
 pub unsafe fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    let epi = epilogue(p);
     if p.depth_multiplier != 1 {
         return super::reference::eval_i8(p, input, output);
     }
@@ -87,8 +87,8 @@ pub unsafe fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut 
                     }
                     // SAFETY: the caller guarantees AVX2.
                     unsafe {
-                        finish8(p, ch, lo, &mut out[ch..ch + 8]);
-                        finish8(p, ch + 8, hi, &mut out[ch + 8..ch + 16]);
+                        epi.eight(ch, lo, &mut out[ch..ch + 8]);
+                        epi.eight(ch + 8, hi, &mut out[ch + 8..ch + 16]);
                     }
                     ch += 16;
                 }
@@ -111,7 +111,7 @@ pub unsafe fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut 
                             acc = acc.wrapping_add((xi as i32 - zp) * wi as i32);
                         }
                     }
-                    *y = finish(p, oc, acc);
+                    *y = epi.one(oc, acc);
                 }
                 pixel += 1;
             }
@@ -119,45 +119,16 @@ pub unsafe fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut 
     }
 }
 
-/// The reference's requantization of output channels `oc..oc + 8` (the bias is already in
-/// `acc`), eight lanes at once ([`x86::requantize8_avx2`], bit-exact to [`requantize_to_i8`]),
-/// into `out[..8]`.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn finish8(p: &DepthwiseConv2dParams<'_>, oc: usize, acc: __m256i, out: &mut [i8]) {
-    let load = |v: &[i32]| {
-        let v = &v[oc..oc + 8];
-        // SAFETY: `v` holds 8 `i32`s (bounds-checked above).
-        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
-    };
-    // SAFETY: the caller guarantees AVX2.
-    unsafe {
-        let y = x86::requantize8_avx2(
-            acc,
-            load(p.output_multiplier),
-            load(p.output_shift),
-            p.output_zero_point,
-            p.activation.min,
-            p.activation.max,
-        );
-        x86::store8_i8(y, out);
+/// The reference's requantization of each output channel (the bias is already in the sums).
+fn epilogue<'a>(p: &DepthwiseConv2dParams<'a>) -> Epilogue<'a> {
+    Epilogue {
+        bias: None,
+        multiplier: p.output_multiplier,
+        shift: p.output_shift,
+        zero_point: p.output_zero_point,
+        min: p.activation.min,
+        max: p.activation.max,
     }
-}
-
-/// The reference's requantization of output channel `oc` (the bias is already in `acc`).
-#[inline(always)]
-fn finish(p: &DepthwiseConv2dParams<'_>, oc: usize, acc: i32) -> i8 {
-    requantize_to_i8(
-        acc,
-        p.output_multiplier[oc],
-        p.output_shift[oc],
-        p.output_zero_point,
-        p.activation.min,
-        p.activation.max,
-    )
 }
 
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
