@@ -14,8 +14,18 @@ use crate::Error;
 /// Header flag: an Ed25519 signature trailer follows the image.
 pub const FLAG_SIGNED: u32 = 1;
 
-/// Tensors per block of the plan check (see `Model::plan_holds`).
-const PLAN_BLOCK: usize = 32;
+/// Arena tensors per block of the plan check (see `Model::plan_holds`): 12 bytes of stack each,
+/// 6 KiB on hosts, 384 bytes on microcontrollers.
+const PLAN_BLOCK: usize = if cfg!(feature = "std") { 512 } else { 32 };
+
+/// Outputs whose alias bases the lifetime check resolves once (see `Model::output_cache`).
+const OUTPUT_CACHE: usize = 32;
+
+/// Each output tensor and the tensor whose bytes it uses.
+struct OutputCache {
+    ids: [(u16, u16); OUTPUT_CACHE],
+    len: usize,
+}
 
 /// A parsed, fully validated model image. Borrows the image bytes (flash); copies nothing.
 #[derive(Debug, Clone, Copy)]
@@ -299,6 +309,24 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// [`Self::is_output`] with the outputs' alias bases resolved once: `None` when the model
+    /// has more than [`OUTPUT_CACHE`] outputs (then callers use `is_output`).
+    fn output_cache(&self) -> Option<OutputCache> {
+        let n = self.num_outputs();
+        if n > OUTPUT_CACHE {
+            return None;
+        }
+        let mut c = OutputCache {
+            ids: [(0, 0); OUTPUT_CACHE],
+            len: n,
+        };
+        for (k, slot) in c.ids.iter_mut().enumerate().take(n) {
+            let o = self.io_index(self.num_inputs() + k);
+            *slot = (o, self.base_of(o));
+        }
+        Some(c)
+    }
+
     /// The tensor whose arena bytes `t` uses (itself unless it is an alias).
     fn base_of(&self, t: u16) -> u16 {
         match self.raw_tensor(t as usize).map(|x| x.storage) {
@@ -398,6 +426,11 @@ impl<'a> Model<'a> {
         let Some(last_op) = self.num_ops().checked_sub(1) else {
             return false;
         };
+        let outputs = self.output_cache();
+        let is_output = |t: u16| match &outputs {
+            Some(c) => c.ids[..c.len].iter().any(|&(o, b)| o == t || b == t),
+            None => self.is_output(t),
+        };
         // What the tensor records claim.
         let (mut writes_needed, mut late_input_writes_needed, mut last_reads_needed) = (0, 0, 0);
         for i in 0..self.num_tensors() {
@@ -406,7 +439,7 @@ impl<'a> Model<'a> {
             };
             let ti = i as u16;
             let (first, last) = (t.first_op as usize, t.last_op as usize);
-            let (input, output) = (self.is_input(ti), self.is_output(ti));
+            let (input, output) = (self.is_input(ti), is_output(ti));
             match t.storage {
                 Storage::Constant | Storage::Alias(_) => {
                     if (first, last) != (0, 0) {
@@ -481,7 +514,7 @@ impl<'a> Model<'a> {
                 if !self.is_input(b) && first >= j {
                     return false;
                 }
-                if !self.is_output(b) {
+                if !is_output(b) {
                     if j > last {
                         return false;
                     }
@@ -560,6 +593,12 @@ impl<'a> Model<'a> {
                 exact.is_ok(),
                 "plan checks disagree: exact says {exact:?}"
             );
+            // Small blocks too, so that the multi-block path is exercised on every image.
+            assert_eq!(
+                self.plan_holds_blocked::<3>(),
+                exact.is_ok(),
+                "plan checks (blocks of 3) disagree: exact says {exact:?}"
+            );
             return exact;
         }
         if fast {
@@ -569,50 +608,69 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// The plan check of [`Self::validate_plan_exact`] with each tensor record decoded once per
-    /// block of [`PLAN_BLOCK`] tensors instead of once per pair (the pairs are still all
-    /// compared, on a stack copy of the block's offsets, lengths and lifetimes): `true` exactly
-    /// when the exact check accepts the plan.
+    /// The plan check of [`Self::validate_plan_exact`], `true` exactly when the exact check
+    /// accepts the plan, with far fewer record decodes: arena tensors are gathered, in index
+    /// order, into blocks of up to [`PLAN_BLOCK`] spans on the stack (constants and aliases are
+    /// skipped); each span is compared with the spans before it in its block when it joins, and
+    /// every later arena tensor is compared with the whole block once the block is full. Every
+    /// pair of arena tensors is still compared exactly once, but a record is decoded once per
+    /// block rather than once per pair, so a model with at most [`PLAN_BLOCK`] tensors decodes
+    /// each record once.
     fn plan_holds(&self) -> bool {
-        /// Offset, length and lifetime of an arena tensor (`None`: not in the arena); 16 bytes,
-        /// so a block is 512 bytes of stack.
-        type Span = Option<(u32, u32, u16, u16)>;
-        let span = |i: usize| -> Option<Span> {
+        self.plan_holds_blocked::<PLAN_BLOCK>()
+    }
+
+    /// [`Self::plan_holds`] with blocks of `B` arena tensors.
+    fn plan_holds_blocked<const B: usize>(&self) -> bool {
+        /// Offset, length and lifetime of an arena tensor: 12 bytes.
+        type Span = (u32, u32, u16, u16);
+        // `Some(None)`: not in the arena; `None`: the record does not decode.
+        let span = |i: usize| -> Option<Option<Span>> {
             let t = self.raw_tensor(i).ok()?;
             Some(
                 t.in_arena()
                     .then_some((t.offset, t.len, t.first_op, t.last_op)),
             )
         };
+        let overlap = |a: &Span, b: &Span| {
+            let (a0, a1) = (a.0 as u64, a.0 as u64 + a.1 as u64);
+            let (b0, b1) = (b.0 as u64, b.0 as u64 + b.1 as u64);
+            a.2 <= b.3 && b.2 <= a.3 && a0 < b1 && b0 < a1
+        };
         let n = self.num_tensors();
-        let mut block: [Span; PLAN_BLOCK] = [None; PLAN_BLOCK];
-        for start in (0..n).step_by(PLAN_BLOCK) {
-            let end = (start + PLAN_BLOCK).min(n);
-            for (k, slot) in block.iter_mut().enumerate().take(end - start) {
-                let Some(s) = span(start + k) else {
+        let mut block: [Span; B] = [(0, 0, 0, 0); B];
+        let mut next = 0;
+        while next < n {
+            // Fill the block with the next arena tensors, checking each against the arena's
+            // size (each tensor joins exactly one block) and against the block so far.
+            let mut len = 0;
+            while next < n && len < B {
+                let Some(s) = span(next) else {
                     return false;
                 };
-                *slot = s;
-            }
-            for a in start..n {
-                let Some(sa) = (if a < end {
-                    Some(block[a - start])
-                } else {
-                    span(a)
-                }) else {
-                    return false;
-                };
-                let Some((a_off, a_len, af, al)) = sa else {
+                next += 1;
+                let Some(s) = s else {
                     continue;
                 };
-                let (a0, a1) = (a_off as u64, a_off as u64 + a_len as u64);
-                if start == 0 && a1 > self.arena_bytes as u64 {
+                if s.0 as u64 + s.1 as u64 > self.arena_bytes as u64 {
                     return false;
                 }
-                for &(b_off, b_len, bf, bl) in block[..(a.min(end) - start)].iter().flatten() {
-                    let (b0, b1) = (b_off as u64, b_off as u64 + b_len as u64);
-                    if af <= bl && bf <= al && a0 < b1 && b0 < a1 {
+                if block[..len].iter().any(|b| overlap(&s, b)) {
+                    return false;
+                }
+                block[len] = s;
+                len += 1;
+            }
+            // Every later arena tensor against the full block.
+            if next < n {
+                for a in next..n {
+                    let Some(s) = span(a) else {
                         return false;
+                    };
+                    if let Some(s) = s {
+                        if block[..len].iter().any(|b| overlap(&s, b)) {
+                            return false;
+                        }
                     }
                 }
             }
