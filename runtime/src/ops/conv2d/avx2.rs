@@ -1,34 +1,73 @@
 //! AVX2 int8 Conv2D, bit-exact to [`super::reference::eval_i8`].
 //!
-//! The convolution runs as a matrix product over 16-bit lanes, with every operand widened once:
+//! The convolution runs as a register-blocked matrix product over 16-bit lanes:
 //!
-//! - A block of output channels' weights (OHWI rows of `kh·kw·in_c` int8 values) is widened to
-//!   int16 on the stack, each row padded with zeros to a multiple of 16 (at most
-//!   [`W_BUF`] values per block; more output channels take several blocks).
-//! - For each output pixel, its receptive field (the patch) is written once as int16
-//!   `x - input_zero_point`, in the weights' `(ky, kx, c)` order. Taps in the padding are written
-//!   as 0, which is exactly what the reference's skipped taps contribute; so are the lanes past the
-//!   patch's end.
-//! - Four output channels at a time, `vpmaddwd` multiplies 16 patch lanes by 16 weight lanes and
-//!   adds pairs into 32-bit lanes (`|x - zp| ≤ 255`, `|w| ≤ 128`: each pair sum is below 2¹⁷,
-//!   exact), accumulated with wrapping 32-bit adds and reduced with `vphaddd` (wrapping).
+//! - **Weights** of a chunk of output channels are widened to int16 once per call and packed in
+//!   panels of eight channels: for each pair of reduction indices `(k, k + 1)` (the weights'
+//!   `(ky, kx, c)` order, padded with one zero when `kh·kw·in_c` is odd), eight channels' two
+//!   weights, 32 bytes. Channels past `out_c` are zeros.
+//! - **Patches**: for each of [`P`] output pixels, the receptive field is written once as int16
+//!   `x - input_zero_point` in the same order; taps in the padding are 0, which is exactly what
+//!   the reference's skipped taps contribute. Runs of `kw·in_c` contiguous input values (dilation
+//!   1, the whole row inside the input) are widened sixteen at a time.
+//! - **Tile**: `P` pixels × 16 output channels in 8 accumulators (the bias to start with). For each
+//!   pair of reduction indices, a pixel's two patch values are broadcast to all lanes and
+//!   `vpmaddwd` multiplies them by the panel's eight channels' weights, adding the two products
+//!   into each 32-bit lane (`|x - zp| ≤ 255`, `|w| ≤ 128`: the pair sum is below 2¹⁷, exact),
+//!   accumulated with wrapping 32-bit adds.
 //!
-//! Every accumulator is therefore the bias plus the reference's products, summed modulo 2³² in
-//! another order: the same `i32`, requantized eight channels at a time by
-//! [`crate::arch::x86::requantize8_avx2`] (bit-exact to [`crate::quant::requantize_to_i8`]; remainders call it). Patches longer
-//! than [`X_BUF`] lanes use the per-tap dot-product loop ([`super::dot_variant`]).
-//! Nothing is allocated: the two buffers live on the stack (20 KiB).
+//! With AVX-VNNI (detected at run time) the kernel table runs [`super::vnni`] instead, the same
+//! blocking over bytes with `vpdpbusd` (twice the products per instruction).
+//!
+//! Every accumulator is the bias plus the reference's products summed modulo 2³² in another
+//! order: the same `i32`. Requantization is [`super::requant_avx2`] (bit-exact). Patches longer
+//! than [`K_MAX`] lanes use the per-tap dot-product loop ([`super::dot_variant`]). Nothing is
+//! allocated: the buffers live on the stack (about 35 KiB).
 
 use core::arch::x86_64::*;
 
 use super::reference::tap;
+use super::requant_avx2::{store_bytes, Finish, Rq8};
 use super::Conv2dParams;
-use crate::ops::gemm_avx2::Epilogue;
 
-/// int16 weight values held per block of output channels.
-const W_BUF: usize = 8192;
-/// Largest patch (`kh·kw·in_c`, rounded up to 16) the widened path handles.
-const X_BUF: usize = 2048;
+/// Output pixels per tile.
+const P: usize = 4;
+/// Longest patch (`kh·kw·in_c` rounded up to even) on the blocked path.
+const K_MAX: usize = 1024;
+/// int16 packed weights held per chunk of output channels.
+const W_MAX: usize = 8192;
+/// Groups of eight output channels per chunk.
+const G_MAX: usize = 32;
+
+/// `acc + Σ pairs x·w` over 32-bit lanes: `vpmaddwd` + `vpaddd`, or `vpdpwssd`.
+pub(crate) trait Mac {
+    /// # Safety
+    /// The CPU must support the instructions the implementation uses.
+    unsafe fn mac(acc: __m256i, x: __m256i, w: __m256i) -> __m256i;
+}
+
+/// `vpmaddwd` then `vpaddd` (AVX2).
+pub(crate) struct MaddAdd;
+
+impl Mac for MaddAdd {
+    #[inline(always)]
+    unsafe fn mac(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(x, w)) }
+    }
+}
+
+/// `vpdpwssd` (AVX-VNNI): the same pair products, added to `acc` with wrapping (the
+/// non-saturating form).
+pub(crate) struct Dpwssd;
+
+impl Mac for Dpwssd {
+    #[inline(always)]
+    unsafe fn mac(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+        // SAFETY: the caller guarantees AVX-VNNI.
+        unsafe { super::vnni::dpwssd(acc, x, w) }
+    }
+}
 
 /// AVX2 Conv2D.
 ///
@@ -36,7 +75,63 @@ const X_BUF: usize = 2048;
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
 pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
-    let epi = epilogue(p);
+    // SAFETY: AVX2 is enabled here; the caller checked the params.
+    unsafe { body::<MaddAdd>(p, input, output) }
+}
+
+/// The AVX-VNNI form: [`super::vnni`]'s `vpdpbusd` kernel, or this module's kernel for patches
+/// too long for it.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+#[target_feature(enable = "avx2")]
+pub unsafe fn eval_i8_vnni(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    // SAFETY: AVX2 is enabled here; the caller guarantees AVX-VNNI and checked the params.
+    unsafe {
+        if !super::vnni::eval_i8(p, input, output) {
+            body::<MaddAdd>(p, input, output)
+        }
+    }
+}
+
+/// Writes `src[i] - zp` to `dst[i]` (`dst.len() == src.len()`), sixteen lanes at a time.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline(always)]
+pub(crate) unsafe fn widen(src: &[i8], zp: i32, dst: &mut [i16]) {
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    // SAFETY (whole block): the caller guarantees AVX2; every access below is `i + lanes <= n`.
+    unsafe {
+        let z = _mm256_set1_epi16(zp as i16);
+        while i + 16 <= n {
+            let v = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+            let v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(v), z);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, v);
+            i += 16;
+        }
+        let z = _mm256_castsi256_si128(z);
+        while i + 4 <= n {
+            let b = i32::from_le_bytes([
+                src[i] as u8,
+                src[i + 1] as u8,
+                src[i + 2] as u8,
+                src[i + 3] as u8,
+            ]);
+            let v = _mm_sub_epi16(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(b)), z);
+            _mm_storel_epi64(dst.as_mut_ptr().add(i) as *mut __m128i, v);
+            i += 4;
+        }
+    }
+    while i < n {
+        dst[i] = (src[i] as i32 - zp) as i16;
+        i += 1;
+    }
+}
+
+#[inline(always)]
+unsafe fn body<M: Mac>(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     let s = &p.shape;
     let [n, h, w, in_c] = s.input;
     let [_, oh, ow, out_c] = s.output;
@@ -50,114 +145,350 @@ pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         kw as usize,
     );
     let depth = kh * kw * in_c;
-    let k16 = depth.div_ceil(16) * 16;
-    if k16 > X_BUF {
+    let k2 = depth.next_multiple_of(2);
+    if k2 > K_MAX {
         return super::dot_variant::eval_i8_with(p, input, output, |x, xo, wt| {
             // SAFETY: the caller guarantees AVX2 (this function's contract).
             unsafe { crate::arch::x86::dot_offset_i8_avx2(x, xo, wt, 0) }
         });
     }
-    // Rows per block: a multiple of 4 that fits the buffer (k16 ≤ X_BUF = W_BUF / 4).
-    let block = ((W_BUF / k16) / 4 * 4).min(out_c);
+    let kp = k2 / 2;
+    // One panel (eight channels) is `kp · 16` int16 values; k2 ≤ K_MAX keeps 8·k2 ≤ W_MAX.
+    let panel = kp * 16;
+    let chunk = (W_MAX / panel).min(G_MAX);
+    let groups = out_c.div_ceil(8);
+    let pixels = n * oh * ow;
     let zp = p.input_zero_point;
-    let mut ws = [0i16; W_BUF];
-    let mut xs = [0i16; X_BUF];
-    let mut oc0 = 0;
-    while oc0 < out_c {
-        let rows = block.min(out_c - oc0);
-        for r in 0..rows {
-            let src = &p.weights[(oc0 + r) * depth..(oc0 + r + 1) * depth];
-            let dst = &mut ws[r * k16..(r + 1) * k16];
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = v as i16;
-            }
-            dst[depth..].fill(0);
+    // SAFETY: the caller guarantees AVX2.
+    let fin = unsafe { Finish::new(p.output_zero_point, p.activation.min, p.activation.max) };
+    let mut ws = [0i16; W_MAX];
+    let mut xs = [0i16; P * K_MAX];
+    // SAFETY: the caller guarantees AVX2.
+    let mut rq = [unsafe { Rq8::zero() }; G_MAX];
+    let mut g0 = 0;
+    while g0 < groups {
+        let gn = chunk.min(groups - g0);
+        // Pack the chunk's weights: ws[(g·kp + t)·16 + 2j + e] = w[(g0 + g)·8 + j][2t + e].
+        ws[..gn * panel].fill(0);
+        for g in 0..gn {
+            // SAFETY: the caller guarantees AVX2.
+            unsafe {
+                pack_panel(
+                    p.weights,
+                    depth,
+                    (g0 + g) * 8,
+                    out_c,
+                    &mut ws[g * panel..(g + 1) * panel],
+                )
+            };
+            // SAFETY: the caller guarantees AVX2; `(g0 + g)·8 < out_c`, the slices' length.
+            rq[g] = unsafe { Rq8::new(p.bias, p.output_multiplier, p.output_shift, (g0 + g) * 8) };
         }
-        let mut pixel = 0;
-        for b in 0..n {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    // The patch; lanes `depth..k16` stay 0 from the buffer's initialisation.
-                    for ky in 0..kh {
-                        let iy = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h as u32);
-                        for kx in 0..kw {
-                            let ix =
-                                tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w as u32);
-                            let dst = &mut xs[(ky * kw + kx) * in_c..(ky * kw + kx + 1) * in_c];
-                            match (iy, ix) {
-                                (Some(iy), Some(ix)) => {
-                                    let x0 = ((b * h + iy) * w + ix) * in_c;
-                                    for (d, &v) in dst.iter_mut().zip(&input[x0..x0 + in_c]) {
-                                        *d = (v as i32 - zp) as i16;
-                                    }
-                                }
-                                _ => dst.fill(0),
+        let ws = &ws[..gn * panel];
+        let mut pix0 = 0;
+        while pix0 < pixels {
+            let pp = P.min(pixels - pix0);
+            // Patches of pixels pix0..pix0 + pp; lanes `depth..k2` stay 0.
+            for q in 0..pp {
+                let pix = pix0 + q;
+                let (b, oy, ox) = (pix / (oh * ow), (pix / ow) % oh, pix % ow);
+                let patch = &mut xs[q * k2..(q + 1) * k2];
+                if depth < k2 {
+                    patch[depth] = 0;
+                }
+                for ky in 0..kh {
+                    let row = &mut patch[ky * kw * in_c..(ky + 1) * kw * in_c];
+                    let Some(iy) = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h as u32)
+                    else {
+                        row.fill(0);
+                        continue;
+                    };
+                    let line = (b * h + iy) * w;
+                    let first = tap(ox, 0, s.stride[1], s.dilation[1], s.padding.left, w as u32);
+                    let last = tap(
+                        ox,
+                        kw - 1,
+                        s.stride[1],
+                        s.dilation[1],
+                        s.padding.left,
+                        w as u32,
+                    );
+                    if let (1, Some(ix), Some(_)) = (s.dilation[1], first, last) {
+                        let x0 = (line + ix) * in_c;
+                        // SAFETY: the caller guarantees AVX2.
+                        unsafe { widen(&input[x0..x0 + kw * in_c], zp, row) };
+                        continue;
+                    }
+                    for kx in 0..kw {
+                        let dst = &mut row[kx * in_c..(kx + 1) * in_c];
+                        match tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w as u32) {
+                            Some(ix) => {
+                                let x0 = (line + ix) * in_c;
+                                // SAFETY: the caller guarantees AVX2.
+                                unsafe { widen(&input[x0..x0 + in_c], zp, dst) };
                             }
+                            None => dst.fill(0),
                         }
                     }
-                    let out = &mut output[pixel * out_c + oc0..pixel * out_c + oc0 + rows];
-                    let x = &xs[..k16];
-                    let mut r = 0;
-                    while r + 8 <= rows {
-                        // SAFETY: the caller guarantees AVX2; `oc0 + r + 8 <= out_c`.
-                        unsafe {
-                            let lo = dot4_i16_v(x, &ws[r * k16..(r + 4) * k16]);
-                            let hi = dot4_i16_v(x, &ws[(r + 4) * k16..(r + 8) * k16]);
-                            let sum = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
-                            epi.eight(oc0 + r, sum, &mut out[r..r + 8]);
-                        }
-                        r += 8;
-                    }
-                    while r + 4 <= rows {
-                        // SAFETY: the caller guarantees AVX2.
-                        let acc = unsafe { dot4_i16(x, &ws[r * k16..(r + 4) * k16]) };
-                        for (j, a) in acc.iter().enumerate() {
-                            out[r + j] = epi.one(oc0 + r + j, *a);
-                        }
-                        r += 4;
-                    }
-                    while r < rows {
-                        // SAFETY: the caller guarantees AVX2.
-                        let a = unsafe { dot1_i16(x, &ws[r * k16..(r + 1) * k16]) };
-                        out[r] = epi.one(oc0 + r, a);
-                        r += 1;
-                    }
-                    pixel += 1;
                 }
             }
+            let xs = &xs[..pp * k2];
+            let mut g = 0;
+            while g < gn {
+                let two = g + 2 <= gn;
+                // SAFETY: the caller guarantees AVX2 (and AVX-VNNI for `Dpwssd`); the slices
+                // hold `pp` patches of `k2` values and `1` or `2` panels of `kp · 16` values.
+                unsafe {
+                    if two {
+                        let w2 = &ws[g * panel..(g + 2) * panel];
+                        let bias = [rq[g].bias, rq[g + 1].bias];
+                        match pp {
+                            4 => store::<4, 2>(
+                                tile::<M, 4, 2>(xs, k2, w2, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                            3 => store::<3, 2>(
+                                tile::<M, 3, 2>(xs, k2, w2, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                            2 => store::<2, 2>(
+                                tile::<M, 2, 2>(xs, k2, w2, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                            _ => store::<1, 2>(
+                                tile::<M, 1, 2>(xs, k2, w2, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                        }
+                    } else {
+                        let w1 = &ws[g * panel..(g + 1) * panel];
+                        let bias = [rq[g].bias];
+                        match pp {
+                            4 => store::<4, 1>(
+                                tile::<M, 4, 1>(xs, k2, w1, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                            3 => store::<3, 1>(
+                                tile::<M, 3, 1>(xs, k2, w1, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                            2 => store::<2, 1>(
+                                tile::<M, 2, 1>(xs, k2, w1, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                            _ => store::<1, 1>(
+                                tile::<M, 1, 1>(xs, k2, w1, bias),
+                                &fin,
+                                &rq[g..],
+                                output,
+                                out_c,
+                                pix0,
+                                (g0 + g) * 8,
+                            ),
+                        }
+                    }
+                }
+                g += if two { 2 } else { 1 };
+            }
+            pix0 += pp;
         }
-        oc0 += rows;
+        g0 += gn;
     }
 }
 
-/// Bias and the reference's requantization of each output channel.
-fn epilogue<'a>(p: &Conv2dParams<'a>) -> Epilogue<'a> {
-    Epilogue {
-        bias: p.bias,
-        multiplier: p.output_multiplier,
-        shift: p.output_shift,
-        zero_point: p.output_zero_point,
-        min: p.activation.min,
-        max: p.activation.max,
-    }
-}
-
-/// `[Σ_k x[k]·w[r·len + k]]` for `r < 4`, `len = x.len()` (a multiple of 16), wrapping int32.
+/// Packs the weights of output channels `oc0..min(oc0 + 8, out_c)` (rows of `depth` values) into
+/// one panel: `dst[t·16 + 2j + e] = w[oc0 + j][2t + e]`. `dst` (`depth.div_ceil(2) · 16` values)
+/// must be zero where no weight lands (channels past `out_c`, the odd depth's last lane).
 ///
 /// # Safety
 /// The CPU must support AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dot4_i16(x: &[i16], w: &[i16]) -> [i32; 4] {
-    let mut out = [0i32; 4];
-    // SAFETY: the caller guarantees AVX2; `out` is 16 writable bytes (unaligned store).
-    unsafe {
-        _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, dot4_i16_v(x, w));
+#[inline(always)]
+unsafe fn pack_panel(weights: &[i8], depth: usize, oc0: usize, out_c: usize, dst: &mut [i16]) {
+    let rows = (out_c - oc0).min(8);
+    let mut k0 = 0;
+    if rows == 8 {
+        let src = &weights[oc0 * depth..(oc0 + 8) * depth];
+        let dst16 = &mut dst[..depth / 16 * 128];
+        // Sixteen weights (eight pairs) of each of the eight rows, widened, then an 8×8 transpose
+        // of the 32-bit pairs: vector `t` holds pair `t` of rows 0..8.
+        while k0 + 16 <= depth {
+            // SAFETY (whole block): the caller guarantees AVX2; row `j` reads
+            // `src[j·depth + k0..][..16]` (`k0 + 16 <= depth`), the stores write
+            // `dst16[k0·8 + t·16..][..16]` (`t < 8`, `k0·8 + 128 <= depth / 16 · 128`).
+            unsafe {
+                let mut r = [_mm256_setzero_si256(); 8];
+                for (j, v) in r.iter_mut().enumerate() {
+                    let x = _mm_loadu_si128(src.as_ptr().add(j * depth + k0) as *const __m128i);
+                    *v = _mm256_cvtepi8_epi16(x);
+                }
+                let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+                let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+                let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+                let t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+                let t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+                let t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+                let t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+                let t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+                let u = [
+                    _mm256_unpacklo_epi64(t0, t2),
+                    _mm256_unpackhi_epi64(t0, t2),
+                    _mm256_unpacklo_epi64(t1, t3),
+                    _mm256_unpackhi_epi64(t1, t3),
+                ];
+                let v = [
+                    _mm256_unpacklo_epi64(t4, t6),
+                    _mm256_unpackhi_epi64(t4, t6),
+                    _mm256_unpacklo_epi64(t5, t7),
+                    _mm256_unpackhi_epi64(t5, t7),
+                ];
+                let d = dst16.as_mut_ptr().add(k0 * 8);
+                for q in 0..4 {
+                    let lo = _mm256_permute2x128_si256::<0x20>(u[q], v[q]);
+                    let hi = _mm256_permute2x128_si256::<0x31>(u[q], v[q]);
+                    _mm256_storeu_si256(d.add(q * 16) as *mut __m256i, lo);
+                    _mm256_storeu_si256(d.add((q + 4) * 16) as *mut __m256i, hi);
+                }
+            }
+            k0 += 16;
+        }
     }
-    out
+    for j in 0..rows {
+        let row = &weights[(oc0 + j) * depth + k0..(oc0 + j + 1) * depth];
+        for (k, &v) in (k0..).zip(row) {
+            dst[(k / 2) * 16 + 2 * j + (k & 1)] = v as i16;
+        }
+    }
 }
 
-/// [`dot4_i16`] as one vector of the four sums.
+/// `PP` pixels × `NB` panels of sums: `acc[q][g] = bias[g] + Σ_t x_q[2t..2t+2] · panel_g[t]`.
+///
+/// # Safety
+/// The CPU must support what `M` uses (AVX2 at least).
+#[inline(always)]
+unsafe fn tile<M: Mac, const PP: usize, const NB: usize>(
+    xs: &[i16],
+    k2: usize,
+    ws: &[i16],
+    bias: [__m256i; NB],
+) -> [[__m256i; NB]; PP] {
+    let kp = k2 / 2;
+    assert!(xs.len() >= PP * k2 && ws.len() >= NB * kp * 16);
+    let (xp, wp) = (xs.as_ptr(), ws.as_ptr());
+    let mut acc = [bias; PP];
+    for t in 0..kp {
+        // SAFETY: `t < kp`: the loads read `wp[g·kp·16 + t·16..][..16]` (`g < NB`) and
+        // `xp[q·k2 + 2t..][..2]` (`q < PP`), inside the lengths asserted above. The caller
+        // guarantees the instructions.
+        unsafe {
+            let mut wv = [_mm256_setzero_si256(); NB];
+            for (g, v) in wv.iter_mut().enumerate() {
+                *v = _mm256_loadu_si256(wp.add(g * kp * 16 + t * 16) as *const __m256i);
+            }
+            for (q, row) in acc.iter_mut().enumerate() {
+                let pair = (xp.add(q * k2 + 2 * t) as *const i32).read_unaligned();
+                let xb = _mm256_set1_epi32(pair);
+                for (a, v) in row.iter_mut().zip(&wv) {
+                    *a = M::mac(*a, xb, *v);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Requantizes a tile and writes pixels `pix0..pix0 + PP`, channels `c0..min(c0 + 8·NB, out_c)`.
+///
+/// # Safety
+/// The CPU must support AVX2. `rq` holds at least `NB` groups; `output` holds `out_c` values per
+/// pixel for every pixel of the tile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn store<const PP: usize, const NB: usize>(
+    acc: [[__m256i; NB]; PP],
+    fin: &Finish,
+    rq: &[Rq8],
+    output: &mut [i8],
+    out_c: usize,
+    pix0: usize,
+    c0: usize,
+) {
+    let end = (c0 + 8 * NB).min(out_c);
+    for (q, a) in acc.iter().enumerate() {
+        let out = &mut output[(pix0 + q) * out_c + c0..(pix0 + q) * out_c + end];
+        // SAFETY: the caller guarantees AVX2.
+        unsafe {
+            let v = if NB == 2 {
+                fin.pack16(a[0], &rq[0], a[NB - 1], &rq[1])
+            } else {
+                fin.pack8(a[0], &rq[0])
+            };
+            store_bytes(v, out);
+        }
+    }
+}
+
+/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`: the AVX-VNNI
+/// form when the CPU has it.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_detected(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    debug_assert!(std::is_x86_feature_detected!("avx2"));
+    if super::vnni::has_avxvnni() {
+        // SAFETY: AVX-VNNI detected just above; AVX2 checked by `crate::arch::ops_table_avx2`.
+        return unsafe { eval_i8_vnni(p, input, output) };
+    }
+    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
+    // `is_x86_feature_detected!("avx2")` first.
+    unsafe { eval_i8(p, input, output) }
+}
+
+/// Safe entry for the plain AVX2 form (tests compare both forms with the reference).
+#[cfg(test)]
+pub(crate) fn eval_i8_avx2_only(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    assert!(std::is_x86_feature_detected!("avx2"));
+    // SAFETY: AVX2 detected just above.
+    unsafe { eval_i8(p, input, output) }
+}
+
+// The widened dot products below are used by `crate::ops::gemm_avx2` (FullyConnected,
+// BatchMatMul).
+
+/// `[Σ_k x[k]·w[r·len + k]]` for `r < 4`, `len = x.len()` (a multiple of 16), wrapping int32,
+/// as one vector of the four sums.
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -218,13 +549,4 @@ fn hsum4_v(a: [__m256i; 4]) -> __m128i {
     // [a0 0-3, a1 0-3, a2 0-3, a3 0-3 | a0 4-7, a1 4-7, a2 4-7, a3 4-7]
     let s = _mm256_hadd_epi32(s01, s23);
     _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s))
-}
-
-/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
-#[cfg(any(test, feature = "std"))]
-pub(crate) fn eval_i8_detected(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
-    debug_assert!(std::is_x86_feature_detected!("avx2"));
-    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
-    // `is_x86_feature_detected!("avx2")` first.
-    unsafe { eval_i8(p, input, output) }
 }

@@ -12,8 +12,12 @@ pub(crate) mod tests;
 pub mod avx2;
 mod dot_variant;
 pub mod dsp;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod requant_avx2;
 #[cfg(test)]
 mod simd_tests;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vnni;
 
 use super::{ClampF32, ClampI8, Dims, Padding};
 use crate::Error;

@@ -54,18 +54,65 @@ fn bit_exact_dsp_pointwise() {
     }
 }
 
+/// Random cases whose multipliers are all below 1 (shifts <= 0): every group of eight output
+/// channels takes the AVX2 requantization's fast path (the random cases above mix in positive
+/// shifts, one channel in six, so most groups take the general path there).
+fn assert_bit_exact_small_scales(
+    variant: Conv2dI8Fn,
+    seed: u64,
+    cases: usize,
+    max_in: u32,
+    max_out: u32,
+) {
+    let mut rng = Rng::new(seed);
+    for i in 0..cases {
+        let mut c = ConvCase::random_with(&mut rng, max_in, max_out);
+        for (m, s) in c.multiplier.iter_mut().zip(c.shift.iter_mut()) {
+            if *s > 0 {
+                (*m, *s) = crate::ops::testing::multiplier(rng.log_uniform(1e-4, 0.99));
+            }
+        }
+        let p = c.params();
+        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+        let mut want = vec![0i8; c.shape.output_len()];
+        let mut got = vec![0i8; c.shape.output_len()];
+        reference::eval_i8(&p, &c.input, &mut want);
+        variant(&p, &c.input, &mut got);
+        assert_eq!(got, want, "case {i} (seed {seed}): {:?}", c.shape);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_forms() -> std::vec::Vec<(&'static str, Conv2dI8Fn)> {
+    let mut v: std::vec::Vec<(&'static str, Conv2dI8Fn)> = std::vec::Vec::new();
+    if std::is_x86_feature_detected!("avx2") {
+        v.push(("avx2", super::avx2::eval_i8_avx2_only));
+        if crate::ops::conv2d::vnni::has_avxvnni() {
+            v.push(("avx2+avxvnni", super::avx2::eval_i8_detected));
+        } else {
+            println!("skipped: conv2d/avx2 AVX-VNNI form (CPU lacks AVX-VNNI)");
+        }
+    } else {
+        println!("skipped: conv2d/avx2");
+    }
+    v
+}
+
 #[test]
 fn bit_exact_avx2() {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        assert_bit_exact(super::avx2::eval_i8_detected, 0xC0A2, 200);
-        assert_bit_exact_wide(super::avx2::eval_i8_detected, 0xC0A3, 60, 40, 70);
-        // Patches of 9·230 = 2070 lanes exceed the widened path's buffer (the per-tap loop runs);
-        // 9·200 = 1800 lanes take blocks of 4 output channels.
-        assert_bit_exact_wide(super::avx2::eval_i8_detected, 0xC0A4, 6, 230, 9);
-        return;
+    for (name, f) in avx2_forms() {
+        println!("conv2d/{name}");
+        assert_bit_exact(f, 0xC0A2, 200);
+        assert_bit_exact_wide(f, 0xC0A3, 60, 40, 70);
+        assert_bit_exact_small_scales(f, 0xC0A5, 60, 40, 70);
+        // A patch of 9·230 = 2070 lanes exceeds the blocked path's K_MAX (the per-tap loop runs);
+        // up to 9·100 = 900 lanes take chunks of a few groups of eight channels (W_MAX / (8 · k));
+        // 300 channels of short patches take chunks of G_MAX groups.
+        assert_bit_exact_wide(f, 0xC0A4, 6, 230, 9);
+        assert_bit_exact_wide(f, 0xC0A6, 4, 100, 80);
+        assert_bit_exact_wide(f, 0xC0A7, 3, 4, 300);
     }
-    println!("skipped: conv2d/avx2");
 }
 
 #[test]

@@ -30,15 +30,90 @@ fn bit_exact_dsp() {
     assert_bit_exact_wide(super::dsp::eval_i8, 0xD5D6, 120);
 }
 
+/// Random cases with every multiplier below 1 (shifts <= 0), so that the AVX2 requantization's
+/// fast path runs for whole groups of channels (the cases above mix in positive shifts).
+fn assert_bit_exact_small_scales(variant: DepthwiseConv2dI8Fn, seed: u64, cases: usize) {
+    let mut rng = Rng::new(seed);
+    for i in 0..cases {
+        let mut c = DwCase::random_with(&mut rng, 70);
+        for (m, s) in c.multiplier.iter_mut().zip(c.shift.iter_mut()) {
+            if *s > 0 {
+                (*m, *s) = crate::ops::testing::multiplier(rng.log_uniform(1e-4, 0.99));
+            }
+        }
+        let p: DepthwiseConv2dParams<'_> = c.params();
+        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+        let mut want = vec![0i8; c.shape.output_len()];
+        let mut got = vec![0i8; c.shape.output_len()];
+        reference::eval_i8(&p, &c.input, &mut want);
+        variant(&p, &c.input, &mut got);
+        assert_eq!(got, want, "case {i} (seed {seed}): {:?}", c.shape);
+    }
+}
+
+/// The DS-CNN layer's geometry (25×5×64, 3×3, padding 1) with random values and scales.
+fn assert_bit_exact_dscnn(variant: DepthwiseConv2dI8Fn, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for i in 0..8 {
+        let mut c = DwCase::random_with(&mut rng, 4);
+        let ch = 64;
+        c.depth_multiplier = 1;
+        c.shape = crate::ops::conv2d::Conv2dShape {
+            input: [1, 25, 5, ch],
+            output: [1, 25, 5, ch],
+            kernel: [3, 3],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: crate::ops::Padding {
+                top: 1,
+                bottom: 1,
+                left: 1,
+                right: 1,
+            },
+        };
+        c.input = rng.i8_vec(c.shape.input_len());
+        c.weights = rng.weights(9 * ch as usize);
+        c.bias = Some(rng.i32_vec(ch as usize, 5_000));
+        let reals: std::vec::Vec<f64> = (0..ch)
+            .map(|_| rng.log_uniform(1e-4, if i % 2 == 0 { 0.99 } else { 3.0 }))
+            .collect();
+        (c.multiplier, c.shift) = crate::ops::testing::multipliers(&reals);
+        let p: DepthwiseConv2dParams<'_> = c.params();
+        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+        let mut want = vec![0i8; c.shape.output_len()];
+        let mut got = vec![0i8; c.shape.output_len()];
+        reference::eval_i8(&p, &c.input, &mut want);
+        variant(&p, &c.input, &mut got);
+        assert_eq!(got, want, "DS-CNN case {i} (seed {seed})");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_forms() -> std::vec::Vec<(&'static str, DepthwiseConv2dI8Fn)> {
+    let mut v: std::vec::Vec<(&'static str, DepthwiseConv2dI8Fn)> = std::vec::Vec::new();
+    if std::is_x86_feature_detected!("avx2") {
+        v.push(("avx2", super::avx2::eval_i8_avx2_only));
+        if crate::ops::conv2d::vnni::has_avxvnni() {
+            v.push(("avx2+avxvnni", super::avx2::eval_i8_detected));
+        } else {
+            println!("skipped: depthwise_conv2d/avx2 AVX-VNNI form (CPU lacks AVX-VNNI)");
+        }
+    } else {
+        println!("skipped: depthwise_conv2d/avx2");
+    }
+    v
+}
+
 #[test]
 fn bit_exact_avx2() {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        super::tests::assert_bit_exact(super::avx2::eval_i8_detected, 0xD2A2, 200);
-        assert_bit_exact_wide(super::avx2::eval_i8_detected, 0xD2A3, 120);
-        return;
+    for (name, f) in avx2_forms() {
+        println!("depthwise_conv2d/{name}");
+        super::tests::assert_bit_exact(f, 0xD2A2, 200);
+        assert_bit_exact_wide(f, 0xD2A3, 120);
+        assert_bit_exact_small_scales(f, 0xD2A4, 120);
+        assert_bit_exact_dscnn(f, 0xD2A5);
     }
-    println!("skipped: depthwise_conv2d/avx2");
 }
 
 #[test]

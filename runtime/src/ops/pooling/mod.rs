@@ -8,6 +8,7 @@
 //!   `Σ (x - z_in)` by `s_in / (s_out * h * w)` ([`global_avg_requant`]), one rounding. Global
 //!   max pooling is [`eval_max_i8`] with a window covering the whole input.
 
+pub mod channel_major;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -158,13 +159,13 @@ pub fn check_global_avg_f32(
 /// int8 max pooling. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_max_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
-    reference::eval_max_i8(p, input, output)
+    channel_major::eval_max_i8(p, input, output)
 }
 
 /// int8 average pooling. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_avg_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
-    reference::eval_avg_i8(p, input, output)
+    channel_major::eval_avg_i8(p, input, output)
 }
 
 /// f32 max pooling. Requires a successful [`check_f32`].
@@ -182,7 +183,7 @@ pub fn eval_avg_f32(p: &PoolF32Params, input: &[f32], output: &mut [f32]) {
 /// int8 global average pooling. Requires a successful [`check_global_avg_i8`].
 #[inline]
 pub fn eval_global_avg_i8(p: &GlobalAvgPoolParams, input: &[i8], output: &mut [i8]) {
-    reference::eval_global_avg_i8(p, input, output)
+    channel_major::eval_global_avg_i8(p, input, output)
 }
 
 /// f32 global average pooling. Requires a successful [`check_global_avg_f32`].

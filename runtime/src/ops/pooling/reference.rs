@@ -5,7 +5,7 @@ use crate::quant::requantize_to_i8;
 
 /// Valid input range `[start, end)` of the window at output position `o` along one axis.
 #[inline]
-fn window(o: usize, kernel: u32, stride: u32, pad: u32, size: u32) -> (usize, usize) {
+pub(crate) fn window(o: usize, kernel: u32, stride: u32, pad: u32, size: u32) -> (usize, usize) {
     let lo = o * stride as usize;
     let start = lo.saturating_sub(pad as usize);
     let end = (lo + kernel as usize)

@@ -202,3 +202,57 @@ fn check_rejects_bad_params() {
     };
     assert!(check_global_avg_i8(&g, 4, 1).is_err());
 }
+
+/// The channel-major kernels (what `eval_*_i8` run) against the reference on random shapes with
+/// up to 70 channels (and one above `MAX_CHANNELS`, which takes the reference path), random
+/// values, zero points, multipliers (including positive shifts) and clamps.
+#[test]
+fn channel_major_bit_exact_to_reference() {
+    let mut rng = Rng::new(0x9001);
+    for i in 0..300 {
+        let mut shape = random_shape(&mut rng);
+        let c = if i == 0 {
+            channel_major::MAX_CHANNELS as u32 + 3
+        } else {
+            rng.dim(70)
+        };
+        shape.input[3] = c;
+        shape.output[3] = c;
+        let x = rng.i8_vec(len(&shape.input));
+        let zp = rng.zero_point();
+        let p = PoolParams {
+            shape,
+            activation: rng.clamp(zp),
+        };
+        check_i8(&p, x.len(), len(&shape.output)).unwrap();
+        let mut want = vec![0i8; len(&shape.output)];
+        let mut got = vec![0i8; len(&shape.output)];
+        reference::eval_max_i8(&p, &x, &mut want);
+        channel_major::eval_max_i8(&p, &x, &mut got);
+        assert_eq!(got, want, "max case {i}: {shape:?}");
+        reference::eval_avg_i8(&p, &x, &mut want);
+        channel_major::eval_avg_i8(&p, &x, &mut got);
+        assert_eq!(got, want, "avg case {i}: {shape:?}");
+
+        let input = [rng.dim(2), rng.dim(12), rng.dim(12), c];
+        let (s_in, z_in, z_out) = (rng.scale(), rng.zero_point(), rng.zero_point());
+        let s_out = s_in * rng.log_uniform(0.01, 40.0);
+        let (m, sh) = global_avg_requant(s_in, s_out, input[1] * input[2]).unwrap();
+        let x = rng.i8_vec(len(&input));
+        let p = GlobalAvgPoolParams {
+            input,
+            input_zero_point: z_in,
+            output_zero_point: z_out,
+            output_multiplier: m,
+            output_shift: sh,
+            activation: rng.clamp(z_out),
+        };
+        let out_len = (input[0] * input[3]) as usize;
+        check_global_avg_i8(&p, x.len(), out_len).unwrap();
+        let mut want = vec![0i8; out_len];
+        let mut got = vec![0i8; out_len];
+        reference::eval_global_avg_i8(&p, &x, &mut want);
+        channel_major::eval_global_avg_i8(&p, &x, &mut got);
+        assert_eq!(got, want, "global avg case {i}: {input:?}");
+    }
+}

@@ -1,0 +1,364 @@
+//! AVX-VNNI int8 Conv2D over unsigned-times-signed bytes (`vpdpbusd`), bit-exact to
+//! [`super::reference::eval_i8`]; the form [`super::avx2`] runs when the CPU has AVX-VNNI.
+//!
+//! `vpdpbusd` multiplies four unsigned bytes by four signed bytes and adds the four products to a
+//! 32-bit lane, without intermediate saturation (each product is at most 255·128 in magnitude and
+//! the lane add wraps), so it computes exact sums of `u8 · i8` products modulo 2³². Activations
+//! are made unsigned by flipping their sign bit, `u = x + 128` in `[0, 255]`, and
+//!
+//! `Σ (x - zp)·w = Σ u·w - (zp + 128)·Σ w`
+//!
+//! over every tap, where a tap in the padding is given `u = zp + 128` (also in `[0, 255]`) so that
+//! it contributes `(zp + 128 - zp - 128)·w = 0`, as the reference's skipped tap does. The second
+//! term is computed once per output channel (wrapping) and added to the bias. Weights are packed
+//! per call in panels of eight channels × four reduction indices (32 bytes, zeros past the depth
+//! and past `out_c`); patches are written per pixel as bytes. The tile, four pixels × sixteen
+//! channels, broadcasts four patch bytes per pixel and multiplies them by two panels' vectors.
+//! All sums equal the reference's modulo 2³²; requantization is [`super::requant_avx2`].
+//! Nothing is allocated (about 30 KiB of stack).
+
+use core::arch::asm;
+use core::arch::x86_64::*;
+
+use super::avx2::store;
+use super::reference::tap;
+use super::requant_avx2::{Finish, Rq8};
+use super::Conv2dParams;
+
+/// `acc + Σ_{4 bytes} a·b` per 32-bit lane, `a` unsigned and `b` signed bytes, wrapping
+/// (`vpdpbusd`, AVX-VNNI). Inline assembly: the intrinsic needs Rust 1.89, above this crate's
+/// minimum supported version.
+///
+/// # Safety
+/// The CPU must support AVX-VNNI ([`has_avxvnni`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    let mut r = acc;
+    // SAFETY: the caller guarantees AVX-VNNI; registers only, no memory, no flags.
+    unsafe {
+        asm!(
+            "{{vex}} vpdpbusd {r}, {a}, {b}",
+            r = inout(ymm_reg) r,
+            a = in(ymm_reg) a,
+            b = in(ymm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    r
+}
+
+/// `acc + Σ_{2 words} a·b` per 32-bit lane over signed 16-bit values, wrapping (`vpdpwssd`,
+/// AVX-VNNI; inline assembly as [`dpbusd`]).
+///
+/// # Safety
+/// The CPU must support AVX-VNNI ([`has_avxvnni`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    let mut r = acc;
+    // SAFETY: the caller guarantees AVX-VNNI; registers only, no memory, no flags.
+    unsafe {
+        asm!(
+            "{{vex}} vpdpwssd {r}, {a}, {b}",
+            r = inout(ymm_reg) r,
+            a = in(ymm_reg) a,
+            b = in(ymm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    r
+}
+
+/// Whether the CPU has AVX-VNNI: CPUID leaf 7, sub-leaf 1, EAX bit 4, read once. Meaningful after
+/// AVX2 was detected (which also tells that the OS saves the YMM registers).
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn has_avxvnni() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        // `__cpuid_count` is safe from Rust 1.87 on, `unsafe` before (MSRV 1.85).
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is checked against the maximum leaf.
+        unsafe {
+            __get_cpuid_max(0).0 >= 7 && (__cpuid_count(7, 1).eax >> 4) & 1 == 1
+        }
+    })
+}
+
+/// Output pixels per tile.
+const P: usize = 4;
+/// Longest patch (`kh·kw·in_c` rounded up to 4) on this path.
+const K_MAX: usize = 2048;
+/// Bytes of packed weights per chunk of output channels.
+const W_MAX: usize = 16384;
+/// Groups of eight output channels per chunk.
+const G_MAX: usize = 32;
+
+/// The `vpdpbusd` kernel, or `false` (nothing written) when the patch exceeds [`K_MAX`].
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) -> bool {
+    let s = &p.shape;
+    let [n, h, w, in_c] = s.input;
+    let [_, oh, ow, out_c] = s.output;
+    let [kh, kw] = s.kernel;
+    let (n, h, w, in_c) = (n as usize, h as usize, w as usize, in_c as usize);
+    let (oh, ow, out_c, kh, kw) = (
+        oh as usize,
+        ow as usize,
+        out_c as usize,
+        kh as usize,
+        kw as usize,
+    );
+    let depth = kh * kw * in_c;
+    let k4 = depth.next_multiple_of(4);
+    if k4 > K_MAX {
+        return false;
+    }
+    // One panel (eight channels) is `k4 · 8` bytes; k4 ≤ K_MAX keeps it within W_MAX.
+    let panel = k4 * 8;
+    let chunk = (W_MAX / panel).min(G_MAX);
+    let groups = out_c.div_ceil(8);
+    let pixels = n * oh * ow;
+    let zp = p.input_zero_point;
+    // The unsigned code of the input zero point: what a padding tap holds.
+    let pad_u = (zp + 128) as u8;
+    // SAFETY: AVX2 is enabled.
+    let fin = unsafe { Finish::new(p.output_zero_point, p.activation.min, p.activation.max) };
+    let mut ws = [0i8; W_MAX];
+    let mut xs = [0u8; P * K_MAX];
+    let mut rq = [Rq8::zero(); G_MAX];
+    let mut g0 = 0;
+    while g0 < groups {
+        let gn = chunk.min(groups - g0);
+        ws[..gn * panel].fill(0);
+        for (g, r) in rq.iter_mut().enumerate().take(gn) {
+            let oc0 = (g0 + g) * 8;
+            let sums = pack_panel(
+                p.weights,
+                depth,
+                oc0,
+                out_c,
+                &mut ws[g * panel..(g + 1) * panel],
+            );
+            // SAFETY: AVX2 is enabled; `oc0 < out_c`, the slices' length (check_i8).
+            *r = unsafe { Rq8::new(p.bias, p.output_multiplier, p.output_shift, oc0) };
+            // bias - (zp + 128)·Σw, wrapping, per channel.
+            let corr = sums.map(|sw| sw.wrapping_mul(-(zp + 128)));
+            // SAFETY: `corr` is 32 readable bytes.
+            let corr = unsafe { _mm256_loadu_si256(corr.as_ptr() as *const __m256i) };
+            r.bias = _mm256_add_epi32(r.bias, corr);
+        }
+        let ws = &ws[..gn * panel];
+        let mut pix0 = 0;
+        while pix0 < pixels {
+            let pp = P.min(pixels - pix0);
+            for q in 0..pp {
+                let pix = pix0 + q;
+                let (b, oy, ox) = (pix / (oh * ow), (pix / ow) % oh, pix % ow);
+                let patch = &mut xs[q * k4..(q + 1) * k4];
+                patch[depth..].fill(0);
+                for ky in 0..kh {
+                    let row = &mut patch[ky * kw * in_c..(ky + 1) * kw * in_c];
+                    let Some(iy) = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h as u32)
+                    else {
+                        row.fill(pad_u);
+                        continue;
+                    };
+                    let line = (b * h + iy) * w;
+                    let first = tap(ox, 0, s.stride[1], s.dilation[1], s.padding.left, w as u32);
+                    let last = tap(
+                        ox,
+                        kw - 1,
+                        s.stride[1],
+                        s.dilation[1],
+                        s.padding.left,
+                        w as u32,
+                    );
+                    if let (1, Some(ix), Some(_)) = (s.dilation[1], first, last) {
+                        let x0 = (line + ix) * in_c;
+                        flip(&input[x0..x0 + kw * in_c], row);
+                        continue;
+                    }
+                    for kx in 0..kw {
+                        let dst = &mut row[kx * in_c..(kx + 1) * in_c];
+                        match tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w as u32) {
+                            Some(ix) => {
+                                let x0 = (line + ix) * in_c;
+                                flip(&input[x0..x0 + in_c], dst);
+                            }
+                            None => dst.fill(pad_u),
+                        }
+                    }
+                }
+            }
+            let xs = &xs[..pp * k4];
+            let mut g = 0;
+            while g < gn {
+                let c0 = (g0 + g) * 8;
+                // SAFETY: AVX2 is enabled and the caller guarantees AVX-VNNI; the slices hold `pp` patches of `k4`
+                // bytes and one or two panels of `k4 · 8` bytes; `rq[g..]` holds the groups.
+                unsafe {
+                    if g + 2 <= gn {
+                        let w2 = &ws[g * panel..(g + 2) * panel];
+                        let bias = [rq[g].bias, rq[g + 1].bias];
+                        let rq = &rq[g..];
+                        match pp {
+                            4 => store::<4, 2>(
+                                tile::<4, 2>(xs, k4, w2, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                            3 => store::<3, 2>(
+                                tile::<3, 2>(xs, k4, w2, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                            2 => store::<2, 2>(
+                                tile::<2, 2>(xs, k4, w2, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                            _ => store::<1, 2>(
+                                tile::<1, 2>(xs, k4, w2, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                        }
+                        g += 2;
+                    } else {
+                        let w1 = &ws[g * panel..(g + 1) * panel];
+                        let bias = [rq[g].bias];
+                        let rq = &rq[g..];
+                        match pp {
+                            4 => store::<4, 1>(
+                                tile::<4, 1>(xs, k4, w1, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                            3 => store::<3, 1>(
+                                tile::<3, 1>(xs, k4, w1, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                            2 => store::<2, 1>(
+                                tile::<2, 1>(xs, k4, w1, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                            _ => store::<1, 1>(
+                                tile::<1, 1>(xs, k4, w1, bias),
+                                &fin,
+                                rq,
+                                output,
+                                out_c,
+                                pix0,
+                                c0,
+                            ),
+                        }
+                        g += 1;
+                    }
+                }
+            }
+            pix0 += pp;
+        }
+        g0 += gn;
+    }
+    true
+}
+
+/// `dst[i] = src[i] + 128` as unsigned bytes (the sign bit flipped).
+#[inline(always)]
+fn flip(src: &[i8], dst: &mut [u8]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = (v as u8) ^ 0x80;
+    }
+}
+
+/// Packs output channels `oc0..min(oc0 + 8, out_c)` into one panel,
+/// `dst[t·32 + 4j + e] = w[oc0 + j][4t + e]` (`dst` zeroed beforehand), and returns each
+/// channel's weight sum (0 past `out_c`).
+#[inline(always)]
+fn pack_panel(weights: &[i8], depth: usize, oc0: usize, out_c: usize, dst: &mut [i8]) -> [i32; 8] {
+    let rows = (out_c - oc0).min(8);
+    let mut sums = [0i32; 8];
+    for (j, sum) in sums.iter_mut().enumerate().take(rows) {
+        let row = &weights[(oc0 + j) * depth..(oc0 + j + 1) * depth];
+        let mut quads = row.chunks_exact(4);
+        for (t, q) in quads.by_ref().enumerate() {
+            dst[t * 32 + 4 * j..t * 32 + 4 * j + 4].copy_from_slice(q);
+        }
+        let t = depth / 4;
+        for (e, &v) in quads.remainder().iter().enumerate() {
+            dst[t * 32 + 4 * j + e] = v;
+        }
+        *sum = row.iter().map(|&v| v as i32).sum();
+    }
+    sums
+}
+
+/// `PP` pixels × `NB` panels of sums: `acc[q][g] = bias[g] + Σ_t u_q[4t..4t+4] · panel_g[t]`.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI.
+#[inline(always)]
+unsafe fn tile<const PP: usize, const NB: usize>(
+    xs: &[u8],
+    k4: usize,
+    ws: &[i8],
+    bias: [__m256i; NB],
+) -> [[__m256i; NB]; PP] {
+    let kq = k4 / 4;
+    assert!(xs.len() >= PP * k4 && ws.len() >= NB * kq * 32);
+    let (xp, wp) = (xs.as_ptr(), ws.as_ptr());
+    let mut acc = [bias; PP];
+    for t in 0..kq {
+        // SAFETY: `t < kq`: the loads read `wp[g·kq·32 + t·32..][..32]` (`g < NB`) and
+        // `xp[q·k4 + 4t..][..4]` (`q < PP`), inside the lengths asserted above. The caller
+        // guarantees the instructions.
+        unsafe {
+            let mut wv = [_mm256_setzero_si256(); NB];
+            for (g, v) in wv.iter_mut().enumerate() {
+                *v = _mm256_loadu_si256(wp.add(g * kq * 32 + t * 32) as *const __m256i);
+            }
+            for (q, row) in acc.iter_mut().enumerate() {
+                let quad = (xp.add(q * k4 + 4 * t) as *const i32).read_unaligned();
+                let xb = _mm256_set1_epi32(quad);
+                for (a, v) in row.iter_mut().zip(&wv) {
+                    *a = dpbusd(*a, xb, *v);
+                }
+            }
+        }
+    }
+    acc
+}

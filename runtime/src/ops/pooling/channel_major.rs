@@ -1,0 +1,128 @@
+//! int8 pooling with the channels in the inner loop, bit-exact to [`super::reference`].
+//!
+//! NHWC keeps the channels of one input pixel contiguous, so per output pixel (or, for the global
+//! average, per image) the kernels walk each input pixel of the window once and update a row of
+//! per-channel values with straight loops over the channels, which the compiler vectorizes; the
+//! reference instead walks each channel's window separately with a strided index. Same values,
+//! same order of taps per channel (rows, then columns), same rounding and clamp: the outputs are
+//! the reference's. Portable Rust (no `unsafe`), used on every target; layers with more than
+//! [`MAX_CHANNELS`] channels use the reference.
+
+use super::reference::window;
+use super::{GlobalAvgPoolParams, PoolParams};
+use crate::quant::requantize_to_i8;
+
+/// Most channels kept in a stack row of `i32` sums (4 KiB).
+pub const MAX_CHANNELS: usize = 1024;
+
+/// Calls `f(out_row, window)` per output pixel, with `window = (b, y0..y1, x0..x1)`.
+fn for_each_pixel(
+    p: &PoolParams,
+    output: &mut [i8],
+    mut f: impl FnMut(&mut [i8], usize, (usize, usize), (usize, usize)),
+) {
+    let s = &p.shape;
+    let [n, h, w, c] = s.input.map(|d| d as usize);
+    let [_, oh, ow, _] = s.output.map(|d| d as usize);
+    let mut rows = output.chunks_exact_mut(c);
+    for b in 0..n {
+        for oy in 0..oh {
+            let ys = window(oy, s.kernel[0], s.stride[0], s.padding.top, h as u32);
+            for ox in 0..ow {
+                let xs = window(ox, s.kernel[1], s.stride[1], s.padding.left, w as u32);
+                if let Some(row) = rows.next() {
+                    f(row, b, ys, xs);
+                }
+            }
+        }
+    }
+}
+
+/// int8 max pooling. Requires a successful [`super::check_i8`].
+pub fn eval_max_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
+    let [_, h, w, c] = p.shape.input.map(|d| d as usize);
+    let (lo, hi) = (p.activation.min, p.activation.max);
+    for_each_pixel(p, output, |row, b, (y0, y1), (x0, x1)| {
+        row.fill(i8::MIN);
+        for iy in y0..y1 {
+            for ix in x0..x1 {
+                let x = &input[((b * h + iy) * w + ix) * c..][..c];
+                for (m, &v) in row.iter_mut().zip(x) {
+                    *m = (*m).max(v);
+                }
+            }
+        }
+        for m in row.iter_mut() {
+            *m = (*m).max(lo).min(hi);
+        }
+    });
+}
+
+/// int8 average pooling. Requires a successful [`super::check_i8`].
+pub fn eval_avg_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
+    let [_, h, w, c] = p.shape.input.map(|d| d as usize);
+    if c > MAX_CHANNELS {
+        return super::reference::eval_avg_i8(p, input, output);
+    }
+    let (lo, hi) = (p.activation.min as i32, p.activation.max as i32);
+    let mut sums = [0i32; MAX_CHANNELS];
+    for_each_pixel(p, output, |row, b, (y0, y1), (x0, x1)| {
+        let acc = &mut sums[..c];
+        acc.fill(0);
+        for iy in y0..y1 {
+            for ix in x0..x1 {
+                let x = &input[((b * h + iy) * w + ix) * c..][..c];
+                for (a, &v) in acc.iter_mut().zip(x) {
+                    *a += v as i32;
+                }
+            }
+        }
+        let count = ((y1 - y0) * (x1 - x0)) as i32;
+        for (y, &sum) in row.iter_mut().zip(acc.iter()) {
+            let avg = if count == 0 {
+                0
+            } else if sum >= 0 {
+                (sum + count / 2) / count
+            } else {
+                (sum - count / 2) / count
+            };
+            *y = avg.max(lo).min(hi) as i8;
+        }
+    });
+}
+
+/// int8 global average pooling. Requires a successful [`super::check_global_avg_i8`].
+///
+/// The reference sums `x - z_in` per channel; this sums `x` and subtracts `count · z_in` once.
+/// Both are exact: `check_global_avg_i8` bounds `h · w` by [`crate::ops::MAX_ACC_DEPTH`], so
+/// every partial sum stays below 2²⁴ in magnitude.
+pub fn eval_global_avg_i8(p: &GlobalAvgPoolParams, input: &[i8], output: &mut [i8]) {
+    let [_, h, w, c] = p.input.map(|d| d as usize);
+    if c > MAX_CHANNELS {
+        return super::reference::eval_global_avg_i8(p, input, output);
+    }
+    let mut sums = [0i32; MAX_CHANNELS];
+    let acc = &mut sums[..c];
+    let offset = (h * w) as i32 * p.input_zero_point;
+    for (x, y) in input
+        .chunks_exact(h * w * c)
+        .zip(output.chunks_exact_mut(c))
+    {
+        acc.fill(0);
+        for px in x.chunks_exact(c) {
+            for (a, &v) in acc.iter_mut().zip(px) {
+                *a += v as i32;
+            }
+        }
+        for (yc, &sum) in y.iter_mut().zip(acc.iter()) {
+            *yc = requantize_to_i8(
+                sum - offset,
+                p.output_multiplier,
+                p.output_shift,
+                p.output_zero_point,
+                p.activation.min,
+                p.activation.max,
+            );
+        }
+    }
+}
