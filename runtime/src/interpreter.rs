@@ -1,6 +1,7 @@
 //! The interpreter: runs a validated [`Model`] over a caller-provided arena.
 //!
-//! Nothing is allocated: the interpreter is two references (to the model and to the arena).
+//! Nothing is allocated during `invoke`: without `std` the interpreter is two references (to
+//! the model and to the arena); with `std`, `new` also keeps every op decoded once (one `Vec`).
 //! Inputs are written and outputs read through typed views into the arena. Graph inputs may be
 //! overwritten by `invoke` (their bytes are reused once no op needs them), so write all inputs
 //! before each call.
@@ -12,10 +13,23 @@ use crate::Error;
 /// Runs a model over a caller's arena. `OPS` is the set of op kernels linked in (default: all;
 /// firmware that runs one known model names its ops with [`op_set`](crate::image::op_set) so
 /// the linker drops the others).
-#[derive(Debug)]
 pub struct Interpreter<'m, 'a, const OPS: u64 = { ALL_OPS }> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    /// Under `std`: every op decoded once by `new` (kernel params borrowing the image), so
+    /// `invoke` does not decode and re-validate each op's parameter and constant records again.
+    /// Allocated in `new`, never in `invoke`. Without `std` each op is decoded as it runs.
+    #[cfg(any(test, feature = "std"))]
+    bound: std::vec::Vec<binding::Bound<'m>>,
+}
+
+impl<const OPS: u64> core::fmt::Debug for Interpreter<'_, '_, OPS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Interpreter")
+            .field("model", &self.model)
+            .field("arena_len", &self.arena.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'m, 'a> Interpreter<'m, 'a> {
@@ -30,7 +44,18 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     /// [`Interpreter::new`] with only the kernels in `OPS` linked.
     pub fn new_with_ops(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         arena::check(model, arena)?;
-        let mut it = Interpreter { model, arena };
+        #[cfg(any(test, feature = "std"))]
+        let bound = model
+            .ops()
+            .enumerate()
+            .map(|(i, rec)| binding::bind::<OPS>(model, i, &rec?))
+            .collect::<Result<_, Error>>()?;
+        let mut it = Interpreter {
+            model,
+            arena,
+            #[cfg(any(test, feature = "std"))]
+            bound,
+        };
         it.reset_state()?;
         Ok(it)
     }
@@ -54,9 +79,19 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     /// Runs every op in order.
     pub fn invoke(&mut self) -> Result<(), Error> {
         for (i, rec) in self.model.ops().enumerate() {
-            binding::run::<OPS>(self.model, i, &rec?, self.arena)?;
+            self.run(i, &rec?)?;
         }
         Ok(())
+    }
+
+    /// Runs op `i` (record `rec`): from its decoded form under `std`, else decoding it now.
+    #[inline]
+    fn run(&mut self, i: usize, rec: &OpRecord<'m>) -> Result<(), Error> {
+        #[cfg(any(test, feature = "std"))]
+        if let Some(b) = self.bound.get(i) {
+            return binding::run_bound::<OPS>(self.model, i, rec, b, self.arena);
+        }
+        binding::run::<OPS>(self.model, i, rec, self.arena)
     }
 
     /// Runs every op in order, like [`Interpreter::invoke`], and calls `after(index, record)`
@@ -68,7 +103,7 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     ) -> Result<(), Error> {
         for (i, rec) in self.model.ops().enumerate() {
             let rec = rec?;
-            binding::run::<OPS>(self.model, i, &rec, self.arena)?;
+            self.run(i, &rec)?;
             after(i, &rec);
         }
         Ok(())
@@ -173,5 +208,49 @@ mod tests {
             .collect();
         assert_eq!(seen, codes);
         assert_eq!(it.output_i8(0).expect("output"), &want[..]);
+    }
+
+    /// `invoke` from the ops decoded once (`std`) writes the same arena, byte for byte, as
+    /// decoding every op as it runs (the `no_std` path, `binding::run`), for int8 and f32 images.
+    #[test]
+    fn decoded_once_matches_decoding_per_op() {
+        for (k, net) in [crate::models::mlp::mlp(3, true), crate::models::ds_cnn::ds_cnn(5, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut rng = Rng::new(11 + k as u64);
+            let calib: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(net.input_len(), 1.0)).collect();
+            for built in [
+                net.build_i8(&calib).expect("builds").0,
+                net.build_f32().expect("builds"),
+            ] {
+                let image = AlignedBytes::new(&built.bytes);
+                let model = Model::parse(image.as_slice()).expect("parses");
+                let x = rng.vec(net.input_len(), 1.0);
+                let mut a = AlignedBytes::zeroed(model.arena_bytes());
+                let mut b = AlignedBytes::zeroed(model.arena_bytes());
+                let mut it = Interpreter::new(&model, a.as_mut_slice()).expect("fits");
+                let input: Vec<u8> = match it.input_info(0).expect("input").dtype {
+                    crate::image::DType::I8 => x.iter().map(|v| (v * 50.0) as i8 as u8).collect(),
+                    _ => x.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                };
+                it.input_bytes(0).expect("input").copy_from_slice(&input);
+                it.invoke().expect("runs");
+                let off = model.tensor(model.input(0).expect("input")).expect("tensor").offset;
+                let arena = b.as_mut_slice();
+                arena[off as usize..off as usize + input.len()].copy_from_slice(&input);
+                for (i, rec) in model.ops().enumerate() {
+                    crate::image::binding::run::<{ crate::image::ALL_OPS }>(
+                        &model,
+                        i,
+                        &rec.expect("valid"),
+                        arena,
+                    )
+                    .expect("runs");
+                }
+                drop(it);
+                assert_eq!(a.as_mut_slice(), b.as_mut_slice(), "model {k}");
+            }
+        }
     }
 }

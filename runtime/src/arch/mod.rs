@@ -226,11 +226,16 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
     if std::is_x86_feature_detected!("avx2") {
         let mut t = crate::ops::KernelTable::reference();
         t.fully_connected_i8 = crate::ops::fully_connected::avx2::eval_i8_detected;
+        t.fully_connected_f32 = crate::ops::fully_connected::avx2::eval_f32_detected;
         t.conv2d_i8 = crate::ops::conv2d::avx2::eval_i8_detected;
         t.depthwise_conv2d_i8 = crate::ops::depthwise_conv2d::avx2::eval_i8_detected;
         t.quantize = crate::ops::quantize::avx2::eval_quantize_detected;
         t.batch_matmul_i8 = crate::ops::batch_matmul::avx2::eval_i8_detected;
         t.add_i8 = crate::ops::add::avx2::eval_i8_detected;
+        if crate::ops::gemm_avx2::avx_vnni_detected() {
+            t.fully_connected_i8 = crate::ops::fully_connected::avx2::eval_i8_vnni_detected;
+            t.batch_matmul_i8 = crate::ops::batch_matmul::avx2::eval_i8_vnni_detected;
+        }
         Some(t)
     } else {
         None

@@ -1279,26 +1279,39 @@ impl<'b> Split<'b> {
     }
 }
 
-/// Runs op `index` over the arena.
+/// Runs op `index` over the arena (decoding its record first: see [`run_bound`]).
 pub(crate) fn run<const OPS: u64>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
     arena: &mut [u8],
 ) -> Result<(), Error> {
+    let b = bind::<OPS>(model, index, rec)?;
+    run_bound::<OPS>(model, index, rec, &b, arena)
+}
+
+/// Runs op `index`, already decoded by [`bind`] into `b`, over the arena. The interpreter keeps
+/// the decoded ops of a model under `std` (bound once, in `Interpreter::new`), so `invoke`
+/// decodes only the op's output and input tensor records here.
+pub(crate) fn run_bound<const OPS: u64>(
+    model: &Model<'_>,
+    index: usize,
+    rec: &OpRecord<'_>,
+    b: &Bound<'_>,
+    arena: &mut [u8],
+) -> Result<(), Error> {
     use bytes::{
         as_f32 as f32s, as_f32_mut as f32m, as_i32_mut as i32m, as_i8 as i8s, as_i8_mut as i8m,
     };
-    let b = bind::<OPS>(model, index, rec)?;
     if matches!(b, Bound::AttentionI8(_) | Bound::AttentionF32(_)) {
-        return run_attention::<OPS>(model, index, rec, &b, arena);
+        return run_attention::<OPS>(model, index, rec, b, arena);
     }
     let y = model.tensor(rec.output(0) as usize)?;
     let (s, out) = split(arena, &y)?;
     let at = |e: Error| e.with_op(index as u32);
     let x = s.input(model, rec.input(0), index)?;
     let x2 = || s.input(model, rec.input(1), index);
-    match &b {
+    match b {
         Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
             ops::fully_connected::eval_i8(p, i8s(x), i8m(out))
         }

@@ -298,6 +298,9 @@ pub(crate) fn broadcast_strides(input: &Dims, output: &Dims) -> [usize; 4] {
 
 /// Signature of an int8 FullyConnected kernel variant.
 pub type FullyConnectedI8Fn = fn(&fully_connected::FullyConnectedParams<'_>, &[i8], &mut [i8]);
+/// Signature of an f32 FullyConnected kernel variant.
+pub type FullyConnectedF32Fn =
+    fn(&fully_connected::FullyConnectedF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 Conv2D kernel variant.
 pub type Conv2dI8Fn = fn(&conv2d::Conv2dParams<'_>, &[i8], &mut [i8]);
 /// Signature of an int8 DepthwiseConv2D kernel variant.
@@ -319,6 +322,8 @@ pub type AddI8Fn = fn(&add::AddParams, &[i8], &[i8], &mut [i8]);
 pub struct KernelTable {
     /// int8 FullyConnected.
     pub fully_connected_i8: FullyConnectedI8Fn,
+    /// f32 FullyConnected.
+    pub fully_connected_f32: FullyConnectedF32Fn,
     /// int8 Conv2D.
     pub conv2d_i8: Conv2dI8Fn,
     /// int8 DepthwiseConv2D.
@@ -344,6 +349,7 @@ impl KernelTable {
     pub const fn reference() -> KernelTable {
         KernelTable {
             fully_connected_i8: fully_connected::reference::eval_i8,
+            fully_connected_f32: fully_connected::reference::eval_f32,
             conv2d_i8: conv2d::reference::eval_i8,
             depthwise_conv2d_i8: depthwise_conv2d::reference::eval_i8,
             conv1d_i8: conv1d::reference::eval_i8,

@@ -1,12 +1,13 @@
-//! AVX2 int8 BatchMatMul, bit-exact to [`super::reference::eval_i8`]: every batch is one widened
-//! 16-bit matrix product of [`crate::ops::gemm_avx2`], with rows of `A` offset by `-a_zero_point`
-//! and rows of `Bᵀ` (`B`'s columns when `transpose_b` is false, gathered once per call and block)
-//! offset by `-b_zero_point`. Sums are the reference's modulo 2³² and requantization (one
+//! AVX2 int8 BatchMatMul, bit-exact to [`super::reference::eval_i8`]: every batch is one
+//! register-tiled 16-bit matrix product [`crate::ops::gemm_avx2::gemm_nt`] of the rows of `A`
+//! (offset by `-a_zero_point`) with the rows of `Bᵀ` (offset by `-b_zero_point`): `B` itself with
+//! `transpose_b`, else `B` transposed on the stack (up to [`BT_BUF`] values; larger `B` use
+//! [`crate::ops::gemm_avx2::gemm`] over `B`'s gathered columns). Sums are the reference's modulo 2³² and requantization (one
 //! multiplier per tensor) is bit-exact to [`crate::quant::requantize_to_i8`]. `k` beyond the
 //! widened buffer uses the reference.
 
 use super::BatchMatMulParams;
-use crate::ops::gemm_avx2::{gemm, Epilogue};
+use crate::ops::gemm_avx2::{gemm, gemm_nt, gemm_nt_vnni, Epilogue};
 
 /// AVX2 BatchMatMul.
 ///
@@ -14,6 +15,28 @@ use crate::ops::gemm_avx2::{gemm, Epilogue};
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
 pub unsafe fn eval_i8(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe { eval_tiled(p, a, b, out, false) }
+}
+
+/// AVX-VNNI BatchMatMul: [`eval_i8`] with [`gemm_nt_vnni`] (8-bit products; the zero points
+/// folded in through row and column sums) where it applies. Bit-exact to the reference.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+#[target_feature(enable = "avx2")]
+pub unsafe fn eval_i8_vnni(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // SAFETY: the caller guarantees AVX2 and AVX-VNNI.
+    unsafe { eval_tiled(p, a, b, out, true) }
+}
+
+/// Both variants; `vnni` tries [`gemm_nt_vnni`] before [`gemm_nt`].
+///
+/// # Safety
+/// The CPU must support AVX2, and AVX-VNNI when `vnni`. Requires a successful
+/// [`super::check_i8`].
+#[target_feature(enable = "avx2")]
+unsafe fn eval_tiled(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8], vnni: bool) {
     let s = p.shape;
     let (m, k, n) = (s.m as usize, s.k as usize, s.n as usize);
     let mult = [p.output_multiplier];
@@ -27,30 +50,67 @@ pub unsafe fn eval_i8(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8])
         max: p.activation.max,
     };
     let (za, zb) = (p.a_zero_point, p.b_zero_point);
+    let mut bt_buf = [const { core::mem::MaybeUninit::<i8>::uninit() }; BT_BUF];
+    let bt = crate::ops::gemm_avx2::filled(
+        &mut bt_buf,
+        if !s.transpose_b && k * n <= BT_BUF {
+            k * n
+        } else {
+            0
+        },
+        0,
+    );
     for ((ab, bb), ob) in a
         .chunks_exact(m * k)
         .zip(b.chunks_exact(k * n))
         .zip(out.chunks_exact_mut(m * n))
     {
-        let x_row = |i: usize, dst: &mut [i16]| {
-            for (d, &v) in dst.iter_mut().zip(&ab[i * k..(i + 1) * k]) {
-                *d = (v as i32 - za) as i16;
-            }
-        };
-        let w_row = |j: usize, dst: &mut [i16]| {
-            if s.transpose_b {
-                for (d, &v) in dst.iter_mut().zip(&bb[j * k..(j + 1) * k]) {
-                    *d = (v as i32 - zb) as i16;
-                }
-            } else {
-                for (t, d) in dst.iter_mut().enumerate() {
-                    *d = (bb[t * n + j] as i32 - zb) as i16;
+        // `Bᵀ` rows: `B` itself with `transpose_b`, else `B` transposed into `bt` when it fits.
+        let rows: &[i8] = if s.transpose_b {
+            bb
+        } else if k * n <= BT_BUF {
+            for (t, brow) in bb.chunks_exact(n).enumerate() {
+                for (j, &v) in brow.iter().enumerate() {
+                    bt[j * k + t] = v;
                 }
             }
+            &bt[..k * n]
+        } else {
+            // SAFETY: the caller guarantees AVX2; `ob` holds `m·n` values.
+            if !unsafe { gemm(m, n, k, x_row(ab, za, k), col_row(bb, zb, k, n), &epi, ob) } {
+                return super::reference::eval_i8(p, a, b, out);
+            }
+            continue;
         };
-        // SAFETY: the caller guarantees AVX2; `ob` holds `m·n` values.
-        if !unsafe { gemm(m, n, k, x_row, w_row, &epi, ob) } {
+        // SAFETY: the caller guarantees AVX2 (and AVX-VNNI when `vnni`); `ab` holds `m·k`
+        // values, `rows` `n·k`, `ob` `m·n` and the epilogue one multiplier and shift.
+        if vnni && unsafe { gemm_nt_vnni(m, n, k, ab, za, rows, zb, &epi, ob) } {
+            continue;
+        }
+        // SAFETY: as above.
+        if !unsafe { gemm_nt(m, n, k, ab, za, rows, zb, &epi, ob) } {
             return super::reference::eval_i8(p, a, b, out);
+        }
+    }
+}
+
+/// Largest `B` (`k·n` values) transposed on the stack for [`gemm_nt`].
+const BT_BUF: usize = 16384;
+
+/// Row `i` of `A` (`k` values) offset by `-za`, for [`gemm`].
+fn x_row(ab: &[i8], za: i32, k: usize) -> impl FnMut(usize, &mut [i16]) + '_ {
+    move |i, dst| {
+        for (d, &v) in dst.iter_mut().zip(&ab[i * k..(i + 1) * k]) {
+            *d = (v as i32 - za) as i16;
+        }
+    }
+}
+
+/// Column `j` of `B` (`[k, n]`) offset by `-zb`, for [`gemm`].
+fn col_row(bb: &[i8], zb: i32, k: usize, n: usize) -> impl FnMut(usize, &mut [i16]) + '_ {
+    move |j, dst| {
+        for (t, d) in dst.iter_mut().enumerate().take(k) {
+            *d = (bb[t * n + j] as i32 - zb) as i16;
         }
     }
 }
@@ -62,4 +122,13 @@ pub(crate) fn eval_i8_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
     // `is_x86_feature_detected!("avx2")` first.
     unsafe { eval_i8(p, a, b, out) }
+}
+
+/// Safe entry for kernel tables built after [`crate::ops::gemm_avx2::avx_vnni_detected`].
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_vnni_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
+    debug_assert!(crate::ops::gemm_avx2::avx_vnni_detected());
+    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` when
+    // `avx_vnni_detected()` (AVX2 and AVX-VNNI) holds.
+    unsafe { eval_i8_vnni(p, a, b, out) }
 }

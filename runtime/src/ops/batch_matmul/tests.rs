@@ -222,10 +222,10 @@ proptest! {
     }
 }
 
-/// The AVX2 BatchMatMul (widened 16-bit product, eight outputs requantized at a time) against the
-/// reference on random cases, both layouts of `B`, up to 70 columns (groups of 8, 4 and single
-/// columns), and `k` up to 200 (several 16-lane chunks and a partial one); then on rows longer
-/// than its buffer (`k` = 2100, the reference fallback).
+/// The AVX2 BatchMatMul against the reference on random cases, both layouts of `B`, up to 20 rows
+/// (4-row tiles and leftovers) and 70 columns (column pairs and a leftover), and `k` up to 200
+/// (several 16-lane chunks and a partial one); then `B` too large to transpose on the stack, and
+/// rows longer than the buffer (`k` = 2100, the reference fallback).
 #[test]
 fn bit_exact_avx2_gemm() {
     #[cfg(target_arch = "x86_64")]
@@ -241,6 +241,21 @@ fn bit_exact_avx2_gemm() {
             avx2::eval_i8_detected(&c.p, &c.a, &c.b, &mut got);
             assert_eq!(got, want, "case {case}: {:?}", c.p.shape);
         }
+        // `B` larger than the transposition buffer (k·n > 16384): gathered columns.
+        for case in 0..6 {
+            let mut c = random_case_with(&mut rng, 9, 5);
+            c.p.shape.k = 400 + case;
+            c.p.shape.n = 41 + case;
+            c.p.shape.transpose_b = false;
+            let (la, lb, lo) = c.p.shape.lens().unwrap();
+            c.a = rng.i8_vec(la);
+            c.b = rng.i8_vec(lb);
+            let mut want = vec![0i8; lo];
+            let mut got = vec![0i8; lo];
+            reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
+            avx2::eval_i8_detected(&c.p, &c.a, &c.b, &mut got);
+            assert_eq!(got, want, "large B {case}: {:?}", c.p.shape);
+        }
         let mut c = random_case_with(&mut rng, 3, 5);
         c.p.shape.k = 2100;
         let (la, lb, lo) = c.p.shape.lens().unwrap();
@@ -254,4 +269,51 @@ fn bit_exact_avx2_gemm() {
         return;
     }
     println!("skipped: batch_matmul/avx2");
+}
+
+/// The AVX-VNNI BatchMatMul on the same cases (zero points of both operands folded in through
+/// row and column sums); rows beyond its buffer (`k` = 4200) take the reference fallback.
+#[test]
+fn bit_exact_avx_vnni() {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::gemm_avx2::avx_vnni_detected() {
+        let mut rng = Rng::new(0xB3A7);
+        for case in 0..300 {
+            let c = random_case_with(&mut rng, 20, 70);
+            let (la, lb, lo) = c.p.shape.lens().unwrap();
+            check_i8(&c.p, la, lb, lo).unwrap();
+            let mut want = vec![0i8; lo];
+            let mut got = vec![0i8; lo];
+            reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
+            avx2::eval_i8_vnni_detected(&c.p, &c.a, &c.b, &mut got);
+            assert_eq!(got, want, "case {case}: {:?}", c.p.shape);
+        }
+        // `B` larger than the transposition buffer (k·n > 16384): gathered columns.
+        for case in 0..6 {
+            let mut c = random_case_with(&mut rng, 9, 5);
+            c.p.shape.k = 400 + case;
+            c.p.shape.n = 41 + case;
+            c.p.shape.transpose_b = false;
+            let (la, lb, lo) = c.p.shape.lens().unwrap();
+            c.a = rng.i8_vec(la);
+            c.b = rng.i8_vec(lb);
+            let mut want = vec![0i8; lo];
+            let mut got = vec![0i8; lo];
+            reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
+            avx2::eval_i8_vnni_detected(&c.p, &c.a, &c.b, &mut got);
+            assert_eq!(got, want, "large B {case}: {:?}", c.p.shape);
+        }
+        let mut c = random_case_with(&mut rng, 3, 5);
+        c.p.shape.k = 4200;
+        let (la, lb, lo) = c.p.shape.lens().unwrap();
+        c.a = rng.i8_vec(la);
+        c.b = rng.i8_vec(lb);
+        let mut want = vec![0i8; lo];
+        let mut got = vec![0i8; lo];
+        reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
+        avx2::eval_i8_vnni_detected(&c.p, &c.a, &c.b, &mut got);
+        assert_eq!(got, want, "long rows: {:?}", c.p.shape);
+        return;
+    }
+    println!("skipped: batch_matmul/avx2 (AVX-VNNI)");
 }

@@ -118,8 +118,10 @@ pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     (super::kernels().fully_connected_i8)(p, input, output)
 }
 
-/// Runs the f32 kernel. Requires a successful [`check_f32`].
+/// Runs the f32 kernel selected by [`super::kernels`] (every variant bit-exact to
+/// [`reference::eval_f32`]: each output summed in the reference's order). Requires a successful
+/// [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &FullyConnectedF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    reference::eval_f32(p, input, output)
+    (super::kernels().fully_connected_f32)(p, input, output)
 }

@@ -35,9 +35,56 @@ fn bit_exact_avx2() {
             super::avx2::eval_i8_detected(&p, &c.input, &mut got);
             assert_eq!(got, want, "case {i}: {:?}", c.shape);
         }
+        // Batches of up to 14 rows: the 4-row register tiles, leftover rows and columns; every
+        // eighth case up to 1100 outputs (several 512-column blocks of sums).
+        for i in 0..120 {
+            let c = if i % 8 == 7 {
+                super::tests::FcCase::random_batch(&mut rng, 9, 70, 1100)
+            } else {
+                super::tests::FcCase::random_batch(&mut rng, 14, 200, 23)
+            };
+            let p = c.params();
+            super::check_i8(&p, c.input.len(), c.output_len()).expect("valid case");
+            let mut want = std::vec![0i8; c.output_len()];
+            let mut got = std::vec![0i8; c.output_len()];
+            super::reference::eval_i8(&p, &c.input, &mut want);
+            super::avx2::eval_i8_detected(&p, &c.input, &mut got);
+            assert_eq!(got, want, "batch case {i}: {:?}", c.shape);
+        }
         return;
     }
     println!("skipped: fully_connected/avx2");
+}
+
+/// The AVX-VNNI variant: the random cases, then batches of up to 14 rows (4-row tiles, leftover
+/// rows and columns) with rows up to 300 inputs (several 32-byte blocks and tails), then rows
+/// longer than its buffer (the AVX2 fallback).
+#[test]
+fn bit_exact_avx_vnni() {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::gemm_avx2::avx_vnni_detected() {
+        let f = super::avx2::eval_i8_vnni_detected;
+        assert_bit_exact(f, 0x7A11, CASES);
+        let mut rng = crate::ops::testing::Rng::new(0x7A12);
+        for i in 0..160 {
+            let c = if i % 20 == 19 {
+                super::tests::FcCase::random_batch(&mut rng, 5, 4200, 9)
+            } else if i % 8 == 7 {
+                super::tests::FcCase::random_batch(&mut rng, 9, 70, 1100)
+            } else {
+                super::tests::FcCase::random_batch(&mut rng, 14, 300, 23)
+            };
+            let p = c.params();
+            super::check_i8(&p, c.input.len(), c.output_len()).expect("valid case");
+            let mut want = std::vec![0i8; c.output_len()];
+            let mut got = std::vec![0i8; c.output_len()];
+            super::reference::eval_i8(&p, &c.input, &mut want);
+            f(&p, &c.input, &mut got);
+            assert_eq!(got, want, "case {i}: {:?}", c.shape);
+        }
+        return;
+    }
+    println!("skipped: fully_connected/avx2 (AVX-VNNI)");
 }
 
 #[test]
@@ -61,4 +108,55 @@ fn bit_exact_kernel_table() {
         0xBE57,
         CASES,
     );
+}
+
+/// The AVX f32 kernel against the reference, bit for bit (same summation order per output), on
+/// random sizes: up to 11 rows (4-row tiles and leftovers), 600 inputs (several 256-input
+/// blocks), 40 outputs (16-feature panels and a partial one), with and without bias and clamp.
+#[test]
+fn bit_exact_avx_f32() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        use super::{ClampF32, FullyConnectedF32Params, FullyConnectedShape};
+        let mut rng = crate::ops::testing::Rng::new(0xF32A);
+        for case in 0..200 {
+            let shape = FullyConnectedShape {
+                batch: rng.dim(11),
+                in_features: if rng.one_in(3) {
+                    rng.dim(600)
+                } else {
+                    rng.dim(40)
+                },
+                out_features: rng.dim(40),
+            };
+            let (b, k, n) = (
+                shape.batch as usize,
+                shape.in_features as usize,
+                shape.out_features as usize,
+            );
+            let x = rng.f32_vec(b * k, 3.0);
+            let w = rng.f32_vec(n * k, 1.0);
+            let bias = rng.f32_vec(n, 2.0);
+            let activation = match case % 3 {
+                0 => ClampF32::NONE,
+                1 => ClampF32::RELU6,
+                _ => ClampF32::RELU,
+            };
+            let p = FullyConnectedF32Params {
+                shape,
+                weights: &w,
+                bias: if rng.one_in(4) { None } else { Some(&bias) },
+                activation,
+            };
+            super::check_f32(&p, x.len(), b * n).expect("valid case");
+            let mut want = std::vec![0f32; b * n];
+            let mut got = std::vec![0f32; b * n];
+            super::reference::eval_f32(&p, &x, &mut want);
+            super::avx2::eval_f32_detected(&p, &x, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "case {case}: {shape:?}");
+        }
+        return;
+    }
+    println!("skipped: fully_connected/avx2 f32");
 }

@@ -28,8 +28,13 @@ impl FcCase {
 
     /// A random case with up to `max_k` inputs (often at most 40) and `max_n` outputs.
     pub(crate) fn random_with(rng: &mut Rng, max_k: u32, max_n: u32) -> FcCase {
+        Self::random_batch(rng, 4, max_k, max_n)
+    }
+
+    /// A random case with up to `max_b` rows, `max_k` inputs (often at most 40), `max_n` outputs.
+    pub(crate) fn random_batch(rng: &mut Rng, max_b: u32, max_k: u32, max_n: u32) -> FcCase {
         let shape = FullyConnectedShape {
-            batch: rng.dim(4),
+            batch: rng.dim(max_b),
             in_features: if rng.one_in(4) {
                 rng.dim(max_k)
             } else {
