@@ -22,9 +22,11 @@
 //! Every accumulator is the bias plus the reference's products summed modulo 2³² in another
 //! order: the same `i32`. Requantization is [`super::requant_avx2`] (bit-exact). Patches longer
 //! than [`K_MAX`] lanes use the per-tap dot-product loop ([`super::dot_variant`]). Nothing is
-//! allocated: the buffers live on the stack (about 35 KiB).
+//! allocated: the buffers live on the stack (about 17 KiB), and only the parts a call uses are
+//! written.
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::reference::tap;
 use super::requant_avx2::{store_bytes, Finish, Rq8};
@@ -33,11 +35,11 @@ use super::Conv2dParams;
 /// Output pixels per tile.
 const P: usize = 4;
 /// Longest patch (`kh·kw·in_c` rounded up to even) on the blocked path.
-const K_MAX: usize = 1024;
-/// int16 packed weights held per chunk of output channels.
-const W_MAX: usize = 8192;
+const K_MAX: usize = 512;
+/// int16 packed weights held per chunk of output channels (at least one panel of K_MAX).
+const W_MAX: usize = 4096;
 /// Groups of eight output channels per chunk.
-const G_MAX: usize = 32;
+const G_MAX: usize = 16;
 
 /// `acc + Σ pairs x·w` over 32-bit lanes: `vpmaddwd` + `vpaddd`, or `vpdpwssd`.
 pub(crate) trait Mac {
@@ -112,13 +114,14 @@ pub(crate) unsafe fn widen(src: &[i8], zp: i32, dst: &mut [i16]) {
             i += 16;
         }
         let z = _mm256_castsi256_si128(z);
-        while i + 4 <= n {
-            let b = i32::from_le_bytes([
-                src[i] as u8,
-                src[i + 1] as u8,
-                src[i + 2] as u8,
-                src[i + 3] as u8,
-            ]);
+        if i + 8 <= n {
+            let v = _mm_loadl_epi64(src.as_ptr().add(i) as *const __m128i);
+            let v = _mm_sub_epi16(_mm_cvtepi8_epi16(v), z);
+            _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, v);
+            i += 8;
+        }
+        if i + 4 <= n {
+            let b = (src.as_ptr().add(i) as *const i32).read_unaligned();
             let v = _mm_sub_epi16(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(b)), z);
             _mm_storel_epi64(dst.as_mut_ptr().add(i) as *mut __m128i, v);
             i += 4;
@@ -133,17 +136,9 @@ pub(crate) unsafe fn widen(src: &[i8], zp: i32, dst: &mut [i16]) {
 #[inline(always)]
 unsafe fn body<M: Mac>(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     let s = &p.shape;
-    let [n, h, w, in_c] = s.input;
-    let [_, oh, ow, out_c] = s.output;
-    let [kh, kw] = s.kernel;
-    let (n, h, w, in_c) = (n as usize, h as usize, w as usize, in_c as usize);
-    let (oh, ow, out_c, kh, kw) = (
-        oh as usize,
-        ow as usize,
-        out_c as usize,
-        kh as usize,
-        kw as usize,
-    );
+    let [n, _, _, in_c] = s.input.map(|d| d as usize);
+    let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
+    let [kh, kw] = s.kernel.map(|d| d as usize);
     let depth = kh * kw * in_c;
     let k2 = depth.next_multiple_of(2);
     if k2 > K_MAX {
@@ -161,15 +156,19 @@ unsafe fn body<M: Mac>(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     let zp = p.input_zero_point;
     // SAFETY: the caller guarantees AVX2.
     let fin = unsafe { Finish::new(p.output_zero_point, p.activation.min, p.activation.max) };
-    let mut ws = [0i16; W_MAX];
-    let mut xs = [0i16; P * K_MAX];
+    let mut ws_buf = [const { MaybeUninit::<i16>::uninit() }; W_MAX];
+    let ws = zeroed(&mut ws_buf, chunk.min(groups) * panel);
+    let mut xs_buf = [const { MaybeUninit::<i16>::uninit() }; P * K_MAX];
+    let xs = zeroed(&mut xs_buf, P * k2);
     // SAFETY: the caller guarantees AVX2.
     let mut rq = [unsafe { Rq8::zero() }; G_MAX];
     let mut g0 = 0;
     while g0 < groups {
         let gn = chunk.min(groups - g0);
         // Pack the chunk's weights: ws[(g·kp + t)·16 + 2j + e] = w[(g0 + g)·8 + j][2t + e].
-        ws[..gn * panel].fill(0);
+        if g0 > 0 {
+            ws[..gn * panel].fill(0);
+        }
         for g in 0..gn {
             // SAFETY: the caller guarantees AVX2.
             unsafe {
@@ -186,51 +185,17 @@ unsafe fn body<M: Mac>(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         }
         let ws = &ws[..gn * panel];
         let mut pix0 = 0;
+        let mut at = PixelAt::new(oh, ow);
         while pix0 < pixels {
             let pp = P.min(pixels - pix0);
-            // Patches of pixels pix0..pix0 + pp; lanes `depth..k2` stay 0.
+            // Patches of pixels pix0..pix0 + pp (every lane written).
             for q in 0..pp {
-                let pix = pix0 + q;
-                let (b, oy, ox) = (pix / (oh * ow), (pix / ow) % oh, pix % ow);
                 let patch = &mut xs[q * k2..(q + 1) * k2];
                 if depth < k2 {
                     patch[depth] = 0;
                 }
-                for ky in 0..kh {
-                    let row = &mut patch[ky * kw * in_c..(ky + 1) * kw * in_c];
-                    let Some(iy) = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h as u32)
-                    else {
-                        row.fill(0);
-                        continue;
-                    };
-                    let line = (b * h + iy) * w;
-                    let first = tap(ox, 0, s.stride[1], s.dilation[1], s.padding.left, w as u32);
-                    let last = tap(
-                        ox,
-                        kw - 1,
-                        s.stride[1],
-                        s.dilation[1],
-                        s.padding.left,
-                        w as u32,
-                    );
-                    if let (1, Some(ix), Some(_)) = (s.dilation[1], first, last) {
-                        let x0 = (line + ix) * in_c;
-                        // SAFETY: the caller guarantees AVX2.
-                        unsafe { widen(&input[x0..x0 + kw * in_c], zp, row) };
-                        continue;
-                    }
-                    for kx in 0..kw {
-                        let dst = &mut row[kx * in_c..(kx + 1) * in_c];
-                        match tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w as u32) {
-                            Some(ix) => {
-                                let x0 = (line + ix) * in_c;
-                                // SAFETY: the caller guarantees AVX2.
-                                unsafe { widen(&input[x0..x0 + in_c], zp, dst) };
-                            }
-                            None => dst.fill(0),
-                        }
-                    }
-                }
+                build_patch(p, input, at.get(), &mut patch[..depth], 0, &Widen(zp));
+                at.next();
             }
             let xs = &xs[..pp * k2];
             let mut g = 0;
@@ -329,6 +294,129 @@ unsafe fn body<M: Mac>(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         }
         g0 += gn;
     }
+}
+
+/// Output pixel coordinates `(b, oy, ox)`, advanced in NHWC order (no divisions per pixel).
+#[derive(Clone, Copy)]
+pub(super) struct PixelAt {
+    at: (usize, usize, usize),
+    oh: usize,
+    ow: usize,
+}
+
+impl PixelAt {
+    /// The first pixel of an output `[_, oh, ow, _]`.
+    pub(super) fn new(oh: usize, ow: usize) -> PixelAt {
+        PixelAt {
+            at: (0, 0, 0),
+            oh,
+            ow,
+        }
+    }
+
+    /// The current pixel.
+    #[inline(always)]
+    pub(super) fn get(&self) -> (usize, usize, usize) {
+        self.at
+    }
+
+    /// Moves to the next pixel.
+    #[inline(always)]
+    pub(super) fn next(&mut self) {
+        let (b, oy, ox) = &mut self.at;
+        *ox += 1;
+        if *ox == self.ow {
+            *ox = 0;
+            *oy += 1;
+            if *oy == self.oh {
+                *oy = 0;
+                *b += 1;
+            }
+        }
+    }
+}
+
+/// How input values are written into a patch.
+pub(super) trait CopyIn<T> {
+    /// Writes `src`'s values to `dst` (same length).
+    fn copy(&self, src: &[i8], dst: &mut [T]);
+}
+
+/// `x - zp` as int16 ([`widen`]); only built inside AVX2 functions.
+struct Widen(i32);
+
+impl CopyIn<i16> for Widen {
+    #[inline(always)]
+    fn copy(&self, src: &[i8], dst: &mut [i16]) {
+        // SAFETY: `Widen` is only used by `body`, which runs with AVX2 (its callers' contract).
+        unsafe { widen(src, self.0, dst) }
+    }
+}
+
+/// Writes the patch (receptive field) of output pixel `(b, oy, ox)` to `patch` (`kh·kw·in_c` values in
+/// the weights' `(ky, kx, c)` order): `copy.copy(src, dst)` for the taps inside the input, `pad` for
+/// the taps in the padding. With dilation 1 along the width, the valid taps of a kernel row are
+/// one contiguous run of the input row, copied at once.
+#[inline(always)]
+pub(super) fn build_patch<T: Copy>(
+    p: &Conv2dParams<'_>,
+    input: &[i8],
+    (b, oy, ox): (usize, usize, usize),
+    patch: &mut [T],
+    pad: T,
+    copy: &impl CopyIn<T>,
+) {
+    let s = &p.shape;
+    let [_, h, w, in_c] = s.input.map(|d| d as usize);
+    let [kh, kw] = s.kernel.map(|d| d as usize);
+    let run = kw * in_c;
+    for (ky, row) in patch.chunks_exact_mut(run).enumerate().take(kh) {
+        let Some(iy) = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h as u32) else {
+            row.fill(pad);
+            continue;
+        };
+        let line = (b * h + iy) * w;
+        if s.dilation[1] == 1 {
+            // Tap kx reads column ox·sw + kx - left: valid for kx in lo..hi.
+            let start = ox * s.stride[1] as usize;
+            let left = s.padding.left as usize;
+            let lo = left.saturating_sub(start).min(kw);
+            let hi = (w + left).saturating_sub(start).clamp(lo, kw);
+            if lo > 0 {
+                row[..lo * in_c].fill(pad);
+            }
+            if hi > lo {
+                let x0 = (line + start + lo - left) * in_c;
+                copy.copy(
+                    &input[x0..x0 + (hi - lo) * in_c],
+                    &mut row[lo * in_c..hi * in_c],
+                );
+            }
+            if hi < kw {
+                row[hi * in_c..].fill(pad);
+            }
+            continue;
+        }
+        for (kx, dst) in row.chunks_exact_mut(in_c).enumerate() {
+            match tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w as u32) {
+                Some(ix) => copy.copy(&input[(line + ix) * in_c..(line + ix + 1) * in_c], dst),
+                None => dst.fill(pad),
+            }
+        }
+    }
+}
+
+/// The first `len` values of `buf`, set to zero. Stack buffers are declared uninitialised so that
+/// a call only writes the part it uses.
+#[inline(always)]
+pub(crate) fn zeroed<T: Copy + Default>(buf: &mut [MaybeUninit<T>], len: usize) -> &mut [T] {
+    let part = &mut buf[..len];
+    for v in part.iter_mut() {
+        v.write(T::default());
+    }
+    // SAFETY: every element of `part` was initialised just above, and `MaybeUninit<T>` has the
+    // layout of `T`.
+    unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Packs the weights of output channels `oc0..min(oc0 + 8, out_c)` (rows of `depth` values) into

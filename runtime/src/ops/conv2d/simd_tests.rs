@@ -107,8 +107,9 @@ fn bit_exact_avx2() {
         assert_bit_exact_wide(f, 0xC0A3, 60, 40, 70);
         assert_bit_exact_small_scales(f, 0xC0A5, 60, 40, 70);
         // A patch of 9·230 = 2070 lanes exceeds the blocked path's K_MAX (the per-tap loop runs);
-        // up to 9·100 = 900 lanes take chunks of a few groups of eight channels (W_MAX / (8 · k));
-        // 300 channels of short patches take chunks of G_MAX groups.
+        // patches of up to 9·100 = 900 lanes take chunks of a few groups of eight channels
+        // (W_MAX / (8 · k)), or the per-tap loop beyond K_MAX; 300 channels of short patches take
+        // several chunks of G_MAX groups.
         assert_bit_exact_wide(f, 0xC0A4, 6, 230, 9);
         assert_bit_exact_wide(f, 0xC0A6, 4, 100, 80);
         assert_bit_exact_wide(f, 0xC0A7, 3, 4, 300);

@@ -15,13 +15,13 @@
 //! and past `out_c`); patches are written per pixel as bytes. The tile, four pixels × sixteen
 //! channels, broadcasts four patch bytes per pixel and multiplies them by two panels' vectors.
 //! All sums equal the reference's modulo 2³²; requantization is [`super::requant_avx2`].
-//! Nothing is allocated (about 30 KiB of stack).
+//! Nothing is allocated (about 17 KiB of stack, written only where a call uses it).
 
 use core::arch::asm;
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
-use super::avx2::store;
-use super::reference::tap;
+use super::avx2::{build_patch, store, zeroed, CopyIn, PixelAt};
 use super::requant_avx2::{Finish, Rq8};
 use super::Conv2dParams;
 
@@ -88,11 +88,11 @@ pub(crate) fn has_avxvnni() -> bool {
 /// Output pixels per tile.
 const P: usize = 4;
 /// Longest patch (`kh·kw·in_c` rounded up to 4) on this path.
-const K_MAX: usize = 2048;
+const K_MAX: usize = 1024;
 /// Bytes of packed weights per chunk of output channels.
-const W_MAX: usize = 16384;
+const W_MAX: usize = 8192;
 /// Groups of eight output channels per chunk.
-const G_MAX: usize = 32;
+const G_MAX: usize = 16;
 
 /// The `vpdpbusd` kernel, or `false` (nothing written) when the patch exceeds [`K_MAX`].
 ///
@@ -101,17 +101,9 @@ const G_MAX: usize = 32;
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) -> bool {
     let s = &p.shape;
-    let [n, h, w, in_c] = s.input;
-    let [_, oh, ow, out_c] = s.output;
-    let [kh, kw] = s.kernel;
-    let (n, h, w, in_c) = (n as usize, h as usize, w as usize, in_c as usize);
-    let (oh, ow, out_c, kh, kw) = (
-        oh as usize,
-        ow as usize,
-        out_c as usize,
-        kh as usize,
-        kw as usize,
-    );
+    let [n, _, _, in_c] = s.input.map(|d| d as usize);
+    let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
+    let [kh, kw] = s.kernel.map(|d| d as usize);
     let depth = kh * kw * in_c;
     let k4 = depth.next_multiple_of(4);
     if k4 > K_MAX {
@@ -127,13 +119,17 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
     let pad_u = (zp + 128) as u8;
     // SAFETY: AVX2 is enabled.
     let fin = unsafe { Finish::new(p.output_zero_point, p.activation.min, p.activation.max) };
-    let mut ws = [0i8; W_MAX];
-    let mut xs = [0u8; P * K_MAX];
+    let mut ws_buf = [const { MaybeUninit::<i8>::uninit() }; W_MAX];
+    let ws = zeroed(&mut ws_buf, chunk.min(groups) * panel);
+    let mut xs_buf = [const { MaybeUninit::<u8>::uninit() }; P * K_MAX];
+    let xs = zeroed(&mut xs_buf, P * k4);
     let mut rq = [Rq8::zero(); G_MAX];
     let mut g0 = 0;
     while g0 < groups {
         let gn = chunk.min(groups - g0);
-        ws[..gn * panel].fill(0);
+        if g0 > 0 {
+            ws[..gn * panel].fill(0);
+        }
         for (g, r) in rq.iter_mut().enumerate().take(gn) {
             let oc0 = (g0 + g) * 8;
             let sums = pack_panel(
@@ -153,46 +149,16 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
         }
         let ws = &ws[..gn * panel];
         let mut pix0 = 0;
+        let mut at = PixelAt::new(oh, ow);
         while pix0 < pixels {
             let pp = P.min(pixels - pix0);
             for q in 0..pp {
-                let pix = pix0 + q;
-                let (b, oy, ox) = (pix / (oh * ow), (pix / ow) % oh, pix % ow);
                 let patch = &mut xs[q * k4..(q + 1) * k4];
-                patch[depth..].fill(0);
-                for ky in 0..kh {
-                    let row = &mut patch[ky * kw * in_c..(ky + 1) * kw * in_c];
-                    let Some(iy) = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h as u32)
-                    else {
-                        row.fill(pad_u);
-                        continue;
-                    };
-                    let line = (b * h + iy) * w;
-                    let first = tap(ox, 0, s.stride[1], s.dilation[1], s.padding.left, w as u32);
-                    let last = tap(
-                        ox,
-                        kw - 1,
-                        s.stride[1],
-                        s.dilation[1],
-                        s.padding.left,
-                        w as u32,
-                    );
-                    if let (1, Some(ix), Some(_)) = (s.dilation[1], first, last) {
-                        let x0 = (line + ix) * in_c;
-                        flip(&input[x0..x0 + kw * in_c], row);
-                        continue;
-                    }
-                    for kx in 0..kw {
-                        let dst = &mut row[kx * in_c..(kx + 1) * in_c];
-                        match tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w as u32) {
-                            Some(ix) => {
-                                let x0 = (line + ix) * in_c;
-                                flip(&input[x0..x0 + in_c], dst);
-                            }
-                            None => dst.fill(pad_u),
-                        }
-                    }
+                for v in patch.iter_mut().skip(depth) {
+                    *v = 0;
                 }
+                build_patch(p, input, at.get(), &mut patch[..depth], pad_u, &Flip);
+                at.next();
             }
             let xs = &xs[..pp * k4];
             let mut g = 0;
@@ -297,11 +263,15 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
     true
 }
 
-/// `dst[i] = src[i] + 128` as unsigned bytes (the sign bit flipped).
-#[inline(always)]
-fn flip(src: &[i8], dst: &mut [u8]) {
-    for (d, &v) in dst.iter_mut().zip(src) {
-        *d = (v as u8) ^ 0x80;
+/// `u = x + 128` as unsigned bytes (the sign bit flipped).
+struct Flip;
+
+impl CopyIn<u8> for Flip {
+    #[inline(always)]
+    fn copy(&self, src: &[i8], dst: &mut [u8]) {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = (v as u8) ^ 0x80;
+        }
     }
 }
 

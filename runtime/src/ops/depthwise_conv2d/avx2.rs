@@ -19,12 +19,13 @@
 //! Every accumulator is the bias plus the reference's products summed modulo 2³² in another
 //! order: the same `i32`. Other depth multipliers, and layers whose padded input or interleaved
 //! weights exceed the stack buffers ([`X_MAX`], [`W_MAX`]), use the tap-major kernel
-//! ([`super::tap_major`]). Nothing is allocated (about 42 KiB of stack).
+//! ([`super::tap_major`]). Nothing is allocated (at most 40 KiB of stack, written only where a call uses it).
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::DepthwiseConv2dParams;
-use crate::ops::conv2d::avx2::{widen, Dpwssd, Mac, MaddAdd};
+use crate::ops::conv2d::avx2::{widen, zeroed, Dpwssd, Mac, MaddAdd};
 use crate::ops::conv2d::requant_avx2::{store_bytes, Finish, Rq8};
 
 /// int16 values of the padded, widened input.
@@ -81,7 +82,8 @@ unsafe fn body<M: Mac>(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut
     }
     let zp = p.input_zero_point;
     // Padded input: xb[((b·hp + y)·wp + x)·c16 + ch].
-    let mut xb = [0i16; X_MAX];
+    let mut xb_buf = [const { MaybeUninit::<i16>::uninit() }; X_MAX];
+    let xb = zeroed(&mut xb_buf, n * hp * wp * c16);
     for b in 0..n {
         for y in 0..h {
             for x in 0..w {
@@ -97,7 +99,8 @@ unsafe fn body<M: Mac>(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut
     // channel HI[i]'s, matching vpunpck{l,h}wd's channel order.
     const LO: [usize; 8] = [0, 1, 2, 3, 8, 9, 10, 11];
     const HI: [usize; 8] = [4, 5, 6, 7, 12, 13, 14, 15];
-    let mut wb = [0i16; W_MAX];
+    let mut wb_buf = [const { MaybeUninit::<i16>::uninit() }; W_MAX];
+    let wb = zeroed(&mut wb_buf, pairs * c16 * 2);
     let blocks = c16 / 16;
     for cb in 0..blocks {
         for r in 0..pairs {
