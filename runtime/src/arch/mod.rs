@@ -236,6 +236,9 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
             t.fully_connected_i8 = crate::ops::fully_connected::avx2::eval_i8_vnni_detected;
             t.batch_matmul_i8 = crate::ops::batch_matmul::avx2::eval_i8_vnni_detected;
         }
+        t.softmax_f32 = crate::ops::softmax::avx2::eval_f32_detected;
+        t.layer_norm_f32 = crate::ops::layer_norm::avx2::eval_f32_detected;
+        t.dequantize = crate::ops::quantize::avx2::eval_dequantize_detected;
         Some(t)
     } else {
         None

@@ -7,6 +7,7 @@
 //! rounds once; the two input roundings cost at most `twice_max / (2^20 * s_out)` output LSB.
 
 pub mod reference;
+pub(crate) mod rows;
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;

@@ -32,11 +32,12 @@ pub fn add_one_i8(p: &AddParams, x1: i8, x2: i8) -> i8 {
 }
 
 /// f32 Add. Requires a successful [`super::check_f32`].
+///
+/// Walks the output row by row ([`super::rows`]): each element is `input1 + input2`, clamped,
+/// exactly as an element-by-element walk computes it.
 pub fn eval_f32(p: &AddF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
-    let mut out = output.iter_mut();
-    p.shape.for_each(|i1, i2| {
-        if let Some(y) = out.next() {
-            *y = p.activation.apply(input1[i1] + input2[i2]);
-        }
+    let act = p.activation;
+    super::rows::map_rows(&p.shape, input1, input2, output, move |a, b| {
+        act.apply(a + b)
     });
 }

@@ -11,6 +11,9 @@
 
 #[cfg(test)]
 mod tests;
+// AVX2 forms of `exp` and the lane-ordered sums, bit-exact to the scalar ones.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 
 const LN2_HI: f32 = 0.693_145_75; // high bits of ln 2, exact product with small integers
 const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 - LN2_HI
@@ -27,6 +30,10 @@ fn round_to_i32(x: f32) -> i32 {
 }
 
 /// `e^x` in f32 (Cody–Waite range reduction, degree-6 polynomial).
+///
+/// Plain f32 multiplies and adds in a fixed order (no fused multiply-add): the AVX2 `exp8`
+/// evaluates the same operations lane by lane and is bit-exact to it. Softmax (f32) uses it.
+#[inline]
 pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
         return x;
@@ -51,6 +58,42 @@ pub fn exp(x: f32) -> f32 {
     } else {
         p * f32::from_bits(((n + 127) as u32) << 23)
     }
+}
+
+/// Number of partial sums of [`sum_lanes`] (one AVX2 vector of f32).
+pub const LANES: usize = 8;
+
+/// Sum of `f(x[i])` in a fixed order that SIMD variants reproduce bit for bit: element `i` is
+/// added to partial sum `i % 8` (in increasing `i`, starting from `0.0`), then the eight
+/// partial sums are combined by [`reduce_lanes`]. Softmax and LayerNorm sum this way, so that
+/// their AVX2 variants (eight lanes, one vector add per eight elements) stay bit-exact.
+#[inline]
+pub fn sum_lanes_by(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f(v);
+    }
+    reduce_lanes(acc)
+}
+
+/// [`sum_lanes_by`] of the values themselves.
+#[inline]
+pub fn sum_lanes(x: &[f32]) -> f32 {
+    sum_lanes_by(x, |v| v)
+}
+
+/// The final combination of [`sum_lanes_by`]'s partial sums `a`:
+/// `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`, the order of an AVX2 horizontal sum
+/// (high half onto low half, then the upper pair onto the lower pair, then the last two).
+#[inline]
+pub fn reduce_lanes(a: [f32; LANES]) -> f32 {
+    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
 /// Hyperbolic tangent in f32.

@@ -84,3 +84,70 @@ fn sqrt_within_bound() {
     let tiny = 1e-44f32; // subnormal
     assert!((sqrt(tiny) as f64 / (tiny as f64).sqrt() - 1.0).abs() < 3e-7);
 }
+
+/// `exp8` gives `exp`'s bits on a dense sweep of the whole range (both rounding directions of
+/// `x·log2 e`, the `n = 128` step, the overflow and underflow thresholds and their neighbours),
+/// on random bit patterns, and on ±0, ±inf and NaN.
+#[test]
+fn bit_exact_avx2_exp() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        use core::arch::x86_64::*;
+        let mut xs: std::vec::Vec<f32> = sweep(-90.0, 90.0, 400_000).collect();
+        for t in [88.72f32, -87.3, 88.0, 88.5, -86.9, 0.5, -0.5] {
+            let mut v = t;
+            for _ in 0..64 {
+                xs.push(v);
+                v = f32::from_bits(v.to_bits() + 1);
+            }
+            let mut v = t;
+            for _ in 0..64 {
+                xs.push(v);
+                v = f32::from_bits(v.to_bits() - 1);
+            }
+        }
+        let mut rng = crate::ops::testing::Rng::new(0xE8);
+        xs.extend((0..100_000).map(|_| f32::from_bits(rng.next_u64() as u32)));
+        xs.extend([
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1e-40,
+            -1e-40,
+        ]);
+        while xs.len() % 8 != 0 {
+            xs.push(1.0);
+        }
+        for c in xs.chunks_exact(8) {
+            let mut got = [0f32; 8];
+            // SAFETY: AVX2 detected above; `c` and `got` hold 8 values.
+            unsafe { _mm256_storeu_ps(got.as_mut_ptr(), avx2::exp8(_mm256_loadu_ps(c.as_ptr()))) };
+            for (&x, &g) in c.iter().zip(&got) {
+                let want = exp(x);
+                assert!(
+                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                    "exp({x:e}): {g:e} vs {want:e}"
+                );
+            }
+        }
+        return;
+    }
+    println!("skipped: fmath/avx2");
+}
+
+/// `sum_lanes` is the documented order, and close to the f64 sum.
+#[test]
+fn sum_lanes_order() {
+    let x: std::vec::Vec<f32> = (0..21).map(|i| 1.0 + i as f32 * 0.37).collect();
+    let mut a = [0f32; 8];
+    for (i, &v) in x.iter().enumerate() {
+        a[i % 8] += v;
+    }
+    let want = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    assert_eq!(sum_lanes(&x).to_bits(), want.to_bits());
+    let exact: f64 = x.iter().map(|&v| v as f64).sum();
+    assert!((sum_lanes(&x) as f64 - exact).abs() < 1e-5 * exact);
+    assert_eq!(sum_lanes(&[]), 0.0);
+}

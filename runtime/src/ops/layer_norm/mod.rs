@@ -22,8 +22,13 @@
 //!
 //! # f32
 //!
-//! Two-pass mean and variance in f32, then [`fmath::sqrt`](super::fmath::sqrt).
+//! Two-pass mean and variance in f32, each sum in
+//! [`fmath::sum_lanes`](super::fmath::sum_lanes)'s order (eight interleaved partial sums, the
+//! order of the AVX2 variant, which is bit-exact), then [`fmath::sqrt`](super::fmath::sqrt).
 
+// Optimized variant, selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -119,7 +124,7 @@ pub fn eval_i8(p: &LayerNormParams<'_>, input: &[i8], output: &mut [i8]) {
 /// Runs the f32 kernel. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &LayerNormF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    reference::eval_f32(p, input, output)
+    (super::kernels().layer_norm_f32)(p, input, output)
 }
 
 /// Offline constants of an int8 LayerNorm, computed from real γ, β, ε and the quantization.

@@ -1,6 +1,7 @@
 //! The LayerNorm specification: plain integer loops, no `unsafe`, no floating point in the int8 path.
 
 use super::{LayerNormF32Params, LayerNormParams};
+use crate::ops::fmath;
 use crate::quant::requantize;
 
 /// `⌊√v⌋` for `v: u64`, bit by bit (no floating point, no division).
@@ -75,12 +76,15 @@ pub fn eval_i8(p: &LayerNormParams<'_>, input: &[i8], output: &mut [i8]) {
 }
 
 /// f32 LayerNorm. Requires a successful [`super::check_f32`].
+///
+/// Mean and variance (two passes) are summed in [`fmath::sum_lanes`]'s order (eight interleaved
+/// partial sums, then a fixed tree), which the AVX2 variant reproduces bit for bit.
 pub fn eval_f32(p: &LayerNormF32Params<'_>, input: &[f32], output: &mut [f32]) {
     let c = p.cols as usize;
     for (x, y) in input.chunks_exact(c).zip(output.chunks_exact_mut(c)) {
-        let mean = x.iter().sum::<f32>() / c as f32;
-        let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-        let inv = 1.0 / super::super::fmath::sqrt(var + p.epsilon);
+        let mean = fmath::sum_lanes(x) / c as f32;
+        let var = fmath::sum_lanes_by(x, |v| (v - mean) * (v - mean)) / c as f32;
+        let inv = 1.0 / fmath::sqrt(var + p.epsilon);
         for (i, (&v, o)) in x.iter().zip(y.iter_mut()).enumerate() {
             *o = (v - mean) * inv * p.gamma[i] + p.beta[i];
         }

@@ -140,3 +140,57 @@ proptest! {
         testing::assert_close_f32(&y, &want, 1e-4, 1e-4, "layer_norm f32");
     }
 }
+
+/// Random rows and column counts (8-column blocks and a remainder), values of very different
+/// magnitudes and offsets, γ, β and ε: the AVX2 f32 LayerNorm gives the reference's bits.
+#[test]
+fn bit_exact_avx2_f32() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0x1A7);
+        for case in 0..300 {
+            let rows = rng.dim(5);
+            let cols = if rng.one_in(4) {
+                rng.dim(700)
+            } else {
+                rng.dim(40)
+            };
+            let n = (rows * cols) as usize;
+            let amp = rng.log_uniform(1e-3, 1e3);
+            let offset = (rng.unit() * 2.0 - 1.0) * amp * 10.0;
+            let x: Vec<f32> = rng
+                .f32_vec(n, amp)
+                .iter()
+                .map(|&v| v + offset as f32)
+                .collect();
+            let gamma = rng.f32_vec(cols as usize, 2.0);
+            let beta = rng.f32_vec(cols as usize, 1.0);
+            let epsilon = if rng.one_in(3) {
+                0.0
+            } else {
+                rng.log_uniform(1e-12, 1e-2) as f32
+            };
+            let p = LayerNormF32Params {
+                rows,
+                cols,
+                epsilon,
+                gamma: &gamma,
+                beta: &beta,
+            };
+            check_f32(&p, n, n).unwrap();
+            let mut want = vec![0f32; n];
+            let mut got = vec![0f32; n];
+            reference::eval_f32(&p, &x, &mut want);
+            avx2::eval_f32_detected(&p, &x, &mut got);
+            // Bits, with every NaN as one value (its payload may depend on operand order).
+            let bits = |v: &[f32]| {
+                v.iter()
+                    .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&got), bits(&want), "case {case}: {rows}x{cols}");
+        }
+        return;
+    }
+    println!("skipped: layer_norm/avx2");
+}

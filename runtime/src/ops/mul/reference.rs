@@ -24,11 +24,12 @@ pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
 }
 
 /// f32 Mul. Requires a successful [`super::check_f32`].
+///
+/// Walks the output row by row (`add::rows`): each element is `input1 · input2`, clamped, exactly
+/// as an element-by-element walk computes it.
 pub fn eval_f32(p: &MulF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
-    let mut out = output.iter_mut();
-    p.shape.for_each(|i1, i2| {
-        if let Some(y) = out.next() {
-            *y = p.activation.apply(input1[i1] * input2[i2]);
-        }
+    let act = p.activation;
+    crate::ops::add::rows::map_rows(&p.shape, input1, input2, output, move |a, b| {
+        act.apply(a * b)
     });
 }

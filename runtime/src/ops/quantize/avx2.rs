@@ -1,5 +1,11 @@
-//! AVX2 f32 → int8 Quantize, bit-exact to [`super::reference::eval_quantize`].
+//! AVX2 f32 → int8 Quantize and int8 → f32 Dequantize, bit-exact to
+//! [`super::reference::eval_quantize`] and [`super::reference::eval_dequantize`].
 //!
+//! Dequantize: eight values per vector, sign-extended to int32, minus the zero point, converted
+//! to f32 (exact: `|q - zp| ≤ 255`) and multiplied by the scale (one IEEE multiply, as the
+//! scalar `(q - zp) as f32 * scale`).
+//!
+//! Quantize:
 //! Eight values per vector: `x / scale` with `vdivps` (IEEE division, the same correctly rounded
 //! quotient as the scalar `/`), rounded to nearest-even with `vroundps` (the reference's
 //! `round_ties_even`), NaN replaced by 0 (the reference maps NaN to 0 before adding the zero
@@ -53,6 +59,40 @@ pub unsafe fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]
         i += 32;
     }
     super::reference::eval_quantize(p, &input[i..n], &mut output[i..n]);
+}
+
+/// AVX2 Dequantize.
+///
+/// # Safety
+/// The CPU must support AVX2. Requires a successful [`super::check`].
+#[target_feature(enable = "avx2")]
+pub unsafe fn eval_dequantize(p: &QuantizeParams, input: &[i8], output: &mut [f32]) {
+    let n = input.len().min(output.len());
+    let scale = _mm256_set1_ps(p.scale);
+    let zp = _mm256_set1_epi32(p.zero_point);
+    let full = n - n % 8;
+    for (x, y) in input[..full]
+        .chunks_exact(8)
+        .zip(output[..full].chunks_exact_mut(8))
+    {
+        // SAFETY: `x` and `y` have exactly 8 elements: an unaligned 8-byte load and a 32-byte
+        // store.
+        unsafe {
+            let q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(x.as_ptr() as *const __m128i));
+            let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(q, zp));
+            _mm256_storeu_ps(y.as_mut_ptr(), _mm256_mul_ps(v, scale));
+        }
+    }
+    super::reference::eval_dequantize(p, &input[full..n], &mut output[full..n]);
+}
+
+/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_dequantize_detected(p: &QuantizeParams, input: &[i8], output: &mut [f32]) {
+    debug_assert!(std::is_x86_feature_detected!("avx2"));
+    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
+    // `is_x86_feature_detected!("avx2")` first.
+    unsafe { eval_dequantize(p, input, output) }
 }
 
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.

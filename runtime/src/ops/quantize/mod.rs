@@ -42,5 +42,5 @@ pub fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]) {
 /// int8 -> f32. Requires a successful [`check`].
 #[inline]
 pub fn eval_dequantize(p: &QuantizeParams, input: &[i8], output: &mut [f32]) {
-    reference::eval_dequantize(p, input, output)
+    (super::kernels().dequantize)(p, input, output)
 }

@@ -153,3 +153,35 @@ fn bit_exact_avx2_quantize() {
     }
     println!("skipped: quantize/avx2");
 }
+
+/// Random lengths (8-value blocks and a remainder), scales and zero points at their extremes,
+/// every int8 value: the AVX2 Dequantize gives the reference's bits.
+#[test]
+fn bit_exact_avx2_dequantize() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0xDE0);
+        for case in 0..300 {
+            let scale = match rng.range(0, 3) {
+                0 => f32::MIN_POSITIVE,
+                1 => 3.0e38,
+                _ => rng.scale() as f32,
+            };
+            let p = QuantizeParams {
+                scale,
+                zero_point: rng.zero_point(),
+            };
+            let n = rng.range(1, 300) as usize;
+            let x = rng.i8_vec(n);
+            check(&p, n, n).unwrap();
+            let mut want = vec![0f32; n];
+            let mut got = vec![0f32; n];
+            super::reference::eval_dequantize(&p, &x, &mut want);
+            super::avx2::eval_dequantize_detected(&p, &x, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "case {case}: {p:?}");
+        }
+        return;
+    }
+    println!("skipped: dequantize/avx2");
+}

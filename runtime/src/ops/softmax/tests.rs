@@ -1,4 +1,3 @@
-use super::reference::exp_f32;
 use super::*;
 use crate::ops::testing::{self, Rng};
 use proptest::prelude::*;
@@ -80,17 +79,6 @@ proptest! {
         }
         testing::assert_close_f32(&out, &want, 1e-5, 1e-7, "softmax f32");
     }
-
-    #[test]
-    fn exp_f32_relative_error_below_1e_6(seed in any::<u64>()) {
-        let mut rng = Rng::new(seed);
-        for _ in 0..200 {
-            let x = ((rng.unit() * 2.0 - 1.0) * 87.0) as f32;
-            let want = (x as f64).exp();
-            let got = exp_f32(x) as f64;
-            prop_assert!(((got - want) / want).abs() < 1e-6, "exp({}) = {} vs {}", x, got, want);
-        }
-    }
 }
 
 /// The bound at the largest accepted depth.
@@ -98,18 +86,6 @@ proptest! {
 fn int8_within_1_lsb_at_max_depth() {
     let mut rng = Rng::new(99);
     run_i8(&mut rng, 1, MAX_DEPTH);
-}
-
-#[test]
-fn golden_exp_f32_edges() {
-    assert_eq!(exp_f32(0.0), 1.0);
-    assert!(exp_f32(f32::NAN).is_nan());
-    assert_eq!(exp_f32(100.0), f32::INFINITY);
-    assert_eq!(exp_f32(-200.0), 0.0);
-    // Subnormal range: within one subnormal step (2^-149 ≈ 1.4e-45) of exact.
-    let sub = exp_f32(-100.0) as f64;
-    assert!((sub - (-100f64).exp()).abs() <= 1.5e-45, "{sub}");
-    assert!(((exp_f32(88.0) as f64) / 88f64.exp() - 1.0).abs() < 1e-6);
 }
 
 /// Hand-checked: two equal values -> 0.5 each = 128/256 -> 0; one dominant value
@@ -167,4 +143,58 @@ fn check_rejects_bad_params() {
         beta: f32::NAN,
     };
     assert!(check_f32(&pf, 4, 4).is_err());
+}
+
+/// Random rows and depths (8-value blocks and a remainder), values spread over the whole exp
+/// range, ties for the maximum, ±0, ±inf and NaN, and β from 0 to large: the AVX2 f32 softmax
+/// gives the reference's bits.
+#[test]
+fn bit_exact_avx2_f32() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0x50F7);
+        for case in 0..400 {
+            let shape = SoftmaxShape {
+                outer: rng.dim(5),
+                depth: if rng.one_in(4) {
+                    rng.dim(600)
+                } else {
+                    rng.dim(40)
+                },
+            };
+            let n = (shape.outer * shape.depth) as usize;
+            let amp = rng.log_uniform(0.1, 300.0);
+            let mut x = rng.f32_vec(n, amp);
+            if rng.one_in(4) {
+                let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+                for v in x.iter_mut().skip(rng.range(0, 6) as usize).step_by(7) {
+                    *v = specials[rng.range(0, specials.len() as i32 - 1) as usize];
+                }
+            }
+            let beta = match rng.range(0, 3) {
+                0 => 0.0,
+                1 => 1.0,
+                _ => rng.log_uniform(0.01, 50.0) as f32,
+            };
+            let p = SoftmaxF32Params { shape, beta };
+            check_f32(&p, n, n).unwrap();
+            let mut want = vec![0f32; n];
+            let mut got = vec![0f32; n];
+            reference::eval_f32(&p, &x, &mut want);
+            avx2::eval_f32_detected(&p, &x, &mut got);
+            // Bits, with every NaN as one value (its payload may depend on operand order).
+            let bits = |v: &[f32]| {
+                v.iter()
+                    .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "case {case}: {shape:?} beta {beta}"
+            );
+        }
+        return;
+    }
+    println!("skipped: softmax/avx2");
 }

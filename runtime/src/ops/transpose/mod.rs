@@ -47,20 +47,27 @@ pub fn check(p: &TransposeParams, input_len: usize, output_len: usize) -> Result
 }
 
 /// Transposes `input` into `output`. Requires a successful [`check`].
+///
+/// Walks the output row by row (its last axis): a row whose input axis is also the input's last
+/// is one contiguous copy, any other row a strided gather.
 pub fn eval<T: Copy>(p: &TransposeParams, input: &[T], output: &mut [T]) {
     let d = p.input_dims.map(|v| v as usize);
     // Input strides, row-major.
     let stride = [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1];
     let od = p.output_dims().map(|v| v as usize);
     let s = p.perm.map(|a| stride[(a & 3) as usize]);
-    let mut o = 0;
+    let mut rows = output.chunks_exact_mut(od[3].max(1));
     for i0 in 0..od[0] {
         for i1 in 0..od[1] {
             for i2 in 0..od[2] {
                 let base = i0 * s[0] + i1 * s[1] + i2 * s[2];
-                for i3 in 0..od[3] {
-                    output[o] = input[base + i3 * s[3]];
-                    o += 1;
+                let Some(out) = rows.next() else { return };
+                if s[3] == 1 {
+                    out.copy_from_slice(&input[base..base + out.len()]);
+                } else {
+                    for (y, &x) in out.iter_mut().zip(input[base..].iter().step_by(s[3])) {
+                        *y = x;
+                    }
                 }
             }
         }
