@@ -406,6 +406,84 @@ pub(super) fn build_patch<T: Copy>(
     }
 }
 
+/// The input with its padding, converted once per call: `buf[((b·hp + y)·wp + x)·in_c + c]`
+/// holds `copy` of the input value, or `pad` in the padding. With dilation 1 along the width, a
+/// kernel row of a patch is then the contiguous run of `kw·in_c` values at
+/// [`Padded::row_start`], copied in fixed chunks of `CH` values ([`Padded::copy_row`]).
+pub(super) struct Padded<'b, T> {
+    buf: &'b [T],
+    hp: usize,
+    wp: usize,
+}
+
+impl<'b, T: Copy> Padded<'b, T> {
+    /// Builds the padded input in `space`, or `None` when it does not fit (with `CH` values of
+    /// slack for the chunked copies) or the width is dilated.
+    #[inline(always)]
+    pub(super) fn new<const CH: usize>(
+        p: &Conv2dParams<'_>,
+        input: &[i8],
+        pad: T,
+        copy: &impl CopyIn<T>,
+        space: &'b mut [MaybeUninit<T>],
+    ) -> Option<Padded<'b, T>> {
+        let s = &p.shape;
+        let [n, h, w, in_c] = s.input.map(|d| d as usize);
+        let hp = h + s.padding.top as usize + s.padding.bottom as usize;
+        let wp = w + s.padding.left as usize + s.padding.right as usize;
+        let len = n.checked_mul(hp)?.checked_mul(wp)?.checked_mul(in_c)?;
+        if s.dilation[1] != 1 || len + CH > space.len() {
+            return None;
+        }
+        let part = &mut space[..len + CH];
+        for v in part.iter_mut() {
+            v.write(pad);
+        }
+        // SAFETY: every element of `part` was initialised just above, and `MaybeUninit<T>` has
+        // the layout of `T`.
+        let buf = unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) };
+        let (top, left) = (s.padding.top as usize, s.padding.left as usize);
+        for b in 0..n {
+            for y in 0..h {
+                let src = &input[(b * h + y) * w * in_c..][..w * in_c];
+                let at = ((b * hp + y + top) * wp + left) * in_c;
+                copy.copy(src, &mut buf[at..at + w * in_c]);
+            }
+        }
+        Some(Padded { buf, hp, wp })
+    }
+
+    /// Writes the patch of output pixel `(b, oy, ox)`: `kh` rows of `run = kw·in_c` values, each
+    /// copied as whole chunks of `CH` values. `patch` must hold `kh·run` values plus `CH` of
+    /// slack; the slack and the values after `kh·run` are overwritten with other values.
+    #[inline(always)]
+    pub(super) fn copy_patch<const CH: usize>(
+        &self,
+        p: &Conv2dParams<'_>,
+        (b, oy, ox): (usize, usize, usize),
+        patch: &mut [T],
+    ) {
+        let s = &p.shape;
+        let in_c = s.input[3] as usize;
+        let [kh, kw] = s.kernel.map(|d| d as usize);
+        let run = kw * in_c;
+        let (sh, sw, dh) = (
+            s.stride[0] as usize,
+            s.stride[1] as usize,
+            s.dilation[0] as usize,
+        );
+        for ky in 0..kh {
+            let src0 = ((b * self.hp + oy * sh + ky * dh) * self.wp + ox * sw) * in_c;
+            let mut k = 0;
+            while k < run {
+                let dst = &mut patch[ky * run + k..ky * run + k + CH];
+                dst.copy_from_slice(&self.buf[src0 + k..src0 + k + CH]);
+                k += CH;
+            }
+        }
+    }
+}
+
 /// The first `len` values of `buf`, set to zero. Stack buffers are declared uninitialised so that
 /// a call only writes the part it uses.
 #[inline(always)]

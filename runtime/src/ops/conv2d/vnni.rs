@@ -21,7 +21,7 @@ use core::arch::asm;
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-use super::avx2::{build_patch, store, zeroed, CopyIn, PixelAt};
+use super::avx2::{build_patch, store, zeroed, CopyIn, Padded, PixelAt};
 use super::requant_avx2::{Finish, Rq8};
 use super::Conv2dParams;
 
@@ -93,6 +93,10 @@ const K_MAX: usize = 1024;
 const W_MAX: usize = 8192;
 /// Groups of eight output channels per chunk.
 const G_MAX: usize = 16;
+/// Bytes of the padded input copy ([`Padded`]); larger inputs build patches from the input.
+const PAD_MAX: usize = 8192;
+/// Chunk of a patch row copy, in bytes.
+const CH: usize = 32;
 
 /// The `vpdpbusd` kernel, or `false` (nothing written) when the patch exceeds [`K_MAX`].
 ///
@@ -121,8 +125,10 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
     let fin = unsafe { Finish::new(p.output_zero_point, p.activation.min, p.activation.max) };
     let mut ws_buf = [const { MaybeUninit::<i8>::uninit() }; W_MAX];
     let ws = zeroed(&mut ws_buf, chunk.min(groups) * panel);
-    let mut xs_buf = [const { MaybeUninit::<u8>::uninit() }; P * K_MAX];
-    let xs = zeroed(&mut xs_buf, P * k4);
+    let mut xs_buf = [const { MaybeUninit::<u8>::uninit() }; P * K_MAX + CH];
+    let xs = zeroed(&mut xs_buf, P * k4 + CH);
+    let mut pad_buf = [const { MaybeUninit::<u8>::uninit() }; PAD_MAX];
+    let padded = Padded::new::<CH>(p, input, pad_u, &Flip, &mut pad_buf);
     let mut rq = [Rq8::zero(); G_MAX];
     let mut g0 = 0;
     while g0 < groups {
@@ -153,12 +159,22 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
         while pix0 < pixels {
             let pp = P.min(pixels - pix0);
             for q in 0..pp {
-                let patch = &mut xs[q * k4..(q + 1) * k4];
-                for v in patch.iter_mut().skip(depth) {
+                match &padded {
+                    Some(pd) => pd.copy_patch::<CH>(p, at.get(), &mut xs[q * k4..]),
+                    None => build_patch(
+                        p,
+                        input,
+                        at.get(),
+                        &mut xs[q * k4..q * k4 + depth],
+                        pad_u,
+                        &Flip,
+                    ),
+                }
+                at.next();
+                // The reduction's padding lanes (and what a chunked row copy wrote there).
+                for v in &mut xs[q * k4 + depth..(q + 1) * k4] {
                     *v = 0;
                 }
-                build_patch(p, input, at.get(), &mut patch[..depth], pad_u, &Flip);
-                at.next();
             }
             let xs = &xs[..pp * k4];
             let mut g = 0;
