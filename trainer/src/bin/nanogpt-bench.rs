@@ -18,6 +18,11 @@ use edgeloop_trainer::optim::{AdamW, AdamWConfig, Schedule};
 use edgeloop_trainer::train::tasks::LmTask;
 use edgeloop_trainer::train::{self, RunOptions, Task, TrainConfig, TrainState};
 
+/// Every candle op allocates its output; mimalloc serves those from thread-local free lists
+/// instead of fresh pages from the kernel.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)

@@ -205,7 +205,7 @@ impl Gpt {
         let mut x = tok.broadcast_add(&pos)?;
         let mask = layers::causal_mask(t, tok.device())?;
         for blk in &self.blocks {
-            x = (&x + blk.attn.forward(&blk.ln_1.forward(&x)?, Some(&mask))?)?;
+            x = (&x + blk.attn.forward_causal(&blk.ln_1.forward(&x)?, &mask)?)?;
             let h = blk.fc.forward(&blk.ln_2.forward(&x)?)?;
             x = (&x + blk.proj.forward(&crate::ops::gelu(&h)?)?)?;
         }
@@ -241,5 +241,56 @@ impl Gpt {
         })?;
         let h = self.hidden_from_token_embeddings(tok)?;
         head.forward(&layers::mean_pool(&h, attention_mask)?)
+    }
+}
+
+#[cfg(test)]
+mod fused_tests {
+    use super::*;
+    use crate::models::tests::tiny_gpt_config;
+    use crate::train::objectives::{self, TokenBatch};
+    use candle_core::Device;
+    use rand::{Rng, SeedableRng};
+
+    /// The whole GPT (fused linear, attention, GELU, layer norm, cross-entropy) gives the same
+    /// loss and the same gradient for every parameter as the primitive forms.
+    #[test]
+    fn fused_and_primitive_gpt_agree_on_loss_and_every_gradient() {
+        let cfg = GptConfig {
+            n_embd: 16,
+            n_head: 4,
+            ..tiny_gpt_config(None)
+        };
+        let mut params = Params::new(5, &Device::Cpu);
+        let gpt = Gpt::new(&cfg, &mut params, BuildOptions::default()).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let seqs: Vec<Vec<u32>> = (0..3)
+            .map(|_| (0..8).map(|_| rng.gen_range(0..17)).collect())
+            .collect();
+        let batch = TokenBatch::causal(&seqs).unwrap();
+        let run = |fused: bool| {
+            crate::ops::set_fused(fused);
+            let loss = objectives::gpt_lm_loss(&gpt, &batch).unwrap();
+            let grads = loss.backward().unwrap();
+            crate::ops::set_fused(true);
+            (loss.to_scalar::<f32>().unwrap(), grads)
+        };
+        let (lf, gf) = run(true);
+        let (lp, gp) = run(false);
+        assert!((lf - lp).abs() < 1e-5, "loss {lf} vs {lp}");
+        for (name, var) in params.iter() {
+            let a = gf.get(var.as_tensor()).expect("fused gradient");
+            let b = gp.get(var.as_tensor()).expect("primitive gradient");
+            let scale: f32 = b.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let d: f32 = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(d <= 1e-4 * (1.0 + scale), "{name}: {d} (scale {scale})");
+        }
     }
 }

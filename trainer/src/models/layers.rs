@@ -195,6 +195,15 @@ impl Linear {
         let inp = *dims
             .last()
             .ok_or_else(|| TrainerError::Data("linear on a scalar".into()))?;
+        if let (None, None, DType::F32, Some(bias)) =
+            (&self.lora, &self.qat, self.compute, &self.bias)
+        {
+            // the plain layer: one fused product with the bias where it applies (any rank,
+            // so no reshape nodes for the backward to walk)
+            if let Some(y) = ops::linear_fused(x, &self.weight, bias)? {
+                return Ok(y);
+            }
+        }
         let rows = x.elem_count() / inp.max(1);
         let mut x2 = x.reshape((rows, inp))?;
         let mut w = self.weight.clone();
@@ -290,10 +299,29 @@ impl Attention {
 
     /// Attends over `x` `[B, T, C]`; `mask` is additive, broadcastable to `[B, H, T, T]`.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
-        let q = self.split(&self.q.forward(x)?)?;
-        let k = self.split(&self.k.forward(x)?)?;
-        let v = self.split(&self.v.forward(x)?)?;
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        self.attend(&q, &k, &v, mask)
+    }
+
+    /// Causal self-attention over `x` `[B, T, C]`: one fused op for the scores, softmax and
+    /// value product where it applies (f32 CPU, no autocast), else [`Self::forward`] with
+    /// `causal`, the additive causal mask of [`causal_mask`].
+    pub fn forward_causal(&self, x: &Tensor, causal: &Tensor) -> Result<Tensor> {
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        if self.compute == DType::F32 {
+            if let Some(y) = ops::causal_attention(&q, &k, &v, self.heads)? {
+                return self.o.forward(&y);
+            }
+        }
+        self.attend(&q, &k, &v, Some(causal))
+    }
+
+    /// Attention from projected `q`, `k`, `v` `[B, T, C]`, composed from primitives.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t, c) = q.dims3()?;
+        let q = self.split(q)?;
+        let k = self.split(k)?;
+        let v = self.split(v)?;
         let scale = 1.0 / ((c / self.heads) as f64).sqrt();
         let kt = k.transpose(2, 3)?.contiguous()?;
         let mut att = (ops::matmul_in(&q, &kt, self.compute)? * scale)?;

@@ -9,7 +9,11 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn slice<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
@@ -17,7 +21,7 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&
     }
 }
 
-fn last_dim(l: &Layout, what: &str) -> candle_core::Result<usize> {
+pub(crate) fn last_dim(l: &Layout, what: &str) -> candle_core::Result<usize> {
     match l.shape().dims().last() {
         Some(&c) if c > 0 => Ok(c),
         _ => candle_core::bail!("{what}: needs a non-empty last dimension"),

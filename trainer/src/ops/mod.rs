@@ -5,8 +5,13 @@
 //! carry a backward, or is a custom op with a hand-written backward ([`fake_quant`], and the
 //! fused CPU kernels of [`fused`] that layer norm and the softmaxes use on f32 CPU tensors).
 
+pub mod attention;
 pub mod fake_quant;
 pub mod fused;
+pub(crate) mod gemm;
+pub mod linear;
+pub mod loss;
+pub mod vmath;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,6 +24,11 @@ static FUSED: AtomicBool = AtomicBool::new(true);
 /// compare the two).
 pub fn set_fused(on: bool) {
     FUSED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the fused CPU kernels are on (see [`set_fused`]).
+pub fn fused_enabled() -> bool {
+    FUSED.load(Ordering::Relaxed)
 }
 
 fn use_fused(x: &Tensor) -> bool {
@@ -79,13 +89,55 @@ pub fn matmul_in(a: &Tensor, b: &Tensor, compute: DType) -> Result<Tensor> {
     Ok(y.to_dtype(DType::F32)?)
 }
 
-/// Exact (erf) GELU: `0.5 x (1 + erf(x / sqrt 2))`.
+/// Exact (erf) GELU: `0.5 x (1 + erf(x / sqrt 2))`: fused on f32 CPU tensors (erf to 1.5e-7),
+/// else candle's `gelu_erf`.
 pub fn gelu(xs: &Tensor) -> Result<Tensor> {
+    if use_fused(xs) {
+        return Ok(xs.contiguous()?.apply_op1(linear::Gelu)?);
+    }
     Ok(xs.gelu_erf()?)
+}
+
+/// `x Wᵀ + b` for `x` `[..., in]`, `W` `[out, in]`, `b` `[out]` as one fused product on f32
+/// CPU tensors; `None` where it does not apply (the caller composes it from primitives).
+pub fn linear_fused(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
+    if !(use_fused(x) && fused::applies(w) && fused::applies(b) && x.rank() >= 1) {
+        return Ok(None);
+    }
+    Ok(Some(x.contiguous()?.apply_op3(
+        &w.contiguous()?,
+        &b.contiguous()?,
+        linear::Linear,
+    )?))
+}
+
+/// Causal multi-head attention `softmax(q kᵀ / sqrt(d) + causal) v` for `q`, `k`, `v`
+/// `[B, T, C]` split into `heads` heads of `C / heads` (the heads stay interleaved in `C`):
+/// one fused op on f32 CPU tensors, `None` otherwise (the caller composes it from primitives).
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+) -> Result<Option<Tensor>> {
+    if !(use_fused(q) && fused::applies(k) && fused::applies(v)) {
+        return Ok(None);
+    }
+    let op = attention::CausalAttention::new(heads, q.dims())?;
+    Ok(Some(q.contiguous()?.apply_op3(
+        &k.contiguous()?,
+        &v.contiguous()?,
+        op,
+    )?))
 }
 
 /// Per-position cross-entropy `-log p(target)` for `logits` `[N, V]` and `targets` `[N]` (u32).
 pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    if use_fused(logits) && logits.rank() == 2 && targets.dtype() == DType::U32 {
+        return Ok(logits
+            .contiguous()?
+            .apply_op2(&targets.contiguous()?, loss::TokenNll)?);
+    }
     let logp = log_softmax_last(logits)?;
     let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
     Ok(picked.neg()?)

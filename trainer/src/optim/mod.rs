@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Result, TrainerError};
 
+mod fused_step;
+
 /// AdamW hyper-parameters.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AdamWConfig {
@@ -78,7 +80,11 @@ impl AdamW {
             .iter()
             .map(|(_, v)| v.as_tensor().zeros_like())
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+        // separate storages: the fused step updates the moments in place
+        let v = vars
+            .iter()
+            .map(|(_, v)| v.as_tensor().zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             config,
             vars,
@@ -98,7 +104,10 @@ impl AdamW {
         let mut sq = 0f64;
         for (_, var) in &self.vars {
             if let Some(g) = grads.get(var.as_tensor()) {
-                sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                sq += match fused_step::sum_of_squares(g)? {
+                    Some(s) => s,
+                    None => g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64,
+                };
             }
         }
         Ok(sq.sqrt())
@@ -107,6 +116,18 @@ impl AdamW {
     /// One update with learning rate `lr`; gradients are multiplied by `grad_scale` first
     /// (gradient clipping and accumulation averaging).
     pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<()> {
+        self.step_with(grads, lr, grad_scale, crate::ops::fused_enabled())
+    }
+
+    /// [`Self::step`], in place over f32 CPU buffers where `fused` and they allow, else from
+    /// tensor ops.
+    fn step_with(
+        &mut self,
+        grads: &GradStore,
+        lr: f64,
+        grad_scale: f64,
+        fused: bool,
+    ) -> Result<()> {
         self.t += 1;
         let c = &self.config;
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
@@ -115,6 +136,21 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            let decay = if var.rank() >= 2 { c.weight_decay } else { 0.0 };
+            if fused && fused_step::applies(var.as_tensor(), g, &self.m[i], &self.v[i]) {
+                let step = fused_step::Step {
+                    beta1: c.beta1 as f32,
+                    beta2: c.beta2 as f32,
+                    eps: c.eps as f32,
+                    bc1: bc1 as f32,
+                    bc2: bc2 as f32,
+                    lr: lr as f32,
+                    decay: (lr * decay) as f32,
+                    grad_scale: grad_scale as f32,
+                };
+                step.apply(var.as_tensor(), g, &self.m[i], &self.v[i])?;
+                continue;
+            }
             let g = (g * grad_scale)?;
             let m = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
@@ -157,7 +193,8 @@ impl AdamW {
                         reason: format!("shape {:?}, expected {:?}", s.dims(), var.dims()),
                     });
                 }
-                *slot = s.to_device(var.device())?;
+                // a copy: the fused step updates the moments in place
+                *slot = s.to_device(var.device())?.copy()?;
             }
         }
         self.t = t;
@@ -204,6 +241,61 @@ mod tests {
         assert!((s.lr_at(60) - 5.5e-4).abs() < 1e-9);
         assert!(s.lr_at(30) > s.lr_at(80));
         assert_eq!(s.lr_at(500), 1e-4);
+    }
+
+    /// The in-place AdamW step and the tensor-op form agree over several steps with decay on
+    /// matrices only, bias correction and a gradient scale, on random values.
+    #[test]
+    fn fused_step_matches_the_tensor_form() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut rnd = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+        let (w0, b0) = (rnd(12), rnd(4));
+        let grads_seq: Vec<(Vec<f32>, Vec<f32>)> = (0..5).map(|_| (rnd(12), rnd(4))).collect();
+        let run = |fused: bool| -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+            let w = Var::from_vec(w0.clone(), (3, 4), &Device::Cpu).unwrap();
+            let b = Var::from_vec(b0.clone(), 4, &Device::Cpu).unwrap();
+            let mut opt = AdamW::new(
+                vec![("w".into(), w.clone()), ("b".into(), b.clone())],
+                AdamWConfig::default(),
+            )
+            .unwrap();
+            for (step, (gw, gb)) in grads_seq.iter().enumerate() {
+                // loss = sum(w * gw) + sum(b * gb): its gradients are gw and gb
+                let tw = Tensor::from_vec(gw.clone(), (3, 4), &Device::Cpu).unwrap();
+                let tb = Tensor::from_vec(gb.clone(), 4, &Device::Cpu).unwrap();
+                let loss = ((w.as_tensor() * &tw).unwrap().sum_all().unwrap()
+                    + (b.as_tensor() * &tb).unwrap().sum_all().unwrap())
+                .unwrap();
+                let grads = loss.backward().unwrap();
+                let norm = opt.grad_norm(&grads).unwrap();
+                opt.step_with(&grads, 1e-2 * (step + 1) as f64, 0.5 / norm.max(0.5), fused)
+                    .unwrap();
+            }
+            let m = opt.state_tensors()["m.w"]
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            (
+                w.as_tensor().flatten_all().unwrap().to_vec1().unwrap(),
+                b.as_tensor().to_vec1().unwrap(),
+                m,
+            )
+        };
+        let fused = run(true);
+        let plain = run(false);
+        for (a, b) in [
+            (&fused.0, &plain.0),
+            (&fused.1, &plain.1),
+            (&fused.2, &plain.2),
+        ] {
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!((x - y).abs() < 1e-6 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+        }
+        // the weights moved, and differently from the bias (decay on matrices only)
+        assert!(fused.0.iter().zip(&w0).all(|(a, b)| a != b));
     }
 
     /// One AdamW step matches the closed form: the first update is `lr * sign(g)` (bias
