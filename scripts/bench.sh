@@ -34,10 +34,11 @@ CORES="$(nproc)"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$CORES}"
 export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$CORES}"
 
+# (edgeloop-trainer for its nanogpt-bench binary, the trainer-vs-PyTorch figure.)
 # Built together with the root package so that features unify as in the CLI's release build and
 # its artifacts in the shared target dir are reused (built alone, tract and candle would be
 # rebuilt with a different feature set).
-cargo build --release -p edgeloop -p edgeloop-bench -p edgeloop-rss-probe -p edgeloop-trainer --bin nanogpt-bench
+cargo build --release -p edgeloop -p edgeloop-bench -p edgeloop-rss-probe -p edgeloop-trainer
 # The peak-RSS probe as a static musl binary, as an edge Linux deployment ships it (no dynamic
 # loader or shared glibc pages: the process floor falls from ~2 MB to ~0.5 MB). Falls back to
 # the glibc build next to the bench when the musl target cannot be installed.
