@@ -163,7 +163,9 @@ impl Finish {
                 );
                 let o = _mm256_srlv_epi64(
                     _mm256_add_epi64(
-                        _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), r.mult_odd),
+                        // Odd lanes moved to the even positions by a shuffle (LLVM rewrites a
+                        // 64-bit shift here into a longer unsigned multiply sequence).
+                        _mm256_mul_epi32(_mm256_shuffle_epi32::<0xF5>(acc), r.mult_odd),
                         r.round_odd,
                     ),
                     r.t_odd,
