@@ -16,11 +16,12 @@ use crate::Error;
 pub struct Interpreter<'m, 'a, const OPS: u64 = { ALL_OPS }> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
-    /// Under `std`: every op decoded once by `new` (kernel params borrowing the image), so
-    /// `invoke` does not decode and re-validate each op's parameter and constant records again.
+    /// Under `std`: every op decoded once by `new` (kernel params borrowing the image, and the
+    /// records of its output and first two inputs), so `invoke` does not decode and re-validate
+    /// them again.
     /// Allocated in `new`, never in `invoke`. Without `std` each op is decoded as it runs.
     #[cfg(any(test, feature = "std"))]
-    bound: std::vec::Vec<binding::Bound<'m>>,
+    bound: std::vec::Vec<(binding::Bound<'m>, binding::Io)>,
 }
 
 impl<const OPS: u64> core::fmt::Debug for Interpreter<'_, '_, OPS> {
@@ -48,7 +49,13 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
         let bound = model
             .ops()
             .enumerate()
-            .map(|(i, rec)| binding::bind::<OPS>(model, i, &rec?))
+            .map(|(i, rec)| {
+                let rec = rec?;
+                Ok((
+                    binding::bind::<OPS>(model, i, &rec)?,
+                    binding::Io::new(model, &rec),
+                ))
+            })
             .collect::<Result<_, Error>>()?;
         let mut it = Interpreter {
             model,
@@ -88,8 +95,8 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     #[inline]
     fn run(&mut self, i: usize, rec: &OpRecord<'m>) -> Result<(), Error> {
         #[cfg(any(test, feature = "std"))]
-        if let Some(b) = self.bound.get(i) {
-            return binding::run_bound::<OPS>(self.model, i, rec, b, self.arena);
+        if let Some((b, io)) = self.bound.get(i) {
+            return binding::run_bound::<OPS>(self.model, i, rec, b, Some(io), self.arena);
         }
         binding::run::<OPS>(self.model, i, rec, self.arena)
     }
@@ -214,9 +221,12 @@ mod tests {
     /// decoding every op as it runs (the `no_std` path, `binding::run`), for int8 and f32 images.
     #[test]
     fn decoded_once_matches_decoding_per_op() {
-        for (k, net) in [crate::models::mlp::mlp(3, true), crate::models::ds_cnn::ds_cnn(5, true)]
-            .into_iter()
-            .enumerate()
+        for (k, net) in [
+            crate::models::mlp::mlp(3, true),
+            crate::models::ds_cnn::ds_cnn(5, true),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut rng = Rng::new(11 + k as u64);
             let calib: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(net.input_len(), 1.0)).collect();
@@ -236,7 +246,10 @@ mod tests {
                 };
                 it.input_bytes(0).expect("input").copy_from_slice(&input);
                 it.invoke().expect("runs");
-                let off = model.tensor(model.input(0).expect("input")).expect("tensor").offset;
+                let off = model
+                    .tensor(model.input(0).expect("input"))
+                    .expect("tensor")
+                    .offset;
                 let arena = b.as_mut_slice();
                 arena[off as usize..off as usize + input.len()].copy_from_slice(&input);
                 for (i, rec) in model.ops().enumerate() {

@@ -1258,6 +1258,17 @@ impl<'b> Split<'b> {
     /// validation guarantees does not overlap the output).
     fn input(&self, model: &Model<'b>, t: u16, op: usize) -> Result<&'b [u8], Error> {
         let info = model.tensor(t as usize)?;
+        self.input_info(model, t, &info, op)
+    }
+
+    /// [`Self::input`] with tensor `t`'s record already decoded into `info`.
+    fn input_info(
+        &self,
+        model: &Model<'b>,
+        t: u16,
+        info: &TensorInfo,
+        op: usize,
+    ) -> Result<&'b [u8], Error> {
         if info.storage == Storage::Constant {
             return model.constant(t as usize);
         }
@@ -1287,7 +1298,29 @@ pub(crate) fn run<const OPS: u64>(
     arena: &mut [u8],
 ) -> Result<(), Error> {
     let b = bind::<OPS>(model, index, rec)?;
-    run_bound::<OPS>(model, index, rec, &b, arena)
+    run_bound::<OPS>(model, index, rec, &b, None, arena)
+}
+
+/// The decoded records of an op's output and first two inputs, kept with its [`Bound`] form by
+/// the interpreter under `std`. A record that does not decode (an op without that tensor) is
+/// `None`, and `run_bound` decodes it again, with its error, if the op uses it.
+#[derive(Clone, Copy)]
+pub(crate) struct Io {
+    y: Option<TensorInfo>,
+    x: Option<TensorInfo>,
+    x2: Option<TensorInfo>,
+}
+
+impl Io {
+    /// Decodes the records `run_bound` needs for op `rec`.
+    pub(crate) fn new(model: &Model<'_>, rec: &OpRecord<'_>) -> Io {
+        let t = |i: u16| model.tensor(i as usize).ok();
+        Io {
+            y: t(rec.output(0)),
+            x: t(rec.input(0)),
+            x2: t(rec.input(1)),
+        }
+    }
 }
 
 /// Runs op `index`, already decoded by [`bind`] into `b`, over the arena. The interpreter keeps
@@ -1298,6 +1331,7 @@ pub(crate) fn run_bound<const OPS: u64>(
     index: usize,
     rec: &OpRecord<'_>,
     b: &Bound<'_>,
+    io: Option<&Io>,
     arena: &mut [u8],
 ) -> Result<(), Error> {
     use bytes::{
@@ -1306,11 +1340,20 @@ pub(crate) fn run_bound<const OPS: u64>(
     if matches!(b, Bound::AttentionI8(_) | Bound::AttentionF32(_)) {
         return run_attention::<OPS>(model, index, rec, b, arena);
     }
-    let y = model.tensor(rec.output(0) as usize)?;
+    let y = match io.and_then(|io| io.y) {
+        Some(y) => y,
+        None => model.tensor(rec.output(0) as usize)?,
+    };
     let (s, out) = split(arena, &y)?;
     let at = |e: Error| e.with_op(index as u32);
-    let x = s.input(model, rec.input(0), index)?;
-    let x2 = || s.input(model, rec.input(1), index);
+    let x = match io.and_then(|io| io.x) {
+        Some(info) => s.input_info(model, rec.input(0), &info, index)?,
+        None => s.input(model, rec.input(0), index)?,
+    };
+    let x2 = || match io.and_then(|io| io.x2) {
+        Some(info) => s.input_info(model, rec.input(1), &info, index),
+        None => s.input(model, rec.input(1), index),
+    };
     match b {
         Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
             ops::fully_connected::eval_i8(p, i8s(x), i8m(out))

@@ -235,14 +235,26 @@ pub(crate) unsafe fn gemm_nt(
     let tail = k % 16;
     let zw16 = _mm256_set1_epi16(zw as i16);
     // The `k mod 16` tail of row `j` of `w`, zero-padded and sign-extended.
+    // Where 16 bytes can be read from the tail's start without leaving `w`, they are loaded
+    // directly and the bytes past the row masked off; else (the last rows) copied.
+    let mask = tail_mask::<16>(tail);
     let w_tail = |j: usize| -> __m256i {
-        let mut t = [0i8; 16];
-        t[..tail].copy_from_slice(&w[j * k + full * 16..j * k + k]);
-        // SAFETY: `t` is 16 readable bytes; AVX2 is enabled in this function.
-        unsafe {
-            let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(t.as_ptr() as *const __m128i));
-            _mm256_sub_epi16(v, zw16)
-        }
+        let at = j * k + full * 16;
+        let v = if at + 16 <= w.len() {
+            // SAFETY: `w[at..at + 16]` is in bounds (checked); `mask` is 16 readable bytes.
+            unsafe {
+                _mm_and_si128(
+                    _mm_loadu_si128(w.as_ptr().add(at) as *const __m128i),
+                    _mm_loadu_si128(mask.as_ptr() as *const __m128i),
+                )
+            }
+        } else {
+            let mut t = [0i8; 16];
+            t[..tail].copy_from_slice(&w[at..j * k + k]);
+            // SAFETY: `t` is 16 readable bytes.
+            unsafe { _mm_loadu_si128(t.as_ptr() as *const __m128i) }
+        };
+        _mm256_sub_epi16(_mm256_cvtepi8_epi16(v), zw16)
     };
     // Block `b < full` of row `j` of `w`, sign-extended and offset.
     let wp = w.as_ptr();
@@ -545,11 +557,25 @@ pub(crate) unsafe fn gemm_nt_vnni(
         unsafe { _mm256_loadu_si256(wp.add(j * k + b * 32) as *const __m256i) }
     };
     // The `k mod 32` tail of row `j` of `w`, zero-padded.
+    // Loaded directly and masked where 32 bytes from the tail's start stay inside `w`, else
+    // copied (the last rows).
+    let mask = tail_mask::<32>(tail);
     let w_tail = |j: usize| -> __m256i {
-        let mut t = [0i8; 32];
-        t[..tail].copy_from_slice(&w[j * k + full * 32..j * k + k]);
-        // SAFETY: `t` is 32 readable bytes.
-        unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) }
+        let at = j * k + full * 32;
+        if at + 32 <= w.len() {
+            // SAFETY: `w[at..at + 32]` is in bounds (checked); `mask` is 32 readable bytes.
+            unsafe {
+                _mm256_and_si256(
+                    _mm256_loadu_si256(w.as_ptr().add(at) as *const __m256i),
+                    _mm256_loadu_si256(mask.as_ptr() as *const __m256i),
+                )
+            }
+        } else {
+            let mut t = [0i8; 32];
+            t[..tail].copy_from_slice(&w[at..j * k + k]);
+            // SAFETY: `t` is 32 readable bytes.
+            unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) }
+        }
     };
     // Column sums Σ_t w[j][t] (wrapping), times (128 + zx).
     let c128 = 128i32.wrapping_add(zx);
@@ -738,4 +764,11 @@ pub(crate) fn filled<T: Copy>(buf: &mut [MaybeUninit<T>], len: usize, v: T) -> &
     }
     // SAFETY: every element of `b` was just initialized, and `MaybeUninit<T>` has `T`'s layout.
     unsafe { &mut *(b as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// `N` bytes: `-1` (all bits) for the first `tail`, then 0.
+fn tail_mask<const N: usize>(tail: usize) -> [i8; N] {
+    let mut m = [0i8; N];
+    m[..tail.min(N)].fill(-1);
+    m
 }
