@@ -88,12 +88,7 @@ struct LayerNormBackward {
     eps: f32,
 }
 
-fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
-    let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, 1.0 / (var + eps).sqrt())
-}
+use super::vmath::row_stats;
 
 impl CustomOp3 for LayerNorm {
     fn name(&self) -> &'static str {
@@ -177,26 +172,14 @@ impl CustomOp3 for LayerNormBackward {
         let (dx_all, tail) = out.split_at_mut(rows * c);
         let (dgamma, dbeta) = tail.split_at_mut(c);
         let mut xhat = vec![0f32; c];
-        let n = c as f32;
         for ((xr, dyr), dxr) in x
             .chunks_exact(c)
             .zip(dy.chunks_exact(c))
             .zip(dx_all.chunks_exact_mut(c))
         {
-            let (mean, inv) = row_stats(xr, self.eps);
-            let (mut sum_d, mut sum_dx) = (0f32, 0f32);
-            for i in 0..c {
-                xhat[i] = (xr[i] - mean) * inv;
-                let d = dyr[i] * g[i];
-                sum_d += d;
-                sum_dx += d * xhat[i];
-                dgamma[i] += dyr[i] * xhat[i];
-                dbeta[i] += dyr[i];
-            }
-            let (mean_d, mean_dx) = (sum_d / n, sum_dx / n);
-            for i in 0..c {
-                dxr[i] = inv * (dyr[i] * g[i] - mean_d - xhat[i] * mean_dx);
-            }
+            super::vmath::layer_norm_backward_row(
+                xr, g, dyr, self.eps, &mut xhat, dxr, dgamma, dbeta,
+            );
         }
         Ok((CpuStorage::F32(out), Shape::from((rows + 2, c))))
     }

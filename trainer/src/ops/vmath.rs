@@ -35,6 +35,12 @@ pub fn exp(x: f32) -> f32 {
 /// PyTorch's vectorized CPU GELU uses), with [`exp`].
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_given_exp(x, exp(-x * x))
+}
+
+/// [`erf`] with `e = exp(-x²)` supplied (GELU's backward needs that exponential anyway).
+#[inline(always)]
+fn erf_given_exp(x: f32, e: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
         0.254_829_6,
@@ -46,7 +52,7 @@ pub fn erf(x: f32) -> f32 {
     let ax = x.abs();
     let t = 1.0 / (1.0 + P * ax);
     let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
-    let r = 1.0 - poly * exp(-ax * ax);
+    let r = 1.0 - poly * e;
     r.copysign(x)
 }
 
@@ -62,10 +68,12 @@ macro_rules! multiversion {
         $(#[$m])*
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
@@ -79,6 +87,68 @@ macro_rules! multiversion {
             body($($arg),*)
         }
     };
+}
+
+multiversion! {
+    /// `(mean, 1/sqrt(var + eps))` of a row (biased variance).
+    pub fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+        let n = row.len() as f32;
+        let mean = lanes(row, 0.0, |a, b| a + b) / n;
+        let mut acc = [0f32; 8];
+        let chunks = row.chunks_exact(8);
+        let mut var = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum::<f32>();
+        for c in chunks {
+            for i in 0..8 {
+                acc[i] += (c[i] - mean) * (c[i] - mean);
+            }
+        }
+        var += acc.iter().sum::<f32>();
+        (mean, 1.0 / (var / n + eps).sqrt())
+    }
+}
+
+multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    /// Layer norm backward of one row: `dx` from `x`, `gamma` and `dy`, with `dgamma`,
+    /// `dbeta` accumulated; `xhat` is scratch as long as the row.
+    pub fn layer_norm_backward_row(
+        x: &[f32],
+        g: &[f32],
+        dy: &[f32],
+        eps: f32,
+        xhat: &mut [f32],
+        dx: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32]
+    ) {
+        let (mean, inv) = row_stats(x, eps);
+        let n = x.len() as f32;
+        for (h, &v) in xhat.iter_mut().zip(x) {
+            *h = (v - mean) * inv;
+        }
+        for (((dg, db), &d), &h) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(dy).zip(xhat.iter()) {
+            *dg += d * h;
+            *db += d;
+        }
+        // dx reused as scratch for dy·gamma
+        for ((o, &d), &gv) in dx.iter_mut().zip(dy).zip(g) {
+            *o = d * gv;
+        }
+        let mean_d = lanes(dx, 0.0, |a, b| a + b) / n;
+        let mut acc = [0f32; 8];
+        let (dc, hc) = (dx.chunks_exact(8), xhat.chunks_exact(8));
+        let mut sum_dx: f32 = dc.remainder().iter().zip(hc.remainder()).map(|(a, b)| a * b).sum();
+        for (a, b) in dc.zip(hc) {
+            for i in 0..8 {
+                acc[i] += a[i] * b[i];
+            }
+        }
+        sum_dx += acc.iter().sum::<f32>();
+        let mean_dx = sum_dx / n;
+        for (o, &h) in dx.iter_mut().zip(xhat.iter()) {
+            *o = inv * (*o - mean_d - h * mean_dx);
+        }
+    }
 }
 
 /// Reduces `x` with `f` over eight interleaved lanes (so the loop vectorizes: one running
@@ -113,8 +183,10 @@ multiversion! {
     /// `dx = dy · (Φ(x) + x φ(x))` elementwise, the derivative of [`gelu_forward`].
     pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
         for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-            let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
-            let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * v * v);
+            // exp(-v²/2) is both the density's exponential and erf's exp(-(v/√2)²)
+            let e = exp(-0.5 * v * v);
+            let cdf = 0.5 * (1.0 + erf_given_exp(v * FRAC_1_SQRT_2, e));
+            let pdf = FRAC_1_SQRT_2PI * e;
             *d = g * (cdf + v * pdf);
         }
     }
