@@ -319,6 +319,8 @@ pub type SoftmaxF32Fn = fn(&softmax::SoftmaxF32Params, &[f32], &mut [f32]);
 pub type LayerNormF32Fn = fn(&layer_norm::LayerNormF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 → f32 Dequantize kernel variant.
 pub type DequantizeFn = fn(&quantize::QuantizeParams, &[i8], &mut [f32]);
+/// Signature of an int8 Mul kernel variant.
+pub type MulI8Fn = fn(&mul::MulParams, &[i8], &[i8], &mut [i8]);
 
 /// The kernel variants `eval_*` dispatches to, for the ops that have optimized variants.
 ///
@@ -348,6 +350,8 @@ pub struct KernelTable {
     pub layer_norm_f32: LayerNormF32Fn,
     /// int8 → f32 Dequantize.
     pub dequantize: DequantizeFn,
+    /// int8 Mul.
+    pub mul_i8: MulI8Fn,
 }
 
 impl core::fmt::Debug for KernelTable {
@@ -371,6 +375,7 @@ impl KernelTable {
             softmax_f32: softmax::reference::eval_f32,
             layer_norm_f32: layer_norm::reference::eval_f32,
             dequantize: quantize::reference::eval_dequantize,
+            mul_i8: mul::reference::eval_i8,
         }
     }
 }

@@ -146,7 +146,7 @@ fn check_rejects_bad_params() {
 /// Random int8 Add params with multipliers, shifts and zero points at and near their extremes:
 /// input shifts in `[-31, 0]` (0 and -31 often), output shifts in `[-31, 30]`, multipliers
 /// anywhere in `[0, 2^31 - 1]` (0 and `i32::MAX` often).
-fn random_extreme_params(rng: &mut Rng, shape: BroadcastShape) -> AddParams {
+pub(crate) fn random_extreme_params(rng: &mut Rng, shape: BroadcastShape) -> AddParams {
     let multiplier = |rng: &mut Rng| match rng.range(0, 5) {
         0 => i32::MAX,
         1 => 0,
@@ -181,7 +181,7 @@ fn random_extreme_params(rng: &mut Rng, shape: BroadcastShape) -> AddParams {
 
 /// Shapes for the SIMD paths: the small random broadcasts, long contiguous rows (32- and
 /// 8-wide blocks plus tails), one input a single value, and row/column broadcasts.
-fn random_simd_shape(rng: &mut Rng) -> BroadcastShape {
+pub(crate) fn random_simd_shape(rng: &mut Rng) -> BroadcastShape {
     let rows = rng.range(1, 4) as u32;
     let cols = rng.range(1, 150) as u32;
     let out = [1, rng.range(1, 2) as u32, rows, cols];

@@ -3,6 +3,9 @@
 //! int8: `y = requantize((x1 - z1) * (x2 - z2), M, shift) + z_out` with `M · 2^shift` the Q31 form
 //! of `s1 * s2 / s_out` (one rounding), then the fused clamp.
 
+// Optimized variant, selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -69,7 +72,7 @@ pub fn check_f32(
 /// Runs the int8 kernel. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    reference::eval_i8(p, input1, input2, output)
+    (super::kernels().mul_i8)(p, input1, input2, output)
 }
 
 /// Runs the f32 kernel. Requires a successful [`check_f32`].

@@ -99,3 +99,43 @@ fn check_rejects_bad_params() {
     p.input2_zero_point = -129;
     assert!(check_i8(&p, 12, 12, 12).is_err());
 }
+
+/// The AVX2 Mul gives the reference's bytes on random shapes (contiguous, scalar and row/column
+/// broadcasts) and values, with zero points, multipliers and shifts at their extremes.
+#[test]
+fn bit_exact_avx2_mul() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0x3A7);
+        for case in 0..600 {
+            let shape = crate::ops::add::tests::random_simd_shape(&mut rng);
+            let zo = rng.zero_point();
+            let (output_multiplier, output_shift) = match rng.range(0, 4) {
+                0 => (i32::MAX, rng.range(-31, 30)),
+                1 => (0, 0),
+                2 => ((rng.next_u64() >> 33) as i32, rng.range(-31, 30)),
+                _ => testing::multiplier(rng.log_uniform(1e-4, 2.0)),
+            };
+            let p = MulParams {
+                shape,
+                input1_zero_point: rng.zero_point(),
+                input2_zero_point: rng.zero_point(),
+                output_zero_point: zo,
+                output_multiplier,
+                output_shift,
+                activation: rng.clamp(zo),
+            };
+            let x1 = rng.i8_vec(len(&shape.input1));
+            let x2 = rng.i8_vec(len(&shape.input2));
+            let n = len(&shape.output);
+            check_i8(&p, x1.len(), x2.len(), n).unwrap();
+            let mut want = vec![0i8; n];
+            let mut got = vec![0i8; n];
+            reference::eval_i8(&p, &x1, &x2, &mut want);
+            avx2::eval_i8_detected(&p, &x1, &x2, &mut got);
+            assert_eq!(got, want, "case {case}: {p:?}");
+        }
+        return;
+    }
+    println!("skipped: mul/avx2");
+}
