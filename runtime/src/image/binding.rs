@@ -1312,7 +1312,8 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// Decodes the records `run_bound` needs for op `rec`.
+    /// Decodes the records `run_bound` needs for op `rec` (the interpreter's cache, `std` only).
+    #[cfg(any(test, feature = "std"))]
     pub(crate) fn new(model: &Model<'_>, rec: &OpRecord<'_>) -> Io {
         let t = |i: u16| model.tensor(i as usize).ok();
         Io {
