@@ -5,7 +5,9 @@
 //! [`crate::arch::x86::requantize8_avx2`] (bit-exact to [`crate::quant::requantize_to_i8`]) and
 //! packed to bytes. The output is walked row by row (`add::rows`); along a row each input is
 //! contiguous or one repeated value. The last `row % 8` values of a row use the reference's
-//! per-element formula.
+//! per-element formula. When one input is a single value and the output is large, the output is
+//! a function of the other input's byte: a 256-entry table of the reference formula is built
+//! once per call and looked up per element.
 
 use core::arch::x86_64::*;
 
@@ -128,6 +130,33 @@ pub unsafe fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut 
         multiplier: _mm256_set1_epi32(p.output_multiplier),
         shift: _mm256_set1_epi32(p.output_shift),
     };
+    // One input a single value (a scale factor): the output is a function of the other input's
+    // byte, so a 256-entry table of the reference formula, then one lookup per element.
+    if output.len() >= TABLE_MIN_LEN && (input1.len() == 1 || input2.len() == 1) {
+        let (x, c_in, zp_x, zp_c) = if input2.len() == 1 {
+            (input1, input2[0], p.input1_zero_point, p.input2_zero_point)
+        } else {
+            (input2, input1[0], p.input2_zero_point, p.input1_zero_point)
+        };
+        let cv = c_in as i32 - zp_c;
+        let mut table = [0i8; 256];
+        for (k, t) in table.iter_mut().enumerate() {
+            // Multiplication of integers commutes: `(x - z) * c` equals the reference's order.
+            *t = requantize_to_i8(
+                (k as u8 as i8 as i32 - zp_x) * cv,
+                p.output_multiplier,
+                p.output_shift,
+                p.output_zero_point,
+                p.activation.min,
+                p.activation.max,
+            );
+        }
+        // `check_i8`: the other input has the output's length.
+        for (y, &v) in output.iter_mut().zip(x) {
+            *y = table[v as u8 as usize];
+        }
+        return;
+    }
     crate::ops::add::rows::for_each_row(&p.shape, |o, len, a, b| {
         let x1 = (
             &input1[a.start..a.start + len * a.step + (1 - a.step)],
@@ -140,6 +169,9 @@ pub unsafe fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut 
         c.row(x1, x2, &mut output[o..o + len]);
     });
 }
+
+/// Smallest output for which a single-value input goes through a 256-entry table.
+const TABLE_MIN_LEN: usize = 2048;
 
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
 #[cfg(any(test, feature = "std"))]

@@ -101,14 +101,33 @@ fn check_rejects_bad_params() {
 }
 
 /// The AVX2 Mul gives the reference's bytes on random shapes (contiguous, scalar and row/column
-/// broadcasts) and values, with zero points, multipliers and shifts at their extremes.
+/// broadcasts, large outputs times one value) and values, with zero points, multipliers and shifts at their extremes.
 #[test]
 fn bit_exact_avx2_mul() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         let mut rng = Rng::new(0x3A7);
         for case in 0..600 {
-            let shape = crate::ops::add::tests::random_simd_shape(&mut rng);
+            // Every fourth case: a large output times one value (the 256-entry table path).
+            let shape = if case % 4 == 3 {
+                let out = [1, rng.range(1, 3) as u32, rng.range(30, 60) as u32, 71];
+                let one = [1, 1, 1, 1];
+                if rng.one_in(2) {
+                    BroadcastShape {
+                        input1: out,
+                        input2: one,
+                        output: out,
+                    }
+                } else {
+                    BroadcastShape {
+                        input1: one,
+                        input2: out,
+                        output: out,
+                    }
+                }
+            } else {
+                crate::ops::add::tests::random_simd_shape(&mut rng)
+            };
             let zo = rng.zero_point();
             let (output_multiplier, output_shift) = match rng.range(0, 4) {
                 0 => (i32::MAX, rng.range(-31, 30)),
