@@ -301,8 +301,9 @@ pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut 
     });
 }
 
-/// Entries of the stack cache of a repeated row's scaled values (4 KiB).
-const CACHE_LEN: usize = 1024;
+/// Entries of the stack cache of a repeated row's scaled values (8 KiB: rows up to 2048, such as
+/// MiniLM's 1536-wide MLP bias).
+const CACHE_LEN: usize = 2048;
 /// Shortest row worth caching.
 const MIN_CACHED_ROW: usize = 32;
 
