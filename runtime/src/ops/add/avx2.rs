@@ -269,8 +269,10 @@ pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut 
     // A contiguous row of an input smaller than the output repeats (a bias along rows, for
     // example): its scaled values are computed once into `cache` (on the stack, filled only when
     // such a row appears) and reused while the next rows start at the same place.
-    let repeats1 = input1.len() < output.len();
-    let repeats2 = !repeats1 && input2.len() < output.len();
+    // Small outputs skip it: zeroing the cache would cost more than it saves.
+    let big = output.len() >= MIN_CACHED_OUTPUT;
+    let repeats1 = big && input1.len() < output.len();
+    let repeats2 = big && !repeats1 && input2.len() < output.len();
     let mut cache: Option<[i32; CACHE_LEN]> = None;
     let mut cached_start = usize::MAX;
     super::rows::for_each_row(&p.shape, |o, len, a, b| {
@@ -304,6 +306,8 @@ pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut 
 /// Entries of the stack cache of a repeated row's scaled values (8 KiB: rows up to 2048, such as
 /// MiniLM's 1536-wide MLP bias).
 const CACHE_LEN: usize = 2048;
+/// Smallest output for which repeated rows are cached (the 8 KiB cache is zeroed once).
+const MIN_CACHED_OUTPUT: usize = 4096;
 /// Shortest row worth caching.
 const MIN_CACHED_ROW: usize = 32;
 

@@ -212,14 +212,39 @@ pub(crate) fn random_simd_shape(rng: &mut Rng) -> BroadcastShape {
 }
 
 /// The AVX2 Add gives the reference's bytes on random shapes (contiguous, scalar and row/column
-/// broadcasts) and values, with zero points, multipliers and shifts at their extremes.
+/// broadcasts, large outputs with a repeated row) and values, with zero points, multipliers and shifts at their extremes.
 #[test]
 fn bit_exact_avx2_add() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         let mut rng = Rng::new(0xADD2);
         for case in 0..600 {
-            let shape = random_simd_shape(&mut rng);
+            // Every fourth case: a large output with a repeated row of either input (the
+            // cached-row path), rows sometimes longer than the cache.
+            let shape = if case % 4 == 3 {
+                let cols = if rng.one_in(4) {
+                    2100
+                } else {
+                    rng.range(71, 150) as u32
+                };
+                let out = [1, rng.range(2, 3) as u32, rng.range(30, 60) as u32, cols];
+                let row = [1, 1, 1, cols];
+                if rng.one_in(2) {
+                    BroadcastShape {
+                        input1: out,
+                        input2: row,
+                        output: out,
+                    }
+                } else {
+                    BroadcastShape {
+                        input1: row,
+                        input2: out,
+                        output: out,
+                    }
+                }
+            } else {
+                random_simd_shape(&mut rng)
+            };
             let p = random_extreme_params(&mut rng, shape);
             let x1 = rng.i8_vec(len(&shape.input1));
             let x2 = rng.i8_vec(len(&shape.input2));
