@@ -26,6 +26,9 @@ pub mod cortex_m;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_vnni;
+
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
 
@@ -232,7 +235,7 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
         t.quantize = crate::ops::quantize::avx2::eval_quantize_detected;
         t.batch_matmul_i8 = crate::ops::batch_matmul::avx2::eval_i8_detected;
         t.add_i8 = crate::ops::add::avx2::eval_i8_detected;
-        if crate::ops::gemm_avx2::avx_vnni_detected() {
+        if crate::arch::x86_vnni::detected().is_some() {
             t.fully_connected_i8 = crate::ops::fully_connected::avx2::eval_i8_vnni_detected;
             t.batch_matmul_i8 = crate::ops::batch_matmul::avx2::eval_i8_vnni_detected;
         }

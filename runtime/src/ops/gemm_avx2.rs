@@ -16,6 +16,7 @@ use core::mem::MaybeUninit;
 
 use super::conv2d::avx2::{dot1_i16 as dot1, dot4_i16_v as dot4};
 use crate::arch::x86;
+use crate::arch::x86_vnni::Vnni;
 use crate::quant::requantize_to_i8;
 
 /// int16 values of `w` held per block of rows.
@@ -464,51 +465,12 @@ fn hsum4(a: [__m256i; 4]) -> __m128i {
     _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s))
 }
 
-/// Whether the CPU has AVX-VNNI (`vpdpbusd` on 256-bit registers, VEX-encoded) besides AVX2:
-/// CPUID leaf 7 sub-leaf 1, EAX bit 4. Detected once.
-#[cfg(any(test, feature = "std"))]
-pub(crate) fn avx_vnni_detected() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        if !std::is_x86_feature_detected!("avx2") {
-            return false;
-        }
-        // SAFETY: CPUID is available on every x86-64 CPU, and leaf 7 exists on CPUs with AVX2
-        // (AVX2 is itself reported in leaf 7). `__cpuid_count` is an unsafe fn on older Rust.
-        #[allow(unused_unsafe)]
-        let r = unsafe { __cpuid_count(7, 1) };
-        r.eax & (1 << 4) != 0
-    })
-}
-
-/// `acc + Σ` of the four products `u[4l + q]·s[4l + q]` per 32-bit lane `l`, with `u` unsigned
-/// and `s` signed bytes (AVX-VNNI `vpdpbusd`: exact products, wrapping 32-bit sum).
-///
-/// # Safety
-/// The CPU must support AVX-VNNI.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn dpbusd(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-    let mut acc = acc;
-    // SAFETY: the caller guarantees AVX-VNNI; register-only, no memory or stack access.
-    unsafe {
-        core::arch::asm!(
-            "{{vex}} vpdpbusd {a}, {u}, {s}",
-            a = inout(ymm_reg) acc,
-            u = in(ymm_reg) u,
-            s = in(ymm_reg) s,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    acc
-}
-
 /// Longest row (`k` rounded up to 32) [`gemm_nt_vnni`] handles.
 pub(crate) const XV_BUF: usize = 4096;
 /// Most columns [`gemm_nt_vnni`] handles (one column sum each on the stack).
 pub(crate) const N_SUMS: usize = 4096;
 
-/// [`gemm_nt`] with AVX-VNNI: the same results, bit for bit, from 8-bit products.
+/// [`gemm_nt`] with VNNI (either encoding, `V`): the same results, bit for bit, from 8-bit products.
 ///
 /// `vpdpbusd` multiplies unsigned by signed bytes, so rows of `x` are stored as `u = x + 128`
 /// (`x ^ 0x80`) and `w` is used as stored. With `Σ` over `t < k`, modulo 2³²:
@@ -522,12 +484,12 @@ pub(crate) const N_SUMS: usize = 4096;
 /// [`N_SUMS`].
 ///
 /// # Safety
-/// The CPU must support AVX-VNNI (see [`avx_vnni_detected`]). Panics (before writing) unless
+/// The CPU must support AVX2 and `V`'s encoding (see [`crate::arch::x86_vnni::detected`]). Panics (before writing) unless
 /// `x.len() >= m·k`, `w.len() >= n·k`, `out.len() >= m·n` and the epilogue's slices hold `n`
 /// values (or one multiplier and shift).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn gemm_nt_vnni(
+pub(crate) unsafe fn gemm_nt_vnni<V: Vnni>(
     m: usize,
     n: usize,
     k: usize,
@@ -586,11 +548,11 @@ pub(crate) unsafe fn gemm_nt_vnni(
         let mut acc = _mm256_setzero_si256();
         for b in 0..full {
             // SAFETY: the caller guarantees AVX-VNNI.
-            acc = unsafe { dpbusd(acc, ones, w_blk(j, b)) };
+            acc = unsafe { V::dpbusd(acc, ones, w_blk(j, b)) };
         }
         if tail != 0 {
             // SAFETY: the caller guarantees AVX-VNNI.
-            acc = unsafe { dpbusd(acc, ones, w_tail(j)) };
+            acc = unsafe { V::dpbusd(acc, ones, w_tail(j)) };
         }
         let z = _mm256_setzero_si256();
         *c = _mm_cvtsi128_si32(hsum4([acc, z, z, z])).wrapping_mul(c128);
@@ -634,8 +596,8 @@ pub(crate) unsafe fn gemm_nt_vnni(
                         let v = xv(r, b);
                         // SAFETY: the caller guarantees AVX-VNNI.
                         unsafe {
-                            a[2 * r] = dpbusd(a[2 * r], v, w0);
-                            a[2 * r + 1] = dpbusd(a[2 * r + 1], v, w1);
+                            a[2 * r] = V::dpbusd(a[2 * r], v, w0);
+                            a[2 * r + 1] = V::dpbusd(a[2 * r + 1], v, w1);
                         }
                     }
                 };
@@ -661,7 +623,7 @@ pub(crate) unsafe fn gemm_nt_vnni(
                 let mut step = |b: usize, w0: __m256i| {
                     for (r, acc) in a.iter_mut().enumerate() {
                         // SAFETY: the caller guarantees AVX-VNNI.
-                        *acc = unsafe { dpbusd(*acc, xv(r, b), w0) };
+                        *acc = unsafe { V::dpbusd(*acc, xv(r, b), w0) };
                     }
                 };
                 for b in 0..full {
@@ -703,7 +665,7 @@ pub(crate) unsafe fn gemm_nt_vnni(
                     let v = xv(b);
                     for (acc, wv) in a.iter_mut().zip(ws) {
                         // SAFETY: the caller guarantees AVX-VNNI.
-                        *acc = unsafe { dpbusd(*acc, v, wv) };
+                        *acc = unsafe { V::dpbusd(*acc, v, wv) };
                     }
                 };
                 for b in 0..full {
@@ -735,11 +697,11 @@ pub(crate) unsafe fn gemm_nt_vnni(
                 let mut acc = _mm256_setzero_si256();
                 for b in 0..full {
                     // SAFETY: the caller guarantees AVX-VNNI.
-                    acc = unsafe { dpbusd(acc, xv(b), w_blk(j, b)) };
+                    acc = unsafe { V::dpbusd(acc, xv(b), w_blk(j, b)) };
                 }
                 if tail != 0 {
                     // SAFETY: the caller guarantees AVX-VNNI.
-                    acc = unsafe { dpbusd(acc, xv(full), w_tail(j)) };
+                    acc = unsafe { V::dpbusd(acc, xv(full), w_tail(j)) };
                 }
                 let z = _mm256_setzero_si256();
                 let v = _mm_cvtsi128_si32(hsum4([acc, z, z, z]));

@@ -7,6 +7,7 @@
 //! widened buffer uses the reference.
 
 use super::BatchMatMulParams;
+use crate::arch::x86_vnni::Vnni;
 use crate::ops::gemm_avx2::{gemm, gemm_nt, gemm_nt_vnni, Epilogue};
 
 /// AVX2 BatchMatMul.
@@ -15,28 +16,40 @@ use crate::ops::gemm_avx2::{gemm, gemm_nt, gemm_nt_vnni, Epilogue};
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
 pub unsafe fn eval_i8(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
-    // SAFETY: the caller guarantees AVX2.
-    unsafe { eval_tiled(p, a, b, out, false) }
+    // SAFETY: the caller guarantees AVX2; with `vnni` false no VNNI instruction runs (the
+    // encoding parameter is unused).
+    unsafe { eval_tiled::<crate::arch::x86_vnni::Vex>(p, a, b, out, false) }
 }
 
-/// AVX-VNNI BatchMatMul: [`eval_i8`] with [`gemm_nt_vnni`] (8-bit products; the zero points
+/// VNNI BatchMatMul (either encoding, `V`): [`eval_i8`] with [`gemm_nt_vnni`] (8-bit products; the zero points
 /// folded in through row and column sums) where it applies. Bit-exact to the reference.
 ///
 /// # Safety
-/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+/// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
-pub unsafe fn eval_i8_vnni(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
-    // SAFETY: the caller guarantees AVX2 and AVX-VNNI.
-    unsafe { eval_tiled(p, a, b, out, true) }
+pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
+    p: &BatchMatMulParams,
+    a: &[i8],
+    b: &[i8],
+    out: &mut [i8],
+) {
+    // SAFETY: the caller guarantees AVX2 and `V`'s encoding.
+    unsafe { eval_tiled::<V>(p, a, b, out, true) }
 }
 
-/// Both variants; `vnni` tries [`gemm_nt_vnni`] before [`gemm_nt`].
+/// Both variants; `vnni` tries [`gemm_nt_vnni`] (in `V`'s encoding) before [`gemm_nt`].
 ///
 /// # Safety
-/// The CPU must support AVX2, and AVX-VNNI when `vnni`. Requires a successful
+/// The CPU must support AVX2, and `V`'s encoding when `vnni`. Requires a successful
 /// [`super::check_i8`].
 #[target_feature(enable = "avx2")]
-unsafe fn eval_tiled(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8], vnni: bool) {
+unsafe fn eval_tiled<V: Vnni>(
+    p: &BatchMatMulParams,
+    a: &[i8],
+    b: &[i8],
+    out: &mut [i8],
+    vnni: bool,
+) {
     let s = p.shape;
     let (m, k, n) = (s.m as usize, s.k as usize, s.n as usize);
     let mult = [p.output_multiplier];
@@ -82,9 +95,9 @@ unsafe fn eval_tiled(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8], 
             }
             continue;
         };
-        // SAFETY: the caller guarantees AVX2 (and AVX-VNNI when `vnni`); `ab` holds `m·k`
+        // SAFETY: the caller guarantees AVX2 (and `V`'s encoding when `vnni`); `ab` holds `m·k`
         // values, `rows` `n·k`, `ob` `m·n` and the epilogue one multiplier and shift.
-        if vnni && unsafe { gemm_nt_vnni(m, n, k, ab, za, rows, zb, &epi, ob) } {
+        if vnni && unsafe { gemm_nt_vnni::<V>(m, n, k, ab, za, rows, zb, &epi, ob) } {
             continue;
         }
         // SAFETY: as above.
@@ -124,11 +137,25 @@ pub(crate) fn eval_i8_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &
     unsafe { eval_i8(p, a, b, out) }
 }
 
-/// Safe entry for kernel tables built after [`crate::ops::gemm_avx2::avx_vnni_detected`].
+/// Safe entry for kernel tables built after [`crate::arch::x86_vnni::detected`] found an encoding
+/// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_vnni_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
-    debug_assert!(crate::ops::gemm_avx2::avx_vnni_detected());
-    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` when
-    // `avx_vnni_detected()` (AVX2 and AVX-VNNI) holds.
-    unsafe { eval_i8_vnni(p, a, b, out) }
+    match crate::arch::x86_vnni::detected() {
+        Some(cpu) => eval_i8_vnni_on(cpu, p, a, b, out),
+        // SAFETY: kernel tables are built after `is_x86_feature_detected!("avx2")`.
+        None => unsafe { eval_i8(p, a, b, out) },
+    }
+}
+
+/// Safe entry for the VNNI form in the encoding `cpu` proves.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_vnni_on(
+    cpu: crate::arch::x86_vnni::VnniCpu,
+    p: &BatchMatMulParams,
+    a: &[i8],
+    b: &[i8],
+    out: &mut [i8],
+) {
+    crate::arch::x86_vnni::with_vnni!(cpu, eval_i8_vnni(p, a, b, out))
 }

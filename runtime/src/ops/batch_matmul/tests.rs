@@ -271,12 +271,16 @@ fn bit_exact_avx2_gemm() {
     println!("skipped: batch_matmul/avx2");
 }
 
-/// The AVX-VNNI BatchMatMul on the same cases (zero points of both operands folded in through
+/// The VNNI BatchMatMul, in each encoding the CPU has, on the same cases (zero points of both operands folded in through
 /// row and column sums); rows beyond its buffer (`k` = 4200) take the reference fallback.
 #[test]
 fn bit_exact_avx_vnni() {
     #[cfg(target_arch = "x86_64")]
-    if crate::ops::gemm_avx2::avx_vnni_detected() {
+    for cpu in crate::arch::x86_vnni::available() {
+        println!("batch_matmul VNNI form: {:?}", cpu.kind());
+        let f = |p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]| {
+            avx2::eval_i8_vnni_on(cpu, p, a, b, out)
+        };
         let mut rng = Rng::new(0xB3A7);
         for case in 0..300 {
             let c = random_case_with(&mut rng, 20, 70);
@@ -285,7 +289,7 @@ fn bit_exact_avx_vnni() {
             let mut want = vec![0i8; lo];
             let mut got = vec![0i8; lo];
             reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
-            avx2::eval_i8_vnni_detected(&c.p, &c.a, &c.b, &mut got);
+            f(&c.p, &c.a, &c.b, &mut got);
             assert_eq!(got, want, "case {case}: {:?}", c.p.shape);
         }
         // `B` larger than the transposition buffer (k·n > 16384): gathered columns.
@@ -300,7 +304,7 @@ fn bit_exact_avx_vnni() {
             let mut want = vec![0i8; lo];
             let mut got = vec![0i8; lo];
             reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
-            avx2::eval_i8_vnni_detected(&c.p, &c.a, &c.b, &mut got);
+            f(&c.p, &c.a, &c.b, &mut got);
             assert_eq!(got, want, "large B {case}: {:?}", c.p.shape);
         }
         let mut c = random_case_with(&mut rng, 3, 5);
@@ -311,9 +315,11 @@ fn bit_exact_avx_vnni() {
         let mut want = vec![0i8; lo];
         let mut got = vec![0i8; lo];
         reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
-        avx2::eval_i8_vnni_detected(&c.p, &c.a, &c.b, &mut got);
+        f(&c.p, &c.a, &c.b, &mut got);
         assert_eq!(got, want, "long rows: {:?}", c.p.shape);
-        return;
     }
-    println!("skipped: batch_matmul/avx2 (AVX-VNNI)");
+    #[cfg(target_arch = "x86_64")]
+    if crate::arch::x86_vnni::available().is_empty() {
+        println!("skipped: batch_matmul/avx2 (CPU has neither AVX-VNNI nor AVX512-VNNI)");
+    }
 }

@@ -31,6 +31,7 @@ use core::mem::MaybeUninit;
 use super::reference::tap;
 use super::requant_avx2::{store_bytes, Finish, Rq8};
 use super::Conv2dParams;
+use crate::arch::x86_vnni::Vnni;
 
 /// Output pixels per tile.
 const P: usize = 4;
@@ -59,15 +60,15 @@ impl Mac for MaddAdd {
     }
 }
 
-/// `vpdpwssd` (AVX-VNNI): the same pair products, added to `acc` with wrapping (the
+/// `vpdpwssd` in `V`'s encoding: the same pair products, added to `acc` with wrapping (the
 /// non-saturating form).
-pub(crate) struct Dpwssd;
+pub(crate) struct Dpwssd<V>(core::marker::PhantomData<V>);
 
-impl Mac for Dpwssd {
+impl<V: Vnni> Mac for Dpwssd<V> {
     #[inline(always)]
     unsafe fn mac(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
-        // SAFETY: the caller guarantees AVX-VNNI.
-        unsafe { super::vnni::dpwssd(acc, x, w) }
+        // SAFETY: the caller guarantees `V`'s encoding.
+        unsafe { V::dpwssd(acc, x, w) }
     }
 }
 
@@ -81,16 +82,16 @@ pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     unsafe { body::<MaddAdd>(p, input, output) }
 }
 
-/// The AVX-VNNI form: [`super::vnni`]'s `vpdpbusd` kernel, or this module's kernel for patches
+/// The VNNI form: [`super::vnni`]'s `vpdpbusd` kernel, or this module's kernel for patches
 /// too long for it.
 ///
 /// # Safety
-/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+/// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
-pub unsafe fn eval_i8_vnni(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
-    // SAFETY: AVX2 is enabled here; the caller guarantees AVX-VNNI and checked the params.
+pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    // SAFETY: AVX2 is enabled here; the caller guarantees `V`'s encoding and checked the params.
     unsafe {
-        if !super::vnni::eval_i8(p, input, output) {
+        if !super::vnni::eval_i8::<V>(p, input, output) {
             body::<MaddAdd>(p, input, output)
         }
     }
@@ -628,18 +629,28 @@ pub(super) unsafe fn store<const PP: usize, const NB: usize>(
     }
 }
 
-/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`: the AVX-VNNI
-/// form when the CPU has it.
+/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`: the VNNI
+/// form when the CPU has either encoding.
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_detected(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
-    if super::vnni::has_avxvnni() {
-        // SAFETY: AVX-VNNI detected just above; AVX2 checked by `crate::arch::ops_table_avx2`.
-        return unsafe { eval_i8_vnni(p, input, output) };
+    if let Some(cpu) = crate::arch::x86_vnni::detected() {
+        return eval_i8_vnni_on(cpu, p, input, output);
     }
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
     // `is_x86_feature_detected!("avx2")` first.
     unsafe { eval_i8(p, input, output) }
+}
+
+/// Safe entry for the VNNI form in the encoding `cpu` proves.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_vnni_on(
+    cpu: crate::arch::x86_vnni::VnniCpu,
+    p: &Conv2dParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    crate::arch::x86_vnni::with_vnni!(cpu, eval_i8_vnni(p, input, output))
 }
 
 /// Safe entry for the plain AVX2 form (tests compare both forms with the reference).

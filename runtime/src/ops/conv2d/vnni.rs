@@ -1,5 +1,6 @@
-//! AVX-VNNI int8 Conv2D over unsigned-times-signed bytes (`vpdpbusd`), bit-exact to
-//! [`super::reference::eval_i8`]; the form [`super::avx2`] runs when the CPU has AVX-VNNI.
+//! VNNI int8 Conv2D over unsigned-times-signed bytes (`vpdpbusd`), bit-exact to
+//! [`super::reference::eval_i8`]; the form [`super::avx2`] runs when the CPU has AVX-VNNI or
+//! AVX512-VNNI (either encoding: [`crate::arch::x86_vnni`]).
 //!
 //! `vpdpbusd` multiplies four unsigned bytes by four signed bytes and adds the four products to a
 //! 32-bit lane, without intermediate saturation (each product is at most 255·128 in magnitude and
@@ -17,73 +18,13 @@
 //! All sums equal the reference's modulo 2³²; requantization is [`super::requant_avx2`].
 //! Nothing is allocated (about 17 KiB of stack, written only where a call uses it).
 
-use core::arch::asm;
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::avx2::{build_patch, store, zeroed, CopyIn, Padded, PixelAt};
 use super::requant_avx2::{Finish, Rq8};
 use super::Conv2dParams;
-
-/// `acc + Σ_{4 bytes} a·b` per 32-bit lane, `a` unsigned and `b` signed bytes, wrapping
-/// (`vpdpbusd`, AVX-VNNI). Inline assembly: the intrinsic needs Rust 1.89, above this crate's
-/// minimum supported version.
-///
-/// # Safety
-/// The CPU must support AVX-VNNI ([`has_avxvnni`]).
-#[inline]
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    let mut r = acc;
-    // SAFETY: the caller guarantees AVX-VNNI; registers only, no memory, no flags.
-    unsafe {
-        asm!(
-            "{{vex}} vpdpbusd {r}, {a}, {b}",
-            r = inout(ymm_reg) r,
-            a = in(ymm_reg) a,
-            b = in(ymm_reg) b,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    r
-}
-
-/// `acc + Σ_{2 words} a·b` per 32-bit lane over signed 16-bit values, wrapping (`vpdpwssd`,
-/// AVX-VNNI; inline assembly as [`dpbusd`]).
-///
-/// # Safety
-/// The CPU must support AVX-VNNI ([`has_avxvnni`]).
-#[inline]
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    let mut r = acc;
-    // SAFETY: the caller guarantees AVX-VNNI; registers only, no memory, no flags.
-    unsafe {
-        asm!(
-            "{{vex}} vpdpwssd {r}, {a}, {b}",
-            r = inout(ymm_reg) r,
-            a = in(ymm_reg) a,
-            b = in(ymm_reg) b,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    r
-}
-
-/// Whether the CPU has AVX-VNNI: CPUID leaf 7, sub-leaf 1, EAX bit 4, read once. Meaningful after
-/// AVX2 was detected (which also tells that the OS saves the YMM registers).
-#[cfg(any(test, feature = "std"))]
-pub(crate) fn has_avxvnni() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        // `__cpuid_count` is safe from Rust 1.87 on, `unsafe` before (MSRV 1.85).
-        #[allow(unused_unsafe)]
-        // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is checked against the maximum leaf.
-        unsafe {
-            __get_cpuid_max(0).0 >= 7 && (__cpuid_count(7, 1).eax >> 4) & 1 == 1
-        }
-    })
-}
+use crate::arch::x86_vnni::Vnni;
 
 /// Output pixels per tile.
 const P: usize = 4;
@@ -101,9 +42,13 @@ const CH: usize = 32;
 /// The `vpdpbusd` kernel, or `false` (nothing written) when the patch exceeds [`K_MAX`].
 ///
 /// # Safety
-/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+/// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) -> bool {
+pub(crate) unsafe fn eval_i8<V: Vnni>(
+    p: &Conv2dParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> bool {
     let s = &p.shape;
     let [n, _, _, in_c] = s.input.map(|d| d as usize);
     let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
@@ -180,7 +125,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
             let mut g = 0;
             while g < gn {
                 let c0 = (g0 + g) * 8;
-                // SAFETY: AVX2 is enabled and the caller guarantees AVX-VNNI; the slices hold `pp` patches of `k4`
+                // SAFETY: AVX2 is enabled and the caller guarantees `V`'s encoding; the slices hold `pp` patches of `k4`
                 // bytes and one or two panels of `k4 · 8` bytes; `rq[g..]` holds the groups.
                 unsafe {
                     if g + 2 <= gn {
@@ -189,7 +134,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                         let rq = &rq[g..];
                         match pp {
                             4 => store::<4, 2>(
-                                tile::<4, 2>(xs, k4, w2, bias),
+                                tile::<V, 4, 2>(xs, k4, w2, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -198,7 +143,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                                 c0,
                             ),
                             3 => store::<3, 2>(
-                                tile::<3, 2>(xs, k4, w2, bias),
+                                tile::<V, 3, 2>(xs, k4, w2, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -207,7 +152,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                                 c0,
                             ),
                             2 => store::<2, 2>(
-                                tile::<2, 2>(xs, k4, w2, bias),
+                                tile::<V, 2, 2>(xs, k4, w2, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -216,7 +161,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                                 c0,
                             ),
                             _ => store::<1, 2>(
-                                tile::<1, 2>(xs, k4, w2, bias),
+                                tile::<V, 1, 2>(xs, k4, w2, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -232,7 +177,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                         let rq = &rq[g..];
                         match pp {
                             4 => store::<4, 1>(
-                                tile::<4, 1>(xs, k4, w1, bias),
+                                tile::<V, 4, 1>(xs, k4, w1, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -241,7 +186,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                                 c0,
                             ),
                             3 => store::<3, 1>(
-                                tile::<3, 1>(xs, k4, w1, bias),
+                                tile::<V, 3, 1>(xs, k4, w1, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -250,7 +195,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                                 c0,
                             ),
                             2 => store::<2, 1>(
-                                tile::<2, 1>(xs, k4, w1, bias),
+                                tile::<V, 2, 1>(xs, k4, w1, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -259,7 +204,7 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
                                 c0,
                             ),
                             _ => store::<1, 1>(
-                                tile::<1, 1>(xs, k4, w1, bias),
+                                tile::<V, 1, 1>(xs, k4, w1, bias),
                                 &fin,
                                 rq,
                                 output,
@@ -316,9 +261,9 @@ fn pack_panel(weights: &[i8], depth: usize, oc0: usize, out_c: usize, dst: &mut 
 /// `PP` pixels × `NB` panels of sums: `acc[q][g] = bias[g] + Σ_t u_q[4t..4t+4] · panel_g[t]`.
 ///
 /// # Safety
-/// The CPU must support AVX2 and AVX-VNNI.
+/// The CPU must support AVX2 and `V`'s encoding.
 #[inline(always)]
-unsafe fn tile<const PP: usize, const NB: usize>(
+unsafe fn tile<V: Vnni, const PP: usize, const NB: usize>(
     xs: &[u8],
     k4: usize,
     ws: &[i8],
@@ -341,7 +286,7 @@ unsafe fn tile<const PP: usize, const NB: usize>(
                 let quad = (xp.add(q * k4 + 4 * t) as *const i32).read_unaligned();
                 let xb = _mm256_set1_epi32(quad);
                 for (a, v) in row.iter_mut().zip(&wv) {
-                    *a = dpbusd(*a, xb, *v);
+                    *a = V::dpbusd(*a, xb, *v);
                 }
             }
         }

@@ -25,6 +25,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::DepthwiseConv2dParams;
+use crate::arch::x86_vnni::Vnni;
 use crate::ops::conv2d::avx2::{widen, zeroed, Dpwssd, Mac, MaddAdd};
 use crate::ops::conv2d::requant_avx2::{store_bytes, Finish, Rq8};
 
@@ -45,14 +46,18 @@ pub unsafe fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut 
     unsafe { body::<MaddAdd>(p, input, output) }
 }
 
-/// The same kernel with `vpdpwssd` in the inner loop.
+/// The same kernel with `vpdpwssd` (in `V`'s encoding) in the inner loop.
 ///
 /// # Safety
-/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+/// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
-pub unsafe fn eval_i8_vnni(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
-    // SAFETY: AVX2 is enabled here; the caller guarantees AVX-VNNI and checked the params.
-    unsafe { body::<Dpwssd>(p, input, output) }
+pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
+    p: &DepthwiseConv2dParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    // SAFETY: AVX2 is enabled here; the caller guarantees `V`'s encoding and checked the params.
+    unsafe { body::<Dpwssd<V>>(p, input, output) }
 }
 
 #[inline(always)]
@@ -191,18 +196,28 @@ unsafe fn body<M: Mac>(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut
     }
 }
 
-/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`: the AVX-VNNI
-/// form when the CPU has it.
+/// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`: the VNNI
+/// form when the CPU has either encoding.
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_detected(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
-    if crate::ops::conv2d::vnni::has_avxvnni() {
-        // SAFETY: AVX-VNNI detected just above; AVX2 checked by `crate::arch::ops_table_avx2`.
-        return unsafe { eval_i8_vnni(p, input, output) };
+    if let Some(cpu) = crate::arch::x86_vnni::detected() {
+        return eval_i8_vnni_on(cpu, p, input, output);
     }
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
     // `is_x86_feature_detected!("avx2")` first.
     unsafe { eval_i8(p, input, output) }
+}
+
+/// Safe entry for the VNNI form in the encoding `cpu` proves.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_vnni_on(
+    cpu: crate::arch::x86_vnni::VnniCpu,
+    p: &DepthwiseConv2dParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    crate::arch::x86_vnni::with_vnni!(cpu, eval_i8_vnni(p, input, output))
 }
 
 /// Safe entry for the plain AVX2 form (tests compare both forms with the reference).

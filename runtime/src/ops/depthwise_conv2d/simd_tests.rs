@@ -89,19 +89,47 @@ fn assert_bit_exact_dscnn(variant: DepthwiseConv2dI8Fn, seed: u64) {
 }
 
 #[cfg(target_arch = "x86_64")]
+use crate::arch::x86_vnni::VnniKind;
+
+#[cfg(target_arch = "x86_64")]
 fn avx2_forms() -> std::vec::Vec<(&'static str, DepthwiseConv2dI8Fn)> {
     let mut v: std::vec::Vec<(&'static str, DepthwiseConv2dI8Fn)> = std::vec::Vec::new();
     if std::is_x86_feature_detected!("avx2") {
         v.push(("avx2", super::avx2::eval_i8_avx2_only));
-        if crate::ops::conv2d::vnni::has_avxvnni() {
-            v.push(("avx2+avxvnni", super::avx2::eval_i8_detected));
-        } else {
-            println!("skipped: depthwise_conv2d/avx2 AVX-VNNI form (CPU lacks AVX-VNNI)");
+        let cpus = crate::arch::x86_vnni::available();
+        for cpu in &cpus {
+            v.push(match cpu.kind() {
+                VnniKind::Vex => ("avx2+avx-vnni (vex)", vnni_vex),
+                VnniKind::Evex => ("avx2+avx512-vnni (evex)", vnni_evex),
+            });
+        }
+        if cpus.is_empty() {
+            println!("skipped: depthwise_conv2d/avx2 VNNI forms (CPU has neither AVX-VNNI nor AVX512-VNNI)");
         }
     } else {
         println!("skipped: depthwise_conv2d/avx2");
     }
     v
+}
+
+/// The VNNI form in one encoding (the CPU must have it: see `avx2_forms`).
+#[cfg(target_arch = "x86_64")]
+fn vnni_in(kind: VnniKind, p: &super::DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    let cpu = crate::arch::x86_vnni::available()
+        .into_iter()
+        .find(|c| c.kind() == kind)
+        .expect("encoding detected by avx2_forms");
+    super::avx2::eval_i8_vnni_on(cpu, p, input, output)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni_vex(p: &super::DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    vnni_in(VnniKind::Vex, p, input, output)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni_evex(p: &super::DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    vnni_in(VnniKind::Evex, p, input, output)
 }
 
 #[test]

@@ -11,6 +11,7 @@ use core::arch::x86_64::*;
 
 use super::{FullyConnectedF32Params, FullyConnectedParams};
 use crate::arch::x86;
+use crate::arch::x86_vnni::Vnni;
 use crate::ops::gemm_avx2::{gemm_nt, gemm_nt_vnni, Epilogue};
 use crate::quant::requantize_to_i8;
 
@@ -46,20 +47,24 @@ fn epilogue<'a>(p: &FullyConnectedParams<'a>) -> Epilogue<'a> {
     }
 }
 
-/// AVX-VNNI FullyConnected: [`gemm_nt_vnni`] (8-bit products, 4 rows × 2 output features per
+/// VNNI FullyConnected (either encoding, `V`): [`gemm_nt_vnni`] (8-bit products, 4 rows × 2 output features per
 /// tile), else [`eval_i8`]. Bit-exact to the reference like it.
 ///
 /// # Safety
-/// The CPU must support AVX2 and AVX-VNNI. Requires a successful [`super::check_i8`].
+/// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
-pub unsafe fn eval_i8_vnni(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
+    p: &FullyConnectedParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
     let k = p.shape.in_features as usize;
     let n = p.shape.out_features as usize;
     let m = input.len().checked_div(k).unwrap_or(0);
     let epi = epilogue(p);
-    // SAFETY: the caller guarantees AVX2 and AVX-VNNI; lengths as in `eval_i8`.
+    // SAFETY: the caller guarantees AVX2 and `V`'s encoding; lengths as in `eval_i8`.
     if unsafe {
-        gemm_nt_vnni(
+        gemm_nt_vnni::<V>(
             m,
             n,
             k,
@@ -77,13 +82,26 @@ pub unsafe fn eval_i8_vnni(p: &FullyConnectedParams<'_>, input: &[i8], output: &
     unsafe { eval_i8(p, input, output) }
 }
 
-/// Safe entry for kernel tables built after [`crate::ops::gemm_avx2::avx_vnni_detected`].
+/// Safe entry for kernel tables built after [`crate::arch::x86_vnni::detected`] found an encoding
+/// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_vnni_detected(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
-    debug_assert!(crate::ops::gemm_avx2::avx_vnni_detected());
-    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` when
-    // `avx_vnni_detected()` (AVX2 and AVX-VNNI) holds.
-    unsafe { eval_i8_vnni(p, input, output) }
+    match crate::arch::x86_vnni::detected() {
+        Some(cpu) => eval_i8_vnni_on(cpu, p, input, output),
+        // SAFETY: kernel tables are built after `is_x86_feature_detected!("avx2")`.
+        None => unsafe { eval_i8(p, input, output) },
+    }
+}
+
+/// Safe entry for the VNNI form in the encoding `cpu` proves.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_vnni_on(
+    cpu: crate::arch::x86_vnni::VnniCpu,
+    p: &FullyConnectedParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    crate::arch::x86_vnni::with_vnni!(cpu, eval_i8_vnni(p, input, output))
 }
 
 /// The per-row dot-product form, for rows longer than the widened path's buffer.

@@ -56,14 +56,18 @@ fn bit_exact_avx2() {
     println!("skipped: fully_connected/avx2");
 }
 
-/// The AVX-VNNI variant: the random cases, then batches of up to 14 rows (4-row tiles, leftover
+/// The VNNI variant, in each encoding the CPU has: the random cases, then batches of up to 14 rows (4-row tiles, leftover
 /// rows and columns) with rows up to 300 inputs (several 32-byte blocks and tails), then rows
 /// longer than its buffer (the AVX2 fallback).
 #[test]
 fn bit_exact_avx_vnni() {
     #[cfg(target_arch = "x86_64")]
-    if crate::ops::gemm_avx2::avx_vnni_detected() {
-        let f = super::avx2::eval_i8_vnni_detected;
+    for cpu in crate::arch::x86_vnni::available() {
+        let f: crate::ops::FullyConnectedI8Fn = match cpu.kind() {
+            crate::arch::x86_vnni::VnniKind::Vex => vnni_vex,
+            crate::arch::x86_vnni::VnniKind::Evex => vnni_evex,
+        };
+        println!("fully_connected VNNI form: {:?}", cpu.kind());
         assert_bit_exact(f, 0x7A11, CASES);
         let mut rng = crate::ops::testing::Rng::new(0x7A12);
         for i in 0..160 {
@@ -80,11 +84,38 @@ fn bit_exact_avx_vnni() {
             let mut got = std::vec![0i8; c.output_len()];
             super::reference::eval_i8(&p, &c.input, &mut want);
             f(&p, &c.input, &mut got);
-            assert_eq!(got, want, "case {i}: {:?}", c.shape);
+            assert_eq!(got, want, "{:?} case {i}: {:?}", cpu.kind(), c.shape);
         }
-        return;
     }
-    println!("skipped: fully_connected/avx2 (AVX-VNNI)");
+    #[cfg(target_arch = "x86_64")]
+    if crate::arch::x86_vnni::available().is_empty() {
+        println!("skipped: fully_connected/avx2 (CPU has neither AVX-VNNI nor AVX512-VNNI)");
+    }
+}
+
+/// The VNNI form in one encoding (the CPU must have it).
+#[cfg(target_arch = "x86_64")]
+fn vnni_in(
+    kind: crate::arch::x86_vnni::VnniKind,
+    p: &super::FullyConnectedParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    let cpu = crate::arch::x86_vnni::available()
+        .into_iter()
+        .find(|c| c.kind() == kind)
+        .expect("encoding detected by the test");
+    super::avx2::eval_i8_vnni_on(cpu, p, input, output)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni_vex(p: &super::FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+    vnni_in(crate::arch::x86_vnni::VnniKind::Vex, p, input, output)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni_evex(p: &super::FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+    vnni_in(crate::arch::x86_vnni::VnniKind::Evex, p, input, output)
 }
 
 #[test]
