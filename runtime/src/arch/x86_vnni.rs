@@ -7,8 +7,8 @@
 //! over [`Vnni`] and monomorphized for [`Vex`] and [`Evex`]; [`detected`] returns a [`VnniCpu`]
 //! token only when the running CPU has the encoding, and the safe entries take that token.
 //!
-//! The instructions are inline assembly (`{vex}` / `{evex}` pseudo-prefixes): their intrinsics
-//! and target features are stable only from Rust 1.89, above this crate's minimum version.
+//! The instructions are inline assembly (`{vex}` / `{evex}` pseudo-prefixes), which names the
+//! encoding explicitly and needs no target feature beyond AVX2 on the kernels.
 
 use core::arch::asm;
 use core::arch::x86_64::__m256i;
@@ -100,8 +100,7 @@ impl VnniCpu {
     }
 }
 
-/// Whether the CPU has AVX2 and AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (the detection
-/// macro names it only from Rust 1.89 on).
+/// Whether the CPU has AVX2 and AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4.
 #[cfg(any(test, feature = "std"))]
 fn has_vex() -> bool {
     if !std::is_x86_feature_detected!("avx2") {
