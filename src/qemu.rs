@@ -232,7 +232,7 @@ pub fn vectors_payload(
     device: u64,
     boot: u32,
 ) -> anyhow::Result<Vec<u8>> {
-    if count == 0 || inputs.len() % count != 0 || expected.len() % count != 0 {
+    if count == 0 || !inputs.len().is_multiple_of(count) || !expected.len().is_multiple_of(count) {
         bail!("test vectors: {count} inputs do not divide the input and output bytes");
     }
     let word = |v: usize| u32::try_from(v).context("test vectors over 4 GiB");

@@ -8,7 +8,7 @@ pub const ARENA_ALIGN: usize = 16;
 
 /// Checks that `arena` can hold `model`'s plan.
 pub fn check(model: &Model<'_>, arena: &[u8]) -> Result<(), Error> {
-    if arena.as_ptr() as usize % ARENA_ALIGN != 0 {
+    if !(arena.as_ptr() as usize).is_multiple_of(ARENA_ALIGN) {
         return Err(Error::ArenaMisaligned);
     }
     if arena.len() < model.arena_bytes() {

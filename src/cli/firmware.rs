@@ -272,7 +272,7 @@ fn run_inputs(bytes: &[u8], inputs: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>, 
         Interpreter::new(&model, arena.as_mut_slice()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = |e: edgeloop_runtime::Error| anyhow::anyhow!("{e}");
     let in_len = it.input_bytes(0).map_err(rt)?.len();
-    if in_len == 0 || inputs.len() % in_len != 0 {
+    if in_len == 0 || !inputs.len().is_multiple_of(in_len) {
         anyhow::bail!(
             "{} input bytes are not a whole number of {in_len}-byte input tensors",
             inputs.len()

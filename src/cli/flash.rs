@@ -218,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let Some(out) = &args.out else {
         bail!("--out is required (or --qemu)");
     };
-    if args.address % 16 != 0 {
+    if !args.address.is_multiple_of(16) {
         bail!(
             "--address {:#010x} is not 16-byte aligned: the image's constants are read in place and need it",
             args.address

@@ -207,7 +207,7 @@ impl Sizes {
             anyhow::ensure!(v > 0, "field `{name}` must be at least 1, got 0");
         }
         anyhow::ensure!(
-            self.hidden % self.heads == 0,
+            self.hidden.is_multiple_of(self.heads),
             "field `hidden` ({}) must be a multiple of `heads` ({})",
             self.hidden,
             self.heads

@@ -198,7 +198,7 @@ fn split_one(t: Tensor, spec: &InputSpec) -> std::result::Result<Vec<Tensor>, St
     if want.is_empty() || t.shape.len() != want.len() || t.shape[1..] != want[1..] || want[0] == 0 {
         return Err(bad());
     }
-    if t.shape[0] % want[0] != 0 {
+    if !t.shape[0].is_multiple_of(want[0]) {
         return Err(bad());
     }
     let k = t.shape[0] / want[0];

@@ -128,7 +128,7 @@ fn bit_exact_requantize8_avx2() {
             s
         };
         for case in 0..20_000 {
-            let pick = |r: u64, v: i32| if r % 8 == 0 { v } else { r as i32 };
+            let pick = |r: u64, v: i32| if r.is_multiple_of(8) { v } else { r as i32 };
             let mut acc = [0i32; 8];
             let mut mul = [0i32; 8];
             let mut sh = [0i32; 8];

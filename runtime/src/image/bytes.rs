@@ -63,7 +63,7 @@ pub fn as_i8_mut(b: &mut [u8]) -> &mut [i8] {
 /// Views bytes as `i32` (little-endian target), or an error when misaligned or of odd length.
 #[inline]
 pub fn as_i32(b: &[u8]) -> Result<&[i32], Error> {
-    if b.as_ptr() as usize % 4 != 0 || b.len() % 4 != 0 {
+    if !(b.as_ptr() as usize).is_multiple_of(4) || !b.len().is_multiple_of(4) {
         return Err(Error::ImageMisaligned);
     }
     // SAFETY: alignment (4) and length (a multiple of 4) were checked just above; every bit
@@ -74,7 +74,7 @@ pub fn as_i32(b: &[u8]) -> Result<&[i32], Error> {
 /// Views bytes as `f32`, or an error when misaligned or of odd length.
 #[inline]
 pub fn as_f32(b: &[u8]) -> Result<&[f32], Error> {
-    if b.as_ptr() as usize % 4 != 0 || b.len() % 4 != 0 {
+    if !(b.as_ptr() as usize).is_multiple_of(4) || !b.len().is_multiple_of(4) {
         return Err(Error::ImageMisaligned);
     }
     // SAFETY: alignment and length checked above; every bit pattern is a valid f32.
@@ -84,7 +84,7 @@ pub fn as_f32(b: &[u8]) -> Result<&[f32], Error> {
 /// Views mutable bytes as `f32`, or an error when misaligned or of odd length.
 #[inline]
 pub fn as_f32_mut(b: &mut [u8]) -> Result<&mut [f32], Error> {
-    if b.as_ptr() as usize % 4 != 0 || b.len() % 4 != 0 {
+    if !(b.as_ptr() as usize).is_multiple_of(4) || !b.len().is_multiple_of(4) {
         return Err(Error::ArenaMisaligned);
     }
     // SAFETY: alignment and length checked above; every bit pattern is a valid f32; the
@@ -95,7 +95,7 @@ pub fn as_f32_mut(b: &mut [u8]) -> Result<&mut [f32], Error> {
 /// Views mutable bytes as `i32`, or an error when misaligned or of odd length.
 #[inline]
 pub fn as_i32_mut(b: &mut [u8]) -> Result<&mut [i32], Error> {
-    if b.as_ptr() as usize % 4 != 0 || b.len() % 4 != 0 {
+    if !(b.as_ptr() as usize).is_multiple_of(4) || !b.len().is_multiple_of(4) {
         return Err(Error::ArenaMisaligned);
     }
     // SAFETY: alignment and length checked above; every bit pattern is a valid i32.

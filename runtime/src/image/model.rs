@@ -112,7 +112,7 @@ impl<'a> Model<'a> {
                 got,
             });
         }
-        if bytes.as_ptr() as usize % 16 != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(16) {
             return Err(Error::ImageMisaligned);
         }
         if bytes[..4] != MAGIC {
@@ -185,7 +185,7 @@ impl<'a> Model<'a> {
         }
         let graph = in_image(graph_off, graph_len).ok_or(section_err(Section::Graph))?;
         let graph_end = align_up(graph_off + graph_len, 16).ok_or(section_err(Section::Graph))?;
-        if const_off != graph_end || const_len % 16 != 0 {
+        if const_off != graph_end || !const_len.is_multiple_of(16) {
             return Err(section_err(Section::Constants));
         }
         let consts = in_image(const_off, const_len).ok_or(section_err(Section::Constants))?;

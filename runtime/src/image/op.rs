@@ -156,7 +156,7 @@ pub(crate) fn decode(b: &[u8]) -> Option<(OpRecord<'_>, usize)> {
     let n_in = u8_at(b, 2)?;
     let n_out = u8_at(b, 3)?;
     let params_len = u16_at(b, 4)? as usize;
-    if u16_at(b, 6)? != 0 || params_len % 4 != 0 {
+    if u16_at(b, 6)? != 0 || !params_len.is_multiple_of(4) {
         return None;
     }
     let io_len = 2 * (n_in as usize + n_out as usize);

@@ -43,7 +43,7 @@ impl Rng {
 
     /// `true` with probability `1/n`.
     pub fn one_in(&mut self, n: u32) -> bool {
-        self.next_u64() % n as u64 == 0
+        self.next_u64().is_multiple_of(n as u64)
     }
 
     /// A dimension in `1..=max`, 1 more often than uniform (for 1xN and Nx1 shapes).

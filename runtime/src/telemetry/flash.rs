@@ -62,8 +62,8 @@ impl<'a> SimFlash<'a> {
     ) -> Result<Self, TelemetryError> {
         if sector_size == 0
             || !word_size.is_power_of_two()
-            || sector_size % word_size != 0
-            || mem.len() % sector_size != 0
+            || !sector_size.is_multiple_of(word_size)
+            || !mem.len().is_multiple_of(sector_size)
             || mem.len() / sector_size > SIM_MAX_SECTORS
         {
             return Err(TelemetryError::LogBadGeometry);
@@ -192,7 +192,7 @@ impl NorFlash for SimFlash<'_> {
             return Err(TelemetryError::FlashPowerLoss);
         }
         self.check_range(offset, data.len())?;
-        if offset % self.word_size != 0 || data.len() % self.word_size != 0 {
+        if !offset.is_multiple_of(self.word_size) || !data.len().is_multiple_of(self.word_size) {
             return Err(TelemetryError::FlashMisaligned {
                 offset: u32::try_from(offset).unwrap_or(u32::MAX),
             });

@@ -99,7 +99,7 @@ impl<F: NorFlash> FlashLog<F> {
         if sectors < 2
             || !word.is_power_of_two()
             || word > STAGE
-            || sector_size % word != 0
+            || !sector_size.is_multiple_of(word)
             || sector_size < header_len + round_up(13, word) + round_up(4, word)
         {
             return Err(TelemetryError::LogBadGeometry);

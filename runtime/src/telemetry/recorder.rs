@@ -272,7 +272,7 @@ mod tests {
             .collect();
         Record::Feedback(Feedback {
             inference_seq: i,
-            correction: (i % 3 == 0).then_some(i as u16),
+            correction: i.is_multiple_of(3).then_some(i as u16),
             thumbs: None,
             sample: Sample::from_i32(&values).unwrap(),
         })

@@ -58,7 +58,7 @@ impl<const B: usize> ReferenceHistogram<B> {
             let b = payload.get(4 * i..4 * i + 4).ok_or(bad)?;
             Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
-        if payload.len() % 4 != 0 {
+        if !payload.len().is_multiple_of(4) {
             return Err(bad);
         }
         let (head, lo, hi) = match tag {

@@ -136,7 +136,7 @@ impl TextCandidate {
 
     /// Why this combination is not a model (`None`: it is one).
     pub fn invalid(&self) -> Option<String> {
-        if self.width % self.heads != 0 {
+        if !self.width.is_multiple_of(self.heads) {
             return Some(format!(
                 "width {} is not divisible by {} heads",
                 self.width, self.heads

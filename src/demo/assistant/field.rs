@@ -148,7 +148,7 @@ pub fn simulate(
                 } else {
                     run.down += 1;
                     // The correction joins its response through the rating's sample.
-                    if sampled && run.down % CORRECT_EVERY == 0 {
+                    if sampled && run.down.is_multiple_of(CORRECT_EVERY) {
                         let mut c = prompt_i32.clone();
                         c.push(CORRECTION_SEPARATOR);
                         c.extend(p.answer.iter().map(|&v| v as i32));
@@ -168,7 +168,7 @@ pub fn simulate(
                 }
             }
             answered += 1;
-            if answered % 8 == 0 {
+            if answered.is_multiple_of(8) {
                 rec.heartbeat(ticks, ticks)?;
                 let n = rec.drain(&mut buf)?;
                 wire.extend_from_slice(&buf[..n]);

@@ -84,7 +84,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Wav, String> {
                 if bits != 16 {
                     return Err(format!("{bits} bits per sample: only 16-bit is read"));
                 }
-                if size % 2 != 0 {
+                if !size.is_multiple_of(2) {
                     return Err(format!("data chunk of {size} bytes is not whole samples"));
                 }
                 let samples = bytes[body..end]

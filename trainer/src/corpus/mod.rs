@@ -639,7 +639,7 @@ pub fn baseline_reports(
         let mut te = Vec::new();
         for r in &c.labelled {
             let pair = (r.text.clone(), r.label.clone().unwrap_or_default());
-            if xxh3_64(r.text.as_bytes()) % 5 == 0 {
+            if xxh3_64(r.text.as_bytes()).is_multiple_of(5) {
                 te.push(pair);
             } else {
                 tr.push(pair);

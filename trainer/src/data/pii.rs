@@ -83,7 +83,7 @@ pub fn luhn_valid(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Replaces PII in `text`; returns the scrubbed text and what was replaced.

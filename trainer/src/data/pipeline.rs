@@ -371,7 +371,7 @@ pub fn select(cfg: &SelectConfig) -> Result<SelectionReport> {
         while let Some(item) = reader.next_item()? {
             bytes_done += reader.bytes_read - last_bytes;
             last_bytes = reader.bytes_read;
-            if kept_total % 1024 == 0 {
+            if kept_total.is_multiple_of(1024) {
                 bar.set_position(bytes_done);
                 bar.set_message(format!("{kept_total} kept"));
             }

@@ -69,7 +69,7 @@ impl BertConfig {
                 return Err(TrainerError::config(f, "must be at least 1"));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(TrainerError::config(
                 "hidden_size",
                 format!(

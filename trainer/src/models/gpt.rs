@@ -60,7 +60,7 @@ impl GptConfig {
                 return Err(TrainerError::config(f, "must be at least 1"));
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(TrainerError::config(
                 "n_embd",
                 format!(

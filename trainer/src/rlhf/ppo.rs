@@ -462,7 +462,7 @@ impl Ppo {
             if let Some(root) = checkpoints {
                 let every = self.config.checkpoint_every;
                 let last = self.state.iteration >= self.config.iterations;
-                if last || (every > 0 && self.state.iteration % every == 0) {
+                if last || (every > 0 && self.state.iteration.is_multiple_of(every)) {
                     state::save_rl(
                         &ResumeTarget {
                             root,

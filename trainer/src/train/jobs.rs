@@ -843,7 +843,7 @@ mod tests {
         let mut lines = String::new();
         let mut texts = vec![];
         for i in 0..n {
-            let (text, label) = if (i + offset) % 2 == 0 {
+            let (text, label) = if (i + offset).is_multiple_of(2) {
                 (format!("turn on the light {}", i % 7), "on")
             } else {
                 (format!("turn off the fan {}", i % 5), "off")

@@ -211,7 +211,7 @@ pub fn run<C: Serialize>(
         bar.set_position(state.step as u64);
         bar.set_message(format!("loss {mean:.4}"));
         let last = state.step >= cfg.steps;
-        if (cfg.eval_every > 0 && state.step % cfg.eval_every == 0) || last {
+        if (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every)) || last {
             let e = task.eval_loss()?;
             state.eval_losses.push((state.step, e));
             match state.best_eval {
@@ -228,7 +228,8 @@ pub fn run<C: Serialize>(
         }
         state.rng_word_pos = rng.get_word_pos().to_string();
         if let Some(c) = ckpt {
-            let periodic = cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0;
+            let periodic =
+                cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every);
             if periodic || state.finished(cfg) {
                 save_checkpoint(&c.root, params, c.model_config, opt, state)?;
             }

@@ -85,7 +85,7 @@ pub fn reshaped(ctx: &Ctx<'_>, n: &NodeProto, s: &[usize]) -> LResult<Vec<usize>
             }
             if let Some(k) = infer {
                 let known: usize = out.iter().product();
-                if known == 0 || total % known != 0 {
+                if known == 0 || !total.is_multiple_of(known) {
                     return unsup(format!("cannot infer -1 in {spec:?} for {total} elements"));
                 }
                 out[k] = total / known;

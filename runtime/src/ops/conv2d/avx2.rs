@@ -673,7 +673,7 @@ pub(crate) fn eval_i8_avx2_only(p: &Conv2dParams<'_>, input: &[i8], output: &mut
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn dot4_i16_v(x: &[i16], w: &[i16]) -> __m128i {
     let len = x.len();
-    assert!(len % 16 == 0 && w.len() >= 4 * len);
+    assert!(len.is_multiple_of(16) && w.len() >= 4 * len);
     let (xp, wp) = (x.as_ptr(), w.as_ptr());
     let mut a = [_mm256_setzero_si256(); 4];
     let mut i = 0;
@@ -700,7 +700,7 @@ pub(crate) unsafe fn dot4_i16_v(x: &[i16], w: &[i16]) -> __m128i {
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn dot1_i16(x: &[i16], w: &[i16]) -> i32 {
     let len = x.len();
-    assert!(len % 16 == 0 && w.len() >= len);
+    assert!(len.is_multiple_of(16) && w.len() >= len);
     let mut acc = _mm256_setzero_si256();
     let mut i = 0;
     while i < len {

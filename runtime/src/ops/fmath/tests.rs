@@ -117,7 +117,7 @@ fn bit_exact_avx2_exp() {
             1e-40,
             -1e-40,
         ]);
-        while xs.len() % 8 != 0 {
+        while !xs.len().is_multiple_of(8) {
             xs.push(1.0);
         }
         for c in xs.chunks_exact(8) {
