@@ -1,9 +1,9 @@
-//! `op-profile [--models a,b] [--ms N] [--dump DIR]`: where our runtime's time goes, per op.
+//! `op-profile [--models a,b] [--ms N] [--rows N] [--dump DIR]`: where our runtime's time goes, per op.
 //!
 //! Prepares the bench models exactly as `edgeloop-bench` does (same quantizer, same images), runs
 //! each image's `invoke_with_hook` for about N ms (default 300) after a warm-up, and prints, per
 //! image, the time spent in every op (median over calls, from a monotonic clock read in the
-//! hook), heaviest first, with the op's code and output shape. With `--dump DIR` it also writes
+//! hook), heaviest first, with the op's code and output shape (the 12 heaviest ops, or `--rows N`). With `--dump DIR` it also writes
 //! each image to `DIR/<model>-<int8|f32>.elm` (for `perf record` on a plain run loop).
 //! A profiling aid for issue 11; the bench's figures come from `edgeloop-bench`.
 
@@ -26,6 +26,7 @@ fn profile(
     kind: &str,
     c: &edgeloop_quantize::compile::Compiled,
     ms: u64,
+    show: usize,
 ) -> Result<(), String> {
     // Inputs stay zero (ids 0): int8 kernels' time does not depend on the values.
     let bytes = AlignedBytes::new(c.bytes());
@@ -98,7 +99,7 @@ fn profile(
     for (n, t) in &by_op {
         println!("   {n:<16} {t:>10.1} us  {:>5.1}%", 100.0 * t / total);
     }
-    for r in rows.iter().take(12) {
+    for r in rows.iter().take(show) {
         println!("   #{:<3} {:<16} {:>10.1} us  {}", r.1, r.2, r.0, r.3);
     }
     Ok(())
@@ -108,6 +109,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut want: Option<Vec<String>> = None;
     let mut ms = 300u64;
+    let mut show = 12usize;
     let mut dump: Option<std::path::PathBuf> = None;
     let mut i = 0;
     while i < args.len() {
@@ -120,6 +122,10 @@ fn main() {
             }
             "--ms" => {
                 ms = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(ms);
+                i += 1;
+            }
+            "--rows" => {
+                show = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(show);
                 i += 1;
             }
             "--dump" => {
@@ -158,7 +164,7 @@ fn main() {
                     eprintln!("writing {}: {e}", p.display());
                 }
             }
-            if let Err(e) = profile(spec.name, kind, c, ms) {
+            if let Err(e) = profile(spec.name, kind, c, ms, show) {
                 eprintln!("{} {kind}: {e}", spec.name);
             }
         }

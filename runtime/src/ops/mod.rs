@@ -313,6 +313,8 @@ pub type BatchMatMulI8Fn = fn(&batch_matmul::BatchMatMulParams, &[i8], &[i8], &m
 pub type QuantizeFn = fn(&quantize::QuantizeParams, &[f32], &mut [i8]);
 /// Signature of an int8 Add kernel variant.
 pub type AddI8Fn = fn(&add::AddParams, &[i8], &[i8], &mut [i8]);
+/// Signature of an int8 Softmax kernel variant.
+pub type SoftmaxI8Fn = fn(&softmax::SoftmaxParams<'_>, &[i8], &mut [i8]);
 /// Signature of an f32 Softmax kernel variant.
 pub type SoftmaxF32Fn = fn(&softmax::SoftmaxF32Params, &[f32], &mut [f32]);
 /// Signature of an f32 LayerNorm kernel variant.
@@ -344,6 +346,8 @@ pub struct KernelTable {
     pub batch_matmul_i8: BatchMatMulI8Fn,
     /// int8 Add.
     pub add_i8: AddI8Fn,
+    /// int8 Softmax.
+    pub softmax_i8: SoftmaxI8Fn,
     /// f32 Softmax.
     pub softmax_f32: SoftmaxF32Fn,
     /// f32 LayerNorm.
@@ -372,6 +376,7 @@ impl KernelTable {
             quantize: quantize::reference::eval_quantize,
             batch_matmul_i8: batch_matmul::reference::eval_i8,
             add_i8: add::reference::eval_i8,
+            softmax_i8: softmax::reference::eval_i8,
             softmax_f32: softmax::reference::eval_f32,
             layer_norm_f32: layer_norm::reference::eval_f32,
             dequantize: quantize::reference::eval_dequantize,

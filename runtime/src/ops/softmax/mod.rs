@@ -111,10 +111,10 @@ pub fn check_f32(p: &SoftmaxF32Params, input_len: usize, output_len: usize) -> R
     Ok(())
 }
 
-/// Runs the int8 kernel. Requires a successful [`check_i8`].
+/// Runs the int8 kernel selected by [`super::kernels`]. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &SoftmaxParams<'_>, input: &[i8], output: &mut [i8]) {
-    reference::eval_i8(p, input, output)
+    (super::kernels().softmax_i8)(p, input, output)
 }
 
 /// Runs the f32 kernel. Requires a successful [`check_f32`].

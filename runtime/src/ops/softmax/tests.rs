@@ -198,3 +198,62 @@ fn bit_exact_avx2_f32() {
     }
     println!("skipped: softmax/avx2");
 }
+
+/// The AVX2 int8 kernel against the reference, every output byte: random rows (tails of every
+/// length mod 8 and 32), rows of one repeated value, the extreme scales, and the largest depth.
+#[test]
+fn int8_avx2_bit_exact() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0x50F7);
+        for case in 0..400 {
+            let outer = rng.dim(5);
+            let depth = match case % 5 {
+                0 => rng.dim(7),
+                1 => rng.dim(70),
+                2 => rng.dim(300),
+                3 => 64,
+                _ => rng.dim(2100),
+            };
+            let scale = if case % 7 == 0 {
+                [1e-4, 0.5, 2.0][case % 3]
+            } else {
+                rng.log_uniform(1e-3, 0.3)
+            };
+            let table = exp_table(scale, if rng.one_in(3) { 1.7 } else { 1.0 });
+            let p = SoftmaxParams {
+                shape: SoftmaxShape { outer, depth },
+                table: &table,
+            };
+            let n = (outer * depth) as usize;
+            let x = if case % 11 == 0 {
+                vec![rng.range(-128, 127) as i8; n]
+            } else {
+                rng.i8_vec(n)
+            };
+            check_i8(&p, n, n).unwrap();
+            let (mut want, mut got) = (vec![0i8; n], vec![0i8; n]);
+            reference::eval_i8(&p, &x, &mut want);
+            super::avx2::eval_i8_detected(&p, &x, &mut got);
+            assert_eq!(
+                got, want,
+                "case {case}: outer {outer} depth {depth} scale {scale}"
+            );
+        }
+        for scale in [1e-4, 0.05] {
+            let table = exp_table(scale, 1.0);
+            let depth = MAX_DEPTH;
+            let p = SoftmaxParams {
+                shape: SoftmaxShape { outer: 1, depth },
+                table: &table,
+            };
+            let x = rng.i8_vec(depth as usize);
+            let (mut want, mut got) = (vec![0i8; x.len()], vec![0i8; x.len()]);
+            reference::eval_i8(&p, &x, &mut want);
+            super::avx2::eval_i8_detected(&p, &x, &mut got);
+            assert_eq!(got, want, "largest depth, scale {scale}");
+        }
+        return;
+    }
+    println!("skipped: softmax/avx2 int8 (CPU lacks AVX2)");
+}
