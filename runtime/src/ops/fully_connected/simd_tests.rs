@@ -93,6 +93,48 @@ fn bit_exact_avx_vnni() {
     }
 }
 
+/// The AVX-512 VNNI panel form, forced for every batch (also below the rows where the kernel
+/// table takes it): the random cases, batches of up to 14 rows (4-row tiles and leftover rows)
+/// with up to 130 outputs (64-column panels and a partial last vector), rows of up to 2100 inputs
+/// (panels of fewer vectors, `k mod 4` tails, and beyond its limit: not taken), then the kernel
+/// table's entry on the same batches.
+#[test]
+fn bit_exact_avx512_vnni() {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::gemm_avx512::detected().is_some() {
+        assert_bit_exact(avx512_forced, 0x5120, CASES);
+        let mut rng = crate::ops::testing::Rng::new(0x5121);
+        for i in 0..200 {
+            let c = match i % 10 {
+                9 => super::tests::FcCase::random_batch(&mut rng, 7, 2100, 40),
+                7 | 8 => super::tests::FcCase::random_batch(&mut rng, 14, 600, 130),
+                _ => super::tests::FcCase::random_batch(&mut rng, 14, 300, 70),
+            };
+            let p = c.params();
+            super::check_i8(&p, c.input.len(), c.output_len()).expect("valid case");
+            let mut want = std::vec![0i8; c.output_len()];
+            super::reference::eval_i8(&p, &c.input, &mut want);
+            for f in [avx512_forced, super::avx2::eval_i8_vnni_detected] {
+                let mut got = std::vec![0i8; c.output_len()];
+                f(&p, &c.input, &mut got);
+                assert_eq!(got, want, "case {i}: {:?}", c.shape);
+            }
+        }
+        return;
+    }
+    println!("skipped: fully_connected AVX-512 VNNI (CPU lacks AVX512-F/BW/VL/VNNI)");
+}
+
+/// The AVX-512 VNNI form for any batch (the reference beyond its longest row).
+#[cfg(target_arch = "x86_64")]
+fn avx512_forced(p: &super::FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+    let cpu = crate::ops::gemm_avx512::detected().expect("detected by the test");
+    if !super::avx2::eval_i8_avx512_on(cpu, p, input, output) {
+        assert!(p.shape.in_features as usize > crate::ops::gemm_avx512::MAX_K);
+        super::reference::eval_i8(p, input, output);
+    }
+}
+
 /// The VNNI form in one encoding (the CPU must have it).
 #[cfg(target_arch = "x86_64")]
 fn vnni_in(
