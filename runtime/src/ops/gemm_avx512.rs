@@ -137,10 +137,7 @@ unsafe fn gemm_impl(
         let rs = filled(&mut rs_buf, rows, 0);
         for (r, s) in rs.iter_mut().enumerate() {
             let row = &x[(i0 + r) * k..(i0 + r + 1) * k];
-            *s = row
-                .iter()
-                .fold(0i32, |a, &v| a.wrapping_add(v as i32))
-                .wrapping_mul(c128);
+            *s = row_sum(row).wrapping_mul(c128);
         }
         let mut j0 = 0;
         while j0 < n {
@@ -213,35 +210,104 @@ struct ColVecs<'a> {
 }
 
 /// Packs columns `j0..j0 + cols` of `w` (`[n, k]`, rows are columns) into `pn` (`nr` vectors per
-/// group of 4) and writes their sums `Σ_t w(j, t)` (wrapping) into `cs`.
+/// group of 4 bytes, as unsigned `w ^ 0x80`, zero past `k` and past `cols`) and writes their sums
+/// `Σ_t w(j, t)` (wrapping) into `cs[..16·nr]`: 64 bytes of 16 rows at a time, transposed as 16 ×
+/// 16 dwords; the sums from the packed vectors with `vpdpbusd` (lanes are columns).
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn pack_nt(w: &[i8], k: usize, j0: usize, cols: usize, nr: usize, pn: &mut [u8], cs: &mut [i32]) {
-    let kf = k / 4;
-    let rem = k % 4;
-    let stride = nr * 64;
-    for c in 0..cols {
-        let row = &w[(j0 + c) * k..(j0 + c + 1) * k];
-        let base = (c / 16) * 64 + (c % 16) * 4;
-        let mut quads = row.chunks_exact(4);
-        for (q, d) in quads.by_ref().zip(pn[base..].chunks_mut(stride)) {
-            let v = u32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
-            d[..4].copy_from_slice(&(v ^ 0x8080_8080).to_le_bytes());
-        }
-        if rem != 0 {
-            let d = &mut pn[kf * stride + base..kf * stride + base + 4];
-            for (e, b) in d.iter_mut().enumerate() {
-                *b = if e < rem {
-                    row[4 * kf + e] as u8 ^ 0x80
+    let k4 = k.div_ceil(4);
+    assert!(w.len() >= (j0 + cols) * k && cols <= nr * 16 && cs.len() >= nr * 16);
+    assert!(pn.len() >= k4 * nr * 64);
+    let (wp, pp) = (w.as_ptr(), pn.as_mut_ptr());
+    let ones = _mm512_set1_epi8(1);
+    let x80 = _mm512_set1_epi8(-128);
+    for v in 0..nr {
+        let mut sum = _mm512_setzero_si512();
+        let mut b0 = 0;
+        while b0 < k {
+            let len = (k - b0).min(64);
+            let mask: __mmask64 = if len == 64 { !0 } else { (1u64 << len) - 1 };
+            let xc = _mm512_maskz_mov_epi8(mask, x80);
+            let rows: [__m512i; 16] = core::array::from_fn(|i| {
+                let c = 16 * v + i;
+                if c < cols {
+                    // SAFETY: the unmasked bytes `(j0 + c)·k + b0 .. + len` lie in row `j0 + c`
+                    // of `w` (asserted above); masked-off bytes are not read.
+                    let r = unsafe { _mm512_maskz_loadu_epi8(mask, wp.add((j0 + c) * k + b0)) };
+                    _mm512_xor_si512(r, xc)
                 } else {
-                    0
+                    _mm512_setzero_si512()
+                }
+            });
+            let t = transpose16(rows);
+            let q0 = b0 / 4;
+            for (j, tv) in t.iter().enumerate().take(len.div_ceil(4)) {
+                // SAFETY: group `q0 + j < k4`, vector `v < nr`: inside `pn` (asserted above).
+                unsafe {
+                    _mm512_storeu_si512(pp.add(((q0 + j) * nr + v) * 64) as *mut __m512i, *tv)
                 };
+                sum = _mm512_dpbusd_epi32(sum, *tv, ones);
             }
+            b0 += 64;
         }
-        cs[c] = row.iter().fold(0i32, |a, &v| a.wrapping_add(v as i32));
+        store_sums(sum, k, &mut cs[16 * v..16 * v + 16]);
     }
 }
 
-/// Packs columns `j0..j0 + cols` of `b` (`[k, n]`) into `pn` like [`pack_nt`], sums into `cs`.
+/// `cs[..16] = Σ w' − 128·k` per lane: the sums of the signed values from those of `w' = w + 128`
+/// (wrapping).
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn store_sums(sum: __m512i, k: usize, cs: &mut [i32]) {
+    let s = _mm512_sub_epi32(sum, _mm512_set1_epi32((k as i32).wrapping_mul(128)));
+    let cs = &mut cs[..16];
+    // SAFETY: `cs` holds 16 values.
+    unsafe { _mm512_storeu_si512(cs.as_mut_ptr() as *mut __m512i, s) };
+}
+
+/// The 16 × 16 transpose of 32-bit lanes: lane `i` of result `j` is lane `j` of `r[i]`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    // Per 128-bit lane L: `t[2p] = [r2p[4L], r2p+1[4L], r2p[4L+1], r2p+1[4L+1]]`,
+    // `t[2p+1]` the same for `4L+2`, `4L+3`.
+    let t: [__m512i; 16] = core::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(a, b)
+        } else {
+            _mm512_unpackhi_epi32(a, b)
+        }
+    });
+    // `u[4g + e]`, per 128-bit lane L: rows `4g..4g + 4` at lane `4L + e`.
+    let u: [__m512i; 16] = core::array::from_fn(|i| {
+        let (g, e) = (i / 4, i % 4);
+        let (a, b) = (t[4 * g + e / 2], t[4 * g + 2 + e / 2]);
+        if e % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    let mut out = [_mm512_setzero_si512(); 16];
+    for e in 0..4 {
+        let (a, b, c, d) = (u[e], u[4 + e], u[8 + e], u[12 + e]);
+        let v0 = _mm512_shuffle_i32x4::<0x44>(a, b);
+        let v1 = _mm512_shuffle_i32x4::<0xEE>(a, b);
+        let v2 = _mm512_shuffle_i32x4::<0x44>(c, d);
+        let v3 = _mm512_shuffle_i32x4::<0xEE>(c, d);
+        out[e] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
+        out[4 + e] = _mm512_shuffle_i32x4::<0xDD>(v0, v2);
+        out[8 + e] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
+        out[12 + e] = _mm512_shuffle_i32x4::<0xDD>(v1, v3);
+    }
+    out
+}
+
+/// Packs columns `j0..j0 + cols` of `b` (`[k, n]`) into `pn` like [`pack_nt`] (4 rows of 16 bytes
+/// interleaved per vector), sums into `cs[..16·nr]`.
 #[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn pack_nn(
     b: &[i8],
     n: usize,
@@ -252,24 +318,60 @@ fn pack_nn(
     pn: &mut [u8],
     cs: &mut [i32],
 ) {
-    let stride = nr * 64;
-    for q in 0..k.div_ceil(4) {
-        let d = &mut pn[q * stride..(q + 1) * stride];
-        for e in 0..4 {
-            let t = 4 * q + e;
-            if t < k {
-                let src = &b[t * n + j0..t * n + j0 + cols];
-                for (c, &v) in src.iter().enumerate() {
-                    d[(c / 16) * 64 + (c % 16) * 4 + e] = v as u8 ^ 0x80;
-                    cs[c] = cs[c].wrapping_add(v as i32);
+    let k4 = k.div_ceil(4);
+    assert!(b.len() >= k * n && j0 + cols <= n && cols <= nr * 16 && cs.len() >= nr * 16);
+    assert!(pn.len() >= k4 * nr * 64);
+    let (bp, pp) = (b.as_ptr(), pn.as_mut_ptr());
+    let ones = _mm512_set1_epi8(1);
+    for v in 0..nr {
+        let c0 = j0 + 16 * v;
+        let cn = (cols - 16 * v).min(16);
+        let mask: __mmask16 = if cn == 16 { !0 } else { (1u16 << cn) - 1 };
+        let xc = _mm_maskz_mov_epi8(mask, _mm_set1_epi8(-128));
+        let mut sum = _mm512_setzero_si512();
+        for q in 0..k4 {
+            let r: [__m128i; 4] = core::array::from_fn(|e| {
+                let t = 4 * q + e;
+                if t < k {
+                    // SAFETY: the unmasked bytes `t·n + c0 .. + cn` lie in row `t` of `b`
+                    // (`c0 + cn <= j0 + cols <= n`); masked-off bytes are not read.
+                    let x = unsafe { _mm_maskz_loadu_epi8(mask, bp.add(t * n + c0)) };
+                    _mm_xor_si128(x, xc)
+                } else {
+                    _mm_setzero_si128()
                 }
-            } else {
-                for c in 0..cols {
-                    d[(c / 16) * 64 + (c % 16) * 4 + e] = 0;
-                }
-            }
+            });
+            let a = _mm_unpacklo_epi8(r[0], r[1]);
+            let bb = _mm_unpackhi_epi8(r[0], r[1]);
+            let c = _mm_unpacklo_epi8(r[2], r[3]);
+            let d = _mm_unpackhi_epi8(r[2], r[3]);
+            let z = _mm512_castsi128_si512(_mm_unpacklo_epi16(a, c));
+            let z = _mm512_inserti32x4::<1>(z, _mm_unpackhi_epi16(a, c));
+            let z = _mm512_inserti32x4::<2>(z, _mm_unpacklo_epi16(bb, d));
+            let z = _mm512_inserti32x4::<3>(z, _mm_unpackhi_epi16(bb, d));
+            // SAFETY: group `q < k4`, vector `v < nr`: inside `pn` (asserted above).
+            unsafe { _mm512_storeu_si512(pp.add((q * nr + v) * 64) as *mut __m512i, z) };
+            sum = _mm512_dpbusd_epi32(sum, z, ones);
         }
+        store_sums(sum, k, &mut cs[16 * v..16 * v + 16]);
     }
+}
+
+/// `Σ row` (wrapping) with `vpdpbusd` against ones, 64 bytes at a time.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn row_sum(row: &[i8]) -> i32 {
+    let ones = _mm512_set1_epi8(1);
+    let mut acc = _mm512_setzero_si512();
+    let mut b0 = 0;
+    while b0 < row.len() {
+        let len = (row.len() - b0).min(64);
+        let mask: __mmask64 = if len == 64 { !0 } else { (1u64 << len) - 1 };
+        // SAFETY: the unmasked bytes `b0..b0 + len` lie in `row`; masked-off bytes are not read.
+        let v = unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr().add(b0)) };
+        acc = _mm512_dpbusd_epi32(acc, ones, v);
+        b0 += 64;
+    }
+    _mm512_reduce_add_epi32(acc)
 }
 
 /// A register tile: rows `xt` (`R` rows of `k`) × the `V` vectors of the panel `pn`, corrected by

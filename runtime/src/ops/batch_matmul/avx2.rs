@@ -141,11 +141,10 @@ pub(crate) fn eval_i8_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &
 /// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_vnni_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
-    if p.shape.m >= 4 {
-        if let Some(cpu) = crate::ops::gemm_avx512::detected() {
-            if eval_i8_avx512_on(cpu, p, a, b, out) {
-                return;
-            }
+    // Every `m`: packing `B` (either layout) costs no more than transposing it for the other forms.
+    if let Some(cpu) = crate::ops::gemm_avx512::detected() {
+        if eval_i8_avx512_on(cpu, p, a, b, out) {
+            return;
         }
     }
     match crate::arch::x86_vnni::detected() {
