@@ -339,6 +339,10 @@ pub(crate) fn eval_f32_detected(
     output: &mut [f32],
 ) {
     debug_assert!(std::is_x86_feature_detected!("avx"));
+    if crate::ops::gemm_avx512::detected().is_some() {
+        // SAFETY: the token proves AVX512F.
+        return unsafe { super::avx512::eval_f32(p, input, output) };
+    }
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
     // `is_x86_feature_detected!("avx2")` first.
     unsafe { eval_f32(p, input, output) }

@@ -185,7 +185,8 @@ fn bit_exact_kernel_table() {
 
 /// The AVX f32 kernel against the reference, bit for bit (same summation order per output), on
 /// random sizes: up to 11 rows (4-row tiles and leftovers), 600 inputs (several 256-input
-/// blocks), 40 outputs (16-feature panels and a partial one), with and without bias and clamp.
+/// blocks), 40 outputs (16-feature panels and a partial one), with and without bias and clamp;
+/// the AVX form and (where the CPU has it) the AVX-512 form (8-row tiles, 512-input blocks).
 #[test]
 fn bit_exact_avx_f32() {
     #[cfg(target_arch = "x86_64")]
@@ -194,9 +195,9 @@ fn bit_exact_avx_f32() {
         let mut rng = crate::ops::testing::Rng::new(0xF32A);
         for case in 0..200 {
             let shape = FullyConnectedShape {
-                batch: rng.dim(11),
+                batch: rng.dim(19),
                 in_features: if rng.one_in(3) {
-                    rng.dim(600)
+                    rng.dim(1100)
                 } else {
                     rng.dim(40)
                 },
@@ -228,6 +229,14 @@ fn bit_exact_avx_f32() {
             super::avx2::eval_f32_detected(&p, &x, &mut got);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "case {case}: {shape:?}");
+            // SAFETY: AVX2 (hence AVX) detected above.
+            unsafe { super::avx2::eval_f32(&p, &x, &mut got) };
+            assert_eq!(bits(&got), bits(&want), "AVX, case {case}: {shape:?}");
+            if crate::ops::gemm_avx512::detected().is_some() {
+                // SAFETY: the token proves AVX512F.
+                unsafe { super::avx512::eval_f32(&p, &x, &mut got) };
+                assert_eq!(bits(&got), bits(&want), "AVX-512, case {case}: {shape:?}");
+            }
         }
         return;
     }
