@@ -494,3 +494,169 @@ fn requantize16(
     let v = _mm512_add_epi32(v, zp);
     _mm512_min_epi32(_mm512_max_epi32(v, lo), hi)
 }
+
+/// [`gemm`] for few rows of `x` against `w` as `[n, k]` rows (FullyConnected with batch 1-3),
+/// without packing: dot products of each row of `x` (stored as unsigned `u = x + 128`,
+/// `x ^ 0x80`, zero past `k`) with 8 rows of `w` at a time, 64 bytes per `vpdpbusd`, loaded
+/// straight from the weights (masked past `k`). With `Σ` over `t < k`, modulo 2³²:
+/// `Σ (x − zx)·w = Σ u·w − (128 + zx)·Σ w`; `Σ w` accumulates beside (`vpdpbusd` with ones on the
+/// same loads). The 8 accumulators (16 lanes each) are reduced with unpacks and 128-bit shuffles
+/// into one vector of 8 sums, two of which are requantized together as in [`gemm`]. Only for
+/// `zw = 0`. Returns `false` (and writes nothing) when `k` is 0 or above [`MAX_K`].
+///
+/// Panics (before writing) unless `x.len() >= m·k`, `w.len() >= n·k`, `out.len() >= m·n` and the
+/// epilogue's slices hold `n` values (or one multiplier and shift).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemv(
+    cpu: Avx512Vnni,
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[i8],
+    zx: i32,
+    w: &[i8],
+    epi: &Epilogue<'_>,
+    out: &mut [i8],
+) -> bool {
+    let _ = cpu;
+    // SAFETY: the token proves the instructions.
+    unsafe { gemv_impl(m, n, k, x, zx, w, epi, out) }
+}
+
+/// [`gemv`] without the token.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX512-F/BW/VL/VNNI.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemv_impl(
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[i8],
+    zx: i32,
+    w: &[i8],
+    epi: &Epilogue<'_>,
+    out: &mut [i8],
+) -> bool {
+    if k == 0 || k > MAX_K {
+        return false;
+    }
+    if m == 0 || n == 0 {
+        return true;
+    }
+    assert!(x.len() >= m * k && w.len() >= n * k && out.len() >= m * n);
+    assert!(epi.bias.is_none_or(|b| b.len() >= n));
+    let per_tensor = epi.per_tensor();
+    assert!(per_tensor || (epi.multiplier.len() >= n && epi.shift.len() >= n));
+    let chunks = k.div_ceil(64);
+    let last_mask: __mmask64 = if k % 64 == 0 {
+        !0
+    } else {
+        (1u64 << (k % 64)) - 1
+    };
+    let mask_of = |ch: usize| if ch + 1 == chunks { last_mask } else { !0 };
+    let ones = _mm512_set1_epi8(1);
+    let c128 = _mm512_set1_epi32(128i32.wrapping_add(zx));
+    let x80 = _mm512_set1_epi8(-128);
+    let zp = _mm512_set1_epi32(epi.zero_point);
+    let (lo, hi) = (
+        _mm512_set1_epi32(epi.min as i32),
+        _mm512_set1_epi32(epi.max as i32),
+    );
+    let wp = w.as_ptr();
+    let mut ub = [_mm512_setzero_si512(); MAX_K / 64];
+    for i in 0..m {
+        let row = &x[i * k..(i + 1) * k];
+        for (ch, u) in ub.iter_mut().enumerate().take(chunks) {
+            let mask = mask_of(ch);
+            // SAFETY: the unmasked bytes `64ch .. 64ch + len` lie in `row`.
+            let v = unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr().add(64 * ch)) };
+            *u = _mm512_xor_si512(v, _mm512_maskz_mov_epi8(mask, x80));
+        }
+        let mut j = 0;
+        while j < n {
+            let mut half = [_mm256_setzero_si256(); 2];
+            for (h, hs) in half.iter_mut().enumerate() {
+                let j8 = j + 8 * h;
+                if j8 >= n {
+                    break;
+                }
+                let live = (n - j8).min(8);
+                let mut p = [_mm512_setzero_si512(); 8];
+                let mut s = [_mm512_setzero_si512(); 8];
+                for (ch, &u) in ub.iter().enumerate().take(chunks) {
+                    let mask = mask_of(ch);
+                    for c in 0..live {
+                        // SAFETY: the unmasked bytes of row `j8 + c < n` of `w`, `64ch .. 64ch +
+                        // len <= k`, lie inside `w` (`w.len() >= n·k`).
+                        let wv = unsafe {
+                            _mm512_maskz_loadu_epi8(mask, wp.add((j8 + c) * k + 64 * ch))
+                        };
+                        p[c] = _mm512_dpbusd_epi32(p[c], u, wv);
+                        s[c] = _mm512_dpbusd_epi32(s[c], ones, wv);
+                    }
+                }
+                let t: [__m512i; 8] = core::array::from_fn(|c| {
+                    _mm512_sub_epi32(p[c], _mm512_mullo_epi32(s[c], c128))
+                });
+                *hs = reduce8(t);
+            }
+            let sum = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(half[0]), half[1]);
+            let cnt = (n - j).min(16);
+            let mask: __mmask16 = if cnt == 16 { !0 } else { (1u16 << cnt) - 1 };
+            // SAFETY (the loads): the unmasked lanes read `j..j + cnt` of slices holding `n`.
+            let acc = match epi.bias {
+                Some(b) => _mm512_add_epi32(sum, unsafe {
+                    _mm512_maskz_loadu_epi32(mask, b[j..j + cnt].as_ptr())
+                }),
+                None => sum,
+            };
+            let (mm, ss) = if per_tensor {
+                (
+                    _mm512_set1_epi32(epi.multiplier[0]),
+                    _mm512_set1_epi32(epi.shift[0]),
+                )
+            } else {
+                // SAFETY: as above.
+                unsafe {
+                    (
+                        _mm512_maskz_loadu_epi32(mask, epi.multiplier[j..j + cnt].as_ptr()),
+                        _mm512_maskz_loadu_epi32(mask, epi.shift[j..j + cnt].as_ptr()),
+                    )
+                }
+            };
+            let y = requantize16(acc, mm, ss, zp, lo, hi);
+            let d = &mut out[i * n + j..i * n + j + cnt];
+            // SAFETY: the mask writes the first `cnt` bytes at `d`, which holds `cnt`.
+            unsafe { _mm_mask_storeu_epi8(d.as_mut_ptr(), mask, _mm512_cvtepi32_epi8(y)) };
+            j += 16;
+        }
+    }
+    true
+}
+
+/// The lane sums (wrapping) of 8 vectors, in order, as one 256-bit vector.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn reduce8(t: [__m512i; 8]) -> __m256i {
+    // Per 128-bit lane: positions 0, 2 hold partial sums of `t[2p]`, 1, 3 of `t[2p + 1]`.
+    let x: [__m512i; 4] = core::array::from_fn(|q| {
+        let (a, b) = (t[2 * q], t[2 * q + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b))
+    });
+    // Per 128-bit lane: partial sums of `t[4q..4q + 4]`, in order.
+    let y: [__m512i; 2] = core::array::from_fn(|q| {
+        let (c, d) = (x[2 * q], x[2 * q + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi64(c, d), _mm512_unpackhi_epi64(c, d))
+    });
+    let s = _mm512_add_epi32(
+        _mm512_shuffle_i32x4::<0x44>(y[0], y[1]),
+        _mm512_shuffle_i32x4::<0xEE>(y[0], y[1]),
+    );
+    let r = _mm512_add_epi32(
+        _mm512_shuffle_i32x4::<0x88>(s, s),
+        _mm512_shuffle_i32x4::<0xDD>(s, s),
+    );
+    _mm512_castsi512_si256(r)
+}

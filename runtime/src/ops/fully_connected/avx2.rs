@@ -86,12 +86,9 @@ pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
 /// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_vnni_detected(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
-    let k = p.shape.in_features as usize;
-    if input.len() >= AVX512_MIN_ROWS * k {
-        if let Some(cpu) = crate::ops::gemm_avx512::detected() {
-            if eval_i8_avx512_on(cpu, p, input, output) {
-                return;
-            }
+    if let Some(cpu) = crate::ops::gemm_avx512::detected() {
+        if eval_i8_avx512_on(cpu, p, input, output) {
+            return;
         }
     }
     match crate::arch::x86_vnni::detected() {
@@ -101,12 +98,12 @@ pub(crate) fn eval_i8_vnni_detected(p: &FullyConnectedParams<'_>, input: &[i8], 
     }
 }
 
-/// Fewest rows for which [`eval_i8_vnni_detected`] takes the AVX-512 panel form (packing the
-/// weights per call costs about as much as the products of one row).
-#[cfg(any(test, feature = "std"))]
+/// Fewest rows for which [`eval_i8_avx512_on`] takes the panel form (packing the weights per call
+/// costs about as much as the products of one row); fewer take the dot-product form.
 const AVX512_MIN_ROWS: usize = 4;
 
-/// The AVX-512 VNNI panel form ([`crate::ops::gemm_avx512::gemm`]) for any batch; `false` (and
+/// The AVX-512 VNNI forms: [`crate::ops::gemm_avx512::gemm`] (panels) from
+/// [`AVX512_MIN_ROWS`] rows, [`crate::ops::gemm_avx512::gemv`] (dot products) below; `false` (and
 /// nothing written) when `in_features` exceeds [`crate::ops::gemm_avx512::MAX_K`]. Bit-exact to
 /// the reference. Requires a successful [`super::check_i8`].
 pub(crate) fn eval_i8_avx512_on(
@@ -119,6 +116,19 @@ pub(crate) fn eval_i8_avx512_on(
     let n = p.shape.out_features as usize;
     let m = input.len().checked_div(k).unwrap_or(0);
     let epi = epilogue(p);
+    if m < AVX512_MIN_ROWS {
+        return crate::ops::gemm_avx512::gemv(
+            cpu,
+            m,
+            n,
+            k,
+            input,
+            p.input_zero_point,
+            p.weights,
+            &epi,
+            output,
+        );
+    }
     crate::ops::gemm_avx512::gemm(
         cpu,
         m,

@@ -93,11 +93,11 @@ fn bit_exact_avx_vnni() {
     }
 }
 
-/// The AVX-512 VNNI panel form, forced for every batch (also below the rows where the kernel
-/// table takes it): the random cases, batches of up to 14 rows (4-row tiles and leftover rows)
-/// with up to 130 outputs (64-column panels and a partial last vector), rows of up to 2100 inputs
-/// (panels of fewer vectors, `k mod 4` tails, and beyond its limit: not taken), then the kernel
-/// table's entry on the same batches.
+/// The AVX-512 VNNI forms (dot products below 4 rows, panels from 4): the random cases, batches
+/// of up to 14 rows (4-row tiles and leftover rows) with up to 130 outputs (64-column panels, a
+/// partial last vector, 8-column groups of the dot products and partial ones), rows of up to 2100
+/// inputs (panels of fewer vectors, `k mod 4` and `k mod 64` tails, and beyond its limit: not
+/// taken), then the kernel table's entry on the same batches.
 #[test]
 fn bit_exact_avx512_vnni() {
     #[cfg(target_arch = "x86_64")]
@@ -125,7 +125,7 @@ fn bit_exact_avx512_vnni() {
     println!("skipped: fully_connected AVX-512 VNNI (CPU lacks AVX512-F/BW/VL/VNNI)");
 }
 
-/// The AVX-512 VNNI form for any batch (the reference beyond its longest row).
+/// The AVX-512 VNNI forms (the reference beyond their longest row).
 #[cfg(target_arch = "x86_64")]
 fn avx512_forced(p: &super::FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     let cpu = crate::ops::gemm_avx512::detected().expect("detected by the test");
