@@ -20,6 +20,9 @@
 //! and clamps), bit-exact to [`crate::quant::requantize_to_i8`]. Nothing is allocated (about
 //! 34 KiB of stack).
 
+// Without `std` nothing detects the CPU, so no token exists and the entries are unused.
+#![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
+
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
@@ -550,7 +553,7 @@ unsafe fn gemv_impl(
     let per_tensor = epi.per_tensor();
     assert!(per_tensor || (epi.multiplier.len() >= n && epi.shift.len() >= n));
     let chunks = k.div_ceil(64);
-    let last_mask: __mmask64 = if k % 64 == 0 {
+    let last_mask: __mmask64 = if k.is_multiple_of(64) {
         !0
     } else {
         (1u64 << (k % 64)) - 1

@@ -158,6 +158,7 @@ pub(crate) fn eval_i8_vnni_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], o
 /// either layout), batch by batch; `false` (and nothing written) when `k` exceeds
 /// [`crate::ops::gemm_avx512::MAX_K`]. Bit-exact to the reference. Requires a successful
 /// [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_avx512_on(
     cpu: crate::ops::gemm_avx512::Avx512Vnni,
     p: &BatchMatMulParams,

@@ -100,12 +100,14 @@ pub(crate) fn eval_i8_vnni_detected(p: &FullyConnectedParams<'_>, input: &[i8], 
 
 /// Fewest rows for which [`eval_i8_avx512_on`] takes the panel form (packing the weights per call
 /// costs about as much as the products of one row); fewer take the dot-product form.
+#[cfg(any(test, feature = "std"))]
 const AVX512_MIN_ROWS: usize = 4;
 
 /// The AVX-512 VNNI forms: [`crate::ops::gemm_avx512::gemm`] (panels) from
 /// [`AVX512_MIN_ROWS`] rows, [`crate::ops::gemm_avx512::gemv`] (dot products) below; `false` (and
 /// nothing written) when `in_features` exceeds [`crate::ops::gemm_avx512::MAX_K`]. Bit-exact to
 /// the reference. Requires a successful [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_avx512_on(
     cpu: crate::ops::gemm_avx512::Avx512Vnni,
     p: &FullyConnectedParams<'_>,

@@ -10,6 +10,9 @@
 //! partial sums wait in `output` (stored and reloaded unchanged). The fused clamp is the scalar
 //! [`super::ClampF32::apply`].
 
+// Without `std` nothing detects the CPU: the kernel is unused.
+#![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
+
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
