@@ -107,6 +107,9 @@ pub mod gelu;
 // The AVX2 int8 matrix product shared by FullyConnected and BatchMatMul (issue 11).
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod gemm_avx2;
+// The AVX-512 VNNI panel matrix product (FullyConnected and BatchMatMul, issue 11).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod gemm_avx512;
 pub mod layer_norm;
 pub mod lut;
 pub mod sigmoid;

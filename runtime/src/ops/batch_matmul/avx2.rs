@@ -141,11 +141,71 @@ pub(crate) fn eval_i8_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &
 /// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_vnni_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // Every `m`: packing `B` (either layout) costs no more than transposing it for the other forms.
+    if let Some(cpu) = crate::ops::gemm_avx512::detected() {
+        if eval_i8_avx512_on(cpu, p, a, b, out) {
+            return;
+        }
+    }
     match crate::arch::x86_vnni::detected() {
         Some(cpu) => eval_i8_vnni_on(cpu, p, a, b, out),
         // SAFETY: kernel tables are built after `is_x86_feature_detected!("avx2")`.
         None => unsafe { eval_i8(p, a, b, out) },
     }
+}
+
+/// The AVX-512 VNNI panel form ([`crate::ops::gemm_avx512::gemm`], `B` packed straight from
+/// either layout), batch by batch; `false` (and nothing written) when `k` exceeds
+/// [`crate::ops::gemm_avx512::MAX_K`]. Bit-exact to the reference. Requires a successful
+/// [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_avx512_on(
+    cpu: crate::ops::gemm_avx512::Avx512Vnni,
+    p: &BatchMatMulParams,
+    a: &[i8],
+    b: &[i8],
+    out: &mut [i8],
+) -> bool {
+    use crate::ops::gemm_avx512::{gemm, Rhs, MAX_K};
+    let s = p.shape;
+    let (m, k, n) = (s.m as usize, s.k as usize, s.n as usize);
+    if k == 0 || k > MAX_K {
+        return false;
+    }
+    let mult = [p.output_multiplier];
+    let shift = [p.output_shift];
+    let epi = Epilogue {
+        bias: None,
+        multiplier: &mult,
+        shift: &shift,
+        zero_point: p.output_zero_point,
+        min: p.activation.min,
+        max: p.activation.max,
+    };
+    for ((ab, bb), ob) in a
+        .chunks_exact(m * k)
+        .zip(b.chunks_exact(k * n))
+        .zip(out.chunks_exact_mut(m * n))
+    {
+        let rhs = if s.transpose_b {
+            Rhs::Nt(bb)
+        } else {
+            Rhs::Nn(bb)
+        };
+        gemm(
+            cpu,
+            m,
+            n,
+            k,
+            ab,
+            p.a_zero_point,
+            rhs,
+            p.b_zero_point,
+            &epi,
+            ob,
+        );
+    }
+    true
 }
 
 /// Safe entry for the VNNI form in the encoding `cpu` proves.

@@ -323,3 +323,37 @@ fn bit_exact_avx_vnni() {
         println!("skipped: batch_matmul/avx2 (CPU has neither AVX-VNNI nor AVX512-VNNI)");
     }
 }
+
+/// The AVX-512 VNNI panel form (`B` packed from either layout), forced for every `m`, then the
+/// kernel table's VNNI entry: rows up to 20 (4-row tiles and leftovers), up to 150 columns (64-column
+/// panels, partial vectors), `k` up to 200 with tails, zero points on both operands, per-tensor
+/// multipliers and shifts of both signs; then `k` beyond its limit (not taken).
+#[test]
+fn bit_exact_avx512_vnni() {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = crate::ops::gemm_avx512::detected() {
+        let mut rng = Rng::new(0x512B);
+        for case in 0..300 {
+            let c = random_case_with(&mut rng, 20, if case % 5 == 4 { 150 } else { 70 });
+            let (la, lb, lo) = c.p.shape.lens().unwrap();
+            check_i8(&c.p, la, lb, lo).unwrap();
+            let mut want = vec![0i8; lo];
+            reference::eval_i8(&c.p, &c.a, &c.b, &mut want);
+            let mut got = vec![0i8; lo];
+            assert!(avx2::eval_i8_avx512_on(cpu, &c.p, &c.a, &c.b, &mut got));
+            assert_eq!(got, want, "case {case}: {:?}", c.p.shape);
+            let mut got = vec![0i8; lo];
+            avx2::eval_i8_vnni_detected(&c.p, &c.a, &c.b, &mut got);
+            assert_eq!(got, want, "table entry, case {case}: {:?}", c.p.shape);
+        }
+        let mut c = random_case_with(&mut rng, 5, 5);
+        c.p.shape.k = 2100;
+        let (la, lb, lo) = c.p.shape.lens().unwrap();
+        c.a = rng.i8_vec(la);
+        c.b = rng.i8_vec(lb);
+        let mut got = vec![0i8; lo];
+        assert!(!avx2::eval_i8_avx512_on(cpu, &c.p, &c.a, &c.b, &mut got));
+        return;
+    }
+    println!("skipped: batch_matmul AVX-512 VNNI (CPU lacks AVX512-F/BW/VL/VNNI)");
+}

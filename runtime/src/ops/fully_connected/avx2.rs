@@ -86,11 +86,63 @@ pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
 /// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_vnni_detected(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+    if let Some(cpu) = crate::ops::gemm_avx512::detected() {
+        if eval_i8_avx512_on(cpu, p, input, output) {
+            return;
+        }
+    }
     match crate::arch::x86_vnni::detected() {
         Some(cpu) => eval_i8_vnni_on(cpu, p, input, output),
         // SAFETY: kernel tables are built after `is_x86_feature_detected!("avx2")`.
         None => unsafe { eval_i8(p, input, output) },
     }
+}
+
+/// Fewest rows for which [`eval_i8_avx512_on`] takes the panel form (packing the weights per call
+/// costs about as much as the products of one row); fewer take the dot-product form.
+#[cfg(any(test, feature = "std"))]
+const AVX512_MIN_ROWS: usize = 4;
+
+/// The AVX-512 VNNI forms: [`crate::ops::gemm_avx512::gemm`] (panels) from
+/// [`AVX512_MIN_ROWS`] rows, [`crate::ops::gemm_avx512::gemv`] (dot products) below; `false` (and
+/// nothing written) when `in_features` exceeds [`crate::ops::gemm_avx512::MAX_K`]. Bit-exact to
+/// the reference. Requires a successful [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_avx512_on(
+    cpu: crate::ops::gemm_avx512::Avx512Vnni,
+    p: &FullyConnectedParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> bool {
+    let k = p.shape.in_features as usize;
+    let n = p.shape.out_features as usize;
+    let m = input.len().checked_div(k).unwrap_or(0);
+    let epi = epilogue(p);
+    if m < AVX512_MIN_ROWS {
+        return crate::ops::gemm_avx512::gemv(
+            cpu,
+            m,
+            n,
+            k,
+            input,
+            p.input_zero_point,
+            p.weights,
+            &epi,
+            output,
+        );
+    }
+    crate::ops::gemm_avx512::gemm(
+        cpu,
+        m,
+        n,
+        k,
+        input,
+        p.input_zero_point,
+        crate::ops::gemm_avx512::Rhs::Nt(p.weights),
+        0,
+        &epi,
+        output,
+    )
 }
 
 /// Safe entry for the VNNI form in the encoding `cpu` proves.
@@ -299,6 +351,10 @@ pub(crate) fn eval_f32_detected(
     output: &mut [f32],
 ) {
     debug_assert!(std::is_x86_feature_detected!("avx"));
+    if crate::ops::gemm_avx512::detected().is_some() {
+        // SAFETY: the token proves AVX512F.
+        return unsafe { super::avx512::eval_f32(p, input, output) };
+    }
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks
     // `is_x86_feature_detected!("avx2")` first.
     unsafe { eval_f32(p, input, output) }

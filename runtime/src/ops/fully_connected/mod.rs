@@ -11,6 +11,8 @@ pub(crate) mod tests;
 // Optimized variants (issue 3), selected by `crate::arch::ops_table_*`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 pub mod dsp;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod neon;

@@ -93,6 +93,48 @@ fn bit_exact_avx_vnni() {
     }
 }
 
+/// The AVX-512 VNNI forms (dot products below 4 rows, panels from 4): the random cases, batches
+/// of up to 14 rows (4-row tiles and leftover rows) with up to 130 outputs (64-column panels, a
+/// partial last vector, 8-column groups of the dot products and partial ones), rows of up to 2100
+/// inputs (panels of fewer vectors, `k mod 4` and `k mod 64` tails, and beyond its limit: not
+/// taken), then the kernel table's entry on the same batches.
+#[test]
+fn bit_exact_avx512_vnni() {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::gemm_avx512::detected().is_some() {
+        assert_bit_exact(avx512_forced, 0x5120, CASES);
+        let mut rng = crate::ops::testing::Rng::new(0x5121);
+        for i in 0..200 {
+            let c = match i % 10 {
+                9 => super::tests::FcCase::random_batch(&mut rng, 7, 2100, 40),
+                7 | 8 => super::tests::FcCase::random_batch(&mut rng, 14, 600, 130),
+                _ => super::tests::FcCase::random_batch(&mut rng, 14, 300, 70),
+            };
+            let p = c.params();
+            super::check_i8(&p, c.input.len(), c.output_len()).expect("valid case");
+            let mut want = std::vec![0i8; c.output_len()];
+            super::reference::eval_i8(&p, &c.input, &mut want);
+            for f in [avx512_forced, super::avx2::eval_i8_vnni_detected] {
+                let mut got = std::vec![0i8; c.output_len()];
+                f(&p, &c.input, &mut got);
+                assert_eq!(got, want, "case {i}: {:?}", c.shape);
+            }
+        }
+        return;
+    }
+    println!("skipped: fully_connected AVX-512 VNNI (CPU lacks AVX512-F/BW/VL/VNNI)");
+}
+
+/// The AVX-512 VNNI forms (the reference beyond their longest row).
+#[cfg(target_arch = "x86_64")]
+fn avx512_forced(p: &super::FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
+    let cpu = crate::ops::gemm_avx512::detected().expect("detected by the test");
+    if !super::avx2::eval_i8_avx512_on(cpu, p, input, output) {
+        assert!(p.shape.in_features as usize > crate::ops::gemm_avx512::MAX_K);
+        super::reference::eval_i8(p, input, output);
+    }
+}
+
 /// The VNNI form in one encoding (the CPU must have it).
 #[cfg(target_arch = "x86_64")]
 fn vnni_in(
@@ -143,7 +185,8 @@ fn bit_exact_kernel_table() {
 
 /// The AVX f32 kernel against the reference, bit for bit (same summation order per output), on
 /// random sizes: up to 11 rows (4-row tiles and leftovers), 600 inputs (several 256-input
-/// blocks), 40 outputs (16-feature panels and a partial one), with and without bias and clamp.
+/// blocks), 40 outputs (16-feature panels and a partial one), with and without bias and clamp;
+/// the AVX form and (where the CPU has it) the AVX-512 form (8-row tiles, 512-input blocks).
 #[test]
 fn bit_exact_avx_f32() {
     #[cfg(target_arch = "x86_64")]
@@ -152,9 +195,9 @@ fn bit_exact_avx_f32() {
         let mut rng = crate::ops::testing::Rng::new(0xF32A);
         for case in 0..200 {
             let shape = FullyConnectedShape {
-                batch: rng.dim(11),
+                batch: rng.dim(19),
                 in_features: if rng.one_in(3) {
-                    rng.dim(600)
+                    rng.dim(1100)
                 } else {
                     rng.dim(40)
                 },
@@ -186,6 +229,14 @@ fn bit_exact_avx_f32() {
             super::avx2::eval_f32_detected(&p, &x, &mut got);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "case {case}: {shape:?}");
+            // SAFETY: AVX2 (hence AVX) detected above.
+            unsafe { super::avx2::eval_f32(&p, &x, &mut got) };
+            assert_eq!(bits(&got), bits(&want), "AVX, case {case}: {shape:?}");
+            if crate::ops::gemm_avx512::detected().is_some() {
+                // SAFETY: the token proves AVX512F.
+                unsafe { super::avx512::eval_f32(&p, &x, &mut got) };
+                assert_eq!(bits(&got), bits(&want), "AVX-512, case {case}: {shape:?}");
+            }
         }
         return;
     }
