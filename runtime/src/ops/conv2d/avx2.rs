@@ -634,6 +634,12 @@ pub(super) unsafe fn store<const PP: usize, const NB: usize>(
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_detected(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
+    if crate::arch::x86_avx512_conv::detected() {
+        // SAFETY: AVX2 and AVX-512 F, BW, VL and VNNI detected just above.
+        if unsafe { super::vnni512::eval_i8(p, input, output) } {
+            return;
+        }
+    }
     if let Some(cpu) = crate::arch::x86_vnni::detected() {
         return eval_i8_vnni_on(cpu, p, input, output);
     }
@@ -651,6 +657,19 @@ pub(crate) fn eval_i8_vnni_on(
     output: &mut [i8],
 ) {
     crate::arch::x86_vnni::with_vnni!(cpu, eval_i8_vnni(p, input, output))
+}
+
+/// Safe entry for the 512-bit form alone (the AVX2 form where it does not apply); the CPU must
+/// pass [`crate::arch::x86_avx512_conv::detected`].
+#[cfg(test)]
+pub(crate) fn eval_i8_avx512_only(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    assert!(crate::arch::x86_avx512_conv::detected());
+    // SAFETY: AVX2 and AVX-512 F, BW, VL and VNNI detected just above.
+    unsafe {
+        if !super::vnni512::eval_i8(p, input, output) {
+            eval_i8(p, input, output)
+        }
+    }
 }
 
 /// Safe entry for the plain AVX2 form (tests compare both forms with the reference).
@@ -673,7 +692,7 @@ pub(crate) fn eval_i8_avx2_only(p: &Conv2dParams<'_>, input: &[i8], output: &mut
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn dot4_i16_v(x: &[i16], w: &[i16]) -> __m128i {
     let len = x.len();
-    assert!(len % 16 == 0 && w.len() >= 4 * len);
+    assert!(len.is_multiple_of(16) && w.len() >= 4 * len);
     let (xp, wp) = (x.as_ptr(), w.as_ptr());
     let mut a = [_mm256_setzero_si256(); 4];
     let mut i = 0;
@@ -700,7 +719,7 @@ pub(crate) unsafe fn dot4_i16_v(x: &[i16], w: &[i16]) -> __m128i {
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn dot1_i16(x: &[i16], w: &[i16]) -> i32 {
     let len = x.len();
-    assert!(len % 16 == 0 && w.len() >= len);
+    assert!(len.is_multiple_of(16) && w.len() >= len);
     let mut acc = _mm256_setzero_si256();
     let mut i = 0;
     while i < len {
