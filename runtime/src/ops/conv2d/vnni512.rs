@@ -73,7 +73,8 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
         && k4 == in_c;
     let mut ws_buf = [const { MaybeUninit::<i8>::uninit() }; W_MAX];
     let ws = zeroed(&mut ws_buf, groups * k4 * 16);
-    pack_weights(p.weights, depth, k4, out_c, ws);
+    // SAFETY: the caller guarantees AVX512F; `depth·16 <= K_MAX·16` fits an i32.
+    unsafe { pack_weights(p.weights, depth, k4, out_c, ws) };
     let run = kw * in_c;
     // SAFETY (each arm): the caller guarantees the instructions and checked the params.
     unsafe {
@@ -91,19 +92,47 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
 }
 
 /// Packs every output channel: `dst[(g·k4/4 + t)·64 + 4j + e] = w[16g + j][4t + e]` (`dst`
-/// zeroed beforehand).
+/// zeroed beforehand): one masked 32-bit gather per group and step of four, the remainder of an
+/// odd depth byte by byte.
+///
+/// # Safety
+/// The CPU must support AVX512F; `depth · 16 <= i32::MAX`.
 #[inline(always)]
-fn pack_weights(weights: &[i8], depth: usize, k4: usize, out_c: usize, dst: &mut [i8]) {
+unsafe fn pack_weights(weights: &[i8], depth: usize, k4: usize, out_c: usize, dst: &mut [i8]) {
     let full = depth / 4;
-    for oc in 0..out_c {
-        let (g, j) = (oc / 16, oc % 16);
-        let panel = &mut dst[g * k4 * 16..(g + 1) * k4 * 16];
-        let row = &weights[oc * depth..(oc + 1) * depth];
-        for t in 0..full {
-            panel[t * 64 + 4 * j..t * 64 + 4 * j + 4].copy_from_slice(&row[4 * t..4 * t + 4]);
+    let groups = out_c.div_ceil(16);
+    assert!(weights.len() >= out_c * depth && dst.len() >= groups * k4 * 16);
+    // SAFETY (whole block): the caller guarantees AVX512F. Lane `j` of group `g` reads the four
+    // bytes at `(16g + j)·depth + 4t` (`t < full`), inside `weights` for the lanes the mask keeps
+    // (`16g + j < out_c`); the stores write `dst[(g·k4/4 + t)·64..][..64]`.
+    unsafe {
+        let rows = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(depth as i32),
+        );
+        for g in 0..groups {
+            let live = (out_c - 16 * g).min(16);
+            let mask: __mmask16 = if live == 16 { !0 } else { (1u16 << live) - 1 };
+            let base = weights.as_ptr().add(16 * g * depth);
+            let panel = dst.as_mut_ptr().add(g * k4 * 16);
+            for t in 0..full {
+                let v = _mm512_mask_i32gather_epi32::<1>(
+                    _mm512_setzero_si512(),
+                    mask,
+                    rows,
+                    base.add(4 * t) as *const _,
+                );
+                _mm512_storeu_si512(panel.add(t * 64) as *mut _, v);
+            }
         }
-        for (e, &v) in row[4 * full..].iter().enumerate() {
-            panel[full * 64 + 4 * j + e] = v;
+    }
+    if full * 4 < depth {
+        for oc in 0..out_c {
+            let (g, j) = (oc / 16, oc % 16);
+            let row = &weights[oc * depth..(oc + 1) * depth];
+            for (e, &v) in row[4 * full..].iter().enumerate() {
+                dst[g * k4 * 16 + full * 64 + 4 * j + e] = v;
+            }
         }
     }
 }
