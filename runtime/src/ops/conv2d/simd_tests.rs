@@ -236,6 +236,11 @@ fn bit_exact_pointwise_and_ds_cnn() {
             let c = case_with(&mut rng, n, hw, in_c, out_c, [1, 1], [1, 1], none, small);
             assert_case(f, &c, &std::format!("{name} pointwise case {i}"));
         }
+        // Pointwise layers larger than the 512-bit kernel's row buffer (several blocks of rows).
+        for i in 0..2 {
+            let c = case_with(&mut rng, 1, [20, 10], 96, 40, [1, 1], [1, 1], none, i == 0);
+            assert_case(f, &c, &std::format!("{name} large pointwise {i}"));
+        }
         for i in 0..6 {
             let small = i % 2 == 0;
             let c = case_with(&mut rng, 1, [25, 5], 64, 64, [1, 1], [1, 1], none, small);

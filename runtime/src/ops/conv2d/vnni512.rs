@@ -72,9 +72,21 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
         && pad.right == 0
         && k4 == in_c;
     let mut ws_buf = [const { MaybeUninit::<i8>::uninit() }; W_MAX];
-    let ws = zeroed(&mut ws_buf, groups * k4 * 16);
-    // SAFETY: the caller guarantees AVX512F; `depth·16 <= K_MAX·16` fits an i32.
-    unsafe { pack_weights(p.weights, depth, k4, out_c, ws) };
+    let ws: &mut [i8] = if depth == k4 {
+        let part = &mut ws_buf[..groups * k4 * 16];
+        // SAFETY: the caller guarantees AVX512F; `depth·16 <= K_MAX·16` fits an i32. With
+        // `depth == k4` the gathers write every byte of `part` (`k4/4` steps of 64 bytes per
+        // group), so it is initialised afterwards; `MaybeUninit<i8>` has the layout of `i8`.
+        unsafe {
+            pack_weights(p.weights, depth, k4, out_c, part.as_mut_ptr() as *mut i8);
+            &mut *(part as *mut [MaybeUninit<i8>] as *mut [i8])
+        }
+    } else {
+        let ws = zeroed(&mut ws_buf, groups * k4 * 16);
+        // SAFETY: as above; `ws` holds `groups·k4·16` bytes.
+        unsafe { pack_weights(p.weights, depth, k4, out_c, ws.as_mut_ptr()) };
+        ws
+    };
     let run = kw * in_c;
     // SAFETY (each arm): the caller guarantees the instructions and checked the params.
     unsafe {
@@ -91,17 +103,18 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
     true
 }
 
-/// Packs every output channel: `dst[(g·k4/4 + t)·64 + 4j + e] = w[16g + j][4t + e]` (`dst`
-/// zeroed beforehand): one masked 32-bit gather per group and step of four, the remainder of an
-/// odd depth byte by byte.
+/// Packs every output channel: `dst[(g·k4/4 + t)·64 + 4j + e] = w[16g + j][4t + e]`: one masked
+/// 32-bit gather per group and step of four (zeros past `out_c`), the remainder of a depth that
+/// is not a multiple of 4 byte by byte (the rest of that step must be zero beforehand).
 ///
 /// # Safety
-/// The CPU must support AVX512F; `depth · 16 <= i32::MAX`.
+/// The CPU must support AVX512F; `depth · 16 <= i32::MAX`; `dst` is valid for writes of
+/// `out_c.div_ceil(16) · k4 · 16` bytes.
 #[inline(always)]
-unsafe fn pack_weights(weights: &[i8], depth: usize, k4: usize, out_c: usize, dst: &mut [i8]) {
+unsafe fn pack_weights(weights: &[i8], depth: usize, k4: usize, out_c: usize, dst: *mut i8) {
     let full = depth / 4;
     let groups = out_c.div_ceil(16);
-    assert!(weights.len() >= out_c * depth && dst.len() >= groups * k4 * 16);
+    assert!(weights.len() >= out_c * depth);
     // SAFETY (whole block): the caller guarantees AVX512F. Lane `j` of group `g` reads the four
     // bytes at `(16g + j)·depth + 4t` (`t < full`), inside `weights` for the lanes the mask keeps
     // (`16g + j < out_c`); the stores write `dst[(g·k4/4 + t)·64..][..64]`.
@@ -114,7 +127,7 @@ unsafe fn pack_weights(weights: &[i8], depth: usize, k4: usize, out_c: usize, ds
             let live = (out_c - 16 * g).min(16);
             let mask: __mmask16 = if live == 16 { !0 } else { (1u16 << live) - 1 };
             let base = weights.as_ptr().add(16 * g * depth);
-            let panel = dst.as_mut_ptr().add(g * k4 * 16);
+            let panel = dst.add(g * k4 * 16);
             for t in 0..full {
                 let v = _mm512_mask_i32gather_epi32::<1>(
                     _mm512_setzero_si512(),
@@ -131,32 +144,34 @@ unsafe fn pack_weights(weights: &[i8], depth: usize, k4: usize, out_c: usize, ds
             let (g, j) = (oc / 16, oc % 16);
             let row = &weights[oc * depth..(oc + 1) * depth];
             for (e, &v) in row[4 * full..].iter().enumerate() {
-                dst[g * k4 * 16 + full * 64 + 4 * j + e] = v;
+                // SAFETY: `g·k4·16 + full·64 + 4j + e < (g + 1)·k4·16` (`full < k4/4`), inside
+                // the caller's `dst`.
+                unsafe { *dst.add(g * k4 * 16 + full * 64 + 4 * j + e) = v };
             }
         }
     }
 }
 
-/// `u = x ^ 0x80` for every byte, sixty-four at a time.
+/// `dst[i] = x[i] ^ 0x80` for every byte of `src`, sixty-four at a time.
 ///
 /// # Safety
-/// The CPU must support AVX512F.
+/// The CPU must support AVX512F; `dst` is valid for writes of `src.len()` bytes.
 #[inline(always)]
-unsafe fn flip(src: &[i8], dst: &mut [u8]) {
-    let n = src.len().min(dst.len());
+unsafe fn flip(src: &[i8], dst: *mut u8) {
+    let n = src.len();
     let mut i = 0;
-    // SAFETY (whole block): the caller guarantees AVX512F; every access is `i + 64 <= n`.
+    // SAFETY (whole block): the caller guarantees AVX512F and `dst`; every access is `i < n`.
     unsafe {
         let m = _mm512_set1_epi8(-128);
         while i + 64 <= n {
             let v = _mm512_loadu_si512(src.as_ptr().add(i) as *const _);
-            _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut _, _mm512_xor_si512(v, m));
+            _mm512_storeu_si512(dst.add(i) as *mut _, _mm512_xor_si512(v, m));
             i += 64;
         }
-    }
-    while i < n {
-        dst[i] = (src[i] as u8) ^ 0x80;
-        i += 1;
+        while i < n {
+            *dst.add(i) = (src[i] as u8) ^ 0x80;
+            i += 1;
+        }
     }
 }
 
@@ -193,7 +208,18 @@ unsafe fn rows<const CH: usize>(
     };
     let block = ((X_MAX - CH) / k4).min(pixels);
     let mut xs_buf = [const { MaybeUninit::<u8>::uninit() }; X_MAX];
-    let xs = zeroed(&mut xs_buf, block * k4 + CH);
+    let xs: &mut [u8] = if direct {
+        // The first block's rows, written straight into the buffer.
+        let part = &mut xs_buf[..block * k4];
+        // SAFETY: the caller guarantees AVX512F; `flip` writes all `block·k4` bytes of `part`
+        // (the input holds `pixels·k4 >= block·k4` values), so it is initialised afterwards.
+        unsafe {
+            flip(&input[..block * k4], part.as_mut_ptr() as *mut u8);
+            &mut *(part as *mut [MaybeUninit<u8>] as *mut [u8])
+        }
+    } else {
+        zeroed(&mut xs_buf, block * k4 + CH)
+    };
     let mut at = PixelAt::new(oh, ow);
     let mut pix0 = 0;
     // SAFETY: the caller guarantees AVX512F.
@@ -201,8 +227,12 @@ unsafe fn rows<const CH: usize>(
     while pix0 < pixels {
         let cnt = block.min(pixels - pix0);
         if direct {
-            // SAFETY: the caller guarantees AVX512F.
-            unsafe { flip(&input[pix0 * k4..(pix0 + cnt) * k4], &mut xs[..cnt * k4]) };
+            if pix0 > 0 {
+                let src = &input[pix0 * k4..(pix0 + cnt) * k4];
+                assert!(src.len() <= xs.len());
+                // SAFETY: `xs` holds at least `cnt·k4` bytes (asserted).
+                unsafe { flip(src, xs.as_mut_ptr()) };
+            }
         } else {
             for q in 0..cnt {
                 match &padded {
