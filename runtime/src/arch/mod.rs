@@ -27,6 +27,8 @@ pub mod cortex_m;
 pub mod x86;
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx512_conv;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_vnni;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]

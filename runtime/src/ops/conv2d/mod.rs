@@ -18,6 +18,8 @@ pub(crate) mod requant_avx2;
 mod simd_tests;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vnni;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vnni512;
 
 use super::{ClampF32, ClampI8, Dims, Padding};
 use crate::Error;

@@ -100,6 +100,11 @@ fn avx2_forms() -> std::vec::Vec<(&'static str, Conv2dI8Fn)> {
         if cpus.is_empty() {
             println!("skipped: conv2d/avx2 VNNI forms (CPU has neither AVX-VNNI nor AVX512-VNNI)");
         }
+        if crate::arch::x86_avx512_conv::detected() {
+            v.push(("avx512-vnni (zmm)", super::avx2::eval_i8_avx512_only));
+        } else {
+            println!("skipped: conv2d/vnni512 (CPU lacks AVX512F/BW/VL/VNNI)");
+        }
     } else {
         println!("skipped: conv2d/avx2");
     }
@@ -148,4 +153,106 @@ fn bit_exact_avx2() {
 fn bit_exact_kernel_table() {
     assert_bit_exact(crate::arch::ops_table_best().conv2d_i8, 0xC0BE, CASES);
     assert_bit_exact_wide(crate::arch::ops_table_best().conv2d_i8, 0xC0BF, 20, 24, 40);
+}
+
+/// Random cases with a given geometry (kernel, stride, padding, channels, spatial size), random
+/// values, zero points, multipliers and shifts; `small_scales` makes every shift <= 0.
+#[allow(clippy::too_many_arguments)]
+fn case_with(
+    rng: &mut Rng,
+    n: u32,
+    hw: [u32; 2],
+    in_c: u32,
+    out_c: u32,
+    kernel: [u32; 2],
+    stride: [u32; 2],
+    padding: crate::ops::Padding,
+    small_scales: bool,
+) -> super::tests::ConvCase {
+    let mut c = ConvCase::random_with(rng, in_c, out_c);
+    let [h, w] = hw;
+    let oh = crate::ops::window_output(h, padding.top, padding.bottom, kernel[0], stride[0], 1)
+        .expect("valid geometry");
+    let ow = crate::ops::window_output(w, padding.left, padding.right, kernel[1], stride[1], 1)
+        .expect("valid geometry");
+    // Re-draw the tensors for the requested geometry and channels.
+    let depth = (kernel[0] * kernel[1] * in_c) as usize;
+    c.shape = super::Conv2dShape {
+        input: [n, h, w, in_c],
+        output: [n, oh, ow, out_c],
+        kernel,
+        stride,
+        dilation: [1, 1],
+        padding,
+    };
+    c.input = rng.i8_vec(c.shape.input_len());
+    c.weights = rng.weights(out_c as usize * depth);
+    c.bias = if rng.one_in(4) {
+        None
+    } else {
+        Some(rng.i32_vec(out_c as usize, 30_000))
+    };
+    let reals = rng.channel_multipliers(out_c as usize, depth);
+    let (mut m, mut sh) = crate::ops::testing::multipliers(&reals);
+    if small_scales {
+        for (m, s) in m.iter_mut().zip(sh.iter_mut()) {
+            if *s > 0 {
+                (*m, *s) = crate::ops::testing::multiplier(rng.log_uniform(1e-4, 0.99));
+            }
+        }
+    }
+    c.multiplier = m;
+    c.shift = sh;
+    c
+}
+
+fn assert_case(variant: Conv2dI8Fn, c: &super::tests::ConvCase, what: &str) {
+    let p = c.params();
+    check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+    let mut want = vec![0i8; c.shape.output_len()];
+    let mut got = vec![0i8; c.shape.output_len()];
+    reference::eval_i8(&p, &c.input, &mut want);
+    variant(&p, &c.input, &mut got);
+    assert_eq!(got, want, "{what}: {:?}", c.shape);
+}
+
+/// Pointwise (1×1, stride 1, unpadded) cases, the 512-bit kernel's direct rows when `in_c` is a
+/// multiple of 4, and the DS-CNN's layers (first conv 10×4 stride 2 over 49×10×1; pointwise
+/// 64→64 over 25×5), on every form, with mixed and with small scales.
+#[test]
+fn bit_exact_pointwise_and_ds_cnn() {
+    let mut forms: std::vec::Vec<(&'static str, Conv2dI8Fn)> = std::vec::Vec::new();
+    forms.push(("kernel table", crate::arch::ops_table_best().conv2d_i8));
+    #[cfg(target_arch = "x86_64")]
+    forms.extend(avx2_forms());
+    let mut rng = Rng::new(0xC0D7);
+    let none = crate::ops::Padding::default();
+    for (name, f) in forms {
+        for i in 0..60 {
+            let (in_c, out_c) = (4 * rng.dim(24) + rng.range(0, 1) as u32, rng.dim(90));
+            let hw = [rng.dim(9), rng.dim(9)];
+            let n = rng.dim(2);
+            let small = i % 2 == 0;
+            let c = case_with(&mut rng, n, hw, in_c, out_c, [1, 1], [1, 1], none, small);
+            assert_case(f, &c, &std::format!("{name} pointwise case {i}"));
+        }
+        // Pointwise layers larger than the 512-bit kernel's row buffer (several blocks of rows).
+        for i in 0..2 {
+            let c = case_with(&mut rng, 1, [20, 10], 96, 40, [1, 1], [1, 1], none, i == 0);
+            assert_case(f, &c, &std::format!("{name} large pointwise {i}"));
+        }
+        for i in 0..6 {
+            let small = i % 2 == 0;
+            let c = case_with(&mut rng, 1, [25, 5], 64, 64, [1, 1], [1, 1], none, small);
+            assert_case(f, &c, &std::format!("{name} ds-cnn pointwise {i}"));
+            let pad = crate::ops::Padding {
+                top: 4,
+                bottom: 5,
+                left: 1,
+                right: 1,
+            };
+            let c = case_with(&mut rng, 1, [49, 10], 1, 64, [10, 4], [2, 2], pad, small);
+            assert_case(f, &c, &std::format!("{name} ds-cnn first conv {i}"));
+        }
+    }
 }

@@ -225,7 +225,7 @@ pub(crate) unsafe fn eval_i8<V: Vnni>(
 }
 
 /// `u = x + 128` as unsigned bytes (the sign bit flipped).
-struct Flip;
+pub(super) struct Flip;
 
 impl CopyIn<u8> for Flip {
     #[inline(always)]

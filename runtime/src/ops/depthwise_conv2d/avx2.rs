@@ -201,6 +201,12 @@ unsafe fn body<M: Mac>(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn eval_i8_detected(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
+    if crate::arch::x86_avx512_conv::detected() {
+        // SAFETY: AVX2 and AVX-512 F, BW, VL and VNNI detected just above.
+        if unsafe { super::vnni512::eval_i8(p, input, output) } {
+            return;
+        }
+    }
     if let Some(cpu) = crate::arch::x86_vnni::detected() {
         return eval_i8_vnni_on(cpu, p, input, output);
     }
@@ -218,6 +224,19 @@ pub(crate) fn eval_i8_vnni_on(
     output: &mut [i8],
 ) {
     crate::arch::x86_vnni::with_vnni!(cpu, eval_i8_vnni(p, input, output))
+}
+
+/// Safe entry for the 512-bit form alone (the AVX2 form where it does not apply); the CPU must
+/// pass [`crate::arch::x86_avx512_conv::detected`].
+#[cfg(test)]
+pub(crate) fn eval_i8_avx512_only(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
+    assert!(crate::arch::x86_avx512_conv::detected());
+    // SAFETY: AVX2 and AVX-512 F, BW, VL and VNNI detected just above.
+    unsafe {
+        if !super::vnni512::eval_i8(p, input, output) {
+            eval_i8(p, input, output)
+        }
+    }
 }
 
 /// Safe entry for the plain AVX2 form (tests compare both forms with the reference).

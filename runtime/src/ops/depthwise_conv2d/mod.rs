@@ -13,6 +13,8 @@ pub(crate) mod tests;
 pub mod avx2;
 #[cfg(test)]
 mod simd_tests;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vnni512;
 
 pub use super::conv2d::Conv2dShape;
 use super::{ClampF32, ClampI8};

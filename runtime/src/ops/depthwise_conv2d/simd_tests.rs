@@ -106,6 +106,11 @@ fn avx2_forms() -> std::vec::Vec<(&'static str, DepthwiseConv2dI8Fn)> {
         if cpus.is_empty() {
             println!("skipped: depthwise_conv2d/avx2 VNNI forms (CPU has neither AVX-VNNI nor AVX512-VNNI)");
         }
+        if crate::arch::x86_avx512_conv::detected() {
+            v.push(("avx512-vnni (zmm)", super::avx2::eval_i8_avx512_only));
+        } else {
+            println!("skipped: depthwise_conv2d/vnni512 (CPU lacks AVX512F/BW/VL/VNNI)");
+        }
     } else {
         println!("skipped: depthwise_conv2d/avx2");
     }
