@@ -125,40 +125,6 @@ fn int8_cnn_report_gives_sections_plan_macs_and_ops() {
     assert!(r.float_islands.is_empty(), "{:?}", r.float_islands);
 }
 
-/// Issue 11: a linear layer exported as MatMul + Add of a constant bias becomes one int8
-/// FullyConnected with an int32 bias: the image of the two-layer model has exactly as many ops
-/// as that of the same layers without biases (one op fewer per linear than an FC + Add), and no
-/// Add. (Agreement with ONNX Runtime: `tests/compile_fidelity.rs`, model `linear_bias`.)
-#[test]
-fn int8_matmul_bias_add_is_one_fully_connected() {
-    let compiled = |m: &crate::OnnxModel| {
-        let inputs = m.inputs(&Default::default()).unwrap();
-        let calib = crate::Dataset {
-            samples: testmodels::samples(&inputs, 16, 7),
-        };
-        let q = crate::quantize(m, &calib, &crate::QuantizeConfig::default()).unwrap();
-        compile(&q.model.proto, &CompileOptions::default()).unwrap()
-    };
-    let with = compiled(&testmodels::linear_bias(true));
-    let without = compiled(&testmodels::linear_bias(false));
-    println!("{}", with.report);
-    let r = &with.report;
-    assert!(r.float_islands.is_empty(), "{:?}", r.float_islands);
-    assert_eq!(r.ops.len(), without.report.ops.len(), "{:?}", r.ops_used);
-    assert_eq!(r.ops_used.get("FullyConnected (int8)"), Some(&2));
-    assert!(
-        !r.ops_used.keys().any(|k| k.starts_with("Add")),
-        "{:?}",
-        r.ops_used
-    );
-    assert_eq!(r.flash.biases, 4 * (32 + 12), "int32 biases in the FC ops");
-    assert_eq!(without.report.flash.biases, 0);
-    // The biases change the outputs.
-    let x = f32_input(&with, "x", &[1, 4, 16], 5);
-    let (a, b) = (with.run(&x).unwrap(), without.run(&x).unwrap());
-    assert_ne!(a["y"].f, b["y"].f);
-}
-
 #[test]
 fn every_unsupported_node_is_listed_in_one_error() {
     let mut b = Builder::new("bad", 17, 1);
