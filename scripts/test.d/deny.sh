@@ -14,6 +14,9 @@ if ! command -v cargo-deny >/dev/null; then
 fi
 
 # Licenses, bans, sources: the lock file and the registry's crate metadata only, no network.
+# `--offline` metadata needs every platform's dependencies in the registry cache (windows-sys,
+# android_system_properties, ... are never built here): fetch them first (crates.io is reachable).
+cargo fetch --locked >/dev/null
 cargo deny --offline check --hide-inclusion-graph licenses bans sources
 
 # Advisories need the RustSec database (a git clone of github.com/rustsec/advisory-db), at the
