@@ -15,17 +15,11 @@
 
 use core::arch::x86_64::*;
 
-/// Whether the CPU (and OS) runs the 512-bit kernels: AVX512F, BW, VL and VNNI. Detected once.
+/// Whether the CPU (and OS) runs the 512-bit kernels: AVX512F, BW, VL and VNNI
+/// ([`super::x86_vnni::avx512_detected`]). Detected once.
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn detected() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512vnni")
-    })
+    super::x86_vnni::avx512_detected().is_some()
 }
 
 /// Constants of one group of sixteen output channels (lanes beyond the layer's channels hold

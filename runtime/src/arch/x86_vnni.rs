@@ -142,6 +142,29 @@ pub(crate) fn detected() -> Option<VnniCpu> {
     *KIND.get_or_init(|| available().first().copied())
 }
 
+/// Proof that the running CPU (and OS) has AVX2 and AVX512-F/BW/VL/VNNI, the instructions of the
+/// 512-bit kernels: made only by [`avx512_detected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Avx512Vnni(());
+
+/// The AVX-512 VNNI token when this CPU (and OS) runs the 512-bit kernels, detected once.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn avx512_detected() -> Option<Avx512Vnni> {
+    static CPU: std::sync::OnceLock<Option<Avx512Vnni>> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| {
+        (has_evex()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw"))
+        .then_some(Avx512Vnni(()))
+    })
+}
+
+/// The token of one encoding, when this CPU has it (tests run every form the CPU has).
+#[cfg(test)]
+pub(crate) fn cpu_with(kind: VnniKind) -> Option<VnniCpu> {
+    available().into_iter().find(|c| c.kind() == kind)
+}
+
 /// Calls `$f::<Vex>` or `$f::<Evex>` (an `unsafe fn` generic over [`Vnni`]) for the encoding the
 /// [`VnniCpu`] token proves.
 macro_rules! with_vnni {

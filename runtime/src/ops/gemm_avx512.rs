@@ -49,23 +49,9 @@ pub(crate) enum Rhs<'a> {
     Nn(&'a [i8]),
 }
 
-/// Proof that the running CPU has AVX2 and AVX512-F/BW/VL/VNNI: made only by [`detected`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Avx512Vnni(());
-
-/// The AVX-512 VNNI token when this CPU (and OS) runs it, detected once.
 #[cfg(any(test, feature = "std"))]
-pub(crate) fn detected() -> Option<Avx512Vnni> {
-    static CPU: std::sync::OnceLock<Option<Avx512Vnni>> = std::sync::OnceLock::new();
-    *CPU.get_or_init(|| {
-        (std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512vnni"))
-        .then_some(Avx512Vnni(()))
-    })
-}
+pub(crate) use crate::arch::x86_vnni::avx512_detected as detected;
+pub(crate) use crate::arch::x86_vnni::Avx512Vnni;
 
 /// `out[i·n + j] = epi(Σ_{t<k} (x[i·k + t] − zx)·(w(j, t) − zw))` for `i < m`, `j < n`, with `x`
 /// `[m, k]` row-major and `w` as [`Rhs`] says. Returns `false` (and writes nothing) when `k` is 0

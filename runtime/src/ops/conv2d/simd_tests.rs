@@ -114,10 +114,7 @@ fn avx2_forms() -> std::vec::Vec<(&'static str, Conv2dI8Fn)> {
 /// The VNNI form in one encoding (the CPU must have it: see `avx2_forms`).
 #[cfg(target_arch = "x86_64")]
 fn vnni_in(kind: VnniKind, p: &super::Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
-    let cpu = crate::arch::x86_vnni::available()
-        .into_iter()
-        .find(|c| c.kind() == kind)
-        .expect("encoding detected by avx2_forms");
+    let cpu = crate::arch::x86_vnni::cpu_with(kind).expect("encoding detected by avx2_forms");
     super::avx2::eval_i8_vnni_on(cpu, p, input, output)
 }
 

@@ -143,10 +143,7 @@ fn vnni_in(
     input: &[i8],
     output: &mut [i8],
 ) {
-    let cpu = crate::arch::x86_vnni::available()
-        .into_iter()
-        .find(|c| c.kind() == kind)
-        .expect("encoding detected by the test");
+    let cpu = crate::arch::x86_vnni::cpu_with(kind).expect("encoding detected by the test");
     super::avx2::eval_i8_vnni_on(cpu, p, input, output)
 }
 
