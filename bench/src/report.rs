@@ -55,7 +55,7 @@ pub struct Rss {
     pub image_bytes: usize,
     /// Arena bytes.
     pub arena_bytes: usize,
-    /// How the probe was linked: `static musl` or `dynamic glibc`.
+    /// How the probe was linked: `static musl, edge profile`, `static musl` or `dynamic glibc`.
     pub linkage: String,
 }
 
@@ -539,8 +539,8 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         s,
         "\nVmHWM is read from /proc/self/status by `rss-probe` ({linkage} build; scripts/bench.sh \
-         builds it static with musl, as an edge Linux deployment ships a runtime, and falls back to \
-         glibc), a separate small binary linking only the runtime, that reads \
+         builds it static with musl and the `edge` profile — fat LTO, one codegen unit, \
+         panic=abort —, as an edge Linux deployment ships a runtime, and falls back to glibc), a separate small binary linking only the runtime, that reads \
          the image file into one aligned buffer, allocates the arena and invokes 100 times; \
          \"same binary, no model\" is its VmHWM when it loads nothing (the process's own floor). \
          Allocations are counted by a counting global allocator in the bench binary.\n"

@@ -3,7 +3,8 @@
 //! Reads the image file straight into an aligned buffer (standing in for flash), parses it, allocates
 //! the arena, runs `invoke` CALLS times (default 100) on zero inputs (written before each call) and prints one JSON line
 //! with `VmHWM` and `VmRSS` from `/proc/self/status` (KiB) next to the image and arena sizes.
-//! `rss-probe --baseline` prints the same for a process that loads no model.
+//! `rss-probe --baseline` prints the same for a process that loads no model. With the environment
+//! variable `RSS_PROBE_SMAPS` set, it also writes each mapping's resident size to stderr.
 
 use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::{Interpreter, Model};
@@ -17,13 +18,13 @@ fn status_kib(key: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("/proc/self/status has no {key}"))
 }
 
-/// How this binary was linked (the process floor differs by ~1.5 MB).
-const LINKAGE: &str = if cfg!(target_env = "musl") {
-    "static musl"
-} else if cfg!(target_feature = "crt-static") {
-    "static glibc"
-} else {
-    "dynamic glibc"
+/// How this binary was linked (the process floor differs by ~1.5 MB), and whether it was built
+/// with the `edge` profile (the only one that aborts on panic).
+const LINKAGE: &str = match (cfg!(target_env = "musl"), cfg!(panic = "abort")) {
+    (true, true) => "static musl, edge profile",
+    (true, false) => "static musl",
+    (false, _) if cfg!(target_feature = "crt-static") => "static glibc",
+    (false, _) => "dynamic glibc",
 };
 
 fn run() -> Result<String, String> {
@@ -66,6 +67,23 @@ fn run() -> Result<String, String> {
         it.invoke().map_err(|e| format!("invoke: {e:?}"))?;
     }
     std::hint::black_box(it.output_bytes(0).map_err(|e| format!("{e:?}"))?);
+    if std::env::var_os("RSS_PROBE_SMAPS").is_some() {
+        // Diagnostic: each mapping's resident size, to see whether code, stack or heap grew.
+        let smaps = std::fs::read_to_string("/proc/self/smaps")
+            .map_err(|e| format!("reading /proc/self/smaps: {e}"))?;
+        let mut name = String::new();
+        for line in smaps.lines() {
+            if let Some(rss) = line.strip_prefix("Rss:") {
+                eprintln!("{:>8} {name}", rss.trim());
+            } else if line
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.len() == 4 && p.chars().all(|c| "rwxsp-".contains(c)))
+            {
+                name = line.to_string();
+            }
+        }
+    }
     Ok(format!(
         "{{\"vm_hwm_kib\":{},\"vm_rss_kib\":{},\"image_bytes\":{},\"arena_bytes\":{},\"linkage\":\"{LINKAGE}\"}}",
         status_kib("VmHWM:")?,

@@ -77,6 +77,7 @@ impl<V: Vnni> Mac for Dpwssd<V> {
 /// # Safety
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
+#[inline(never)]
 pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     // SAFETY: AVX2 is enabled here; the caller checked the params.
     unsafe { body::<MaddAdd>(p, input, output) }
@@ -92,7 +93,8 @@ pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(p: &Conv2dParams<'_>, input: &[i8], o
     // SAFETY: AVX2 is enabled here; the caller guarantees `V`'s encoding and checked the params.
     unsafe {
         if !super::vnni::eval_i8::<V>(p, input, output) {
-            body::<MaddAdd>(p, input, output)
+            // One out-of-line copy of the AVX2 kernel serves every encoding.
+            eval_i8(p, input, output)
         }
     }
 }

@@ -190,14 +190,13 @@ unsafe fn rows<const CH: usize>(
 ) {
     let s = &p.shape;
     let [n, _, _, in_c] = s.input.map(|d| d as usize);
-    let [_, oh, ow, out_c] = s.output.map(|d| d as usize);
+    let [_, oh, ow, _] = s.output.map(|d| d as usize);
     let [kh, kw] = s.kernel.map(|d| d as usize);
     let depth = kh * kw * in_c;
     let k4 = depth.next_multiple_of(4);
     let pixels = n * oh * ow;
     let zp = p.input_zero_point;
     let pad_u = (zp + 128) as u8;
-    let groups = out_c.div_ceil(16);
     // SAFETY: the caller guarantees AVX512F and BW.
     let fin = unsafe { Finish16::new(p.output_zero_point, p.activation.min, p.activation.max) };
     let mut pad_buf = [const { MaybeUninit::<u8>::uninit() }; PAD_MAX];
@@ -206,24 +205,29 @@ unsafe fn rows<const CH: usize>(
     } else {
         Padded::new::<CH>(p, input, pad_u, &Flip, &mut pad_buf)
     };
-    let block = ((X_MAX - CH) / k4).min(pixels);
+    // Rows per block, leaving room for the `PP - 1` rows past the last that a tile may read
+    // (`k4 <= K_MAX` leaves at least two).
+    let block = ((X_MAX - CH) / k4 - (PP - 1)).min(pixels);
+    let len = (block + PP - 1) * k4;
     let mut xs_buf = [const { MaybeUninit::<u8>::uninit() }; X_MAX];
     let xs: &mut [u8] = if direct {
-        // The first block's rows, written straight into the buffer.
-        let part = &mut xs_buf[..block * k4];
-        // SAFETY: the caller guarantees AVX512F; `flip` writes all `block·k4` bytes of `part`
-        // (the input holds `pixels·k4 >= block·k4` values), so it is initialised afterwards.
+        // The first block's rows, written straight into the buffer, then zeros.
+        let part = &mut xs_buf[..len];
+        for v in &mut part[block * k4..] {
+            v.write(0);
+        }
+        // SAFETY: the caller guarantees AVX512F; `flip` writes the first `block·k4` bytes of
+        // `part` (the input holds `pixels·k4 >= block·k4` values) and the rest were zeroed, so
+        // all of it is initialised afterwards.
         unsafe {
             flip(&input[..block * k4], part.as_mut_ptr() as *mut u8);
             &mut *(part as *mut [MaybeUninit<u8>] as *mut [u8])
         }
     } else {
-        zeroed(&mut xs_buf, block * k4 + CH)
+        zeroed(&mut xs_buf, len + CH)
     };
     let mut at = PixelAt::new(oh, ow);
     let mut pix0 = 0;
-    // SAFETY: the caller guarantees AVX512F.
-    let ones = unsafe { _mm512_set1_epi8(1) };
     while pix0 < pixels {
         let cnt = block.min(pixels - pix0);
         if direct {
@@ -252,58 +256,86 @@ unsafe fn rows<const CH: usize>(
                 }
             }
         }
-        let rows = &xs[..cnt * k4];
-        let mut g0 = 0;
-        while g0 < groups {
-            let nb = NB.min(groups - g0);
-            let mut rq = [None::<Rq16>; NB];
-            for (g, r) in rq.iter_mut().enumerate().take(nb) {
-                let panel = &ws[(g0 + g) * k4 * 16..(g0 + g + 1) * k4 * 16];
-                // SAFETY: the caller guarantees AVX512F and VNNI; `(g0 + g)·16 < out_c`, the
-                // slices' length (check_i8); the loads read `panel[t·64..][..64]`, `t < k4/4`.
-                unsafe {
-                    let mut v =
-                        Rq16::new(p.bias, p.output_multiplier, p.output_shift, (g0 + g) * 16);
-                    let mut sw = _mm512_setzero_si512();
-                    for t in 0..k4 / 4 {
-                        let w = _mm512_loadu_si512(panel.as_ptr().add(t * 64) as *const _);
-                        sw = _mm512_dpbusd_epi32(sw, ones, w);
-                    }
-                    // bias - (zp + 128)·Σw, wrapping.
-                    let corr = _mm512_mullo_epi32(sw, _mm512_set1_epi32(-(zp + 128)));
-                    v.bias = _mm512_add_epi32(v.bias, corr);
-                    *r = Some(v);
-                }
-            }
-            let rq: [Rq16; NB] = rq.map(|r| r.unwrap_or(rq_placeholder()));
-            let wpanels = &ws[g0 * k4 * 16..(g0 + nb) * k4 * 16];
-            let c0 = g0 * 16;
-            let mut q0 = 0;
-            while q0 < cnt {
-                let qn = PP.min(cnt - q0);
-                let xq = &rows[q0 * k4..(q0 + qn) * k4];
-                let out = Out {
-                    fin: &fin,
-                    rq: &rq,
-                    out_c,
-                    pix0: pix0 + q0,
-                    c0,
-                };
-                // SAFETY: the caller guarantees the instructions; `xq` holds `qn` rows of `k4`
-                // bytes and `wpanels` `nb` panels of `k4·16`.
-                unsafe {
-                    match nb {
-                        4 => by_q::<4>(qn, xq, k4, wpanels, &out, output),
-                        3 => by_q::<3>(qn, xq, k4, wpanels, &out, output),
-                        2 => by_q::<2>(qn, xq, k4, wpanels, &out, output),
-                        _ => by_q::<1>(qn, xq, k4, wpanels, &out, output),
-                    }
-                }
-                q0 += qn;
-            }
-            g0 += nb;
-        }
+        // SAFETY: the caller guarantees the instructions; `xs` holds `cnt` rows of `k4` bytes
+        // and `PP - 1` more, `ws` every panel.
+        unsafe { multiply_block(p, &xs[..len], cnt, pix0, ws, &fin, output) };
         pix0 += cnt;
+    }
+}
+
+/// Multiplies one block of `cnt` rows (pixels `pix0..pix0 + cnt`) by every weight panel and
+/// writes the requantized outputs. Kept out of line: [`rows`] has one copy per chunk size, this
+/// (with its 12 tile shapes) only one.
+///
+/// # Safety
+/// As [`eval_i8`]; `rows` holds `cnt + PP - 1` rows of `k4` bytes (the last `PP - 1` only
+/// read by tiles whose results are dropped), `ws` every packed panel.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline(never)]
+unsafe fn multiply_block(
+    p: &Conv2dParams<'_>,
+    rows: &[u8],
+    cnt: usize,
+    pix0: usize,
+    ws: &[i8],
+    fin: &Finish16,
+    output: &mut [i8],
+) {
+    let s = &p.shape;
+    let in_c = s.input[3] as usize;
+    let out_c = s.output[3] as usize;
+    let k4 = (s.kernel[0] as usize * s.kernel[1] as usize * in_c).next_multiple_of(4);
+    let zp = p.input_zero_point;
+    let groups = out_c.div_ceil(16);
+    let ones = _mm512_set1_epi8(1);
+    let mut g0 = 0;
+    while g0 < groups {
+        let nb = NB.min(groups - g0);
+        let mut rq = [None::<Rq16>; NB];
+        for (g, r) in rq.iter_mut().enumerate().take(nb) {
+            let panel = &ws[(g0 + g) * k4 * 16..(g0 + g + 1) * k4 * 16];
+            // SAFETY: the caller guarantees AVX512F and VNNI; `(g0 + g)·16 < out_c`, the
+            // slices' length (check_i8); the loads read `panel[t·64..][..64]`, `t < k4/4`.
+            unsafe {
+                let mut v = Rq16::new(p.bias, p.output_multiplier, p.output_shift, (g0 + g) * 16);
+                let mut sw = _mm512_setzero_si512();
+                for t in 0..k4 / 4 {
+                    let w = _mm512_loadu_si512(panel.as_ptr().add(t * 64) as *const _);
+                    sw = _mm512_dpbusd_epi32(sw, ones, w);
+                }
+                // bias - (zp + 128)·Σw, wrapping.
+                let corr = _mm512_mullo_epi32(sw, _mm512_set1_epi32(-(zp + 128)));
+                v.bias = _mm512_add_epi32(v.bias, corr);
+                *r = Some(v);
+            }
+        }
+        let rq: [Rq16; NB] = rq.map(|r| r.unwrap_or(rq_placeholder()));
+        let wpanels = &ws[g0 * k4 * 16..(g0 + nb) * k4 * 16];
+        let c0 = g0 * 16;
+        let mut q0 = 0;
+        while q0 < cnt {
+            let qn = PP.min(cnt - q0);
+            let xq = &rows[q0 * k4..(q0 + PP) * k4];
+            let out = Out {
+                fin,
+                rq: &rq,
+                out_c,
+                pix0: pix0 + q0,
+                c0,
+            };
+            // SAFETY: the caller guarantees the instructions; `xq` holds `PP` rows of `k4`
+            // bytes and `wpanels` `nb` panels of `k4·16`.
+            unsafe {
+                match nb {
+                    4 => by_q::<4>(qn, xq, k4, wpanels, &out, output),
+                    3 => by_q::<3>(qn, xq, k4, wpanels, &out, output),
+                    2 => by_q::<2>(qn, xq, k4, wpanels, &out, output),
+                    _ => by_q::<1>(qn, xq, k4, wpanels, &out, output),
+                }
+            }
+            q0 += qn;
+        }
+        g0 += nb;
     }
 }
 
@@ -324,10 +356,11 @@ struct Out<'a> {
     c0: usize,
 }
 
-/// Runs the `(qn, B)` tile.
+/// Runs `qn` pixels by `B` panels: a tile of six, three or one rows (the smallest that covers
+/// `qn`; rows past `qn` are computed and dropped), so that there are 12 tile shapes, not 24.
 ///
 /// # Safety
-/// As [`eval_i8`]; `xq` holds `qn ≤ PP` rows of `k4` bytes, `ws` `B` panels of `k4·16`.
+/// As [`eval_i8`]; `xq` holds `PP ≥ qn` rows of `k4` bytes, `ws` `B` panels of `k4·16`.
 #[inline(always)]
 unsafe fn by_q<const B: usize>(
     qn: usize,
@@ -344,12 +377,9 @@ unsafe fn by_q<const B: usize>(
     // SAFETY: forwarded from the caller.
     unsafe {
         match qn {
-            6 => store::<6, B>(tile::<6, B>(xq, k4, ws, bias), out, output),
-            5 => store::<5, B>(tile::<5, B>(xq, k4, ws, bias), out, output),
-            4 => store::<4, B>(tile::<4, B>(xq, k4, ws, bias), out, output),
-            3 => store::<3, B>(tile::<3, B>(xq, k4, ws, bias), out, output),
-            2 => store::<2, B>(tile::<2, B>(xq, k4, ws, bias), out, output),
-            _ => store::<1, B>(tile::<1, B>(xq, k4, ws, bias), out, output),
+            4.. => store::<6, B>(tile::<6, B>(xq, k4, ws, bias), qn, out, output),
+            2 | 3 => store::<3, B>(tile::<3, B>(xq, k4, ws, bias), qn, out, output),
+            _ => store::<1, B>(tile::<1, B>(xq, k4, ws, bias), qn, out, output),
         }
     }
 }
@@ -390,38 +420,57 @@ unsafe fn tile<const Q: usize, const B: usize>(
     acc
 }
 
-/// Requantizes a tile and writes its pixels, channels `c0..min(c0 + 16·B, out_c)`.
+/// Requantizes a tile's first `qn` pixels and writes them, channels
+/// `c0..min(c0 + 16·B, out_c)`.
 ///
 /// # Safety
-/// The CPU must support AVX2, AVX512F and AVX512BW; `output` holds every pixel of the tile.
+/// The CPU must support AVX2, AVX512F and AVX512BW; `output` holds those pixels.
 #[inline(always)]
 unsafe fn store<const Q: usize, const B: usize>(
     acc: [[__m512i; B]; Q],
+    qn: usize,
     out: &Out<'_>,
     output: &mut [i8],
 ) {
+    for (q, a) in acc.iter().enumerate().take(qn) {
+        // SAFETY: forwarded from the caller.
+        unsafe { store_pixel::<B>(a, out, out.pix0 + q, output) };
+    }
+}
+
+/// Requantizes one pixel's `B` panels of sums and writes them. Out of line, so that the requant
+/// code exists once per panel count rather than once per tile shape.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX512F and AVX512BW; `output` holds pixel `pix`.
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+#[inline(never)]
+unsafe fn store_pixel<const B: usize>(
+    a: &[__m512i; B],
+    out: &Out<'_>,
+    pix: usize,
+    output: &mut [i8],
+) {
     let (fin, rq, out_c, c0) = (out.fin, out.rq, out.out_c, out.c0);
-    for (q, a) in acc.iter().enumerate() {
-        let row = &mut output[(out.pix0 + q) * out_c..(out.pix0 + q + 1) * out_c];
-        // SAFETY (whole block): the caller guarantees the instructions; stores are within `row`.
-        unsafe {
-            if B == 4 && c0 + 64 <= out_c {
-                let v = fin.four([
-                    rq[0].requant(a[0]),
-                    rq[1].requant(a[1]),
-                    rq[2].requant(a[2]),
-                    rq[3].requant(a[3]),
-                ]);
-                _mm512_storeu_si512(row.as_mut_ptr().add(c0) as *mut _, v);
-                continue;
-            }
-            for (g, (&acc_g, r)) in a.iter().zip(rq).enumerate() {
-                let cg = c0 + 16 * g;
-                store_bytes(
-                    fin.one(r.requant(acc_g)),
-                    &mut row[cg..(cg + 16).min(out_c)],
-                );
-            }
+    let row = &mut output[pix * out_c..(pix + 1) * out_c];
+    // SAFETY (whole block): the caller guarantees the instructions; stores are within `row`.
+    unsafe {
+        if B == 4 && c0 + 64 <= out_c {
+            let v = fin.four([
+                rq[0].requant(a[0]),
+                rq[1].requant(a[1]),
+                rq[2].requant(a[2]),
+                rq[3].requant(a[3]),
+            ]);
+            _mm512_storeu_si512(row.as_mut_ptr().add(c0) as *mut _, v);
+            return;
+        }
+        for (g, (&acc_g, r)) in a.iter().zip(rq).enumerate() {
+            let cg = c0 + 16 * g;
+            store_bytes(
+                fin.one(r.requant(acc_g)),
+                &mut row[cg..(cg + 16).min(out_c)],
+            );
         }
     }
 }
