@@ -242,10 +242,16 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
             t.batch_matmul_i8 = crate::ops::batch_matmul::avx2::eval_i8_vnni_detected;
         }
         t.softmax_f32 = crate::ops::softmax::avx2::eval_f32_detected;
+        if crate::ops::softmax::avx512::detected() {
+            t.softmax_f32 = crate::ops::softmax::avx512::eval_f32_detected;
+        }
         t.softmax_i8 = crate::ops::softmax::avx2::eval_i8_detected;
         t.layer_norm_f32 = crate::ops::layer_norm::avx2::eval_f32_detected;
         t.dequantize = crate::ops::quantize::avx2::eval_dequantize_detected;
         t.mul_i8 = crate::ops::mul::avx2::eval_i8_detected;
+        if crate::ops::lut::avx512::detected() {
+            t.lut_i8 = crate::ops::lut::avx512::eval_i8_detected;
+        }
         Some(t)
     } else {
         None

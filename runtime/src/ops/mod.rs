@@ -326,6 +326,8 @@ pub type LayerNormF32Fn = fn(&layer_norm::LayerNormF32Params<'_>, &[f32], &mut [
 pub type DequantizeFn = fn(&quantize::QuantizeParams, &[i8], &mut [f32]);
 /// Signature of an int8 Mul kernel variant.
 pub type MulI8Fn = fn(&mul::MulParams, &[i8], &[i8], &mut [i8]);
+/// Signature of an int8 table-lookup kernel variant.
+pub type LutI8Fn = fn(&lut::LutParams<'_>, &[i8], &mut [i8]);
 
 /// The kernel variants `eval_*` dispatches to, for the ops that have optimized variants.
 ///
@@ -359,6 +361,8 @@ pub struct KernelTable {
     pub dequantize: DequantizeFn,
     /// int8 Mul.
     pub mul_i8: MulI8Fn,
+    /// int8 table lookup (GELU, SiLU, Sigmoid, Tanh).
+    pub lut_i8: LutI8Fn,
 }
 
 impl core::fmt::Debug for KernelTable {
@@ -384,6 +388,7 @@ impl KernelTable {
             layer_norm_f32: layer_norm::reference::eval_f32,
             dequantize: quantize::reference::eval_dequantize,
             mul_i8: mul::reference::eval_i8,
+            lut_i8: lut::lookup_i8,
         }
     }
 }

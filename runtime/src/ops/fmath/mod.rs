@@ -14,6 +14,9 @@ mod tests;
 // AVX2 forms of `exp` and the lane-ordered sums, bit-exact to the scalar ones.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+// The AVX-512 form of `exp`, bit-exact to the scalar one.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 
 const LN2_HI: f32 = 0.693_145_75; // high bits of ln 2, exact product with small integers
 const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 - LN2_HI

@@ -85,7 +85,7 @@ fn sqrt_within_bound() {
     assert!((sqrt(tiny) as f64 / (tiny as f64).sqrt() - 1.0).abs() < 3e-7);
 }
 
-/// `exp8` gives `exp`'s bits on a dense sweep of the whole range (both rounding directions of
+/// `exp8` and `exp16` give `exp`'s bits on a dense sweep of the whole range (both rounding directions of
 /// `x·log2 e`, the `n = 128` step, the overflow and underflow thresholds and their neighbours),
 /// on random bit patterns, and on ±0, ±inf and NaN.
 #[test]
@@ -117,8 +117,29 @@ fn bit_exact_avx2_exp() {
             1e-40,
             -1e-40,
         ]);
-        while !xs.len().is_multiple_of(8) {
+        while !xs.len().is_multiple_of(16) {
             xs.push(1.0);
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            for c in xs.chunks_exact(16) {
+                let mut got = [0f32; 16];
+                // SAFETY: AVX512F detected just above; `c` and `got` hold 16 values.
+                unsafe {
+                    _mm512_storeu_ps(
+                        got.as_mut_ptr(),
+                        super::avx512::exp16(_mm512_loadu_ps(c.as_ptr())),
+                    )
+                };
+                for (&x, &g) in c.iter().zip(&got) {
+                    let want = exp(x);
+                    assert!(
+                        g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                        "exp16({x:e}): {g:e} vs {want:e}"
+                    );
+                }
+            }
+        } else {
+            println!("skipped: fmath/avx512 (CPU lacks AVX512F)");
         }
         for c in xs.chunks_exact(8) {
             let mut got = [0f32; 8];

@@ -16,6 +16,9 @@
 
 use crate::Error;
 
+// AVX-512BW lookup (sixty-four bytes per step), bit-exact to `lookup_i8`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 #[cfg(test)]
 mod tests;
 
@@ -35,8 +38,16 @@ pub fn check_i8(p: &LutParams<'_>, input_len: usize, output_len: usize) -> Resul
     super::expect_len(output_len, input_len)
 }
 
-/// `output[i] = table[input[i] as u8]`. Requires a successful [`check_i8`].
+/// `output[i] = table[input[i] as u8]`, with the fastest kernel of this machine
+/// ([`super::KernelTable::lut_i8`]). Requires a successful [`check_i8`].
+#[inline]
 pub fn eval_i8(p: &LutParams<'_>, input: &[i8], output: &mut [i8]) {
+    (super::kernels().lut_i8)(p, input, output)
+}
+
+/// `output[i] = table[input[i] as u8]`, one load per element: the specification every lookup
+/// kernel is bit-exact to. Requires a successful [`check_i8`].
+pub fn lookup_i8(p: &LutParams<'_>, input: &[i8], output: &mut [i8]) {
     let table: &[i8; TABLE_LEN] = match p.table.try_into() {
         Ok(t) => t,
         Err(_) => return, // unreachable after `check_i8`

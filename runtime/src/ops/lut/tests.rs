@@ -51,3 +51,36 @@ fn in_place_matches_out_of_place() {
     eval_i8_in_place(&p, &mut data);
     assert_eq!(data, out);
 }
+
+/// The AVX-512BW lookup gives the reference's bytes for random tables, every input value and
+/// random lengths (tails of every size below 64).
+#[test]
+fn bit_exact_avx512_lookup() {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::detected() {
+        let mut rng = Rng::new(0x10C4);
+        for case in 0..300 {
+            let t: Vec<i8> = rng.i8_vec(TABLE_LEN);
+            let p = LutParams { table: &t };
+            let len = if case < 130 {
+                case as usize
+            } else {
+                rng.range(0, 5000) as usize
+            };
+            let mut input = rng.i8_vec(len);
+            if case % 3 == 0 {
+                for (k, v) in input.iter_mut().enumerate() {
+                    *v = (k % 256) as u8 as i8; // every table entry
+                }
+            }
+            check_i8(&p, len, len).unwrap();
+            let mut want = vec![0i8; len];
+            let mut got = vec![0x55i8; len];
+            lookup_i8(&p, &input, &mut want);
+            avx512::eval_i8_detected(&p, &input, &mut got);
+            assert_eq!(got, want, "case {case}, len {len}");
+        }
+        return;
+    }
+    println!("skipped: lut/avx512 (CPU lacks AVX512F/BW)");
+}

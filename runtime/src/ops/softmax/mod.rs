@@ -23,6 +23,8 @@
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod reference;
 #[cfg(test)]
 mod tests;

@@ -193,6 +193,18 @@ fn bit_exact_avx2_f32() {
                 bits(&want),
                 "case {case}: {shape:?} beta {beta}"
             );
+            if super::avx512::detected() {
+                got.fill(0.0);
+                super::avx512::eval_f32_detected(&p, &x, &mut got);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "avx512, case {case}: {shape:?} beta {beta}"
+                );
+            }
+        }
+        if !super::avx512::detected() {
+            println!("skipped: softmax/avx512 (CPU lacks AVX512F)");
         }
         return;
     }

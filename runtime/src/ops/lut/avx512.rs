@@ -1,0 +1,80 @@
+//! AVX-512BW int8 table lookup, bit-exact to [`super::lookup_i8`].
+//!
+//! Without VBMI there is no 256-entry byte permute, so the table is split by the index's high
+//! nibble into sixteen rows of sixteen bytes, each broadcast to the four 128-bit lanes of a
+//! register. Per sixty-four inputs: the low nibbles index every row with `vpshufb`, and the
+//! byte compare of the high nibbles against each row number selects, through a mask, which row's
+//! result each byte keeps (`vpcmpeqb` into a mask register, then a masked `vpshufb`). Thirty-two
+//! instructions per sixty-four bytes instead of sixty-four loads; the last `len % 64` bytes use a
+//! masked load and store.
+
+use core::arch::x86_64::*;
+
+use super::{LutParams, TABLE_LEN};
+
+/// AVX-512BW lookup.
+///
+/// # Safety
+/// The CPU must support AVX512F and AVX512BW. Requires a successful [`super::check_i8`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn eval_i8(p: &LutParams<'_>, input: &[i8], output: &mut [i8]) {
+    let Ok(table) = <&[i8; TABLE_LEN]>::try_from(p.table) else {
+        return; // unreachable after `check_i8`
+    };
+    let mut rows = [_mm512_setzero_si512(); 16];
+    for (h, r) in rows.iter_mut().enumerate() {
+        // SAFETY: `table` holds 256 bytes; row `h` reads `table[16h..16h + 16]`.
+        *r = _mm512_broadcast_i32x4(unsafe {
+            _mm_loadu_si128(table.as_ptr().add(16 * h) as *const __m128i)
+        });
+    }
+    let n = input.len().min(output.len());
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: `i + 64 <= n`: 64-byte unaligned load and store inside both slices.
+        unsafe {
+            let x = _mm512_loadu_si512(input.as_ptr().add(i) as *const _);
+            _mm512_storeu_si512(output.as_mut_ptr().add(i) as *mut _, look(&rows, x));
+        }
+        i += 64;
+    }
+    if i < n {
+        let m: __mmask64 = (1u64 << (n - i)) - 1;
+        // SAFETY: the mask covers `n - i < 64` bytes from `i`, inside both slices; masked-off
+        // bytes are neither read nor written.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi8(m, input.as_ptr().add(i));
+            _mm512_mask_storeu_epi8(output.as_mut_ptr().add(i), m, look(&rows, x));
+        }
+    }
+}
+
+/// Sixty-four lookups: row `x >> 4` (as an unsigned nibble), entry `x & 15` of `rows`. A
+/// function rather than a closure: closures do not inherit `eval_i8`'s target features.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn look(rows: &[__m512i; 16], x: __m512i) -> __m512i {
+    let nibble = _mm512_set1_epi8(0x0F);
+    let lo = _mm512_and_si512(x, nibble);
+    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(x), nibble);
+    let mut y = _mm512_setzero_si512();
+    for (h, &r) in rows.iter().enumerate() {
+        let k = _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8(h as i8));
+        y = _mm512_mask_shuffle_epi8(y, k, r, lo);
+    }
+    y
+}
+
+/// Whether this CPU runs [`eval_i8`] (AVX512F and AVX512BW).
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn detected() -> bool {
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+}
+
+/// Safe entry for kernel tables built after [`detected`].
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_i8_detected(p: &LutParams<'_>, input: &[i8], output: &mut [i8]) {
+    debug_assert!(detected());
+    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` after `detected()`.
+    unsafe { eval_i8(p, input, output) }
+}
