@@ -18,7 +18,7 @@ use crate::Error;
 
 // AVX-512BW lookup (sixty-four bytes per step), bit-exact to `lookup_i8`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod avx512;
+pub mod avx512;
 #[cfg(test)]
 mod tests;
 
