@@ -249,6 +249,9 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
         t.layer_norm_f32 = crate::ops::layer_norm::avx2::eval_f32_detected;
         t.dequantize = crate::ops::quantize::avx2::eval_dequantize_detected;
         t.mul_i8 = crate::ops::mul::avx2::eval_i8_detected;
+        if crate::ops::add::avx512::detected() {
+            t.add_i8 = crate::ops::add::avx512::eval_i8_detected;
+        }
         if crate::ops::lut::avx512::detected() {
             t.lut_i8 = crate::ops::lut::avx512::eval_i8_detected;
         }

@@ -11,6 +11,9 @@ pub(crate) mod rows;
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+// Residual adds (no broadcasting) on sixteen lanes; everything else goes to `avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -211,7 +211,7 @@ pub(crate) fn random_simd_shape(rng: &mut Rng) -> BroadcastShape {
     }
 }
 
-/// The AVX2 Add gives the reference's bytes on random shapes (contiguous, scalar and row/column
+/// The AVX2 and AVX-512 Adds give the reference's bytes on random shapes (contiguous, scalar and row/column
 /// broadcasts, large outputs with a repeated row) and values, with zero points, multipliers and shifts at their extremes.
 #[test]
 fn bit_exact_avx2_add() {
@@ -256,11 +256,16 @@ fn bit_exact_avx2_add() {
             // SAFETY: AVX2 detected above; `check_i8` passed.
             unsafe { avx2::eval_i8(&p, &x1, &x2, &mut got) };
             assert_eq!(got, want, "case {case}: {p:?}");
+            if avx512::detected() {
+                got.fill(0);
+                avx512::eval_i8_detected(&p, &x1, &x2, &mut got);
+                assert_eq!(got, want, "avx512, case {case}: {p:?}");
+            }
         }
     }
 }
 
-/// Every pair of int8 inputs, through the contiguous path, for a few extreme parameter sets.
+/// Every pair of int8 inputs, through the contiguous paths (AVX2 and AVX-512), for a few extreme parameter sets.
 #[test]
 fn bit_exact_avx2_add_all_pairs() {
     #[cfg(target_arch = "x86_64")]
@@ -278,6 +283,11 @@ fn bit_exact_avx2_add_all_pairs() {
             // SAFETY: AVX2 detected above; `check_i8` passed.
             unsafe { avx2::eval_i8(&p, &x1, &x2, &mut got) };
             assert_eq!(got, want, "case {case}: {p:?}");
+            if avx512::detected() {
+                got.fill(0);
+                avx512::eval_i8_detected(&p, &x1, &x2, &mut got);
+                assert_eq!(got, want, "avx512, case {case}: {p:?}");
+            }
         }
     }
 }
