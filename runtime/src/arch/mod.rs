@@ -255,6 +255,9 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
         if crate::ops::lut::avx512::detected() {
             t.lut_i8 = crate::ops::lut::avx512::eval_i8_detected;
         }
+        if crate::ops::gelu::avx512::detected() {
+            t.gelu_f32 = crate::ops::gelu::avx512::eval_f32_detected;
+        }
         Some(t)
     } else {
         None

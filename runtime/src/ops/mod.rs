@@ -328,6 +328,8 @@ pub type DequantizeFn = fn(&quantize::QuantizeParams, &[i8], &mut [f32]);
 pub type MulI8Fn = fn(&mul::MulParams, &[i8], &[i8], &mut [i8]);
 /// Signature of an int8 table-lookup kernel variant.
 pub type LutI8Fn = fn(&lut::LutParams<'_>, &[i8], &mut [i8]);
+/// Signature of an f32 GELU kernel variant.
+pub type GeluF32Fn = fn(&[f32], &mut [f32]);
 
 /// The kernel variants `eval_*` dispatches to, for the ops that have optimized variants.
 ///
@@ -363,6 +365,8 @@ pub struct KernelTable {
     pub mul_i8: MulI8Fn,
     /// int8 table lookup (GELU, SiLU, Sigmoid, Tanh).
     pub lut_i8: LutI8Fn,
+    /// f32 GELU.
+    pub gelu_f32: GeluF32Fn,
 }
 
 impl core::fmt::Debug for KernelTable {
@@ -389,6 +393,7 @@ impl KernelTable {
             dequantize: quantize::reference::eval_dequantize,
             mul_i8: mul::reference::eval_i8,
             lut_i8: lut::lookup_i8,
+            gelu_f32: gelu::reference_f32,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! AVX-512 form of [`super::exp`], bit-exact to the scalar function and to
-//! [`super::avx2::exp8`]: the same f32 operations in the same order (separate `vmulps`/`vaddps`,
-//! never fused), sixteen lanes at a time, with mask registers where the AVX2 form blends.
+//! AVX-512 forms of [`super::exp`], [`super::erf`] and [`super::gelu`], bit-exact to the scalar
+//! functions (and `exp16` to [`super::avx2::exp8`]): the same f32 operations in the same order
+//! (separate `vmulps`/`vaddps`, never fused), sixteen lanes at a time, with mask registers where
+//! the scalar code branches.
 
 use core::arch::x86_64::*;
 
@@ -51,4 +52,73 @@ pub(crate) unsafe fn exp16(x: __m512) -> __m512 {
         _mm512_setzero_ps(),
     );
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
+}
+
+/// [`super::erf`] of sixteen lanes, bit-exact: every branch of the scalar function is computed
+/// for all lanes with the same operations in the same order, then each lane keeps the branch
+/// the scalar code takes (NaN, then `|x| > 4`, then `|x| < 0.5`, else Abramowitz & Stegun).
+///
+/// # Safety
+/// The CPU must support AVX512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn erf16(x: __m512) -> __m512 {
+    let c = |v: f32| _mm512_set1_ps(v);
+    // Sign-bit operations in the integer domain (the f32 forms need AVX512DQ).
+    let flip = |v: __m512| {
+        _mm512_castsi512_ps(_mm512_xor_si512(
+            _mm512_castps_si512(v),
+            _mm512_set1_epi32(i32::MIN),
+        ))
+    };
+    let a = _mm512_castsi512_ps(_mm512_and_si512(
+        _mm512_castps_si512(x),
+        _mm512_set1_epi32(i32::MAX),
+    ));
+    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
+    // |x| > 4: ±1.
+    let big = _mm512_mask_blend_ps(neg, c(1.0), c(-1.0));
+    // |x| < 0.5: FRAC_2_SQRT_PI · x · (1 + x2(-1/3 + x2(1/10 + x2(-1/42 + x2(1/216 + x2(-1/1320)))))).
+    let x2 = _mm512_mul_ps(x, x);
+    let mut s = _mm512_add_ps(c(1.0 / 216.0), _mm512_mul_ps(x2, c(-1.0 / 1320.0)));
+    s = _mm512_add_ps(c(-1.0 / 42.0), _mm512_mul_ps(x2, s));
+    s = _mm512_add_ps(c(1.0 / 10.0), _mm512_mul_ps(x2, s));
+    s = _mm512_add_ps(c(-1.0 / 3.0), _mm512_mul_ps(x2, s));
+    s = _mm512_add_ps(c(1.0), _mm512_mul_ps(x2, s));
+    let series = _mm512_mul_ps(_mm512_mul_ps(c(core::f32::consts::FRAC_2_SQRT_PI), x), s);
+    // Otherwise: 1 - t·(a1 + t(a2 + t(a3 + t(a4 + t·a5))))·exp(-a·a), t = 1 / (1 + p·a).
+    let t = _mm512_div_ps(
+        c(1.0),
+        _mm512_add_ps(c(1.0), _mm512_mul_ps(c(0.327_591_1), a)),
+    );
+    let mut q = _mm512_add_ps(c(-1.453_152_1), _mm512_mul_ps(t, c(1.061_405_4)));
+    q = _mm512_add_ps(c(1.421_413_8), _mm512_mul_ps(t, q));
+    q = _mm512_add_ps(c(-0.284_496_74), _mm512_mul_ps(t, q));
+    q = _mm512_add_ps(c(0.254_829_6), _mm512_mul_ps(t, q));
+    let poly = _mm512_mul_ps(t, q);
+    // SAFETY: AVX512F is enabled in this function.
+    let e = unsafe { exp16(_mm512_mul_ps(flip(a), a)) };
+    let y = _mm512_sub_ps(c(1.0), _mm512_mul_ps(poly, e));
+    let tail = _mm512_mask_blend_ps(neg, y, flip(y));
+    let r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, c(0.5)), tail, series);
+    let r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, c(4.0)), r, big);
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), r, x)
+}
+
+/// [`super::gelu`] of sixteen lanes, bit-exact: `(0.5·x)·(1 + erf(x·(1/√2)))`.
+///
+/// # Safety
+/// The CPU must support AVX512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn gelu16(x: __m512) -> __m512 {
+    let half_x = _mm512_mul_ps(_mm512_set1_ps(0.5), x);
+    // SAFETY: AVX512F is enabled in this function.
+    let e = unsafe {
+        erf16(_mm512_mul_ps(
+            x,
+            _mm512_set1_ps(core::f32::consts::FRAC_1_SQRT_2),
+        ))
+    };
+    _mm512_mul_ps(half_x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
 }

@@ -6,6 +6,9 @@
 //!   rounding to nearest), for every input value and any scales and zero points.
 //! - **f32**: [`super::fmath::gelu`], absolute error ≤ 1e-6·(1 + |y|) against f64 math.
 
+// AVX-512 f32 GELU, bit-exact to `reference_f32`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 #[cfg(test)]
 mod tests;
 
@@ -24,8 +27,16 @@ pub fn build_table(in_scale: f64, in_zp: i32, out_scale: f64, out_zp: i32) -> Op
     )
 }
 
-/// f32 GELU. Requires a successful [`check_f32`].
+/// f32 GELU with the fastest kernel of this machine ([`super::KernelTable::gelu_f32`]).
+/// Requires a successful [`check_f32`].
+#[inline]
 pub fn eval_f32(input: &[f32], output: &mut [f32]) {
+    (super::kernels().gelu_f32)(input, output)
+}
+
+/// f32 GELU, one [`super::fmath::gelu`] per element: the specification of every f32 GELU kernel.
+/// Requires a successful [`check_f32`].
+pub fn reference_f32(input: &[f32], output: &mut [f32]) {
     for (y, &x) in output.iter_mut().zip(input) {
         *y = super::fmath::gelu(x);
     }

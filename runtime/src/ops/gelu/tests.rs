@@ -50,3 +50,56 @@ proptest! {
         testing::assert_close_f32(&y, &want, 2e-6, 1e-6, "gelu f32");
     }
 }
+
+/// The AVX-512 f32 GELU gives the reference's bits on a dense sweep (both sides of every branch
+/// threshold of `erf`: |x/√2| = 0.5 and 4), random values and bit patterns, ±0, ±inf and NaN,
+/// at every tail length.
+#[test]
+fn bit_exact_avx512_f32() {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::detected() {
+        let mut xs: Vec<f32> = (0..200_000)
+            .map(|i| -12.0 + 24.0 * i as f32 / 200_000.0)
+            .collect();
+        for t in [0.5f32, 4.0, -0.5, -4.0] {
+            let mut v = t * core::f32::consts::SQRT_2;
+            for _ in 0..64 {
+                xs.push(v);
+                v = f32::from_bits(v.to_bits() + 1);
+            }
+            let mut v = t * core::f32::consts::SQRT_2;
+            for _ in 0..64 {
+                xs.push(v);
+                v = f32::from_bits(v.to_bits() - 1);
+            }
+        }
+        let mut rng = Rng::new(0x6E1);
+        xs.extend((0..50_000).map(|_| f32::from_bits(rng.next_u64() as u32)));
+        xs.extend([
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1e-40,
+            -1e-40,
+        ]);
+        let mut want = vec![0f32; xs.len()];
+        reference_f32(&xs, &mut want);
+        let bits = |v: &[f32]| {
+            v.iter()
+                .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                .collect::<Vec<_>>()
+        };
+        let mut got = vec![0f32; xs.len()];
+        avx512::eval_f32_detected(&xs, &mut got);
+        assert_eq!(bits(&got), bits(&want));
+        for len in 0..40 {
+            let mut got = vec![7f32; len];
+            avx512::eval_f32_detected(&xs[1000..1000 + len], &mut got);
+            assert_eq!(bits(&got), bits(&want[1000..1000 + len]), "len {len}");
+        }
+        return;
+    }
+    println!("skipped: gelu/avx512 (CPU lacks AVX512F)");
+}
