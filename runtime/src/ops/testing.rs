@@ -210,3 +210,29 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 pub fn clamp_f64(x: f64, c: super::ClampF32) -> f64 {
     x.max(c.min as f64).min(c.max as f64)
 }
+
+/// Test inputs around the thresholds of a piecewise f32 function: each of `ts` and the `n` values
+/// above and below it, one ulp apart (its bit pattern stepped up and down), plus the special
+/// values ±0, ±inf, NaN and ±1e-40 (subnormal).
+pub fn f32_edges(ts: &[f32], n: usize) -> Vec<f32> {
+    let mut xs = Vec::new();
+    for &t in ts {
+        let (mut up, mut down) = (t, t);
+        for _ in 0..n {
+            xs.push(up);
+            xs.push(down);
+            up = f32::from_bits(up.to_bits() + 1);
+            down = f32::from_bits(down.to_bits() - 1);
+        }
+    }
+    xs.extend([
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        1e-40,
+        -1e-40,
+    ]);
+    xs
+}

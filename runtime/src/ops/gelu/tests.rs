@@ -61,29 +61,13 @@ fn bit_exact_avx512_f32() {
         let mut xs: Vec<f32> = (0..200_000)
             .map(|i| -12.0 + 24.0 * i as f32 / 200_000.0)
             .collect();
-        for t in [0.5f32, 4.0, -0.5, -4.0] {
-            let mut v = t * core::f32::consts::SQRT_2;
-            for _ in 0..64 {
-                xs.push(v);
-                v = f32::from_bits(v.to_bits() + 1);
-            }
-            let mut v = t * core::f32::consts::SQRT_2;
-            for _ in 0..64 {
-                xs.push(v);
-                v = f32::from_bits(v.to_bits() - 1);
-            }
-        }
+        let s2 = core::f32::consts::SQRT_2;
+        xs.extend(testing::f32_edges(
+            &[0.5 * s2, 4.0 * s2, -0.5 * s2, -4.0 * s2],
+            64,
+        ));
         let mut rng = Rng::new(0x6E1);
         xs.extend((0..50_000).map(|_| f32::from_bits(rng.next_u64() as u32)));
-        xs.extend([
-            0.0,
-            -0.0,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            1e-40,
-            -1e-40,
-        ]);
         let mut want = vec![0f32; xs.len()];
         reference_f32(&xs, &mut want);
         let bits = |v: &[f32]| {
