@@ -28,12 +28,6 @@ pub(crate) fn i32_at(b: &[u8], off: usize) -> Option<i32> {
     u32_at(b, off).map(|v| v as i32)
 }
 
-/// Reads a little-endian `f32` at `off`.
-#[inline]
-pub(crate) fn f32_at(b: &[u8], off: usize) -> Option<f32> {
-    u32_at(b, off).map(f32::from_bits)
-}
-
 /// Rounds `n` up to a multiple of `align` (a power of two), or `None` on overflow.
 #[inline]
 pub(crate) fn align_up(n: usize, align: usize) -> Option<usize> {

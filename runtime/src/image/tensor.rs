@@ -1,6 +1,5 @@
 //! Tensor records of the graph section: element type, shape, storage and quantization.
 
-use super::bytes::{f32_at, i32_at, u16_at, u32_at, u8_at};
 use crate::error::TensorProblem;
 
 /// Size in bytes of one tensor record.
@@ -176,12 +175,20 @@ impl TensorInfo {
 /// (aliases and constant bounds are checked by the caller). `rec` must be the record's bytes.
 pub(crate) fn decode(rec: &[u8]) -> Result<TensorInfo, TensorProblem> {
     let bad_kind = TensorProblem::BadKind;
-    let dtype = u8_at(rec, 0)
-        .and_then(DType::from_code)
-        .ok_or(TensorProblem::BadDtype)?;
-    let rank = u8_at(rec, 1).ok_or(bad_kind)? as usize;
-    let kind = u8_at(rec, 2).ok_or(bad_kind)?;
-    let flags = u8_at(rec, 3).ok_or(bad_kind)?;
+    // One length check, then fixed offsets into the array (no per-field bounds checks: parsing
+    // decodes each record several times).
+    let Ok(rec) = <&[u8; TENSOR_RECORD_LEN]>::try_from(rec) else {
+        return Err(if rec.is_empty() {
+            TensorProblem::BadDtype
+        } else {
+            bad_kind
+        });
+    };
+    let u16_at = |o: usize| u16::from_le_bytes([rec[o], rec[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes([rec[o], rec[o + 1], rec[o + 2], rec[o + 3]]);
+    let dtype = DType::from_code(rec[0]).ok_or(TensorProblem::BadDtype)?;
+    let rank = rec[1] as usize;
+    let (kind, flags) = (rec[2], rec[3]);
     if rank > MAX_RANK {
         return Err(TensorProblem::BadRank);
     }
@@ -190,7 +197,7 @@ pub(crate) fn decode(rec: &[u8]) -> Result<TensorInfo, TensorProblem> {
     }
     let mut dims = [0u16; MAX_RANK];
     for (i, d) in dims.iter_mut().enumerate() {
-        *d = u16_at(rec, 4 + 2 * i).ok_or(bad_kind)?;
+        *d = u16_at(4 + 2 * i);
         if (i < rank) != (*d != 0) {
             return Err(TensorProblem::BadDim);
         }
@@ -199,11 +206,11 @@ pub(crate) fn decode(rec: &[u8]) -> Result<TensorInfo, TensorProblem> {
         dims,
         rank: rank as u8,
     };
-    let offset = u32_at(rec, 12).ok_or(bad_kind)?;
-    let scale = f32_at(rec, 16).ok_or(bad_kind)?;
-    let zero_point = i32_at(rec, 20).ok_or(bad_kind)?;
-    let first_op = u16_at(rec, 24).ok_or(bad_kind)?;
-    let last_op = u16_at(rec, 26).ok_or(bad_kind)?;
+    let offset = u32_at(12);
+    let scale = f32::from_bits(u32_at(16));
+    let zero_point = u32_at(20) as i32;
+    let first_op = u16_at(24);
+    let last_op = u16_at(26);
     // Four u16 dims make up to 65535^4 elements: × 4 bytes overflows u64 (found by fuzzing).
     let bytes = shape.num_elements().saturating_mul(dtype.size() as u64);
     if bytes > u32::MAX as u64 - 15 {
