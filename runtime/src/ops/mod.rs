@@ -312,6 +312,8 @@ pub type DepthwiseConv2dI8Fn = fn(&depthwise_conv2d::DepthwiseConv2dParams<'_>, 
 pub type Conv1dI8Fn = fn(&conv1d::Conv1dParams<'_>, &[i8], &mut [i8]);
 /// Signature of an int8 BatchMatMul kernel variant.
 pub type BatchMatMulI8Fn = fn(&batch_matmul::BatchMatMulParams, &[i8], &[i8], &mut [i8]);
+/// Signature of an f32 BatchMatMul kernel variant.
+pub type BatchMatMulF32Fn = fn(&batch_matmul::BatchMatMulF32Params, &[f32], &[f32], &mut [f32]);
 /// Signature of an f32 → int8 Quantize kernel variant.
 pub type QuantizeFn = fn(&quantize::QuantizeParams, &[f32], &mut [i8]);
 /// Signature of an int8 Add kernel variant.
@@ -349,6 +351,8 @@ pub struct KernelTable {
     pub quantize: QuantizeFn,
     /// int8 BatchMatMul.
     pub batch_matmul_i8: BatchMatMulI8Fn,
+    /// f32 BatchMatMul.
+    pub batch_matmul_f32: BatchMatMulF32Fn,
     /// int8 Add.
     pub add_i8: AddI8Fn,
     /// int8 Softmax.
@@ -382,6 +386,7 @@ impl KernelTable {
             conv1d_i8: conv1d::reference::eval_i8,
             quantize: quantize::reference::eval_quantize,
             batch_matmul_i8: batch_matmul::reference::eval_i8,
+            batch_matmul_f32: batch_matmul::reference::eval_f32,
             add_i8: add::reference::eval_i8,
             softmax_i8: softmax::reference::eval_i8,
             softmax_f32: softmax::reference::eval_f32,
