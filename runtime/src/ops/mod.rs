@@ -306,6 +306,8 @@ pub type FullyConnectedF32Fn =
     fn(&fully_connected::FullyConnectedF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 Conv2D kernel variant.
 pub type Conv2dI8Fn = fn(&conv2d::Conv2dParams<'_>, &[i8], &mut [i8]);
+/// Signature of an f32 Conv2D kernel variant.
+pub type Conv2dF32Fn = fn(&conv2d::Conv2dF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 DepthwiseConv2D kernel variant.
 pub type DepthwiseConv2dI8Fn = fn(&depthwise_conv2d::DepthwiseConv2dParams<'_>, &[i8], &mut [i8]);
 /// Signature of an int8 Conv1D kernel variant.
@@ -343,6 +345,8 @@ pub struct KernelTable {
     pub fully_connected_f32: FullyConnectedF32Fn,
     /// int8 Conv2D.
     pub conv2d_i8: Conv2dI8Fn,
+    /// f32 Conv2D.
+    pub conv2d_f32: Conv2dF32Fn,
     /// int8 DepthwiseConv2D.
     pub depthwise_conv2d_i8: DepthwiseConv2dI8Fn,
     /// int8 Conv1D.
@@ -382,6 +386,7 @@ impl KernelTable {
             fully_connected_i8: fully_connected::reference::eval_i8,
             fully_connected_f32: fully_connected::reference::eval_f32,
             conv2d_i8: conv2d::reference::eval_i8,
+            conv2d_f32: conv2d::reference::eval_f32,
             depthwise_conv2d_i8: depthwise_conv2d::reference::eval_i8,
             conv1d_i8: conv1d::reference::eval_i8,
             quantize: quantize::reference::eval_quantize,
