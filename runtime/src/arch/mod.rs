@@ -248,6 +248,11 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
         t.softmax_i8 = crate::ops::softmax::avx2::eval_i8_detected;
         t.batch_matmul_f32 = crate::ops::batch_matmul::f32_avx::eval_f32_detected;
         t.conv2d_f32 = crate::ops::conv2d::f32_avx::eval_f32_detected;
+        t.depthwise_conv2d_f32 = crate::ops::depthwise_conv2d::f32_avx::eval_f32_detected;
+        if crate::ops::depthwise_conv2d::f32_avx::avx512_detected() {
+            t.depthwise_conv2d_f32 =
+                crate::ops::depthwise_conv2d::f32_avx::eval_f32_avx512_detected;
+        }
         if crate::ops::conv2d::f32_avx::avx512_detected() {
             t.conv2d_f32 = crate::ops::conv2d::f32_avx::eval_f32_avx512_detected;
         }

@@ -310,6 +310,9 @@ pub type Conv2dI8Fn = fn(&conv2d::Conv2dParams<'_>, &[i8], &mut [i8]);
 pub type Conv2dF32Fn = fn(&conv2d::Conv2dF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 DepthwiseConv2D kernel variant.
 pub type DepthwiseConv2dI8Fn = fn(&depthwise_conv2d::DepthwiseConv2dParams<'_>, &[i8], &mut [i8]);
+/// Signature of an f32 DepthwiseConv2D kernel variant.
+pub type DepthwiseConv2dF32Fn =
+    fn(&depthwise_conv2d::DepthwiseConv2dF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 Conv1D kernel variant.
 pub type Conv1dI8Fn = fn(&conv1d::Conv1dParams<'_>, &[i8], &mut [i8]);
 /// Signature of an int8 BatchMatMul kernel variant.
@@ -349,6 +352,8 @@ pub struct KernelTable {
     pub conv2d_f32: Conv2dF32Fn,
     /// int8 DepthwiseConv2D.
     pub depthwise_conv2d_i8: DepthwiseConv2dI8Fn,
+    /// f32 DepthwiseConv2D.
+    pub depthwise_conv2d_f32: DepthwiseConv2dF32Fn,
     /// int8 Conv1D.
     pub conv1d_i8: Conv1dI8Fn,
     /// f32 → int8 Quantize.
@@ -388,6 +393,7 @@ impl KernelTable {
             conv2d_i8: conv2d::reference::eval_i8,
             conv2d_f32: conv2d::reference::eval_f32,
             depthwise_conv2d_i8: depthwise_conv2d::reference::eval_i8,
+            depthwise_conv2d_f32: depthwise_conv2d::reference::eval_f32,
             conv1d_i8: conv1d::reference::eval_i8,
             quantize: quantize::reference::eval_quantize,
             batch_matmul_i8: batch_matmul::reference::eval_i8,
