@@ -7,13 +7,14 @@
 //! sequence for every output and vectorize across output channels: each lane is one `oc`,
 //! updated with `vmulps` then `vaddps`.
 //!
-//! Weights are packed per block of 16 output channels into panels `[tap][ic][16]` (zero-padded
-//! past `out_c`, up to [`KC`] rows on the stack, whole taps per panel). A register tile holds up
-//! to 4 pixels (AVX, two vectors per pixel) or 8 pixels (AVX-512) of consecutive output positions;
+//! Weights are packed per block of output channels (16 for AVX, up to 64 for AVX-512) into
+//! panels `[tap][ic][width]` (zero-padded past `out_c`, [`PANEL`] floats on the stack, whole taps
+//! per panel). A register tile holds up to 4 pixels × 16 channels (AVX, two vectors per pixel) or
+//! 6 pixels × 64 channels / 8 pixels × 16–48 channels (AVX-512) of consecutive output positions;
 //! for a tap where some pixels of the tile read padding, those pixels' updates are masked off
 //! (the accumulator keeps its bits, as the reference's `continue`). Between panels the partial
 //! sums wait in `output` (stored and reloaded unchanged). The clamp is the scalar
-//! [`crate::ops::ClampF32::apply`]. Input channels beyond [`KC`] use the reference.
+//! [`crate::ops::ClampF32::apply`]. More than `PANEL / 16` input channels use the reference.
 
 // Without `std` nothing detects the CPU: the kernels are unused.
 #![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
@@ -21,23 +22,22 @@
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-use super::reference::tap;
 use super::Conv2dF32Params;
 
-/// Output channels per block (two AVX vectors, one AVX-512 vector).
-const NC: usize = 16;
-/// Rows (tap, input channel) per packed panel.
-const KC: usize = 512;
+/// Floats in the packed weight panel (32 KiB on the stack).
+const PANEL: usize = 8192;
+/// Output channels per AVX block (two vectors).
+const NC_AVX: usize = 16;
 /// Pixels per AVX register tile.
 const MR_AVX: usize = 4;
-/// Pixels per AVX-512 register tile.
-const MR_512: usize = 8;
 
 /// One panel: output channels `j0..j0 + nc`, taps `tap0..tap1` (all input channels).
 struct Panel<'a, 'p> {
     p: &'a Conv2dF32Params<'p>,
-    /// `[(tap - tap0)·in_c + ic][16]`.
+    /// `[(tap - tap0)·in_c + ic][width]`, zero past `nc`.
     w: &'a [f32],
+    /// Output channels per panel row (a multiple of 8).
+    width: usize,
     j0: usize,
     nc: usize,
     tap0: usize,
@@ -48,64 +48,117 @@ struct Panel<'a, 'p> {
     last: bool,
 }
 
-/// The output coordinates `(b, oy, ox)` of the pixels `px0..px0 + R` (NHWC order).
-#[inline(always)]
-fn coords<const R: usize>(p: &Conv2dF32Params<'_>, px0: usize) -> [(usize, usize, usize); R] {
-    let [_, oh, ow, _] = p.shape.output;
-    let (oh, ow) = (oh as usize, ow as usize);
-    core::array::from_fn(|r| {
-        let px = px0 + r;
-        (px / (ow * oh), (px / ow) % oh, px % ow)
-    })
+/// The pixels of a tile: per pixel, the input row and column of its tap `(0, 0)` (negative in
+/// the top or left padding) and the input offset `((b·h + iy0)·w + ix0)·in_c` they would have.
+struct Pixels<const R: usize> {
+    iy0: [isize; R],
+    ix0: [isize; R],
+    base: [isize; R],
 }
 
-/// The input offsets of the pixels at `xy` for tap `tap_i` (`None` in the padding).
+/// The [`Pixels`] `px0..px0 + R` (NHWC order).
+#[inline(always)]
+fn pixels<const R: usize>(p: &Conv2dF32Params<'_>, px0: usize) -> Pixels<R> {
+    let s = &p.shape;
+    let [_, h, w, in_c] = s.input.map(|d| d as isize);
+    let [_, oh, ow, _] = s.output.map(|d| d as usize);
+    let (mut b, mut oy, mut ox) = (px0 / (ow * oh), (px0 / ow) % oh, px0 % ow);
+    let mut px = Pixels {
+        iy0: [0; R],
+        ix0: [0; R],
+        base: [0; R],
+    };
+    for r in 0..R {
+        let iy0 = (oy * s.stride[0] as usize) as isize - s.padding.top as isize;
+        let ix0 = (ox * s.stride[1] as usize) as isize - s.padding.left as isize;
+        px.iy0[r] = iy0;
+        px.ix0[r] = ix0;
+        px.base[r] = ((b as isize * h + iy0) * w + ix0) * in_c;
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == oh {
+                oy = 0;
+                b += 1;
+            }
+        }
+    }
+    px
+}
+
+/// The input offsets of the pixels at tap `(ky, kx)`, and whether each is inside the input
+/// (the offset is 0 for a pixel in the padding). The same tests as the reference's
+/// [`tap`](super::reference::tap): `iy = oy·sh + ky·dh - pad_top` in `0..h`, likewise `ix`.
 #[inline(always)]
 fn offsets<const R: usize>(
     p: &Conv2dF32Params<'_>,
-    xy: &[(usize, usize, usize); R],
-    tap_i: usize,
-) -> [Option<usize>; R] {
+    px: &Pixels<R>,
+    (ky, kx): (usize, usize),
+) -> ([usize; R], [bool; R]) {
     let s = &p.shape;
-    let [_, h, w, in_c] = s.input;
-    let kw = s.kernel[1] as usize;
-    let (ky, kx) = (tap_i / kw, tap_i % kw);
-    core::array::from_fn(|r| {
-        let (b, oy, ox) = xy[r];
-        let iy = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h)?;
-        let ix = tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w)?;
-        Some(((b * h as usize + iy) * w as usize + ix) * in_c as usize)
+    let [_, h, w, in_c] = s.input.map(|d| d as usize);
+    let dy = (ky * s.dilation[0] as usize) as isize;
+    let dx = (kx * s.dilation[1] as usize) as isize;
+    let toff = (dy * w as isize + dx) * in_c as isize;
+    let valid: [bool; R] = core::array::from_fn(|r| {
+        ((px.iy0[r] + dy) as usize) < h && ((px.ix0[r] + dx) as usize) < w
+    });
+    let off = core::array::from_fn(|r| {
+        if valid[r] {
+            (px.base[r] + toff) as usize
+        } else {
+            0
+        }
+    });
+    (off, valid)
+}
+
+/// The taps `tap0..tap1` as `(index in the panel, (ky, kx))`, in row-major order.
+#[inline(always)]
+fn taps(kw: usize, tap0: usize, tap1: usize) -> impl Iterator<Item = (usize, (usize, usize))> {
+    let (mut ky, mut kx) = (tap0 / kw, tap0 % kw);
+    (0..tap1 - tap0).map(move |ti| {
+        let t = (ti, (ky, kx));
+        kx += 1;
+        if kx == kw {
+            kx = 0;
+            ky += 1;
+        }
+        t
     })
 }
 
-/// Runs `tile(panel, px0, pixels)` over every panel and pixel tile of the convolution, or returns
-/// `false` (nothing written) when the input channels exceed a panel.
+/// Packs the weights into panels and calls `run` on each: blocks of output channels of the
+/// width `width_for(remaining channels)` returns (a multiple of 8, at most `PANEL / in_c`), and
+/// within a block as many whole taps per panel as [`PANEL`] holds. Returns `false` (nothing
+/// run) when one tap's input channels exceed a 16-wide panel.
 #[inline(always)]
 fn for_each_panel(
     p: &Conv2dF32Params<'_>,
-    mr: usize,
-    mut tile: impl FnMut(&Panel<'_, '_>, usize, usize),
+    width_for: impl Fn(usize) -> usize,
+    mut run: impl FnMut(&Panel<'_, '_>),
 ) -> bool {
     let s = &p.shape;
     let in_c = s.input[3] as usize;
     let out_c = s.output[3] as usize;
     let taps = (s.kernel[0] * s.kernel[1]) as usize;
     let depth = taps * in_c;
-    if in_c > KC || p.weights.len() < out_c * depth {
+    if in_c > PANEL / 16 || p.weights.len() < out_c * depth {
         return false;
     }
-    let pixels = s.output_len() / out_c;
-    let taps_per_panel = KC / in_c;
-    let mut buf = [const { MaybeUninit::<f32>::uninit() }; NC * KC];
-    let panel = crate::ops::gemm_avx2::filled(&mut buf, NC * KC.min(depth), 0.0);
+    let mut buf = [const { MaybeUninit::<f32>::uninit() }; PANEL];
+    let panel = crate::ops::gemm_avx2::filled(&mut buf, PANEL.min(64 * depth), 0.0);
     let mut j0 = 0;
     while j0 < out_c {
-        let nc = NC.min(out_c - j0);
+        let width = width_for(out_c - j0);
+        let nc = width.min(out_c - j0);
+        let taps_per_panel = (panel.len() / width / in_c).max(1);
         let mut tap0 = 0;
         while tap0 < taps {
             let tap1 = taps.min(tap0 + taps_per_panel);
             let rows = (tap1 - tap0) * in_c;
-            for (d, row) in panel[..rows * NC].chunks_exact_mut(NC).enumerate() {
+            for (d, row) in panel[..rows * width].chunks_exact_mut(width).enumerate() {
                 for (c, v) in row.iter_mut().enumerate() {
                     *v = if c < nc {
                         p.weights[(j0 + c) * depth + tap0 * in_c + d]
@@ -114,22 +167,17 @@ fn for_each_panel(
                     };
                 }
             }
-            let pn = Panel {
+            run(&Panel {
                 p,
-                w: &panel[..rows * NC],
+                w: &panel[..rows * width],
+                width,
                 j0,
                 nc,
                 tap0,
                 tap1,
                 first: tap0 == 0,
                 last: tap1 == taps,
-            };
-            let mut px0 = 0;
-            while px0 < pixels {
-                let r = mr.min(pixels - px0);
-                tile(&pn, px0, r);
-                px0 += r;
-            }
+            });
             tap0 = tap1;
         }
         j0 += nc;
@@ -138,24 +186,26 @@ fn for_each_panel(
 }
 
 impl Panel<'_, '_> {
-    /// Asserts what a tile of `r` pixels from `px0` reads and writes.
-    fn check(&self, input: &[f32], output: &[f32], px0: usize, r: usize) {
+    /// Asserts what a tile of `r` pixels from `px0` reads and writes with `width` channels.
+    fn check(&self, input: &[f32], output: &[f32], px0: usize, r: usize, width: usize) {
         let s = &self.p.shape;
         let (in_c, out_c) = (s.input[3] as usize, s.output[3] as usize);
         // Pixels `< n·oh·ow` of the output decompose into batches `< n` of the input.
         assert!(s.input[0] == s.output[0] && (px0 + r) * out_c <= s.output_len());
         assert!(input.len() >= s.input_len() && output.len() >= (px0 + r) * out_c);
-        assert!(self.w.len() >= (self.tap1 - self.tap0) * in_c * NC);
-        assert!(self.nc >= 1 && self.nc <= NC && self.j0 + self.nc <= out_c);
+        assert!(self.width == width && self.w.len() >= (self.tap1 - self.tap0) * in_c * width);
+        assert!(self.nc >= 1 && self.nc <= width && self.j0 + self.nc <= out_c);
+        // Every vector of 16 channels holds at least one of the `nc`.
+        assert!(self.nc + 16 > width);
         assert!(self.p.bias.is_none_or(|b| b.len() >= out_c));
     }
 
-    /// The starting sums of pixel `px`: the bias (or `0.0`) on the first panel, else the partial
-    /// sums in `output`; lanes past `nc` are `0.0`.
+    /// The starting sums of pixel `px` (16 channels): the bias (or `0.0`) on the first panel,
+    /// else the partial sums in `output`; lanes past `nc` are `0.0`.
     #[inline(always)]
-    fn start(&self, output: &[f32], px: usize) -> [f32; NC] {
+    fn start(&self, output: &[f32], px: usize) -> [f32; NC_AVX] {
         let out_c = self.p.shape.output[3] as usize;
-        let mut a = [0f32; NC];
+        let mut a = [0f32; NC_AVX];
         for (c, v) in a.iter_mut().enumerate().take(self.nc) {
             *v = if self.first {
                 self.p.bias.map_or(0.0, |b| b[self.j0 + c])
@@ -168,7 +218,7 @@ impl Panel<'_, '_> {
 
     /// Stores pixel `px`'s sums `v[..nc]` to `output`, clamped after the last panel.
     #[inline(always)]
-    fn finish(&self, v: &[f32; NC], output: &mut [f32], px: usize) {
+    fn finish(&self, v: &[f32; NC_AVX], output: &mut [f32], px: usize) {
         let out_c = self.p.shape.output[3] as usize;
         let o = &mut output[px * out_c + self.j0..px * out_c + self.j0 + self.nc];
         for (y, &x) in o.iter_mut().zip(v) {
@@ -179,6 +229,17 @@ impl Panel<'_, '_> {
             };
         }
     }
+
+    /// Clamps pixel `px`'s outputs after the last panel.
+    #[inline(always)]
+    fn clamp(&self, output: &mut [f32], px: usize) {
+        if self.last {
+            let out_c = self.p.shape.output[3] as usize;
+            for y in &mut output[px * out_c + self.j0..px * out_c + self.j0 + self.nc] {
+                *y = self.p.activation.apply(*y);
+            }
+        }
+    }
 }
 
 /// AVX f32 Conv2D.
@@ -187,22 +248,34 @@ impl Panel<'_, '_> {
 /// The CPU must support AVX. Requires a successful [`super::check_f32`].
 #[target_feature(enable = "avx")]
 pub unsafe fn eval_f32(p: &Conv2dF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    let done = for_each_panel(p, MR_AVX, |pn, px0, r| match r {
-        4 => tile_avx::<4>(pn, input, px0, output),
-        3 => tile_avx::<3>(pn, input, px0, output),
-        2 => tile_avx::<2>(pn, input, px0, output),
-        _ => tile_avx::<1>(pn, input, px0, output),
-    });
+    let pixels = p.shape.output_len() / (p.shape.output[3] as usize).max(1);
+    let done = for_each_panel(
+        p,
+        |_| NC_AVX,
+        |pn| {
+            let mut px0 = 0;
+            while px0 < pixels {
+                let r = MR_AVX.min(pixels - px0);
+                match r {
+                    4 => tile_avx::<4>(pn, input, px0, output),
+                    3 => tile_avx::<3>(pn, input, px0, output),
+                    2 => tile_avx::<2>(pn, input, px0, output),
+                    _ => tile_avx::<1>(pn, input, px0, output),
+                }
+                px0 += r;
+            }
+        },
+    );
     if !done {
         super::reference::eval_f32(p, input, output);
     }
 }
 
-/// Pixels `px0..px0 + R` of one panel (AVX, two vectors per pixel).
+/// Pixels `px0..px0 + R` of one panel (AVX, 16 channels in two vectors per pixel).
 #[inline]
 #[target_feature(enable = "avx")]
 fn tile_avx<const R: usize>(pn: &Panel<'_, '_>, input: &[f32], px0: usize, output: &mut [f32]) {
-    pn.check(input, output, px0, R);
+    pn.check(input, output, px0, R, NC_AVX);
     let in_c = pn.p.shape.input[3] as usize;
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for (r, a) in acc.iter_mut().enumerate() {
@@ -216,18 +289,18 @@ fn tile_avx<const R: usize>(pn: &Panel<'_, '_>, input: &[f32], px0: usize, outpu
         };
     }
     let (xp, wp) = (input.as_ptr(), pn.w.as_ptr());
-    let xy = coords::<R>(pn.p, px0);
-    for (ti, tap_i) in (pn.tap0..pn.tap1).enumerate() {
-        let offs = offsets::<R>(pn.p, &xy, tap_i);
-        let wt = ti * in_c * NC;
-        if offs.iter().all(Option::is_some) {
-            let o: [usize; R] = core::array::from_fn(|r| offs[r].unwrap_or(0));
+    let px = pixels::<R>(pn.p, px0);
+    for (ti, kyx) in taps(pn.p.shape.kernel[1] as usize, pn.tap0, pn.tap1) {
+        let (o, valid) = offsets::<R>(pn.p, &px, kyx);
+        let wt = ti * in_c * NC_AVX;
+        // Pixels reading padding: offset 0 (a valid read), update discarded below.
+        if valid.iter().all(|&v| v) {
             for ic in 0..in_c {
                 // SAFETY: panel row `ti·in_c + ic` (16 values) is inside `w` and every
                 // `o[r] + ic` is an input pixel's channel, inside `input` (asserted by `check`).
                 unsafe {
-                    let w0 = _mm256_loadu_ps(wp.add(wt + ic * NC));
-                    let w1 = _mm256_loadu_ps(wp.add(wt + ic * NC + 8));
+                    let w0 = _mm256_loadu_ps(wp.add(wt + ic * NC_AVX));
+                    let w1 = _mm256_loadu_ps(wp.add(wt + ic * NC_AVX + 8));
                     for (a, &o) in acc.iter_mut().zip(&o) {
                         let x = _mm256_set1_ps(*xp.add(o + ic));
                         a[0] = _mm256_add_ps(a[0], _mm256_mul_ps(x, w0));
@@ -236,16 +309,14 @@ fn tile_avx<const R: usize>(pn: &Panel<'_, '_>, input: &[f32], px0: usize, outpu
                 }
             }
         } else {
-            // Pixels reading padding: offset 0 (a valid read), update discarded by the blend.
-            let o: [usize; R] = core::array::from_fn(|r| offs[r].unwrap_or(0));
             let keep: [__m256; R] = core::array::from_fn(|r| {
-                _mm256_castsi256_ps(_mm256_set1_epi32(if offs[r].is_some() { -1 } else { 0 }))
+                _mm256_castsi256_ps(_mm256_set1_epi32(if valid[r] { -1 } else { 0 }))
             });
             for ic in 0..in_c {
                 // SAFETY: as above (`o[r] + ic < in_c <= input.len()` for the padded pixels).
                 unsafe {
-                    let w0 = _mm256_loadu_ps(wp.add(wt + ic * NC));
-                    let w1 = _mm256_loadu_ps(wp.add(wt + ic * NC + 8));
+                    let w0 = _mm256_loadu_ps(wp.add(wt + ic * NC_AVX));
+                    let w1 = _mm256_loadu_ps(wp.add(wt + ic * NC_AVX + 8));
                     for ((a, &o), &k) in acc.iter_mut().zip(&o).zip(&keep) {
                         let x = _mm256_set1_ps(*xp.add(o + ic));
                         let s0 = _mm256_add_ps(a[0], _mm256_mul_ps(x, w0));
@@ -258,7 +329,7 @@ fn tile_avx<const R: usize>(pn: &Panel<'_, '_>, input: &[f32], px0: usize, outpu
         }
     }
     for (r, a) in acc.iter().enumerate() {
-        let mut v = [0f32; NC];
+        let mut v = [0f32; NC_AVX];
         // SAFETY: `v` holds 16 writable values.
         unsafe {
             _mm256_storeu_ps(v.as_mut_ptr(), a[0]);
@@ -270,76 +341,138 @@ fn tile_avx<const R: usize>(pn: &Panel<'_, '_>, input: &[f32], px0: usize, outpu
 
 /// AVX-512 f32 Conv2D.
 ///
+/// Blocks of up to 64 output channels (4 vectors; fewer where the input channels of a tap would
+/// not fit a panel) × 6 pixels, or 48/32/16 channels × 8 pixels; leftover pixels one at a time.
+///
 /// # Safety
 /// The CPU must support AVX2 and AVX512F. Requires a successful [`super::check_f32`].
 #[target_feature(enable = "avx2,avx512f")]
 pub unsafe fn eval_f32_avx512(p: &Conv2dF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    let done = for_each_panel(p, MR_512, |pn, px0, r| match r {
-        8 => tile_512::<8>(pn, input, px0, output),
-        7 => tile_512::<7>(pn, input, px0, output),
-        6 => tile_512::<6>(pn, input, px0, output),
-        5 => tile_512::<5>(pn, input, px0, output),
-        4 => tile_512::<4>(pn, input, px0, output),
-        3 => tile_512::<3>(pn, input, px0, output),
-        2 => tile_512::<2>(pn, input, px0, output),
-        _ => tile_512::<1>(pn, input, px0, output),
-    });
+    let in_c = (p.shape.input[3] as usize).max(1);
+    let pixels = p.shape.output_len() / (p.shape.output[3] as usize).max(1);
+    let vmax = (PANEL / (16 * in_c)).clamp(1, 4);
+    let done = for_each_panel(
+        p,
+        |rem| 16 * rem.div_ceil(16).min(vmax),
+        |pn| match pn.width / 16 {
+            4 => tiles_512::<4, 6>(pn, input, pixels, output),
+            3 => tiles_512::<3, 8>(pn, input, pixels, output),
+            2 => tiles_512::<2, 8>(pn, input, pixels, output),
+            _ => tiles_512::<1, 8>(pn, input, pixels, output),
+        },
+    );
     if !done {
         super::reference::eval_f32(p, input, output);
     }
 }
 
-/// Pixels `px0..px0 + R` of one panel (AVX-512, one vector per pixel; padded taps masked off).
+/// Every pixel of one panel: tiles of `R` pixels, then single pixels.
 #[inline]
 #[target_feature(enable = "avx2,avx512f")]
-fn tile_512<const R: usize>(pn: &Panel<'_, '_>, input: &[f32], px0: usize, output: &mut [f32]) {
-    pn.check(input, output, px0, R);
+fn tiles_512<const V: usize, const R: usize>(
+    pn: &Panel<'_, '_>,
+    input: &[f32],
+    pixels: usize,
+    output: &mut [f32],
+) {
+    let mut px0 = 0;
+    while px0 + R <= pixels {
+        tile_512::<V, R>(pn, input, px0, output);
+        px0 += R;
+    }
+    while px0 < pixels {
+        tile_512::<V, 1>(pn, input, px0, output);
+        px0 += 1;
+    }
+}
+
+/// Pixels `px0..px0 + R` of one panel (AVX-512, `16·V` channels in `V` vectors per pixel;
+/// padded taps masked off).
+#[inline]
+#[target_feature(enable = "avx2,avx512f")]
+fn tile_512<const V: usize, const R: usize>(
+    pn: &Panel<'_, '_>,
+    input: &[f32],
+    px0: usize,
+    output: &mut [f32],
+) {
+    pn.check(input, output, px0, R, 16 * V);
     let in_c = pn.p.shape.input[3] as usize;
-    let mut acc = [_mm512_setzero_ps(); R];
+    let out_c = pn.p.shape.output[3] as usize;
+    let cm: [__mmask16; V] = core::array::from_fn(|v| {
+        let l = (pn.nc - 16 * v).min(16);
+        if l == 16 {
+            !0
+        } else {
+            (1u16 << l) - 1
+        }
+    });
+    let op = output.as_mut_ptr();
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
     for (r, a) in acc.iter_mut().enumerate() {
-        let init = pn.start(output, px0 + r);
-        // SAFETY: `init` holds 16 values.
-        *a = unsafe { _mm512_loadu_ps(init.as_ptr()) };
+        for (v, a) in a.iter_mut().enumerate() {
+            let c0 = pn.j0 + 16 * v;
+            // SAFETY: the unmasked lanes `16v + l < nc` read `bias[j0 + 16v + l]` (`bias.len()
+            // >= out_c`) or output `(px0 + r)·out_c + j0 + 16v + l`, inside the lengths
+            // asserted by `check`; every vector has such a lane, so its address is in bounds.
+            *a = unsafe {
+                match (pn.first, pn.p.bias) {
+                    (true, Some(bias)) => _mm512_maskz_loadu_ps(cm[v], bias.as_ptr().add(c0)),
+                    (true, None) => _mm512_setzero_ps(),
+                    (false, _) => _mm512_maskz_loadu_ps(cm[v], op.add((px0 + r) * out_c + c0)),
+                }
+            };
+        }
     }
     let (xp, wp) = (input.as_ptr(), pn.w.as_ptr());
-    let xy = coords::<R>(pn.p, px0);
-    for (ti, tap_i) in (pn.tap0..pn.tap1).enumerate() {
-        let offs = offsets::<R>(pn.p, &xy, tap_i);
-        let wt = ti * in_c * NC;
-        let o: [usize; R] = core::array::from_fn(|r| offs[r].unwrap_or(0));
-        if offs.iter().all(Option::is_some) {
+    let width = 16 * V;
+    let px = pixels::<R>(pn.p, px0);
+    for (ti, kyx) in taps(pn.p.shape.kernel[1] as usize, pn.tap0, pn.tap1) {
+        let (o, valid) = offsets::<R>(pn.p, &px, kyx);
+        let wt = ti * in_c * width;
+        // Pixels reading padding: offset 0 (a valid read), lanes kept by the zero mask.
+        if valid.iter().all(|&v| v) {
             for ic in 0..in_c {
-                // SAFETY: panel row `ti·in_c + ic` (16 values) is inside `w` and every
+                // SAFETY: panel row `ti·in_c + ic` (`16·V` values) is inside `w` and every
                 // `o[r] + ic` is an input pixel's channel, inside `input` (asserted by `check`).
                 unsafe {
-                    let w = _mm512_loadu_ps(wp.add(wt + ic * NC));
+                    let w: [__m512; V] =
+                        core::array::from_fn(|v| _mm512_loadu_ps(wp.add(wt + ic * width + 16 * v)));
                     for (a, &o) in acc.iter_mut().zip(&o) {
                         let x = _mm512_set1_ps(*xp.add(o + ic));
-                        *a = _mm512_add_ps(*a, _mm512_mul_ps(x, w));
+                        for (a, &w) in a.iter_mut().zip(&w) {
+                            *a = _mm512_add_ps(*a, _mm512_mul_ps(x, w));
+                        }
                     }
                 }
             }
         } else {
-            // Pixels reading padding: offset 0 (a valid read), lanes kept by the zero mask.
-            let keep: [__mmask16; R] =
-                core::array::from_fn(|r| if offs[r].is_some() { !0 } else { 0 });
+            let keep: [__mmask16; R] = core::array::from_fn(|r| if valid[r] { !0 } else { 0 });
             for ic in 0..in_c {
                 // SAFETY: as above (`o[r] + ic < in_c <= input.len()` for the padded pixels).
                 unsafe {
-                    let w = _mm512_loadu_ps(wp.add(wt + ic * NC));
+                    let w: [__m512; V] =
+                        core::array::from_fn(|v| _mm512_loadu_ps(wp.add(wt + ic * width + 16 * v)));
                     for ((a, &o), &k) in acc.iter_mut().zip(&o).zip(&keep) {
                         let x = _mm512_set1_ps(*xp.add(o + ic));
-                        *a = _mm512_mask_add_ps(*a, k, *a, _mm512_mul_ps(x, w));
+                        for (a, &w) in a.iter_mut().zip(&w) {
+                            *a = _mm512_mask_add_ps(*a, k, *a, _mm512_mul_ps(x, w));
+                        }
                     }
                 }
             }
         }
     }
     for (r, a) in acc.iter().enumerate() {
-        let mut v = [0f32; NC];
-        // SAFETY: `v` holds 16 writable values.
-        unsafe { _mm512_storeu_ps(v.as_mut_ptr(), *a) };
-        pn.finish(&v, output, px0 + r);
+        for (v, a) in a.iter().enumerate() {
+            // SAFETY: the unmasked lanes write output `(px0 + r)·out_c + j0 + 16v + l`,
+            // `16v + l < nc`, inside `output` (asserted by `check`).
+            unsafe { _mm512_mask_storeu_ps(op.add((px0 + r) * out_c + pn.j0 + 16 * v), cm[v], *a) };
+        }
+    }
+    // After the last use of `op`.
+    for r in 0..R {
+        pn.clamp(output, px0 + r);
     }
 }
 

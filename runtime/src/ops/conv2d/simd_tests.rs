@@ -307,7 +307,7 @@ fn f32_case(
 }
 
 /// The x86 f32 kernels (AVX, and AVX-512F where the CPU has it) against the reference, bit for
-/// bit: pixel tiles and leftovers, blocks of 16 output channels and partial ones, tiles where
+/// bit: pixel tiles and leftovers, blocks of 16–64 output channels and partial ones, tiles where
 /// some pixels read padding, several weight panels (many input channels), and input channels
 /// beyond a panel (the reference fallback).
 #[test]
@@ -322,7 +322,7 @@ fn bit_exact_avx_f32() {
                 1 if case % 8 == 1 => 520,
                 _ => rng.dim(20),
             };
-            let out_c = rng.dim(40);
+            let out_c = rng.dim(80);
             let (shape, x, w, bias, activation) = f32_case(&mut rng, in_c, out_c);
             let p = Conv2dF32Params {
                 shape,
