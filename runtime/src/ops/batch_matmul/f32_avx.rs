@@ -10,8 +10,9 @@
 //!   [`crate::ops::fully_connected::avx2::eval_f32`] (or its AVX-512 form).
 //! - Otherwise `B[b]` is `[k, n]`: its rows are already the `[t][column]` panels, read in place.
 //!   A register tile holds up to 4 rows × 16 columns (AVX, two vectors per row) or up to 8 rows ×
-//!   16 columns (AVX-512); a partial last column block uses masked loads. The clamp is the
-//!   scalar [`crate::ops::ClampF32::apply`] on the stored sums.
+//!   16 columns (AVX-512); a partial last column block uses masked loads. The clamp is
+//!   [`crate::ops::ClampF32::apply`] (scalar on the stored sums for AVX, its 16-lane form
+//!   `conv2d::f32_avx::clamp_512` for AVX-512).
 
 // Without `std` nothing detects the CPU: the kernels are unused.
 #![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
@@ -19,6 +20,7 @@
 use core::arch::x86_64::*;
 
 use super::BatchMatMulF32Params;
+use crate::ops::conv2d::f32_avx::clamp_512;
 use crate::ops::fully_connected::{self, FullyConnectedF32Params, FullyConnectedShape};
 use crate::ops::ClampF32;
 
@@ -251,11 +253,12 @@ fn tile_512<const R: usize>(blk: &Block<'_>, a: &[f32], i: usize, out: &mut [f32
             }
         }
     }
-    for (r, acc) in acc.iter().enumerate() {
-        let mut v = [0f32; NC];
-        // SAFETY: `v` holds 16 writable values.
-        unsafe { _mm512_storeu_ps(v.as_mut_ptr(), *acc) };
-        blk.finish(&v, out, i + r);
+    let op = out.as_mut_ptr();
+    for (r, &acc) in acc.iter().enumerate() {
+        let y = clamp_512(acc, blk.act);
+        // SAFETY: the unmasked lanes `c < nc` write `out[(i + r)·n + j0 + c]`, inside the length
+        // asserted by `check`.
+        unsafe { _mm512_mask_storeu_ps(op.add((i + r) * n + j0), cmask, y) };
     }
 }
 

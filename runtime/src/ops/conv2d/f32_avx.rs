@@ -13,8 +13,8 @@
 //! 6 pixels × 64 channels / 8 pixels × 16–48 channels (AVX-512) of consecutive output positions;
 //! for a tap where some pixels of the tile read padding, those pixels' updates are masked off
 //! (the accumulator keeps its bits, as the reference's `continue`). Between panels the partial
-//! sums wait in `output` (stored and reloaded unchanged). The clamp is the scalar
-//! [`crate::ops::ClampF32::apply`]. More than `PANEL / 16` input channels use the reference.
+//! sums wait in `output` (stored and reloaded unchanged). The clamp is
+//! [`crate::ops::ClampF32::apply`] (scalar for AVX, [`clamp_512`] for AVX-512). More than `PANEL / 16` input channels use the reference.
 
 // Without `std` nothing detects the CPU: the kernels are unused.
 #![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
@@ -227,17 +227,6 @@ impl Panel<'_, '_> {
             } else {
                 x
             };
-        }
-    }
-
-    /// Clamps pixel `px`'s outputs after the last panel.
-    #[inline(always)]
-    fn clamp(&self, output: &mut [f32], px: usize) {
-        if self.last {
-            let out_c = self.p.shape.output[3] as usize;
-            for y in &mut output[px * out_c + self.j0..px * out_c + self.j0 + self.nc] {
-                *y = self.p.activation.apply(*y);
-            }
         }
     }
 }
@@ -464,16 +453,29 @@ fn tile_512<const V: usize, const R: usize>(
         }
     }
     for (r, a) in acc.iter().enumerate() {
-        for (v, a) in a.iter().enumerate() {
+        for (v, &a) in a.iter().enumerate() {
+            let y = if pn.last {
+                clamp_512(a, pn.p.activation)
+            } else {
+                a
+            };
             // SAFETY: the unmasked lanes write output `(px0 + r)·out_c + j0 + 16v + l`,
             // `16v + l < nc`, inside `output` (asserted by `check`).
-            unsafe { _mm512_mask_storeu_ps(op.add((px0 + r) * out_c + pn.j0 + 16 * v), cm[v], *a) };
+            unsafe { _mm512_mask_storeu_ps(op.add((px0 + r) * out_c + pn.j0 + 16 * v), cm[v], y) };
         }
     }
-    // After the last use of `op`.
-    for r in 0..R {
-        pn.clamp(output, px0 + r);
-    }
+}
+
+/// [`ClampF32::apply`](crate::ops::ClampF32::apply) on 16 lanes, bit for bit: `x < min` gives
+/// `min`, else `x > max` gives `max`, else `x` (NaN stays NaN; ordered comparisons, as the
+/// scalar `<` and `>`). Requires `min <= max` (`check_f32`), so at most one test holds.
+#[inline]
+#[target_feature(enable = "avx2,avx512f")]
+pub(crate) fn clamp_512(x: __m512, act: crate::ops::ClampF32) -> __m512 {
+    let (min, max) = (_mm512_set1_ps(act.min), _mm512_set1_ps(act.max));
+    let lo = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, min);
+    let hi = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, max);
+    _mm512_mask_blend_ps(hi, _mm512_mask_blend_ps(lo, x, min), max)
 }
 
 /// Whether this CPU runs [`eval_f32_avx512`] (AVX2 and AVX512F).

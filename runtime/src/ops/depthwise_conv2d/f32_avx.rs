@@ -7,7 +7,8 @@
 //! (`[kh, kw, c]`) are contiguous, so these kernels put channels in lanes: per output pixel, up
 //! to 4 vectors of channels (32 with AVX, 64 with AVX-512; masked loads and stores for a partial
 //! last vector) run the taps in the reference's order with `vmulps` then `vaddps`. The clamp is
-//! the scalar [`crate::ops::ClampF32::apply`] on the stored sums. Depth multipliers other than 1
+//! [`crate::ops::ClampF32::apply`] (scalar on the stored sums for AVX, its 16-lane form
+//! `conv2d::f32_avx::clamp_512` for AVX-512). Depth multipliers other than 1
 //! use the reference.
 
 // Without `std` nothing detects the CPU: the kernels are unused.
@@ -16,6 +17,7 @@
 use core::arch::x86_64::*;
 
 use super::DepthwiseConv2dF32Params;
+use crate::ops::conv2d::f32_avx::clamp_512;
 use crate::ops::conv2d::reference::tap;
 
 /// Vectors of channels per chunk.
@@ -193,13 +195,12 @@ pub unsafe fn eval_f32_avx512(p: &DepthwiseConv2dF32Params<'_>, input: &[f32], o
                     _ => chunk_512::<1>(p, input, output, (pixel, b, oy, ox), c0),
                 }
             }
-            clamp(p, output, pixel, c0, n);
             c0 += n;
         }
     });
 }
 
-/// Channels `c0..c0 + min(16·V, c - c0)` of one output pixel, unclamped (AVX-512, masked).
+/// Channels `c0..c0 + min(16·V, c - c0)` of one output pixel, clamped (AVX-512, masked).
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX512F; [`supported`] returned `true`; `c0 < c` and
@@ -244,8 +245,9 @@ unsafe fn chunk_512<const V: usize>(
     });
     let op = output.as_mut_ptr();
     for ((a, &m), v) in acc.iter().zip(&masks).zip(0..) {
+        let y = clamp_512(*a, p.activation);
         // SAFETY: the unmasked lanes write output `pixel·c + c0 + 16v + l`, inside `output`.
-        unsafe { _mm512_mask_storeu_ps(op.add(pixel * c + c0 + 16 * v), m, *a) };
+        unsafe { _mm512_mask_storeu_ps(op.add(pixel * c + c0 + 16 * v), m, y) };
     }
 }
 
