@@ -158,13 +158,18 @@ fn for_each_panel(
         while tap0 < taps {
             let tap1 = taps.min(tap0 + taps_per_panel);
             let rows = (tap1 - tap0) * in_c;
-            for (d, row) in panel[..rows * width].chunks_exact_mut(width).enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = if c < nc {
-                        p.weights[(j0 + c) * depth + tap0 * in_c + d]
-                    } else {
-                        0.0
-                    };
+            // Channel by channel: contiguous reads of each channel's weights.
+            let dst = &mut panel[..rows * width];
+            for c in 0..width {
+                if c < nc {
+                    let src = &p.weights[(j0 + c) * depth + tap0 * in_c..][..rows];
+                    for (row, &v) in dst.chunks_exact_mut(width).zip(src) {
+                        row[c] = v;
+                    }
+                } else {
+                    for row in dst.chunks_exact_mut(width) {
+                        row[c] = 0.0;
+                    }
                 }
             }
             run(&Panel {
@@ -344,10 +349,10 @@ pub unsafe fn eval_f32_avx512(p: &Conv2dF32Params<'_>, input: &[f32], output: &m
         p,
         |rem| 16 * rem.div_ceil(16).min(vmax),
         |pn| match pn.width / 16 {
-            4 => tiles_512::<4, 6>(pn, input, pixels, output),
-            3 => tiles_512::<3, 8>(pn, input, pixels, output),
-            2 => tiles_512::<2, 8>(pn, input, pixels, output),
-            _ => tiles_512::<1, 8>(pn, input, pixels, output),
+            4 => tiles_512::<4, 6, 3>(pn, input, pixels, output),
+            3 => tiles_512::<3, 8, 4>(pn, input, pixels, output),
+            2 => tiles_512::<2, 8, 4>(pn, input, pixels, output),
+            _ => tiles_512::<1, 8, 4>(pn, input, pixels, output),
         },
     );
     if !done {
@@ -355,10 +360,11 @@ pub unsafe fn eval_f32_avx512(p: &Conv2dF32Params<'_>, input: &[f32], output: &m
     }
 }
 
-/// Every pixel of one panel: tiles of `R` pixels, then single pixels.
+/// Every pixel of one panel: tiles of `R` pixels, then at most one of `H` (< `R`), then single
+/// pixels.
 #[inline]
 #[target_feature(enable = "avx2,avx512f")]
-fn tiles_512<const V: usize, const R: usize>(
+fn tiles_512<const V: usize, const R: usize, const H: usize>(
     pn: &Panel<'_, '_>,
     input: &[f32],
     pixels: usize,
@@ -368,6 +374,10 @@ fn tiles_512<const V: usize, const R: usize>(
     while px0 + R <= pixels {
         tile_512::<V, R>(pn, input, px0, output);
         px0 += R;
+    }
+    if px0 + H <= pixels {
+        tile_512::<V, H>(pn, input, px0, output);
+        px0 += H;
     }
     while px0 < pixels {
         tile_512::<V, 1>(pn, input, px0, output);
