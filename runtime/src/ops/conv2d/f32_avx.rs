@@ -8,13 +8,14 @@
 //! updated with `vmulps` then `vaddps`.
 //!
 //! Weights are packed per block of output channels (16 for AVX, up to 64 for AVX-512) into
-//! panels `[tap][ic][width]` (zero-padded past `out_c`, [`PANEL`] floats on the stack, whole taps
+//! panels `[tap][ic][width]` (zero-padded past `out_c`, `PANEL` floats on the stack, whole taps
 //! per panel). A register tile holds up to 4 pixels × 16 channels (AVX, two vectors per pixel) or
 //! 6 pixels × 64 channels / 8 pixels × 16–48 channels (AVX-512) of consecutive output positions;
 //! for a tap where some pixels of the tile read padding, those pixels' updates are masked off
 //! (the accumulator keeps its bits, as the reference's `continue`). Between panels the partial
 //! sums wait in `output` (stored and reloaded unchanged). The clamp is
-//! [`crate::ops::ClampF32::apply`] (scalar for AVX, [`clamp_512`] for AVX-512). More than `PANEL / 16` input channels use the reference.
+//! [`crate::ops::ClampF32::apply`] (scalar for AVX, `clamp_512` for AVX-512). More than
+//! `PANEL / 16` input channels use the reference.
 
 // Without `std` nothing detects the CPU: the kernels are unused.
 #![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
