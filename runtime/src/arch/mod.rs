@@ -246,6 +246,19 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
             t.softmax_f32 = crate::ops::softmax::avx512::eval_f32_detected;
         }
         t.softmax_i8 = crate::ops::softmax::avx2::eval_i8_detected;
+        t.batch_matmul_f32 = crate::ops::batch_matmul::f32_avx::eval_f32_detected;
+        t.conv2d_f32 = crate::ops::conv2d::f32_avx::eval_f32_detected;
+        t.depthwise_conv2d_f32 = crate::ops::depthwise_conv2d::f32_avx::eval_f32_detected;
+        if crate::ops::depthwise_conv2d::f32_avx::avx512_detected() {
+            t.depthwise_conv2d_f32 =
+                crate::ops::depthwise_conv2d::f32_avx::eval_f32_avx512_detected;
+        }
+        if crate::ops::conv2d::f32_avx::avx512_detected() {
+            t.conv2d_f32 = crate::ops::conv2d::f32_avx::eval_f32_avx512_detected;
+        }
+        if crate::ops::batch_matmul::f32_avx::avx512_detected() {
+            t.batch_matmul_f32 = crate::ops::batch_matmul::f32_avx::eval_f32_avx512_detected;
+        }
         t.layer_norm_f32 = crate::ops::layer_norm::avx2::eval_f32_detected;
         t.dequantize = crate::ops::quantize::avx2::eval_dequantize_detected;
         t.mul_i8 = crate::ops::mul::avx2::eval_i8_detected;

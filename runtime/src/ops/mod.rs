@@ -306,12 +306,19 @@ pub type FullyConnectedF32Fn =
     fn(&fully_connected::FullyConnectedF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 Conv2D kernel variant.
 pub type Conv2dI8Fn = fn(&conv2d::Conv2dParams<'_>, &[i8], &mut [i8]);
+/// Signature of an f32 Conv2D kernel variant.
+pub type Conv2dF32Fn = fn(&conv2d::Conv2dF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 DepthwiseConv2D kernel variant.
 pub type DepthwiseConv2dI8Fn = fn(&depthwise_conv2d::DepthwiseConv2dParams<'_>, &[i8], &mut [i8]);
+/// Signature of an f32 DepthwiseConv2D kernel variant.
+pub type DepthwiseConv2dF32Fn =
+    fn(&depthwise_conv2d::DepthwiseConv2dF32Params<'_>, &[f32], &mut [f32]);
 /// Signature of an int8 Conv1D kernel variant.
 pub type Conv1dI8Fn = fn(&conv1d::Conv1dParams<'_>, &[i8], &mut [i8]);
 /// Signature of an int8 BatchMatMul kernel variant.
 pub type BatchMatMulI8Fn = fn(&batch_matmul::BatchMatMulParams, &[i8], &[i8], &mut [i8]);
+/// Signature of an f32 BatchMatMul kernel variant.
+pub type BatchMatMulF32Fn = fn(&batch_matmul::BatchMatMulF32Params, &[f32], &[f32], &mut [f32]);
 /// Signature of an f32 → int8 Quantize kernel variant.
 pub type QuantizeFn = fn(&quantize::QuantizeParams, &[f32], &mut [i8]);
 /// Signature of an int8 Add kernel variant.
@@ -343,14 +350,20 @@ pub struct KernelTable {
     pub fully_connected_f32: FullyConnectedF32Fn,
     /// int8 Conv2D.
     pub conv2d_i8: Conv2dI8Fn,
+    /// f32 Conv2D.
+    pub conv2d_f32: Conv2dF32Fn,
     /// int8 DepthwiseConv2D.
     pub depthwise_conv2d_i8: DepthwiseConv2dI8Fn,
+    /// f32 DepthwiseConv2D.
+    pub depthwise_conv2d_f32: DepthwiseConv2dF32Fn,
     /// int8 Conv1D.
     pub conv1d_i8: Conv1dI8Fn,
     /// f32 → int8 Quantize.
     pub quantize: QuantizeFn,
     /// int8 BatchMatMul.
     pub batch_matmul_i8: BatchMatMulI8Fn,
+    /// f32 BatchMatMul.
+    pub batch_matmul_f32: BatchMatMulF32Fn,
     /// int8 Add.
     pub add_i8: AddI8Fn,
     /// int8 Softmax.
@@ -382,10 +395,13 @@ impl KernelTable {
             fully_connected_i8: fully_connected::reference::eval_i8,
             fully_connected_f32: fully_connected::reference::eval_f32,
             conv2d_i8: conv2d::reference::eval_i8,
+            conv2d_f32: conv2d::reference::eval_f32,
             depthwise_conv2d_i8: depthwise_conv2d::reference::eval_i8,
+            depthwise_conv2d_f32: depthwise_conv2d::reference::eval_f32,
             conv1d_i8: conv1d::reference::eval_i8,
             quantize: quantize::reference::eval_quantize,
             batch_matmul_i8: batch_matmul::reference::eval_i8,
+            batch_matmul_f32: batch_matmul::reference::eval_f32,
             add_i8: add::reference::eval_i8,
             softmax_i8: softmax::reference::eval_i8,
             softmax_f32: softmax::reference::eval_f32,

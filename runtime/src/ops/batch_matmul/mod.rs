@@ -17,6 +17,9 @@
 pub mod avx2;
 // Cortex-M4 DSP variant, selected by `crate::arch::ops_table_compile_time` on thumbv7em.
 pub mod dsp;
+// f32 variants (AVX, AVX-512F), selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod f32_avx;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -146,8 +149,8 @@ pub fn eval_i8_with(dot: &DotKernel, p: &BatchMatMulParams, a: &[i8], b: &[i8], 
     }
 }
 
-/// Runs the f32 kernel. Requires a successful [`check_f32`].
+/// Runs the f32 kernel selected by [`super::kernels`]. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &BatchMatMulF32Params, a: &[f32], b: &[f32], out: &mut [f32]) {
-    reference::eval_f32(p, a, b, out)
+    (super::kernels().batch_matmul_f32)(p, a, b, out)
 }

@@ -357,3 +357,75 @@ fn bit_exact_avx512_vnni() {
     }
     println!("skipped: batch_matmul AVX-512 VNNI (CPU lacks AVX512-F/BW/VL/VNNI)");
 }
+
+/// Bits of `v`, with every NaN as one value (its payload may depend on operand order).
+fn f32_bits(v: &[f32]) -> Vec<u32> {
+    v.iter()
+        .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+        .collect()
+}
+
+/// The x86 f32 BatchMatMul kernels (AVX, and AVX-512F where the CPU has it) against the
+/// reference, bit for bit: random shapes (row tiles and leftovers, column blocks of 16 and partial
+/// ones, both layouts of `B`, several batches), values with some ±0, ±inf and NaN, and clamps.
+#[test]
+fn bit_exact_avx_f32() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let mut rng = Rng::new(0xBA7F32);
+        for case in 0..400 {
+            let shape = BatchMatMulShape {
+                batch: rng.dim(3),
+                m: rng.dim(20),
+                k: if rng.one_in(4) {
+                    rng.dim(600)
+                } else {
+                    rng.dim(40)
+                },
+                n: rng.dim(70),
+                transpose_b: rng.one_in(2),
+            };
+            let (la, lb, lo) = shape.lens().unwrap();
+            let (mut a, mut b) = (rng.f32_vec(la, 3.0), rng.f32_vec(lb, 3.0));
+            if rng.one_in(4) {
+                let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+                for v in [&mut a, &mut b] {
+                    let step = rng.range(5, 40) as usize;
+                    for x in v.iter_mut().skip(rng.range(0, 6) as usize).step_by(step) {
+                        *x = specials[rng.range(0, specials.len() as i32 - 1) as usize];
+                    }
+                }
+            }
+            let activation = match rng.range(0, 3) {
+                0 => ClampF32::NONE,
+                1 => ClampF32::RELU,
+                2 => ClampF32::RELU6,
+                _ => ClampF32 {
+                    min: -1.0,
+                    max: 0.5,
+                },
+            };
+            let p = BatchMatMulF32Params { shape, activation };
+            check_f32(&p, la, lb, lo).unwrap();
+            let mut want = vec![0f32; lo];
+            reference::eval_f32(&p, &a, &b, &mut want);
+            let mut got = vec![0f32; lo];
+            f32_avx::eval_f32_detected(&p, &a, &b, &mut got);
+            assert_eq!(f32_bits(&got), f32_bits(&want), "avx, case {case}: {p:?}");
+            if f32_avx::avx512_detected() {
+                got.fill(7.0);
+                f32_avx::eval_f32_avx512_detected(&p, &a, &b, &mut got);
+                assert_eq!(
+                    f32_bits(&got),
+                    f32_bits(&want),
+                    "avx512, case {case}: {p:?}"
+                );
+            }
+        }
+        if !f32_avx::avx512_detected() {
+            println!("skipped: batch_matmul/f32_avx avx512 (CPU lacks AVX512F)");
+        }
+        return;
+    }
+    println!("skipped: batch_matmul/f32_avx");
+}

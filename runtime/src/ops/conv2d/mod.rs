@@ -12,6 +12,9 @@ pub(crate) mod tests;
 pub mod avx2;
 mod dot_variant;
 pub mod dsp;
+// f32 variants (AVX, AVX-512F), selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod f32_avx;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod requant_avx2;
 #[cfg(test)]
@@ -167,8 +170,8 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     (super::kernels().conv2d_i8)(p, input, output)
 }
 
-/// Runs the f32 kernel. Requires a successful [`check_f32`].
+/// Runs the f32 kernel selected by [`super::kernels`]. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &Conv2dF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    reference::eval_f32(p, input, output)
+    (super::kernels().conv2d_f32)(p, input, output)
 }

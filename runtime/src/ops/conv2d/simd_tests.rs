@@ -253,3 +253,107 @@ fn bit_exact_pointwise_and_ds_cnn() {
         }
     }
 }
+
+/// Bits of `v`, with every NaN as one value (its payload may depend on operand order).
+fn f32_bits(v: &[f32]) -> std::vec::Vec<u32> {
+    v.iter()
+        .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+        .collect()
+}
+
+/// A random f32 case: `random_shape`'s geometry (padding, strides, dilations, batches), values
+/// with some ±0, ±inf and NaN, with or without a bias, and a random clamp.
+fn f32_case(
+    rng: &mut Rng,
+    in_c: u32,
+    out_c: u32,
+) -> (
+    super::Conv2dShape,
+    std::vec::Vec<f32>,
+    std::vec::Vec<f32>,
+    Option<std::vec::Vec<f32>>,
+    crate::ops::ClampF32,
+) {
+    let shape = super::tests::random_shape(rng, in_c, out_c);
+    let depth = (shape.kernel[0] * shape.kernel[1] * in_c) as usize;
+    let mut x = rng.f32_vec(shape.input_len(), 2.0);
+    let mut w = rng.f32_vec(out_c as usize * depth, 1.0);
+    let mut bias = rng.f32_vec(out_c as usize, 1.0);
+    if rng.one_in(4) {
+        let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        for v in [&mut x, &mut w, &mut bias] {
+            let step = rng.range(5, 60) as usize;
+            for e in v.iter_mut().skip(rng.range(0, 6) as usize).step_by(step) {
+                *e = specials[rng.range(0, specials.len() as i32 - 1) as usize];
+            }
+        }
+    }
+    if rng.one_in(3) {
+        // Zero outputs: `-0.0` sums keep their sign unless a padded tap is wrongly added.
+        x.iter_mut().for_each(|v| *v = -0.0);
+        bias.iter_mut().for_each(|v| *v = -0.0);
+    }
+    let activation = match rng.range(0, 3) {
+        0 => crate::ops::ClampF32::NONE,
+        1 => crate::ops::ClampF32::RELU,
+        2 => crate::ops::ClampF32::RELU6,
+        _ => crate::ops::ClampF32 {
+            min: -1.0,
+            max: 0.5,
+        },
+    };
+    let bias = (!rng.one_in(4)).then_some(bias);
+    (shape, x, w, bias, activation)
+}
+
+/// The x86 f32 kernels (AVX, and AVX-512F where the CPU has it) against the reference, bit for
+/// bit: pixel tiles and leftovers, blocks of 16–64 output channels and partial ones, tiles where
+/// some pixels read padding, several weight panels (many input channels), and input channels
+/// beyond a panel (the reference fallback).
+#[test]
+fn bit_exact_avx_f32() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        use super::{check_f32, f32_avx, Conv2dF32Params};
+        let mut rng = Rng::new(0xC0F32);
+        for case in 0..300 {
+            let in_c = match rng.range(0, 7) {
+                0 => rng.dim(300),
+                1 if case % 8 == 1 => 520,
+                _ => rng.dim(20),
+            };
+            let out_c = rng.dim(80);
+            let (shape, x, w, bias, activation) = f32_case(&mut rng, in_c, out_c);
+            let p = Conv2dF32Params {
+                shape,
+                weights: &w,
+                bias: bias.as_deref(),
+                activation,
+            };
+            check_f32(&p, x.len(), shape.output_len()).expect("valid case");
+            let mut want = vec![0f32; shape.output_len()];
+            reference::eval_f32(&p, &x, &mut want);
+            let mut got = vec![7f32; shape.output_len()];
+            f32_avx::eval_f32_detected(&p, &x, &mut got);
+            assert_eq!(
+                f32_bits(&got),
+                f32_bits(&want),
+                "avx, case {case}: {shape:?}"
+            );
+            if f32_avx::avx512_detected() {
+                got.fill(7.0);
+                f32_avx::eval_f32_avx512_detected(&p, &x, &mut got);
+                assert_eq!(
+                    f32_bits(&got),
+                    f32_bits(&want),
+                    "avx512, case {case}: {shape:?}"
+                );
+            }
+        }
+        if !f32_avx::avx512_detected() {
+            println!("skipped: conv2d/f32_avx avx512 (CPU lacks AVX512F)");
+        }
+        return;
+    }
+    println!("skipped: conv2d/f32_avx");
+}

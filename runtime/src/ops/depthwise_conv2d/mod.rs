@@ -11,6 +11,9 @@ pub(crate) mod tests;
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+// f32 variants (AVX, AVX-512F), selected by `crate::arch::ops_table_avx2`.
+#[cfg(target_arch = "x86_64")]
+pub mod f32_avx;
 #[cfg(test)]
 mod simd_tests;
 #[cfg(target_arch = "x86_64")]
@@ -120,8 +123,8 @@ pub fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     (super::kernels().depthwise_conv2d_i8)(p, input, output)
 }
 
-/// Runs the f32 kernel. Requires a successful [`check_f32`].
+/// Runs the f32 kernel selected by [`super::kernels`]. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &DepthwiseConv2dF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    reference::eval_f32(p, input, output)
+    (super::kernels().depthwise_conv2d_f32)(p, input, output)
 }
