@@ -4,7 +4,14 @@
 //!   the producer; quantized consumers read the dequantized value, float consumers the original.
 //! - Weights: symmetric int8 in [-127, 127], zero point 0, per output channel (`axis` on the
 //!   `DequantizeLinear`) or per tensor.
-//! - Biases: int32 at scale `s_input · s_weight`, zero point 0.
+//! - Biases: int32 at scale `s_input · s_weight`, zero point 0. This includes the bias of a
+//!   linear layer exported as `MatMul` (constant 2-D weight) followed by `Add` of a constant 1-D
+//!   bias, when the Add's output is read by `QuantizeLinear` alone (directly or through a fused
+//!   Relu/Clip; not when a float node such as a classifier's final `Identity` reads the float
+//!   sum): the MatMul's output gets no Q/DQ pair, and the Add reads the bias as
+//!   `DequantizeLinear(int32)` at `s_x · s_w[c]` (the pattern of a QDQ Conv/Gemm bias). ONNX
+//!   Runtime and tract then round once (at the Add's output), like one FullyConnected with an
+//!   int32 bias, which is what the compiler makes of it.
 //! - Constant operands of other quantized ops: asymmetric int8 per tensor.
 //!
 //! The output keeps the input's opset (checked to lie in `MIN_OPSET..=MAX_OPSET`).
@@ -113,6 +120,10 @@ pub struct Plan {
     pub activations: BTreeSet<String>,
     /// Nodes demoted to float, with the reason.
     pub kept_float: Vec<(String, String)>,
+    /// Linear layers whose bias is folded: `Add` node → (`MatMul` node, index of the Add's
+    /// constant bias input). The MatMul's output has no Q/DQ pair and the bias is int32 at
+    /// `s_x · s_w[c]`.
+    pub bias_adds: HashMap<usize, (usize, usize)>,
 }
 
 fn consumers(model: &OnnxModel) -> HashMap<String, Vec<usize>> {
@@ -307,12 +318,157 @@ pub fn plan(
             activations.remove(t);
         }
     }
+    let bias_adds = if float_tensors.is_some() {
+        let graph = Graph {
+            nodes,
+            inits,
+            roles: &roles,
+            quantized: &quantized,
+            cons: &cons,
+            outputs: &outputs,
+            producer: &producer,
+            activations: &activations,
+        };
+        bias_adds(&graph, registry)
+    } else {
+        // Before calibration every candidate is returned, so that the folded tensors are
+        // checked too.
+        HashMap::new()
+    };
+    for &(p, _) in bias_adds.values() {
+        if let Some(t) = nodes[p].output.first() {
+            activations.remove(t);
+        }
+    }
     Ok(Plan {
         roles,
         quantized,
         activations,
         kept_float,
+        bias_adds,
     })
+}
+
+/// What [`bias_adds`] reads of the plan being made.
+struct Graph<'a> {
+    nodes: &'a [NodeProto],
+    inits: &'a HashMap<String, Tensor>,
+    roles: &'a [Vec<Role>],
+    quantized: &'a [bool],
+    cons: &'a HashMap<String, Vec<usize>>,
+    outputs: &'a HashSet<String>,
+    producer: &'a HashMap<&'a str, usize>,
+    /// The activations that get a Q/DQ pair (after the fused-activation pass).
+    activations: &'a BTreeSet<String>,
+}
+
+impl Graph<'_> {
+    /// Whether activation `t` gets a Q/DQ pair and every node that reads it reads the
+    /// dequantized value (a quantized node, at an activation or weight input): then the
+    /// `QuantizeLinear` is the only reader of the float value. A float reader (an op type that
+    /// is not quantized, such as the `Identity` in front of a classifier's `logits`, or an
+    /// excluded node) reads the float value itself.
+    ///
+    /// A graph output is read back under its own name from its `DequantizeLinear` by every
+    /// reader (see [`rewrite`]).
+    fn read_dequantized_only(&self, t: &str) -> bool {
+        self.activations.contains(t)
+            && (self.outputs.contains(t)
+                || self.cons.get(t).into_iter().flatten().all(|&c| {
+                    self.quantized[c]
+                        && self.nodes[c].input.iter().enumerate().all(|(j, x)| {
+                            x != t
+                                || matches!(
+                                    self.roles[c].get(j),
+                                    Some(Role::Activation | Role::Weight { .. })
+                                )
+                        })
+                }))
+    }
+
+    /// Whether the float output `t` of a folded bias `Add` is read by `QuantizeLinear` alone,
+    /// directly or through one fused activation (a quantized Relu, or a Clip with constant
+    /// bounds, that is its only reader) — the pattern that the compiler lowers to an int8
+    /// FullyConnected with an int32 bias. Anywhere else the float sum itself is read, which
+    /// only an f32 FullyConnected computes.
+    fn quantized_only(&self, t: &str, registry: &Registry) -> bool {
+        if self.read_dequantized_only(t) {
+            return true;
+        }
+        if self.activations.contains(t) || self.outputs.contains(t) {
+            return false;
+        }
+        let Some(&[r]) = self.cons.get(t).map(|c| c.as_slice()) else {
+            return false;
+        };
+        let act = &self.nodes[r];
+        let fusable = registry
+            .get(&act.op_type)
+            .is_some_and(|h| h.fusable_activation);
+        let const_bounds = act
+            .input
+            .iter()
+            .skip(1)
+            .all(|b| b.is_empty() || self.inits.contains_key(b));
+        self.quantized[r]
+            && fusable
+            && const_bounds
+            && act.input.first().map(String::as_str) == Some(t)
+            && act
+                .output
+                .first()
+                .is_some_and(|u| self.read_dequantized_only(u))
+    }
+}
+
+/// Quantized `Add` nodes that add a constant 1-D bias `[N]` (either operand order) to the output
+/// of a quantized `MatMul` with a constant 2-D weight `[K, N]`, that output being read by the Add
+/// alone (and not a graph output), and the Add's own output being read by `QuantizeLinear`
+/// alone ([`Graph::quantized_only`]): `Add` → (`MatMul`, bias input index).
+///
+/// The last condition keeps a linear layer whose sum a float node reads (a classifier head
+/// followed by a float `Identity` to `logits`) as an int8 MatMul and a separate Add: folded,
+/// its MatMul would have no int8 output to write, and the compiler would run it in f32.
+fn bias_adds(g: &Graph<'_>, registry: &Registry) -> HashMap<usize, (usize, usize)> {
+    let nodes = g.nodes;
+    let mut out = HashMap::new();
+    for (a, n) in nodes.iter().enumerate() {
+        if n.op_type != "Add" || !g.quantized[a] || n.input.len() != 2 || n.input[0] == n.input[1] {
+            continue;
+        }
+        if !n
+            .output
+            .first()
+            .is_some_and(|y| g.quantized_only(y, registry))
+        {
+            continue;
+        }
+        for k in 0..2 {
+            let (b, t) = (&n.input[k], &n.input[1 - k]);
+            let Some(bias) = g.inits.get(b).filter(|c| c.as_f32().is_some()) else {
+                continue;
+            };
+            let Some(&p) = g.producer.get(t.as_str()) else {
+                continue;
+            };
+            let mm = &nodes[p];
+            let weight = mm.input.get(1).and_then(|w| g.inits.get(w));
+            let ok = mm.op_type == "MatMul"
+                && g.quantized[p]
+                && g.roles[p].get(1) == Some(&Role::Weight { axis: 1 })
+                && mm.input.first().is_some_and(|x| !g.inits.contains_key(x))
+                && weight.is_some_and(|w| {
+                    w.as_f32().is_some() && w.shape.len() == 2 && bias.shape == [w.shape[1]]
+                })
+                && g.cons.get(t).map(|c| c.len()) == Some(1)
+                && !g.outputs.contains(t);
+            if ok {
+                out.insert(a, (p, k));
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Result of [`rewrite`].
@@ -345,6 +501,58 @@ fn emit_qdq(
     let dn = namer.fresh(&format!("{t}_DequantizeLinear"));
     out.push(node("QuantizeLinear", &qn, &[src, &s, &z], &[&q], vec![]));
     out.push(node("DequantizeLinear", &dn, &[&q, &s, &z], &[dst], vec![]));
+}
+
+/// Emits `b` as an int32 constant at scale `s_in · s_w[c]` (zero point 0) with its
+/// `DequantizeLinear`; returns the dequantized tensor's name, `None` when `b` is not one value
+/// per output channel of `s_w` (then it stays float).
+fn emit_bias(
+    name: &str,
+    b: &Tensor,
+    s_in: f32,
+    s_w: &[f32],
+    head: &mut Vec<NodeProto>,
+    namer: &mut Namer,
+    inits: &mut Vec<tract_onnx::pb::TensorProto>,
+) -> Option<String> {
+    let bias = b.as_f32()?;
+    let c = bias.len();
+    let axis = match b.shape.as_slice() {
+        [n] if *n == c => 0,
+        s if s.last() == Some(&c) => s.len() - 1,
+        _ => return None,
+    };
+    if s_w.len() != c && s_w.len() != 1 {
+        return None;
+    }
+    let scales: Vec<f32> = (0..c)
+        .map(|k| s_in * s_w[if s_w.len() == 1 { 0 } else { k }])
+        .collect();
+    let q: Vec<i32> = bias
+        .iter()
+        .zip(&scales)
+        .map(|(&x, &s)| {
+            (x as f64 / s as f64)
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+        })
+        .collect();
+    let qn = namer.fresh(&format!("{name}_quantized"));
+    let sn = namer.fresh(&format!("{name}_scale"));
+    let zn = namer.fresh(&format!("{name}_zero_point"));
+    let dq = namer.fresh(&format!("{name}_dequantized"));
+    inits.push(tensor::i32_proto(&qn, &b.shape, &q));
+    inits.push(tensor::f32_proto(&sn, &[c], &scales));
+    inits.push(tensor::i32_proto(&zn, &[c], &vec![0; c]));
+    let dn = namer.fresh(&format!("{name}_DequantizeLinear"));
+    head.push(node(
+        "DequantizeLinear",
+        &dn,
+        &[&qn, &sn, &zn],
+        &[&dq],
+        vec![attr_int("axis", axis as i64)],
+    ));
+    Some(dq)
 }
 
 struct Namer {
@@ -446,6 +654,7 @@ pub fn rewrite(
     for (i, n0) in g.node.iter().enumerate() {
         let mut n = n0.clone();
         let label = node_label(n0, i);
+        let folded = plan.bias_adds.get(&i).map(|&(_, k)| k);
         if plan.quantized[i] {
             for (j, &role) in plan.roles[i].iter().enumerate() {
                 let Some(name) = n0.input.get(j).cloned() else {
@@ -506,45 +715,36 @@ pub fn rewrite(
                         let Some((_, s_w)) = weight_cache.get(&(w_t, opts.per_channel)) else {
                             continue;
                         };
-                        let bias = b.as_f32().expect("filtered");
-                        let c = bias.len();
-                        let axis = match b.shape.as_slice() {
-                            [n] if *n == c => 0,
-                            s if s.last() == Some(&c) => s.len() - 1,
-                            _ => continue,
-                        };
-                        if s_w.len() != c && s_w.len() != 1 {
-                            continue;
+                        if let Some(dq) =
+                            emit_bias(&name, b, s_in, s_w, &mut head, &mut namer, &mut new_inits)
+                        {
+                            n.input[j] = dq;
                         }
-                        let scales: Vec<f32> = (0..c)
-                            .map(|k| s_in * s_w[if s_w.len() == 1 { 0 } else { k }])
-                            .collect();
-                        let q: Vec<i32> = bias
-                            .iter()
-                            .zip(&scales)
-                            .map(|(&x, &s)| {
-                                (x as f64 / s as f64)
-                                    .round()
-                                    .clamp(i32::MIN as f64, i32::MAX as f64)
-                                    as i32
-                            })
-                            .collect();
-                        let qn = namer.fresh(&format!("{name}_quantized"));
-                        let sn = namer.fresh(&format!("{name}_scale"));
-                        let zn = namer.fresh(&format!("{name}_zero_point"));
-                        let dq = namer.fresh(&format!("{name}_dequantized"));
-                        new_inits.push(tensor::i32_proto(&qn, &b.shape, &q));
-                        new_inits.push(tensor::f32_proto(&sn, &[c], &scales));
-                        new_inits.push(tensor::i32_proto(&zn, &[c], &vec![0; c]));
-                        let dn = namer.fresh(&format!("{name}_DequantizeLinear"));
-                        head.push(node(
-                            "DequantizeLinear",
-                            &dn,
-                            &[&qn, &sn, &zn],
-                            &[&dq],
-                            vec![attr_int("axis", axis as i64)],
-                        ));
-                        n.input[j] = dq;
+                    }
+                    (Role::Activation, Some(b)) if folded == Some(j) => {
+                        // The bias of a MatMul + Add linear layer: int32 at s_x · s_w.
+                        let mm = &g.node[plan.bias_adds[&i].0];
+                        let x_t = mm.input.first().cloned().unwrap_or_default();
+                        let w_t = mm.input.get(1).cloned().unwrap_or_default();
+                        let s_in = params.get(&x_t).map(|p| p.scale);
+                        let s_w = weight_cache.get(&(w_t, opts.per_channel));
+                        let dq = match (s_in, s_w) {
+                            (Some(s_in), Some((_, s_w))) => emit_bias(
+                                &name,
+                                b,
+                                s_in,
+                                s_w,
+                                &mut head,
+                                &mut namer,
+                                &mut new_inits,
+                            ),
+                            _ => None,
+                        };
+                        // Planned so that this cannot fail; if it did, the Add would stay a
+                        // float Add of the float bias (still the fp32 function).
+                        if let Some(dq) = dq {
+                            n.input[j] = dq;
+                        }
                     }
                     (Role::Activation, Some(cst)) => {
                         if !const_cache.contains_key(&name) {

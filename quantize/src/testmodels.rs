@@ -150,6 +150,66 @@ pub fn mlp() -> OnnxModel {
     b.build()
 }
 
+/// Two linear layers as trainers export them, at opset 17: `MatMul` by a constant `[K, N]` weight
+/// then `Add` of a constant `[N]` bias (the second layer adds `bias + h`, the other operand
+/// order), with a Relu between; input `x` [1, 4, 16], output `y` [1, 4, 12]. Without `bias`, the
+/// same layers with no Add (to count the ops the biases cost).
+pub fn linear_bias(bias: bool) -> OnnxModel {
+    let mut b = Builder::new("linear_bias", 17, 6);
+    let x = b.input("x", &[1, 4, 16]);
+    let w1 = b.weight("l1.weight", &[16, 32], 0.3);
+    let b1 = b.weight("l1.bias", &[32], 0.2);
+    let w2 = b.weight("l2.weight", &[32, 12], 0.25);
+    let b2 = b.weight("l2.bias", &[12], 0.2);
+    let mut h = b.op("MatMul", "l1", &[&x, &w1], vec![]);
+    if bias {
+        h = b.op("Add", "l1_bias", &[&h, &b1], vec![]);
+    }
+    let h = b.op("Relu", "relu", &[&h], vec![]);
+    if bias {
+        let h = b.op("MatMul", "l2", &[&h, &w2], vec![]);
+        b.graph
+            .node
+            .push(node("Add", "l2_bias", &[&b2, &h], &["y"], vec![]));
+    } else {
+        b.graph
+            .node
+            .push(node("MatMul", "l2", &[&h, &w2], &["y"], vec![]));
+    }
+    b.output("y", &[1, 4, 12]);
+    b.build()
+}
+
+/// A classifier head as the trainer exports it, at opset 17: mean pooling over the positions
+/// (`ReduceMean`, axis 1; float, not a default quantized op type), a hidden linear layer
+/// (`MatMul` + `Add` of a bias, Relu), and the head `MatMul` + `Add` whose sum a float
+/// `Identity` copies to the graph output `logits`; input `x` [1, 4, 16], output `logits`
+/// [1, 3]. The `Identity` is not quantized, so it reads the head's float sum.
+pub fn linear_bias_head() -> OnnxModel {
+    let mut b = Builder::new("linear_bias_head", 17, 8);
+    let x = b.input("x", &[1, 4, 16]);
+    let w1 = b.weight("l1.weight", &[16, 32], 0.3);
+    let b1 = b.weight("l1.bias", &[32], 0.2);
+    let w2 = b.weight("classifier.weight", &[32, 3], 0.25);
+    let b2 = b.weight("classifier.bias", &[3], 0.2);
+    let p = b.op(
+        "ReduceMean",
+        "pool",
+        &[&x],
+        vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)],
+    );
+    let h = b.op("MatMul", "l1", &[&p, &w1], vec![]);
+    let h = b.op("Add", "l1_bias", &[&h, &b1], vec![]);
+    let h = b.op("Relu", "relu", &[&h], vec![]);
+    let y = b.op("MatMul", "classifier", &[&h, &w2], vec![]);
+    let y = b.op("Add", "classifier_bias", &[&y, &b2], vec![]);
+    b.graph
+        .node
+        .push(node("Identity", "logits", &[&y], &["logits"], vec![]));
+    b.output("logits", &[1, 3]);
+    b.build()
+}
+
 /// CNN at opset 17: Conv+Relu, MaxPool, Conv+Relu, GlobalAveragePool, Flatten, Gemm;
 /// input `x` [1, 3, 16, 16], output `y` [1, 10].
 pub fn cnn() -> OnnxModel {

@@ -39,6 +39,7 @@ fn models() -> Vec<(&'static str, OnnxModel)> {
         ("mlp", testmodels::mlp()),
         ("cnn", testmodels::cnn()),
         ("transformer", testmodels::transformer()),
+        ("linear_bias", testmodels::linear_bias(true)),
     ]
 }
 
@@ -330,6 +331,124 @@ fn excluded_nodes_stay_float_and_bias_is_int32_at_input_times_weight_scale() {
     assert!(wq.raw_data.iter().all(|&b| b as i8 >= -127));
 }
 
+/// Issue 11: a linear layer exported as MatMul + Add of a constant bias (either operand order)
+/// gets its bias as a QDQ Conv/Gemm bias: the MatMul's output has no Q/DQ pair, and the Add reads
+/// `DequantizeLinear` of an int32 initializer at scale `s_x · s_w[c]`, zero point 0, axis 0.
+#[test]
+fn matmul_add_bias_is_int32_at_input_times_weight_scale() {
+    let m = testmodels::linear_bias(true);
+    let (_, calib) = dataset(&m, 16, 5);
+    let q = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
+    assert_eq!(q.plan.bias_adds.len(), 2, "{:?}", q.plan.bias_adds);
+    let g = q.model.graph();
+    let init = |name: &str| g.initializer.iter().find(|t| t.name == name).unwrap();
+    let f32s = |name: &str| crate::tensor::from_proto(init(name)).unwrap();
+    let writer = |t: &str| g.node.iter().find(|n| n.output[0] == t).unwrap();
+    for (mm, add, bias_input) in [("l1", "l1_bias", 1), ("l2", "l2_bias", 0)] {
+        let mm = g.node.iter().find(|n| n.name == mm).unwrap();
+        let add = g.node.iter().find(|n| n.name == add).unwrap();
+        assert!(
+            !g.node
+                .iter()
+                .any(|n| n.op_type == "QuantizeLinear" && n.input[0] == mm.output[0]),
+            "no Q/DQ pair between {} and its bias Add",
+            mm.name
+        );
+        assert_eq!(add.input[1 - bias_input], mm.output[0]);
+        let dq = writer(&add.input[bias_input]);
+        assert_eq!(dq.op_type, "DequantizeLinear");
+        assert_eq!(init(&dq.input[0]).data_type, 6, "bias is int32");
+        assert_eq!(init(&dq.input[2]).data_type, 6, "int32 zero point");
+        assert!(init(&dq.input[2]).raw_data.iter().all(|&b| b == 0));
+        assert_eq!(crate::onnx::attr_i(dq, "axis", 1), 0);
+        let x_scale = f32s(&writer(&mm.input[0]).input[1]).as_f32().unwrap()[0];
+        let w_scale = f32s(&writer(&mm.input[1]).input[1])
+            .as_f32()
+            .unwrap()
+            .to_vec();
+        let b_scale = f32s(&dq.input[1]).as_f32().unwrap().to_vec();
+        assert_eq!(b_scale.len(), w_scale.len());
+        for (b, w) in b_scale.iter().zip(&w_scale) {
+            assert_eq!(*b, x_scale * w);
+        }
+        // The int32 values are the float bias rounded at that scale.
+        let fp = q.fp32.initializers().unwrap();
+        let want = fp[&format!("{}.bias", mm.name)].as_f32().unwrap().to_vec();
+        let got: Vec<i32> = init(&dq.input[0])
+            .raw_data
+            .chunks(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        for ((v, s), q) in want.iter().zip(&b_scale).zip(&got) {
+            assert_eq!(*q as f64, (*v as f64 / *s as f64).round());
+        }
+    }
+    // The Add outputs keep their Q/DQ pair (the Relu after l1_bias runs on its float output).
+    assert!(g
+        .node
+        .iter()
+        .any(|n| n.op_type == "QuantizeLinear" && n.input[0] == "relu"));
+    assert!(q.dequantized.contains_key("y"));
+    // Only Add is not enough: a MatMul kept float keeps a plain float Add.
+    let cfg = QuantizeConfig {
+        exclude: ["l1".to_string()].into_iter().collect(),
+        ..Default::default()
+    };
+    let q = quantize(&m, &calib, &cfg).unwrap();
+    assert_eq!(q.plan.bias_adds.len(), 1);
+    assert!(q.plan.bias_adds.values().all(|&(p, _)| p == 3));
+}
+
+/// The bias of a linear layer is folded only when its Add's output is read by QuantizeLinear
+/// alone: a classifier head whose sum a float `Identity` copies to `logits` keeps its MatMul's
+/// Q/DQ pair and a plain Add (folded, its MatMul would have no int8 output and would compile to
+/// an f32 FullyConnected), and so does a layer whose sum (or fused Relu's output) a float node
+/// reads.
+#[test]
+fn a_bias_add_read_by_a_float_node_is_not_folded() {
+    let m = testmodels::linear_bias_head();
+    let (_, calib) = dataset(&m, 16, 5);
+    let q = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
+    let node_index = |name: &str| m.graph().node.iter().position(|n| n.name == name).unwrap();
+    let folded: Vec<usize> = q.plan.bias_adds.keys().copied().collect();
+    assert_eq!(
+        folded,
+        vec![node_index("l1_bias")],
+        "{:?}",
+        q.plan.bias_adds
+    );
+    let g = q.model.graph();
+    assert!(
+        g.node
+            .iter()
+            .any(|n| n.op_type == "QuantizeLinear" && n.input[0] == "classifier"),
+        "the head's MatMul output keeps its Q/DQ pair"
+    );
+    // The Identity reads the head's float sum.
+    let identity = g.node.iter().find(|n| n.op_type == "Identity").unwrap();
+    assert_eq!(identity.input[0], "classifier_bias");
+    // An excluded Relu reads l1's float sum, and a float head reads the fused Relu's float
+    // output: in either case nothing is folded.
+    for excluded in [&["relu"][..], &["classifier", "classifier_bias"]] {
+        let cfg = QuantizeConfig {
+            exclude: excluded.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let q = quantize(&m, &calib, &cfg).unwrap();
+        assert!(
+            q.plan.bias_adds.is_empty(),
+            "{excluded:?}: {:?}",
+            q.plan.bias_adds
+        );
+    }
+    // The two-layer model, whose Add outputs QuantizeLinear reads (directly or through the
+    // fused Relu), folds both.
+    let m = testmodels::linear_bias(true);
+    let (_, calib) = dataset(&m, 16, 5);
+    let q = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
+    assert_eq!(q.plan.bias_adds.len(), 2);
+}
+
 /// `op_types` restricts quantization to the listed types: with only Gemm, the MLP's two Gemms
 /// read int8 weights and everything else (MatMul, Add, Relu) keeps float weights and no QDQ
 /// pair of its own; the model still runs close to fp32.
@@ -370,11 +489,14 @@ fn only_the_requested_op_types_are_quantized() {
         "no QDQ pair on relu1's output, which only the float MatMul reads"
     );
     let full = quantize(&m, &calib, &QuantizeConfig::default()).unwrap();
+    // Every quantized activation, weight and bias has a DequantizeLinear. (QuantizeLinear nodes
+    // alone do not tell: the full model has none on fc2's output, whose bias Add is folded, and
+    // the Gemm-only model has one on fc1's, whose Relu is float.)
     let count = |m: &OnnxModel| {
         m.graph()
             .node
             .iter()
-            .filter(|n| n.op_type == "QuantizeLinear")
+            .filter(|n| n.op_type == "DequantizeLinear")
             .count()
     };
     assert!(count(&q.model) < count(&full.model));

@@ -25,6 +25,7 @@ fn models() -> Vec<(&'static str, OnnxModel)> {
         ("mlp", testmodels::mlp()),
         ("cnn", testmodels::cnn()),
         ("transformer", testmodels::transformer()),
+        ("linear_bias", testmodels::linear_bias(true)),
     ]
 }
 

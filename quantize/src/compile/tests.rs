@@ -125,6 +125,76 @@ fn int8_cnn_report_gives_sections_plan_macs_and_ops() {
     assert!(r.float_islands.is_empty(), "{:?}", r.float_islands);
 }
 
+/// Issue 11: a linear layer exported as MatMul + Add of a constant bias becomes one int8
+/// FullyConnected with an int32 bias: the image of the two-layer model has exactly as many ops
+/// as that of the same layers without biases (one op fewer per linear than an FC + Add), and no
+/// Add. (Agreement with ONNX Runtime: `tests/compile_fidelity.rs`, model `linear_bias`.)
+#[test]
+fn int8_matmul_bias_add_is_one_fully_connected() {
+    let compiled = |m: &crate::OnnxModel| {
+        let inputs = m.inputs(&Default::default()).unwrap();
+        let calib = crate::Dataset {
+            samples: testmodels::samples(&inputs, 16, 7),
+        };
+        let q = crate::quantize(m, &calib, &crate::QuantizeConfig::default()).unwrap();
+        compile(&q.model.proto, &CompileOptions::default()).unwrap()
+    };
+    let with = compiled(&testmodels::linear_bias(true));
+    let without = compiled(&testmodels::linear_bias(false));
+    println!("{}", with.report);
+    let r = &with.report;
+    assert!(r.float_islands.is_empty(), "{:?}", r.float_islands);
+    assert_eq!(r.ops.len(), without.report.ops.len(), "{:?}", r.ops_used);
+    assert_eq!(r.ops_used.get("FullyConnected (int8)"), Some(&2));
+    assert!(
+        !r.ops_used.keys().any(|k| k.starts_with("Add")),
+        "{:?}",
+        r.ops_used
+    );
+    assert_eq!(r.flash.biases, 4 * (32 + 12), "int32 biases in the FC ops");
+    assert_eq!(without.report.flash.biases, 0);
+    // The biases change the outputs.
+    let x = f32_input(&with, "x", &[1, 4, 16], 5);
+    let (a, b) = (with.run(&x).unwrap(), without.run(&x).unwrap());
+    assert_ne!(a["y"].f, b["y"].f);
+}
+
+/// A classifier head whose sum a float `Identity` copies to `logits` (as the trainer exports it)
+/// keeps an int8 FullyConnected: the quantizer does not fold that bias (the float sum is read),
+/// so no linear layer runs in f32, while the hidden layer's bias is folded.
+#[test]
+fn int8_classifier_head_read_by_a_float_identity_stays_int8() {
+    let m = testmodels::linear_bias_head();
+    let inputs = m.inputs(&Default::default()).unwrap();
+    let calib = crate::Dataset {
+        samples: testmodels::samples(&inputs, 16, 7),
+    };
+    let q = crate::quantize(&m, &calib, &crate::QuantizeConfig::default()).unwrap();
+    let c = compile(&q.model.proto, &CompileOptions::default()).unwrap();
+    println!("{}", c.report);
+    let r = &c.report;
+    assert_eq!(
+        r.ops_used.get("FullyConnected (int8)"),
+        Some(&2),
+        "{:?}",
+        r.ops_used
+    );
+    assert!(
+        !r.ops_used.contains_key("FullyConnected (f32)"),
+        "{:?}",
+        r.ops_used
+    );
+    assert!(
+        !r.float_islands
+            .iter()
+            .any(|f| f.starts_with("classifier (")),
+        "{:?}",
+        r.float_islands
+    );
+    // The hidden layer's bias is in its FC (32 int32 values); the head's Add runs apart.
+    assert_eq!(r.flash.biases, 4 * 32);
+}
+
 #[test]
 fn every_unsupported_node_is_listed_in_one_error() {
     let mut b = Builder::new("bad", 17, 1);

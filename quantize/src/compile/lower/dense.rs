@@ -341,6 +341,44 @@ pub fn gemm(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
     Ok(())
 }
 
+/// The `Add` that is the only reader of MatMul `i`'s output (not a graph output) and adds to it
+/// a constant per-output bias dequantized from int32 (`[.., nn]`, rank at most `rank`), when
+/// the Add's output goes to QuantizeLinear: `(add node, bias, output quantization)`.
+fn int32_bias_add(
+    ctx: &Ctx<'_>,
+    i: usize,
+    nn: usize,
+    rank: usize,
+) -> Option<(usize, HostTensor, OutQuant)> {
+    let t = ctx.nodes[i].output.first()?;
+    if ctx.graph_outputs.contains(t) {
+        return None;
+    }
+    let [a] = ctx.consumers.get(t)?.as_slice() else {
+        return None;
+    };
+    let an = &ctx.nodes[*a];
+    if an.op_type != "Add" || ctx.done[*a] || an.input.len() != 2 {
+        return None;
+    }
+    let other = match (Ctx::in_name(an, 0), Ctx::in_name(an, 1)) {
+        (Some(x), Some(y)) if x == t && y != t => 1,
+        (Some(x), Some(y)) if y == t && x != t => 0,
+        _ => return None,
+    };
+    let c = ctx.konst(an, other)?;
+    let int32 = c
+        .quant
+        .as_ref()
+        .is_some_and(|q| q.elem == Elem::I32 && q.values.len() == c.len());
+    let per_out = c.len() == nn && c.shape.last() == Some(&nn) && c.shape.len() <= rank;
+    if !(int32 && per_out) {
+        return None;
+    }
+    let oq = qdq_match::output_quant(ctx, *a)?;
+    Some((*a, c.clone(), oq))
+}
+
 /// MatMul: constant right operand → FullyConnected; two activations → BatchMatMul.
 pub fn matmul(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
     let n = &ctx.nodes[i];
@@ -376,11 +414,16 @@ pub fn matmul(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         if b.shape.len() > 2 && out_shape.len() < b.shape.len() {
             return unsup("a batched constant right operand broadcasts the left one");
         }
-        if let (Some(x), true, Some(oq)) = (
-            ctx.deq(n, 0),
-            b.quant.is_some(),
-            qdq_match::output_quant(ctx, i),
-        ) {
+        // The output goes to QuantizeLinear, or to the Add of a quantized int32 bias whose
+        // output goes to QuantizeLinear (a linear layer with its bias folded by the quantizer).
+        let int8_out = match qdq_match::output_quant(ctx, i) {
+            Some(oq) => Some((oq, None)),
+            None => {
+                int32_bias_add(ctx, i, nn, out_shape.len()).map(|(a, c, oq)| (oq, Some((a, c))))
+            }
+        };
+        if let (Some(x), true, Some((oq, bias_add))) = (ctx.deq(n, 0), b.quant.is_some(), int8_out)
+        {
             let mut b2 = b.clone();
             b2.shape = bs.clone();
             if let Some(q) = &mut b2.quant {
@@ -396,9 +439,16 @@ pub fn matmul(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
             } else {
                 x
             };
-            let y = emit_fc_i8(ctx, &x, &w, nn, k, None, oq.quant, oq.clamp_words())?;
+            let bias = match &bias_add {
+                Some((_, c)) => Some(int_bias(c, nn, ctx.quant(&x)?.0, &w.scales)?),
+                None => None,
+            };
+            let y = emit_fc_i8(ctx, &x, &w, nn, k, bias, oq.quant, oq.clamp_words())?;
             let y = ctx.reshape(&y, &out_shape)?;
             qdq_match::finish(ctx, &oq, y);
+            if let Some((a, _)) = bias_add {
+                ctx.done[a] = true;
+            }
             return Ok(());
         }
         if ctx.deq(n, 0).is_some() {
