@@ -236,3 +236,11 @@ pub fn f32_edges(ts: &[f32], n: usize) -> Vec<f32> {
     ]);
     xs
 }
+
+/// Bits of `v`, with every NaN as one value (its payload may depend on operand order): how the
+/// bit-exactness tests of f32 kernels compare outputs.
+pub fn f32_bits(v: &[f32]) -> Vec<u32> {
+    v.iter()
+        .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+        .collect()
+}

@@ -358,13 +358,6 @@ fn bit_exact_avx512_vnni() {
     println!("skipped: batch_matmul AVX-512 VNNI (CPU lacks AVX512-F/BW/VL/VNNI)");
 }
 
-/// Bits of `v`, with every NaN as one value (its payload may depend on operand order).
-fn f32_bits(v: &[f32]) -> Vec<u32> {
-    v.iter()
-        .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
-        .collect()
-}
-
 /// The x86 f32 BatchMatMul kernels (AVX, and AVX-512F where the CPU has it) against the
 /// reference, bit for bit: random shapes (row tiles and leftovers, column blocks of 16 and partial
 /// ones, both layouts of `B`, several batches), values with some ±0, ±inf and NaN, and clamps.
@@ -411,13 +404,17 @@ fn bit_exact_avx_f32() {
             reference::eval_f32(&p, &a, &b, &mut want);
             let mut got = vec![0f32; lo];
             f32_avx::eval_f32_detected(&p, &a, &b, &mut got);
-            assert_eq!(f32_bits(&got), f32_bits(&want), "avx, case {case}: {p:?}");
+            assert_eq!(
+                crate::ops::testing::f32_bits(&got),
+                crate::ops::testing::f32_bits(&want),
+                "avx, case {case}: {p:?}"
+            );
             if f32_avx::avx512_detected() {
                 got.fill(7.0);
                 f32_avx::eval_f32_avx512_detected(&p, &a, &b, &mut got);
                 assert_eq!(
-                    f32_bits(&got),
-                    f32_bits(&want),
+                    crate::ops::testing::f32_bits(&got),
+                    crate::ops::testing::f32_bits(&want),
                     "avx512, case {case}: {p:?}"
                 );
             }

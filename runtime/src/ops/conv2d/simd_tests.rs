@@ -254,13 +254,6 @@ fn bit_exact_pointwise_and_ds_cnn() {
     }
 }
 
-/// Bits of `v`, with every NaN as one value (its payload may depend on operand order).
-fn f32_bits(v: &[f32]) -> std::vec::Vec<u32> {
-    v.iter()
-        .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
-        .collect()
-}
-
 /// A random f32 case: `random_shape`'s geometry (padding, strides, dilations, batches), values
 /// with some ±0, ±inf and NaN, with or without a bias, and a random clamp.
 fn f32_case(
@@ -336,16 +329,16 @@ fn bit_exact_avx_f32() {
             let mut got = vec![7f32; shape.output_len()];
             f32_avx::eval_f32_detected(&p, &x, &mut got);
             assert_eq!(
-                f32_bits(&got),
-                f32_bits(&want),
+                crate::ops::testing::f32_bits(&got),
+                crate::ops::testing::f32_bits(&want),
                 "avx, case {case}: {shape:?}"
             );
             if f32_avx::avx512_detected() {
                 got.fill(7.0);
                 f32_avx::eval_f32_avx512_detected(&p, &x, &mut got);
                 assert_eq!(
-                    f32_bits(&got),
-                    f32_bits(&want),
+                    crate::ops::testing::f32_bits(&got),
+                    crate::ops::testing::f32_bits(&want),
                     "avx512, case {case}: {shape:?}"
                 );
             }

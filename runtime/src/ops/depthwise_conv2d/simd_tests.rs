@@ -155,13 +155,6 @@ fn bit_exact_kernel_table_wide_channels() {
     );
 }
 
-/// Bits of `v`, with every NaN as one value (its payload may depend on operand order).
-fn f32_bits(v: &[f32]) -> std::vec::Vec<u32> {
-    v.iter()
-        .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
-        .collect()
-}
-
 /// The x86 f32 kernels (AVX, and AVX-512F where the CPU has it) against the reference, bit for
 /// bit: random geometry (padding, strides, dilations, batches), up to 150 channels (chunks of 4
 /// vectors, partial vectors), depth multipliers 1 (vector path) and 2–3 (reference fallback),
@@ -226,16 +219,16 @@ fn bit_exact_avx_f32() {
             let mut got = vec![7f32; shape.output_len()];
             f32_avx::eval_f32_detected(&p, &x, &mut got);
             assert_eq!(
-                f32_bits(&got),
-                f32_bits(&want),
+                crate::ops::testing::f32_bits(&got),
+                crate::ops::testing::f32_bits(&want),
                 "avx, case {case}: {shape:?}"
             );
             if f32_avx::avx512_detected() {
                 got.fill(7.0);
                 f32_avx::eval_f32_avx512_detected(&p, &x, &mut got);
                 assert_eq!(
-                    f32_bits(&got),
-                    f32_bits(&want),
+                    crate::ops::testing::f32_bits(&got),
+                    crate::ops::testing::f32_bits(&want),
                     "avx512, case {case}: {shape:?}"
                 );
             }

@@ -70,11 +70,7 @@ fn bit_exact_avx512_f32() {
         xs.extend((0..50_000).map(|_| f32::from_bits(rng.next_u64() as u32)));
         let mut want = vec![0f32; xs.len()];
         reference_f32(&xs, &mut want);
-        let bits = |v: &[f32]| {
-            v.iter()
-                .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
-                .collect::<Vec<_>>()
-        };
+        let bits = crate::ops::testing::f32_bits;
         let mut got = vec![0f32; xs.len()];
         avx512::eval_f32_detected(&xs, &mut got);
         assert_eq!(bits(&got), bits(&want));

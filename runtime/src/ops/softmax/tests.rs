@@ -183,11 +183,7 @@ fn bit_exact_avx2_f32() {
             reference::eval_f32(&p, &x, &mut want);
             avx2::eval_f32_detected(&p, &x, &mut got);
             // Bits, with every NaN as one value (its payload may depend on operand order).
-            let bits = |v: &[f32]| {
-                v.iter()
-                    .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
-                    .collect::<Vec<_>>()
-            };
+            let bits = crate::ops::testing::f32_bits;
             assert_eq!(
                 bits(&got),
                 bits(&want),
