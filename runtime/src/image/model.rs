@@ -21,6 +21,14 @@ const PLAN_BLOCK: usize = if cfg!(feature = "std") { 512 } else { 32 };
 /// Outputs whose alias bases the lifetime check resolves once (see `Model::output_cache`).
 const OUTPUT_CACHE: usize = 32;
 
+/// The fields of a tensor record the lifetime checks read (see [`Model::lifetime_fields`]).
+#[derive(Debug, Clone, Copy)]
+struct Lifetime {
+    storage: Storage,
+    first_op: u16,
+    last_op: u16,
+}
+
 /// Each output tensor and the tensor whose bytes it uses.
 struct OutputCache {
     ids: [(u16, u16); OUTPUT_CACHE],
@@ -329,10 +337,38 @@ impl<'a> Model<'a> {
 
     /// The tensor whose arena bytes `t` uses (itself unless it is an alias).
     fn base_of(&self, t: u16) -> u16 {
-        match self.raw_tensor(t as usize).map(|x| x.storage) {
-            Ok(Storage::Alias(b)) => b,
+        match self.lifetime_fields(t as usize) {
+            Some(Lifetime {
+                storage: Storage::Alias(b),
+                ..
+            }) => b,
             _ => t,
         }
+    }
+
+    /// Storage and stored lifetime of tensor `i`, read from its record without the full
+    /// [`tensor::decode`] (the lifetime and alias checks ask for them thousands of times per
+    /// parse). `None` when `i` is out of range or the record's kind or alias is malformed;
+    /// every other field is judged by [`Self::validate_tensors`], which runs first.
+    fn lifetime_fields(&self, i: usize) -> Option<Lifetime> {
+        let rec: &[u8; TENSOR_RECORD_LEN] = self
+            .tensors
+            .get(i * TENSOR_RECORD_LEN..(i + 1) * TENSOR_RECORD_LEN)?
+            .try_into()
+            .ok()?;
+        let u16_at = |o: usize| u16::from_le_bytes([rec[o], rec[o + 1]]);
+        let storage = match rec[2] {
+            0 => Storage::Arena,
+            1 => Storage::Constant,
+            2 => Storage::Persistent,
+            3 if u16_at(14) == 0 => Storage::Alias(u16_at(12)),
+            _ => return None,
+        };
+        Some(Lifetime {
+            storage,
+            first_op: u16_at(24),
+            last_op: u16_at(26),
+        })
     }
 
     fn validate_io(&self) -> Result<(), Error> {
@@ -434,7 +470,7 @@ impl<'a> Model<'a> {
         // What the tensor records claim.
         let (mut writes_needed, mut late_input_writes_needed, mut last_reads_needed) = (0, 0, 0);
         for i in 0..self.num_tensors() {
-            let Ok(t) = self.raw_tensor(i) else {
+            let Some(t) = self.lifetime_fields(i) else {
                 return false;
             };
             let ti = i as u16;
@@ -484,7 +520,7 @@ impl<'a> Model<'a> {
                     continue;
                 }
                 // Not a tensor (an absent optional operand): the op's binding check judges it.
-                let Ok(t) = self.raw_tensor(o as usize) else {
+                let Some(t) = self.lifetime_fields(o as usize) else {
                     continue;
                 };
                 if t.storage != Storage::Arena {
@@ -504,7 +540,7 @@ impl<'a> Model<'a> {
                 if rec.inputs().take(k).any(|y| self.base_of(y) == b) {
                     continue;
                 }
-                let Ok(t) = self.raw_tensor(b as usize) else {
+                let Some(t) = self.lifetime_fields(b as usize) else {
                     continue;
                 };
                 if t.storage != Storage::Arena {
