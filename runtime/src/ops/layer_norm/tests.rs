@@ -149,7 +149,7 @@ fn bit_exact_avx2_f32() {
     if std::is_x86_feature_detected!("avx2") {
         let mut rng = Rng::new(0x1A7);
         for case in 0..300 {
-            let rows = rng.dim(5);
+            let rows = rng.dim(11);
             let cols = if rng.one_in(4) {
                 rng.dim(700)
             } else {
