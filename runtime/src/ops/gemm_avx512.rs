@@ -419,6 +419,7 @@ fn tile<const R: usize, const V: usize>(
     }
     let zp = _mm512_set1_epi32(fin.zero_point);
     let (lo, hi) = (_mm512_set1_epi32(fin.min), _mm512_set1_epi32(fin.max));
+    let rtv: [__m512i; R] = core::array::from_fn(|r| _mm512_set1_epi32(rt[r]));
     for v in 0..V {
         // SAFETY: `16v + 16 <= 64` values of each array.
         let (cc, mm, ss) = unsafe {
@@ -428,11 +429,13 @@ fn tile<const R: usize, const V: usize>(
                 _mm512_loadu_si512(cv.ss.as_ptr().add(16 * v) as *const __m512i),
             )
         };
+        // The columns' multiplier and shift, prepared once for the tile's rows.
+        let rq = Requant16::new(mm, ss);
         let cnt = (cv.cols - 16 * v).min(16);
         let mask: __mmask16 = if cnt == 16 { !0 } else { (1u16 << cnt) - 1 };
         for (r, a) in acc.iter().enumerate() {
-            let s = _mm512_sub_epi32(a[v], _mm512_add_epi32(cc, _mm512_set1_epi32(rt[r])));
-            let y = requantize16(s, mm, ss, zp, lo, hi);
+            let s = _mm512_sub_epi32(a[v], _mm512_add_epi32(cc, rtv[r]));
+            let y = rq.apply(s, zp, lo, hi);
             let d = &mut o[r * n + 16 * v..r * n + 16 * v + cnt];
             // SAFETY: the mask writes the first `cnt` bytes at `d`, which holds `cnt`.
             unsafe { _mm_mask_storeu_epi8(d.as_mut_ptr(), mask, _mm512_cvtepi32_epi8(y)) };
@@ -453,35 +456,72 @@ fn requantize16(
     lo: __m512i,
     hi: __m512i,
 ) -> __m512i {
-    let total = _mm512_min_epi32(
-        _mm512_max_epi32(
-            _mm512_sub_epi32(_mm512_set1_epi32(31), shift),
-            _mm512_set1_epi32(1),
-        ),
-        _mm512_set1_epi32(62),
-    );
-    let low = _mm512_set1_epi64(0xFFFF_FFFF);
-    let one = _mm512_set1_epi64(1);
-    let hi_lim = _mm512_set1_epi64(1 << 30);
-    let lo_lim = _mm512_set1_epi64(-(1 << 30));
-    // One 64-bit half: lanes (acc, multiplier, total) in the low 32 bits of each 64-bit lane.
-    let half = |a: __m512i, m: __m512i, t: __m512i| -> __m512i {
-        let t = _mm512_and_si512(t, low);
-        let round = _mm512_sllv_epi64(one, _mm512_sub_epi64(t, one));
-        let wide = _mm512_add_epi64(_mm512_mul_epi32(a, m), round);
-        let shifted = _mm512_srav_epi64(wide, t);
-        _mm512_max_epi64(_mm512_min_epi64(shifted, hi_lim), lo_lim)
-    };
-    let even = half(acc, multiplier, total);
-    let odd = half(
-        _mm512_srli_epi64::<32>(acc),
-        _mm512_srli_epi64::<32>(multiplier),
-        _mm512_srli_epi64::<32>(total),
-    );
-    // Each 64-bit lane holds a value in [-2^30, 2^30]: its low 32 bits are the i32.
-    let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
-    let v = _mm512_add_epi32(v, zp);
-    _mm512_min_epi32(_mm512_max_epi32(v, lo), hi)
+    Requant16::new(multiplier, shift).apply(acc, zp, lo, hi)
+}
+
+/// The per-lane constants of [`requantize16`] for 16 columns, split into the even and odd
+/// 32-bit lanes (each in the low half of a 64-bit lane): the multiplier, the total right shift
+/// `31 − shift` (clamped to 1..=62) and its rounding term `2^(total − 1)`. A register tile
+/// prepares them once per column vector and applies them to each of its rows.
+#[derive(Clone, Copy)]
+struct Requant16 {
+    m_even: __m512i,
+    m_odd: __m512i,
+    t_even: __m512i,
+    t_odd: __m512i,
+    round_even: __m512i,
+    round_odd: __m512i,
+}
+
+impl Requant16 {
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn new(multiplier: __m512i, shift: __m512i) -> Self {
+        let total = _mm512_min_epi32(
+            _mm512_max_epi32(
+                _mm512_sub_epi32(_mm512_set1_epi32(31), shift),
+                _mm512_set1_epi32(1),
+            ),
+            _mm512_set1_epi32(62),
+        );
+        let one = _mm512_set1_epi64(1);
+        let t_even = _mm512_and_si512(total, _mm512_set1_epi64(0xFFFF_FFFF));
+        let t_odd = _mm512_srli_epi64::<32>(total);
+        Self {
+            m_even: multiplier,
+            m_odd: _mm512_srli_epi64::<32>(multiplier),
+            t_even,
+            t_odd,
+            round_even: _mm512_sllv_epi64(one, _mm512_sub_epi64(t_even, one)),
+            round_odd: _mm512_sllv_epi64(one, _mm512_sub_epi64(t_odd, one)),
+        }
+    }
+
+    /// `clamp(requantize(acc) + zp, lo, hi)` per lane.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn apply(&self, acc: __m512i, zp: __m512i, lo: __m512i, hi: __m512i) -> __m512i {
+        let hi_lim = _mm512_set1_epi64(1 << 30);
+        let lo_lim = _mm512_set1_epi64(-(1 << 30));
+        // `vpmuldq` reads the low 32 bits of each 64-bit lane (sign-extended).
+        let even = _mm512_srav_epi64(
+            _mm512_add_epi64(_mm512_mul_epi32(acc, self.m_even), self.round_even),
+            self.t_even,
+        );
+        let odd = _mm512_srav_epi64(
+            _mm512_add_epi64(
+                _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), self.m_odd),
+                self.round_odd,
+            ),
+            self.t_odd,
+        );
+        let even = _mm512_max_epi64(_mm512_min_epi64(even, hi_lim), lo_lim);
+        let odd = _mm512_max_epi64(_mm512_min_epi64(odd, hi_lim), lo_lim);
+        // Each 64-bit lane holds a value in [-2^30, 2^30]: its low 32 bits are the i32.
+        let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
+        let v = _mm512_add_epi32(v, zp);
+        _mm512_min_epi32(_mm512_max_epi32(v, lo), hi)
+    }
 }
 
 /// [`gemm`] for few rows of `x` against `w` as `[n, k]` rows (FullyConnected with batch 1-3),
