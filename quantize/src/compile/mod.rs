@@ -323,6 +323,9 @@ pub fn compile(model: &ModelProto, opts: &CompileOptions) -> Result<Compiled> {
         });
     }
     let islands = std::mem::take(&mut ctx.float_islands);
+    // Lowering can leave ops whose result nothing reads (e.g. the QuantizeLinear of a value
+    // whose float consumer reads the float directly): drop them and what only they used.
+    ctx.w.remove_dead_ops();
     let image = ctx
         .w
         .finish()

@@ -745,3 +745,61 @@ fn with_stats_replaces_the_statistics_section() {
     broken[100] ^= 1;
     assert!(with_stats(&broken, &[]).is_err());
 }
+
+/// Ops nothing reads (a chain of two, and one beside the live path) are removed with their
+/// outputs and weights; the pruned image parses, is smaller, and computes the same output.
+#[test]
+fn dead_ops_are_removed_and_the_output_is_unchanged() {
+    let build = |prune: bool| {
+        let mut w = ImageWriter::new("dead", 1).expect("name fits");
+        let x = w.input(DType::F32, &[1, 4], None).expect("input");
+        let wa: [f32; 16] = core::array::from_fn(|i| (i as f32 - 7.5) / 8.0);
+        let wb: [f32; 8] = core::array::from_fn(|i| (i as f32 + 1.0) / 4.0);
+        let wc: [f32; 12] = core::array::from_fn(|i| 0.3 - i as f32 / 10.0);
+        let d1 = w
+            .fully_connected(x, &wa, None, 4, Activation::Relu, None)
+            .expect("dead fc");
+        w.fully_connected(d1, &wb, None, 2, Activation::None, None)
+            .expect("dead fc reading a dead fc");
+        let y = w
+            .fully_connected(x, &wc, Some(&[0.5, -1.0, 2.0]), 3, Activation::None, None)
+            .expect("live fc");
+        w.output(y).expect("output");
+        let removed = if prune { w.remove_dead_ops() } else { 0 };
+        (w.finish().expect("writes").bytes, removed)
+    };
+    let run = |bytes: &[u8]| {
+        let a = AlignedBytes::new(bytes);
+        let m = Model::parse(a.as_slice()).expect("valid");
+        let mut arena = AlignedBytes::zeroed(m.arena_bytes());
+        let mut it = Interpreter::new(&m, arena.as_mut_slice()).expect("arena");
+        let x: [f32; 4] = [0.25, -1.5, 3.0, 0.75];
+        for (d, v) in it.input_bytes(0).expect("input").chunks_exact_mut(4).zip(x) {
+            d.copy_from_slice(&v.to_le_bytes());
+        }
+        it.invoke().expect("invoke");
+        (
+            m.num_ops(),
+            m.num_tensors(),
+            it.output_bytes(0).expect("output").to_vec(),
+        )
+    };
+    let (full, none) = build(false);
+    let (pruned, removed) = build(true);
+    assert_eq!((none, removed), (0, 2));
+    let (ops_a, tensors_a, out_a) = run(&full);
+    let (ops_b, tensors_b, out_b) = run(&pruned);
+    assert_eq!((ops_a, ops_b), (3, 1));
+    assert!(tensors_b < tensors_a && pruned.len() < full.len());
+    assert_eq!(out_a, out_b);
+    // Nothing dead: nothing changes.
+    let mut w = ImageWriter::new("live", 1).expect("name fits");
+    let x = w.input(DType::F32, &[1, 2], None).expect("input");
+    let y = w
+        .fully_connected(x, &[1.0, 2.0], None, 1, Activation::None, None)
+        .expect("fc");
+    w.output(y).expect("output");
+    let before = w.finish().expect("writes").bytes;
+    assert_eq!(w.remove_dead_ops(), 0);
+    assert_eq!(w.finish().expect("writes").bytes, before);
+}

@@ -415,6 +415,102 @@ impl ImageWriter {
         }
     }
 
+    /// Removes the ops whose every output is an arena tensor that nothing reads (no op, directly
+    /// or through an alias) and that is not a graph output, repeatedly (an op may be dead only
+    /// once its readers are gone), then every tensor nothing refers to any more: the dead ops'
+    /// outputs, aliases of them, constants only they read. Ops with a persistent output (state)
+    /// or with no output are kept. Returns how many ops were removed.
+    ///
+    /// Tensors are renumbered: call it after the last op and output are added, before
+    /// [`Self::finish`]; a [`TensorId`] obtained earlier does not name the same tensor after.
+    pub fn remove_dead_ops(&mut self) -> usize {
+        let before = self.ops.len();
+        loop {
+            let mut read = vec![false; self.tensors.len()];
+            let reads = self
+                .ops
+                .iter()
+                .flat_map(|o| o.inputs.iter())
+                .chain(&self.outputs);
+            for &t in reads {
+                if (t as usize) < read.len() {
+                    read[t as usize] = true;
+                    read[self.base(t) as usize] = true;
+                }
+            }
+            let dead = |o: &OpDef| {
+                !o.outputs.is_empty()
+                    && o.outputs.iter().all(|&t| {
+                        matches!(
+                            self.tensors.get(t as usize).map(|d| &d.kind),
+                            Some(Kind::Arena)
+                        ) && !read[t as usize]
+                    })
+            };
+            let keep: Vec<bool> = self.ops.iter().map(|o| !dead(o)).collect();
+            if keep.iter().all(|&k| k) {
+                break;
+            }
+            let mut k = keep.iter();
+            self.ops.retain(|_| k.next().copied().unwrap_or(true));
+        }
+        let removed = before - self.ops.len();
+        if removed > 0 {
+            self.remove_unreferenced_tensors();
+        }
+        removed
+    }
+
+    /// Drops the tensors no op, graph input or output refers to (an alias's base counts as
+    /// referred to when the alias is) and renumbers the rest in order.
+    fn remove_unreferenced_tensors(&mut self) {
+        let n = self.tensors.len();
+        let mut used = vec![false; n];
+        let refs = self
+            .ops
+            .iter()
+            .flat_map(|o| o.inputs.iter().chain(&o.outputs))
+            .chain(&self.inputs)
+            .chain(&self.outputs);
+        for &t in refs {
+            if (t as usize) < n {
+                used[t as usize] = true;
+                used[self.base(t) as usize] = true;
+            }
+        }
+        for (i, d) in self.tensors.iter().enumerate() {
+            if matches!(d.kind, Kind::Persistent) {
+                used[i] = true;
+            }
+        }
+        let mut map = vec![NO_TENSOR; n];
+        let mut next = 0u16;
+        for (i, m) in map.iter_mut().enumerate() {
+            if used[i] {
+                *m = next;
+                next += 1;
+            }
+        }
+        let re = |t: u16| if (t as usize) < n { map[t as usize] } else { t };
+        let mut k = used.iter();
+        self.tensors.retain(|_| k.next().copied().unwrap_or(true));
+        let mut k = used.iter();
+        self.roles.retain(|_| k.next().copied().unwrap_or(true));
+        for d in &mut self.tensors {
+            if let Kind::Alias(b) = &mut d.kind {
+                b.0 = re(b.0);
+            }
+        }
+        for o in &mut self.ops {
+            for t in o.inputs.iter_mut().chain(o.outputs.iter_mut()) {
+                *t = re(*t);
+            }
+        }
+        for t in self.inputs.iter_mut().chain(self.outputs.iter_mut()) {
+            *t = re(*t);
+        }
+    }
+
     /// Lifetimes `(first, last)` by the rules of `FORMAT.md` ("Lifetimes").
     fn lifetimes(&self) -> Vec<(usize, usize)> {
         let last_op = self.ops.len().saturating_sub(1);
