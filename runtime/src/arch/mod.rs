@@ -264,6 +264,10 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
         t.mul_i8 = crate::ops::mul::avx2::eval_i8_detected;
         if crate::ops::add::avx512::detected() {
             t.add_i8 = crate::ops::add::avx512::eval_i8_detected;
+            t.add_f32 = crate::ops::add::avx512::eval_f32_detected;
+        }
+        if crate::ops::mul::avx512::detected() {
+            t.mul_f32 = crate::ops::mul::avx512::eval_f32_detected;
         }
         if crate::ops::lut::avx512::detected() {
             t.lut_i8 = crate::ops::lut::avx512::eval_i8_detected;

@@ -323,6 +323,10 @@ pub type BatchMatMulF32Fn = fn(&batch_matmul::BatchMatMulF32Params, &[f32], &[f3
 pub type QuantizeFn = fn(&quantize::QuantizeParams, &[f32], &mut [i8]);
 /// Signature of an int8 Add kernel variant.
 pub type AddI8Fn = fn(&add::AddParams, &[i8], &[i8], &mut [i8]);
+/// Signature of an f32 Add kernel variant.
+pub type AddF32Fn = fn(&add::AddF32Params, &[f32], &[f32], &mut [f32]);
+/// Signature of an f32 Mul kernel variant.
+pub type MulF32Fn = fn(&mul::MulF32Params, &[f32], &[f32], &mut [f32]);
 /// Signature of an int8 Softmax kernel variant.
 pub type SoftmaxI8Fn = fn(&softmax::SoftmaxParams<'_>, &[i8], &mut [i8]);
 /// Signature of an f32 Softmax kernel variant.
@@ -366,6 +370,10 @@ pub struct KernelTable {
     pub batch_matmul_f32: BatchMatMulF32Fn,
     /// int8 Add.
     pub add_i8: AddI8Fn,
+    /// f32 Add.
+    pub add_f32: AddF32Fn,
+    /// f32 Mul.
+    pub mul_f32: MulF32Fn,
     /// int8 Softmax.
     pub softmax_i8: SoftmaxI8Fn,
     /// f32 Softmax.
@@ -403,6 +411,8 @@ impl KernelTable {
             batch_matmul_i8: batch_matmul::reference::eval_i8,
             batch_matmul_f32: batch_matmul::reference::eval_f32,
             add_i8: add::reference::eval_i8,
+            add_f32: add::reference::eval_f32,
+            mul_f32: mul::reference::eval_f32,
             softmax_i8: softmax::reference::eval_i8,
             softmax_f32: softmax::reference::eval_f32,
             layer_norm_f32: layer_norm::reference::eval_f32,

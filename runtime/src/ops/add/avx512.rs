@@ -119,6 +119,23 @@ pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut 
     }
 }
 
+/// AVX-512 f32 Add, bit-exact to [`super::reference::eval_f32`] (see
+/// [`map_rows_f32_avx512`](super::rows::map_rows_f32_avx512)).
+///
+/// # Safety
+/// The CPU must support AVX512F. Requires a successful [`super::check_f32`].
+#[target_feature(enable = "avx512f")]
+pub fn eval_f32(p: &super::AddF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
+    super::rows::map_rows_f32_avx512(
+        &p.shape,
+        input1,
+        input2,
+        output,
+        super::rows::BinaryF32::Add,
+        p.activation,
+    );
+}
+
 /// Whether this CPU runs [`eval_i8`] (AVX2 and AVX512F).
 #[cfg(any(test, feature = "std"))]
 pub(crate) fn detected() -> bool {
@@ -131,4 +148,17 @@ pub(crate) fn eval_i8_detected(p: &AddParams, input1: &[i8], input2: &[i8], outp
     debug_assert!(detected());
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` after `detected()`.
     unsafe { eval_i8(p, input1, input2, output) }
+}
+
+/// Safe entry for kernel tables built after [`detected`].
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn eval_f32_detected(
+    p: &super::AddF32Params,
+    input1: &[f32],
+    input2: &[f32],
+    output: &mut [f32],
+) {
+    debug_assert!(detected());
+    // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` after `detected()`.
+    unsafe { eval_f32(p, input1, input2, output) }
 }

@@ -149,6 +149,82 @@ fn zip_one<T: Copy, U>(y: &mut [U], x: &[T], op: impl Fn(T) -> U) {
     }
 }
 
+/// An f32 binary op of [`map_rows_f32_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryF32 {
+    /// `a + b`.
+    Add,
+    /// `a · b`.
+    Mul,
+}
+
+/// [`map_rows`] for `act.apply(op(a, b))` on f32, sixteen lanes at a time: the same IEEE
+/// operation on each element (one `vaddps`/`vmulps` lane), so the same bits. The clamp is
+/// `max(min, min(max, x))` with `vminps`/`vmaxps` returning their second operand `x` when it is
+/// NaN, which is [`ClampF32::apply`](crate::ops::ClampF32::apply) for `min <= max` (checked by
+/// `check_clamp_f32`), signed zeros included. Row tails use masked loads and stores. Requires a
+/// successful `BroadcastShape::check` for the three lengths and `act.min <= act.max`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn map_rows_f32_avx512(
+    shape: &BroadcastShape,
+    input1: &[f32],
+    input2: &[f32],
+    output: &mut [f32],
+    op: BinaryF32,
+    act: crate::ops::ClampF32,
+) {
+    use core::arch::x86_64::*;
+    let clamp = !(act.min == f32::NEG_INFINITY && act.max == f32::INFINITY);
+    let (lo, hi) = (_mm512_set1_ps(act.min), _mm512_set1_ps(act.max));
+    let apply = |a: __m512, b: __m512| -> __m512 {
+        let v = match op {
+            BinaryF32::Add => _mm512_add_ps(a, b),
+            BinaryF32::Mul => _mm512_mul_ps(a, b),
+        };
+        if clamp {
+            _mm512_max_ps(lo, _mm512_min_ps(hi, v))
+        } else {
+            v
+        }
+    };
+    for_each_row(shape, |o, len, a, b| {
+        let y = &mut output[o..o + len];
+        // Slices of the row's inputs; a broadcast input is its one value.
+        let x1 = &input1[a.start..a.start + if a.step == 1 { len } else { 1 }];
+        let x2 = &input2[b.start..b.start + if b.step == 1 { len } else { 1 }];
+        let (s1, s2) = (a.step == 1, b.step == 1);
+        let (v1, v2) = (_mm512_set1_ps(x1[0]), _mm512_set1_ps(x2[0]));
+        // The 16 values at `i` of a row input (its value when broadcast), lanes in `m` only.
+        let load = |x: &[f32], contiguous: bool, v: __m512, i: usize, m: __mmask16| {
+            if contiguous {
+                debug_assert!(i + (m.count_ones() as usize) <= x.len());
+                // SAFETY: the caller's mask covers lanes `0..k` with `i + k <= len == x.len()`;
+                // masked-off lanes are not read.
+                unsafe { _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)) }
+            } else {
+                v
+            }
+        };
+        let full = len - len % 16;
+        let mut i = 0;
+        while i < full {
+            let r = apply(load(x1, s1, v1, i, 0xFFFF), load(x2, s2, v2, i, 0xFFFF));
+            // SAFETY: `i + 16 <= full <= len == y.len()`.
+            unsafe { _mm512_storeu_ps(y.as_mut_ptr().add(i), r) };
+            i += 16;
+        }
+        if full < len {
+            let m: __mmask16 = (1u16 << (len - full)) - 1;
+            let r = apply(load(x1, s1, v1, full, m), load(x2, s2, v2, full, m));
+            // SAFETY: the mask covers lanes `0..len - full`, inside `y`; the others are not
+            // written.
+            unsafe { _mm512_mask_storeu_ps(y.as_mut_ptr().add(full), m, r) };
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -291,3 +291,76 @@ fn bit_exact_avx2_add_all_pairs() {
         }
     }
 }
+
+/// The AVX-512 f32 Add and Mul give the reference's bits on random shapes (the SIMD shapes,
+/// attention's mask add and scalar scale) and values with ±0, ±inf and NaN, under no clamp,
+/// ReLU, ReLU6 and random clamps (bounds possibly equal, or ±0).
+#[test]
+fn bit_exact_avx512_f32_add_mul() {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::detected() {
+        let mut rng = Rng::new(0xADD5);
+        for case in 0..800 {
+            let shape = match case % 5 {
+                0 => BroadcastShape {
+                    input1: [1, 4, 64, 64],
+                    input2: [1, 1, 64, 64],
+                    output: [1, 4, 64, 64],
+                },
+                1 => {
+                    let out = [rng.dim(2), rng.dim(4), rng.dim(20), rng.dim(70)];
+                    BroadcastShape {
+                        input1: out,
+                        input2: [1, 1, 1, 1],
+                        output: out,
+                    }
+                }
+                _ => random_simd_shape(&mut rng),
+            };
+            let amp = rng.log_uniform(0.1, 1e3);
+            let mut x1 = rng.f32_vec(len(&shape.input1), amp);
+            let mut x2 = rng.f32_vec(len(&shape.input2), amp);
+            if rng.one_in(3) {
+                let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+                for x in [&mut x1, &mut x2] {
+                    for v in x.iter_mut().skip(rng.range(0, 4) as usize).step_by(5) {
+                        *v = specials[rng.range(0, specials.len() as i32 - 1) as usize];
+                    }
+                }
+            }
+            let activation = match rng.range(0, 4) {
+                0 => ClampF32::NONE,
+                1 => ClampF32::RELU,
+                2 => ClampF32::RELU6,
+                3 => ClampF32 {
+                    min: -0.0,
+                    max: if rng.one_in(2) { 0.0 } else { -0.0 },
+                },
+                _ => {
+                    let a = rng.f32_vec(2, amp);
+                    ClampF32 {
+                        min: a[0].min(a[1]),
+                        max: a[0].max(a[1]),
+                    }
+                }
+            };
+            let n = len(&shape.output);
+            let bits = crate::ops::testing::f32_bits;
+            let p = AddF32Params { shape, activation };
+            check_f32(&p, x1.len(), x2.len(), n).unwrap();
+            let mut want = vec![0f32; n];
+            let mut got = vec![1f32; n];
+            reference::eval_f32(&p, &x1, &x2, &mut want);
+            avx512::eval_f32_detected(&p, &x1, &x2, &mut got);
+            assert_eq!(bits(&got), bits(&want), "add, case {case}: {p:?}");
+            let p = crate::ops::mul::MulF32Params { shape, activation };
+            crate::ops::mul::check_f32(&p, x1.len(), x2.len(), n).unwrap();
+            crate::ops::mul::reference::eval_f32(&p, &x1, &x2, &mut want);
+            got.fill(1.0);
+            crate::ops::mul::avx512::eval_f32_detected(&p, &x1, &x2, &mut got);
+            assert_eq!(bits(&got), bits(&want), "mul, case {case}: {p:?}");
+        }
+        return;
+    }
+    println!("skipped: add,mul/avx512 f32 (CPU lacks AVX512F)");
+}

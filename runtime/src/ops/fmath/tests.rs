@@ -121,6 +121,25 @@ fn bit_exact_avx2_exp() {
                     );
                 }
             }
+            // `exp16_n`: four vectors at a time, the same bits.
+            for c in xs.chunks_exact(64) {
+                let mut got = [0f32; 64];
+                // SAFETY: AVX512F detected above; `c` and `got` hold 64 values.
+                unsafe {
+                    let v: [__m512; 4] =
+                        core::array::from_fn(|k| _mm512_loadu_ps(c.as_ptr().add(16 * k)));
+                    for (k, e) in super::avx512::exp16_n(v).into_iter().enumerate() {
+                        _mm512_storeu_ps(got.as_mut_ptr().add(16 * k), e);
+                    }
+                }
+                for (&x, &g) in c.iter().zip(&got) {
+                    let want = exp(x);
+                    assert!(
+                        g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                        "exp16_n({x:e}): {g:e} vs {want:e}"
+                    );
+                }
+            }
         } else {
             println!("skipped: fmath/avx512 (CPU lacks AVX512F)");
         }

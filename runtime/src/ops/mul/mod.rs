@@ -6,6 +6,9 @@
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+// f32 Mul on sixteen lanes.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod reference;
 #[cfg(test)]
 mod tests;
@@ -78,5 +81,5 @@ pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
 /// Runs the f32 kernel. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &MulF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
-    reference::eval_f32(p, input1, input2, output)
+    (super::kernels().mul_f32)(p, input1, input2, output)
 }

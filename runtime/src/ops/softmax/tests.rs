@@ -145,9 +145,9 @@ fn check_rejects_bad_params() {
     assert!(check_f32(&pf, 4, 4).is_err());
 }
 
-/// Random rows and depths (8-value blocks and a remainder), values spread over the whole exp
-/// range, ties for the maximum, ±0, ±inf and NaN, and β from 0 to large: the AVX2 f32 softmax
-/// gives the reference's bits.
+/// Random rows and depths (8-value blocks and a remainder, and multiples of 64), many rows,
+/// values spread over the whole exp range, ties for the maximum, ±0, ±inf and NaN, causal
+/// masks, and β from 0 to large: the AVX2 and AVX-512 f32 softmaxes give the reference's bits.
 #[test]
 fn bit_exact_avx2_f32() {
     #[cfg(target_arch = "x86_64")]
@@ -155,11 +155,16 @@ fn bit_exact_avx2_f32() {
         let mut rng = Rng::new(0x50F7);
         for case in 0..400 {
             let shape = SoftmaxShape {
-                outer: rng.dim(5),
-                depth: if rng.one_in(4) {
-                    rng.dim(600)
-                } else {
+                // Many rows too: the AVX-512 kernel takes short rows in groups.
+                outer: if rng.one_in(3) {
                     rng.dim(40)
+                } else {
+                    rng.dim(5)
+                },
+                depth: match rng.range(0, 3) {
+                    0 => rng.dim(600),
+                    1 => 64 * rng.range(1, 3) as u32,
+                    _ => rng.dim(40),
                 },
             };
             let n = (shape.outer * shape.depth) as usize;
@@ -169,6 +174,17 @@ fn bit_exact_avx2_f32() {
                 let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
                 for v in x.iter_mut().skip(rng.range(0, 6) as usize).step_by(7) {
                     *v = specials[rng.range(0, specials.len() as i32 - 1) as usize];
+                }
+            }
+            if rng.one_in(3) {
+                // A causal attention mask: row `r` keeps its first `r % depth + 1` values, the
+                // others are a large negative (whole trailing blocks underflow in `exp`).
+                let depth = shape.depth as usize;
+                let fill = if rng.one_in(2) { -1e4 } else { -1e9 };
+                for (r, row) in x.chunks_mut(depth).enumerate() {
+                    for v in row.iter_mut().skip(r % depth + 1) {
+                        *v += fill;
+                    }
                 }
             }
             let beta = match rng.range(0, 3) {
