@@ -266,6 +266,9 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
             t.add_i8 = crate::ops::add::avx512::eval_i8_detected;
             t.add_f32 = crate::ops::add::avx512::eval_f32_detected;
         }
+        if crate::ops::quantize::avx512::detected() {
+            t.quantize = crate::ops::quantize::avx512::eval_quantize_detected;
+        }
         if crate::ops::mul::avx512::detected() {
             t.mul_f32 = crate::ops::mul::avx512::eval_f32_detected;
         }

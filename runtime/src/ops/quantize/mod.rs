@@ -5,6 +5,9 @@
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+// Quantize on sixteen lanes.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod reference;
 #[cfg(test)]
 mod tests;

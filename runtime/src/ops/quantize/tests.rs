@@ -111,9 +111,9 @@ fn check_rejects_bad_params() {
     );
 }
 
-/// Random lengths (full 32-value blocks and a remainder), scales and zero points, with values
-/// spread far beyond the int8 range, exact ties, ±0, ±inf, NaN and huge magnitudes: the AVX2
-/// Quantize gives the reference's bytes.
+/// Random lengths (full 32- and 64-value blocks and a remainder), scales and zero points, with
+/// values spread far beyond the int8 range, exact ties, ±0, ±inf, NaN and huge magnitudes: the
+/// AVX2 and AVX-512 Quantizes give the reference's bytes.
 #[test]
 fn bit_exact_avx2_quantize() {
     #[cfg(target_arch = "x86_64")]
@@ -124,7 +124,7 @@ fn bit_exact_avx2_quantize() {
                 scale: rng.scale() as f32,
                 zero_point: rng.zero_point(),
             };
-            let n = rng.range(1, 200) as usize;
+            let n = rng.range(1, 300) as usize;
             let mut x = rng.f32_vec(n, 300.0 * p.scale as f64);
             for v in x.iter_mut().step_by(5) {
                 *v = (rng.range(-700, 700) as f32 + 0.5) * p.scale;
@@ -148,6 +148,14 @@ fn bit_exact_avx2_quantize() {
             super::reference::eval_quantize(&p, &x, &mut want);
             super::avx2::eval_quantize_detected(&p, &x, &mut got);
             assert_eq!(got, want, "case {case}: {p:?}");
+            if super::avx512::detected() {
+                got.fill(0);
+                super::avx512::eval_quantize_detected(&p, &x, &mut got);
+                assert_eq!(got, want, "avx512, case {case}: {p:?}");
+            }
+        }
+        if !super::avx512::detected() {
+            println!("skipped: quantize/avx512 (CPU lacks AVX512F)");
         }
         return;
     }

@@ -90,3 +90,79 @@ proptest! {
         prop_assert_eq!(back, x);
     }
 }
+
+fn random_perm(rng: &mut Rng) -> [u8; 4] {
+    let mut perm = [0u8, 1, 2, 3];
+    for i in (1..4).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        perm.swap(i, j);
+    }
+    perm
+}
+
+/// `eval_i8` (16 × 16 byte tiles) gives `eval`'s output for every permutation, on random
+/// shapes with axes of 1 (merged away), short axes and axes longer than a tile (full and
+/// partial tiles); attention's shapes included.
+#[test]
+fn bit_exact_eval_i8() {
+    let mut rng = Rng::new(0x7A05);
+    for case in 0..3000 {
+        let dims = if case % 10 == 0 {
+            [1, 4, 64, 32]
+        } else {
+            let mut d = [0u32; 4];
+            for v in d.iter_mut() {
+                *v = match rng.range(0, 3) {
+                    0 => 1,
+                    1 => rng.range(1, 5) as u32,
+                    _ => rng.range(1, 50) as u32,
+                };
+            }
+            d
+        };
+        let p = TransposeParams {
+            input_dims: dims,
+            perm: if case % 10 == 0 && rng.one_in(2) {
+                [0, 1, 3, 2]
+            } else {
+                random_perm(&mut rng)
+            },
+        };
+        let n = dims.iter().product::<u32>() as usize;
+        check(&p, n, n).unwrap();
+        let x: Vec<i8> = rng.i8_vec(n);
+        let (mut got, mut want) = (vec![0i8; n], vec![0i8; n]);
+        eval_i8(&p, &x, &mut got);
+        eval(&p, &x, &mut want);
+        assert_eq!(got, want, "case {case}: {p:?}");
+    }
+}
+
+/// Axis merging on attention's permutations, the identity, merged pairs and all-1 shapes.
+#[test]
+fn golden_merged() {
+    let m = |dims, perm| {
+        Merged::new(&TransposeParams {
+            input_dims: dims,
+            perm,
+        })
+    };
+    let k_t = m([1, 4, 64, 32], [0, 1, 3, 2]);
+    assert_eq!(
+        (k_t.rank, k_t.dims, k_t.perm),
+        (3, [4, 64, 32, 1], [0, 2, 1, 3])
+    );
+    let heads = m([1, 64, 4, 32], [0, 2, 1, 3]);
+    assert_eq!(
+        (heads.rank, heads.dims, heads.perm),
+        (3, [64, 4, 32, 1], [1, 0, 2, 3])
+    );
+    let id = m([2, 3, 4, 5], [0, 1, 2, 3]);
+    assert_eq!((id.rank, id.dims[0]), (1, 120));
+    let pairs = m([2, 3, 4, 5], [2, 3, 0, 1]);
+    assert_eq!(
+        (pairs.rank, pairs.dims, pairs.perm),
+        (2, [6, 20, 1, 1], [1, 0, 2, 3])
+    );
+    assert_eq!(m([1, 1, 1, 1], [3, 2, 1, 0]).rank, 0);
+}
