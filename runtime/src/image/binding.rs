@@ -1473,7 +1473,7 @@ pub(crate) fn run_bound<const OPS: u64>(
             ops::transpose::eval(p, bytes::as_i32(x)?, i32m(out)?)
         }
         Bound::Transpose(p, _) if has(OPS, OpCode::Transpose) => {
-            ops::transpose::eval(p, i8s(x), i8m(out))
+            ops::transpose::eval_i8(p, i8s(x), i8m(out))
         }
         Bound::GatherI8(p) if has(OPS, OpCode::Gather) && OPS & INT8_KERNELS != 0 => {
             ops::gather::eval(p, bytes::as_i32(x2()?)?, i8m(out)).map_err(at)?
