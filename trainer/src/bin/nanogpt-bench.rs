@@ -75,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 12,
         seq_len: 64,
         eval_windows,
+        engine: None,
     };
     let tc = TrainConfig {
         steps: iters,

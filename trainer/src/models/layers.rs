@@ -189,6 +189,11 @@ impl Linear {
         })
     }
 
+    /// Whether the layer is a plain `x Wᵀ + b`: no LoRA adapter, no QAT, products in f32.
+    pub fn is_plain(&self) -> bool {
+        self.lora.is_none() && self.qat.is_none() && self.compute == DType::F32
+    }
+
     /// Applies the layer to `x` of shape `[..., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();

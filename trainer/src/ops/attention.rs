@@ -52,33 +52,88 @@ impl CausalAttention {
             d => candle_core::bail!("{what}: shape {d:?} for {} heads", self.heads),
         }
     }
+}
 
-    /// Causal probabilities `p` (`t × t`, zero above the diagonal) of one (batch, head) block
-    /// at `off`.
-    fn probs(
-        &self,
-        q: &[f32],
-        k: &[f32],
-        off: usize,
-        (t, c, d): (usize, usize, usize),
-        p: &mut [f32],
-    ) -> candle_core::Result<()> {
-        matmul(
-            p,
-            View::rows(0, t, t, t),
-            false,
-            q,
-            View::rows(off, t, d, c),
-            k,
-            View::rows(off, t, d, c).t(),
-        )?;
-        for (i, row) in p.chunks_exact_mut(t).enumerate() {
-            let (live, masked) = row.split_at_mut(i + 1);
-            vmath::scaled_softmax(live, self.scale);
-            masked.iter_mut().for_each(|v| *v = 0.0);
-        }
-        Ok(())
+/// One (batch, head) block of causal attention forward: the probabilities `p` (`t × t`,
+/// row-major, zero above the diagonal; kept for the backward) of `q kᵀ · scale`, then
+/// `y = p v`. `q`, `k`, `v` and `y` are `t × d` views (any row stride), the slices may be one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn head_forward(
+    scale: f32,
+    (q, qv): (&[f32], View),
+    (k, kv): (&[f32], View),
+    (v, vv): (&[f32], View),
+    p: &mut [f32],
+    y: &mut [f32],
+    yv: View,
+) -> candle_core::Result<()> {
+    causal_probs(scale, (q, qv), (k, kv), p)?;
+    let t = qv.rows;
+    matmul(y, yv, false, p, View::rows(0, t, t, t), v, vv)
+}
+
+/// Causal probabilities `p` (`t × t`, row-major, zero above the diagonal) of the scores
+/// `q kᵀ · scale` of one (batch, head) block (`q`, `k` are `t × d` views).
+pub(crate) fn causal_probs(
+    scale: f32,
+    (q, qv): (&[f32], View),
+    (k, kv): (&[f32], View),
+    p: &mut [f32],
+) -> candle_core::Result<()> {
+    let t = qv.rows;
+    matmul(p, View::rows(0, t, t, t), false, q, qv, k, kv.t())?;
+    for (i, row) in p.chunks_exact_mut(t).take(t).enumerate() {
+        let (live, masked) = row.split_at_mut(i + 1);
+        vmath::scaled_softmax(live, scale);
+        masked.iter_mut().for_each(|v| *v = 0.0);
     }
+    Ok(())
+}
+
+/// Views of one (batch, head) block's query, key and value (`t × d` each) in one slice; the
+/// same views address their gradients in the gradient slice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadViews {
+    pub q: View,
+    pub k: View,
+    pub v: View,
+}
+
+/// One (batch, head) block of causal attention backward from the forward's probabilities `p`
+/// and the output gradient `dy` (view `dyv`): writes `dq`, `dk`, `dv` into `dqkv` at `h`'s
+/// views. `dp` is `t × t` scratch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn head_backward(
+    scale: f32,
+    qkv: &[f32],
+    h: HeadViews,
+    p: &[f32],
+    (dy, dyv): (&[f32], View),
+    dp: &mut [f32],
+    dqkv: &mut [f32],
+) -> candle_core::Result<()> {
+    let t = h.q.rows;
+    let sq = View::rows(0, t, t, t);
+    // dV = Pᵀ dY; dP = dY Vᵀ
+    matmul(dqkv, h.v, false, p, sq.t(), dy, dyv)?;
+    matmul(dp, sq, false, dy, dyv, qkv, h.v.t())?;
+    // dS = P ∘ (dP - rowsum(P ∘ dP)), times the scale (zero above the diagonal)
+    for (i, (pr, dr)) in p
+        .chunks_exact(t)
+        .zip(dp.chunks_exact_mut(t))
+        .take(t)
+        .enumerate()
+    {
+        let live = i + 1;
+        let dot: f32 = pr[..live].iter().zip(&dr[..live]).map(|(x, y)| x * y).sum();
+        for (dv_, pv) in dr[..live].iter_mut().zip(&pr[..live]) {
+            *dv_ = pv * (*dv_ - dot) * scale;
+        }
+        dr[live..].iter_mut().for_each(|v| *v = 0.0);
+    }
+    // dQ = dS K; dK = dSᵀ Q
+    matmul(dqkv, h.q, false, dp, sq, qkv, h.k)?;
+    matmul(dqkv, h.k, false, dp, sq.t(), qkv, h.q)
 }
 
 impl CustomOp3 for CausalAttention {
@@ -107,16 +162,15 @@ impl CustomOp3 for CausalAttention {
         let mut p = vec![0f32; t * t];
         for bi in 0..b {
             for h in 0..self.heads {
-                let off = bi * t * c + h * d;
-                self.probs(q, k, off, (t, c, d), &mut p)?;
-                matmul(
+                let head = View::rows(bi * t * c + h * d, t, d, c);
+                head_forward(
+                    self.scale,
+                    (q, head),
+                    (k, head),
+                    (v, head),
+                    &mut p,
                     &mut y,
-                    View::rows(off, t, d, c),
-                    false,
-                    &p,
-                    View::rows(0, t, t, t),
-                    v,
-                    View::rows(off, t, d, c),
+                    head,
                 )?;
             }
         }
@@ -161,33 +215,28 @@ impl candle_core::CustomOp2 for CausalAttentionBackward {
         if qkv.len() != 3 * n {
             candle_core::bail!("fused-causal-attention-backward: mismatched shapes")
         }
-        let (q, kv) = qkv.split_at(n);
-        let (k, v) = kv.split_at(n);
         let d = c / a.heads;
         let mut out = vec![0f32; 3 * n];
-        let (dq, dkv) = out.split_at_mut(n);
-        let (dk, dv) = dkv.split_at_mut(n);
         let mut p = vec![0f32; t * t];
         let mut dp = vec![0f32; t * t];
-        let sq = View::rows(0, t, t, t);
         for bi in 0..b {
             for h in 0..a.heads {
                 let off = bi * t * c + h * d;
                 let head = View::rows(off, t, d, c);
-                a.probs(q, k, off, (t, c, d), &mut p)?;
-                // dV = Pᵀ dY; dP = dY Vᵀ
-                matmul(dv, head, false, &p, sq.t(), dy, head)?;
-                matmul(&mut dp, sq, false, dy, head, v, head.t())?;
-                // dS = P ∘ (dP - rowsum(P ∘ dP)), times the scale (zero above the diagonal)
-                for (pr, dr) in p.chunks_exact(t).zip(dp.chunks_exact_mut(t)) {
-                    let dot: f32 = pr.iter().zip(dr.iter()).map(|(x, y)| x * y).sum();
-                    for (dv_, pv) in dr.iter_mut().zip(pr) {
-                        *dv_ = pv * (*dv_ - dot) * a.scale;
-                    }
-                }
-                // dQ = dS K; dK = dSᵀ Q
-                matmul(dq, head, false, &dp, sq, k, head)?;
-                matmul(dk, head, false, &dp, sq.t(), q, head)?;
+                let views = HeadViews {
+                    q: head,
+                    k: View {
+                        offset: n + off,
+                        ..head
+                    },
+                    v: View {
+                        offset: 2 * n + off,
+                        ..head
+                    },
+                };
+                // the probabilities are recomputed (the op keeps no state between passes)
+                causal_probs(a.scale, (qkv, views.q), (qkv, views.k), &mut p)?;
+                head_backward(a.scale, qkv, views, &p, (dy, head), &mut dp, &mut out)?;
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((3, b, t, c))))

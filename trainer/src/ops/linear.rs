@@ -36,6 +36,87 @@ fn dims2(l: &Layout, what: &str) -> candle_core::Result<(usize, usize)> {
     }
 }
 
+/// `y = x Wᵀ (+ b) (+ residual)` over slices: `x` `[n, inp]`, `W` `[out, inp]`, `b` `[out]`,
+/// `residual` and `y` `[n, out]` (row-major). The residual and bias are the product's initial
+/// value, so adding them costs no extra pass.
+pub(crate) fn linear_forward(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    (n, inp, out): (usize, usize, usize),
+) -> candle_core::Result<()> {
+    if y.len() != n * out || residual.is_some_and(|r| r.len() != n * out) {
+        candle_core::bail!("linear: output or residual of the wrong length")
+    }
+    let accumulate = match (b, residual) {
+        (Some(b), r) => {
+            if b.len() != out {
+                candle_core::bail!("linear: bias of {} for {out} outputs", b.len())
+            }
+            vmath::fill_rows_plus_bias(y, r, b);
+            true
+        }
+        (None, Some(r)) => {
+            y.copy_from_slice(r);
+            true
+        }
+        (None, None) => false,
+    };
+    matmul(
+        y,
+        View::rows(0, n, out, out),
+        accumulate,
+        x,
+        View::rows(0, n, inp, inp),
+        w,
+        View::rows(0, out, inp, inp).t(),
+    )
+}
+
+/// Backward of [`linear_forward`] from `dy` `[n, out]`, `x` and `W`: `dx = dy W` (when
+/// asked), `dW = dyᵀ x`, `db = Σ_rows dy` (when asked), each written (not accumulated).
+pub(crate) fn linear_backward(
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    (n, inp, out): (usize, usize, usize),
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> candle_core::Result<()> {
+    let dyv = View::rows(0, n, out, out);
+    if let Some(dx) = dx {
+        matmul(
+            dx,
+            View::rows(0, n, inp, inp),
+            false,
+            dy,
+            dyv,
+            w,
+            View::rows(0, out, inp, inp),
+        )?;
+    }
+    matmul(
+        dw,
+        View::rows(0, out, inp, inp),
+        false,
+        dy,
+        dyv.t(),
+        x,
+        View::rows(0, n, inp, inp),
+    )?;
+    if let Some(db) = db {
+        if db.len() != out || dy.len() != n * out {
+            candle_core::bail!("linear backward: bias gradient of the wrong length")
+        }
+        db.iter_mut().for_each(|v| *v = 0.0);
+        vmath::add_column_sums(dy, db);
+    }
+    Ok(())
+}
+
 impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
         "fused-linear"
@@ -61,19 +142,8 @@ impl CustomOp3 for Linear {
                 b.len()
             )
         }
-        let mut y = Vec::with_capacity(n * out);
-        for _ in 0..n {
-            y.extend_from_slice(b);
-        }
-        matmul(
-            &mut y,
-            View::rows(0, n, out, out),
-            true,
-            x,
-            View::rows(0, n, inp, inp),
-            w,
-            View::rows(0, out, inp, inp).t(),
-        )?;
+        let mut y = vec![0f32; n * out];
+        linear_forward(&mut y, x, w, Some(b), None, (n, inp, out))?;
         let mut dims = l1.shape().dims().to_vec();
         if let Some(last) = dims.last_mut() {
             *last = out;
@@ -125,31 +195,7 @@ impl CustomOp3 for LinearBackward {
         let mut g = vec![0f32; (n + out) * inp + out];
         let (dx, rest) = g.split_at_mut(n * inp);
         let (dw, db) = rest.split_at_mut(out * inp);
-        let dyv = View::rows(0, n, out, out);
-        // dx = dy W; dW = dyᵀ x; db = column sums of dy
-        matmul(
-            dx,
-            View::rows(0, n, inp, inp),
-            false,
-            dy,
-            dyv,
-            w,
-            View::rows(0, out, inp, inp),
-        )?;
-        matmul(
-            dw,
-            View::rows(0, out, inp, inp),
-            false,
-            dy,
-            dyv.t(),
-            x,
-            View::rows(0, n, inp, inp),
-        )?;
-        for row in dy.chunks_exact(out.max(1)) {
-            for (d, v) in db.iter_mut().zip(row) {
-                *d += v;
-            }
-        }
+        linear_backward(dy, x, w, (n, inp, out), Some(dx), dw, Some(db))?;
         Ok((CpuStorage::F32(g), Shape::from(((n + out) * inp + out,))))
     }
 }

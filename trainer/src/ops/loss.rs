@@ -51,6 +51,36 @@ fn max_lse(row: &[f32]) -> (f32, f32) {
     (max, row.iter().map(|v| (v - max).exp()).sum::<f32>().ln())
 }
 
+/// `-log softmax(row)[target]` (`target < row.len()`).
+pub(crate) fn nll_row(row: &[f32], target: usize) -> f32 {
+    let (max, lse) = max_lse(row);
+    max + lse - row[target]
+}
+
+/// The gradient of `g · nll_row(row, target)` with respect to `row`, written to `d`:
+/// `(softmax(row) - onehot(target)) · g`.
+pub(crate) fn nll_row_grad(row: &[f32], target: usize, g: f32, d: &mut [f32]) {
+    let (max, lse) = max_lse(row);
+    let shift = max + lse;
+    for (d, &xv) in d.iter_mut().zip(row) {
+        *d = (xv - shift).exp() * g;
+    }
+    d[target] -= g;
+}
+
+/// [`nll_row`] and [`nll_row_grad`] in one pass, the row overwritten by its gradient; returns
+/// the nll.
+pub(crate) fn nll_row_and_grad_in_place(row: &mut [f32], target: usize, g: f32) -> f32 {
+    let (max, lse) = max_lse(row);
+    let shift = max + lse;
+    let nll = shift - row[target];
+    for v in row.iter_mut() {
+        *v = (*v - shift).exp() * g;
+    }
+    row[target] -= g;
+    nll
+}
+
 impl CustomOp2 for TokenNll {
     fn name(&self) -> &'static str {
         "fused-token-nll"
@@ -69,10 +99,7 @@ impl CustomOp2 for TokenNll {
         let nll: Vec<f32> = x
             .chunks_exact(v)
             .zip(t)
-            .map(|(row, &ti)| {
-                let (max, lse) = max_lse(row);
-                max + lse - row[ti as usize]
-            })
+            .map(|(row, &ti)| nll_row(row, ti as usize))
             .collect();
         Ok((CpuStorage::F32(nll), Shape::from((n,))))
     }
@@ -115,12 +142,7 @@ impl CustomOp3 for TokenNllBackward {
         }
         let mut dx = vec![0f32; n * v];
         for (((row, dr), &ti), &gi) in x.chunks_exact(v).zip(dx.chunks_exact_mut(v)).zip(t).zip(g) {
-            let (max, lse) = max_lse(row);
-            let shift = max + lse;
-            for (d, &xv) in dr.iter_mut().zip(row) {
-                *d = (xv - shift).exp() * gi;
-            }
-            dr[ti as usize] -= gi;
+            nll_row_grad(row, ti as usize, gi, dr);
         }
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }

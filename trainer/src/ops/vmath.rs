@@ -204,6 +204,135 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// Layer norm of one row: `y = (x - mean) · rstd · gamma + beta`; returns `(mean, rstd)`
+    /// (biased variance, as [`row_stats`]).
+    pub fn layer_norm_forward_row(x: &[f32], g: &[f32], b: &[f32], eps: f32, y: &mut [f32]) -> (f32, f32) {
+        let (mean, inv) = row_stats(x, eps);
+        for (((y, &v), &gv), &bv) in y.iter_mut().zip(x).zip(g).zip(b) {
+            *y = (v - mean) * inv * gv + bv;
+        }
+        (mean, inv)
+    }
+}
+
+multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    /// Layer norm backward of one row from the forward's `(mean, rstd)`: `dx += ∂L/∂x`
+    /// (accumulated, for a residual stream), `dgamma += dy · x̂`, `dbeta += dy`.
+    pub fn layer_norm_backward_row_acc(
+        x: &[f32],
+        mean: f32,
+        rstd: f32,
+        g: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32]
+    ) {
+        let n = x.len() as f32;
+        // Σ dy·γ and Σ dy·γ·x̂ over eight lanes (chunks of eight, so no bounds checks stop
+        // the loop from vectorizing)
+        let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+        let mut chunks = x
+            .chunks_exact(8)
+            .zip(dy.chunks_exact(8))
+            .zip(g.chunks_exact(8))
+            .zip(dgamma.chunks_exact_mut(8))
+            .zip(dbeta.chunks_exact_mut(8));
+        for ((((xc, dc), gc), dgc), dbc) in &mut chunks {
+            for i in 0..8 {
+                let h = (xc[i] - mean) * rstd;
+                let d = dc[i] * gc[i];
+                s1[i] += d;
+                s2[i] += d * h;
+                dgc[i] += dc[i] * h;
+                dbc[i] += dc[i];
+            }
+        }
+        let (mut t1, mut t2) = (0f32, 0f32);
+        let full = x.len() / 8 * 8;
+        for j in full..x.len() {
+            let h = (x[j] - mean) * rstd;
+            let d = dy[j] * g[j];
+            t1 += d;
+            t2 += d * h;
+            dgamma[j] += dy[j] * h;
+            dbeta[j] += dy[j];
+        }
+        let mean_d = (t1 + s1.iter().sum::<f32>()) / n;
+        let mean_dh = (t2 + s2.iter().sum::<f32>()) / n;
+        for (((o, &v), &d), &gv) in dx.iter_mut().zip(x).zip(dy).zip(g) {
+            let h = (v - mean) * rstd;
+            *o += rstd * (d * gv - mean_d - h * mean_dh);
+        }
+    }
+}
+
+multiversion! {
+    /// [`gelu_forward`] of `x` into `y`, and `x` overwritten by the derivative
+    /// `Φ(x) + x φ(x)` (what the backward multiplies the incoming gradient by): one
+    /// exponential per element for both passes.
+    pub fn gelu_forward_keep_derivative(x: &mut [f32], y: &mut [f32]) {
+        for (v, y) in x.iter_mut().zip(y.iter_mut()) {
+            let e = exp(-0.5 * *v * *v);
+            let cdf = 0.5 * (1.0 + erf_given_exp(*v * FRAC_1_SQRT_2, e));
+            *y = *v * cdf;
+            *v = cdf + *v * (FRAC_1_SQRT_2PI * e);
+        }
+    }
+}
+
+multiversion! {
+    /// `d ← d · k` elementwise.
+    pub fn mul_in_place(d: &mut [f32], k: &[f32]) {
+        for (d, &k) in d.iter_mut().zip(k) {
+            *d *= k;
+        }
+    }
+}
+
+multiversion! {
+    /// `acc[j] += Σ_i m[i, j]` over the rows of a row-major matrix with `acc.len()` columns
+    /// (bias gradients).
+    pub fn add_column_sums(m: &[f32], acc: &mut [f32]) {
+        let c = acc.len();
+        if c == 0 {
+            return;
+        }
+        for row in m.chunks_exact(c) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Every row of `dst` (row-major, `bias.len()` columns) set to `src`'s row plus `bias`
+    /// (`src` absent: `bias` alone): the initial value of a product accumulated on top.
+    pub fn fill_rows_plus_bias(dst: &mut [f32], src: Option<&[f32]>, bias: &[f32]) {
+        let c = bias.len();
+        if c == 0 {
+            return;
+        }
+        match src {
+            Some(s) => {
+                for (d, s) in dst.chunks_exact_mut(c).zip(s.chunks_exact(c)) {
+                    for ((d, &s), &b) in d.iter_mut().zip(s).zip(bias) {
+                        *d = s + b;
+                    }
+                }
+            }
+            None => {
+                for d in dst.chunks_exact_mut(c) {
+                    d.copy_from_slice(bias);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +384,18 @@ mod tests {
             let d = dy[i] as f64
                 * (cdf + v * (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt());
             assert!((dx[i] as f64 - d).abs() < 2e-6);
+        }
+        // the forward that keeps the derivative gives the same values and derivative
+        let (mut x2, mut y2) = (x.clone(), vec![0f32; 203]);
+        gelu_forward_keep_derivative(&mut x2, &mut y2);
+        let ones = vec![1f32; 203];
+        let mut deriv = vec![0f32; 203];
+        gelu_backward(&x, &ones, &mut deriv);
+        for (a, b) in y2.iter().zip(&y) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        for (a, b) in x2.iter().zip(&deriv) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
         let mut row = x.clone();
         scaled_softmax(&mut row, 0.5);

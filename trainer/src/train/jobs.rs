@@ -298,6 +298,7 @@ pub fn pretrain(
                 batch_size: common.batch_size,
                 seq_len,
                 eval_windows: 64,
+                engine: None,
             };
             fin.train(&mut task, &params)?
         }

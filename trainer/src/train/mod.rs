@@ -2,6 +2,7 @@
 //! periodic evaluation with early stopping, progress bar, periodic atomic checkpoints, and
 //! bitwise-reproducible resume on CPU.
 
+pub mod gpt_engine;
 pub mod jobs;
 pub mod objectives;
 pub mod tasks;
@@ -26,6 +27,16 @@ pub trait Task {
     fn train_loss(&mut self, rng: &mut ChaCha8Rng) -> Result<Tensor>;
     /// Loss on held-out data (lower is better). Must not consume the training RNG.
     fn eval_loss(&mut self) -> Result<f32>;
+    /// The loss on one micro-batch and the gradients of the parameters, computed without
+    /// candle's autograd (see [`gpt_engine`]); `None` where the task has no such path, and
+    /// then it must not have touched `rng`. Where it is `Some`, the batch is drawn from `rng`
+    /// exactly as [`Self::train_loss`] draws it (resumed runs repeat the same batches).
+    fn train_loss_and_grads(
+        &mut self,
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Option<(f32, candle_core::backprop::GradStore)>> {
+        Ok(None)
+    }
 }
 
 /// Training-loop settings.
@@ -183,16 +194,24 @@ pub fn run<C: Serialize>(
         let mut grads = None;
         let mut loss_sum = 0f32;
         for _ in 0..cfg.grad_accum {
-            let loss = task.train_loss(&mut rng)?;
-            let l = loss.to_scalar::<f32>()?;
-            if !l.is_finite() {
-                return Err(TrainerError::Diverged {
-                    step: state.step,
-                    loss: l,
-                });
-            }
+            let diverged = |l: f32| TrainerError::Diverged {
+                step: state.step,
+                loss: l,
+            };
+            let (l, g) = match task.train_loss_and_grads(&mut rng)? {
+                Some((l, g)) if l.is_finite() => (l, g),
+                Some((l, _)) => return Err(diverged(l)),
+                None => {
+                    let loss = task.train_loss(&mut rng)?;
+                    let l = loss.to_scalar::<f32>()?;
+                    if !l.is_finite() {
+                        return Err(diverged(l));
+                    }
+                    (l, loss.backward()?)
+                }
+            };
             loss_sum += l;
-            grads = Some(optim::accumulate(grads, loss.backward()?, opt.vars())?);
+            grads = Some(optim::accumulate(grads, g, opt.vars())?);
         }
         let grads =
             grads.ok_or_else(|| TrainerError::config("grad_accum", "must be at least 1"))?;

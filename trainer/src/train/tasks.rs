@@ -6,6 +6,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use candle_core::backprop::GradStore;
+
+use super::gpt_engine::GptEngine;
 use super::objectives::{self, ClassBatch, TokenBatch};
 use super::Task;
 use crate::models::{Bert, Gpt};
@@ -43,6 +46,9 @@ pub struct LmTask {
     pub seq_len: usize,
     /// Validation windows per evaluation.
     pub eval_windows: usize,
+    /// The hand-written training pass (built on first use where the model qualifies; `None`
+    /// to start with).
+    pub engine: Option<GptEngine>,
 }
 
 impl LmTask {
@@ -60,6 +66,26 @@ impl Task for LmTask {
         let n = windows(&self.train, self.seq_len, "training data")?;
         let starts: Vec<usize> = (0..self.batch_size).map(|_| rng.gen_range(0..n)).collect();
         objectives::gpt_lm_loss(&self.model, &self.batch_at(&self.train, &starts)?)
+    }
+
+    fn train_loss_and_grads(&mut self, rng: &mut ChaCha8Rng) -> Result<Option<(f32, GradStore)>> {
+        if !GptEngine::supports(&self.model) {
+            return Ok(None);
+        }
+        if !self.engine.as_ref().is_some_and(|e| e.matches(&self.model)) {
+            self.engine = GptEngine::new(&self.model)?;
+        }
+        if self.engine.is_none() {
+            return Ok(None);
+        }
+        // the same draws as `train_loss`
+        let n = windows(&self.train, self.seq_len, "training data")?;
+        let starts: Vec<usize> = (0..self.batch_size).map(|_| rng.gen_range(0..n)).collect();
+        let batch = self.batch_at(&self.train, &starts)?;
+        match self.engine.as_mut() {
+            Some(engine) => Ok(Some(engine.loss_and_grads(&batch)?)),
+            None => Ok(None),
+        }
     }
 
     fn eval_loss(&mut self) -> Result<f32> {

@@ -22,6 +22,7 @@ fn lm_task(params: &mut Params, cfg: &GptConfig, opts: BuildOptions) -> LmTask {
         batch_size: 4,
         seq_len: 8,
         eval_windows: 8,
+        engine: None,
     }
 }
 
@@ -159,6 +160,32 @@ fn resume_from_checkpoint_is_bitwise_identical() {
     );
     assert_eq!(s1.train_losses, s3.train_losses);
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// The hand-written path of the LM task draws the same batch from the RNG as the autograd
+/// path, gives the same loss, and a gradient for every trainable parameter.
+#[test]
+fn lm_engine_path_draws_like_train_loss_and_agrees_with_it() {
+    use rand::SeedableRng;
+    let mut p = Params::new(3, &Device::Cpu);
+    let mut task = lm_task(&mut p, &tiny_gpt_config(None), BuildOptions::default());
+    let mut r1 = ChaCha8Rng::seed_from_u64(7);
+    let mut r2 = r1.clone();
+    let loss = task
+        .train_loss(&mut r1)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let Some((l2, grads)) = task.train_loss_and_grads(&mut r2).unwrap() else {
+        // another test switched the fused kernels off meanwhile (a process-wide flag)
+        assert!(!gpt_engine::GptEngine::supports(&task.model));
+        return;
+    };
+    assert_eq!(r1.get_word_pos(), r2.get_word_pos());
+    assert!((loss - l2).abs() <= 1e-5 * loss, "{loss} vs {l2}");
+    for (name, v) in p.trainable() {
+        assert!(grads.get(v.as_tensor()).is_some(), "{name}: no gradient");
+    }
 }
 
 /// A task whose validation loss is scripted, to test the loop's early-stopping logic alone.
