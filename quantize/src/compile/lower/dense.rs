@@ -576,7 +576,31 @@ pub fn batch_matmul(
         ));
     }
     let a2 = ctx.reshape(&a, &sa)?;
-    let b2 = ctx.reshape(&b, &sb)?;
+    // A right operand written by a Transpose that moved its input's last axis next-to-last:
+    // read it with `transpose_b` from a transpose that keeps the last axis (see
+    // `Ctx::swapped_last2`).
+    let swapped = ctx
+        .swapped_last2
+        .get(&b.id.0)
+        .filter(|(src, q)| src.shape.len() == r && b.shape.len() == r && q.len() == r)
+        .cloned();
+    let (b2, transpose_b) = match swapped {
+        Some((src, q)) => {
+            let mut st = sb.clone();
+            st.swap(r - 2, r - 1);
+            let t = if q.iter().enumerate().all(|(k, &p)| p == k) {
+                src
+            } else {
+                Act {
+                    id: ctx.w.transpose(src.id, &q)?,
+                    shape: st.clone(),
+                    layout: Layout::Plain,
+                }
+            };
+            (ctx.reshape(&t, &st)?, 1u32)
+        }
+        None => (ctx.reshape(&b, &sb)?, 0u32),
+    };
     let mut ys = sa.clone();
     ys[r - 1] = sb[r - 1];
     let y = match out {
@@ -593,7 +617,13 @@ pub fn batch_matmul(
                 OpCode::BatchMatMul,
                 &[Some(a2.id), Some(b2.id)],
                 &[y.id],
-                &[0, m as u32, sh as u32, clamp.0 as u32, clamp.1 as u32],
+                &[
+                    transpose_b,
+                    m as u32,
+                    sh as u32,
+                    clamp.0 as u32,
+                    clamp.1 as u32,
+                ],
             )?;
             y
         }
@@ -603,7 +633,11 @@ pub fn batch_matmul(
                 OpCode::BatchMatMul,
                 &[Some(a2.id), Some(b2.id)],
                 &[y.id],
-                &[0, f32::NEG_INFINITY.to_bits(), f32::INFINITY.to_bits()],
+                &[
+                    transpose_b,
+                    f32::NEG_INFINITY.to_bits(),
+                    f32::INFINITY.to_bits(),
+                ],
             )?;
             y
         }

@@ -150,6 +150,14 @@ pub struct Ctx<'m> {
     const_cache: HashMap<String, TensorId>,
     alias_base: HashMap<u16, TensorId>,
     inputs: HashSet<u16>,
+    /// Tensors written by a Transpose whose permutation moves the input's last axis to the
+    /// next-to-last place, with the transpose's (plain-layout) input and the permutation `q`
+    /// that differs from it by swapping the last two entries (so it keeps the last axis last).
+    /// A BatchMatMul reading such a tensor as its right operand reads `transpose(input, q)` —
+    /// the input itself when `q` is the identity — with `transpose_b` instead: the same
+    /// products, from a transpose that moves whole rows (or none), and the original Transpose
+    /// is left dead unless something else reads it.
+    pub swapped_last2: HashMap<u16, (Act, Vec<usize>)>,
 }
 
 /// Runtime dims for an ONNX shape: scalars become `[1]`, leading 1s are dropped above rank 4.
@@ -213,6 +221,7 @@ impl<'m> Ctx<'m> {
             const_cache: HashMap::new(),
             alias_base: HashMap::new(),
             inputs: HashSet::new(),
+            swapped_last2: HashMap::new(),
         }
     }
 

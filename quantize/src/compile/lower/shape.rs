@@ -214,6 +214,11 @@ pub fn transpose(ctx: &mut Ctx<'_>, i: usize) -> LResult<()> {
         } else {
             ctx.w.transpose(a.id, &perm)?
         };
+        if r >= 2 && perm[r - 2] == r - 1 {
+            let mut q = perm.clone();
+            q.swap(r - 2, r - 1);
+            ctx.swapped_last2.insert(id.0, (a.clone(), q));
+        }
         Ok(Act {
             id,
             shape: out.clone(),
