@@ -483,7 +483,13 @@ mod tests {
         let ba = s.rows[0].brief.as_ref().unwrap();
         for r in &s.rows[1..] {
             let (fb, bb) = (r.footprint.as_ref().unwrap(), r.brief.as_ref().unwrap());
-            assert_ne!(fa.image, fb.image);
+            // The mixed-head image equals the int8 one here (the int8 build already runs this
+            // head in f32); the f32 first layer makes another image.
+            if r.candidate.name.ends_with("-mixed-first") {
+                assert_ne!(fa.image, fb.image);
+            } else {
+                assert_eq!(fa.image, fb.image);
+            }
             assert_eq!(fa.macs, fb.macs);
             // One fp32 model for all three.
             assert_eq!(ba.fp32_val_accuracy, bb.fp32_val_accuracy);
