@@ -7,7 +7,7 @@
 //! before each call.
 
 use crate::arena;
-use crate::image::{binding, bytes, DType, Model, OpRecord, Storage, TensorInfo, ALL_OPS};
+use crate::image::{binding, bytes, DType, Model, OpRecord, TensorInfo, ALL_OPS};
 use crate::Error;
 
 /// Runs a model over a caller's arena. `OPS` is the set of op kernels linked in (default: all;
@@ -75,8 +75,8 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     /// Zeroes every persistent tensor (e.g. clears a KV-cache).
     pub fn reset_state(&mut self) -> Result<(), Error> {
         for i in 0..self.model.num_tensors() {
-            let t = self.model.tensor(i)?;
-            if t.storage == Storage::Persistent {
+            if self.model.is_persistent(i) == Some(true) {
+                let t = self.model.tensor(i)?;
                 arena::bytes_mut(self.arena, &t)?.fill(0);
             }
         }

@@ -115,7 +115,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
             return Err(self.err(OpProblem::BadParams));
         }
         self.model
-            .constant(t as usize)
+            .constant_bytes(t as usize, &info)
             .map_err(|_| self.err(OpProblem::BadParams))
     }
 

@@ -35,6 +35,43 @@ struct OutputCache {
     len: usize,
 }
 
+/// Bytes and lifetime of an arena tensor that fits the arena (the plan check).
+struct PlanSpan {
+    start: u32,
+    end: u32,
+    first: u16,
+    last: u16,
+}
+
+/// A block of arena tensors for the plan check, one array per field so that comparing a span
+/// with the whole block is a branch-free loop the compiler vectorizes: byte start and end (both
+/// within the arena, so `u32`), first and last op.
+struct PlanBlock<const B: usize> {
+    start: [u32; B],
+    end: [u32; B],
+    first: [u16; B],
+    last: [u16; B],
+    len: usize,
+}
+
+impl<const B: usize> PlanBlock<B> {
+    /// Whether `s` overlaps, in bytes and in lifetime, any span of the block.
+    #[inline]
+    fn hits(&self, s: &PlanSpan) -> bool {
+        let n = self.len;
+        let mut any = false;
+        for (((&b0, &b1), &f), &l) in self.start[..n]
+            .iter()
+            .zip(&self.end[..n])
+            .zip(&self.first[..n])
+            .zip(&self.last[..n])
+        {
+            any |= (s.first <= l) & (f <= s.last) & (s.start < b1) & (b0 < s.end);
+        }
+        any
+    }
+}
+
 /// A parsed, fully validated model image. Borrows the image bytes (flash); copies nothing.
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
@@ -54,6 +91,9 @@ pub struct Model<'a> {
     num_inputs: u16,
     num_outputs: u16,
     num_ops: u16,
+    /// Set once `validate_tensors` has accepted every tensor record: later reads decode them
+    /// without repeating the record checks ([`tensor::decode_validated`]).
+    tensors_valid: bool,
 }
 
 /// The Ed25519 signature trailer (verification is done by the caller, see `FORMAT.md`).
@@ -250,8 +290,11 @@ impl<'a> Model<'a> {
             num_inputs,
             num_outputs,
             num_ops,
+            tensors_valid: false,
         };
+        let mut model = model;
         model.validate_tensors()?;
+        model.tensors_valid = true;
         model.validate_io()?;
         model.validate_ops()?;
         model.validate_lifetimes()?;
@@ -274,6 +317,11 @@ impl<'a> Model<'a> {
             .tensors
             .get(i * TENSOR_RECORD_LEN..(i + 1) * TENSOR_RECORD_LEN)
             .ok_or(Error::TensorIndexOutOfRange { index: i as u32 })?;
+        if self.tensors_valid {
+            if let Ok(rec) = <&[u8; TENSOR_RECORD_LEN]>::try_from(rec) {
+                return Ok(tensor::decode_validated(rec));
+            }
+        }
         tensor::decode(rec).map_err(|p| tensor_err(i, p))
     }
 
@@ -658,60 +706,64 @@ impl<'a> Model<'a> {
 
     /// [`Self::plan_holds`] with blocks of `B` arena tensors.
     fn plan_holds_blocked<const B: usize>(&self) -> bool {
-        /// Offset, length and lifetime of an arena tensor: 12 bytes.
-        type Span = (u32, u32, u16, u16);
-        // `Some(None)`: not in the arena; `None`: the record does not decode.
-        let span = |i: usize| -> Option<Option<Span>> {
-            let t = self.raw_tensor(i).ok()?;
-            Some(
-                t.in_arena()
-                    .then_some((t.offset, t.len, t.first_op, t.last_op)),
-            )
-        };
-        let overlap = |a: &Span, b: &Span| {
-            let (a0, a1) = (a.0 as u64, a.0 as u64 + a.1 as u64);
-            let (b0, b1) = (b.0 as u64, b.0 as u64 + b.1 as u64);
-            a.2 <= b.3 && b.2 <= a.3 && a0 < b1 && b0 < a1
-        };
         let n = self.num_tensors();
-        let mut block: [Span; B] = [(0, 0, 0, 0); B];
+        let mut block = PlanBlock::<B> {
+            start: [0; B],
+            end: [0; B],
+            first: [0; B],
+            last: [0; B],
+            len: 0,
+        };
         let mut next = 0;
         while next < n {
             // Fill the block with the next arena tensors, checking each against the arena's
             // size (each tensor joins exactly one block) and against the block so far.
-            let mut len = 0;
-            while next < n && len < B {
-                let Some(s) = span(next) else {
+            block.len = 0;
+            while next < n && block.len < B {
+                let Some(s) = self.plan_span(next) else {
                     return false;
                 };
                 next += 1;
                 let Some(s) = s else {
                     continue;
                 };
-                if s.0 as u64 + s.1 as u64 > self.arena_bytes as u64 {
+                if block.hits(&s) {
                     return false;
                 }
-                if block[..len].iter().any(|b| overlap(&s, b)) {
-                    return false;
-                }
-                block[len] = s;
-                len += 1;
+                let k = block.len;
+                (block.start[k], block.end[k]) = (s.start, s.end);
+                (block.first[k], block.last[k]) = (s.first, s.last);
+                block.len += 1;
             }
             // Every later arena tensor against the full block.
-            if next < n {
-                for a in next..n {
-                    let Some(s) = span(a) else {
-                        return false;
-                    };
-                    if let Some(s) = s {
-                        if block[..len].iter().any(|b| overlap(&s, b)) {
-                            return false;
-                        }
-                    }
+            for a in next..n {
+                match self.plan_span(a) {
+                    None => return false,
+                    Some(Some(s)) if block.hits(&s) => return false,
+                    Some(_) => {}
                 }
             }
         }
         true
+    }
+
+    /// Tensor `i` as a [`PlanSpan`]: `Some(None)` when it is not in the arena, `None` when its
+    /// record does not decode or it does not fit the arena.
+    fn plan_span(&self, i: usize) -> Option<Option<PlanSpan>> {
+        let t = self.raw_tensor(i).ok()?;
+        if !t.in_arena() {
+            return Some(None);
+        }
+        let end = t.offset as u64 + t.len as u64;
+        if end > self.arena_bytes as u64 {
+            return None;
+        }
+        Some(Some(PlanSpan {
+            start: t.offset,
+            end: end as u32,
+            first: t.first_op,
+            last: t.last_op,
+        }))
     }
 
     /// Every arena tensor fits the declared arena; no two simultaneously live ones overlap (the
@@ -841,13 +893,25 @@ impl<'a> Model<'a> {
 
     /// The bytes of constant tensor `i`, borrowed from the image.
     pub fn constant(&self, i: usize) -> Result<&'a [u8], Error> {
-        let t = self.raw_tensor(i)?;
+        self.constant_bytes(i, &self.raw_tensor(i)?)
+    }
+
+    /// [`Model::constant`] of tensor `i` whose record the caller has already decoded as `t`.
+    pub(crate) fn constant_bytes(&self, i: usize, t: &TensorInfo) -> Result<&'a [u8], Error> {
         if t.storage != Storage::Constant {
             return Err(tensor_err(i, TensorProblem::BadKind));
         }
         self.consts
             .get(t.offset as usize..t.offset as usize + t.len as usize)
             .ok_or(tensor_err(i, TensorProblem::OutOfBounds))
+    }
+
+    /// Whether tensor `i` is persistent (state), read from its record's kind byte alone; `None`
+    /// past the last tensor.
+    pub(crate) fn is_persistent(&self, i: usize) -> Option<bool> {
+        self.tensors
+            .get(i * TENSOR_RECORD_LEN + 2)
+            .map(|&kind| kind == 2)
     }
 
     /// The operator records, in execution order.

@@ -255,6 +255,44 @@ pub(crate) fn decode(rec: &[u8]) -> Result<TensorInfo, TensorProblem> {
     })
 }
 
+/// [`decode`] of a record that [`decode`] has already accepted (every record of a model that
+/// passed `Model::validate_tensors`): the same [`TensorInfo`], read without the checks. A record
+/// that would not pass them still yields some `TensorInfo` (never a panic, never a read outside
+/// `rec`), but callers only pass validated records.
+#[inline]
+pub(crate) fn decode_validated(rec: &[u8; TENSOR_RECORD_LEN]) -> TensorInfo {
+    let u16_at = |o: usize| u16::from_le_bytes([rec[o], rec[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes([rec[o], rec[o + 1], rec[o + 2], rec[o + 3]]);
+    let dtype = match rec[0] {
+        0 => DType::I8,
+        1 => DType::U8,
+        2 => DType::I16,
+        3 => DType::I32,
+        _ => DType::F32,
+    };
+    let rank = rec[1].min(MAX_RANK as u8);
+    let dims = [u16_at(4), u16_at(6), u16_at(8), u16_at(10)];
+    let shape = Shape { dims, rank };
+    let offset = u32_at(12);
+    let storage = match rec[2] {
+        0 => Storage::Arena,
+        1 => Storage::Constant,
+        2 => Storage::Persistent,
+        _ => Storage::Alias(offset as u16),
+    };
+    TensorInfo {
+        dtype,
+        shape,
+        storage,
+        offset,
+        len: shape.num_elements().saturating_mul(dtype.size() as u64) as u32,
+        scale: f32::from_bits(u32_at(16)),
+        zero_point: u32_at(20) as i32,
+        first_op: u16_at(24),
+        last_op: u16_at(26),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +318,51 @@ mod tests {
             assert_eq!(decode(&r), Err(TensorProblem::TooLarge), "{dtype:?}");
         }
         assert!(decode(&record(DType::F32 as u8, &[16, 16, 4, 4])).is_ok());
+    }
+
+    /// [`decode_validated`] agrees with [`decode`] on every record `decode` accepts: random
+    /// records nudged towards valid ones (kinds, dtypes, ranks and dims in range).
+    #[test]
+    fn validated_decode_matches_checked_decode() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut r = [0u8; TENSOR_RECORD_LEN];
+            for b in r.iter_mut() {
+                *b = next() as u8;
+            }
+            r[0] %= 6;
+            r[1] %= 5;
+            r[2] %= 5;
+            r[3] = (next() % 8 == 0) as u8;
+            let rank = r[1] as usize;
+            for i in 0..MAX_RANK {
+                let d = if i < rank { 1 + next() % 300 } else { 0 } as u16;
+                r[4 + 2 * i..6 + 2 * i].copy_from_slice(&d.to_le_bytes());
+            }
+            if next() % 2 == 0 {
+                let off = (next() % 4096) as u32 & !15;
+                r[12..16].copy_from_slice(&off.to_le_bytes());
+            }
+            match next() % 3 {
+                0 => r[16..24].fill(0),
+                1 => {
+                    r[16..20].copy_from_slice(&0.05f32.to_bits().to_le_bytes());
+                    r[20..24].copy_from_slice(&((next() % 256) as i32 - 128).to_le_bytes());
+                }
+                _ => {}
+            }
+            if let Ok(t) = decode(&r) {
+                accepted += 1;
+                assert_eq!(decode_validated(&r), t, "{r:?}");
+            }
+        }
+        assert!(accepted > 1000, "only {accepted} records accepted");
     }
 }

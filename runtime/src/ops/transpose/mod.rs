@@ -82,7 +82,18 @@ pub fn eval<T: Copy>(p: &TransposeParams, input: &[T], output: &mut [T]) {
 pub fn eval_i8(p: &TransposeParams, input: &[i8], output: &mut [i8]) {
     let m = Merged::new(p);
     let r = m.rank;
-    if r <= 1 || m.perm[r - 1] == r - 1 || !cfg!(target_arch = "x86_64") {
+    if r >= 2 && m.perm[r - 1] == r - 1 {
+        // The innermost axis stays innermost: whole runs move (attention's head split and
+        // merge, `[seq, heads, d] ↔ [heads, seq, d]`).
+        match m.dims[r - 1] {
+            16 => copy_runs::<16>(&m, input, output),
+            32 => copy_runs::<32>(&m, input, output),
+            64 => copy_runs::<64>(&m, input, output),
+            _ => eval(p, input, output),
+        }
+        return;
+    }
+    if r <= 1 || !cfg!(target_arch = "x86_64") {
         eval(p, input, output);
         return;
     }
@@ -128,6 +139,44 @@ pub fn eval_i8(p: &TransposeParams, input: &[i8], output: &mut [i8]) {
             let bi = i0 * batch[0].1 + i1 * batch[1].1;
             let bo = i0 * batch[0].2 + i1 * batch[1].2;
             t.run(input, bi, output, bo);
+        }
+    }
+}
+
+/// [`eval_i8`] of a merged transpose that keeps its innermost axis, of extent `N`: the output is
+/// a sequence of `N`-byte runs of the input, each moved as one fixed-size copy (a few vector
+/// moves rather than a `memcpy` call per run).
+fn copy_runs<const N: usize>(m: &Merged, input: &[i8], output: &mut [i8]) {
+    let r = m.rank;
+    debug_assert!(r >= 2 && m.perm[r - 1] == r - 1 && m.dims[r - 1] == N);
+    let mut in_stride = [0usize; 4];
+    let mut acc = 1;
+    for k in (0..r).rev() {
+        in_stride[k] = acc;
+        acc *= m.dims[k];
+    }
+    // The outer output axes (at most three), right-aligned: extent and input stride.
+    let mut ext = [1usize; 3];
+    let mut st = [0usize; 3];
+    let pad = 3 - (r - 1);
+    for k in 0..r - 1 {
+        ext[pad + k] = m.dims[m.perm[k]];
+        st[pad + k] = in_stride[m.perm[k]];
+    }
+    let mut runs = output.chunks_exact_mut(N);
+    for a in 0..ext[0] {
+        for b in 0..ext[1] {
+            for c in 0..ext[2] {
+                let base = a * st[0] + b * st[1] + c * st[2];
+                let (Some(out), Some(src)) = (runs.next(), input.get(base..base + N)) else {
+                    return;
+                };
+                if let (Ok(out), Ok(src)) =
+                    (<&mut [i8; N]>::try_from(out), <&[i8; N]>::try_from(src))
+                {
+                    *out = *src;
+                }
+            }
         }
     }
 }

@@ -120,14 +120,30 @@ fn bit_exact_eval_i8() {
             }
             d
         };
-        let p = TransposeParams {
-            input_dims: dims,
-            perm: if case % 10 == 0 && rng.one_in(2) {
-                [0, 1, 3, 2]
-            } else {
-                random_perm(&mut rng)
-            },
+        let p = if case % 10 == 5 {
+            // Attention's head split and merge, with run lengths 16, 32 and 64 (whole-run
+            // copies) and others.
+            let d = [16u32, 32, 64, 24][rng.range(0, 3) as usize];
+            let (s, h) = (rng.range(1, 70) as u32, rng.range(1, 6) as u32);
+            TransposeParams {
+                input_dims: if rng.one_in(2) {
+                    [1, s, h, d]
+                } else {
+                    [1, h, s, d]
+                },
+                perm: [0, 2, 1, 3],
+            }
+        } else {
+            TransposeParams {
+                input_dims: dims,
+                perm: if case % 10 == 0 && rng.one_in(2) {
+                    [0, 1, 3, 2]
+                } else {
+                    random_perm(&mut rng)
+                },
+            }
         };
+        let dims = p.input_dims;
         let n = dims.iter().product::<u32>() as usize;
         check(&p, n, n).unwrap();
         let x: Vec<i8> = rng.i8_vec(n);
