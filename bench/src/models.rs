@@ -85,7 +85,13 @@ impl BenchModel {
         let calib = Dataset { samples: calib };
         let q = quantize(&fp32, &calib, &QuantizeConfig::default())?;
         let opts = CompileOptions::default();
-        let image_i8 = compile(&q.model.proto, &opts)?;
+        // The int8 image as a host x86-64 deployment compiles it: FullyConnected weights
+        // pre-packed for the AVX-512 VNNI kernel (the same outputs bit for bit).
+        let host_i8 = CompileOptions {
+            prepack: cfg!(target_arch = "x86_64"),
+            ..CompileOptions::default()
+        };
+        let image_i8 = compile(&q.model.proto, &host_i8)?;
         let image_f32 = compile(&fp32.proto, &opts)?;
         Ok(BenchModel {
             name: name.into(),

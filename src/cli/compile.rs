@@ -40,6 +40,12 @@ pub struct Args {
     /// between Dequantize and Quantize, which agrees with ONNX Runtime).
     #[arg(long)]
     pub int8_layer_norm: bool,
+    /// Pre-pack the int8 FullyConnected weights for x86-64 hosts (the layout of the runtime's
+    /// AVX-512 VNNI kernel; FullyConnected version 2, image format 1.2): same outputs, no
+    /// packing during `invoke`. Other CPUs run such ops through a slow reference loop: leave it
+    /// off for microcontroller images.
+    #[arg(long)]
+    pub prepack: bool,
     /// Sign the image with this Ed25519 secret key file (from `edgeloop keygen`): sets the
     /// header's signed flag and appends the 80-byte signature trailer.
     #[arg(long, value_name = "KEY")]
@@ -92,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_version: args.model_version,
         input_shapes,
         int8_layer_norm: args.int8_layer_norm,
+        prepack: args.prepack,
         reference,
     };
     let c = compile_file(&args.model, &opts)

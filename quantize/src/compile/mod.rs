@@ -46,6 +46,12 @@ pub struct CompileOptions {
     /// computes what the QDQ model means and agrees with ONNX Runtime; the integer kernel's
     /// rounding differs by an LSB on a quarter of the outputs and more after later layers).
     pub int8_layer_norm: bool,
+    /// Pre-pack the weights of int8 FullyConnected ops with at least 4 rows for x86-64 hosts
+    /// (FullyConnected version 2, format 1.2): the layout of the runtime's AVX-512 VNNI panel
+    /// kernel, with the bias and input zero point folded into one term per output, so `invoke`
+    /// does not pack them. Same outputs bit for bit; other CPUs run such ops through a slow
+    /// reference loop, so leave it off for microcontroller images.
+    pub prepack: bool,
     /// Reference (calibration) inputs: when given, the finished image runs on them and the
     /// histograms of its first input's values and of its predicted classes are stored in its
     /// statistics section for on-device drift checks ([`reference`]).
@@ -193,6 +199,7 @@ pub fn compile(model: &ModelProto, opts: &CompileOptions) -> Result<Compiled> {
     let outputs: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
     let mut ctx = Ctx::new(writer, &graph.node, outputs, opset);
     ctx.int8_layer_norm = opts.int8_layer_norm;
+    ctx.prepack = opts.prepack;
     for t in &graph.initializer {
         ctx.vals
             .insert(t.name.clone(), Val::Const(host::from_proto(t)?));

@@ -506,3 +506,59 @@ fn reference_inputs_store_class_and_input_histograms_in_the_image() {
     assert_eq!(h.counts.to_vec(), counts);
     assert_eq!(h.bin(47), 15);
 }
+
+/// `CompileOptions::prepack` writes FullyConnected version 2 (pre-packed weights, column terms)
+/// for the int8 FullyConnected ops with at least 4 rows, and the image's outputs are exactly the
+/// unpacked image's: a linear layer with a bias (4 rows) and the transformer encoder.
+#[test]
+fn prepacked_fully_connected_gives_the_same_outputs() {
+    use edgeloop_runtime::image::writer::AlignedBytes;
+    use edgeloop_runtime::Model;
+    for (m, x_shape) in [
+        (testmodels::linear_bias(true), vec![1, 4, 16]),
+        (testmodels::transformer(), Vec::new()),
+    ] {
+        let inputs = m.inputs(&Default::default()).unwrap();
+        let calib = crate::Dataset {
+            samples: testmodels::samples(&inputs, 16, 7),
+        };
+        let q = crate::quantize(&m, &calib, &crate::QuantizeConfig::default()).unwrap();
+        let plain = compile(&q.model.proto, &CompileOptions::default()).unwrap();
+        let packed = compile(
+            &q.model.proto,
+            &CompileOptions {
+                prepack: true,
+                ..CompileOptions::default()
+            },
+        )
+        .unwrap();
+        let versions = |c: &Compiled| {
+            let bytes = AlignedBytes::new(c.bytes());
+            let model = Model::parse(bytes.as_slice()).unwrap();
+            let v: Vec<u8> = model.ops().map(|r| r.unwrap().version).collect();
+            (
+                model.format_version(),
+                v.iter().filter(|&&v| v == 2).count(),
+            )
+        };
+        let (fmt, v2) = versions(&packed);
+        assert!(v2 > 0, "no pre-packed FullyConnected");
+        assert_eq!(fmt, (1, 2));
+        assert_eq!(versions(&plain).1, 0);
+        assert_eq!(plain.report.ops.len(), packed.report.ops.len());
+        let spec = &inputs[0];
+        let shape = if x_shape.is_empty() {
+            spec.shape.clone()
+        } else {
+            x_shape.clone()
+        };
+        for seed in 0..4 {
+            let x = f32_input(&plain, &spec.name, &shape, 40 + seed);
+            let (a, b) = (plain.run(&x).unwrap(), packed.run(&x).unwrap());
+            assert_eq!(a.len(), b.len());
+            for (name, t) in &a {
+                assert_eq!(t.f, b[name].f, "{name}, seed {seed}");
+            }
+        }
+    }
+}

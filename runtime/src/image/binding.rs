@@ -24,6 +24,7 @@ fn op_err(op: usize, problem: OpProblem) -> Error {
 /// What a bound op needs at run time: kernel params plus the tensors it reads and writes.
 pub(crate) enum Bound<'a> {
     FcI8(ops::fully_connected::FullyConnectedParams<'a>),
+    FcPackedI8(ops::fully_connected::packed::PackedFullyConnectedParams<'a>),
     FcF32(ops::fully_connected::FullyConnectedF32Params<'a>),
     Conv2dI8(ops::conv2d::Conv2dParams<'a>),
     Conv2dF32(ops::conv2d::Conv2dF32Params<'a>),
@@ -246,6 +247,9 @@ impl<'m, 'a> Ctx<'m, 'a> {
 
 fn bind_fully_connected<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::fully_connected::*;
+    if c.rec.version == 2 {
+        return bind_fully_connected_packed(c);
+    }
     let x = c.input(0)?;
     let y = c.output(0)?;
     let w = c.input(1)?;
@@ -285,6 +289,44 @@ fn bind_fully_connected<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
             activation: c.clamp_i8(0)?,
         }))
     }
+}
+
+/// FullyConnected version 2: int8 only, inputs `x`, the packed weights (int8, `[⌈n/16⌉·16,
+/// ⌈k/4⌉·4]`), the column terms (int32 `[n]`), multipliers and shifts; `k` from `x`'s last axis,
+/// `n` from the output's (see [`ops::fully_connected::packed`]).
+fn bind_fully_connected_packed<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::fully_connected::packed::*;
+    use ops::fully_connected::FullyConnectedShape;
+    c.arity(5..=5, 1)?;
+    c.params_len(2)?;
+    let x = c.input(0)?;
+    let y = c.output(0)?;
+    let w = c.input(1)?;
+    let (k, n) = (x.shape.last(), y.shape.last());
+    if w.shape.rank() != 2
+        || w.shape.dim(0) != n.div_ceil(16) * 16
+        || w.shape.dim(1) != k.div_ceil(4) * 4
+        || x.num_elements() % k != 0
+        || y.num_elements() != x.num_elements() / k * n
+    {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    Ok(Bound::FcPackedI8(PackedFullyConnectedParams {
+        shape: FullyConnectedShape {
+            batch: (x.num_elements() / k) as u32,
+            in_features: k as u32,
+            out_features: n as u32,
+        },
+        panels: c.const_i8(1)?,
+        column_terms: c.const_i32(2)?,
+        output_zero_point: {
+            c.zp_i8(&x)?;
+            c.zp_i8(&y)?
+        },
+        output_multiplier: c.const_i32(3)?,
+        output_shift: c.const_i32(4)?,
+        activation: c.clamp_i8(0)?,
+    }))
 }
 
 /// Conv geometry words: stride h/w, dilation h/w, padding top/bottom/left/right.
@@ -1032,7 +1074,8 @@ pub(crate) fn bind<'a, const OPS: u64>(
     let c = Ctx { model, index, rec };
     let unsupported = unsupported(index, rec);
     let code = OpCode::from_code(rec.code).ok_or(unsupported)?;
-    if rec.version != 1 {
+    // Version 2 exists for FullyConnected only (pre-packed int8 weights).
+    if rec.version != 1 && !(rec.version == 2 && code == OpCode::FullyConnected) {
         return Err(unsupported);
     }
     match code {
@@ -1086,6 +1129,9 @@ pub(crate) fn check<const OPS: u64>(
         }
         Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
             ops::fully_connected::check_f32(p, xi, yo)
+        }
+        Bound::FcPackedI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+            ops::fully_connected::packed::check(p, xi, yo)
         }
         Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {
             ops::conv2d::check_i8(p, xi, yo)
@@ -1361,6 +1407,9 @@ pub(crate) fn run_bound<const OPS: u64>(
         }
         Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
             ops::fully_connected::eval_f32(p, f32s(x)?, f32m(out)?)
+        }
+        Bound::FcPackedI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+            ops::fully_connected::packed::eval_i8(p, i8s(x), i8m(out))
         }
         Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {
             ops::conv2d::eval_i8(p, i8s(x), i8m(out))

@@ -33,8 +33,9 @@ pub use tensor::{DType, Shape, Storage, TensorInfo};
 pub const MAGIC: [u8; 4] = *b"EDLI";
 /// Format major version this runtime reads (a change to any existing layout bumps it).
 pub const FORMAT_MAJOR: u16 = 1;
-/// Newest format minor version this runtime reads (additions: op codes, dtypes, stats tags).
-pub const FORMAT_MINOR: u16 = 1;
+/// Newest format minor version this runtime reads (additions: op codes, dtypes, stats tags,
+/// op parameter versions).
+pub const FORMAT_MINOR: u16 = 2;
 /// First op code of format 1.1 (the transformer ops): the writer marks an image 1.1 only when it
 /// uses one, so images of core ops stay readable by 1.0 runtimes.
 pub const FIRST_MINOR_1_OP: u8 = 32;

@@ -191,10 +191,10 @@ fn reject_table() {
         Err(Error::ImageUnsupportedVersion { major: 2, minor: 0 })
     );
     let mut b = good.clone();
-    b[6] = 2;
+    b[6] = 3;
     assert_eq!(
         parse(&b),
-        Err(Error::ImageUnsupportedVersion { major: 1, minor: 2 })
+        Err(Error::ImageUnsupportedVersion { major: 1, minor: 3 })
     );
     // Shorter than a header; shorter than the stated length.
     assert_eq!(
@@ -355,7 +355,7 @@ fn reject_table() {
     assert_eq!(
         edited(|b| {
             let o = first_op(b);
-            b[o + 1] = 2
+            b[o + 1] = 3
         }),
         Err(Error::UnsupportedOp {
             index: 0,

@@ -662,8 +662,12 @@ impl ImageWriter {
         let mut out = vec![0u8; end];
         out[..4].copy_from_slice(&MAGIC);
         out[4..6].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
-        let minor = if self.ops.iter().any(|o| o.code >= FIRST_MINOR_1_OP) {
+        // The oldest minor that has everything the image uses: 1.2 for version-2 parameter
+        // records (FullyConnected with pre-packed weights), 1.1 for the transformer ops.
+        let minor: u16 = if self.ops.iter().any(|o| o.version >= 2) {
             FORMAT_MINOR
+        } else if self.ops.iter().any(|o| o.code >= FIRST_MINOR_1_OP) {
+            1
         } else {
             0
         };

@@ -182,6 +182,125 @@ unsafe fn gemm_impl(
     true
 }
 
+/// [`gemm`] against weights the compiler packed
+/// ([`crate::ops::fully_connected::packed`]'s layout, which is this kernel's panel layout for
+/// blocks of 64 columns) and with the column terms `ct[j] = bias[j] − zx·Σ_t w(j, t)` it
+/// precomputed: `out[i·n + j] = epi(ct[j] + Σ_{t<k} x[i·k + t]·w(j, t))` (the epilogue's bias is
+/// not read). No packing, no column sums and no limit on `k` (the panels are read in place).
+/// Returns `false` (and writes nothing) when `k` is 0.
+///
+/// Panics (before writing) unless `x.len() >= m·k`, `panels` holds the packed layout of
+/// `[n, k]`, `ct.len() >= n`, `out.len() >= m·n` and the epilogue's slices hold `n` values (or
+/// one multiplier and shift).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_packed(
+    cpu: Avx512Vnni,
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[i8],
+    panels: &[i8],
+    ct: &[i32],
+    epi: &Epilogue<'_>,
+    out: &mut [i8],
+) -> bool {
+    let _ = cpu;
+    // SAFETY: the token proves the instructions.
+    unsafe { gemm_packed_impl(m, n, k, x, panels, ct, epi, out) }
+}
+
+/// [`gemm_packed`] without the token.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX512-F/BW/VL/VNNI.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_packed_impl(
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[i8],
+    panels: &[i8],
+    ct: &[i32],
+    epi: &Epilogue<'_>,
+    out: &mut [i8],
+) -> bool {
+    if k == 0 {
+        return false;
+    }
+    if m == 0 || n == 0 {
+        return true;
+    }
+    let k4 = k.div_ceil(4);
+    assert!(x.len() >= m * k && out.len() >= m * n && ct.len() >= n);
+    assert!(panels.len() >= n.div_ceil(16) * 16 * k4 * 4);
+    let per_tensor = epi.per_tensor();
+    assert!(per_tensor || (epi.multiplier.len() >= n && epi.shift.len() >= n));
+    // SAFETY: `i8` and `u8` have the same size and alignment; the panel bytes are read as the
+    // unsigned `w + 128` the layout stores.
+    let panels: &[u8] =
+        unsafe { core::slice::from_raw_parts(panels.as_ptr() as *const u8, panels.len()) };
+    let mut rs_buf = [const { MaybeUninit::<i32>::uninit() }; M_CHUNK];
+    let fin = Fin {
+        zero_point: epi.zero_point,
+        min: epi.min as i32,
+        max: epi.max as i32,
+    };
+    let mut i0 = 0;
+    while i0 < m {
+        let rows = M_CHUNK.min(m - i0);
+        let rs = filled(&mut rs_buf, rows, 0);
+        for (r, s) in rs.iter_mut().enumerate() {
+            let row = &x[(i0 + r) * k..(i0 + r + 1) * k];
+            *s = row_sum(row).wrapping_mul(128);
+        }
+        let mut j0 = 0;
+        while j0 < n {
+            let cols = (NR * 16).min(n - j0);
+            let nr = cols.div_ceil(16);
+            let pn = &panels[j0 * k4 * 4..j0 * k4 * 4 + k4 * 64 * nr];
+            // Per column: the negated column term, the multiplier and the shift.
+            let mut cc = [0i32; NR * 16];
+            let mut mm = [0i32; NR * 16];
+            let mut ss = [0i32; NR * 16];
+            for c in 0..cols {
+                let j = j0 + c;
+                cc[c] = ct[j].wrapping_neg();
+                let q = if per_tensor { 0 } else { j };
+                mm[c] = epi.multiplier[q];
+                ss[c] = epi.shift[q];
+            }
+            let cols_v = ColVecs {
+                cc: &cc,
+                mm: &mm,
+                ss: &ss,
+                cols,
+            };
+            let mut i = 0;
+            while i < rows {
+                let r = MR.min(rows - i);
+                let xt = &x[(i0 + i) * k..(i0 + i + r) * k];
+                let rt = &rs[i..i + r];
+                let o = &mut out[(i0 + i) * n + j0..];
+                macro_rules! go {
+                    ($($r:literal, $v:literal);*) => {
+                        match (r, nr) {
+                            $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, &cols_v, &fin, o, n), )*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                go!(4, 4; 4, 3; 4, 2; 4, 1; 3, 4; 3, 3; 3, 2; 3, 1;
+                    2, 4; 2, 3; 2, 2; 2, 1; 1, 4; 1, 3; 1, 2; 1, 1);
+                i += r;
+            }
+            j0 += cols;
+        }
+        i0 += rows;
+    }
+    true
+}
+
 /// Output zero point and clamp.
 struct Fin {
     zero_point: i32,

@@ -132,7 +132,12 @@ fn requant_consts(
     ])
 }
 
-/// Emits an int8 FullyConnected: `x [.., k]` → `[.., n]`, weights `[n, k]`.
+/// Fewest rows for which [`emit_fc_i8`] pre-packs (with `CompileOptions::prepack`): below it the
+/// runtime's kernel reads the weights row by row without packing them (a decode step).
+const PREPACK_MIN_ROWS: usize = 4;
+
+/// Emits an int8 FullyConnected: `x [.., k]` → `[.., n]`, weights `[n, k]` (version 2, weights
+/// pre-packed, with `CompileOptions::prepack` and at least [`PREPACK_MIN_ROWS`] rows).
 #[allow(clippy::too_many_arguments)]
 pub fn emit_fc_i8(
     ctx: &mut Ctx<'_>,
@@ -145,18 +150,45 @@ pub fn emit_fc_i8(
     clamp: [u32; 2],
 ) -> LResult<Act> {
     let x = ctx.to_layout(x, Layout::Plain)?;
-    let (sx, _) = ctx.quant(&x)?;
-    let wt = ctx.w.const_i8(&[n, k], &w.q, ConstRole::Weight)?;
-    let bt = match bias {
-        Some(b) => Some(ctx.w.const_i32(&[n], &b, ConstRole::Bias)?),
-        None => None,
-    };
+    let (sx, zx) = ctx.quant(&x)?;
+    let rows = x.shape.iter().product::<usize>() / k.max(1);
     let [mt, st] = requant_consts(ctx, sx, &w.scales, out.0)?;
     let mut shape = x.shape.clone();
     match shape.last_mut() {
         Some(l) => *l = n,
         None => shape.push(n),
     }
+    if ctx.prepack && rows >= PREPACK_MIN_ROWS {
+        // Version 2: the weights in the AVX-512 VNNI panel layout and the column terms.
+        use edgeloop_runtime::ops::fully_connected::packed;
+        let len = packed::packed_len(n, k).ok_or(super::Fail::Unsupported(
+            "FullyConnected too large to pre-pack".into(),
+        ))?;
+        let mut panels = vec![0i8; len];
+        packed::pack(&w.q, n, k, &mut panels);
+        let mut ct = vec![0i32; n];
+        packed::column_terms(&w.q, n, k, bias.as_deref(), zx, &mut ct);
+        let wt = ctx.w.const_i8(
+            &[n.div_ceil(16) * 16, k.div_ceil(4) * 4],
+            &panels,
+            ConstRole::Weight,
+        )?;
+        let ctt = ctx.w.const_i32(&[n], &ct, ConstRole::Bias)?;
+        let y = ctx.new_i8(&shape, Layout::Plain, out)?;
+        ctx.op_version(
+            OpCode::FullyConnected,
+            2,
+            &[Some(x.id), Some(wt), Some(ctt), Some(mt), Some(st)],
+            &[y.id],
+            &clamp,
+        )?;
+        return Ok(y);
+    }
+    let wt = ctx.w.const_i8(&[n, k], &w.q, ConstRole::Weight)?;
+    let bt = match bias {
+        Some(b) => Some(ctx.w.const_i32(&[n], &b, ConstRole::Bias)?),
+        None => None,
+    };
     let y = ctx.new_i8(&shape, Layout::Plain, out)?;
     ctx.op(
         OpCode::FullyConnected,

@@ -145,6 +145,8 @@ pub struct Ctx<'m> {
     pub float_islands: Vec<String>,
     /// Use the runtime's integer LayerNorm for quantized LayerNormalization.
     pub int8_layer_norm: bool,
+    /// Pre-pack int8 FullyConnected weights for x86-64 (FullyConnected version 2).
+    pub prepack: bool,
     deq_cache: HashMap<u16, TensorId>,
     layout_cache: HashMap<(u16, bool), TensorId>,
     const_cache: HashMap<String, TensorId>,
@@ -216,6 +218,7 @@ impl<'m> Ctx<'m> {
             opset,
             float_islands: Vec::new(),
             int8_layer_norm: false,
+            prepack: false,
             deq_cache: HashMap::new(),
             layout_cache: HashMap::new(),
             const_cache: HashMap::new(),
@@ -500,7 +503,19 @@ impl<'m> Ctx<'m> {
         outputs: &[TensorId],
         params: &[u32],
     ) -> LResult<()> {
-        Ok(self.w.op(code, 1, inputs, outputs, params)?)
+        self.op_version(code, 1, inputs, outputs, params)
+    }
+
+    /// [`Ctx::op`] with parameter-record version `version`.
+    pub fn op_version(
+        &mut self,
+        code: OpCode,
+        version: u8,
+        inputs: &[Option<TensorId>],
+        outputs: &[TensorId],
+        params: &[u32],
+    ) -> LResult<()> {
+        Ok(self.w.op(code, version, inputs, outputs, params)?)
     }
 
     /// An int8 activation with `quant` and ONNX shape `shape` in `layout`.

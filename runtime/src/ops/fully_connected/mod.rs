@@ -16,6 +16,7 @@ pub(crate) mod avx512;
 pub mod dsp;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod neon;
+pub mod packed;
 #[cfg(test)]
 mod simd_tests;
 
