@@ -399,11 +399,21 @@ fn row_sums(x: &[i8], k: usize, c: i32, rs: &mut [i32]) {
         while b0 < k {
             let len = (k - b0).min(64);
             let mask: __mmask64 = if len == 64 { !0 } else { (1u64 << len) - 1 };
-            for (r, a) in acc.iter_mut().enumerate().take(nr) {
-                // SAFETY: the unmasked bytes `(i + r)·k + b0 .. + len` lie in row `i + r < rows`
-                // of `x` (asserted above); masked-off bytes are not read.
-                let v = unsafe { _mm512_maskz_loadu_epi8(mask, xp.add((i + r) * k + b0)) };
-                *a = _mm512_dpbusd_epi32(*a, ones, v);
+            // A fixed count of rows where possible: the accumulators stay in registers.
+            macro_rules! rows {
+                ($count:expr) => {
+                    for (r, a) in acc.iter_mut().enumerate().take($count) {
+                        // SAFETY: the unmasked bytes `(i + r)·k + b0 .. + len` lie in row
+                        // `i + r < rows` of `x` (asserted above); masked-off bytes are not read.
+                        let v = unsafe { _mm512_maskz_loadu_epi8(mask, xp.add((i + r) * k + b0)) };
+                        *a = _mm512_dpbusd_epi32(*a, ones, v);
+                    }
+                };
+            }
+            if nr == 16 {
+                rows!(16)
+            } else {
+                rows!(nr)
             }
             b0 += 64;
         }
@@ -501,15 +511,26 @@ fn tile<const R: usize, const V: usize>(
             }
         }
     }
+    let op = o.as_mut_ptr();
     for v in 0..V {
         let rq = &pe.rq[v];
         let cnt = (pe.cols - 16 * v).min(16);
         let mask: __mmask16 = if cnt == 16 { !0 } else { (1u16 << cnt) - 1 };
-        for (r, a) in acc.iter().enumerate() {
-            let y = rq.apply(a[v]);
-            let d = &mut o[r * n + 16 * v..r * n + 16 * v + cnt];
-            // SAFETY: the mask writes the first `cnt` bytes at `d`, which holds `cnt`.
-            unsafe { _mm_mask_storeu_epi8(d.as_mut_ptr(), mask, y) };
+        // The zero point's path chosen once for the tile's rows.
+        macro_rules! rows {
+            ($folded:literal) => {
+                for (r, a) in acc.iter().enumerate() {
+                    let y = rq.apply_as::<$folded>(a[v]);
+                    // SAFETY: the mask writes `o[r·n + 16v..][..cnt]`, inside `o`:
+                    // `r·n + 16v + cnt <= (R − 1)·n + cols <= o.len()` (asserted above).
+                    unsafe { _mm_mask_storeu_epi8(op.add(r * n + 16 * v), mask, y) };
+                }
+            };
+        }
+        if rq.folded {
+            rows!(true)
+        } else {
+            rows!(false)
         }
     }
 }
@@ -588,6 +609,17 @@ impl Requant16 {
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
     fn apply(&self, acc: __m512i) -> __m128i {
+        if self.folded {
+            self.apply_as::<true>(acc)
+        } else {
+            self.apply_as::<false>(acc)
+        }
+    }
+
+    /// [`Self::apply`] with `FOLDED == self.folded` (the caller's branch, outside its loop).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn apply_as<const FOLDED: bool>(&self, acc: __m512i) -> __m128i {
         // `vpmuldq` reads the low 32 bits of each 64-bit lane (sign-extended).
         let mut even = _mm512_srav_epi64(
             _mm512_add_epi64(_mm512_mul_epi32(acc, self.m_even), self.round_even),
@@ -600,7 +632,7 @@ impl Requant16 {
             ),
             self.t_odd,
         );
-        if !self.folded {
+        if !FOLDED {
             even = _mm512_add_epi64(even, self.zp);
             odd = _mm512_add_epi64(odd, self.zp);
         }
