@@ -13,12 +13,12 @@
 //!
 //! With `Σ` over `t < k`, all modulo 2³²:
 //! `Σ (x − zx)(w − zw) = Σ x·w' − (128 + zw)·Σ x − zx·(Σ w − k·zw)`, so each sum is corrected by
-//! a per-row term (`Σ x` once per row) and a per-column term (`Σ w` while packing; the bias is
-//! folded into it). Every product `w'·x` is exact in `vpdpbusd` and all sums wrap like the
-//! reference's, so each accumulator equals the reference's modulo 2³²; the requantization is
-//! the AVX2 one ([`crate::arch::x86::requantize8_avx2`]) in 16 lanes (64-bit arithmetic shifts
-//! and clamps), bit-exact to [`crate::quant::requantize_to_i8`]. Nothing is allocated (about
-//! 34 KiB of stack).
+//! a per-row term (`Σ x`, 16 rows at a time) and a per-column term (`Σ w` while packing; the
+//! bias is folded into it); both enter as the accumulators' starting values. Every product
+//! `w'·x` is exact in `vpdpbusd` and all sums wrap like the reference's, so each accumulator
+//! equals the reference's modulo 2³²; the requantization ([`Requant16`], its constants prepared
+//! once per panel) works in 64-bit lanes and narrows with signed saturation, bit-exact to
+//! [`crate::quant::requantize_to_i8`]. Nothing is allocated (about 36 KiB of stack).
 
 // Without `std` nothing detects the CPU, so no token exists and the entries are unused.
 #![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
