@@ -13,12 +13,12 @@
 //!
 //! With `Σ` over `t < k`, all modulo 2³²:
 //! `Σ (x − zx)(w − zw) = Σ x·w' − (128 + zw)·Σ x − zx·(Σ w − k·zw)`, so each sum is corrected by
-//! a per-row term (`Σ x` once per row) and a per-column term (`Σ w` while packing; the bias is
-//! folded into it). Every product `w'·x` is exact in `vpdpbusd` and all sums wrap like the
-//! reference's, so each accumulator equals the reference's modulo 2³²; the requantization is
-//! the AVX2 one ([`crate::arch::x86::requantize8_avx2`]) in 16 lanes (64-bit arithmetic shifts
-//! and clamps), bit-exact to [`crate::quant::requantize_to_i8`]. Nothing is allocated (about
-//! 34 KiB of stack).
+//! a per-row term (`Σ x`, 16 rows at a time) and a per-column term (`Σ w` while packing; the
+//! bias is folded into it); both enter as the accumulators' starting values. Every product
+//! `w'·x` is exact in `vpdpbusd` and all sums wrap like the reference's, so each accumulator
+//! equals the reference's modulo 2³²; the requantization ([`Requant16`], its constants prepared
+//! once per panel) works in 64-bit lanes and narrows with signed saturation, bit-exact to
+//! [`crate::quant::requantize_to_i8`]. Nothing is allocated (about 36 KiB of stack).
 
 // Without `std` nothing detects the CPU, so no token exists and the entries are unused.
 #![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
@@ -117,17 +117,14 @@ unsafe fn gemm_impl(
     let kzw = (k as i32).wrapping_mul(zw);
     let fin = Fin {
         zero_point: epi.zero_point,
-        min: epi.min as i32,
-        max: epi.max as i32,
+        min: epi.min,
+        max: epi.max,
     };
     let mut i0 = 0;
     while i0 < m {
         let rows = M_CHUNK.min(m - i0);
         let rs = filled(&mut rs_buf, rows, 0);
-        for (r, s) in rs.iter_mut().enumerate() {
-            let row = &x[(i0 + r) * k..(i0 + r + 1) * k];
-            *s = row_sum(row).wrapping_mul(c128);
-        }
+        row_sums(&x[i0 * k..(i0 + rows) * k], k, c128, rs);
         let mut j0 = 0;
         while j0 < n {
             let cols = (nr_max * 16).min(n - j0);
@@ -138,25 +135,7 @@ unsafe fn gemm_impl(
                 Rhs::Nt(v) => pack_nt(v, k, j0, cols, nr, pn, &mut cs),
                 Rhs::Nn(v) => pack_nn(v, n, k, j0, cols, nr, pn, &mut cs),
             }
-            // Per column: `zx·(Σ w − k·zw) − bias`, the multiplier and the shift.
-            let mut cc = [0i32; NR * 16];
-            let mut mm = [0i32; NR * 16];
-            let mut ss = [0i32; NR * 16];
-            for c in 0..cols {
-                let j = j0 + c;
-                cc[c] = zx
-                    .wrapping_mul(cs[c].wrapping_sub(kzw))
-                    .wrapping_sub(epi.bias.map_or(0, |b| b[j]));
-                let q = if per_tensor { 0 } else { j };
-                mm[c] = epi.multiplier[q];
-                ss[c] = epi.shift[q];
-            }
-            let cols_v = ColVecs {
-                cc: &cc,
-                mm: &mm,
-                ss: &ss,
-                cols,
-            };
+            let pe = PanelEpi::new(epi, per_tensor, zx, kzw, &fin, &cs, j0, cols);
             let mut i = 0;
             while i < rows {
                 let r = MR.min(rows - i);
@@ -166,7 +145,7 @@ unsafe fn gemm_impl(
                 macro_rules! go {
                     ($($r:literal, $v:literal);*) => {
                         match (r, nr) {
-                            $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, &cols_v, &fin, o, n), )*
+                            $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, &pe, o, n), )*
                             _ => unreachable!(),
                         }
                     };
@@ -304,17 +283,73 @@ unsafe fn gemm_packed_impl(
 /// Output zero point and clamp.
 struct Fin {
     zero_point: i32,
-    min: i32,
-    max: i32,
+    min: i8,
+    max: i8,
 }
 
-/// Per-column values of a panel: the correction (`zx·(Σ w − k·zw) − bias`), multiplier and
-/// shift, and how many columns are real.
-struct ColVecs<'a> {
-    cc: &'a [i32; NR * 16],
-    mm: &'a [i32; NR * 16],
-    ss: &'a [i32; NR * 16],
+/// The epilogue's constants for the columns of one panel, prepared once per panel and read by
+/// every register tile over it: per 16-column vector `v`, the accumulators' starting value before
+/// the row term (`bias − zx·(Σ w − k·zw)`, so that no correction is left for the epilogue) and
+/// the requantization constants ([`Requant16`]); and how many columns are real.
+struct PanelEpi {
+    ncc: [__m512i; NR],
+    rq: [Requant16; NR],
     cols: usize,
+}
+
+impl PanelEpi {
+    /// The constants of columns `j0..j0 + cols` (`cols <= 16·NR`), whose sums `Σ_t w(j, t)` are
+    /// `cs[j − j0]`, 16 columns at a time. Panics unless the epilogue's slices hold `j0 + cols`
+    /// values (or one multiplier and shift when `per_tensor`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn new(
+        epi: &Epilogue<'_>,
+        per_tensor: bool,
+        zx: i32,
+        kzw: i32,
+        fin: &Fin,
+        cs: &[i32; NR * 16],
+        j0: usize,
+        cols: usize,
+    ) -> Self {
+        assert!(cols <= NR * 16);
+        assert!(epi.bias.is_none_or(|b| b.len() >= j0 + cols));
+        assert!(per_tensor || (epi.multiplier.len() >= j0 + cols && epi.shift.len() >= j0 + cols));
+        let zxv = _mm512_set1_epi32(zx);
+        let kzwv = _mm512_set1_epi32(kzw);
+        let (m1, s1) = (
+            _mm512_set1_epi32(epi.multiplier[0]),
+            _mm512_set1_epi32(epi.shift[0]),
+        );
+        let mut ncc = [_mm512_setzero_si512(); NR];
+        let mut rq = [Requant16::new(m1, s1, fin); NR];
+        for v in 0..cols.div_ceil(16) {
+            let (c0, cnt) = (16 * v, (cols - 16 * v).min(16));
+            let mask: __mmask16 = if cnt == 16 { !0 } else { (1u16 << cnt) - 1 };
+            let j = j0 + c0;
+            // SAFETY: `c0 + 16 <= 16·NR` values of `cs`; the unmasked lanes of the other loads read
+            // `j..j + cnt` of slices holding `j0 + cols` (asserted above).
+            unsafe {
+                let sw = _mm512_loadu_si512(cs.as_ptr().add(c0) as *const __m512i);
+                let zc = _mm512_mullo_epi32(zxv, _mm512_sub_epi32(sw, kzwv));
+                let bias = match epi.bias {
+                    Some(b) => _mm512_maskz_loadu_epi32(mask, b[j..j + cnt].as_ptr()),
+                    None => _mm512_setzero_si512(),
+                };
+                ncc[v] = _mm512_sub_epi32(bias, zc);
+                if !per_tensor {
+                    rq[v] = Requant16::new(
+                        _mm512_maskz_loadu_epi32(mask, epi.multiplier[j..j + cnt].as_ptr()),
+                        _mm512_maskz_loadu_epi32(mask, epi.shift[j..j + cnt].as_ptr()),
+                        fin,
+                    );
+                }
+            }
+        }
+        Self { ncc, rq, cols }
+    }
 }
 
 /// Packs columns `j0..j0 + cols` of `w` (`[n, k]`, rows are columns) into `pn` (`nr` vectors per
@@ -465,26 +500,82 @@ fn pack_nn(
     }
 }
 
-/// `Σ row` (wrapping) with `vpdpbusd` against ones, 64 bytes at a time.
+/// `rs[r] = c·Σ_t x[r·k + t]` (wrapping) for the `rs.len()` rows of `x` (rows of `k`), 16 rows
+/// at a time: `vpdpbusd` against ones, 64 bytes at a time, into one accumulator per row, then one
+/// transposing reduction of the 16 accumulators ([`reduce16`]) and one multiplication.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn row_sum(row: &[i8]) -> i32 {
+fn row_sums(x: &[i8], k: usize, c: i32, rs: &mut [i32]) {
+    let rows = rs.len();
+    assert!(x.len() >= rows * k);
     let ones = _mm512_set1_epi8(1);
-    let mut acc = _mm512_setzero_si512();
-    let mut b0 = 0;
-    while b0 < row.len() {
-        let len = (row.len() - b0).min(64);
-        let mask: __mmask64 = if len == 64 { !0 } else { (1u64 << len) - 1 };
-        // SAFETY: the unmasked bytes `b0..b0 + len` lie in `row`; masked-off bytes are not read.
-        let v = unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr().add(b0)) };
-        acc = _mm512_dpbusd_epi32(acc, ones, v);
-        b0 += 64;
+    let cv = _mm512_set1_epi32(c);
+    let xp = x.as_ptr();
+    let mut i = 0;
+    while i < rows {
+        let nr = (rows - i).min(16);
+        let mut acc = [_mm512_setzero_si512(); 16];
+        let mut b0 = 0;
+        while b0 < k {
+            let len = (k - b0).min(64);
+            let mask: __mmask64 = if len == 64 { !0 } else { (1u64 << len) - 1 };
+            // A fixed count of rows where possible: the accumulators stay in registers.
+            macro_rules! rows {
+                ($count:expr) => {
+                    for (r, a) in acc.iter_mut().enumerate().take($count) {
+                        // SAFETY: the unmasked bytes `(i + r)·k + b0 .. + len` lie in row
+                        // `i + r < rows` of `x` (asserted above); masked-off bytes are not read.
+                        let v = unsafe { _mm512_maskz_loadu_epi8(mask, xp.add((i + r) * k + b0)) };
+                        *a = _mm512_dpbusd_epi32(*a, ones, v);
+                    }
+                };
+            }
+            if nr == 16 {
+                rows!(16)
+            } else {
+                rows!(nr)
+            }
+            b0 += 64;
+        }
+        let s = _mm512_mullo_epi32(reduce16(acc), cv);
+        let mask: __mmask16 = if nr == 16 { !0 } else { (1u16 << nr) - 1 };
+        // SAFETY: the mask writes the first `nr <= rows − i` values of `rs[i..]`.
+        unsafe { _mm512_mask_storeu_epi32(rs.as_mut_ptr().add(i), mask, s) };
+        i += nr;
     }
-    _mm512_reduce_add_epi32(acc)
 }
 
-/// A register tile: rows `xt` (`R` rows of `k`) × the `V` vectors of the panel `pn`, corrected by
-/// the row terms `rt` and the column terms, requantized and stored at `o[r·n + 16v..]` (the
-/// columns `< cols` only).
+/// The lane sums (wrapping) of 16 vectors, in order: lane `i` is the sum of the lanes of `t[i]`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn reduce16(t: [__m512i; 16]) -> __m512i {
+    // Per 128-bit lane: positions 0, 2 hold partial sums of `t[2p]`, 1, 3 of `t[2p + 1]`.
+    let x: [__m512i; 8] = core::array::from_fn(|q| {
+        let (a, b) = (t[2 * q], t[2 * q + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b))
+    });
+    // Per 128-bit lane: partial sums of `t[4q..4q + 4]`, in order.
+    let y: [__m512i; 4] = core::array::from_fn(|q| {
+        let (c, d) = (x[2 * q], x[2 * q + 1]);
+        _mm512_add_epi32(_mm512_unpacklo_epi64(c, d), _mm512_unpackhi_epi64(c, d))
+    });
+    // 128-bit lanes: `y[2h]` (lanes 0 + 2, 1 + 3), then `y[2h + 1]` (the same).
+    let s: [__m512i; 2] = core::array::from_fn(|h| {
+        let (a, b) = (y[2 * h], y[2 * h + 1]);
+        _mm512_add_epi32(
+            _mm512_shuffle_i32x4::<0x44>(a, b),
+            _mm512_shuffle_i32x4::<0xEE>(a, b),
+        )
+    });
+    // 128-bit lane `q`: the totals of `t[4q..4q + 4]`.
+    _mm512_add_epi32(
+        _mm512_shuffle_i32x4::<0x88>(s[0], s[1]),
+        _mm512_shuffle_i32x4::<0xDD>(s[0], s[1]),
+    )
+}
+
+/// A register tile: rows `xt` (`R` rows of `k`) × the `V` vectors of the panel `pn`, started from
+/// the column terms of `pe` less the row terms `rt`, requantized and stored at `o[r·n + 16v..]`
+/// (the columns `< pe.cols` only).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -493,17 +584,20 @@ fn tile<const R: usize, const V: usize>(
     k: usize,
     pn: &[u8],
     rt: &[i32],
-    cv: &ColVecs<'_>,
-    fin: &Fin,
+    pe: &PanelEpi,
     o: &mut [i8],
     n: usize,
 ) {
     let kf = k / 4;
     let rem = k % 4;
     assert!(xt.len() >= R * k && pn.len() >= k.div_ceil(4) * V * 64 && rt.len() >= R);
-    assert!(cv.cols > (V - 1) * 16 && o.len() >= (R - 1) * n + cv.cols);
+    assert!(V <= NR && pe.cols > (V - 1) * 16 && o.len() >= (R - 1) * n + pe.cols);
     let (xp, pp) = (xt.as_ptr(), pn.as_ptr());
-    let mut acc = [[_mm512_setzero_si512(); V]; R];
+    // The corrections enter as the starting values: `bias − zx·(Σ w − k·zw) − (128 + zw)·Σ x`.
+    let mut acc: [[__m512i; V]; R] = core::array::from_fn(|r| {
+        let rv = _mm512_set1_epi32(rt[r]);
+        core::array::from_fn(|v| _mm512_sub_epi32(pe.ncc[v], rv))
+    });
     for q in 0..kf {
         // SAFETY: `q < kf`: the panel reads `pp[(q·V + v)·64..][..64]` (`v < V`) and the row reads
         // `xp[r·k + 4q..][..4]` (`r < R`, `4q + 4 <= k`) lie inside the lengths asserted above.
@@ -536,52 +630,46 @@ fn tile<const R: usize, const V: usize>(
             }
         }
     }
-    let zp = _mm512_set1_epi32(fin.zero_point);
-    let (lo, hi) = (_mm512_set1_epi32(fin.min), _mm512_set1_epi32(fin.max));
-    let rtv: [__m512i; R] = core::array::from_fn(|r| _mm512_set1_epi32(rt[r]));
+    let op = o.as_mut_ptr();
     for v in 0..V {
-        // SAFETY: `16v + 16 <= 64` values of each array.
-        let (cc, mm, ss) = unsafe {
-            (
-                _mm512_loadu_si512(cv.cc.as_ptr().add(16 * v) as *const __m512i),
-                _mm512_loadu_si512(cv.mm.as_ptr().add(16 * v) as *const __m512i),
-                _mm512_loadu_si512(cv.ss.as_ptr().add(16 * v) as *const __m512i),
-            )
-        };
-        // The columns' multiplier and shift, prepared once for the tile's rows.
-        let rq = Requant16::new(mm, ss);
-        let cnt = (cv.cols - 16 * v).min(16);
+        let rq = &pe.rq[v];
+        let cnt = (pe.cols - 16 * v).min(16);
         let mask: __mmask16 = if cnt == 16 { !0 } else { (1u16 << cnt) - 1 };
-        for (r, a) in acc.iter().enumerate() {
-            let s = _mm512_sub_epi32(a[v], _mm512_add_epi32(cc, rtv[r]));
-            let y = rq.apply(s, zp, lo, hi);
-            let d = &mut o[r * n + 16 * v..r * n + 16 * v + cnt];
-            // SAFETY: the mask writes the first `cnt` bytes at `d`, which holds `cnt`.
-            unsafe { _mm_mask_storeu_epi8(d.as_mut_ptr(), mask, _mm512_cvtepi32_epi8(y)) };
+        // The zero point's path chosen once for the tile's rows.
+        macro_rules! rows {
+            ($folded:literal) => {
+                for (r, a) in acc.iter().enumerate() {
+                    let y = rq.apply_as::<$folded>(a[v]);
+                    // SAFETY: the mask writes `o[r·n + 16v..][..cnt]`, inside `o`:
+                    // `r·n + 16v + cnt <= (R − 1)·n + cols <= o.len()` (asserted above).
+                    unsafe { _mm_mask_storeu_epi8(op.add(r * n + 16 * v), mask, y) };
+                }
+            };
+        }
+        if rq.folded {
+            rows!(true)
+        } else {
+            rows!(false)
         }
     }
 }
 
-/// [`crate::arch::x86::requantize8_avx2`] on 16 lanes: `clamp(requantize(acc, m, s) + zp, lo,
-/// hi)` per lane, bit-exact to [`crate::quant::requantize_to_i8`] (the result of the fixed-point
-/// step is clamped to `±2³⁰` instead of the `i32` range: the same after the final clamp).
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-fn requantize16(
-    acc: __m512i,
-    multiplier: __m512i,
-    shift: __m512i,
-    zp: __m512i,
-    lo: __m512i,
-    hi: __m512i,
-) -> __m512i {
-    Requant16::new(multiplier, shift).apply(acc, zp, lo, hi)
-}
-
-/// The per-lane constants of [`requantize16`] for 16 columns, split into the even and odd
-/// 32-bit lanes (each in the low half of a 64-bit lane): the multiplier, the total right shift
-/// `31 − shift` (clamped to 1..=62) and its rounding term `2^(total − 1)`. A register tile
-/// prepares them once per column vector and applies them to each of its rows.
+/// The requantization of 16 lanes, `clamp(requantize(acc, m, s) + zp, min, max)` per lane,
+/// bit-exact to [`crate::quant::requantize_to_i8`] for zero points with `|zp| <= 2³¹ − 128`
+/// (images hold int8 zero points), prepared once per 16 columns: the multiplier, the total right
+/// shift `t = 31 − shift` (clamped to 1..=62) and the rounding term, split into the even and odd
+/// 32-bit lanes (each in the low half of a 64-bit lane), and the output zero point and clamp.
+///
+/// Per lane, with `p = acc·m` (64-bit, `|p| <= 2⁶²`) and `w = (p + 2^(t−1)) >> t` (arithmetic):
+/// the reference returns `clamp(sat_add(sat32(w), zp), min, max)`; this returns
+/// `clamp(sat8(w + zp), min, max)`. They agree: `clamp` to `[min, max] ⊆ [−128, 127]` absorbs
+/// `sat8` (clamping to a wider range first changes nothing, even when `min > max`); when `w` fits
+/// `i32`, `sat_add(w, zp) = sat32(w + zp)` and `sat32` is absorbed the same way; when `w > 2³¹ − 1`
+/// both sides are at least `2³¹ − 1 + zp >= 127` (for `zp >= 128 − 2³¹`), so both clamp to `max`;
+/// symmetrically below. `w + zp` is computed as `(p + 2^(t−1) + zp·2^t) >> t` (the zero point
+/// folded into the rounding term: adding a multiple of `2^t` before an arithmetic shift adds its
+/// quotient after) when no lane can overflow, `(2|zp| + 1)·2^(t−1) < 2⁶²`; else the zero point is
+/// added after the shift. The narrowing `sat8` is `vpmovsqb`.
 #[derive(Clone, Copy)]
 struct Requant16 {
     m_even: __m512i,
@@ -590,12 +678,17 @@ struct Requant16 {
     t_odd: __m512i,
     round_even: __m512i,
     round_odd: __m512i,
+    /// The zero point in 64-bit lanes when it is not folded into the rounding terms.
+    zp: __m512i,
+    folded: bool,
+    lo: __m128i,
+    hi: __m128i,
 }
 
 impl Requant16 {
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-    fn new(multiplier: __m512i, shift: __m512i) -> Self {
+    fn new(multiplier: __m512i, shift: __m512i, fin: &Fin) -> Self {
         let total = _mm512_min_epi32(
             _mm512_max_epi32(
                 _mm512_sub_epi32(_mm512_set1_epi32(31), shift),
@@ -606,40 +699,65 @@ impl Requant16 {
         let one = _mm512_set1_epi64(1);
         let t_even = _mm512_and_si512(total, _mm512_set1_epi64(0xFFFF_FFFF));
         let t_odd = _mm512_srli_epi64::<32>(total);
+        let mut round_even = _mm512_sllv_epi64(one, _mm512_sub_epi64(t_even, one));
+        let mut round_odd = _mm512_sllv_epi64(one, _mm512_sub_epi64(t_odd, one));
+        // `t <= 62`: the shift is in range; `2|zp| + 1 < 2³³`.
+        let t_max = _mm512_reduce_max_epi32(total) as u32;
+        let folded = 2 * fin.zero_point.unsigned_abs() as u64 + 1 < 1u64 << (63 - t_max);
+        let zp64 = _mm512_set1_epi64(fin.zero_point as i64);
+        if folded {
+            // `|zp·2^t| < 2⁶¹`: exact.
+            round_even = _mm512_add_epi64(round_even, _mm512_sllv_epi64(zp64, t_even));
+            round_odd = _mm512_add_epi64(round_odd, _mm512_sllv_epi64(zp64, t_odd));
+        }
         Self {
             m_even: multiplier,
             m_odd: _mm512_srli_epi64::<32>(multiplier),
             t_even,
             t_odd,
-            round_even: _mm512_sllv_epi64(one, _mm512_sub_epi64(t_even, one)),
-            round_odd: _mm512_sllv_epi64(one, _mm512_sub_epi64(t_odd, one)),
+            round_even,
+            round_odd,
+            zp: if folded { _mm512_setzero_si512() } else { zp64 },
+            folded,
+            lo: _mm_set1_epi8(fin.min),
+            hi: _mm_set1_epi8(fin.max),
         }
     }
 
-    /// `clamp(requantize(acc) + zp, lo, hi)` per lane.
+    /// `clamp(requantize(acc) + zp, min, max)` per lane, as 16 bytes in lane order.
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-    fn apply(&self, acc: __m512i, zp: __m512i, lo: __m512i, hi: __m512i) -> __m512i {
-        let hi_lim = _mm512_set1_epi64(1 << 30);
-        let lo_lim = _mm512_set1_epi64(-(1 << 30));
+    fn apply(&self, acc: __m512i) -> __m128i {
+        if self.folded {
+            self.apply_as::<true>(acc)
+        } else {
+            self.apply_as::<false>(acc)
+        }
+    }
+
+    /// [`Self::apply`] with `FOLDED == self.folded` (the caller's branch, outside its loop).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn apply_as<const FOLDED: bool>(&self, acc: __m512i) -> __m128i {
         // `vpmuldq` reads the low 32 bits of each 64-bit lane (sign-extended).
-        let even = _mm512_srav_epi64(
+        let mut even = _mm512_srav_epi64(
             _mm512_add_epi64(_mm512_mul_epi32(acc, self.m_even), self.round_even),
             self.t_even,
         );
-        let odd = _mm512_srav_epi64(
+        let mut odd = _mm512_srav_epi64(
             _mm512_add_epi64(
                 _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), self.m_odd),
                 self.round_odd,
             ),
             self.t_odd,
         );
-        let even = _mm512_max_epi64(_mm512_min_epi64(even, hi_lim), lo_lim);
-        let odd = _mm512_max_epi64(_mm512_min_epi64(odd, hi_lim), lo_lim);
-        // Each 64-bit lane holds a value in [-2^30, 2^30]: its low 32 bits are the i32.
-        let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
-        let v = _mm512_add_epi32(v, zp);
-        _mm512_min_epi32(_mm512_max_epi32(v, lo), hi)
+        if !FOLDED {
+            even = _mm512_add_epi64(even, self.zp);
+            odd = _mm512_add_epi64(odd, self.zp);
+        }
+        // Saturated to int8: the even lanes' bytes, then the odd ones'; interleaved: lane order.
+        let b = _mm_unpacklo_epi8(_mm512_cvtsepi64_epi8(even), _mm512_cvtsepi64_epi8(odd));
+        _mm_min_epi8(_mm_max_epi8(b, self.lo), self.hi)
     }
 }
 
@@ -707,11 +825,11 @@ unsafe fn gemv_impl(
     let ones = _mm512_set1_epi8(1);
     let c128 = _mm512_set1_epi32(128i32.wrapping_add(zx));
     let x80 = _mm512_set1_epi8(-128);
-    let zp = _mm512_set1_epi32(epi.zero_point);
-    let (lo, hi) = (
-        _mm512_set1_epi32(epi.min as i32),
-        _mm512_set1_epi32(epi.max as i32),
-    );
+    let fin = Fin {
+        zero_point: epi.zero_point,
+        min: epi.min,
+        max: epi.max,
+    };
     let wp = w.as_ptr();
     let mut ub = [_mm512_setzero_si512(); MAX_K / 64];
     for i in 0..m {
@@ -774,10 +892,10 @@ unsafe fn gemv_impl(
                     )
                 }
             };
-            let y = requantize16(acc, mm, ss, zp, lo, hi);
+            let y = Requant16::new(mm, ss, &fin).apply(acc);
             let d = &mut out[i * n + j..i * n + j + cnt];
             // SAFETY: the mask writes the first `cnt` bytes at `d`, which holds `cnt`.
-            unsafe { _mm_mask_storeu_epi8(d.as_mut_ptr(), mask, _mm512_cvtepi32_epi8(y)) };
+            unsafe { _mm_mask_storeu_epi8(d.as_mut_ptr(), mask, y) };
             j += 16;
         }
     }
@@ -807,4 +925,278 @@ fn reduce8(t: [__m512i; 8]) -> __m256i {
         _mm512_shuffle_i32x4::<0xDD>(s, s),
     );
     _mm512_castsi512_si256(r)
+}
+
+#[cfg(test)]
+mod tests {
+    //! [`gemm`] and [`gemv`] against the integer reference ([`Epilogue::one`] over the wrapping
+    //! sums), and [`Requant16`] against [`crate::quant::requantize_to_i8`], on random shapes and
+    //! values with extreme multipliers, shifts (also out of range: clamped), zero points, clamps
+    //! and accumulators near ±2³¹.
+
+    use super::*;
+    use crate::ops::testing::Rng;
+    use crate::quant::requantize_to_i8;
+
+    /// A multiplier: usually Q31 in `[2³⁰, 2³¹)`, sometimes any `i32` or an extreme one.
+    fn multiplier(rng: &mut Rng) -> i32 {
+        match rng.next_u64() % 8 {
+            0 => [i32::MIN, i32::MIN + 1, -1, 0, 1, 1 << 30, i32::MAX][rng.range(0, 6) as usize],
+            1 => rng.next_u64() as i32,
+            _ => rng.range(1 << 30, i32::MAX),
+        }
+    }
+
+    /// A shift: usually in the valid range, sometimes at its ends or beyond (clamped).
+    fn shift(rng: &mut Rng) -> i32 {
+        match rng.next_u64() % 8 {
+            0 => [-31, 30, -23, -24, 0][rng.range(0, 4) as usize],
+            1 => rng.range(-40, 40),
+            _ => rng.range(-31, 30),
+        }
+    }
+
+    /// An output zero point: usually int8, sometimes up to the documented limit `2³¹ − 128`.
+    fn zero_point(rng: &mut Rng) -> i32 {
+        match rng.next_u64() % 8 {
+            0 => rng.range(-(1 << 30), 1 << 30),
+            1 => [i32::MAX - 127, -(i32::MAX - 127), 255, -255][rng.range(0, 3) as usize],
+            _ => rng.zero_point(),
+        }
+    }
+
+    /// An accumulator: anywhere, near ±2³¹ or small.
+    fn accumulator(rng: &mut Rng) -> i32 {
+        match rng.next_u64() % 4 {
+            0 => i32::MAX - rng.range(0, 1000),
+            1 => i32::MIN + rng.range(0, 1000),
+            2 => rng.range(-100_000, 100_000),
+            _ => rng.next_u64() as i32,
+        }
+    }
+
+    #[test]
+    fn requant16_bit_exact_on_extremes() {
+        if detected().is_none() {
+            println!("skipped: AVX-512 VNNI requantization (CPU lacks AVX512-F/BW/VL/VNNI)");
+            return;
+        }
+        let mut rng = Rng::new(0x5123);
+        for case in 0..20_000 {
+            let per_tensor = rng.one_in(3);
+            let (m1, s1) = (multiplier(&mut rng), shift(&mut rng));
+            let mm: [i32; 16] =
+                core::array::from_fn(|_| if per_tensor { m1 } else { multiplier(&mut rng) });
+            let ss: [i32; 16] =
+                core::array::from_fn(|_| if per_tensor { s1 } else { shift(&mut rng) });
+            let acc: [i32; 16] = core::array::from_fn(|_| accumulator(&mut rng));
+            let (a, b) = (rng.range(-128, 127) as i8, rng.range(-128, 127) as i8);
+            let (min, max) = if rng.one_in(8) {
+                (a, b)
+            } else {
+                (a.min(b), a.max(b))
+            };
+            let fin = Fin {
+                zero_point: zero_point(&mut rng),
+                min,
+                max,
+            };
+            let mut got = [0i8; 16];
+            // SAFETY: the CPU has the instructions (detected above); the loads and the store
+            // cover the 16 values of each array.
+            unsafe {
+                let rq = Requant16::new(
+                    _mm512_loadu_si512(mm.as_ptr() as *const __m512i),
+                    _mm512_loadu_si512(ss.as_ptr() as *const __m512i),
+                    &fin,
+                );
+                let y = rq.apply(_mm512_loadu_si512(acc.as_ptr() as *const __m512i));
+                _mm_storeu_si128(got.as_mut_ptr() as *mut __m128i, y);
+            }
+            for l in 0..16 {
+                let want = requantize_to_i8(acc[l], mm[l], ss[l], fin.zero_point, min, max);
+                assert_eq!(
+                    got[l], want,
+                    "case {case} lane {l}: acc {} m {} s {} zp {} [{min}, {max}]",
+                    acc[l], mm[l], ss[l], fin.zero_point
+                );
+            }
+        }
+    }
+
+    /// A random problem and its reference output.
+    struct Case {
+        m: usize,
+        n: usize,
+        k: usize,
+        x: Vec<i8>,
+        zx: i32,
+        w: Vec<i8>,
+        nt: bool,
+        zw: i32,
+        bias: Option<Vec<i32>>,
+        mult: Vec<i32>,
+        shift: Vec<i32>,
+        zp: i32,
+        min: i8,
+        max: i8,
+    }
+
+    impl Case {
+        fn random(rng: &mut Rng, max_m: u32, max_n: u32, max_k: u32, zw0: bool) -> Case {
+            let m = rng.dim(max_m) as usize;
+            let n = rng.dim(max_n) as usize;
+            let k = if rng.one_in(3) {
+                rng.dim(max_k)
+            } else {
+                rng.dim(70)
+            } as usize;
+            let per_tensor = rng.one_in(3);
+            let q = if per_tensor { 1 } else { n };
+            let big_bias = rng.one_in(3);
+            let (a, b) = (rng.range(-128, 127) as i8, rng.range(-128, 127) as i8);
+            Case {
+                m,
+                n,
+                k,
+                x: rng.i8_vec(m * k),
+                zx: rng.zero_point(),
+                w: rng.i8_vec(n * k),
+                nt: zw0 || rng.one_in(2),
+                zw: if zw0 { 0 } else { rng.zero_point() },
+                bias: match rng.next_u64() % 3 {
+                    0 => None,
+                    _ if big_bias => Some((0..n).map(|_| accumulator(rng)).collect()),
+                    _ => Some(rng.i32_vec(n, 40_000)),
+                },
+                mult: (0..q)
+                    .map(|_| {
+                        if rng.one_in(2) {
+                            rng.range(1 << 30, 1 << 28 | 1 << 30)
+                        } else {
+                            multiplier(rng)
+                        }
+                    })
+                    .collect(),
+                shift: (0..q)
+                    .map(|_| {
+                        if rng.one_in(2) {
+                            rng.range(-14, -6)
+                        } else {
+                            shift(rng)
+                        }
+                    })
+                    .collect(),
+                zp: zero_point(rng),
+                min: a.min(b),
+                max: a.max(b),
+            }
+        }
+
+        fn epilogue(&self) -> Epilogue<'_> {
+            Epilogue {
+                bias: self.bias.as_deref(),
+                multiplier: &self.mult,
+                shift: &self.shift,
+                zero_point: self.zp,
+                min: self.min,
+                max: self.max,
+            }
+        }
+
+        fn rhs(&self) -> Rhs<'_> {
+            if self.nt {
+                Rhs::Nt(&self.w)
+            } else {
+                Rhs::Nn(&self.w)
+            }
+        }
+
+        fn reference(&self) -> Vec<i8> {
+            let (n, k) = (self.n, self.k);
+            let epi = self.epilogue();
+            let mut out = vec![0i8; self.m * n];
+            for i in 0..self.m {
+                for j in 0..n {
+                    let mut s = 0i32;
+                    for t in 0..k {
+                        let w = if self.nt {
+                            self.w[j * k + t]
+                        } else {
+                            self.w[t * n + j]
+                        };
+                        let d =
+                            (self.x[i * k + t] as i32 - self.zx).wrapping_mul(w as i32 - self.zw);
+                        s = s.wrapping_add(d);
+                    }
+                    out[i * n + j] = epi.one(j, s);
+                }
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn gemm_bit_exact_on_random_shapes() {
+        let Some(cpu) = detected() else {
+            println!("skipped: AVX-512 VNNI gemm (CPU lacks AVX512-F/BW/VL/VNNI)");
+            return;
+        };
+        let mut rng = Rng::new(0x5124);
+        for case in 0..400 {
+            // Every tenth: up to 40 rows over 16-row sums, wide rows (panels of fewer vectors).
+            let c = if case % 10 == 9 {
+                Case::random(&mut rng, 40, 70, MAX_K as u32, false)
+            } else {
+                Case::random(&mut rng, 37, 150, 300, false)
+            };
+            let want = c.reference();
+            let mut got = vec![0i8; c.m * c.n];
+            let ok = gemm(
+                cpu,
+                c.m,
+                c.n,
+                c.k,
+                &c.x,
+                c.zx,
+                c.rhs(),
+                c.zw,
+                &c.epilogue(),
+                &mut got,
+            );
+            assert!(ok);
+            assert_eq!(
+                got, want,
+                "case {case}: m {} n {} k {} nt {} zp {}",
+                c.m, c.n, c.k, c.nt, c.zp
+            );
+        }
+    }
+
+    #[test]
+    fn gemv_bit_exact_on_random_shapes() {
+        let Some(cpu) = detected() else {
+            println!("skipped: AVX-512 VNNI gemv (CPU lacks AVX512-F/BW/VL/VNNI)");
+            return;
+        };
+        let mut rng = Rng::new(0x5125);
+        for case in 0..300 {
+            let c = Case::random(&mut rng, 3, 70, 300, true);
+            let want = c.reference();
+            let mut got = vec![0i8; c.m * c.n];
+            let ok = gemv(
+                cpu,
+                c.m,
+                c.n,
+                c.k,
+                &c.x,
+                c.zx,
+                &c.w,
+                &c.epilogue(),
+                &mut got,
+            );
+            assert!(ok);
+            assert_eq!(got, want, "case {case}: m {} n {} k {}", c.m, c.n, c.k);
+        }
+    }
 }
