@@ -222,39 +222,31 @@ unsafe fn gemm_packed_impl(
     let mut rs_buf = [const { MaybeUninit::<i32>::uninit() }; M_CHUNK];
     let fin = Fin {
         zero_point: epi.zero_point,
-        min: epi.min as i32,
-        max: epi.max as i32,
+        min: epi.min,
+        max: epi.max,
     };
+    // The column terms are the accumulators' starting values: `PanelEpi::new` with them as the
+    // bias and no zero-point correction (`zx = 0`, column sums 0).
+    let with_terms = Epilogue {
+        bias: Some(ct),
+        multiplier: epi.multiplier,
+        shift: epi.shift,
+        zero_point: epi.zero_point,
+        min: epi.min,
+        max: epi.max,
+    };
+    let no_sums = [0i32; NR * 16];
     let mut i0 = 0;
     while i0 < m {
         let rows = M_CHUNK.min(m - i0);
         let rs = filled(&mut rs_buf, rows, 0);
-        for (r, s) in rs.iter_mut().enumerate() {
-            let row = &x[(i0 + r) * k..(i0 + r + 1) * k];
-            *s = row_sum(row).wrapping_mul(128);
-        }
+        row_sums(&x[i0 * k..(i0 + rows) * k], k, 128, rs);
         let mut j0 = 0;
         while j0 < n {
             let cols = (NR * 16).min(n - j0);
             let nr = cols.div_ceil(16);
             let pn = &panels[j0 * k4 * 4..j0 * k4 * 4 + k4 * 64 * nr];
-            // Per column: the negated column term, the multiplier and the shift.
-            let mut cc = [0i32; NR * 16];
-            let mut mm = [0i32; NR * 16];
-            let mut ss = [0i32; NR * 16];
-            for c in 0..cols {
-                let j = j0 + c;
-                cc[c] = ct[j].wrapping_neg();
-                let q = if per_tensor { 0 } else { j };
-                mm[c] = epi.multiplier[q];
-                ss[c] = epi.shift[q];
-            }
-            let cols_v = ColVecs {
-                cc: &cc,
-                mm: &mm,
-                ss: &ss,
-                cols,
-            };
+            let pe = PanelEpi::new(&with_terms, per_tensor, 0, 0, &fin, &no_sums, j0, cols);
             let mut i = 0;
             while i < rows {
                 let r = MR.min(rows - i);
@@ -264,7 +256,7 @@ unsafe fn gemm_packed_impl(
                 macro_rules! go {
                     ($($r:literal, $v:literal);*) => {
                         match (r, nr) {
-                            $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, &cols_v, &fin, o, n), )*
+                            $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, &pe, o, n), )*
                             _ => unreachable!(),
                         }
                     };
