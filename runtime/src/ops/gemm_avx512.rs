@@ -136,24 +136,16 @@ unsafe fn gemm_impl(
                 Rhs::Nn(v) => pack_nn(v, n, k, j0, cols, nr, pn, &mut cs),
             }
             let pe = PanelEpi::new(epi, per_tensor, zx, kzw, &fin, &cs, j0, cols);
-            let mut i = 0;
-            while i < rows {
-                let r = MR.min(rows - i);
-                let xt = &x[(i0 + i) * k..(i0 + i + r) * k];
-                let rt = &rs[i..i + r];
-                let o = &mut out[(i0 + i) * n + j0..];
-                macro_rules! go {
-                    ($($r:literal, $v:literal);*) => {
-                        match (r, nr) {
-                            $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, &pe, o, n), )*
-                            _ => unreachable!(),
-                        }
-                    };
-                }
-                go!(4, 4; 4, 3; 4, 2; 4, 1; 3, 4; 3, 3; 3, 2; 3, 1;
-                    2, 4; 2, 3; 2, 2; 2, 1; 1, 4; 1, 3; 1, 2; 1, 1);
-                i += r;
-            }
+            panel_rows(
+                &x[i0 * k..(i0 + rows) * k],
+                k,
+                pn,
+                nr,
+                rs,
+                &pe,
+                &mut out[i0 * n + j0..],
+                n,
+            );
             j0 += cols;
         }
         i0 += rows;
@@ -247,24 +239,16 @@ unsafe fn gemm_packed_impl(
             let nr = cols.div_ceil(16);
             let pn = &panels[j0 * k4 * 4..j0 * k4 * 4 + k4 * 64 * nr];
             let pe = PanelEpi::new(&with_terms, per_tensor, 0, 0, &fin, &no_sums, j0, cols);
-            let mut i = 0;
-            while i < rows {
-                let r = MR.min(rows - i);
-                let xt = &x[(i0 + i) * k..(i0 + i + r) * k];
-                let rt = &rs[i..i + r];
-                let o = &mut out[(i0 + i) * n + j0..];
-                macro_rules! go {
-                    ($($r:literal, $v:literal);*) => {
-                        match (r, nr) {
-                            $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, &pe, o, n), )*
-                            _ => unreachable!(),
-                        }
-                    };
-                }
-                go!(4, 4; 4, 3; 4, 2; 4, 1; 3, 4; 3, 3; 3, 2; 3, 1;
-                    2, 4; 2, 3; 2, 2; 2, 1; 1, 4; 1, 3; 1, 2; 1, 1);
-                i += r;
-            }
+            panel_rows(
+                &x[i0 * k..(i0 + rows) * k],
+                k,
+                pn,
+                nr,
+                rs,
+                &pe,
+                &mut out[i0 * n + j0..],
+                n,
+            );
             j0 += cols;
         }
         i0 += rows;
@@ -563,6 +547,43 @@ fn reduce16(t: [__m512i; 16]) -> __m512i {
         _mm512_shuffle_i32x4::<0x88>(s[0], s[1]),
         _mm512_shuffle_i32x4::<0xDD>(s[0], s[1]),
     )
+}
+
+/// Every register tile of one panel: the rows of `x` (`rs.len()` rows of `k`, with row terms
+/// `rs`) × the `nr` vectors of the panel `pn`, in tiles of up to [`MR`] rows, stored from
+/// `out[0]` with row stride `n`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn panel_rows(
+    x: &[i8],
+    k: usize,
+    pn: &[u8],
+    nr: usize,
+    rs: &[i32],
+    pe: &PanelEpi,
+    out: &mut [i8],
+    n: usize,
+) {
+    let rows = rs.len();
+    let mut i = 0;
+    while i < rows {
+        let r = MR.min(rows - i);
+        let xt = &x[i * k..(i + r) * k];
+        let rt = &rs[i..i + r];
+        let o = &mut out[i * n..];
+        macro_rules! go {
+            ($($r:literal, $v:literal);*) => {
+                match (r, nr) {
+                    $( ($r, $v) => tile::<$r, $v>(xt, k, pn, rt, pe, o, n), )*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        go!(4, 4; 4, 3; 4, 2; 4, 1; 3, 4; 3, 3; 3, 2; 3, 1;
+            2, 4; 2, 3; 2, 2; 2, 1; 1, 4; 1, 3; 1, 2; 1, 1);
+        i += r;
+    }
 }
 
 /// A register tile: rows `xt` (`R` rows of `k`) × the `V` vectors of the panel `pn`, started from
