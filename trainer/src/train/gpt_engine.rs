@@ -211,6 +211,30 @@ fn layer_norm(x: &[f32], gb: &[f32], eps: f32, y: &mut [f32], stats: &mut [f32])
     }
 }
 
+/// [`linear_backward`] of the linear layer whose weight `[out, inp]` and bias `[out]` (a slot of
+/// zeros when the layer has none) start at `off` in the flat parameters `p`; the weight and bias
+/// gradients are written at the same offset in `g`.
+fn linear_backward_at(
+    p: &[f32],
+    g: &mut [f32],
+    off: usize,
+    dy: &[f32],
+    x: &[f32],
+    (n, inp, out): (usize, usize, usize),
+    dx: Option<&mut [f32]>,
+) -> candle_core::Result<()> {
+    let (dw, db) = g[off..][..out * inp + out].split_at_mut(out * inp);
+    linear_backward(
+        dy,
+        x,
+        &p[off..][..out * inp],
+        (n, inp, out),
+        dx,
+        dw,
+        Some(db),
+    )
+}
+
 /// Backward of [`layer_norm`]: `dx += ∂/∂x`, `dgb` (gain then bias gradient) written.
 fn layer_norm_backward(
     x: &[f32],
@@ -586,26 +610,24 @@ impl GptEngine {
         let btt = b * h * t * t;
         for (l, lo) in self.layers.iter().enumerate().rev() {
             // MLP: out = mid + proj(gelu(fc(ln2(mid))))
-            let (dw, db) = g[lo.wproj..][..4 * c * c + c].split_at_mut(4 * c * c);
-            linear_backward(
+            linear_backward_at(
+                p,
+                g,
+                lo.wproj,
                 &ws.dres,
                 &ws.fcg[l * 4 * nc..][..4 * nc],
-                &p[lo.wproj..][..4 * c * c],
                 (n, 4 * c, c),
                 Some(&mut ws.d4),
-                dw,
-                Some(db),
             )?;
             vmath::mul_in_place(&mut ws.d4, &ws.fch[l * 4 * nc..][..4 * nc]);
-            let (dw, db) = g[lo.wfc..][..4 * c * c + 4 * c].split_at_mut(4 * c * c);
-            linear_backward(
+            linear_backward_at(
+                p,
+                g,
+                lo.wfc,
                 &ws.d4,
                 &ws.ln2[l * nc..][..nc],
-                &p[lo.wfc..][..4 * c * c],
                 (n, c, 4 * c),
                 Some(&mut ws.dln),
-                dw,
-                Some(db),
             )?;
             layer_norm_backward(
                 &ws.mid[l * nc..][..nc],
@@ -616,15 +638,14 @@ impl GptEngine {
                 &mut g[lo.ln2..][..2 * c],
             );
             // attention: mid = x + o(attend(qkv(ln1(x))))
-            let (dw, db) = g[lo.wo..][..c * c + c].split_at_mut(c * c);
-            linear_backward(
+            linear_backward_at(
+                p,
+                g,
+                lo.wo,
                 &ws.dres,
                 &ws.atty[l * nc..][..nc],
-                &p[lo.wo..][..c * c],
                 (n, c, c),
                 Some(&mut ws.datty),
-                dw,
-                Some(db),
             )?;
             let qkv = &ws.qkv[l * 3 * nc..][..3 * nc];
             let att = &ws.att[l * btt..][..btt];
@@ -653,15 +674,14 @@ impl GptEngine {
                     )?;
                 }
             }
-            let (dw, db) = g[lo.wqkv..][..3 * c * c + 3 * c].split_at_mut(3 * c * c);
-            linear_backward(
+            linear_backward_at(
+                p,
+                g,
+                lo.wqkv,
                 &ws.dqkv,
                 &ws.ln1[l * nc..][..nc],
-                &p[lo.wqkv..][..3 * c * c],
                 (n, c, 3 * c),
                 Some(&mut ws.dln),
-                dw,
-                Some(db),
             )?;
             layer_norm_backward(
                 &ws.res[l * nc..][..nc],
