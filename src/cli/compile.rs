@@ -46,6 +46,11 @@ pub struct Args {
     /// off for microcontroller images.
     #[arg(long)]
     pub prepack: bool,
+    /// Keep each attention-score chain (Dequantize, Mul, Add of a mask, Softmax, Quantize) as
+    /// five ops instead of fusing it into one int8 Softmax (version 2, image format 1.3), for
+    /// runtimes older than format 1.3. The fused op gives the same bytes with a smaller arena.
+    #[arg(long)]
+    pub no_fuse: bool,
     /// Sign the image with this Ed25519 secret key file (from `edgeloop keygen`): sets the
     /// header's signed flag and appends the 80-byte signature trailer.
     #[arg(long, value_name = "KEY")]
@@ -99,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         input_shapes,
         int8_layer_norm: args.int8_layer_norm,
         prepack: args.prepack,
+        unfused: args.no_fuse,
         reference,
     };
     let c = compile_file(&args.model, &opts)

@@ -52,6 +52,11 @@ pub struct CompileOptions {
     /// does not pack them. Same outputs bit for bit; other CPUs run such ops through a slow
     /// reference loop, so leave it off for microcontroller images.
     pub prepack: bool,
+    /// Keep each attention-score chain `Dequantize → Mul → Add(mask) → Softmax → Quantize` as
+    /// five ops instead of fusing it into one Softmax version 2 (int8 in and out, image format
+    /// 1.3; see `ImageWriter::fuse_quantized_softmax`), for runtimes older than 1.3. The fused
+    /// op gives the same bytes, without the four f32 intermediates in the arena.
+    pub unfused: bool,
     /// Reference (calibration) inputs: when given, the finished image runs on them and the
     /// histograms of its first input's values and of its predicted classes are stored in its
     /// statistics section for on-device drift checks ([`reference`]).
@@ -333,6 +338,11 @@ pub fn compile(model: &ModelProto, opts: &CompileOptions) -> Result<Compiled> {
     // Lowering can leave ops whose result nothing reads (e.g. the QuantizeLinear of a value
     // whose float consumer reads the float directly): drop them and what only they used.
     ctx.w.remove_dead_ops();
+    if !opts.unfused {
+        ctx.w
+            .fuse_quantized_softmax()
+            .map_err(|e| Error::Compile(format!("fusing the attention softmax: {e}")))?;
+    }
     let image = ctx
         .w
         .finish()

@@ -523,11 +523,20 @@ fn prepacked_fully_connected_gives_the_same_outputs() {
             samples: testmodels::samples(&inputs, 16, 7),
         };
         let q = crate::quantize(&m, &calib, &crate::QuantizeConfig::default()).unwrap();
-        let plain = compile(&q.model.proto, &CompileOptions::default()).unwrap();
+        // Unfused, so that FullyConnected is the only op with a version 2.
+        let plain = compile(
+            &q.model.proto,
+            &CompileOptions {
+                unfused: true,
+                ..CompileOptions::default()
+            },
+        )
+        .unwrap();
         let packed = compile(
             &q.model.proto,
             &CompileOptions {
                 prepack: true,
+                unfused: true,
                 ..CompileOptions::default()
             },
         )
@@ -559,6 +568,62 @@ fn prepacked_fully_connected_gives_the_same_outputs() {
             for (name, t) in &a {
                 assert_eq!(t.f, b[name].f, "{name}, seed {seed}");
             }
+        }
+    }
+}
+
+/// By default the transformer's attention-score chains (Dequantize, Mul, Softmax, Quantize) are
+/// fused into Softmax version 2 (format 1.3): the outputs are exactly the unfused image's, with
+/// fewer ops and a smaller arena.
+#[test]
+fn fused_attention_softmax_gives_the_same_outputs() {
+    use edgeloop_runtime::image::writer::AlignedBytes;
+    use edgeloop_runtime::Model;
+    let m = testmodels::transformer();
+    let inputs = m.inputs(&Default::default()).unwrap();
+    let calib = crate::Dataset {
+        samples: testmodels::samples(&inputs, 16, 7),
+    };
+    let q = crate::quantize(&m, &calib, &crate::QuantizeConfig::default()).unwrap();
+    let fused = compile(&q.model.proto, &CompileOptions::default()).unwrap();
+    let plain = compile(
+        &q.model.proto,
+        &CompileOptions {
+            unfused: true,
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    let facts = |c: &Compiled| {
+        let bytes = AlignedBytes::new(c.bytes());
+        let model = Model::parse(bytes.as_slice()).unwrap();
+        let softmax_v2 = model
+            .ops()
+            .map(|r| r.unwrap())
+            .filter(|r| r.code == edgeloop_runtime::image::OpCode::Softmax as u8 && r.version == 2)
+            .count();
+        (
+            model.format_version(),
+            model.num_ops(),
+            model.arena_bytes(),
+            softmax_v2,
+        )
+    };
+    let (f_fmt, f_ops, f_arena, f_v2) = facts(&fused);
+    let (p_fmt, p_ops, p_arena, p_v2) = facts(&plain);
+    assert!(f_v2 > 0, "no fused softmax");
+    assert_eq!(p_v2, 0);
+    assert_eq!(f_fmt, (1, 3));
+    assert!(p_fmt.1 < 3);
+    assert!(f_ops + 2 * f_v2 <= p_ops, "{f_ops} ops fused vs {p_ops}");
+    assert!(f_arena <= p_arena, "arena {f_arena} fused vs {p_arena}");
+    let spec = &inputs[0];
+    for seed in 0..4 {
+        let x = f32_input(&plain, &spec.name, &spec.shape, 60 + seed);
+        let (a, b) = (plain.run(&x).unwrap(), fused.run(&x).unwrap());
+        assert_eq!(a.len(), b.len());
+        for (name, t) in &a {
+            assert_eq!(t.f, b[name].f, "{name}, seed {seed}");
         }
     }
 }

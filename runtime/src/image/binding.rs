@@ -43,6 +43,7 @@ pub(crate) enum Bound<'a> {
     Reshape(ops::reshape::ReshapeParams, DType),
     SoftmaxI8(ops::softmax::SoftmaxParams<'a>),
     SoftmaxF32(ops::softmax::SoftmaxF32Params),
+    SoftmaxQdq(ops::softmax::quantized::QuantizedSoftmaxParams<'a>),
     Quantize(ops::quantize::QuantizeParams),
     Dequantize(ops::quantize::QuantizeParams),
     ArgMaxI8(ops::argmax::ArgMaxParams),
@@ -598,6 +599,9 @@ fn bind_reshape<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 
 fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::softmax::*;
+    if c.rec.version == 2 {
+        return bind_softmax_quantized(c);
+    }
     let (x, y) = (c.input(0)?, c.output(0)?);
     let depth = x.shape.last() as u32;
     let shape = SoftmaxShape {
@@ -624,6 +628,48 @@ fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
             table: c.const_i32(1)?,
         }))
     }
+}
+
+/// Softmax version 2 (int8 in and out, f32 inside; see [`ops::softmax::quantized`]): inputs
+/// `x` (int8) and an optional constant f32 mask; outputs `y` (int8) and an f32 scratch; params
+/// `beta`, the pre-scale and a flags word (bit 0: the pre-scale applies).
+fn bind_softmax_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::softmax::{quantized::QuantizedSoftmaxParams, SoftmaxShape};
+    c.arity(2..=2, 2)?;
+    c.params_len(3)?;
+    let (x, y, scratch) = (c.input(0)?, c.output(0)?, c.output(1)?);
+    c.expect_dtype(&x, DType::I8)?;
+    c.expect_dtype(&y, DType::I8)?;
+    c.expect_dtype(&scratch, DType::F32)?;
+    let depth = x.shape.last();
+    if depth == 0 || y.num_elements() != x.num_elements() || y.shape.last() != depth {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    let flags = c.word(2)?;
+    if flags > 1 {
+        return Err(c.err(OpProblem::BadParams));
+    }
+    let q = |t: &TensorInfo| -> Result<ops::quantize::QuantizeParams, Error> {
+        Ok(ops::quantize::QuantizeParams {
+            scale: t.scale,
+            zero_point: c.zp_i8(t)?,
+        })
+    };
+    Ok(Bound::SoftmaxQdq(QuantizedSoftmaxParams {
+        shape: SoftmaxShape {
+            outer: (x.num_elements() / depth) as u32,
+            depth: depth as u32,
+        },
+        input: q(&x)?,
+        pre_scale: if flags & 1 != 0 {
+            Some(c.float(1)?)
+        } else {
+            None
+        },
+        mask: c.opt_f32(1)?,
+        beta: c.float(0)?,
+        output: q(&y)?,
+    }))
 }
 
 fn bind_quantize<'a>(c: &Ctx<'_, 'a>, quantize: bool) -> Result<Bound<'a>, Error> {
@@ -1074,8 +1120,11 @@ pub(crate) fn bind<'a, const OPS: u64>(
     let c = Ctx { model, index, rec };
     let unsupported = unsupported(index, rec);
     let code = OpCode::from_code(rec.code).ok_or(unsupported)?;
-    // Version 2 exists for FullyConnected only (pre-packed int8 weights).
-    if rec.version != 1 && !(rec.version == 2 && code == OpCode::FullyConnected) {
+    // Version 2 exists for FullyConnected (pre-packed int8 weights) and Softmax (int8 in and
+    // out, the attention-score chain fused).
+    if rec.version != 1
+        && !(rec.version == 2 && matches!(code, OpCode::FullyConnected | OpCode::Softmax))
+    {
         return Err(unsupported);
     }
     match code {
@@ -1185,6 +1234,9 @@ pub(crate) fn check<const OPS: u64>(
         }
         Bound::SoftmaxF32(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
             ops::softmax::check_f32(p, xi, yo)
+        }
+        Bound::SoftmaxQdq(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
+            ops::softmax::quantized::check(p, xi, len_of(model, rec.output(1))?, yo)
         }
         Bound::Quantize(p) | Bound::Dequantize(p)
             if has(OPS, OpCode::Quantize)
@@ -1386,6 +1438,9 @@ pub(crate) fn run_bound<const OPS: u64>(
     };
     if matches!(b, Bound::AttentionI8(_) | Bound::AttentionF32(_)) {
         return run_attention::<OPS>(model, index, rec, b, arena);
+    }
+    if let Bound::SoftmaxQdq(p) = b {
+        return run_quantized_softmax::<OPS>(model, index, rec, p, arena);
     }
     let y = match io.and_then(|io| io.y) {
         Some(y) => y,
@@ -1644,6 +1699,26 @@ fn split_two<'b>(
     } else {
         (pieces, first, second)
     })
+}
+
+/// Runs a Softmax version 2 (two outputs: the int8 result and the f32 scratch).
+fn run_quantized_softmax<const OPS: u64>(
+    model: &Model<'_>,
+    index: usize,
+    rec: &OpRecord<'_>,
+    p: &ops::softmax::quantized::QuantizedSoftmaxParams<'_>,
+    arena: &mut [u8],
+) -> Result<(), Error> {
+    if !(has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0) {
+        return Err(unsupported(index, rec));
+    }
+    let y = model.tensor(rec.output(0) as usize)?;
+    let scratch = model.tensor(rec.output(1) as usize)?;
+    let (s, out, scr) = split_two(arena, &y, &scratch, index)?;
+    let x = s.input(model, rec.input(0), index)?;
+    let scr = bytes::as_f32_mut(scr).map_err(|e| e.with_op(index as u32))?;
+    ops::softmax::quantized::eval(p, bytes::as_i8(x), scr, bytes::as_i8_mut(out));
+    Ok(())
 }
 
 /// Runs an Attention op (two outputs: the result and the score scratch row).

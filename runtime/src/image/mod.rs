@@ -35,7 +35,7 @@ pub const MAGIC: [u8; 4] = *b"EDLI";
 pub const FORMAT_MAJOR: u16 = 1;
 /// Newest format minor version this runtime reads (additions: op codes, dtypes, stats tags,
 /// op parameter versions).
-pub const FORMAT_MINOR: u16 = 2;
+pub const FORMAT_MINOR: u16 = 3;
 /// First op code of format 1.1 (the transformer ops): the writer marks an image 1.1 only when it
 /// uses one, so images of core ops stay readable by 1.0 runtimes.
 pub const FIRST_MINOR_1_OP: u8 = 32;

@@ -17,6 +17,9 @@ use super::{
 };
 use crate::Error;
 
+mod fuse;
+pub use fuse::FUSED_SOFTMAX_GROUP;
+
 /// A tensor of the graph being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorId(pub u16);
@@ -662,15 +665,21 @@ impl ImageWriter {
         let mut out = vec![0u8; end];
         out[..4].copy_from_slice(&MAGIC);
         out[4..6].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
-        // The oldest minor that has everything the image uses: 1.2 for version-2 parameter
-        // records (FullyConnected with pre-packed weights), 1.1 for the transformer ops.
-        let minor: u16 = if self.ops.iter().any(|o| o.version >= 2) {
-            FORMAT_MINOR
-        } else if self.ops.iter().any(|o| o.code >= FIRST_MINOR_1_OP) {
-            1
-        } else {
-            0
-        };
+        // The oldest minor that has everything the image uses: 1.3 for Softmax version 2 (the
+        // fused int8 softmax), 1.2 for FullyConnected version 2 (pre-packed weights), 1.1 for
+        // the transformer ops.
+        let minor: u16 = self
+            .ops
+            .iter()
+            .map(|o| match (o.version, o.code) {
+                (2.., c) if c == OpCode::Softmax as u8 => 3,
+                (2.., _) => 2,
+                (_, c) if c >= FIRST_MINOR_1_OP => 1,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        debug_assert!(minor <= FORMAT_MINOR);
         out[6..8].copy_from_slice(&minor.to_le_bytes());
         let fields: [(usize, u32); 11] = [
             (12, image_len),

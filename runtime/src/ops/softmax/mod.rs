@@ -25,6 +25,8 @@
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+// Dequantize, scale, mask, f32 softmax and Quantize as one int8 op (Softmax version 2).
+pub mod quantized;
 pub mod reference;
 #[cfg(test)]
 mod tests;

@@ -281,3 +281,151 @@ fn int8_avx2_bit_exact() {
     }
     println!("skipped: softmax/avx2 int8 (CPU lacks AVX2)");
 }
+
+/// The five ops the fused op replaces, each with its reference arithmetic, one after another.
+fn quantized_chain(p: &quantized::QuantizedSoftmaxParams<'_>, x: &[i8]) -> Vec<i8> {
+    use crate::quant::{dequantize_f32, quantize_f32};
+    let depth = p.shape.depth as usize;
+    let mut a: Vec<f32> = x
+        .iter()
+        .map(|&q| dequantize_f32(q, p.input.scale, p.input.zero_point))
+        .collect();
+    if let Some(c) = p.pre_scale {
+        a.iter_mut().for_each(|v| *v *= c);
+    }
+    if let Some(m) = p.mask {
+        let rows = m.len() / depth;
+        for (r, ar) in a.chunks_mut(depth).enumerate() {
+            for (j, v) in ar.iter_mut().enumerate() {
+                *v += m[(r % rows) * depth + j];
+            }
+        }
+    }
+    let mut b = vec![0f32; a.len()];
+    let sp = SoftmaxF32Params {
+        shape: p.shape,
+        beta: p.beta,
+    };
+    reference::eval_f32(&sp, &a, &mut b);
+    b.iter()
+        .map(|&v| quantize_f32(v, p.output.scale, p.output.zero_point))
+        .collect()
+}
+
+/// The fused int8 softmax gives exactly the five reference ops' bytes, with the kernels of this
+/// machine and with the reference table, for any scratch size, with and without pre-scale and
+/// mask (masks with `-inf`, `-1e4` and ordinary values, broadcast over leading rows).
+#[test]
+fn quantized_softmax_is_bit_exact_to_the_chain() {
+    use crate::ops::quantize::QuantizeParams;
+    let mut rng = Rng::new(0x5eed_50f7);
+    for case in 0..400 {
+        let mask_rows = rng.dim(8);
+        let outer = mask_rows * rng.dim(6);
+        let depth = if rng.one_in(3) {
+            rng.dim(300)
+        } else {
+            [16, 33, 64, 128][rng.range(0, 3) as usize]
+        };
+        let n = (outer * depth) as usize;
+        let mask: Vec<f32> = (0..(mask_rows * depth) as usize)
+            .map(|_| match rng.range(0, 5) {
+                0 => f32::NEG_INFINITY,
+                1 => -1e4,
+                2 => 0.0,
+                _ => rng.range(-3000, 3000) as f32 / 1000.0,
+            })
+            .collect();
+        let p = quantized::QuantizedSoftmaxParams {
+            shape: SoftmaxShape { outer, depth },
+            input: QuantizeParams {
+                scale: rng.log_uniform(1e-3, 0.5) as f32,
+                zero_point: rng.zero_point(),
+            },
+            pre_scale: (!rng.one_in(4)).then(|| rng.log_uniform(0.05, 2.0) as f32),
+            mask: (!rng.one_in(4)).then_some(mask.as_slice()),
+            beta: if rng.one_in(4) {
+                rng.log_uniform(0.3, 3.0) as f32
+            } else {
+                1.0
+            },
+            output: QuantizeParams {
+                scale: if rng.one_in(2) {
+                    1.0 / 255.0
+                } else {
+                    rng.log_uniform(1e-3, 0.02) as f32
+                },
+                zero_point: if rng.one_in(2) {
+                    -128
+                } else {
+                    rng.zero_point()
+                },
+            },
+        };
+        let x = rng.i8_vec(n);
+        let scratch_len = quantized::min_scratch(depth)
+            + 2 * depth as usize * rng.range(0, 9) as usize
+            + rng.range(0, 5) as usize;
+        quantized::check(&p, n, scratch_len, n).unwrap();
+        let want = quantized_chain(&p, &x);
+        let mut scratch = vec![f32::NAN; scratch_len];
+        let (mut got, mut got_ref) = (vec![0i8; n], vec![0i8; n]);
+        quantized::eval(&p, &x, &mut scratch, &mut got);
+        quantized::eval_with(
+            &crate::ops::KernelTable::reference(),
+            &p,
+            &x,
+            &mut scratch,
+            &mut got_ref,
+        );
+        assert_eq!(got_ref, want, "case {case}: reference table, {p:?}");
+        assert_eq!(got, want, "case {case}: this machine's kernels, {p:?}");
+    }
+}
+
+/// `check` rejects a mask that does not tile the rows, too little scratch, bad quantization.
+#[test]
+fn quantized_softmax_check_rejects_bad_params() {
+    use crate::ops::quantize::QuantizeParams;
+    let q = QuantizeParams {
+        scale: 0.1,
+        zero_point: 0,
+    };
+    let mask = vec![0f32; 3 * 8];
+    let p = quantized::QuantizedSoftmaxParams {
+        shape: SoftmaxShape { outer: 6, depth: 8 },
+        input: q,
+        pre_scale: Some(0.5),
+        mask: Some(&mask),
+        beta: 1.0,
+        output: q,
+    };
+    assert!(quantized::check(&p, 48, 16, 48).is_ok());
+    assert!(
+        quantized::check(&p, 48, 15, 48).is_err(),
+        "scratch below two rows"
+    );
+    assert!(quantized::check(&p, 48, 16, 40).is_err(), "output length");
+    let (short, four_rows) = (vec![0f32; 5], vec![0f32; 32]);
+    for m in [&four_rows[..], &short[..], &mask[..0]] {
+        let bad = quantized::QuantizedSoftmaxParams { mask: Some(m), ..p };
+        assert!(
+            quantized::check(&bad, 48, 16, 48).is_err(),
+            "mask of {}",
+            m.len()
+        );
+    }
+    let bad = quantized::QuantizedSoftmaxParams {
+        pre_scale: Some(f32::INFINITY),
+        ..p
+    };
+    assert!(quantized::check(&bad, 48, 16, 48).is_err());
+    let bad = quantized::QuantizedSoftmaxParams {
+        output: QuantizeParams {
+            scale: 0.0,
+            zero_point: 0,
+        },
+        ..p
+    };
+    assert!(quantized::check(&bad, 48, 16, 48).is_err());
+}
