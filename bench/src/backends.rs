@@ -50,15 +50,18 @@ fn rt(e: edgeloop_runtime::Error) -> Error {
 }
 
 impl Ours {
-    /// Parses the image, allocates its arena and converts `inputs` to the image's input types.
-    pub fn new(c: &Compiled, inputs: &[Input]) -> Result<Self> {
+    /// Parses the image, allocates its arena, starts `threads − 1` worker threads
+    /// (`Interpreter::set_threads`) and converts `inputs` to the image's input types.
+    pub fn new(c: &Compiled, inputs: &[Input], threads: usize) -> Result<Self> {
         let bytes: &'static AlignedBytes = Box::leak(Box::new(AlignedBytes::new(c.bytes())));
         let model: &'static Model<'static> =
             Box::leak(Box::new(Model::parse(bytes.as_slice()).map_err(rt)?));
         let arena_bytes = model.arena_bytes();
         let arena: &'static mut AlignedBytes =
             Box::leak(Box::new(AlignedBytes::zeroed(arena_bytes)));
-        let it = Interpreter::new(model, arena.as_mut_slice()).map_err(rt)?;
+        let mut it = Interpreter::new(model, arena.as_mut_slice()).map_err(rt)?;
+        it.set_threads(threads)
+            .map_err(|e| Error::Runtime(format!("starting {threads} threads: {e}")))?;
         let mut ours = Vec::new();
         for spec in &c.report.inputs {
             let inp = inputs
@@ -402,7 +405,11 @@ impl Engine {
     /// Threads the engine really uses when `threads` are asked for.
     pub fn effective_threads(self, threads: usize) -> usize {
         match self {
-            Engine::OrtInt8Default | Engine::OrtInt8Level1 | Engine::OrtF32 => threads,
+            Engine::OrtInt8Default
+            | Engine::OrtInt8Level1
+            | Engine::OrtF32
+            | Engine::OursInt8
+            | Engine::OursF32 => threads,
             _ => 1,
         }
     }
@@ -410,8 +417,8 @@ impl Engine {
     /// Loads `m` into this engine with `threads` threads.
     pub fn load(self, m: &crate::models::BenchModel, threads: usize) -> Result<Box<dyn Backend>> {
         Ok(match self {
-            Engine::OursInt8 => Box::new(Ours::new(&m.image_i8, &m.inputs)?),
-            Engine::OursF32 => Box::new(Ours::new(&m.image_f32, &m.inputs)?),
+            Engine::OursInt8 => Box::new(Ours::new(&m.image_i8, &m.inputs, threads)?),
+            Engine::OursF32 => Box::new(Ours::new(&m.image_f32, &m.inputs, threads)?),
             Engine::OrtInt8Default => {
                 Box::new(OrtPeer::new(&m.qdq.to_bytes(), &m.inputs, None, threads)?)
             }

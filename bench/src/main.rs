@@ -160,8 +160,12 @@ fn bench_model(m: &BenchModel, threads: &[usize], cfg: &Config, pb: &ProgressBar
         pb.inc(1);
     }
     pb.set_message(format!("{}: start-up and RSS", m.name));
-    let startup_i8 = measure::startup(m.image_i8.bytes(), if cfg.rounds > 5 { 200 } else { 3 })
-        .map_err(|e| e.to_string());
+    let reps = if cfg.rounds > 5 { 200 } else { 3 };
+    let startup_i8 = measure::startup(m.image_i8.bytes(), reps, 1).map_err(|e| e.to_string());
+    // And with the most threads of the run (the workers' start counted), when that is more.
+    let most = threads.iter().copied().max().unwrap_or(1);
+    let startup_i8_threads = (most > 1)
+        .then(|| measure::startup(m.image_i8.bytes(), reps, most).map_err(|e| e.to_string()));
     let rss_i8 = rss_probe(m.image_i8.bytes(), &m.name).map_err(|e| e.to_string());
     ModelResult {
         name: m.name.clone(),
@@ -175,6 +179,7 @@ fn bench_model(m: &BenchModel, threads: &[usize], cfg: &Config, pb: &ProgressBar
         agreement,
         agreement_failures,
         startup_i8,
+        startup_i8_threads,
         rss_i8,
     }
 }

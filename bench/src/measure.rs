@@ -226,10 +226,13 @@ pub fn run(m: &BenchModel, engines: &[Engine], threads: usize, cfg: &Config) -> 
 }
 
 /// Start-up of our runtime: from image bytes (already in memory, as in flash) to the first
-/// result: `Model::parse` (validation, CRC), the arena, `Interpreter::new`, the input copy and
-/// one `invoke`.
+/// result: `Model::parse` (validation, CRC), the arena, `Interpreter::new` (and, with more than
+/// one thread, starting the workers: `Interpreter::set_threads`), the input copy and one
+/// `invoke`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Startup {
+    /// Threads `invoke` used.
+    pub threads: usize,
     /// The very first start-up in this process (cold caches), microseconds.
     pub first_us: f64,
     /// Repeated start-ups, microseconds.
@@ -238,9 +241,9 @@ pub struct Startup {
     pub parse_us: Summary,
 }
 
-/// Measures [`Startup`] for the image `bytes` (zero inputs), then up to `reps` more times
-/// (at least 3, stopping after about 2 s).
-pub fn startup(bytes: &[u8], reps: usize) -> Result<Startup> {
+/// Measures [`Startup`] for the image `bytes` (zero inputs) with `threads` threads, then up to
+/// `reps` more times (at least 3, stopping after about 2 s).
+pub fn startup(bytes: &[u8], reps: usize, threads: usize) -> Result<Startup> {
     let img = AlignedBytes::new(bytes);
     let rt = |e: edgeloop_runtime::Error| Error::Runtime(format!("{e:?}"));
     let once = || -> Result<(f64, f64)> {
@@ -249,6 +252,8 @@ pub fn startup(bytes: &[u8], reps: usize) -> Result<Startup> {
         let parse = t.elapsed().as_secs_f64() * 1e6;
         let mut arena = AlignedBytes::zeroed(model.arena_bytes());
         let mut it = Interpreter::new(&model, arena.as_mut_slice()).map_err(rt)?;
+        it.set_threads(threads)
+            .map_err(|e| Error::Runtime(format!("starting {threads} threads: {e}")))?;
         for k in 0..model.num_inputs() {
             it.input_bytes(k).map_err(rt)?.fill(0);
         }
@@ -266,6 +271,7 @@ pub fn startup(bytes: &[u8], reps: usize) -> Result<Startup> {
     let total: Vec<f64> = v.iter().map(|x| x.0).collect();
     let parse: Vec<f64> = v.iter().map(|x| x.1).collect();
     Ok(Startup {
+        threads,
         first_us,
         repeated_us: summarize(&total),
         parse_us: summarize(&parse),

@@ -93,8 +93,10 @@ pub struct ModelResult {
     pub agreement: Vec<Agreement>,
     /// Engines whose output could not be compared, and why.
     pub agreement_failures: Vec<(Engine, String)>,
-    /// Start-up of the int8 image.
+    /// Start-up of the int8 image, one thread.
     pub startup_i8: Result<Startup, String>,
+    /// Start-up of the int8 image with the run's most threads (when more than one).
+    pub startup_i8_threads: Option<Result<Startup, String>>,
     /// Peak RSS running the int8 image.
     pub rss_i8: Result<Rss, String>,
 }
@@ -262,23 +264,29 @@ pub fn goals(models: &[ModelResult]) -> Vec<Goal> {
             },
         });
         if m.params <= 1_000_000 {
-            g.push(match &m.startup_i8 {
-                Ok(s) => Goal {
-                    model: m.name.clone(),
-                    goal: "image bytes to first result < 1 ms".into(),
-                    measured: format!(
-                        "first {:.1} us, then median {:.1} us",
-                        s.first_us, s.repeated_us.median
-                    ),
-                    met: Some(s.first_us < 1000.0 && s.repeated_us.median < 1000.0),
-                },
-                Err(e) => Goal {
-                    model: m.name.clone(),
-                    goal: "image bytes to first result < 1 ms".into(),
-                    measured: format!("not measured: {e}"),
-                    met: None,
-                },
-            });
+            for st in std::iter::once(&m.startup_i8).chain(m.startup_i8_threads.as_ref()) {
+                g.push(match st {
+                    Ok(s) => Goal {
+                        model: m.name.clone(),
+                        goal: format!(
+                            "image bytes to first result < 1 ms ({} thread{})",
+                            s.threads,
+                            if s.threads == 1 { "" } else { "s" }
+                        ),
+                        measured: format!(
+                            "first {:.1} us, then median {:.1} us",
+                            s.first_us, s.repeated_us.median
+                        ),
+                        met: Some(s.first_us < 1000.0 && s.repeated_us.median < 1000.0),
+                    },
+                    Err(e) => Goal {
+                        model: m.name.clone(),
+                        goal: "image bytes to first result < 1 ms".into(),
+                        measured: format!("not measured: {e}"),
+                        met: None,
+                    },
+                });
+            }
         }
     }
     g
@@ -491,7 +499,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "| model | image B | arena B | f32 image B | f32 arena B | VmHWM KiB (budget) | same binary, no model KiB | allocations / invoke | start-up first / median us (of which parse) |\n|---|---|---|---|---|---|---|---|---|"
+        "| model | image B | arena B | f32 image B | f32 arena B | VmHWM KiB (budget) | same binary, no model KiB | allocations / invoke | start-up first / median us (of which parse) | start-up, most threads: first / median us |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for mr in &r.models {
         let rss = match &mr.rss_i8 {
@@ -517,9 +525,19 @@ pub fn markdown(r: &Results) -> String {
             ),
             Err(e) => format!("not measured: {}", cell(e)),
         };
+        let st_threads = match &mr.startup_i8_threads {
+            Some(Ok(x)) => format!(
+                "{} threads: {} / {}",
+                x.threads,
+                us(x.first_us),
+                us(x.repeated_us.median)
+            ),
+            Some(Err(e)) => format!("not measured: {}", cell(e)),
+            None => "-".into(),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             mr.name,
             mr.image_i8_bytes,
             mr.arena_i8_bytes,
@@ -528,7 +546,8 @@ pub fn markdown(r: &Results) -> String {
             rss.0,
             rss.1,
             allocs.map_or("-".into(), |a| format!("{a}")),
-            st
+            st,
+            st_threads
         );
     }
     let linkage = r

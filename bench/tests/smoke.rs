@@ -74,7 +74,7 @@ fn every_engine_runs_every_small_model_and_agrees() {
                 );
             }
         }
-        let startup = measure::startup(m.image_i8.bytes(), 2).expect("start-up");
+        let startup = measure::startup(m.image_i8.bytes(), 2, 1).expect("start-up");
         assert!(startup.first_us > 0.0);
         results.push(ModelResult {
             name: m.name.clone(),
@@ -88,6 +88,7 @@ fn every_engine_runs_every_small_model_and_agrees() {
             agreement,
             agreement_failures: failures,
             startup_i8: Ok(startup),
+            startup_i8_threads: None,
             rss_i8: Err("not measured in the smoke test".into()),
         });
     }

@@ -22,6 +22,8 @@ pub struct Interpreter<'m, 'a, const OPS: u64 = { ALL_OPS }> {
     /// Allocated in `new`, never in `invoke`. Without `std` each op is decoded as it runs.
     #[cfg(any(test, feature = "std"))]
     bound: std::vec::Vec<(binding::Bound<'m>, binding::Io)>,
+    #[cfg(any(test, feature = "std"))]
+    pool: Option<crate::threads::Pool>,
 }
 
 impl<const OPS: u64> core::fmt::Debug for Interpreter<'_, '_, OPS> {
@@ -62,9 +64,31 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
             arena,
             #[cfg(any(test, feature = "std"))]
             bound,
+            #[cfg(any(test, feature = "std"))]
+            pool: None,
         };
         it.reset_state()?;
         Ok(it)
+    }
+
+    /// Runs the largest ops (FullyConnected, int8 BatchMatMul) of each `invoke` on `threads`
+    /// threads: this one and `threads − 1` workers started now (`std` only; 1 stops them). The
+    /// outputs are the single-threaded outputs, bit for bit: each thread computes whole rows
+    /// with the same kernel. Between ops the workers spin briefly, then park; `invoke` still
+    /// allocates nothing.
+    #[cfg(any(test, feature = "std"))]
+    pub fn set_threads(&mut self, threads: usize) -> std::io::Result<()> {
+        self.pool = None;
+        if threads > 1 {
+            self.pool = Some(crate::threads::Pool::new(threads)?);
+        }
+        Ok(())
+    }
+
+    /// Threads `invoke` uses (1 unless [`Self::set_threads`] asked for more).
+    #[cfg(any(test, feature = "std"))]
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.threads())
     }
 
     /// The model.
@@ -96,6 +120,13 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     fn run(&mut self, i: usize, rec: &OpRecord<'m>) -> Result<(), Error> {
         #[cfg(any(test, feature = "std"))]
         if let Some((b, io)) = self.bound.get(i) {
+            if let Some(pool) = &self.pool {
+                if let Some(r) =
+                    binding::run_split::<OPS>(self.model, i, rec, b, Some(io), self.arena, pool)
+                {
+                    return r;
+                }
+            }
             return binding::run_bound::<OPS>(self.model, i, rec, b, Some(io), self.arena);
         }
         binding::run::<OPS>(self.model, i, rec, self.arena)
@@ -264,6 +295,123 @@ mod tests {
                 drop(it);
                 assert_eq!(a.as_mut_slice(), b.as_mut_slice(), "model {k}");
             }
+        }
+    }
+
+    /// An image with the ops `set_threads` splits, large enough to be split: int8
+    /// FullyConnected (version 1 and pre-packed version 2), f32 FullyConnected, int8
+    /// BatchMatMul. Inputs: x i8 `[1, rows, 128]`, a i8 `[4, rows, 32]`, b i8 `[4, 48, 32]`.
+    fn split_ops_image(rows: usize, seed: u64) -> crate::image::writer::BuiltImage {
+        use crate::image::layers::Activation;
+        use crate::image::writer::{ConstRole, ImageWriter};
+        use crate::image::{DType, OpCode};
+        use crate::ops::fully_connected::packed;
+        let mut rng = Rng::new(seed);
+        let mut w = ImageWriter::new("split", 1).expect("name");
+        let x = w
+            .input(DType::I8, &[1, rows, 128], Some((0.05, 3)))
+            .expect("x");
+        let w1 = rng.vec(256 * 128, 0.1);
+        let b1 = rng.vec(256, 0.2);
+        let h = w
+            .fully_connected(x, &w1, Some(&b1), 256, Activation::Relu, Some((0.1, -5)))
+            .expect("fc1");
+        // Version 2: the same kind of layer with pre-packed weights.
+        let (n, k) = (96, 256);
+        let q: Vec<i8> = (0..n * k)
+            .map(|i| ((i * 7919 + seed as usize) % 255) as i8)
+            .collect();
+        let mut panels = vec![0i8; packed::packed_len(n, k).expect("len")];
+        packed::pack(&q, n, k, &mut panels);
+        let bias: Vec<i32> = (0..n as i32).map(|j| j * 37 - 1500).collect();
+        let mut ct = vec![0i32; n];
+        packed::column_terms(&q, n, k, Some(&bias), w.quant(h).expect("q").1, &mut ct);
+        let wt = w
+            .const_i8(
+                &[n.div_ceil(16) * 16, k.div_ceil(4) * 4],
+                &panels,
+                ConstRole::Weight,
+            )
+            .expect("w2");
+        let ctt = w.const_i32(&[n], &ct, ConstRole::Bias).expect("ct");
+        let mt = w
+            .const_i32(&[n], &vec![0x5A00_0000; n], ConstRole::Other)
+            .expect("m");
+        let st = w
+            .const_i32(&[n], &vec![-9; n], ConstRole::Other)
+            .expect("s");
+        let y2 = w
+            .activation(DType::I8, &[1, rows, n], Some((0.2, 1)))
+            .expect("y2");
+        w.op(
+            OpCode::FullyConnected,
+            2,
+            &[Some(h), Some(wt), Some(ctt), Some(mt), Some(st)],
+            &[y2],
+            &[-128i32 as u32, 127],
+        )
+        .expect("fc2");
+        let f = w.dequantize(y2).expect("deq");
+        let w3 = rng.vec(65 * n, 0.3);
+        let logits = w
+            .fully_connected(f, &w3, None, 65, Activation::None, None)
+            .expect("fc3");
+        w.output(logits).expect("out");
+        let a = w
+            .input(DType::I8, &[4, rows, 32], Some((0.04, -2)))
+            .expect("a");
+        let b = w
+            .input(DType::I8, &[4, 48, 32], Some((0.03, 5)))
+            .expect("b");
+        let s = w.batch_matmul(a, b, true, Some((0.5, 0))).expect("bmm");
+        w.output(s).expect("out");
+        w.finish().expect("writes")
+    }
+
+    /// With 2 and 3 threads, every output equals the single-threaded one, invoke after invoke,
+    /// for row counts that split evenly, unevenly and not at all.
+    #[test]
+    fn threads_give_the_single_threaded_bytes() {
+        for (case, rows) in [64usize, 37, 8, 200].into_iter().enumerate() {
+            let built = split_ops_image(rows, case as u64);
+            let image = AlignedBytes::new(&built.bytes);
+            let model = Model::parse(image.as_slice()).expect("parses");
+            let mut rng = Rng::new(100 + case as u64);
+            let inputs: Vec<Vec<Vec<i8>>> = (0..3)
+                .map(|_| {
+                    (0..3)
+                        .map(|k| {
+                            let n = model
+                                .tensor(model.input(k).expect("in"))
+                                .expect("t")
+                                .num_elements();
+                            (0..n).map(|_| (rng.vec(1, 1.0)[0] * 127.0) as i8).collect()
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut outs = Vec::new();
+            for threads in [1, 2, 3] {
+                let mut arena = AlignedBytes::zeroed(model.arena_bytes());
+                let mut it = Interpreter::new(&model, arena.as_mut_slice()).expect("fits");
+                it.set_threads(threads).expect("spawns");
+                assert_eq!(it.threads(), threads);
+                let mut got = Vec::new();
+                for set in &inputs {
+                    for (k, v) in set.iter().enumerate() {
+                        it.input_i8(k).expect("input").copy_from_slice(v);
+                    }
+                    it.invoke().expect("runs");
+                    got.push((
+                        it.output_bytes(0).expect("o").to_vec(),
+                        it.output_bytes(1).expect("o").to_vec(),
+                    ));
+                }
+                outs.push(got);
+            }
+            assert!(outs[0].iter().any(|(a, _)| a.iter().any(|&v| v != 0)));
+            assert_eq!(outs[1], outs[0], "rows {rows}: 2 threads");
+            assert_eq!(outs[2], outs[0], "rows {rows}: 3 threads");
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod models;
 pub mod ops;
 pub mod quant;
 pub mod telemetry;
+#[cfg(any(test, feature = "std"))]
+pub mod threads;
 
 pub use error::Error;
 pub use image::Model;

@@ -1,4 +1,4 @@
-//! `startup-profile IMAGE [--reps N] [--no-invoke]`: where the start-up time of one image goes (a profiling
+//! `startup-profile IMAGE [--reps N] [--threads N] [--no-invoke]`: where the start-up time of one image goes (a profiling
 //! aid for the bench's start-up goal). Each repetition times, from image bytes already in
 //! memory: `Model::parse` (validation and CRC), the zeroed arena, `Interpreter::new`, the input
 //! fill and the first `invoke`. Prints the median and minimum of each phase in microseconds.
@@ -28,6 +28,7 @@ fn run() -> Result<(), String> {
     let mut path = None;
     let mut reps = 200usize;
     let mut invoke = true;
+    let mut threads = 1usize;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -39,13 +40,21 @@ fn run() -> Result<(), String> {
                     .ok_or("--reps takes a positive count")?;
                 i += 1;
             }
+            "--threads" => {
+                threads = args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--threads takes a positive count")?;
+                i += 1;
+            }
             "--no-invoke" => invoke = false,
             p if path.is_none() && !p.starts_with("--") => path = Some(p.to_string()),
             other => return Err(format!("unexpected argument {other:?}")),
         }
         i += 1;
     }
-    let path = path.ok_or("usage: startup-profile IMAGE [--reps N] [--no-invoke]")?;
+    let path = path.ok_or("usage: startup-profile IMAGE [--reps N] [--threads N] [--no-invoke]")?;
     let raw = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
     let img = AlignedBytes::new(&raw);
     let err = |e: edgeloop_runtime::Error| format!("{path}: {e:?}");
@@ -60,6 +69,9 @@ fn run() -> Result<(), String> {
         t[1] = t1.elapsed().as_secs_f64();
         let t2 = Instant::now();
         let mut it = Interpreter::new(&model, arena.as_mut_slice()).map_err(err)?;
+        // The worker threads start inside the timed "new" phase: they are part of start-up.
+        it.set_threads(threads)
+            .map_err(|e| format!("starting {threads} threads: {e}"))?;
         t[2] = t2.elapsed().as_secs_f64();
         let t3 = Instant::now();
         for k in 0..model.num_inputs() {

@@ -1701,6 +1701,190 @@ fn split_two<'b>(
     })
 }
 
+/// Rows of an op's output each part of a split gets at least (and its boundaries' multiple).
+#[cfg(any(test, feature = "std"))]
+const SPLIT_ALIGN: usize = 8;
+/// Fewest multiply-accumulates for which an op is split over threads (below, the hand-off costs
+/// more than it saves).
+#[cfg(any(test, feature = "std"))]
+const SPLIT_MIN_MACS: usize = 1 << 18;
+
+/// A raw pointer that the parts of one split may share: each part touches its own rows only.
+#[cfg(any(test, feature = "std"))]
+#[derive(Clone, Copy)]
+struct SharedPtr<T>(*mut T);
+// SAFETY: the parts of a split read shared inputs and write disjoint output rows (see
+// `run_split`); `Pool::run` returns only after every part is done.
+#[cfg(any(test, feature = "std"))]
+unsafe impl<T> Sync for SharedPtr<T> {}
+#[cfg(any(test, feature = "std"))]
+unsafe impl<T> Send for SharedPtr<T> {}
+
+#[cfg(any(test, feature = "std"))]
+impl<T> SharedPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `SharedPtr`).
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// Runs op `index` split over the pool's threads when it is an op that splits (FullyConnected by
+/// rows, int8 and f32, packed or not; int8 BatchMatMul by batch) and is large enough; `None`
+/// when it is not (the caller runs it on one thread). Every part computes whole output rows
+/// with the same kernel as the single-threaded run, so the bytes are the same.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn run_split<const OPS: u64>(
+    model: &Model<'_>,
+    index: usize,
+    rec: &OpRecord<'_>,
+    b: &Bound<'_>,
+    io: Option<&Io>,
+    arena: &mut [u8],
+    pool: &crate::threads::Pool,
+) -> Option<Result<(), Error>> {
+    use bytes::{as_f32 as f32s, as_f32_mut as f32m, as_i8 as i8s, as_i8_mut as i8m};
+    let threads = pool.threads();
+    if threads < 2 {
+        return None;
+    }
+    // (rows, input row length, output row length, MACs)
+    let (rows, xk, yn, macs) = match b {
+        Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+            let s = &p.shape;
+            let (r, k, n) = (
+                s.batch as usize,
+                s.in_features as usize,
+                s.out_features as usize,
+            );
+            (r, k, n, r * k * n)
+        }
+        Bound::FcPackedI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+            let s = &p.shape;
+            let (r, k, n) = (
+                s.batch as usize,
+                s.in_features as usize,
+                s.out_features as usize,
+            );
+            (r, k, n, r * k * n)
+        }
+        Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
+            let s = &p.shape;
+            let (r, k, n) = (
+                s.batch as usize,
+                s.in_features as usize,
+                s.out_features as usize,
+            );
+            (r, k, n, r * k * n)
+        }
+        Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
+            let s = &p.shape;
+            let (m, k, n) = (s.m as usize, s.k as usize, s.n as usize);
+            (s.batch as usize, m * k, m * n, s.batch as usize * m * k * n)
+        }
+        _ => return None,
+    };
+    let align = if matches!(b, Bound::BmmI8(_)) {
+        1
+    } else {
+        SPLIT_ALIGN
+    };
+    let parts = threads.min(rows / align);
+    if parts < 2 || macs < SPLIT_MIN_MACS {
+        return None;
+    }
+    let y = match io.and_then(|io| io.y) {
+        Some(y) => y,
+        None => match model.tensor(rec.output(0) as usize) {
+            Ok(y) => y,
+            Err(e) => return Some(Err(e)),
+        },
+    };
+    let r = (|| -> Result<(), Error> {
+        let (s, out) = split(arena, &y)?;
+        let x = match io.and_then(|io| io.x) {
+            Some(info) => s.input_info(model, rec.input(0), &info, index)?,
+            None => s.input(model, rec.input(0), index)?,
+        };
+        let x2 = if matches!(b, Bound::BmmI8(_)) {
+            match io.and_then(|io| io.x2) {
+                Some(info) => s.input_info(model, rec.input(1), &info, index)?,
+                None => s.input(model, rec.input(1), index)?,
+            }
+        } else {
+            &[]
+        };
+        let esize = if matches!(b, Bound::FcF32(_)) { 4 } else { 1 };
+        if x.len() < rows * xk * esize || out.len() < rows * yn * esize {
+            return Err(Error::KernelShapeMismatch { op: index as u32 });
+        }
+        let kn = x2_row_len(b);
+        if x2.len() < rows * kn {
+            return Err(Error::KernelShapeMismatch { op: index as u32 });
+        }
+        let (xp, yp) = (
+            SharedPtr(x.as_ptr() as *mut u8),
+            SharedPtr(out.as_mut_ptr()),
+        );
+        let x2 = SharedPtr(x2.as_ptr() as *mut u8);
+        let job = |part: usize| {
+            let (r0, r1) = crate::threads::part_rows(rows, parts, align, part);
+            if r0 == r1 {
+                return;
+            }
+            let n = r1 - r0;
+            // SAFETY: rows `r0..r1` of `x` and of `out` are inside the lengths checked above;
+            // the parts' output rows are disjoint, and `out` is not aliased by `x` (the plan
+            // check); `Pool::run` keeps the borrows alive until every part is done.
+            let (xs, ys) = unsafe {
+                (
+                    core::slice::from_raw_parts(xp.get().add(r0 * xk * esize), n * xk * esize),
+                    core::slice::from_raw_parts_mut(yp.get().add(r0 * yn * esize), n * yn * esize),
+                )
+            };
+            match b {
+                Bound::FcI8(p) => {
+                    let mut q = *p;
+                    q.shape.batch = n as u32;
+                    ops::fully_connected::eval_i8(&q, i8s(xs), i8m(ys));
+                }
+                Bound::FcPackedI8(p) => {
+                    let mut q = *p;
+                    q.shape.batch = n as u32;
+                    ops::fully_connected::packed::eval_i8(&q, i8s(xs), i8m(ys));
+                }
+                Bound::FcF32(p) => {
+                    let mut q = *p;
+                    q.shape.batch = n as u32;
+                    if let (Ok(xs), Ok(ys)) = (f32s(xs), f32m(ys)) {
+                        ops::fully_connected::eval_f32(&q, xs, ys);
+                    }
+                }
+                Bound::BmmI8(p) => {
+                    let mut q = *p;
+                    q.shape.batch = n as u32;
+                    // SAFETY: `B` rows `r0..r1` (of `kn` bytes each) lie inside `x2`, whose
+                    // length the parse-time check ties to the shape.
+                    let bs = unsafe { core::slice::from_raw_parts(x2.get().add(r0 * kn), n * kn) };
+                    ops::batch_matmul::eval_i8(&q, i8s(xs), i8s(bs), i8m(ys));
+                }
+                _ => {}
+            }
+        };
+        pool.run(parts, &job);
+        Ok(())
+    })();
+    Some(r.map_err(|e| e.with_op(index as u32)))
+}
+
+/// Bytes of one batch entry of a BatchMatMul's `B` (0 for other ops).
+#[cfg(any(test, feature = "std"))]
+fn x2_row_len(b: &Bound<'_>) -> usize {
+    match b {
+        Bound::BmmI8(p) => p.shape.k as usize * p.shape.n as usize,
+        _ => 0,
+    }
+}
+
 /// Runs a Softmax version 2 (two outputs: the int8 result and the f32 scratch).
 fn run_quantized_softmax<const OPS: u64>(
     model: &Model<'_>,
