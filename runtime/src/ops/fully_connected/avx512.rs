@@ -34,17 +34,13 @@ pub(crate) unsafe fn eval_f32(p: &FullyConnectedF32Params<'_>, input: &[f32], ou
     let m = input.len().checked_div(k).unwrap_or(0);
     assert!(input.len() >= m * k && output.len() >= m * n && p.weights.len() >= n * k);
     assert!(p.bias.is_none_or(|b| b.len() >= n));
-    // Gather offsets `c·k` fit in i32: `k <= MAX_ACC_DEPTH = 2^16`.
+    // The depth limit every FullyConnected kernel shares (`MAX_ACC_DEPTH`).
     assert!(k <= crate::ops::MAX_ACC_DEPTH as usize);
     if m == 0 || n == 0 || k == 0 {
         return;
     }
     let mut panel_buf = [const { MaybeUninit::<f32>::uninit() }; 16 * KC];
     let panel = crate::ops::gemm_avx2::filled(&mut panel_buf, 16 * KC.min(k), 0.0);
-    let offsets = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(k as i32),
-    );
     let mut j0 = 0;
     while j0 < n {
         let nc = 16.min(n - j0);
@@ -53,17 +49,16 @@ pub(crate) unsafe fn eval_f32(p: &FullyConnectedF32Params<'_>, input: &[f32], ou
         let mut t0 = 0;
         while t0 < k {
             let kc = KC.min(k - t0);
-            for (t, d) in panel.chunks_exact_mut(16).take(kc).enumerate() {
-                // SAFETY: the unmasked lanes `c < nc` read `wrows[c·k + t0 + t]`, inside `wrows`
-                // (`t0 + t < k`); `d` holds 16 values.
-                unsafe {
-                    let v = _mm512_mask_i32gather_ps::<4>(
-                        _mm512_setzero_ps(),
-                        cmask,
-                        offsets,
-                        wrows.as_ptr().add(t0 + t),
-                    );
-                    _mm512_storeu_ps(d.as_mut_ptr(), v);
+            // Plain copies, column by column (a 16-lane gather per row of the panel cost
+            // several times as much on this kind of CPU: microcode mitigations slow gathers).
+            for (c, wr) in wrows.chunks_exact(k).enumerate() {
+                for (t, &v) in wr[t0..t0 + kc].iter().enumerate() {
+                    panel[16 * t + c] = v;
+                }
+            }
+            if nc < 16 {
+                for d in panel.chunks_exact_mut(16).take(kc) {
+                    d[nc..].fill(0.0);
                 }
             }
             let blk = Block {
