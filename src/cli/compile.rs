@@ -46,9 +46,10 @@ pub struct Args {
     /// off for microcontroller images.
     #[arg(long)]
     pub prepack: bool,
-    /// Keep each attention-score chain (Dequantize, Mul, Add of a mask, Softmax, Quantize) as
-    /// five ops instead of fusing it into one int8 Softmax (version 2, image format 1.3), for
-    /// runtimes older than format 1.3. The fused op gives the same bytes with a smaller arena.
+    /// Keep each attention-score chain (Dequantize, Mul, Add of a mask, Softmax, Quantize) and
+    /// each Dequantize, LayerNorm, Quantize as separate ops instead of fusing them into one int8
+    /// Softmax or LayerNorm (version 2, image format 1.3), for runtimes older than format 1.3.
+    /// The fused ops give the same bytes with a smaller arena.
     #[arg(long)]
     pub no_fuse: bool,
     /// Sign the image with this Ed25519 secret key file (from `edgeloop keygen`): sets the

@@ -52,10 +52,12 @@ pub struct CompileOptions {
     /// does not pack them. Same outputs bit for bit; other CPUs run such ops through a slow
     /// reference loop, so leave it off for microcontroller images.
     pub prepack: bool,
-    /// Keep each attention-score chain `Dequantize → Mul → Add(mask) → Softmax → Quantize` as
-    /// five ops instead of fusing it into one Softmax version 2 (int8 in and out, image format
-    /// 1.3; see `ImageWriter::fuse_quantized_softmax`), for runtimes older than 1.3. The fused
-    /// op gives the same bytes, without the four f32 intermediates in the arena.
+    /// Keep each attention-score chain `Dequantize → Mul → Add(mask) → Softmax → Quantize` and
+    /// each `Dequantize → LayerNorm → Quantize` as separate ops instead of fusing them into one
+    /// Softmax or LayerNorm version 2 (int8 in and out, image format 1.3; see
+    /// `ImageWriter::fuse_quantized_softmax` and `fuse_quantized_layer_norm`), for runtimes
+    /// older than 1.3. The fused ops give the same bytes, without the f32 intermediates in the
+    /// arena.
     pub unfused: bool,
     /// Reference (calibration) inputs: when given, the finished image runs on them and the
     /// histograms of its first input's values and of its predicted classes are stored in its
@@ -339,9 +341,21 @@ pub fn compile(model: &ModelProto, opts: &CompileOptions) -> Result<Compiled> {
     // whose float consumer reads the float directly): drop them and what only they used.
     ctx.w.remove_dead_ops();
     if !opts.unfused {
-        ctx.w
-            .fuse_quantized_softmax()
-            .map_err(|e| Error::Compile(format!("fusing the attention softmax: {e}")))?;
+        // Each kind of fusion is kept unless it grows the arena: on tensors of a few rows its
+        // f32 scratch is as large as the f32 tensors it replaces, and the int8 input and output
+        // are then live together.
+        let fuse = |e| Error::Compile(format!("fusing the int8 islands: {e}"));
+        for layer_norm in [false, true] {
+            let mut fused = ctx.w.clone();
+            let n = if layer_norm {
+                fused.fuse_quantized_layer_norm().map_err(fuse)?
+            } else {
+                fused.fuse_quantized_softmax().map_err(fuse)?
+            };
+            if n > 0 && fused.planned_arena_bytes() <= ctx.w.planned_arena_bytes() {
+                ctx.w = fused;
+            }
+        }
     }
     let image = ctx
         .w

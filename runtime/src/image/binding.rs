@@ -44,6 +44,7 @@ pub(crate) enum Bound<'a> {
     SoftmaxI8(ops::softmax::SoftmaxParams<'a>),
     SoftmaxF32(ops::softmax::SoftmaxF32Params),
     SoftmaxQdq(ops::softmax::quantized::QuantizedSoftmaxParams<'a>),
+    LayerNormQdq(ops::layer_norm::quantized::QuantizedLayerNormParams<'a>),
     Quantize(ops::quantize::QuantizeParams),
     Dequantize(ops::quantize::QuantizeParams),
     ArgMaxI8(ops::argmax::ArgMaxParams),
@@ -672,6 +673,40 @@ fn bind_softmax_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }))
 }
 
+/// LayerNorm version 2 (int8 in and out, f32 inside; see [`ops::layer_norm::quantized`]):
+/// inputs `x` (int8), γ and β (f32 constants `[C]`); outputs `y` (int8) and an f32 scratch;
+/// param ε.
+fn bind_layer_norm_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::layer_norm::{quantized::QuantizedLayerNormParams, LayerNormF32Params};
+    c.arity(3..=3, 2)?;
+    c.params_len(1)?;
+    let (x, y, scratch) = (c.input(0)?, c.output(0)?, c.output(1)?);
+    c.expect_dtype(&x, DType::I8)?;
+    c.expect_dtype(&y, DType::I8)?;
+    c.expect_dtype(&scratch, DType::F32)?;
+    let cols = x.shape.last();
+    if cols == 0 || y.num_elements() != x.num_elements() || y.shape.last() != cols {
+        return Err(c.err(OpProblem::BadShape));
+    }
+    let q = |t: &TensorInfo| -> Result<ops::quantize::QuantizeParams, Error> {
+        Ok(ops::quantize::QuantizeParams {
+            scale: t.scale,
+            zero_point: c.zp_i8(t)?,
+        })
+    };
+    Ok(Bound::LayerNormQdq(QuantizedLayerNormParams {
+        norm: LayerNormF32Params {
+            rows: (x.num_elements() / cols) as u32,
+            cols: cols as u32,
+            epsilon: c.float(0)?,
+            gamma: c.const_f32(1)?,
+            beta: c.const_f32(2)?,
+        },
+        input: q(&x)?,
+        output: q(&y)?,
+    }))
+}
+
 fn bind_quantize<'a>(c: &Ctx<'_, 'a>, quantize: bool) -> Result<Bound<'a>, Error> {
     c.arity(1..=1, 1)?;
     c.params_len(0)?;
@@ -900,6 +935,9 @@ fn bind_gather<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 fn bind_layer_norm<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    if c.rec.version == 2 {
+        return bind_layer_norm_quantized(c);
+    }
     use ops::layer_norm::*;
     let (x, y) = (c.input(0)?, c.output(0)?);
     let cols = x.shape.last() as u32;
@@ -1120,10 +1158,14 @@ pub(crate) fn bind<'a, const OPS: u64>(
     let c = Ctx { model, index, rec };
     let unsupported = unsupported(index, rec);
     let code = OpCode::from_code(rec.code).ok_or(unsupported)?;
-    // Version 2 exists for FullyConnected (pre-packed int8 weights) and Softmax (int8 in and
-    // out, the attention-score chain fused).
+    // Version 2 exists for FullyConnected (pre-packed int8 weights), Softmax and LayerNorm
+    // (int8 in and out around the f32 op, fused).
     if rec.version != 1
-        && !(rec.version == 2 && matches!(code, OpCode::FullyConnected | OpCode::Softmax))
+        && !(rec.version == 2
+            && matches!(
+                code,
+                OpCode::FullyConnected | OpCode::Softmax | OpCode::LayerNorm
+            ))
     {
         return Err(unsupported);
     }
@@ -1237,6 +1279,9 @@ pub(crate) fn check<const OPS: u64>(
         }
         Bound::SoftmaxQdq(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
             ops::softmax::quantized::check(p, xi, len_of(model, rec.output(1))?, yo)
+        }
+        Bound::LayerNormQdq(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+            ops::layer_norm::quantized::check(p, xi, len_of(model, rec.output(1))?, yo)
         }
         Bound::Quantize(p) | Bound::Dequantize(p)
             if has(OPS, OpCode::Quantize)
@@ -1439,8 +1484,8 @@ pub(crate) fn run_bound<const OPS: u64>(
     if matches!(b, Bound::AttentionI8(_) | Bound::AttentionF32(_)) {
         return run_attention::<OPS>(model, index, rec, b, arena);
     }
-    if let Bound::SoftmaxQdq(p) = b {
-        return run_quantized_softmax::<OPS>(model, index, rec, p, arena);
+    if matches!(b, Bound::SoftmaxQdq(_) | Bound::LayerNormQdq(_)) {
+        return run_with_scratch::<OPS>(model, index, rec, b, arena);
     }
     let y = match io.and_then(|io| io.y) {
         Some(y) => y,
@@ -1885,23 +1930,29 @@ fn x2_row_len(b: &Bound<'_>) -> usize {
     }
 }
 
-/// Runs a Softmax version 2 (two outputs: the int8 result and the f32 scratch).
-fn run_quantized_softmax<const OPS: u64>(
+/// Runs a Softmax or LayerNorm version 2 (two outputs: the int8 result and the f32 scratch).
+fn run_with_scratch<const OPS: u64>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
-    p: &ops::softmax::quantized::QuantizedSoftmaxParams<'_>,
+    b: &Bound<'_>,
     arena: &mut [u8],
 ) -> Result<(), Error> {
-    if !(has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0) {
-        return Err(unsupported(index, rec));
-    }
     let y = model.tensor(rec.output(0) as usize)?;
     let scratch = model.tensor(rec.output(1) as usize)?;
     let (s, out, scr) = split_two(arena, &y, &scratch, index)?;
-    let x = s.input(model, rec.input(0), index)?;
+    let x = bytes::as_i8(s.input(model, rec.input(0), index)?);
     let scr = bytes::as_f32_mut(scr).map_err(|e| e.with_op(index as u32))?;
-    ops::softmax::quantized::eval(p, bytes::as_i8(x), scr, bytes::as_i8_mut(out));
+    let out = bytes::as_i8_mut(out);
+    match b {
+        Bound::SoftmaxQdq(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
+            ops::softmax::quantized::eval(p, x, scr, out)
+        }
+        Bound::LayerNormQdq(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+            ops::layer_norm::quantized::eval(p, x, scr, out)
+        }
+        _ => return Err(unsupported(index, rec)),
+    }
     Ok(())
 }
 

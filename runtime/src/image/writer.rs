@@ -544,10 +544,8 @@ impl ImageWriter {
             .collect()
     }
 
-    /// Plans the arena, lays out the image, and checks it with [`Model::parse`].
-    pub fn finish(&self) -> Result<BuiltImage, WriteError> {
-        let lifetimes = self.lifetimes();
-        // Arena plan.
+    /// The arena tensors and the plan [`Self::finish`] would lay out.
+    fn arena_plan(&self, lifetimes: &[(usize, usize)]) -> (Vec<usize>, Plan) {
         let arena_ids: Vec<usize> = (0..self.tensors.len())
             .filter(|&i| matches!(self.tensors[i].kind, Kind::Arena | Kind::Persistent))
             .collect();
@@ -560,6 +558,18 @@ impl ImageWriter {
             })
             .collect();
         let plan = planner::plan(&bufs);
+        (arena_ids, plan)
+    }
+
+    /// The arena size the graph as written now would need (what [`Self::finish`] plans).
+    pub fn planned_arena_bytes(&self) -> usize {
+        self.arena_plan(&self.lifetimes()).1.arena_bytes
+    }
+
+    /// Plans the arena, lays out the image, and checks it with [`Model::parse`].
+    pub fn finish(&self) -> Result<BuiltImage, WriteError> {
+        let lifetimes = self.lifetimes();
+        let (arena_ids, plan) = self.arena_plan(&lifetimes);
         let mut offsets = vec![0u32; self.tensors.len()];
         for (k, &i) in arena_ids.iter().enumerate() {
             offsets[i] = u32::try_from(plan.offsets[k]).map_err(|_| WriteError::TooLarge)?;
@@ -665,14 +675,14 @@ impl ImageWriter {
         let mut out = vec![0u8; end];
         out[..4].copy_from_slice(&MAGIC);
         out[4..6].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
-        // The oldest minor that has everything the image uses: 1.3 for Softmax version 2 (the
-        // fused int8 softmax), 1.2 for FullyConnected version 2 (pre-packed weights), 1.1 for
+        // The oldest minor that has everything the image uses: 1.3 for Softmax and LayerNorm
+        // version 2 (int8 around the f32 op, fused), 1.2 for FullyConnected version 2 (pre-packed weights), 1.1 for
         // the transformer ops.
         let minor: u16 = self
             .ops
             .iter()
             .map(|o| match (o.version, o.code) {
-                (2.., c) if c == OpCode::Softmax as u8 => 3,
+                (2.., c) if c == OpCode::Softmax as u8 || c == OpCode::LayerNorm as u8 => 3,
                 (2.., _) => 2,
                 (_, c) if c >= FIRST_MINOR_1_OP => 1,
                 _ => 0,

@@ -1,5 +1,6 @@
-//! Graph rewrites on a written graph, before [`ImageWriter::finish`]: the attention-score chain
-//! of an int8 QDQ transformer into one Softmax version 2.
+//! Graph rewrites on a written graph, before [`ImageWriter::finish`]: the f32 islands of an
+//! int8 QDQ transformer — the attention-score chain and `Dequantize → LayerNorm → Quantize` —
+//! into one int8-in, int8-out op each (Softmax and LayerNorm version 2).
 
 use super::{ImageWriter, Kind, OpDef, WriteError};
 use crate::image::tensor::DType;
@@ -9,6 +10,9 @@ use crate::ops::softmax::SoftmaxShape;
 
 /// Rows the fused softmax's scratch holds at most (the AVX-512 softmax's row group).
 pub const FUSED_SOFTMAX_GROUP: u32 = 8;
+
+/// One matched `Dequantize → LayerNorm → Quantize`: x, γ, β, ε (bits), y.
+type LayerNormChain = (u16, u16, u16, u32, u16);
 
 /// One matched chain: `Dequantize(x) [→ Mul(·, c)] [→ Add(·, mask)] → Softmax → Quantize(→ y)`.
 struct Chain {
@@ -42,20 +46,15 @@ impl ImageWriter {
         ops + outs
     }
 
-    /// The op writing `t`, when it is an f32 arena tensor that exactly one op reads.
+    /// The op writing `t` (or, for an alias, its base), when that is an f32 arena tensor that
+    /// exactly one op reads (directly or through any alias of it).
     fn sole_producer(&self, t: u16) -> Option<usize> {
-        let d = self.tensors.get(t as usize)?;
-        if !matches!(d.kind, Kind::Arena) || d.dtype != DType::F32 || self.readers(t) != 1 {
+        let base = self.base(t);
+        let d = self.tensors.get(base as usize)?;
+        if !matches!(d.kind, Kind::Arena) || d.dtype != DType::F32 || self.readers(base) != 1 {
             return None;
         }
-        if self
-            .tensors
-            .iter()
-            .any(|e| matches!(e.kind, Kind::Alias(b) if b.0 == t))
-        {
-            return None;
-        }
-        self.ops.iter().position(|o| o.outputs.contains(&t))
+        self.ops.iter().position(|o| o.outputs.contains(&base))
     }
 
     /// A constant f32 tensor's values.
@@ -156,6 +155,70 @@ impl ImageWriter {
             quantize_op: q,
             y: *quant.outputs.first()?,
         })
+    }
+
+    /// Matches `Dequantize(x) → LayerNorm (f32, version 1) → Quantize` ending in op `q` (aliases
+    /// between them allowed): `(x, γ, β, ε, y)`.
+    fn match_layer_norm(&self, q: usize) -> Option<LayerNormChain> {
+        let quant = &self.ops[q];
+        if quant.code != OpCode::Quantize as u8 || quant.version != 1 || quant.inputs.len() != 1 {
+            return None;
+        }
+        let ln = &self.ops[self.sole_producer(quant.inputs[0])?];
+        if ln.code != OpCode::LayerNorm as u8
+            || ln.version != 1
+            || ln.inputs.len() != 3
+            || ln.params.len() != 4
+        {
+            return None;
+        }
+        let deq = &self.ops[self.sole_producer(ln.inputs[0])?];
+        if deq.code != OpCode::Dequantize as u8 || deq.version != 1 || deq.inputs.len() != 1 {
+            return None;
+        }
+        let x = deq.inputs[0];
+        let (gamma, beta) = (ln.inputs[1], ln.inputs[2]);
+        let cols = *self.dims(x).last()?;
+        for c in [gamma, beta] {
+            if self.const_f32_values(c)?.len() != cols {
+                return None;
+            }
+        }
+        if self.tensors.get(x as usize)?.dtype != DType::I8 {
+            return None;
+        }
+        let eps = u32::from_le_bytes([ln.params[0], ln.params[1], ln.params[2], ln.params[3]]);
+        Some((x, gamma, beta, eps, *quant.outputs.first()?))
+    }
+
+    /// Fuses every `Dequantize → LayerNorm → Quantize` whose f32 tensors nothing else reads into
+    /// one LayerNorm version 2 (int8 in, int8 out; see [`crate::ops::layer_norm::quantized`]),
+    /// which gives the same bytes; an f32 scratch of up to [`FUSED_SOFTMAX_GROUP`] row pairs
+    /// replaces the two f32 tensors. The image needs format 1.3. Renumbers tensors like
+    /// [`Self::remove_dead_ops`]. Returns how many were fused.
+    pub fn fuse_quantized_layer_norm(&mut self) -> Result<usize, WriteError> {
+        use crate::ops::layer_norm::quantized::scratch_for;
+        let found: Vec<(usize, LayerNormChain)> = (0..self.ops.len())
+            .filter_map(|q| self.match_layer_norm(q).map(|m| (q, m)))
+            .collect();
+        for &(q, (x, gamma, beta, eps, y)) in &found {
+            let dims = self.dims(x);
+            let cols = dims.last().copied().unwrap_or(1).max(1);
+            let rows = dims.iter().product::<usize>() / cols;
+            let len = scratch_for(rows as u32, cols as u32, FUSED_SOFTMAX_GROUP);
+            let scratch = self.activation(DType::F32, &[len / cols, cols], None)?;
+            self.ops[q] = OpDef {
+                code: OpCode::LayerNorm as u8,
+                version: 2,
+                inputs: vec![x, gamma, beta],
+                outputs: vec![y, scratch.0],
+                params: eps.to_le_bytes().to_vec(),
+            };
+        }
+        if !found.is_empty() {
+            self.remove_dead_ops();
+        }
+        Ok(found.len())
     }
 
     /// Fuses every attention-score chain `Dequantize → [Mul by a scalar constant] → [Add of a
@@ -345,5 +408,55 @@ mod tests {
         };
         let mut w = chain(&mut rng, &other);
         assert_eq!(w.fuse_quantized_softmax().expect("fuse"), 0);
+    }
+
+    /// `Dequantize → (alias) → LayerNorm → (alias) → Quantize` fuses into one LayerNorm version
+    /// 2 with the same bytes and a smaller arena; with the LayerNorm's output also read
+    /// elsewhere it stays.
+    #[test]
+    fn fused_layer_norm_image_gives_the_chains_bytes() {
+        let mut rng = Rng::new(0x1a);
+        for case in 0..24 {
+            let (rows, cols) = (rng.dim(40) as usize, [8, 33, 128][case % 3]);
+            let mut w = ImageWriter::new("ln", 1).expect("name");
+            let x = w
+                .input(
+                    DType::I8,
+                    &[1, rows, cols],
+                    Some((rng.log_uniform(0.01, 0.3) as f32, rng.zero_point())),
+                )
+                .expect("x");
+            let d = w.dequantize(x).expect("deq");
+            let d2 = w.alias(d, &[rows, cols]).expect("alias");
+            let gamma: Vec<f32> = (0..cols)
+                .map(|_| rng.range(-900, 900) as f32 / 500.0)
+                .collect();
+            let beta: Vec<f32> = (0..cols)
+                .map(|_| rng.range(-300, 300) as f32 / 500.0)
+                .collect();
+            let n = w.layer_norm(d2, &gamma, &beta, 1e-5, None).expect("ln");
+            let n2 = w.alias(n, &[1, rows, cols]).expect("alias");
+            let y = w.quantize(n2, (0.03, rng.zero_point())).expect("q");
+            w.output(y).expect("out");
+            let mut fused = w.clone();
+            assert_eq!(
+                fused.fuse_quantized_layer_norm().expect("fuse"),
+                1,
+                "case {case}"
+            );
+            let inputs: Vec<Vec<i8>> = (0..3).map(|_| rng.i8_vec(rows * cols)).collect();
+            let (v0, _, arena0, want) = run(&w, &inputs);
+            let (v1, ops1, arena1, got) = run(&fused, &inputs);
+            assert_eq!(got, want, "case {case}");
+            assert_eq!((v0, v1), ((1, 1), (1, 3)), "case {case}");
+            assert_eq!(ops1, 1, "case {case}");
+            if rows >= 2 * FUSED_SOFTMAX_GROUP as usize {
+                assert!(arena1 < arena0, "case {case}: arena {arena1} vs {arena0}");
+            }
+            // The LayerNorm's output is also a graph output: not fused.
+            let mut w2 = w.clone();
+            w2.output(n).expect("out");
+            assert_eq!(w2.fuse_quantized_layer_norm().expect("fuse"), 0);
+        }
     }
 }

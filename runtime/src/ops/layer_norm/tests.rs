@@ -190,3 +190,71 @@ fn bit_exact_avx2_f32() {
     }
     println!("skipped: layer_norm/avx2");
 }
+
+/// The fused int8 LayerNorm gives exactly the bytes of Dequantize, the reference f32 LayerNorm
+/// and Quantize, with this machine's kernels and with the reference table, for any scratch size.
+#[test]
+fn quantized_layer_norm_is_bit_exact_to_the_chain() {
+    use crate::ops::quantize::QuantizeParams;
+    use crate::quant::{dequantize_f32, quantize_f32};
+    let mut rng = crate::ops::testing::Rng::new(0x1a7e);
+    for case in 0..300 {
+        let (rows, cols) = (rng.dim(20), rng.dim(200));
+        let n = (rows * cols) as usize;
+        let gamma: Vec<f32> = (0..cols)
+            .map(|_| rng.range(-2000, 2000) as f32 / 1000.0)
+            .collect();
+        let beta: Vec<f32> = (0..cols)
+            .map(|_| rng.range(-500, 500) as f32 / 1000.0)
+            .collect();
+        let p = quantized::QuantizedLayerNormParams {
+            norm: LayerNormF32Params {
+                rows,
+                cols,
+                epsilon: [1e-5, 1e-12, 0.0][case % 3],
+                gamma: &gamma,
+                beta: &beta,
+            },
+            input: QuantizeParams {
+                scale: rng.log_uniform(1e-3, 0.5) as f32,
+                zero_point: rng.zero_point(),
+            },
+            output: QuantizeParams {
+                scale: rng.log_uniform(1e-3, 0.1) as f32,
+                zero_point: rng.zero_point(),
+            },
+        };
+        let x = if case % 10 == 0 {
+            vec![rng.range(-128, 127) as i8; n]
+        } else {
+            rng.i8_vec(n)
+        };
+        let scratch_len = quantized::min_scratch(cols)
+            + 2 * cols as usize * rng.range(0, 9) as usize
+            + rng.range(0, 3) as usize;
+        quantized::check(&p, n, scratch_len, n).unwrap();
+        let a: Vec<f32> = x
+            .iter()
+            .map(|&q| dequantize_f32(q, p.input.scale, p.input.zero_point))
+            .collect();
+        let mut b = vec![0f32; n];
+        reference::eval_f32(&p.norm, &a, &mut b);
+        let want: Vec<i8> = b
+            .iter()
+            .map(|&v| quantize_f32(v, p.output.scale, p.output.zero_point))
+            .collect();
+        let mut scratch = vec![f32::NAN; scratch_len];
+        let (mut got, mut got_ref) = (vec![0i8; n], vec![0i8; n]);
+        quantized::eval(&p, &x, &mut scratch, &mut got);
+        quantized::eval_with(
+            &crate::ops::KernelTable::reference(),
+            &p,
+            &x,
+            &mut scratch,
+            &mut got_ref,
+        );
+        assert_eq!(got_ref, want, "case {case}: reference table");
+        assert_eq!(got, want, "case {case}: this machine's kernels");
+        assert!(quantized::check(&p, n, quantized::min_scratch(cols) - 1, n).is_err());
+    }
+}
