@@ -9,7 +9,7 @@ use super::bytes::{self, i32_at, u32_at};
 use super::model::Model;
 use super::op::{OpCode, OpRecord, TableFn};
 use super::tensor::{DType, Storage, TensorInfo};
-use super::NO_TENSOR;
+use super::{FIRST_MINOR_1_OP, NO_TENSOR};
 use crate::error::OpProblem;
 use crate::ops::{self, ClampF32, ClampI8, Dims, Padding};
 use crate::Error;
@@ -1167,6 +1167,17 @@ pub(crate) fn bind<'a, const OPS: u64>(
                 OpCode::FullyConnected | OpCode::Softmax | OpCode::LayerNorm
             ))
     {
+        return Err(unsupported);
+    }
+    // An op (or parameter version) newer than the format version the image declares is not
+    // part of that version: the image is rejected as an older runtime would reject it.
+    let needs_minor = match (rec.version, code) {
+        (2, OpCode::Softmax | OpCode::LayerNorm) => 3,
+        (2, _) => 2,
+        _ if rec.code >= FIRST_MINOR_1_OP => 1,
+        _ => 0,
+    };
+    if model.format_version().1 < needs_minor {
         return Err(unsupported);
     }
     match code {

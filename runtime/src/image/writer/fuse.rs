@@ -459,4 +459,35 @@ mod tests {
             assert_eq!(w2.fuse_quantized_layer_norm().expect("fuse"), 0);
         }
     }
+
+    /// An image whose header declares a format older than one of its ops is refused with
+    /// `UnsupportedOp`, as a runtime of that older format refuses it.
+    #[test]
+    fn an_op_newer_than_the_declared_format_is_refused() {
+        let mut rng = Rng::new(3);
+        let s = Spec {
+            heads: 2,
+            rows: 16,
+            depth: 16,
+            pre_scale: Some(0.5),
+            mask: None,
+            softmax_out: false,
+        };
+        let mut w = chain(&mut rng, &s);
+        w.fuse_quantized_softmax().expect("fuse");
+        let mut bytes = w.finish().expect("writes").bytes;
+        assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), 3);
+        for older in [2u16, 1, 0] {
+            bytes[6..8].copy_from_slice(&older.to_le_bytes());
+            super::super::fix_crc(&mut bytes);
+            let a = AlignedBytes::new(&bytes);
+            assert!(
+                matches!(
+                    Model::parse(a.as_slice()),
+                    Err(crate::Error::UnsupportedOp { .. })
+                ),
+                "declared 1.{older}"
+            );
+        }
+    }
 }
