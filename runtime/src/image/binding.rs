@@ -1788,7 +1788,11 @@ impl<T> SharedPtr<T> {
 /// rows, int8 and f32, packed or not; int8 BatchMatMul by batch) and is large enough; `None`
 /// when it is not (the caller runs it on one thread). Every part computes whole output rows
 /// with the same kernel as the single-threaded run, so the bytes are the same.
+// Cold and out of line: a process that never starts workers never runs it, and keeping it
+// away from the hot code keeps its pages out of such a process's resident text.
 #[cfg(any(test, feature = "std"))]
+#[cold]
+#[inline(never)]
 pub(crate) fn run_split<const OPS: u64>(
     model: &Model<'_>,
     index: usize,
