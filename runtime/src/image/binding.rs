@@ -631,24 +631,31 @@ fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
-/// Softmax version 2 (int8 in and out, f32 inside; see [`ops::softmax::quantized`]): inputs
-/// `x` (int8) and an optional constant f32 mask; outputs `y` (int8) and an f32 scratch; params
-/// `beta`, the pre-scale and a flags word (bit 0: the pre-scale applies).
-fn bind_softmax_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
-    use ops::softmax::{quantized::QuantizedSoftmaxParams, SoftmaxShape};
-    c.arity(2..=2, 2)?;
-    c.params_len(3)?;
+/// What Softmax and LayerNorm version 2 share: `inputs` inputs and two outputs, int8 `x` and
+/// `y` with the same element count and last axis, an f32 scratch (output 1), `words` parameter
+/// words. Returns x's element count, its last axis and the two quantizations.
+fn int8_around_f32(
+    c: &Ctx<'_, '_>,
+    inputs: usize,
+    words: usize,
+) -> Result<
+    (
+        usize,
+        usize,
+        ops::quantize::QuantizeParams,
+        ops::quantize::QuantizeParams,
+    ),
+    Error,
+> {
+    c.arity(inputs..=inputs, 2)?;
+    c.params_len(words)?;
     let (x, y, scratch) = (c.input(0)?, c.output(0)?, c.output(1)?);
     c.expect_dtype(&x, DType::I8)?;
     c.expect_dtype(&y, DType::I8)?;
     c.expect_dtype(&scratch, DType::F32)?;
-    let depth = x.shape.last();
-    if depth == 0 || y.num_elements() != x.num_elements() || y.shape.last() != depth {
+    let last = x.shape.last();
+    if last == 0 || y.num_elements() != x.num_elements() || y.shape.last() != last {
         return Err(c.err(OpProblem::BadShape));
-    }
-    let flags = c.word(2)?;
-    if flags > 1 {
-        return Err(c.err(OpProblem::BadParams));
     }
     let q = |t: &TensorInfo| -> Result<ops::quantize::QuantizeParams, Error> {
         Ok(ops::quantize::QuantizeParams {
@@ -656,12 +663,25 @@ fn bind_softmax_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
             zero_point: c.zp_i8(t)?,
         })
     };
+    Ok((x.num_elements(), last, q(&x)?, q(&y)?))
+}
+
+/// Softmax version 2 (int8 in and out, f32 inside; see [`ops::softmax::quantized`]): inputs
+/// `x` (int8) and an optional constant f32 mask; outputs `y` (int8) and an f32 scratch; params
+/// `beta`, the pre-scale and a flags word (bit 0: the pre-scale applies).
+fn bind_softmax_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    use ops::softmax::{quantized::QuantizedSoftmaxParams, SoftmaxShape};
+    let (n, depth, input, output) = int8_around_f32(c, 2, 3)?;
+    let flags = c.word(2)?;
+    if flags > 1 {
+        return Err(c.err(OpProblem::BadParams));
+    }
     Ok(Bound::SoftmaxQdq(QuantizedSoftmaxParams {
         shape: SoftmaxShape {
-            outer: (x.num_elements() / depth) as u32,
+            outer: (n / depth) as u32,
             depth: depth as u32,
         },
-        input: q(&x)?,
+        input,
         pre_scale: if flags & 1 != 0 {
             Some(c.float(1)?)
         } else {
@@ -669,7 +689,7 @@ fn bind_softmax_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         },
         mask: c.opt_f32(1)?,
         beta: c.float(0)?,
-        output: q(&y)?,
+        output,
     }))
 }
 
@@ -678,32 +698,17 @@ fn bind_softmax_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 /// param ε.
 fn bind_layer_norm_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::layer_norm::{quantized::QuantizedLayerNormParams, LayerNormF32Params};
-    c.arity(3..=3, 2)?;
-    c.params_len(1)?;
-    let (x, y, scratch) = (c.input(0)?, c.output(0)?, c.output(1)?);
-    c.expect_dtype(&x, DType::I8)?;
-    c.expect_dtype(&y, DType::I8)?;
-    c.expect_dtype(&scratch, DType::F32)?;
-    let cols = x.shape.last();
-    if cols == 0 || y.num_elements() != x.num_elements() || y.shape.last() != cols {
-        return Err(c.err(OpProblem::BadShape));
-    }
-    let q = |t: &TensorInfo| -> Result<ops::quantize::QuantizeParams, Error> {
-        Ok(ops::quantize::QuantizeParams {
-            scale: t.scale,
-            zero_point: c.zp_i8(t)?,
-        })
-    };
+    let (n, cols, input, output) = int8_around_f32(c, 3, 1)?;
     Ok(Bound::LayerNormQdq(QuantizedLayerNormParams {
         norm: LayerNormF32Params {
-            rows: (x.num_elements() / cols) as u32,
+            rows: (n / cols) as u32,
             cols: cols as u32,
             epsilon: c.float(0)?,
             gamma: c.const_f32(1)?,
             beta: c.const_f32(2)?,
         },
-        input: q(&x)?,
-        output: q(&y)?,
+        input,
+        output,
     }))
 }
 
@@ -1808,33 +1813,24 @@ pub(crate) fn run_split<const OPS: u64>(
         return None;
     }
     // (rows, input row length, output row length, MACs)
+    let fc = |s: &ops::fully_connected::FullyConnectedShape| {
+        let (r, k, n) = (
+            s.batch as usize,
+            s.in_features as usize,
+            s.out_features as usize,
+        );
+        (r, k, n, r * k * n)
+    };
     let (rows, xk, yn, macs) = match b {
-        Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
-            let s = &p.shape;
-            let (r, k, n) = (
-                s.batch as usize,
-                s.in_features as usize,
-                s.out_features as usize,
-            );
-            (r, k, n, r * k * n)
-        }
-        Bound::FcPackedI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
-            let s = &p.shape;
-            let (r, k, n) = (
-                s.batch as usize,
-                s.in_features as usize,
-                s.out_features as usize,
-            );
-            (r, k, n, r * k * n)
-        }
-        Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
-            let s = &p.shape;
-            let (r, k, n) = (
-                s.batch as usize,
-                s.in_features as usize,
-                s.out_features as usize,
-            );
-            (r, k, n, r * k * n)
+        Bound::FcI8(ops::fully_connected::FullyConnectedParams { shape, .. })
+        | Bound::FcPackedI8(ops::fully_connected::packed::PackedFullyConnectedParams {
+            shape,
+            ..
+        }) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => fc(shape),
+        Bound::FcF32(ops::fully_connected::FullyConnectedF32Params { shape, .. })
+            if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 =>
+        {
+            fc(shape)
         }
         Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
             let s = &p.shape;

@@ -244,3 +244,26 @@ pub fn f32_bits(v: &[f32]) -> Vec<u32> {
         .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
         .collect()
 }
+
+/// Runs a fused int8 op twice over a scratch of `scratch_len` NaNs — with this machine's
+/// kernels (`run(None, ..)`) and with the reference table (`run(Some(table), ..)`) — and asserts
+/// that both write `want`.
+pub fn assert_fused_both_tables(
+    want: &[i8],
+    scratch_len: usize,
+    what: &str,
+    mut run: impl FnMut(Option<&super::KernelTable>, &mut [f32], &mut [i8]),
+) {
+    let reference = super::KernelTable::reference();
+    for table in [None, Some(&reference)] {
+        let mut scratch = vec![f32::NAN; scratch_len];
+        let mut got = vec![0i8; want.len()];
+        run(table, &mut scratch, &mut got);
+        let which = if table.is_some() {
+            "reference table"
+        } else {
+            "this machine's kernels"
+        };
+        assert_eq!(got, want, "{what}: {which}");
+    }
+}

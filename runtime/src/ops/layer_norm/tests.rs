@@ -243,18 +243,15 @@ fn quantized_layer_norm_is_bit_exact_to_the_chain() {
             .iter()
             .map(|&v| quantize_f32(v, p.output.scale, p.output.zero_point))
             .collect();
-        let mut scratch = vec![f32::NAN; scratch_len];
-        let (mut got, mut got_ref) = (vec![0i8; n], vec![0i8; n]);
-        quantized::eval(&p, &x, &mut scratch, &mut got);
-        quantized::eval_with(
-            &crate::ops::KernelTable::reference(),
-            &p,
-            &x,
-            &mut scratch,
-            &mut got_ref,
+        testing::assert_fused_both_tables(
+            &want,
+            scratch_len,
+            &format!("case {case}"),
+            |k, s, y| match k {
+                Some(k) => quantized::eval_with(k, &p, &x, s, y),
+                None => quantized::eval(&p, &x, s, y),
+            },
         );
-        assert_eq!(got_ref, want, "case {case}: reference table");
-        assert_eq!(got, want, "case {case}: this machine's kernels");
         assert!(quantized::check(&p, n, quantized::min_scratch(cols) - 1, n).is_err());
     }
 }

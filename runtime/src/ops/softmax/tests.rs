@@ -368,18 +368,15 @@ fn quantized_softmax_is_bit_exact_to_the_chain() {
             + rng.range(0, 5) as usize;
         quantized::check(&p, n, scratch_len, n).unwrap();
         let want = quantized_chain(&p, &x);
-        let mut scratch = vec![f32::NAN; scratch_len];
-        let (mut got, mut got_ref) = (vec![0i8; n], vec![0i8; n]);
-        quantized::eval(&p, &x, &mut scratch, &mut got);
-        quantized::eval_with(
-            &crate::ops::KernelTable::reference(),
-            &p,
-            &x,
-            &mut scratch,
-            &mut got_ref,
+        testing::assert_fused_both_tables(
+            &want,
+            scratch_len,
+            &format!("case {case}: {p:?}"),
+            |k, s, y| match k {
+                Some(k) => quantized::eval_with(k, &p, &x, s, y),
+                None => quantized::eval(&p, &x, s, y),
+            },
         );
-        assert_eq!(got_ref, want, "case {case}: reference table, {p:?}");
-        assert_eq!(got, want, "case {case}: this machine's kernels, {p:?}");
     }
 }
 
