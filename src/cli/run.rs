@@ -44,6 +44,11 @@ pub struct Args {
     /// Number of timed invocations.
     #[arg(long, default_value_t = 10)]
     pub repeat: usize,
+    /// Threads for the image's largest ops (FullyConnected, int8 BatchMatMul): this one and
+    /// N - 1 workers (`Interpreter::set_threads`; `--image` only); the outputs are the same for
+    /// every N.
+    #[arg(long, default_value_t = 1, requires = "image", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
 }
 
 /// What one invocation of a model produced.
@@ -183,13 +188,26 @@ fn read_output(it: &Interpreter<'_, '_>, k: usize) -> anyhow::Result<(Vec<f64>, 
     })
 }
 
-/// Runs `image` with `inputs` (one vector per graph input, `None` for a fixed pattern), printing
-/// what it does; returns the outputs and timing.
+/// [`run_image_threads`] on one thread (the tests' shorthand).
+#[cfg(test)]
 pub fn run_image(
     image: &[u8],
     inputs: &[Option<Vec<f64>>],
     raw: bool,
     repeat: usize,
+) -> anyhow::Result<RunReport> {
+    run_image_threads(image, inputs, raw, repeat, 1)
+}
+
+/// Runs `image` with `inputs` (one vector per graph input, `None` for a fixed pattern) on
+/// `threads` threads for the largest ops (`Interpreter::set_threads`), printing what it does;
+/// returns the outputs and timing.
+pub fn run_image_threads(
+    image: &[u8],
+    inputs: &[Option<Vec<f64>>],
+    raw: bool,
+    repeat: usize,
+    threads: usize,
 ) -> anyhow::Result<RunReport> {
     let aligned = AlignedBytes::new(image);
     let model = Model::parse(aligned.as_slice()).context("parsing the model image")?;
@@ -206,10 +224,13 @@ pub fn run_image(
     );
     let mut arena = AlignedBytes::zeroed(model.arena_bytes());
     let mut it = Interpreter::new(&model, arena.as_mut_slice())?;
+    it.set_threads(threads)
+        .with_context(|| format!("starting {threads} threads"))?;
     crate::say!(
-        "interpreter: {} bytes (size_of), arena {} bytes",
+        "interpreter: {} bytes (size_of), arena {} bytes, {} thread(s)",
         std::mem::size_of::<Interpreter<'_, '_>>(),
-        model.arena_bytes()
+        model.arena_bytes(),
+        it.threads()
     );
     let mut values = Vec::new();
     for k in 0..model.num_inputs() {
@@ -291,8 +312,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let bytes = std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
-    let r = run_image(&bytes, &inputs, args.raw, args.repeat)
-        .with_context(|| format!("--image {}", image.display()))?;
+    let r = run_image_threads(
+        &bytes,
+        &inputs,
+        args.raw,
+        args.repeat,
+        args.threads as usize,
+    )
+    .with_context(|| format!("--image {}", image.display()))?;
     super::output::summary(&serde_json::json!({
         "outputs": r.outputs,
         "invoke_us_mean": r.invoke_us.0,
@@ -357,6 +384,16 @@ mod tests {
             .map(|&v| v as f64)
             .collect();
         (bytes, x)
+    }
+
+    #[test]
+    fn threads_give_the_same_outputs() {
+        let (bytes, x) = mlp_image();
+        let one = run_image(&bytes, &[Some(x.clone())], false, 2).expect("runs");
+        for threads in [2, 3] {
+            let r = run_image_threads(&bytes, &[Some(x.clone())], false, 2, threads).expect("runs");
+            assert_eq!(r.outputs, one.outputs, "{threads} threads");
+        }
     }
 
     #[test]
