@@ -1412,7 +1412,35 @@ fn split<'b>(arena: &'b mut [u8], out: &TensorInfo) -> Result<(Split<'b>, &'b mu
     ))
 }
 
+/// Output 0's tensor record: the interpreter's cached one (`io`) when there is one, else decoded.
+fn output_record(
+    model: &Model<'_>,
+    rec: &OpRecord<'_>,
+    io: Option<&Io>,
+) -> Result<TensorInfo, Error> {
+    match io.and_then(|io| io.y) {
+        Some(y) => Ok(y),
+        None => model.tensor(rec.output(0) as usize),
+    }
+}
+
 impl<'b> Split<'b> {
+    /// Bytes of input `k` of `rec`, with its record from the interpreter's cache (`cached`) when
+    /// there is one.
+    fn input_of(
+        &self,
+        model: &Model<'b>,
+        rec: &OpRecord<'_>,
+        k: usize,
+        cached: Option<TensorInfo>,
+        op: usize,
+    ) -> Result<&'b [u8], Error> {
+        match cached {
+            Some(info) => self.input_info(model, rec.input(k), &info, op),
+            None => self.input(model, rec.input(k), op),
+        }
+    }
+
     /// Bytes of an input tensor: from the image for constants, else from the arena (which
     /// validation guarantees does not overlap the output).
     fn input(&self, model: &Model<'b>, t: u16, op: usize) -> Result<&'b [u8], Error> {
@@ -1503,20 +1531,11 @@ pub(crate) fn run_bound<const OPS: u64>(
     if matches!(b, Bound::SoftmaxQdq(_) | Bound::LayerNormQdq(_)) {
         return run_with_scratch::<OPS>(model, index, rec, b, arena);
     }
-    let y = match io.and_then(|io| io.y) {
-        Some(y) => y,
-        None => model.tensor(rec.output(0) as usize)?,
-    };
+    let y = output_record(model, rec, io)?;
     let (s, out) = split(arena, &y)?;
     let at = |e: Error| e.with_op(index as u32);
-    let x = match io.and_then(|io| io.x) {
-        Some(info) => s.input_info(model, rec.input(0), &info, index)?,
-        None => s.input(model, rec.input(0), index)?,
-    };
-    let x2 = || match io.and_then(|io| io.x2) {
-        Some(info) => s.input_info(model, rec.input(1), &info, index),
-        None => s.input(model, rec.input(1), index),
-    };
+    let x = s.input_of(model, rec, 0, io.and_then(|io| io.x), index)?;
+    let x2 = || s.input_of(model, rec, 1, io.and_then(|io| io.x2), index);
     match b {
         Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
             ops::fully_connected::eval_i8(p, i8s(x), i8m(out))
@@ -1848,24 +1867,12 @@ pub(crate) fn run_split<const OPS: u64>(
     if parts < 2 || macs < SPLIT_MIN_MACS {
         return None;
     }
-    let y = match io.and_then(|io| io.y) {
-        Some(y) => y,
-        None => match model.tensor(rec.output(0) as usize) {
-            Ok(y) => y,
-            Err(e) => return Some(Err(e)),
-        },
-    };
     let r = (|| -> Result<(), Error> {
+        let y = output_record(model, rec, io)?;
         let (s, out) = split(arena, &y)?;
-        let x = match io.and_then(|io| io.x) {
-            Some(info) => s.input_info(model, rec.input(0), &info, index)?,
-            None => s.input(model, rec.input(0), index)?,
-        };
+        let x = s.input_of(model, rec, 0, io.and_then(|io| io.x), index)?;
         let x2 = if matches!(b, Bound::BmmI8(_)) {
-            match io.and_then(|io| io.x2) {
-                Some(info) => s.input_info(model, rec.input(1), &info, index)?,
-                None => s.input(model, rec.input(1), index)?,
-            }
+            s.input_of(model, rec, 1, io.and_then(|io| io.x2), index)?
         } else {
             &[]
         };
