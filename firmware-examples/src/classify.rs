@@ -44,7 +44,9 @@ pub struct TestSet<'a> {
 }
 
 /// Top-1 class and its confidence (Q16 probability) from an output tensor.
-fn top1(it: &Interpreter<'_, '_>) -> Result<(usize, u16), edgeloop_runtime::Error> {
+fn top1<const OPS: u64>(
+    it: &Interpreter<'_, '_, OPS>,
+) -> Result<(usize, u16), edgeloop_runtime::Error> {
     let info = it.output_info(0)?;
     let argmax = |n: usize, at: &dyn Fn(usize) -> f32| {
         let mut best = 0;
@@ -89,7 +91,9 @@ fn top1(it: &Interpreter<'_, '_>) -> Result<(usize, u16), edgeloop_runtime::Erro
 }
 
 /// Summary of input 0 for telemetry (integer inputs; an f32 input gets an empty summary).
-fn input_summary(it: &mut Interpreter<'_, '_>) -> Result<InputSummary, edgeloop_runtime::Error> {
+fn input_summary<const OPS: u64>(
+    it: &mut Interpreter<'_, '_, OPS>,
+) -> Result<InputSummary, edgeloop_runtime::Error> {
     Ok(match it.input_info(0)?.dtype {
         DType::I8 => InputSummary::from_i8(it.input_i8(0)?),
         DType::I32 => InputSummary::from_i32(it.input_i32(0)?),
@@ -97,9 +101,11 @@ fn input_summary(it: &mut Interpreter<'_, '_>) -> Result<InputSummary, edgeloop_
     })
 }
 
-/// Runs the test inputs through `model` (parsed from an image of `image_len` bytes).
+/// Runs the test inputs through `model` (parsed from an image of `image_len` bytes) with the
+/// kernels of op set `OPS` linked (`edgeloop_runtime::image::ALL_OPS` for any image; an
+/// embedded image's own set, computed by `build.rs`, links only what it needs).
 /// `Ok(true)` when every output equals the host's.
-pub fn run(
+pub fn run<const OPS: u64>(
     model: &Model<'_>,
     image_len: usize,
     tests: &TestSet<'_>,
@@ -118,7 +124,7 @@ pub fn run(
         defmt::error!("arena already taken");
         return Ok(false);
     };
-    let mut it = Interpreter::new(model, arena)?;
+    let mut it = Interpreter::<'_, '_, OPS>::new_with_ops(model, arena)?;
     let in_len = it.input_bytes(0)?.len();
     let out_len = it.output_bytes(0)?.len();
     let (inputs, expected) = (tests.inputs, tests.expected);

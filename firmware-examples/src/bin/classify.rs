@@ -9,13 +9,21 @@
 use edgeloop_firmware_examples::{assets, board, classify, stack};
 use edgeloop_runtime::Model;
 
+// `OPS`: the embedded image's op set (build.rs reads it from the image), so only the kernels this
+// model needs are linked, as a TFLite Micro op resolver would: the whole runtime does not fit the
+// microbit's 128 KiB firmware region next to the model.
+#[cfg(board = "mps2_an386")]
+include!(concat!(env!("OUT_DIR"), "/ops_classify.rs"));
+#[cfg(board = "microbit")]
+include!(concat!(env!("OUT_DIR"), "/ops_mlp.rs"));
+
 fn run() -> Result<bool, edgeloop_runtime::Error> {
     let Some(mut ticks) = board::Ticks::start() else {
         defmt::error!("tick counter already taken");
         return Ok(false);
     };
     let t0 = ticks.now();
-    let model = Model::parse(assets::classify::image())?;
+    let model = Model::parse_with_ops::<OPS>(assets::classify::image())?;
     defmt::info!("parsed in {} ticks", ticks.since(t0));
     let tests = classify::TestSet {
         inputs: assets::classify::INPUTS,
@@ -23,7 +31,7 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         device: classify::DEFAULT_DEVICE,
         boot: 0,
     };
-    classify::run(&model, assets::classify::image().len(), &tests, &mut ticks)
+    classify::run::<OPS>(&model, assets::classify::image().len(), &tests, &mut ticks)
 }
 
 #[cortex_m_rt::entry]

@@ -88,7 +88,7 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         device: vectors.device,
         boot: vectors.boot,
     };
-    classify::run(&model, image.len(), &tests, &mut ticks)
+    classify::run::<{ edgeloop_runtime::image::ALL_OPS }>(&model, image.len(), &tests, &mut ticks)
 }
 
 #[cortex_m_rt::entry]

@@ -67,7 +67,7 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         device: classify::DEFAULT_DEVICE,
         boot: 0,
     };
-    classify::run(&model, image.len(), &tests, &mut ticks)
+    classify::run::<{ edgeloop_runtime::image::ALL_OPS }>(&model, image.len(), &tests, &mut ticks)
 }
 
 #[cortex_m_rt::entry]
