@@ -127,21 +127,34 @@ fn rss_probe(image: &[u8], tag: &str) -> Result<Rss> {
         }
         serde_json::from_slice(&out.stdout).map_err(|e| Error::Io(format!("rss-probe output: {e}")))
     };
-    let p = path.to_string_lossy().to_string();
-    let m = run(&[&p]);
-    let _ = std::fs::remove_file(&path);
-    let m = m?;
-    let b = run(&["--baseline"])?;
     let num = |v: &serde_json::Value, k: &str| {
         v.get(k)
             .and_then(|x| x.as_u64())
             .ok_or_else(|| Error::Io(format!("rss-probe output lacks {k}")))
     };
+    // Several processes: the resident code moves with the load address (see `Rss`).
+    let p = path.to_string_lossy().to_string();
+    let runs: Result<Vec<serde_json::Value>> =
+        (0..report::RSS_PROCESSES).map(|_| run(&[&p])).collect();
+    let _ = std::fs::remove_file(&path);
+    let runs = runs?;
+    let mut hwm = runs
+        .iter()
+        .map(|m| num(m, "vm_hwm_kib"))
+        .collect::<Result<Vec<u64>>>()?;
+    let mut base = (0..report::RSS_PROCESSES)
+        .map(|_| run(&["--baseline"]).and_then(|b| num(&b, "vm_hwm_kib")))
+        .collect::<Result<Vec<u64>>>()?;
+    hwm.sort_unstable();
+    base.sort_unstable();
+    let m = &runs[0];
     Ok(Rss {
-        vm_hwm_kib: num(&m, "vm_hwm_kib")?,
-        baseline_hwm_kib: num(&b, "vm_hwm_kib")?,
-        image_bytes: num(&m, "image_bytes")? as usize,
-        arena_bytes: num(&m, "arena_bytes")? as usize,
+        vm_hwm_kib: hwm[hwm.len() / 2],
+        vm_hwm_range_kib: (hwm[0], hwm[hwm.len() - 1]),
+        processes: hwm.len(),
+        baseline_hwm_kib: base[base.len() / 2],
+        image_bytes: num(m, "image_bytes")? as usize,
+        arena_bytes: num(m, "arena_bytes")? as usize,
         linkage: m
             .get("linkage")
             .and_then(|x| x.as_str())

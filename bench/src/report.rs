@@ -47,9 +47,15 @@ impl Machine {
 /// Peak RSS of a process running one image ([`crate`]'s `rss-probe`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Rss {
-    /// VmHWM of the process running the model, KiB.
+    /// VmHWM of the process running the model, KiB: the median over [`Rss::processes`] runs.
     pub vm_hwm_kib: u64,
-    /// VmHWM of the same binary when it loads no model, KiB.
+    /// The smallest and largest VmHWM of those runs, KiB. The probe is a static-PIE binary whose
+    /// load address moves every run, and the kernel maps its code in 64 KiB fault-around windows
+    /// aligned to that address: the same run reads ~±80 KiB apart from one process to the next.
+    pub vm_hwm_range_kib: (u64, u64),
+    /// How many probe processes ran the model.
+    pub processes: usize,
+    /// VmHWM of the same binary when it loads no model, KiB (median of as many runs).
     pub baseline_hwm_kib: u64,
     /// Image bytes.
     pub image_bytes: usize,
@@ -58,6 +64,9 @@ pub struct Rss {
     /// How the probe was linked: `static musl, edge profile`, `static musl` or `dynamic glibc`.
     pub linkage: String,
 }
+
+/// How many probe processes each peak-RSS figure is the median of.
+pub const RSS_PROCESSES: usize = 9;
 
 impl Rss {
     /// arena + image + 1 MiB, KiB.
@@ -249,8 +258,11 @@ pub fn goals(models: &[ModelResult]) -> Vec<Goal> {
                 model: m.name.clone(),
                 goal: "peak RSS <= arena + image + 1 MiB".into(),
                 measured: format!(
-                    "VmHWM {} KiB vs budget {} KiB (same binary without a model: {} KiB)",
+                    "VmHWM {} KiB (median of {} processes, {}–{}) vs budget {} KiB (same binary without a model: {} KiB)",
                     r.vm_hwm_kib,
+                    r.processes,
+                    r.vm_hwm_range_kib.0,
+                    r.vm_hwm_range_kib.1,
                     r.budget_kib(),
                     r.baseline_hwm_kib
                 ),
@@ -499,12 +511,18 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "| model | image B | arena B | f32 image B | f32 arena B | VmHWM KiB (budget) | same binary, no model KiB | allocations / invoke | start-up first / median us (of which parse) | start-up, most threads: first / median us |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| model | image B | arena B | f32 image B | f32 arena B | VmHWM KiB [range] (budget) | same binary, no model KiB | allocations / invoke | start-up first / median us (of which parse) | start-up, most threads: first / median us |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for mr in &r.models {
         let rss = match &mr.rss_i8 {
             Ok(x) => (
-                format!("{} ({})", x.vm_hwm_kib, x.budget_kib()),
+                format!(
+                    "{} [{}–{}] ({})",
+                    x.vm_hwm_kib,
+                    x.vm_hwm_range_kib.0,
+                    x.vm_hwm_range_kib.1,
+                    x.budget_kib()
+                ),
                 x.baseline_hwm_kib.to_string(),
             ),
             Err(e) => (format!("not measured: {}", cell(e)), "-".into()),
@@ -562,6 +580,9 @@ pub fn markdown(r: &Results) -> String {
          panic=abort —, as an edge Linux deployment ships a runtime, and falls back to glibc), a separate small binary linking only the runtime, that reads \
          the image file into one aligned buffer, allocates the arena and invokes 100 times; \
          \"same binary, no model\" is its VmHWM when it loads nothing (the process's own floor). \
+         Each figure is the median of {RSS_PROCESSES} processes, with their range in brackets: \
+         the probe's load address moves every run and the kernel maps its code in 64 KiB \
+         fault-around windows aligned to it, so resident code differs from one process to the next. \
          Allocations are counted by a counting global allocator in the bench binary.\n"
     );
     let _ = writeln!(s, "## Do the engines agree? (bench input)\n");
