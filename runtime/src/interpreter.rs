@@ -48,17 +48,7 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     pub fn new_with_ops(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         arena::check(model, arena)?;
         #[cfg(any(test, feature = "std"))]
-        let bound = model
-            .ops()
-            .enumerate()
-            .map(|(i, rec)| {
-                let rec = rec?;
-                Ok((
-                    binding::bind::<OPS>(model, i, &rec)?,
-                    binding::Io::new(model, &rec),
-                ))
-            })
-            .collect::<Result<_, Error>>()?;
+        let bound = Self::bind_all(model)?;
         let mut it = Interpreter {
             model,
             arena,
@@ -69,6 +59,20 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
         };
         it.reset_state()?;
         Ok(it)
+    }
+
+    /// Every op of `model` decoded once, in one allocation of the model's op count (collecting
+    /// through a `Result` would not know the count and would grow, copying, as it goes).
+    #[cfg(any(test, feature = "std"))]
+    fn bind_all(
+        model: &'m Model<'m>,
+    ) -> Result<std::vec::Vec<(binding::Bound<'m>, binding::Io)>, Error> {
+        let mut bound = std::vec::Vec::with_capacity(model.num_ops());
+        for (i, rec) in model.ops().enumerate() {
+            let rec = rec?;
+            bound.push(binding::bind_with_io::<OPS>(model, i, &rec)?);
+        }
+        Ok(bound)
     }
 
     /// Runs the largest ops (FullyConnected, int8 BatchMatMul) of each `invoke` on `threads`

@@ -75,9 +75,22 @@ struct Ctx<'m, 'a> {
     model: &'m Model<'a>,
     index: usize,
     rec: &'m OpRecord<'a>,
+    /// The records of output 0 and inputs 0 and 1, decoded once for the op's `bind_*`, the
+    /// parse-time check and the interpreter (see [`bind_with_io`]).
+    io: Io,
 }
 
 impl<'m, 'a> Ctx<'m, 'a> {
+    /// The context of op `index`, its output 0 and inputs 0 and 1 decoded.
+    fn new(model: &'m Model<'a>, index: usize, rec: &'m OpRecord<'a>) -> Self {
+        Ctx {
+            model,
+            index,
+            rec,
+            io: Io::new(model, rec),
+        }
+    }
+
     fn err(&self, p: OpProblem) -> Error {
         op_err(self.index, p)
     }
@@ -99,18 +112,32 @@ impl<'m, 'a> Ctx<'m, 'a> {
             .map_err(|_| self.err(OpProblem::BadTensorIndex))
     }
 
+    /// Input `i`'s record: the one in [`Self::io`] when it decoded, else decoded here (with the
+    /// error, when it does not).
     fn input(&self, i: usize) -> Result<TensorInfo, Error> {
-        self.tensor(self.rec.input(i))
+        let cached = match i {
+            0 => self.io.x,
+            1 => self.io.x2,
+            _ => None,
+        };
+        match cached {
+            Some(t) => Ok(t),
+            None => self.tensor(self.rec.input(i)),
+        }
     }
 
+    /// Output `i`'s record ([`Self::io`]'s for output 0, as [`Self::input`]).
     fn output(&self, i: usize) -> Result<TensorInfo, Error> {
-        self.tensor(self.rec.output(i))
+        match self.io.y {
+            Some(t) if i == 0 => Ok(t),
+            _ => self.tensor(self.rec.output(i)),
+        }
     }
 
     /// A required constant input of type `dtype`.
     fn constant(&self, i: usize, dtype: DType) -> Result<&'a [u8], Error> {
         let t = self.rec.input(i);
-        let info = self.tensor(t)?;
+        let info = self.input(i)?;
         if info.dtype != dtype {
             return Err(self.err(OpProblem::BadDtype));
         }
@@ -1154,13 +1181,22 @@ fn unsupported(index: usize, rec: &OpRecord<'_>) -> Error {
     }
 }
 
-/// Decodes op `index` (an op outside `OPS` is unsupported).
-pub(crate) fn bind<'a, const OPS: u64>(
+/// Decodes op `index` (an op outside `OPS` is unsupported), with the records of the op's output
+/// 0 and inputs 0 and 1 that decoding it read (each of those records is decoded once for the
+/// op's binding, its parse-time check and its runs).
+pub(crate) fn bind_with_io<'a, const OPS: u64>(
     model: &Model<'a>,
     index: usize,
     rec: &OpRecord<'a>,
-) -> Result<Bound<'a>, Error> {
-    let c = Ctx { model, index, rec };
+) -> Result<(Bound<'a>, Io), Error> {
+    let c = Ctx::new(model, index, rec);
+    let b = bind_ctx::<OPS>(&c)?;
+    Ok((b, c.io))
+}
+
+/// [`bind_with_io`] with the context built.
+fn bind_ctx<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+    let (model, index, rec) = (c.model, c.index, c.rec);
     let unsupported = unsupported(index, rec);
     let code = OpCode::from_code(rec.code).ok_or(unsupported)?;
     // Version 2 exists for FullyConnected (pre-packed int8 weights), Softmax and LayerNorm
@@ -1186,39 +1222,43 @@ pub(crate) fn bind<'a, const OPS: u64>(
         return Err(unsupported);
     }
     match code {
-        OpCode::FullyConnected if has(OPS, OpCode::FullyConnected) => bind_fully_connected(&c),
-        OpCode::Conv2d if has(OPS, OpCode::Conv2d) => bind_conv2d(&c),
-        OpCode::DepthwiseConv2d if has(OPS, OpCode::DepthwiseConv2d) => bind_depthwise(&c),
-        OpCode::Conv1d if has(OPS, OpCode::Conv1d) => bind_conv1d(&c),
+        OpCode::FullyConnected if has(OPS, OpCode::FullyConnected) => bind_fully_connected(c),
+        OpCode::Conv2d if has(OPS, OpCode::Conv2d) => bind_conv2d(c),
+        OpCode::DepthwiseConv2d if has(OPS, OpCode::DepthwiseConv2d) => bind_depthwise(c),
+        OpCode::Conv1d if has(OPS, OpCode::Conv1d) => bind_conv1d(c),
         OpCode::Relu | OpCode::Relu6 if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) => {
-            bind_activation(&c)
+            bind_activation(c)
         }
-        OpCode::MaxPool2d if has(OPS, OpCode::MaxPool2d) => bind_pool(&c, true),
-        OpCode::AvgPool2d if has(OPS, OpCode::AvgPool2d) => bind_pool(&c, false),
-        OpCode::GlobalAvgPool if has(OPS, OpCode::GlobalAvgPool) => bind_global_avg(&c),
-        OpCode::Reshape if has(OPS, OpCode::Reshape) => bind_reshape(&c),
-        OpCode::Softmax if has(OPS, OpCode::Softmax) => bind_softmax(&c),
-        OpCode::Quantize if has(OPS, OpCode::Quantize) => bind_quantize(&c, true),
-        OpCode::Dequantize if has(OPS, OpCode::Dequantize) => bind_quantize(&c, false),
-        OpCode::ArgMax if has(OPS, OpCode::ArgMax) => bind_argmax(&c),
-        OpCode::Add if has(OPS, OpCode::Add) => bind_binary(&c, true),
-        OpCode::Mul if has(OPS, OpCode::Mul) => bind_binary(&c, false),
-        OpCode::Concat if has(OPS, OpCode::Concat) => bind_concat(&c),
-        OpCode::BatchMatMul if has(OPS, OpCode::BatchMatMul) => bind_batch_matmul(&c),
-        OpCode::Transpose if has(OPS, OpCode::Transpose) => bind_transpose(&c),
-        OpCode::Gather if has(OPS, OpCode::Gather) => bind_gather(&c),
-        OpCode::LayerNorm if has(OPS, OpCode::LayerNorm) => bind_layer_norm(&c),
-        OpCode::CausalMask if has(OPS, OpCode::CausalMask) => bind_causal_mask(&c),
-        OpCode::Table if has(OPS, OpCode::Table) => bind_table(&c),
-        OpCode::KvAppend if has(OPS, OpCode::KvAppend) => bind_kv_append(&c),
-        OpCode::Attention if has(OPS, OpCode::Attention) => bind_attention(&c),
+        OpCode::MaxPool2d if has(OPS, OpCode::MaxPool2d) => bind_pool(c, true),
+        OpCode::AvgPool2d if has(OPS, OpCode::AvgPool2d) => bind_pool(c, false),
+        OpCode::GlobalAvgPool if has(OPS, OpCode::GlobalAvgPool) => bind_global_avg(c),
+        OpCode::Reshape if has(OPS, OpCode::Reshape) => bind_reshape(c),
+        OpCode::Softmax if has(OPS, OpCode::Softmax) => bind_softmax(c),
+        OpCode::Quantize if has(OPS, OpCode::Quantize) => bind_quantize(c, true),
+        OpCode::Dequantize if has(OPS, OpCode::Dequantize) => bind_quantize(c, false),
+        OpCode::ArgMax if has(OPS, OpCode::ArgMax) => bind_argmax(c),
+        OpCode::Add if has(OPS, OpCode::Add) => bind_binary(c, true),
+        OpCode::Mul if has(OPS, OpCode::Mul) => bind_binary(c, false),
+        OpCode::Concat if has(OPS, OpCode::Concat) => bind_concat(c),
+        OpCode::BatchMatMul if has(OPS, OpCode::BatchMatMul) => bind_batch_matmul(c),
+        OpCode::Transpose if has(OPS, OpCode::Transpose) => bind_transpose(c),
+        OpCode::Gather if has(OPS, OpCode::Gather) => bind_gather(c),
+        OpCode::LayerNorm if has(OPS, OpCode::LayerNorm) => bind_layer_norm(c),
+        OpCode::CausalMask if has(OPS, OpCode::CausalMask) => bind_causal_mask(c),
+        OpCode::Table if has(OPS, OpCode::Table) => bind_table(c),
+        OpCode::KvAppend if has(OPS, OpCode::KvAppend) => bind_kv_append(c),
+        OpCode::Attention if has(OPS, OpCode::Attention) => bind_attention(c),
         _ => Err(unsupported),
     }
 }
 
-/// Element count of tensor `t` (0 for an absent one).
-fn len_of(model: &Model<'_>, t: u16) -> Result<usize, Error> {
-    Ok(model.tensor(t as usize)?.num_elements())
+/// Element count of tensor `t`, from its record `cached` when that decoded (else decoded
+/// again, for the error).
+fn len_of(model: &Model<'_>, cached: Option<TensorInfo>, t: u16) -> Result<usize, Error> {
+    match cached {
+        Some(info) => Ok(info.num_elements()),
+        None => Ok(model.tensor(t as usize)?.num_elements()),
+    }
 }
 
 /// Parse-time check of op `index`: decodes it and runs the kernel's `check_*`.
@@ -1227,9 +1267,12 @@ pub(crate) fn check<const OPS: u64>(
     index: usize,
     rec: &OpRecord<'_>,
 ) -> Result<(), Error> {
-    let b = bind::<OPS>(model, index, rec)?;
-    let xi = len_of(model, rec.input(0))?;
-    let yo = len_of(model, rec.output(0))?;
+    // The context kept here rather than `bind_with_io`'s copy of its records.
+    let c = Ctx::new(model, index, rec);
+    let b = bind_ctx::<OPS>(&c)?;
+    let io = &c.io;
+    let xi = len_of(model, io.x, rec.input(0))?;
+    let yo = len_of(model, io.y, rec.output(0))?;
     let r = match &b {
         Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
             ops::fully_connected::check_i8(p, xi, yo)
@@ -1294,10 +1337,10 @@ pub(crate) fn check<const OPS: u64>(
             ops::softmax::check_f32(p, xi, yo)
         }
         Bound::SoftmaxQdq(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
-            ops::softmax::quantized::check(p, xi, len_of(model, rec.output(1))?, yo)
+            ops::softmax::quantized::check(p, xi, len_of(model, None, rec.output(1))?, yo)
         }
         Bound::LayerNormQdq(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
-            ops::layer_norm::quantized::check(p, xi, len_of(model, rec.output(1))?, yo)
+            ops::layer_norm::quantized::check(p, xi, len_of(model, None, rec.output(1))?, yo)
         }
         Bound::Quantize(p) | Bound::Dequantize(p)
             if has(OPS, OpCode::Quantize)
@@ -1309,22 +1352,22 @@ pub(crate) fn check<const OPS: u64>(
             ops::argmax::check(p, xi, yo)
         }
         Bound::AddI8(p) if has(OPS, OpCode::Add) && OPS & INT8_KERNELS != 0 => {
-            ops::add::check_i8(p, xi, len_of(model, rec.input(1))?, yo)
+            ops::add::check_i8(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::AddF32(p) if has(OPS, OpCode::Add) && OPS & F32_KERNELS != 0 => {
-            ops::add::check_f32(p, xi, len_of(model, rec.input(1))?, yo)
+            ops::add::check_f32(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::MulI8(p) if has(OPS, OpCode::Mul) && OPS & INT8_KERNELS != 0 => {
-            ops::mul::check_i8(p, xi, len_of(model, rec.input(1))?, yo)
+            ops::mul::check_i8(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::MulF32(p) if has(OPS, OpCode::Mul) && OPS & F32_KERNELS != 0 => {
-            ops::mul::check_f32(p, xi, len_of(model, rec.input(1))?, yo)
+            ops::mul::check_f32(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::ConcatI8(_) | Bound::ConcatF32(_) if has(OPS, OpCode::Concat) => {
             let mut lens = [0usize; ops::concat::MAX_INPUTS];
             let n = rec.num_inputs().min(lens.len());
             for (i, l) in lens[..n].iter_mut().enumerate() {
-                *l = len_of(model, rec.input(i))?;
+                *l = len_of(model, None, rec.input(i))?;
             }
             match &b {
                 Bound::ConcatI8(p) if has(OPS, OpCode::Concat) && OPS & INT8_KERNELS != 0 => {
@@ -1337,17 +1380,17 @@ pub(crate) fn check<const OPS: u64>(
             }
         }
         Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
-            ops::batch_matmul::check_i8(p, xi, len_of(model, rec.input(1))?, yo)
+            ops::batch_matmul::check_i8(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::BmmF32(p) if has(OPS, OpCode::BatchMatMul) && OPS & F32_KERNELS != 0 => {
-            ops::batch_matmul::check_f32(p, xi, len_of(model, rec.input(1))?, yo)
+            ops::batch_matmul::check_f32(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::Transpose(p, _) if has(OPS, OpCode::Transpose) => ops::transpose::check(p, xi, yo),
         Bound::GatherI8(p) if has(OPS, OpCode::Gather) && OPS & INT8_KERNELS != 0 => {
-            ops::gather::check(p, len_of(model, rec.input(1))?, yo)
+            ops::gather::check(p, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::GatherF32(p) if has(OPS, OpCode::Gather) && OPS & F32_KERNELS != 0 => {
-            ops::gather::check(p, len_of(model, rec.input(1))?, yo)
+            ops::gather::check(p, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::LayerNormI8(p) if has(OPS, OpCode::LayerNorm) && OPS & INT8_KERNELS != 0 => {
             ops::layer_norm::check_i8(p, xi, yo)
@@ -1368,13 +1411,13 @@ pub(crate) fn check<const OPS: u64>(
             ops::attention::check_append(shape, xi, yo)
         }
         Bound::AttentionI8(p) if has(OPS, OpCode::Attention) && OPS & INT8_KERNELS != 0 => {
-            let cache = len_of(model, rec.input(1))?;
-            let scratch = len_of(model, rec.output(1))?;
+            let cache = len_of(model, io.x2, rec.input(1))?;
+            let scratch = len_of(model, None, rec.output(1))?;
             ops::attention::check_i8(p, xi, cache, scratch, yo)
         }
         Bound::AttentionF32(p) if has(OPS, OpCode::Attention) && OPS & F32_KERNELS != 0 => {
-            let cache = len_of(model, rec.input(1))?;
-            let scratch = len_of(model, rec.output(1))?;
+            let cache = len_of(model, io.x2, rec.input(1))?;
+            let scratch = len_of(model, None, rec.output(1))?;
             ops::attention::check_f32(p, xi, cache, scratch, yo)
         }
         _ => Err(unsupported(index, rec)),
@@ -1484,12 +1527,13 @@ pub(crate) fn run<const OPS: u64>(
     rec: &OpRecord<'_>,
     arena: &mut [u8],
 ) -> Result<(), Error> {
-    let b = bind::<OPS>(model, index, rec)?;
-    run_bound::<OPS>(model, index, rec, &b, None, arena)
+    let (b, io) = bind_with_io::<OPS>(model, index, rec)?;
+    run_bound::<OPS>(model, index, rec, &b, Some(&io), arena)
 }
 
 /// The decoded records of an op's output and first two inputs, kept with its [`Bound`] form by
-/// the interpreter under `std`. A record that does not decode (an op without that tensor) is
+/// the interpreter under `std` (and used by `run` for the op it runs). A record that does not
+/// decode (an op without that tensor) is
 /// `None`, and `run_bound` decodes it again, with its error, if the op uses it.
 #[derive(Clone, Copy)]
 pub(crate) struct Io {
@@ -1499,9 +1543,8 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// Decodes the records `run_bound` needs for op `rec` (the interpreter's cache, `std` only).
-    #[cfg(any(test, feature = "std"))]
-    pub(crate) fn new(model: &Model<'_>, rec: &OpRecord<'_>) -> Io {
+    /// Decodes the records `run_bound` needs for op `rec` (read by [`bind_with_io`]).
+    fn new(model: &Model<'_>, rec: &OpRecord<'_>) -> Io {
         let t = |i: u16| model.tensor(i as usize).ok();
         Io {
             y: t(rec.output(0)),
@@ -1511,7 +1554,7 @@ impl Io {
     }
 }
 
-/// Runs op `index`, already decoded by [`bind`] into `b`, over the arena. The interpreter keeps
+/// Runs op `index`, already decoded by [`bind_with_io`] into `b`, over the arena. The interpreter keeps
 /// the decoded ops of a model under `std` (bound once, in `Interpreter::new`), so `invoke`
 /// decodes only the op's output and input tensor records here.
 pub(crate) fn run_bound<const OPS: u64>(

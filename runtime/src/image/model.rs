@@ -21,6 +21,11 @@ const PLAN_BLOCK: usize = if cfg!(feature = "std") { 512 } else { 32 };
 /// Outputs whose alias bases the lifetime check resolves once (see `Model::output_cache`).
 const OUTPUT_CACHE: usize = 32;
 
+/// Inputs of one op whose alias bases the lifetime check keeps while it walks the op's inputs
+/// (see `Model::lifetimes_hold`); 4 in the unit tests, so that their ops with more inputs (a
+/// FullyConnected has 5) exercise the path past it too.
+const SEEN: usize = if cfg!(test) { 4 } else { 16 };
+
 /// The fields of a tensor record the lifetime checks read (see [`Model::lifetime_fields`]).
 #[derive(Debug, Clone, Copy)]
 struct Lifetime {
@@ -458,10 +463,12 @@ impl<'a> Model<'a> {
                 }
             }
             for t in rec.outputs() {
-                let info = self.raw_tensor(t as usize)?;
-                let writable = match info.storage {
-                    Storage::Arena => !self.is_input(t),
-                    Storage::Persistent => true,
+                // Only the kind is needed: every record has passed `validate_tensors` and `t`
+                // is in range, so this reads the record without decoding all of it.
+                let storage = self.lifetime_fields(t as usize).map(|l| l.storage);
+                let writable = match storage {
+                    Some(Storage::Arena) => !self.is_input(t),
+                    Some(Storage::Persistent) => true,
                     _ => false,
                 };
                 if !writable {
@@ -583,12 +590,29 @@ impl<'a> Model<'a> {
                     late_input_writes += 1;
                 }
             }
+            // The bases of the op's first inputs, so that an input is compared with the ones
+            // before it without resolving their bases again (past `SEEN` inputs, they are).
+            let mut seen = [0u16; SEEN];
             for (k, x) in rec.inputs().enumerate() {
-                let b = self.base_of(x);
-                if rec.inputs().take(k).any(|y| self.base_of(y) == b) {
+                // `x`'s base and the base's record (`x`'s own unless `x` is an alias).
+                let (b, t) = match self.lifetime_fields(x as usize) {
+                    Some(Lifetime {
+                        storage: Storage::Alias(b),
+                        ..
+                    }) => (b, self.lifetime_fields(b as usize)),
+                    t => (x, t),
+                };
+                let dup = match seen.get(..k) {
+                    Some(before) => before.contains(&b),
+                    None => rec.inputs().take(k).any(|y| self.base_of(y) == b),
+                };
+                if let Some(slot) = seen.get_mut(k) {
+                    *slot = b;
+                }
+                if dup {
                     continue;
                 }
-                let Some(t) = self.lifetime_fields(b as usize) else {
+                let Some(t) = t else {
                     continue;
                 };
                 if t.storage != Storage::Arena {

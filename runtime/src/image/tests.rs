@@ -568,6 +568,48 @@ fn every_stored_lifetime_edit_is_judged_alike_by_both_checks() {
     }
 }
 
+/// A Concat of 16 inputs, some the same tensor or aliases of one (past the inputs whose bases
+/// the fast lifetime check keeps, 4 in tests, it resolves them again): every stored lifetime edit is
+/// judged alike by the fast and the exact check (debug builds assert it inside `Model::parse`),
+/// and only the writer's own lifetimes are accepted.
+#[test]
+fn lifetime_edits_of_an_op_with_many_inputs_are_judged_alike_by_both_checks() {
+    let mut w = ImageWriter::new("wide", 1).expect("name fits");
+    let x = w.input(DType::F32, &[1, 4], None).expect("input");
+    let r = w.relu(x, false).expect("relu");
+    let s = w.relu(r, true).expect("relu6");
+    let ra = w.alias(r, &[1, 4]).expect("alias");
+    let sa = w.alias(s, &[1, 4]).expect("alias");
+    let mut xs = vec![x; 10];
+    xs.extend([r, s, ra, r, sa, s]);
+    let c = w.concat(&xs, 1, None).expect("concat");
+    w.output(c).expect("output");
+    let good = w.finish().expect("writes").bytes;
+    let a = AlignedBytes::new(&good);
+    let m = Model::parse(a.as_slice()).expect("valid");
+    let (n_tensors, n_ops) = (m.num_tensors(), m.num_ops() as u16);
+    let valid = (0..n_tensors)
+        .map(|t| {
+            let r = tensor_record(&good, t);
+            let mut ok = 0;
+            for first in 0..=n_ops + 1 {
+                for last in 0..=n_ops + 1 {
+                    let mut b = good.clone();
+                    b[r + 24..r + 26].copy_from_slice(&first.to_le_bytes());
+                    b[r + 26..r + 28].copy_from_slice(&last.to_le_bytes());
+                    fix_crc(&mut b);
+                    if parse(&b).is_ok() {
+                        assert_eq!(b, good, "tensor {t}: ({first}, {last}) accepted");
+                        ok += 1;
+                    }
+                }
+            }
+            ok
+        })
+        .sum::<usize>();
+    assert_eq!(valid, n_tensors);
+}
+
 /// A chain of 45 FullyConnected layers (more tensors than one block of the plan check): every
 /// arena tensor moved onto every other one's offset, overlapping or not; the blocked plan check
 /// and the exact one agree on each (debug builds assert it inside `Model::parse`).

@@ -546,10 +546,17 @@ pub(crate) fn check_per_channel(
     if multipliers.len() != channels || shifts.len() != channels {
         return Err(shape_err());
     }
-    for (&m, &s) in multipliers.iter().zip(shifts) {
-        check_multiplier(m, s)?;
+    // Every pair is judged, without an early exit, so that the loop over these constants
+    // (thousands of channels per model, read at every parse) is branch-free and vectorizes; any
+    // bad pair is the same error `check_multiplier` gives.
+    let ok = multipliers.iter().zip(shifts).fold(true, |ok, (&m, &s)| {
+        ok & (m >= 0) & crate::quant::shift_is_valid(s)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(quant_err())
     }
-    Ok(())
 }
 
 /// `Ok` when `min <= max`.
