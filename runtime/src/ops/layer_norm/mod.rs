@@ -29,6 +29,9 @@
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+// The fused int8 LayerNorm on sixteen lanes, selected by `quantized::eval`.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 // Dequantize, f32 LayerNorm and Quantize as one int8 op (LayerNorm version 2).
 pub mod quantized;
 pub mod reference;

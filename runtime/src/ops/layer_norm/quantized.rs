@@ -11,7 +11,9 @@
 //!
 //! Each row goes through the kernel table's `dequantize`, `layer_norm_f32` and `quantize` —
 //! the kernels the three version-1 ops call — on the same values, so the output equals theirs
-//! bit for bit (tested against the reference ops on random shapes and values).
+//! bit for bit (tested against the reference ops on random shapes and values). Where the CPU
+//! has AVX-512, [`eval`] runs the three steps row by row in one kernel ([`super::avx512`]), with
+//! the same operations in the same order.
 
 use super::LayerNormF32Params;
 use crate::ops::quantize::QuantizeParams;
@@ -55,13 +57,18 @@ pub fn check(
     Ok(())
 }
 
-/// Runs the op with the kernel table of this machine. Requires a successful [`check`].
+/// Runs the op with the kernel table of this machine, or in one AVX-512 kernel
+/// ([`super::avx512`], the same bytes) where the CPU has it. Requires a successful [`check`].
 pub fn eval(
     p: &QuantizedLayerNormParams<'_>,
     input: &[i8],
     scratch: &mut [f32],
     output: &mut [i8],
 ) {
+    #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+    if super::avx512::detected() && scratch.len() >= p.norm.cols as usize {
+        return super::avx512::eval_quantized_detected(p, input, scratch, output);
+    }
     eval_with(crate::ops::kernels(), p, input, scratch, output)
 }
 

@@ -255,3 +255,73 @@ fn quantized_layer_norm_is_bit_exact_to_the_chain() {
         assert!(quantized::check(&p, n, quantized::min_scratch(cols) - 1, n).is_err());
     }
 }
+
+/// The AVX-512 fused kernel gives the bytes of the three-kernel chain with the reference table
+/// (and with this machine's table): rows of 0–700 columns (blocks of sixteen, a block of eight
+/// and a scalar tail, in every combination), scratch for one row to many, constant rows, ε = 0,
+/// γ and β of any sign and size, input and output scales that saturate or barely round.
+#[test]
+fn bit_exact_avx512_quantized() {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::detected() {
+        use crate::ops::quantize::QuantizeParams;
+        let mut rng = Rng::new(0x5112);
+        let reference = crate::ops::KernelTable::reference();
+        for case in 0..1000 {
+            let rows = rng.dim(13);
+            let cols = match case % 4 {
+                0 => rng.dim(700),
+                1 => 16 * rng.dim(12),
+                _ => rng.dim(48),
+            };
+            let n = (rows * cols) as usize;
+            let (g_amp, b_amp) = (rng.log_uniform(1e-2, 1e2), rng.log_uniform(1e-3, 1e1));
+            let gamma = rng.f32_vec(cols as usize, g_amp);
+            let beta = rng.f32_vec(cols as usize, b_amp);
+            let p = quantized::QuantizedLayerNormParams {
+                norm: LayerNormF32Params {
+                    rows,
+                    cols,
+                    epsilon: if rng.one_in(3) {
+                        0.0
+                    } else {
+                        rng.log_uniform(1e-12, 1.0) as f32
+                    },
+                    gamma: &gamma,
+                    beta: &beta,
+                },
+                input: QuantizeParams {
+                    scale: rng.log_uniform(1e-6, 1e3) as f32,
+                    zero_point: rng.zero_point(),
+                },
+                output: QuantizeParams {
+                    // From saturating most values to 2000 steps over the outputs' range.
+                    scale: ((2.0 * g_amp + b_amp) / rng.log_uniform(0.5, 2000.0)) as f32,
+                    zero_point: rng.zero_point(),
+                },
+            };
+            let x = if rng.one_in(8) {
+                vec![rng.range(-128, 127) as i8; n]
+            } else {
+                rng.i8_vec(n)
+            };
+            let scratch_len = cols as usize * rng.range(2, 20) as usize + rng.range(0, 5) as usize;
+            quantized::check(&p, n, scratch_len, n).unwrap();
+            let mut want = vec![0i8; n];
+            let mut got = vec![0i8; n];
+            let mut s = vec![f32::NAN; scratch_len];
+            quantized::eval_with(&reference, &p, &x, &mut s, &mut want);
+            let mut s = vec![f32::NAN; scratch_len];
+            avx512::eval_quantized_detected(&p, &x, &mut s, &mut got);
+            assert_eq!(
+                got, want,
+                "case {case}: {rows}x{cols}, scratch {scratch_len}"
+            );
+            let mut s = vec![f32::NAN; scratch_len];
+            quantized::eval_with(crate::ops::kernels(), &p, &x, &mut s, &mut want);
+            assert_eq!(got, want, "case {case}: this machine's table");
+        }
+        return;
+    }
+    println!("skipped: layer_norm/avx512");
+}
