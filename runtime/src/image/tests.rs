@@ -541,31 +541,39 @@ fn every_stored_lifetime_edit_is_judged_alike_by_both_checks() {
     };
     for built in [tiny_i8(), tiny_f32(), mlp] {
         let good = &built.bytes;
-        let a = AlignedBytes::new(good);
-        let m = Model::parse(a.as_slice()).expect("valid");
-        let (n_tensors, n_ops) = (m.num_tensors(), m.num_ops() as u16);
-        let (mut tried, mut valid) = (0, 0);
-        for t in 0..n_tensors {
-            let r = tensor_record(good, t);
-            for first in 0..=n_ops + 1 {
-                for last in 0..=n_ops + 1 {
-                    let mut b = good.clone();
-                    b[r + 24..r + 26].copy_from_slice(&first.to_le_bytes());
-                    b[r + 26..r + 28].copy_from_slice(&last.to_le_bytes());
-                    fix_crc(&mut b);
-                    tried += 1;
-                    if parse(&b).is_ok() {
-                        valid += 1;
-                        assert_eq!(&b, good, "tensor {t}: ({first}, {last}) accepted");
-                    }
-                }
-            }
-        }
+        let (tried, valid, n_tensors) = lifetime_edits(good);
         assert_eq!(
             valid, n_tensors,
             "each tensor's own lifetime ({tried} edits tried)"
         );
     }
+}
+
+/// Every stored lifetime `(first_op, last_op)` in `0..=ops + 1` of every tensor of the image
+/// `good`, parsed with the CRC fixed up; asserts that an accepted edit is the original lifetime.
+/// Returns the edits tried, those accepted and the tensor count.
+fn lifetime_edits(good: &[u8]) -> (usize, usize, usize) {
+    let a = AlignedBytes::new(good);
+    let m = Model::parse(a.as_slice()).expect("valid");
+    let (n_tensors, n_ops) = (m.num_tensors(), m.num_ops() as u16);
+    let (mut tried, mut valid) = (0, 0);
+    for t in 0..n_tensors {
+        let r = tensor_record(good, t);
+        for first in 0..=n_ops + 1 {
+            for last in 0..=n_ops + 1 {
+                let mut b = good.to_vec();
+                b[r + 24..r + 26].copy_from_slice(&first.to_le_bytes());
+                b[r + 26..r + 28].copy_from_slice(&last.to_le_bytes());
+                fix_crc(&mut b);
+                tried += 1;
+                if parse(&b).is_ok() {
+                    valid += 1;
+                    assert_eq!(b, good, "tensor {t}: ({first}, {last}) accepted");
+                }
+            }
+        }
+    }
+    (tried, valid, n_tensors)
 }
 
 /// A Concat of 16 inputs, some the same tensor or aliases of one (past the inputs whose bases
@@ -585,28 +593,7 @@ fn lifetime_edits_of_an_op_with_many_inputs_are_judged_alike_by_both_checks() {
     let c = w.concat(&xs, 1, None).expect("concat");
     w.output(c).expect("output");
     let good = w.finish().expect("writes").bytes;
-    let a = AlignedBytes::new(&good);
-    let m = Model::parse(a.as_slice()).expect("valid");
-    let (n_tensors, n_ops) = (m.num_tensors(), m.num_ops() as u16);
-    let valid = (0..n_tensors)
-        .map(|t| {
-            let r = tensor_record(&good, t);
-            let mut ok = 0;
-            for first in 0..=n_ops + 1 {
-                for last in 0..=n_ops + 1 {
-                    let mut b = good.clone();
-                    b[r + 24..r + 26].copy_from_slice(&first.to_le_bytes());
-                    b[r + 26..r + 28].copy_from_slice(&last.to_le_bytes());
-                    fix_crc(&mut b);
-                    if parse(&b).is_ok() {
-                        assert_eq!(b, good, "tensor {t}: ({first}, {last}) accepted");
-                        ok += 1;
-                    }
-                }
-            }
-            ok
-        })
-        .sum::<usize>();
+    let (_, valid, n_tensors) = lifetime_edits(&good);
     assert_eq!(valid, n_tensors);
 }
 
