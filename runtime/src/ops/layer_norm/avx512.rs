@@ -23,8 +23,8 @@
 //!    go to the first partial sums in scalar code, and the partial sums are combined by
 //!    [`fmath::reduce_lanes`] ([`lanes_finish`]), as in [`super::avx2`];
 //! 3. `o = ((d − mean) · inv) · γᵢ + βᵢ`;
-//! 4. `y = quantize_f32(o, s_out, zp_out)` — the AVX-512 `quantize` kernel's steps: IEEE
-//!    `vdivps`, round to nearest even with `vrndscaleps`, NaN to 0, clamp to `[-512, 512]`,
+//! 4. `y = quantize_f32(o, s_out, zp_out)` — the AVX-512 `quantize` kernel's step
+//!    ([`Quantize16`]): IEEE `vdivps`, round to nearest even with `vrndscaleps`, NaN to 0, clamp to `[-512, 512]`,
 //!    exact conversion, zero point, `vpmovsdb` (saturation to int8). The last `cols % 16` values
 //!    use [`quantize_f32`] itself.
 //!
@@ -36,6 +36,7 @@ use core::arch::x86_64::*;
 
 use super::quantized::QuantizedLayerNormParams;
 use crate::ops::fmath::{self, avx2::lanes_finish};
+use crate::ops::quantize::avx512::Quantize16;
 use crate::quant::{dequantize_f32, quantize_f32};
 
 /// Rows normalized together (their reductions are independent dependency chains).
@@ -186,10 +187,7 @@ unsafe fn rows<const R: usize>(
 
     // Steps 3 and 4, straight into `y`.
     let (s_out, zp_out) = (p.output.scale, p.output.zero_point);
-    let scale16 = _mm512_set1_ps(s_out);
-    let zp16 = _mm512_set1_epi32(zp_out);
-    let lo = _mm512_set1_ps(-512.0);
-    let hi = _mm512_set1_ps(512.0);
+    let q16 = Quantize16::new(&p.output);
     for r in 0..R {
         let yp = y.as_mut_ptr();
         let inv16 = _mm512_set1_ps(inv[r]);
@@ -203,13 +201,7 @@ unsafe fn rows<const R: usize>(
                     _mm512_loadu_ps(gamma.as_ptr().add(b)),
                 );
                 let o = _mm512_add_ps(v, _mm512_loadu_ps(beta.as_ptr().add(b)));
-                let q = _mm512_div_ps(o, scale16);
-                let t =
-                    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(q);
-                let t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(q, q), t);
-                let t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
-                let z = _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(t), zp16));
-                _mm_storeu_si128(yp.add(r * c + b) as *mut __m128i, z);
+                _mm_storeu_si128(yp.add(r * c + b) as *mut __m128i, q16.apply(o));
             }
         }
         let (m, iv) = (mean[r], inv[r]);

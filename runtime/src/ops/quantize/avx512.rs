@@ -10,6 +10,41 @@ use core::arch::x86_64::*;
 
 use super::QuantizeParams;
 
+/// The quantization of sixteen lanes at a time: [`Quantize16::apply`] is the kernel's per-vector
+/// step, which the fused ops that end in a Quantize (LayerNorm version 2) call as well.
+#[derive(Clone, Copy)]
+pub(crate) struct Quantize16 {
+    scale: __m512,
+    zp: __m512i,
+    lo: __m512,
+    hi: __m512,
+}
+
+impl Quantize16 {
+    /// The constants of `p`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn new(p: &QuantizeParams) -> Self {
+        Self {
+            scale: _mm512_set1_ps(p.scale),
+            zp: _mm512_set1_epi32(p.zero_point),
+            lo: _mm512_set1_ps(-512.0),
+            hi: _mm512_set1_ps(512.0),
+        }
+    }
+
+    /// Sixteen f32 values to sixteen int8 values, in lane order (the reference's arithmetic).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn apply(&self, v: __m512) -> __m128i {
+        let q = _mm512_div_ps(v, self.scale);
+        let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(q);
+        let r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(q, q), r);
+        let r = _mm512_min_ps(_mm512_max_ps(r, self.lo), self.hi);
+        _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(r), self.zp))
+    }
+}
+
 /// AVX-512 Quantize.
 ///
 /// # Safety
@@ -17,17 +52,7 @@ use super::QuantizeParams;
 #[target_feature(enable = "avx512f")]
 pub fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]) {
     let n = input.len().min(output.len());
-    let scale = _mm512_set1_ps(p.scale);
-    let lo = _mm512_set1_ps(-512.0);
-    let hi = _mm512_set1_ps(512.0);
-    let zp = _mm512_set1_epi32(p.zero_point);
-    let one = |v: __m512| -> __m128i {
-        let q = _mm512_div_ps(v, scale);
-        let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(q);
-        let r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(q, q), r);
-        let r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
-        _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(r), zp))
-    };
+    let q16 = Quantize16::new(p);
     let mut i = 0;
     while i + 64 <= n {
         // SAFETY: `i + 64 <= n` = at most either slice's length: four unaligned 64-byte loads
@@ -36,7 +61,7 @@ pub fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]) {
             let x = input.as_ptr().add(i);
             let y = output.as_mut_ptr().add(i) as *mut __m128i;
             for k in 0..4 {
-                _mm_storeu_si128(y.add(k), one(_mm512_loadu_ps(x.add(16 * k))));
+                _mm_storeu_si128(y.add(k), q16.apply(_mm512_loadu_ps(x.add(16 * k))));
             }
         }
         i += 64;
