@@ -1,9 +1,12 @@
-//! `startup-profile IMAGE [--reps N] [--threads N] [--no-invoke]`: where the start-up time of one image goes (a profiling
+//! `startup-profile IMAGE [--reps N] [--threads N] [--no-invoke] [--ops N]`: where the start-up time of one image goes (a profiling
 //! aid for the bench's start-up goal). Each repetition times, from image bytes already in
 //! memory: `Model::parse` (validation and CRC), the zeroed arena, `Interpreter::new`, the input
 //! fill and the first `invoke`. Prints the median and minimum of each phase in microseconds.
 //! Run it under `perf record` to see the functions inside each phase (`--no-invoke` leaves the
-//! invoke out, to look at parsing and binding alone).
+//! invoke out, to look at parsing and binding alone). `--ops N` then times every op of the
+//! image's `invoke` (median over N calls after one warm-up, read from a monotonic clock in the
+//! invoke hook) and prints the totals per op kind and the 24 heaviest ops: the per-op view of
+//! the bench's `op-profile` for an image file, without building the bench's peers.
 
 use std::time::Instant;
 
@@ -29,6 +32,7 @@ fn run() -> Result<(), String> {
     let mut reps = 200usize;
     let mut invoke = true;
     let mut threads = 1usize;
+    let mut op_calls = 0usize;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -48,13 +52,22 @@ fn run() -> Result<(), String> {
                     .ok_or("--threads takes a positive count")?;
                 i += 1;
             }
+            "--ops" => {
+                op_calls = args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--ops takes a positive count")?;
+                i += 1;
+            }
             "--no-invoke" => invoke = false,
             p if path.is_none() && !p.starts_with("--") => path = Some(p.to_string()),
             other => return Err(format!("unexpected argument {other:?}")),
         }
         i += 1;
     }
-    let path = path.ok_or("usage: startup-profile IMAGE [--reps N] [--threads N] [--no-invoke]")?;
+    let path = path
+        .ok_or("usage: startup-profile IMAGE [--reps N] [--threads N] [--no-invoke] [--ops N]")?;
     let raw = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
     let img = AlignedBytes::new(&raw);
     let err = |e: edgeloop_runtime::Error| format!("{path}: {e:?}");
@@ -109,5 +122,79 @@ fn run() -> Result<(), String> {
         tot[tot.len() / 2],
         tot[0]
     );
+    if op_calls > 0 {
+        per_op(&path, img.as_slice(), op_calls, threads)?;
+    }
+    Ok(())
+}
+
+/// Times every op of `invoke` over `calls` calls (after one warm-up) and prints the medians.
+fn per_op(path: &str, bytes: &[u8], calls: usize, threads: usize) -> Result<(), String> {
+    let err = |e: edgeloop_runtime::Error| format!("{path}: {e:?}");
+    let model = Model::parse(bytes).map_err(err)?;
+    let mut arena = AlignedBytes::zeroed(model.arena_bytes());
+    let mut it = Interpreter::new(&model, arena.as_mut_slice()).map_err(err)?;
+    it.set_threads(threads)
+        .map_err(|e| format!("starting {threads} threads: {e}"))?;
+    let n_ops = model.num_ops();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(calls); n_ops];
+    for call in 0..=calls {
+        for k in 0..model.num_inputs() {
+            it.input_bytes(k).map_err(err)?.fill(0);
+        }
+        let mut times = vec![0f64; n_ops];
+        let mut t = Instant::now();
+        it.invoke_with_hook(|i, _| {
+            let now = Instant::now();
+            times[i] = (now - t).as_secs_f64() * 1e6;
+            t = now;
+        })
+        .map_err(err)?;
+        if call > 0 {
+            samples.iter_mut().zip(times).for_each(|(s, v)| s.push(v));
+        }
+    }
+    let mut rows = Vec::with_capacity(n_ops);
+    for (i, rec) in model.ops().enumerate() {
+        let rec = rec.map_err(err)?;
+        let s = &mut samples[i];
+        s.sort_by(f64::total_cmp);
+        let name = match edgeloop_runtime::image::op::OpCode::from_code(rec.code) {
+            Some(c) => format!("{c:?}"),
+            None => format!("op{}", rec.code),
+        };
+        let y = model.tensor(rec.output(0) as usize).map_err(err)?;
+        rows.push((
+            s[s.len() / 2],
+            i,
+            name,
+            format!("{:?} {:?}", y.dtype, y.shape.dims()),
+        ));
+    }
+    let total: f64 = rows.iter().map(|r| r.0).sum();
+    println!(
+        "per op: {n_ops} ops, {total:.1} us per invoke (sum of op medians over {calls} calls)"
+    );
+    let mut kinds: Vec<(String, f64, usize)> = Vec::new();
+    for r in &rows {
+        match kinds.iter_mut().find(|k| k.0 == r.2) {
+            Some(k) => {
+                k.1 += r.0;
+                k.2 += 1;
+            }
+            None => kinds.push((r.2.clone(), r.0, 1)),
+        }
+    }
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (name, t, n) in &kinds {
+        println!(
+            "  {name:<16} {t:>9.1} us {:>5.1}%  ({n} ops)",
+            100.0 * t / total
+        );
+    }
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (t, i, name, shape) in rows.iter().take(24) {
+        println!("  #{i:<3} {name:<16} {t:>8.1} us  {shape}");
+    }
     Ok(())
 }
