@@ -72,37 +72,53 @@ fn run() -> Result<(), String> {
     let img = AlignedBytes::new(&raw);
     let err = |e: edgeloop_runtime::Error| format!("{path}: {e:?}");
     let mut times: Vec<[f64; 5]> = Vec::with_capacity(reps);
-    for _ in 0..reps {
+    // Minor page faults of each phase of the first start-up (read from /proc; `None` elsewhere).
+    let mut first_faults: [Option<u64>; 5] = [None; 5];
+    for rep in 0..reps {
         let mut t = [0f64; 5];
+        // Read only around the first start-up (the reads are system calls).
+        let first = rep == 0;
+        let faults = || if first { minor_faults() } else { None };
+        let mut f = [faults(); 6];
         let t0 = Instant::now();
         let model = Model::parse(std::hint::black_box(img.as_slice())).map_err(err)?;
         t[0] = t0.elapsed().as_secs_f64();
+        f[1] = faults();
         let t1 = Instant::now();
         let mut arena = AlignedBytes::zeroed(model.arena_bytes());
         t[1] = t1.elapsed().as_secs_f64();
+        f[2] = faults();
         let t2 = Instant::now();
         let mut it = Interpreter::new(&model, arena.as_mut_slice()).map_err(err)?;
         // The worker threads start inside the timed "new" phase: they are part of start-up.
         it.set_threads(threads)
             .map_err(|e| format!("starting {threads} threads: {e}"))?;
         t[2] = t2.elapsed().as_secs_f64();
+        f[3] = faults();
         let t3 = Instant::now();
         for k in 0..model.num_inputs() {
             it.input_bytes(k).map_err(err)?.fill(0);
         }
         t[3] = t3.elapsed().as_secs_f64();
+        f[4] = faults();
         let t4 = Instant::now();
         if invoke {
             it.invoke().map_err(err)?;
             std::hint::black_box(it.output_bytes(0).map_err(err)?);
         }
         t[4] = t4.elapsed().as_secs_f64();
+        f[5] = faults();
+        if first {
+            for (p, ff) in first_faults.iter_mut().enumerate() {
+                *ff = f[p + 1].zip(f[p]).map(|(b, a)| b.saturating_sub(a));
+            }
+        }
         times.push(t);
     }
     println!("{path}: {reps} start-ups (first one included), microseconds");
     println!(
-        "{:>8} {:>10} {:>10} {:>10}",
-        "phase", "median", "min", "first"
+        "{:>8} {:>10} {:>10} {:>10} {:>13}",
+        "phase", "median", "min", "first", "first faults"
     );
     let mut total_med = 0.0;
     for (p, name) in PHASES.iter().enumerate() {
@@ -111,7 +127,11 @@ fn run() -> Result<(), String> {
         v.sort_by(f64::total_cmp);
         let med = v[v.len() / 2];
         total_med += med;
-        println!("{name:>8} {med:>10.1} {:>10.1} {first:>10.1}", v[0]);
+        let faults = first_faults[p].map_or("-".to_string(), |n| n.to_string());
+        println!(
+            "{name:>8} {med:>10.1} {:>10.1} {first:>10.1} {faults:>13}",
+            v[0]
+        );
     }
     let mut tot: Vec<f64> = times.iter().map(|t| t.iter().sum::<f64>() * 1e6).collect();
     let first = tot[0];
@@ -126,6 +146,14 @@ fn run() -> Result<(), String> {
         per_op(&path, img.as_slice(), op_calls, threads)?;
     }
     Ok(())
+}
+
+/// This process's minor page faults so far (field 10 of `/proc/self/stat`), where readable.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(7)?.parse().ok()
 }
 
 /// Times every op of `invoke` over `calls` calls (after one warm-up) and prints the medians.
