@@ -2,15 +2,20 @@
 //! [`Interpreter::set_threads`](crate::Interpreter::set_threads) creates once, so `invoke` can
 //! split the rows of its largest ops without allocating or spawning anything.
 //!
-//! One [`Pool::run`] hands part `w + 1` of a job to worker `w` and runs part 0 on the calling
-//! thread, then waits for every worker. Between jobs a worker spins for about
-//! [`SPIN`] (an `invoke` posts jobs a few microseconds apart) and then parks; posting a job
-//! unparks it. The parts of a job write disjoint rows, so the result does not depend on which
-//! thread computes which part: it is the single-threaded result, bit for bit.
+//! One [`Pool::run`] posts part `w + 1` of a job to worker `w` and runs part 0 on the calling
+//! thread. A worker claims its part before running it; when the caller has finished part 0 it
+//! takes back every part still unclaimed (a worker not yet scheduled: just started, parked, or
+//! its core busy with another process) and runs it itself, then waits for the claimed ones. So
+//! a job never waits for a thread to be scheduled, and [`Pool::new`] returns without waiting
+//! for its threads to start: a start-up with threads costs the spawns, not their scheduling.
+//! Between jobs a worker spins for about [`SPIN`] (an `invoke` posts jobs a few microseconds
+//! apart) and then parks; posting a job unparks it. The parts of a job write disjoint rows, so
+//! the result does not depend on which thread computes which part: it is the single-threaded
+//! result, bit for bit.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -23,7 +28,8 @@ const POSTED: u32 = 1;
 const DONE: u32 = 2;
 const PANICKED: u32 = 3;
 const QUIT: u32 = 4;
-const STARTING: u32 = 5;
+/// A worker has claimed the posted part and is running it.
+const RUNNING: u32 = 5;
 
 /// A job: a borrowed `Fn(part)` with its lifetime erased. [`Pool::run`] does not return before
 /// every worker has finished with it.
@@ -38,9 +44,11 @@ struct Slot {
     job: UnsafeCell<Option<Job>>,
 }
 
-// SAFETY: `job` is written by the posting thread only while `state` is IDLE/DONE (the worker
-// does not read it then) and read by the worker only after it observes POSTED (Acquire), which
-// the poster stores (Release) after the write. The pointed-to closure is `Sync`.
+// SAFETY: `job` is written by the posting thread only while `state` is IDLE (the worker does not
+// read it then) and read by the worker only after its compare-exchange POSTED → RUNNING
+// succeeds (Acquire), which pairs with the poster's POSTED store (Release) after the write. The
+// poster writes it again only after the worker's DONE/PANICKED (or after taking the part back
+// with POSTED → IDLE, when the worker never read it). The pointed-to closure is `Sync`.
 unsafe impl Sync for Slot {}
 // SAFETY: as above; the raw pointer is only dereferenced under that protocol.
 unsafe impl Send for Slot {}
@@ -65,17 +73,22 @@ impl core::fmt::Debug for Pool {
 }
 
 fn worker_loop(slot: &Slot) {
-    // Running: `Pool::new` waits for this.
-    let _ = slot
-        .state
-        .compare_exchange(STARTING, IDLE, Ordering::AcqRel, Ordering::Acquire);
     let mut idle_since = Instant::now();
     let mut spins = 0u32;
     loop {
         match slot.state.load(Ordering::Acquire) {
             POSTED => {
-                // SAFETY: POSTED was stored (Release) after `job` was written; the poster waits
-                // for DONE/PANICKED before it touches `job` or the closure again.
+                // Claim the part; the caller may have taken it back meanwhile.
+                if slot
+                    .state
+                    .compare_exchange(POSTED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                // SAFETY: the claim succeeded: POSTED was stored (Release) after `job` was
+                // written, and the poster waits for DONE/PANICKED before it touches `job` or
+                // the closure again.
                 let job = unsafe { *slot.job.get() };
                 let ok = match job {
                     // SAFETY: the closure outlives the job (`Pool::run` waits for us).
@@ -103,29 +116,38 @@ fn worker_loop(slot: &Slot) {
 }
 
 impl Pool {
-    /// Starts `threads − 1` workers (none for `threads ≤ 1`) and returns once each is running,
-    /// so that the first job does not wait for a thread to be scheduled for the first time.
+    /// Starts `threads − 1` workers (none for `threads ≤ 1`). It does not wait for them to be
+    /// scheduled: until a worker runs, the caller of [`Self::run`] takes its parts back.
     pub fn new(threads: usize) -> std::io::Result<Pool> {
+        Self::with_gate(threads, None)
+    }
+
+    /// [`Self::new`] whose workers, when `gate` is given, wait for it to turn `true` before they
+    /// look at their slots (tests use it to hold workers back as a busy machine would).
+    fn with_gate(threads: usize, gate: Option<Arc<AtomicBool>>) -> std::io::Result<Pool> {
         let mut workers = Vec::new();
         for w in 1..threads.max(1) {
             let slot = Arc::new(Slot {
-                state: AtomicU32::new(STARTING),
+                state: AtomicU32::new(IDLE),
                 job: UnsafeCell::new(None),
             });
             let s = Arc::clone(&slot);
+            let gate = gate.clone();
             let handle = thread::Builder::new()
                 .name(format!("edgeloop-worker-{w}"))
-                .spawn(move || worker_loop(&s))?;
+                .spawn(move || {
+                    if let Some(g) = gate {
+                        while !g.load(Ordering::Acquire) {
+                            thread::yield_now();
+                        }
+                    }
+                    worker_loop(&s)
+                })?;
             workers.push(Worker {
                 slot,
                 thread: handle.thread().clone(),
                 handle: Some(handle),
             });
-        }
-        for w in &workers {
-            while w.slot.state.load(Ordering::Acquire) == STARTING {
-                thread::yield_now();
-            }
         }
         Ok(Pool { workers })
     }
@@ -136,10 +158,11 @@ impl Pool {
     }
 
     /// Runs `f(0)`, …, `f(parts − 1)` (at most [`Self::threads`] parts): part 0 on this thread,
-    /// the others on the workers, and returns when all are done.
+    /// the others on the workers, except those no worker has claimed when part 0 is done, which
+    /// this thread runs too; returns when all are done.
     ///
     /// # Panics
-    /// If a part panics on a worker (after every part has finished).
+    /// If a part panics (after every part has finished).
     pub fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
         let extra = parts.saturating_sub(1).min(self.workers.len());
         // SAFETY: the lifetime is erased only for the duration of this call: every posted job
@@ -158,7 +181,17 @@ impl Pool {
         }
         let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
         let mut panicked = false;
-        for worker in &self.workers[..extra] {
+        for (w, worker) in self.workers[..extra].iter().enumerate() {
+            // Unclaimed: take the part back and run it here.
+            if worker
+                .slot
+                .state
+                .compare_exchange(POSTED, IDLE, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                panicked |= catch_unwind(AssertUnwindSafe(|| f(w + 1))).is_err();
+                continue;
+            }
             loop {
                 match worker.slot.state.load(Ordering::Acquire) {
                     DONE => break,
@@ -174,7 +207,7 @@ impl Pool {
         if let Err(e) = mine {
             std::panic::resume_unwind(e);
         }
-        assert!(!panicked, "a worker thread panicked");
+        assert!(!panicked, "a part of a pool job panicked");
     }
 }
 
@@ -230,6 +263,44 @@ mod tests {
                 thread::sleep(SPIN * 3);
             }
         }
+    }
+
+    #[test]
+    fn parts_no_worker_claims_run_on_the_caller() {
+        // Workers held back (not yet scheduled): every part runs on the calling thread, once.
+        let gate = Arc::new(AtomicBool::new(false));
+        let pool = Pool::with_gate(3, Some(Arc::clone(&gate))).expect("spawns");
+        let me = thread::current().id();
+        for _ in 0..50 {
+            let hits: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+            pool.run(3, &|p| {
+                assert_eq!(thread::current().id(), me, "part {p} ran on a held worker");
+                hits[p].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        }
+        // Released, the workers take part again (each part still runs exactly once).
+        gate.store(true, Ordering::Release);
+        let others = AtomicUsize::new(0);
+        for _ in 0..2000 {
+            let hits: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+            pool.run(3, &|p| {
+                if thread::current().id() != me {
+                    others.fetch_add(1, Ordering::Relaxed);
+                }
+                // Long enough for a spinning worker to claim its part.
+                thread::sleep(Duration::from_micros(20));
+                hits[p].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            if others.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+        }
+        assert!(
+            others.load(Ordering::Relaxed) > 0,
+            "no worker ever ran a part"
+        );
     }
 
     #[test]
