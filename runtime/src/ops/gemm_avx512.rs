@@ -384,10 +384,11 @@ fn store_sums(sum: __m512i, k: usize, cs: &mut [i32]) {
     unsafe { _mm512_storeu_si512(cs.as_mut_ptr() as *mut __m512i, s) };
 }
 
-/// The 16 × 16 transpose of 32-bit lanes: lane `i` of result `j` is lane `j` of `r[i]`.
+/// The 16 × 16 transpose of 32-bit lanes: lane `i` of result `j` is lane `j` of `r[i]` (AVX512F
+/// instructions only; the f32 FullyConnected packs its panels with it too).
 #[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+#[target_feature(enable = "avx2,avx512f")]
+pub(crate) fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
     // Per 128-bit lane L: `t[2p] = [r2p[4L], r2p+1[4L], r2p[4L+1], r2p+1[4L+1]]`,
     // `t[2p+1]` the same for `4L+2`, `4L+3`.
     let t: [__m512i; 16] = core::array::from_fn(|i| {
