@@ -143,7 +143,9 @@ pub(crate) fn eval_i8_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &
 pub(crate) fn eval_i8_vnni_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
     // Every `m`: packing `B` (either layout) costs no more than transposing it for the other forms.
     if let Some(cpu) = crate::ops::gemm_avx512::detected() {
-        if eval_i8_avx512_on(cpu, p, a, b, out) {
+        // Attention-sized heads with a per-tensor scale below 1/2: `B` packed once per entry,
+        // requantization set up once per call; the panel form for the rest.
+        if super::avx512::eval_i8(cpu, p, a, b, out) || eval_i8_avx512_on(cpu, p, a, b, out) {
             return;
         }
     }
