@@ -54,11 +54,48 @@ pub(crate) unsafe fn exp16(x: __m512) -> __m512 {
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
 }
 
+/// Holds each vector of `v` in a register at this point of the program: an empty `asm!`
+/// block that the compiler must keep in order with the other ones, so that the values are
+/// computed before it and what uses them after it. [`exp16_n`] puts one after each step.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn step_barrier<const N: usize>(v: &mut [__m512; N]) {
+    for x in v.iter_mut() {
+        // SAFETY: an empty template: no instruction, no memory or stack access, no flags
+        // changed; `x` is read and written back unchanged in a vector register.
+        unsafe {
+            core::arch::asm!(
+                "/* {0} */",
+                inout(zmm_reg) * x,
+                options(nomem, nostack, preserves_flags)
+            )
+        };
+    }
+}
+
+/// [`step_barrier`] of integer vectors.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn step_barrier_i<const N: usize>(v: &mut [__m512i; N]) {
+    for x in v.iter_mut() {
+        // SAFETY: as in `step_barrier`.
+        unsafe {
+            core::arch::asm!(
+                "/* {0} */",
+                inout(zmm_reg) * x,
+                options(nomem, nostack, preserves_flags)
+            )
+        };
+    }
+}
+
 /// [`exp16`] of `N` vectors, step by step: each step of `exp16` runs on all `N` vectors before
 /// the next (the same operations per lane, so the same bits). One `exp16` is a chain of ~40
 /// dependent instructions; written one after another, a few of them fill the scheduler with
 /// waiting instructions and the core runs at about a third of its throughput. Interleaved,
-/// each step has `N` independent instructions.
+/// each step has `N` independent instructions. The compiler's scheduler would put the chains
+/// back one after another (to save registers): an empty `asm!` block after each step
+/// ([`step_barrier`]) keeps the interleaving.
 ///
 /// # Safety
 /// The CPU must support AVX512F.
@@ -66,25 +103,32 @@ pub(crate) unsafe fn exp16(x: __m512) -> __m512 {
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn exp16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
     let c = |v: f32| _mm512_set1_ps(v);
-    let t = x.map(|x| _mm512_mul_ps(x, c(LOG2_E)));
+    let mut t = x.map(|x| _mm512_mul_ps(x, c(LOG2_E)));
+    step_barrier(&mut t);
     let half = t.map(|t| {
         let ge0 = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(t, _mm512_setzero_ps());
         _mm512_mask_blend_ps(ge0, c(-0.5), c(0.5))
     });
-    let n: [__m512i; N] =
+    let mut n: [__m512i; N] =
         core::array::from_fn(|k| _mm512_cvttps_epi32(_mm512_add_ps(t[k], half[k])));
-    let nf = n.map(|n| _mm512_cvtepi32_ps(n));
-    let hi: [__m512; N] =
+    step_barrier_i(&mut n);
+    let mut nf = n.map(|n| _mm512_cvtepi32_ps(n));
+    step_barrier(&mut nf);
+    let mut hi: [__m512; N] =
         core::array::from_fn(|k| _mm512_sub_ps(x[k], _mm512_mul_ps(nf[k], c(LN2_HI))));
-    let r: [__m512; N] =
+    step_barrier(&mut hi);
+    let mut r: [__m512; N] =
         core::array::from_fn(|k| _mm512_sub_ps(hi[k], _mm512_mul_ps(nf[k], c(LN2_LO))));
+    step_barrier(&mut r);
     // 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r(1/120 + r/720))))), innermost first.
     let mut p = r.map(|r| _mm512_add_ps(c(1.0 / 120.0), _mm512_mul_ps(r, c(1.0 / 720.0))));
+    step_barrier(&mut p);
     for k in [1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         p = core::array::from_fn(|j| _mm512_add_ps(c(k), _mm512_mul_ps(r[j], p[j])));
+        step_barrier(&mut p);
     }
     // n = 128: p · 2 · 2^127.
-    let y: [__m512; N] = core::array::from_fn(|k| {
+    let mut y: [__m512; N] = core::array::from_fn(|k| {
         let big = _mm512_cmpgt_epi32_mask(n[k], _mm512_set1_epi32(127));
         let p = _mm512_mask_mul_ps(p[k], big, p[k], c(2.0));
         let e = _mm512_mask_sub_epi32(n[k], big, n[k], _mm512_set1_epi32(1));
@@ -94,6 +138,7 @@ pub(crate) unsafe fn exp16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
         )));
         _mm512_mul_ps(p, pow2)
     });
+    step_barrier(&mut y);
     core::array::from_fn(|k| {
         let x = x[k];
         let y = _mm512_mask_blend_ps(
@@ -107,6 +152,52 @@ pub(crate) unsafe fn exp16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
             _mm512_setzero_ps(),
         );
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
+    })
+}
+
+/// [`exp16_n`] for arguments that are `≤ 0` or NaN (softmax's `beta · (x − max)`), with the
+/// steps that only other arguments need left out: for every `x ≤ 0` (and `-0.0`) the result
+/// has the bits of [`super::exp`]`(x)`, for a NaN it is a NaN (not necessarily `x`'s payload).
+///
+/// Why the same bits: `t = x · log2(e) ≤ 0`, so `round_to_i32`'s `t − 0.5` branch is the one
+/// taken (for `t = ±0` both branches give `n = 0`); `n ≤ 0` never needs the `n = 128` split,
+/// and `x > 88.72` never happens. The remaining operations are `exp16`'s, in its order; lanes
+/// below `-87.3` are set to `+0.0` by a zero-masked last multiplication. A NaN `x` makes `r`,
+/// the polynomial and the product NaN (the comparison with `-87.3` is false for it).
+///
+/// # Safety
+/// The CPU must support AVX512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn exp16_n_nonpositive<const N: usize>(x: [__m512; N]) -> [__m512; N] {
+    let c = |v: f32| _mm512_set1_ps(v);
+    let mut t = x.map(|x| _mm512_mul_ps(x, c(LOG2_E)));
+    step_barrier(&mut t);
+    let mut n = t.map(|t| _mm512_cvttps_epi32(_mm512_add_ps(t, c(-0.5))));
+    step_barrier_i(&mut n);
+    let mut nf = n.map(|n| _mm512_cvtepi32_ps(n));
+    step_barrier(&mut nf);
+    let mut hi: [__m512; N] =
+        core::array::from_fn(|k| _mm512_sub_ps(x[k], _mm512_mul_ps(nf[k], c(LN2_HI))));
+    step_barrier(&mut hi);
+    let mut r: [__m512; N] =
+        core::array::from_fn(|k| _mm512_sub_ps(hi[k], _mm512_mul_ps(nf[k], c(LN2_LO))));
+    step_barrier(&mut r);
+    // 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r(1/120 + r/720))))), innermost first.
+    let mut p = r.map(|r| _mm512_add_ps(c(1.0 / 120.0), _mm512_mul_ps(r, c(1.0 / 720.0))));
+    step_barrier(&mut p);
+    for k in [1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = core::array::from_fn(|j| _mm512_add_ps(c(k), _mm512_mul_ps(r[j], p[j])));
+        step_barrier(&mut p);
+    }
+    core::array::from_fn(|k| {
+        let pow2 = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+            n[k],
+            _mm512_set1_epi32(127),
+        )));
+        // Not below -87.3 (true for NaN): `p · 2^n`; below: `+0.0`.
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x[k], c(-87.3));
+        _mm512_maskz_mul_ps(keep, p[k], pow2)
     })
 }
 

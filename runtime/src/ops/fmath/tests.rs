@@ -140,6 +140,35 @@ fn bit_exact_avx2_exp() {
                     );
                 }
             }
+            // `exp16_n_nonpositive`: the same bits for every `x <= 0` (and `-0.0`), a NaN for
+            // a NaN; eight vectors at a time.
+            let mut neg: std::vec::Vec<f32> =
+                xs.iter().map(|&x| if x > 0.0 { -x } else { x }).collect();
+            neg.extend([0.0, -0.0, f32::NEG_INFINITY, f32::NAN, -f32::NAN]);
+            while !neg.len().is_multiple_of(128) {
+                neg.push(-0.0);
+            }
+            for c in neg.chunks_exact(128) {
+                let mut got = [0f32; 128];
+                // SAFETY: AVX512F detected above; `c` and `got` hold 128 values.
+                unsafe {
+                    let v: [__m512; 8] =
+                        core::array::from_fn(|k| _mm512_loadu_ps(c.as_ptr().add(16 * k)));
+                    for (k, e) in super::avx512::exp16_n_nonpositive(v)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        _mm512_storeu_ps(got.as_mut_ptr().add(16 * k), e);
+                    }
+                }
+                for (&x, &g) in c.iter().zip(&got) {
+                    let want = exp(x);
+                    assert!(
+                        g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                        "exp16_n_nonpositive({x:e}): {g:e} vs {want:e}"
+                    );
+                }
+            }
         } else {
             println!("skipped: fmath/avx512 (CPU lacks AVX512F)");
         }

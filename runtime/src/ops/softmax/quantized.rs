@@ -18,10 +18,19 @@
 //! 4. the f32 softmax of the row with `beta` ([`super::reference::eval_f32`]);
 //! 5. `y = quantize_f32(p, s_out, zp_out)`.
 //!
-//! Steps 1, 4 and 5 call the kernel table's `dequantize`, `softmax_f32` and `quantize`, which
-//! are bit-exact to their references; steps 2 and 3 are two separately rounded f32 operations
-//! (Rust never contracts them into a fused multiply-add). So the output equals, bit for bit,
-//! what the five reference ops give; the tests compare them on random shapes and values.
+//! In [`eval_with`] (the specification), steps 1, 4 and 5 call the kernel table's
+//! `dequantize`, `softmax_f32` and `quantize`, which are bit-exact to their references; steps
+//! 2 and 3 are two separately rounded f32 operations (Rust never contracts them into a fused
+//! multiply-add). So the output equals, bit for bit, what the five reference ops give; the
+//! tests compare them on random shapes and values.
+//!
+//! Where the CPU has AVX-512 and the scratch holds two rows padded to a multiple of sixteen
+//! values ([`super::avx512::quantized_fits`]), [`eval`] runs all five steps in one kernel
+//! instead ([`super::avx512::eval_quantized`]): steps 1–3 straight from the int8 input, the
+//! exponentials of the blocks that do not underflow only, the quantization straight into the
+//! int8 output (a block whose exponentials are all `+0.0` is the zero point). It does the
+//! same f32 operations per value and the same additions in the same order, so it gives the
+//! same bytes; the tests compare it with the reference chain too.
 
 use super::{SoftmaxF32Params, SoftmaxShape};
 use crate::ops::quantize::QuantizeParams;
@@ -49,8 +58,8 @@ pub fn min_scratch(depth: u32) -> usize {
     2 * depth as usize
 }
 
-/// Scratch values that let [`eval`] take up to `group` rows at a time (the AVX-512 softmax
-/// overlaps the rows of a group; 8 is its group).
+/// Scratch values that let [`eval`] take up to `group` rows at a time (the AVX-512 kernel
+/// keeps two groups of `group` rows, one being quantized while the next is computed).
 pub fn scratch_for(shape: &SoftmaxShape, group: u32) -> usize {
     2 * shape.depth as usize * group.clamp(1, shape.outer.max(1)) as usize
 }
@@ -94,25 +103,21 @@ pub fn check(
     Ok(())
 }
 
-/// Runs the op with the kernel table of this machine ([`crate::ops::kernels`]), and with
-/// AVX-512 for the scaling and masking where the CPU has it. Requires a successful [`check`].
+/// Runs the op: with the fused AVX-512 kernel ([`super::avx512::eval_quantized`]) where the
+/// CPU has it, otherwise with the kernel table of this machine ([`crate::ops::kernels`]).
+/// Requires a successful [`check`].
 pub fn eval(p: &QuantizedSoftmaxParams<'_>, input: &[i8], scratch: &mut [f32], output: &mut [i8]) {
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
-    if super::avx512::detected() {
-        return run(
-            crate::ops::kernels(),
-            pre_avx512_detected,
-            p,
-            input,
-            scratch,
-            output,
-        );
+    if super::avx512::detected()
+        && super::avx512::quantized_fits(p.shape.depth as usize, scratch.len())
+    {
+        return super::avx512::eval_quantized_detected(p, input, scratch, output);
     }
     eval_with(crate::ops::kernels(), p, input, scratch, output)
 }
 
-/// [`eval`] with an explicit kernel table and portable scaling and masking (the reference table
-/// gives the specification).
+/// [`eval`] with an explicit kernel table: steps 1–3 in portable code into the scratch, then
+/// the table's `softmax_f32` and `quantize` (the reference table gives the specification).
 pub fn eval_with(
     k: &crate::ops::KernelTable,
     p: &QuantizedSoftmaxParams<'_>,
@@ -120,17 +125,11 @@ pub fn eval_with(
     scratch: &mut [f32],
     output: &mut [i8],
 ) {
-    run(k, pre_portable, p, input, scratch, output)
+    run(k, p, input, scratch, output)
 }
-
-/// Steps 1–3 for `rows` whole rows: `x` (int8) to `a` (f32); `mask_row` is the mask row of the
-/// first row (`< mask_rows`). Returns the mask row of the row after the last.
-type PreFn =
-    fn(&crate::ops::KernelTable, &QuantizedSoftmaxParams<'_>, &[i8], &mut [f32], usize) -> usize;
 
 fn run(
     k: &crate::ops::KernelTable,
-    pre: PreFn,
     p: &QuantizedSoftmaxParams<'_>,
     input: &[i8],
     scratch: &mut [f32],
@@ -149,7 +148,7 @@ fn run(
     {
         let n = x.len();
         let (a, b) = (&mut a_all[..n], &mut b_all[..n]);
-        mask_row = pre(k, p, x, a, mask_row);
+        mask_row = pre_portable(k, p, x, a, mask_row);
         let sp = SoftmaxF32Params {
             shape: SoftmaxShape {
                 outer: (n / depth) as u32,
@@ -163,7 +162,7 @@ fn run(
 }
 
 /// The mask rows and the row count of `p`'s mask (`(&[], 1)` without one).
-fn mask_parts<'a>(p: &QuantizedSoftmaxParams<'a>) -> (&'a [f32], usize) {
+pub(crate) fn mask_parts<'a>(p: &QuantizedSoftmaxParams<'a>) -> (&'a [f32], usize) {
     let depth = p.shape.depth as usize;
     match p.mask {
         Some(m) if depth > 0 && m.len() >= depth => (m, m.len() / depth),
@@ -196,72 +195,4 @@ fn pre_portable(
         }
     }
     mr
-}
-
-/// Steps 1–3 on sixteen lanes: sign-extend, subtract the zero point, convert (exact: at most
-/// 255 in magnitude), multiply by the scale, by `c`, add the mask: the same f32 operations as
-/// [`pre_portable`], each rounded on its own. The last `depth % 16` values of a row take the
-/// scalar steps.
-#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
-#[target_feature(enable = "avx512f")]
-fn pre_avx512(p: &QuantizedSoftmaxParams<'_>, x: &[i8], a: &mut [f32], mut mr: usize) -> usize {
-    use core::arch::x86_64::*;
-    let depth = p.shape.depth as usize;
-    let (mask, mask_rows) = mask_parts(p);
-    let (zp, s) = (p.input.zero_point, p.input.scale);
-    let (zp16, s16) = (_mm512_set1_epi32(zp), _mm512_set1_ps(s));
-    let c16 = _mm512_set1_ps(p.pre_scale.unwrap_or(1.0));
-    let full = depth - depth % 16;
-    for (xr, ar) in x.chunks_exact(depth).zip(a.chunks_exact_mut(depth)) {
-        let m = if mask.is_empty() {
-            None
-        } else {
-            Some(&mask[mr * depth..][..depth])
-        };
-        let mut j = 0;
-        while j < full {
-            // SAFETY: `j + 16 <= depth` = the length of `xr`, `ar` and `m`: a 16-byte load of
-            // `xr`, 64-byte accesses of `ar` and `m`, all in bounds.
-            unsafe {
-                let q = _mm_loadu_si128(xr.as_ptr().add(j) as *const __m128i);
-                let q = _mm512_sub_epi32(_mm512_cvtepi8_epi32(q), zp16);
-                let mut v = _mm512_mul_ps(_mm512_cvtepi32_ps(q), s16);
-                if p.pre_scale.is_some() {
-                    v = _mm512_mul_ps(v, c16);
-                }
-                if let Some(m) = m {
-                    v = _mm512_add_ps(v, _mm512_loadu_ps(m.as_ptr().add(j)));
-                }
-                _mm512_storeu_ps(ar.as_mut_ptr().add(j), v);
-            }
-            j += 16;
-        }
-        for j in full..depth {
-            let mut v = crate::quant::dequantize_f32(xr[j], s, zp);
-            if let Some(c) = p.pre_scale {
-                v *= c;
-            }
-            if let Some(m) = m {
-                v += m[j];
-            }
-            ar[j] = v;
-        }
-        mr += 1;
-        if mr == mask_rows {
-            mr = 0;
-        }
-    }
-    mr
-}
-
-#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
-fn pre_avx512_detected(
-    _: &crate::ops::KernelTable,
-    p: &QuantizedSoftmaxParams<'_>,
-    x: &[i8],
-    a: &mut [f32],
-    mr: usize,
-) -> usize {
-    // SAFETY: only called by `eval` after `softmax::avx512::detected()` (AVX512F).
-    unsafe { pre_avx512(p, x, a, mr) }
 }

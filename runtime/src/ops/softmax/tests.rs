@@ -426,3 +426,108 @@ fn quantized_softmax_check_rejects_bad_params() {
     };
     assert!(quantized::check(&bad, 48, 16, 48).is_err());
 }
+
+/// The fused AVX-512 kernel (`avx512::eval_quantized`, what `quantized::eval` runs where the CPU
+/// has AVX-512) gives exactly the five reference ops' bytes: random depths (multiples of 16 and
+/// not, short and long rows), masks of several rows (causal ones with `-1e4`, `-1e9` or `-inf`,
+/// rows masked entirely, random values) or none, with and without pre-scale, β from 0 up,
+/// random scales and zero points on both sides, scratches of one to many rows per group; also
+/// through `eval` (which falls back to the kernel table where the scratch is too short).
+#[test]
+fn quantized_avx512_kernel_is_bit_exact_to_the_chain() {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::detected() {
+        use crate::ops::quantize::QuantizeParams;
+        let mut rng = Rng::new(0xA512_50F7);
+        let mut ran = 0;
+        for case in 0..600 {
+            let depth = match rng.range(0, 4) {
+                0 => rng.dim(40),
+                1 => 16 * rng.range(1, 6) as u32,
+                2 => 64,
+                3 => rng.dim(300),
+                _ => 64 * rng.range(1, 3) as u32 + rng.range(1, 15) as u32,
+            };
+            let d = depth as usize;
+            let mask_rows = rng.dim(6);
+            let outer = mask_rows * rng.dim(7);
+            let n = outer as usize * d;
+            let fill = [-1e4, -1e9, f32::NEG_INFINITY][rng.range(0, 2) as usize];
+            let kind = rng.range(0, 3);
+            let mask: Vec<f32> = (0..mask_rows as usize * d)
+                .map(|i| {
+                    let (r, j) = (i / d, i % d);
+                    match kind {
+                        // Causal: row r keeps its first r % depth + 1 values.
+                        0 => {
+                            if j > r % d {
+                                fill
+                            } else {
+                                0.0
+                            }
+                        }
+                        // Causal, and every third row masked entirely.
+                        1 => {
+                            if r % 3 == 2 || j > r % d {
+                                fill
+                            } else {
+                                0.0
+                            }
+                        }
+                        2 => rng.range(-3000, 3000) as f32 / 1000.0,
+                        _ => [0.0, fill, rng.range(-50, 50) as f32][rng.range(0, 2) as usize],
+                    }
+                })
+                .collect();
+            let p = quantized::QuantizedSoftmaxParams {
+                shape: SoftmaxShape { outer, depth },
+                input: QuantizeParams {
+                    scale: rng.log_uniform(1e-3, 2.0) as f32,
+                    zero_point: rng.zero_point(),
+                },
+                pre_scale: (!rng.one_in(4)).then(|| rng.log_uniform(0.05, 4.0) as f32),
+                mask: (!rng.one_in(4)).then_some(mask.as_slice()),
+                beta: match rng.range(0, 5) {
+                    0 => 0.0,
+                    1 => rng.log_uniform(0.01, 30.0) as f32,
+                    _ => 1.0,
+                },
+                output: QuantizeParams {
+                    scale: if rng.one_in(2) {
+                        1.0 / 255.0
+                    } else {
+                        rng.log_uniform(1e-3, 0.1) as f32
+                    },
+                    zero_point: if rng.one_in(2) {
+                        -128
+                    } else {
+                        rng.zero_point()
+                    },
+                },
+            };
+            let x = rng.i8_vec(n);
+            let stride = avx512::quantized_stride(d);
+            let scratch_len = if rng.one_in(8) {
+                quantized::min_scratch(depth) + rng.range(0, 5) as usize
+            } else {
+                2 * stride * rng.range(1, 10) as usize + rng.range(0, 20) as usize
+            };
+            quantized::check(&p, n, scratch_len, n).unwrap();
+            let want = quantized_chain(&p, &x);
+            if avx512::quantized_fits(d, scratch_len) {
+                let mut scratch = vec![f32::NAN; scratch_len];
+                let mut got = vec![0i8; n];
+                avx512::eval_quantized_detected(&p, &x, &mut scratch, &mut got);
+                assert_eq!(got, want, "case {case}: scratch {scratch_len}, {p:?}");
+                ran += 1;
+            }
+            let mut scratch = vec![f32::NAN; scratch_len];
+            let mut got = vec![0i8; n];
+            quantized::eval(&p, &x, &mut scratch, &mut got);
+            assert_eq!(got, want, "eval, case {case}: scratch {scratch_len}, {p:?}");
+        }
+        assert!(ran > 400, "the kernel ran in {ran} cases only");
+        return;
+    }
+    println!("skipped: softmax/avx512 quantized kernel (CPU lacks AVX512F)");
+}
