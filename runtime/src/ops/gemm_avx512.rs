@@ -5,9 +5,9 @@
 //! The right-hand operand (`w`, `[n, k]` rows or `[k, n]`) is packed per call, a block of up to
 //! 64 columns at a time, into a panel of 4-byte groups: vector `(q, v)` of the panel (64 bytes)
 //! holds `w(j, 4q..4q + 4)` for the 16 columns `j` of vector `v`, stored as unsigned
-//! `w' = w + 128` (`w ^ 0x80`; zero past `k`). A register tile of up to 4 rows × 4 vectors (64
+//! `w' = w + 128` (`w ^ 0x80`; zero past `k`). A register tile of up to 6 rows × 4 vectors (64
 //! columns) broadcasts 4 bytes of each row of `x` (signed, straight from the input) and
-//! accumulates `vpdpbusd(w', x)` in 16 independent 32-bit accumulators: every lane is one output,
+//! accumulates `vpdpbusd(w', x)` in 24 independent 32-bit accumulators: every lane is one output,
 //! so there is no horizontal reduction and the requantization (16 lanes at a time) reads the
 //! accumulators directly.
 //!
@@ -18,7 +18,11 @@
 //! `w'·x` is exact in `vpdpbusd` and all sums wrap like the reference's, so each accumulator
 //! equals the reference's modulo 2³²; the requantization ([`Requant16`], its constants prepared
 //! once per panel) works in 64-bit lanes and narrows with signed saturation, bit-exact to
-//! [`crate::quant::requantize_to_i8`]. Nothing is allocated (about 36 KiB of stack).
+//! [`crate::quant::requantize_to_i8`]; where every column of a panel allows it (zero point folded
+//! into the rounding term, total right shift at least 33: the usual FullyConnected scales), the
+//! tiles use its 32-bit form instead ([`Requant16Hi`]: the products' high halves, one 32-bit
+//! add and shift) and narrow a row's 64 outputs together ([`narrow4`]), equally exact. Nothing
+//! is allocated (about 36 KiB of stack).
 
 // Without `std` nothing detects the CPU, so no token exists and the entries are unused.
 #![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
@@ -32,10 +36,14 @@ use super::gemm_avx2::{filled, Epilogue};
 const PANEL: usize = 32768;
 /// Longest row (`k`) handled: one 16-column vector of 4-byte groups fills [`PANEL`].
 pub(crate) const MAX_K: usize = PANEL / 16;
-/// Rows per register tile.
-const MR: usize = 4;
+/// Rows per register tile: 6 rows × 4 vectors are 24 accumulators, with the 4 weight vectors
+/// and a broadcast row 29 of the 32 vector registers.
+const MR: usize = 6;
 /// Most 16-column vectors per register tile (and per panel).
 const NR: usize = 4;
+/// Fewest rows for which a panel prepares the 32-bit requantization ([`Requant16Hi`]): below,
+/// preparing it costs more than it saves (single-row decode steps).
+const HI32_MIN_ROWS: usize = 4;
 /// Rows whose sums are kept at once (the panels are packed again per chunk of rows).
 const M_CHUNK: usize = 256;
 
@@ -135,7 +143,7 @@ unsafe fn gemm_impl(
                 Rhs::Nt(v) => pack_nt(v, k, j0, cols, nr, pn, &mut cs),
                 Rhs::Nn(v) => pack_nn(v, n, k, j0, cols, nr, pn, &mut cs),
             }
-            let pe = PanelEpi::new(epi, per_tensor, zx, kzw, &fin, &cs, j0, cols);
+            let pe = PanelEpi::new(epi, per_tensor, zx, kzw, &fin, &cs, j0, cols, rows);
             panel_rows(
                 &x[i0 * k..(i0 + rows) * k],
                 k,
@@ -238,7 +246,17 @@ unsafe fn gemm_packed_impl(
             let cols = (NR * 16).min(n - j0);
             let nr = cols.div_ceil(16);
             let pn = &panels[j0 * k4 * 4..j0 * k4 * 4 + k4 * 64 * nr];
-            let pe = PanelEpi::new(&with_terms, per_tensor, 0, 0, &fin, &no_sums, j0, cols);
+            let pe = PanelEpi::new(
+                &with_terms,
+                per_tensor,
+                0,
+                0,
+                &fin,
+                &no_sums,
+                j0,
+                cols,
+                rows,
+            );
             panel_rows(
                 &x[i0 * k..(i0 + rows) * k],
                 k,
@@ -266,16 +284,30 @@ struct Fin {
 /// The epilogue's constants for the columns of one panel, prepared once per panel and read by
 /// every register tile over it: per 16-column vector `v`, the accumulators' starting value before
 /// the row term (`bias − zx·(Σ w − k·zw)`, so that no correction is left for the epilogue) and
-/// the requantization constants ([`Requant16`]); and how many columns are real.
+/// the requantization constants ([`Requant16`]); how many columns are real; and, when every
+/// vector's requantization has a 32-bit form ([`Requant16Hi`]), those forms and the clamp as 64
+/// bytes.
 struct PanelEpi {
     ncc: [__m512i; NR],
     rq: [Requant16; NR],
     cols: usize,
+    /// The 32-bit forms, when the tiles requantize through them and [`narrow4`].
+    hi32: Option<Hi32Epi>,
+}
+
+/// A panel's 32-bit requantization: per vector its [`Requant16Hi`], and the clamp as 64 bytes.
+struct Hi32Epi {
+    rh: [Requant16Hi; NR],
+    /// The clamp's lower bound in every byte.
+    lo: __m512i,
+    /// The clamp's upper bound in every byte.
+    hi: __m512i,
 }
 
 impl PanelEpi {
     /// The constants of columns `j0..j0 + cols` (`cols <= 16·NR`), whose sums `Σ_t w(j, t)` are
-    /// `cs[j − j0]`, 16 columns at a time. Panics unless the epilogue's slices hold `j0 + cols`
+    /// `cs[j − j0]`, 16 columns at a time, for `rows` rows (the 32-bit form only from
+    /// [`HI32_MIN_ROWS`]). Panics unless the epilogue's slices hold `j0 + cols`
     /// values (or one multiplier and shift when `per_tensor`).
     #[allow(clippy::too_many_arguments)]
     #[inline]
@@ -289,6 +321,7 @@ impl PanelEpi {
         cs: &[i32; NR * 16],
         j0: usize,
         cols: usize,
+        rows: usize,
     ) -> Self {
         assert!(cols <= NR * 16);
         assert!(epi.bias.is_none_or(|b| b.len() >= j0 + cols));
@@ -316,15 +349,34 @@ impl PanelEpi {
                 };
                 ncc[v] = _mm512_sub_epi32(bias, zc);
                 if !per_tensor {
+                    // Lanes past `cnt` (never stored) get multiplier 0 and shift −2 (`t = 33`),
+                    // so that they do not keep the panel off the 32-bit form.
                     rq[v] = Requant16::new(
                         _mm512_maskz_loadu_epi32(mask, epi.multiplier[j..j + cnt].as_ptr()),
-                        _mm512_maskz_loadu_epi32(mask, epi.shift[j..j + cnt].as_ptr()),
+                        _mm512_mask_loadu_epi32(
+                            _mm512_set1_epi32(-2),
+                            mask,
+                            epi.shift[j..j + cnt].as_ptr(),
+                        ),
                         fin,
                     );
                 }
             }
         }
-        Self { ncc, rq, cols }
+        let nv = cols.div_ceil(16);
+        // Every lane of the vectors: real columns, or the padding lanes' (above).
+        let hi32 = (rows >= HI32_MIN_ROWS && Requant16Hi::allowed(&rq[..nv])).then(|| Hi32Epi {
+            // Vectors past `nv` are never read: any constants.
+            rh: core::array::from_fn(|v| Requant16Hi::from(&rq[v.min(nv - 1)])),
+            lo: _mm512_set1_epi8(fin.min),
+            hi: _mm512_set1_epi8(fin.max),
+        });
+        Self {
+            ncc,
+            rq,
+            cols,
+            hi32,
+        }
     }
 }
 
@@ -581,7 +633,8 @@ fn panel_rows(
                 }
             };
         }
-        go!(4, 4; 4, 3; 4, 2; 4, 1; 3, 4; 3, 3; 3, 2; 3, 1;
+        go!(6, 4; 6, 3; 6, 2; 6, 1; 5, 4; 5, 3; 5, 2; 5, 1;
+            4, 4; 4, 3; 4, 2; 4, 1; 3, 4; 3, 3; 3, 2; 3, 1;
             2, 4; 2, 3; 2, 2; 2, 1; 1, 4; 1, 3; 1, 2; 1, 1);
         i += r;
     }
@@ -645,6 +698,29 @@ fn tile<const R: usize, const V: usize>(
         }
     }
     let op = o.as_mut_ptr();
+    if let Some(h) = &pe.hi32 {
+        // Row by row: the `V` vectors requantized in 32-bit lanes, narrowed together, one store
+        // of the row's `cols <= 64` bytes.
+        let cmask: __mmask64 = if pe.cols >= 64 {
+            !0
+        } else {
+            (1u64 << pe.cols) - 1
+        };
+        for (r, a) in acc.iter().enumerate() {
+            let y: [__m512i; 4] = core::array::from_fn(|v| {
+                if v < V {
+                    h.rh[v].apply(a[v])
+                } else {
+                    _mm512_setzero_si512()
+                }
+            });
+            let b = narrow4(y, h.lo, h.hi);
+            // SAFETY: the mask writes `o[r·n..][..cols]`, inside `o`:
+            // `r·n + cols <= (R − 1)·n + cols <= o.len()` (asserted above).
+            unsafe { _mm512_mask_storeu_epi8(op.add(r * n), cmask, b) };
+        }
+        return;
+    }
     for v in 0..V {
         let rq = &pe.rq[v];
         let cnt = (pe.cols - 16 * v).min(16);
@@ -773,6 +849,103 @@ impl Requant16 {
         let b = _mm_unpacklo_epi8(_mm512_cvtsepi64_epi8(even), _mm512_cvtsepi64_epi8(odd));
         _mm_min_epi8(_mm_max_epi8(b, self.lo), self.hi)
     }
+}
+
+/// The 32-bit form of a [`Requant16`] whose zero point is folded into the rounding term and
+/// whose total right shift is `t >= 33` in every lane: `requantize(acc) + zp` per lane as an
+/// exact `i32` in 6 instructions (the caller narrows and clamps, [`narrow4`]).
+///
+/// Exactness, per lane: with `p = acc·m` (exact in 64 bits) and the folded rounding term
+/// `R = 2^(t−1) + zp·2^t`, the 64-bit form computes `w = (p + R) >> t` (arithmetic), which is
+/// `requantize(acc) + zp` before any saturation (see [`Requant16`]). For `t >= 33`, `R` is a
+/// multiple of 2³²: `R = R'·2³²` with `R' = 2^(t−33) + zp·2^(t−32)` (`rnd`). Write
+/// `p = H·2³² + L` with `H = p >> 32` (the product's high half) and `0 <= L < 2³²`; then
+/// `p + R = (H + R')·2³² + L` and, as `L/2³² < 1` cannot carry into the integer part,
+/// `w = ⌊(H + R' + L/2³²) / 2^(t−32)⌋ = (H + R') >> (t − 32)` (`sh`, 1..=30). No 32-bit step
+/// overflows: `|p| <= 2⁶²` gives `−2³⁰ <= H <= 2³⁰`; folding requires
+/// `(2|zp| + 1)·2^(t−1) < 2⁶²`, that is `(2|zp| + 1)·2^(t−33) < 2³⁰`, so `|R'| < 2³⁰`; hence
+/// `|H + R'| < 2³¹` and `|w| < 2³¹`: `w` fits `i32`, so the reference's `sat32` and saturating
+/// add change nothing, and `sat8` then the clamp give its result, as in [`Requant16::apply_as`].
+#[derive(Clone, Copy)]
+struct Requant16Hi {
+    m_even: __m512i,
+    m_odd: __m512i,
+    /// `R'` per 32-bit lane.
+    rnd: __m512i,
+    /// `t − 32` per 32-bit lane.
+    sh: __m512i,
+}
+
+impl Requant16Hi {
+    /// Whether every requantization of `rq` has a 32-bit form: zero point folded and total
+    /// shift at least 33 in every lane.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn allowed(rq: &[Requant16]) -> bool {
+        let mut t = _mm512_set1_epi64(62);
+        let mut folded = true;
+        for q in rq {
+            t = _mm512_min_epi64(t, _mm512_min_epi64(q.t_even, q.t_odd));
+            folded &= q.folded;
+        }
+        folded && _mm512_reduce_min_epi64(t) >= 33
+    }
+
+    /// The 32-bit form of `rq`, which [`Self::allowed`] must accept.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn from(rq: &Requant16) -> Self {
+        // 32-bit lane `2i`: the high half of `round_even`'s lane `i` (`R'`, as `R` is a
+        // multiple of 2³²), `2i + 1`: that of `round_odd`'s; `t` is in the low halves.
+        let rnd = _mm512_mask_shuffle_epi32::<0xF5>(rq.round_odd, 0x5555, rq.round_even);
+        let t = _mm512_mask_shuffle_epi32::<0xA0>(rq.t_even, 0xAAAA, rq.t_odd);
+        Self {
+            m_even: rq.m_even,
+            m_odd: rq.m_odd,
+            rnd,
+            sh: _mm512_sub_epi32(t, _mm512_set1_epi32(32)),
+        }
+    }
+
+    /// The 32-bit form of `rq`, or `None` unless [`Self::allowed`] accepts it.
+    #[cfg(test)]
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn of(rq: &Requant16) -> Option<Self> {
+        Self::allowed(core::slice::from_ref(rq)).then(|| Self::from(rq))
+    }
+
+    /// `requantize(acc) + zp` per lane, exact (see the type).
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    fn apply(&self, acc: __m512i) -> __m512i {
+        // `vpmuldq` reads the low 32 bits of each 64-bit lane (sign-extended): the even lanes'
+        // products, then the odd lanes'.
+        let pe = _mm512_mul_epi32(acc, self.m_even);
+        let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), self.m_odd);
+        // `H` in lane order: lane `2i` from the high half of `pe`'s lane `i` (dword `2i + 1`),
+        // lane `2i + 1` is already `po`'s dword `2i + 1`.
+        let h = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
+        _mm512_srav_epi32(_mm512_add_epi32(h, self.rnd), self.sh)
+    }
+}
+
+/// Four vectors of 16 `i32` lanes (columns `16v + l`) as 64 bytes in column order, each
+/// saturated to int8 and clamped to `[lo, hi]` per byte: `vpackssdw` (saturating to `i16`) then
+/// `vpacksswb` (to `i8`; `sat8(sat16(y)) = sat8(y)`) leave, in 128-bit lane `L`, the four bytes
+/// of columns `4L..4L + 4` of `y[0]`, `y[1]`, `y[2]`, `y[3]` (dwords `4L + v`), and one dword
+/// permutation puts dword `4L + v` at `4v + L`. The clamp is the reference's
+/// `max(min).min(max)` order, as in [`Requant16::apply_as`].
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+fn narrow4(y: [__m512i; 4], lo: __m512i, hi: __m512i) -> __m512i {
+    let a = _mm512_packs_epi32(y[0], y[1]);
+    let b = _mm512_packs_epi32(y[2], y[3]);
+    let c = _mm512_packs_epi16(a, b);
+    // Output dword `o = 4v + L` from dword `4L + v`.
+    let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let d = _mm512_permutexvar_epi32(idx, c);
+    _mm512_min_epi8(_mm512_max_epi8(d, lo), hi)
 }
 
 /// [`gemm`] for few rows of `x` against `w` as `[n, k]` rows (FullyConnected with batch 1-3),
@@ -1038,6 +1211,99 @@ mod tests {
         }
     }
 
+    /// A shift whose total right shift `31 − shift` is mostly at least 33 (the range of
+    /// [`Requant16Hi`]), its ends often, and sometimes just below (32).
+    fn shift_wide(rng: &mut Rng) -> i32 {
+        if rng.one_in(8) {
+            -1
+        } else {
+            shift_hi(rng)
+        }
+    }
+
+    /// A shift whose total right shift `31 − shift` is at least 33, its ends often.
+    fn shift_hi(rng: &mut Rng) -> i32 {
+        match rng.next_u64() % 4 {
+            0 => [-31, -30, -3, -2][rng.range(0, 3) as usize],
+            _ => rng.range(-31, -2),
+        }
+    }
+
+    /// [`Requant16Hi`] then [`narrow4`] against [`crate::quant::requantize_to_i8`] on 64 lanes,
+    /// whenever the constants allow it (zero point folded, total shift `>= 33` in every lane);
+    /// enough cases must.
+    #[test]
+    fn requant_i32_narrow_bit_exact_on_extremes() {
+        if detected().is_none() {
+            println!("skipped: AVX-512 VNNI requantization (CPU lacks AVX512-F/BW/VL/VNNI)");
+            return;
+        }
+        let mut rng = Rng::new(0x5126);
+        let mut wide = 0;
+        for case in 0..20_000 {
+            let per_tensor = rng.one_in(3);
+            // Sometimes a total shift of 32 (outside the form) among the lanes.
+            let sh = if rng.one_in(8) { shift_wide } else { shift_hi };
+            let (m1, s1) = (multiplier(&mut rng), sh(&mut rng));
+            let mm: [i32; 64] =
+                core::array::from_fn(|_| if per_tensor { m1 } else { multiplier(&mut rng) });
+            let ss: [i32; 64] =
+                core::array::from_fn(|_| if per_tensor { s1 } else { sh(&mut rng) });
+            let acc: [i32; 64] = core::array::from_fn(|_| accumulator(&mut rng));
+            let (a, b) = (rng.range(-128, 127) as i8, rng.range(-128, 127) as i8);
+            let (min, max) = if rng.one_in(8) {
+                (a, b)
+            } else {
+                (a.min(b), a.max(b))
+            };
+            let zp = match rng.next_u64() % 4 {
+                // Up to the largest the folding allows for some shifts.
+                0 => rng.range(-(1 << 29), 1 << 29) >> rng.range(0, 29),
+                _ => zero_point(&mut rng),
+            };
+            let fin = Fin {
+                zero_point: zp,
+                min,
+                max,
+            };
+            let mut got = [0i8; 64];
+            // SAFETY: the CPU has the instructions (detected above); the loads read 16 values
+            // of 64-value arrays, the store writes the 64 bytes of `got`.
+            let ok = unsafe {
+                let rq: [Requant16; 4] = core::array::from_fn(|v| {
+                    Requant16::new(
+                        _mm512_loadu_si512(mm.as_ptr().add(16 * v) as *const __m512i),
+                        _mm512_loadu_si512(ss.as_ptr().add(16 * v) as *const __m512i),
+                        &fin,
+                    )
+                });
+                let rh: [Option<Requant16Hi>; 4] =
+                    core::array::from_fn(|v| Requant16Hi::of(&rq[v]));
+                let ok = rh.iter().all(Option::is_some);
+                let y: [__m512i; 4] = core::array::from_fn(|v| {
+                    let acc = _mm512_loadu_si512(acc.as_ptr().add(16 * v) as *const __m512i);
+                    rh[v].map_or(_mm512_setzero_si512(), |h| h.apply(acc))
+                });
+                let out = narrow4(y, _mm512_set1_epi8(min), _mm512_set1_epi8(max));
+                _mm512_storeu_si512(got.as_mut_ptr() as *mut __m512i, out);
+                ok
+            };
+            if !ok {
+                continue;
+            }
+            wide += 1;
+            for l in 0..64 {
+                let want = requantize_to_i8(acc[l], mm[l], ss[l], zp, min, max);
+                assert_eq!(
+                    got[l], want,
+                    "case {case} lane {l}: acc {} m {} s {} zp {zp} [{min}, {max}]",
+                    acc[l], mm[l], ss[l]
+                );
+            }
+        }
+        assert!(wide > 4_000, "only {wide} cases in the 32-bit form");
+    }
+
     /// A random problem and its reference output.
     struct Case {
         m: usize,
@@ -1159,11 +1425,18 @@ mod tests {
         let mut rng = Rng::new(0x5124);
         for case in 0..400 {
             // Every tenth: up to 40 rows over 16-row sums, wide rows (panels of fewer vectors).
-            let c = if case % 10 == 9 {
+            let mut c = if case % 10 == 9 {
                 Case::random(&mut rng, 40, 70, MAX_K as u32, false)
             } else {
                 Case::random(&mut rng, 37, 150, 300, false)
             };
+            // Every other: shifts for the 32-bit requantization ([`Requant16Hi`]).
+            if case % 2 == 1 {
+                c.shift = c.shift.iter().map(|_| shift_wide(&mut rng)).collect();
+                if rng.one_in(2) {
+                    c.zp = rng.zero_point();
+                }
+            }
             let want = c.reference();
             let mut got = vec![0i8; c.m * c.n];
             let ok = gemm(
@@ -1185,6 +1458,98 @@ mod tests {
                 c.m, c.n, c.k, c.nt, c.zp
             );
         }
+    }
+
+    /// [`gemm_packed`] (weights in the compiler's layout, column terms) against the integer
+    /// reference on random shapes: rows not a multiple of the tile height, columns not a
+    /// multiple of 16 or 64, `k` not a multiple of 4; per-tensor and per-column requantizations,
+    /// often in the 32-bit form's range (which enough cases must take), with extreme
+    /// multipliers, shifts, zero points, clamps and column terms.
+    #[test]
+    fn gemm_packed_bit_exact_on_random_shapes() {
+        use crate::ops::fully_connected::packed::{pack, packed_len};
+        let Some(cpu) = detected() else {
+            println!("skipped: AVX-512 VNNI gemm_packed (CPU lacks AVX512-F/BW/VL/VNNI)");
+            return;
+        };
+        let mut rng = Rng::new(0x5127);
+        let mut wide = 0;
+        for case in 0..400 {
+            let m = match case % 4 {
+                0 => rng.range(1, 80) as usize,
+                _ => rng.dim(20) as usize,
+            };
+            let n = rng.dim(200) as usize;
+            let k = rng.dim(if case % 8 == 7 { 600 } else { 300 }) as usize;
+            let per_tensor = rng.one_in(3);
+            let q = if per_tensor { 1 } else { n };
+            let in_range = !rng.one_in(4);
+            let mult: Vec<i32> = (0..q).map(|_| multiplier(&mut rng)).collect();
+            let shift: Vec<i32> = (0..q)
+                .map(|_| {
+                    if in_range {
+                        shift_wide(&mut rng)
+                    } else {
+                        shift(&mut rng)
+                    }
+                })
+                .collect();
+            let zp = if rng.one_in(2) {
+                rng.zero_point()
+            } else {
+                zero_point(&mut rng)
+            };
+            let ct: Vec<i32> = if rng.one_in(2) {
+                (0..n).map(|_| accumulator(&mut rng)).collect()
+            } else {
+                rng.i32_vec(n, 40_000)
+            };
+            let (a, b) = (rng.range(-128, 127) as i8, rng.range(-128, 127) as i8);
+            let (min, max) = (a.min(b), a.max(b));
+            let x = rng.i8_vec(m * k);
+            let w = rng.i8_vec(n * k);
+            let mut panels = vec![0i8; packed_len(n, k).unwrap()];
+            pack(&w, n, k, &mut panels);
+            let epi = Epilogue {
+                bias: None,
+                multiplier: &mult,
+                shift: &shift,
+                zero_point: zp,
+                min,
+                max,
+            };
+            let mut want = vec![0i8; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    let s = (0..k).fold(ct[j], |s, t| {
+                        s.wrapping_add(x[i * k + t] as i32 * w[j * k + t] as i32)
+                    });
+                    let c = if per_tensor { 0 } else { j };
+                    want[i * n + j] = requantize_to_i8(s, mult[c], shift[c], zp, min, max);
+                }
+            }
+            let mut got = vec![0i8; m * n];
+            assert!(gemm_packed(cpu, m, n, k, &x, &panels, &ct, &epi, &mut got));
+            assert_eq!(
+                got, want,
+                "case {case}: m {m} n {n} k {k} per_tensor {per_tensor} zp {zp}"
+            );
+            // Whether the first panel (64 columns) can take the 32-bit form: enough rows, total
+            // shifts of at least 33 and the zero point folded (a sufficient condition).
+            let t = |c: usize| (31 - shift[if per_tensor { 0 } else { c }]).clamp(1, 62);
+            let cols = n.min(64);
+            let (t_min, t_max) = (
+                (0..cols).map(t).min().unwrap(),
+                (0..cols).map(t).max().unwrap(),
+            );
+            if m >= HI32_MIN_ROWS
+                && t_min >= 33
+                && 2 * zp.unsigned_abs() as u64 + 1 < 1u64 << (63 - t_max)
+            {
+                wide += 1;
+            }
+        }
+        assert!(wide > 50, "only {wide} cases in the 32-bit form");
     }
 
     #[test]
