@@ -533,7 +533,7 @@ fn pack_nn(
 /// at a time: `vpdpbusd` against ones, 64 bytes at a time, into one accumulator per row, then one
 /// transposing reduction of the 16 accumulators ([`reduce16`]) and one multiplication.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn row_sums(x: &[i8], k: usize, c: i32, rs: &mut [i32]) {
+pub(crate) fn row_sums(x: &[i8], k: usize, c: i32, rs: &mut [i32]) {
     let rows = rs.len();
     assert!(x.len() >= rows * k);
     let ones = _mm512_set1_epi8(1);

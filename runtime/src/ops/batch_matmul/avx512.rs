@@ -32,6 +32,7 @@ use core::mem::MaybeUninit;
 
 use super::BatchMatMulParams;
 use crate::arch::x86_vnni::Avx512Vnni;
+use crate::ops::gemm_avx512;
 
 /// Bytes of the packed `B` of one batch entry (on the stack).
 const PANEL: usize = 16384;
@@ -217,7 +218,7 @@ unsafe fn eval_impl(p: &BatchMatMulParams, plan: &Plan, a: &[i8], b: &[i8], out:
         while i0 < m {
             let rows = ROW_CHUNK.min(m - i0);
             let xa = &ab[i0 * k..(i0 + rows) * k];
-            row_sums(xa, k, c128, &mut rs[..rows]);
+            gemm_avx512::row_sums(xa, k, c128, &mut rs[..rows]);
             let oc = &mut ob[i0 * n..(i0 + rows) * n];
             for blk in 0..nv.div_ceil(4) {
                 let vb = (nv - 4 * blk).min(4);
@@ -393,78 +394,6 @@ fn tile<const R: usize, const V: usize>(
     const { assert!(R <= 8) };
 }
 
-/// `rs[r] = c·Σ_t x[r·k + t]` (wrapping) for the `rs.len()` rows of `x`, 16 rows at a time:
-/// `vpdpbusd` of ones with 64 bytes of each row, then one transposing reduction ([`hsum16`]).
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn row_sums(x: &[i8], k: usize, c: i32, rs: &mut [i32]) {
-    let rows = rs.len();
-    assert!(x.len() >= rows * k);
-    let ones = _mm512_set1_epi8(1);
-    let cv = _mm512_set1_epi32(c);
-    let xp = x.as_ptr();
-    let mut i = 0;
-    while i < rows {
-        let nr = (rows - i).min(16);
-        let mut acc = [_mm512_setzero_si512(); 16];
-        let mut t0 = 0;
-        while t0 < k {
-            let len = (k - t0).min(64);
-            let mask: __mmask64 = if len == 64 { !0 } else { (1u64 << len) - 1 };
-            // A fixed count of rows where possible: the accumulators stay in registers.
-            macro_rules! rows {
-                ($count:expr) => {
-                    for (r, a) in acc.iter_mut().enumerate().take($count) {
-                        // SAFETY: the unmasked bytes `(i + r)·k + t0 .. + len` lie in row
-                        // `i + r < rows` of `x` (asserted above); masked-off bytes are not read.
-                        let v = unsafe { _mm512_maskz_loadu_epi8(mask, xp.add((i + r) * k + t0)) };
-                        *a = _mm512_dpbusd_epi32(*a, ones, v);
-                    }
-                };
-            }
-            if nr == 16 {
-                rows!(16)
-            } else {
-                rows!(nr)
-            }
-            t0 += 64;
-        }
-        let s = _mm512_mullo_epi32(hsum16(&acc), cv);
-        let mask: __mmask16 = if nr == 16 { !0 } else { (1u16 << nr) - 1 };
-        // SAFETY: the mask writes the first `nr <= rows − i` values of `rs[i..]`.
-        unsafe { _mm512_mask_storeu_epi32(rs.as_mut_ptr().add(i), mask, s) };
-        i += nr;
-    }
-}
-
-/// Lane `i` of the result is the (wrapping) sum of the 16 lanes of `t[i]`.
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-fn hsum16(t: &[__m512i; 16]) -> __m512i {
-    // Pairs: per 128-bit lane, `[t2p(0+2), t2p+1(0+2), t2p(1+3), t2p+1(1+3)]`.
-    let p: [__m512i; 8] = core::array::from_fn(|i| {
-        let (a, b) = (t[2 * i], t[2 * i + 1]);
-        _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b))
-    });
-    // Quads: per 128-bit lane, the partial sums of `t[4g..4g + 4]` in order.
-    let g: [__m512i; 4] = core::array::from_fn(|i| {
-        let (a, b) = (p[2 * i], p[2 * i + 1]);
-        _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b))
-    });
-    // 128-bit lanes `[g0 (0+2), g0 (1+3), g1 (0+2), g1 (1+3)]`, the same for `g2`, `g3`.
-    let h0 = _mm512_add_epi32(
-        _mm512_shuffle_i32x4::<0x44>(g[0], g[1]),
-        _mm512_shuffle_i32x4::<0xEE>(g[0], g[1]),
-    );
-    let h1 = _mm512_add_epi32(
-        _mm512_shuffle_i32x4::<0x44>(g[2], g[3]),
-        _mm512_shuffle_i32x4::<0xEE>(g[2], g[3]),
-    );
-    _mm512_add_epi32(
-        _mm512_shuffle_i32x4::<0x88>(h0, h1),
-        _mm512_shuffle_i32x4::<0xDD>(h0, h1),
-    )
-}
-
 /// Packs `b` as `[n, k]` (row `j` is column `j`) into `panel` (blocks of up to 4 vectors, see the
 /// module docs) and writes each vector's lane sums of `b'` into `sums[v]`: 16 rows × 64 bytes at
 /// a time, transposed as 16 × 16 dwords.
@@ -498,7 +427,7 @@ fn pack_nt(b: &[i8], n: usize, k: usize, panel: &mut [u8], sums: &mut [__m512i])
                     _mm512_setzero_si512()
                 }
             });
-            let cols = transpose16(&rows);
+            let cols = gemm_avx512::transpose16(rows);
             for (j, cv) in cols.iter().enumerate() {
                 if j < groups {
                     // SAFETY: group `q0 + j < k4` of vector `vi < vb` of block `blk`: inside the
@@ -516,40 +445,6 @@ fn pack_nt(b: &[i8], n: usize, k: usize, panel: &mut [u8], sums: &mut [__m512i])
         }
         *sum = acc;
     }
-}
-
-/// The 16 × 16 transpose of dwords: lane `i` of result `j` is lane `j` of `r[i]`.
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
-    // Within each 128-bit lane, a 4 × 4 transpose of the dwords of `r[4g..4g + 4]`.
-    let mut s = [_mm512_setzero_si512(); 16];
-    for g in 0..4 {
-        let (a, b, c, d) = (r[4 * g], r[4 * g + 1], r[4 * g + 2], r[4 * g + 3]);
-        let ab0 = _mm512_unpacklo_epi32(a, b);
-        let ab1 = _mm512_unpackhi_epi32(a, b);
-        let cd0 = _mm512_unpacklo_epi32(c, d);
-        let cd1 = _mm512_unpackhi_epi32(c, d);
-        // `s[4g + e]`, 128-bit lane L: dword `4L + e` of rows `4g..4g + 4`.
-        s[4 * g] = _mm512_unpacklo_epi64(ab0, cd0);
-        s[4 * g + 1] = _mm512_unpackhi_epi64(ab0, cd0);
-        s[4 * g + 2] = _mm512_unpacklo_epi64(ab1, cd1);
-        s[4 * g + 3] = _mm512_unpackhi_epi64(ab1, cd1);
-    }
-    // Then a 4 × 4 transpose of 128-bit lanes across `s[e], s[4 + e], s[8 + e], s[12 + e]`.
-    let mut out = [_mm512_setzero_si512(); 16];
-    for e in 0..4 {
-        let (a, b, c, d) = (s[e], s[4 + e], s[8 + e], s[12 + e]);
-        let ab_lo = _mm512_shuffle_i32x4::<0x44>(a, b);
-        let ab_hi = _mm512_shuffle_i32x4::<0xEE>(a, b);
-        let cd_lo = _mm512_shuffle_i32x4::<0x44>(c, d);
-        let cd_hi = _mm512_shuffle_i32x4::<0xEE>(c, d);
-        out[e] = _mm512_shuffle_i32x4::<0x88>(ab_lo, cd_lo);
-        out[4 + e] = _mm512_shuffle_i32x4::<0xDD>(ab_lo, cd_lo);
-        out[8 + e] = _mm512_shuffle_i32x4::<0x88>(ab_hi, cd_hi);
-        out[12 + e] = _mm512_shuffle_i32x4::<0xDD>(ab_hi, cd_hi);
-    }
-    out
 }
 
 /// Packs `b` as `[k, n]` into `panel` like [`pack_nt`], 4 rows × 64 columns at a time: bytes
