@@ -112,6 +112,7 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     }
 
     /// Runs every op in order.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn invoke(&mut self) -> Result<(), Error> {
         for (i, rec) in self.model.ops().enumerate() {
             self.run(i, &rec?)?;

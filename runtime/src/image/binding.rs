@@ -1557,6 +1557,7 @@ impl Io {
 /// Runs op `index`, already decoded by [`bind_with_io`] into `b`, over the arena. The interpreter keeps
 /// the decoded ops of a model under `std` (bound once, in `Interpreter::new`), so `invoke`
 /// decodes only the op's output and input tensor records here.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn run_bound<const OPS: u64>(
     model: &Model<'_>,
     index: usize,
@@ -1784,6 +1785,7 @@ impl<'b> Pieces<'b> {
 }
 
 /// Splits the arena into the bytes of two disjoint outputs `a`, `b` and the rest.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn split_two<'b>(
     arena: &'b mut [u8],
     a: &TensorInfo,

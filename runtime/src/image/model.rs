@@ -317,6 +317,7 @@ impl<'a> Model<'a> {
         Ok(model)
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn raw_tensor(&self, i: usize) -> Result<TensorInfo, Error> {
         let rec = self
             .tensors
@@ -907,6 +908,7 @@ impl<'a> Model<'a> {
     }
 
     /// Tensor `i`. For an alias, `offset` is its base tensor's arena offset.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn tensor(&self, i: usize) -> Result<TensorInfo, Error> {
         let mut t = self.raw_tensor(i)?;
         if let Storage::Alias(b) = t.storage {

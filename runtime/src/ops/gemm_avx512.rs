@@ -194,6 +194,7 @@ pub(crate) fn gemm_packed(
 /// The CPU must support AVX2 and AVX512-F/BW/VL/VNNI.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 unsafe fn gemm_packed_impl(
     m: usize,
     n: usize,
@@ -608,6 +609,7 @@ fn reduce16(t: [__m512i; 16]) -> __m512i {
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn panel_rows(
     x: &[i8],
     k: usize,
@@ -982,6 +984,7 @@ pub(crate) fn gemv(
 /// The CPU must support AVX2 and AVX512-F/BW/VL/VNNI.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 unsafe fn gemv_impl(
     m: usize,
     n: usize,

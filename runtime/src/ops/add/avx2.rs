@@ -208,6 +208,7 @@ impl Consts<'_> {
 
     /// One row: `out.len()` outputs; `Run` operands have exactly `out.len()` values.
     #[target_feature(enable = "avx2")]
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn row(&self, x1: Operand<'_>, x2: Operand<'_>, out: &mut [i8]) {
         let n = out.len();
         let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -249,6 +250,7 @@ impl Consts<'_> {
 /// # Safety
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
     let r = &p.requant;
     let c = Consts {

@@ -84,6 +84,7 @@ impl Consts {
 /// # Safety
 /// The CPU must support AVX2 and AVX512F. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2,avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
     let n = output.len();
     let r = &p.requant;

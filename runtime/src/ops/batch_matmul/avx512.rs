@@ -181,6 +181,7 @@ pub(crate) fn eval_i8(
 /// # Safety
 /// The CPU must support AVX512-F/BW/VL/VNNI.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 unsafe fn eval_impl(p: &BatchMatMulParams, plan: &Plan, a: &[i8], b: &[i8], out: &mut [i8]) {
     let s = p.shape;
     let (m, k, n) = (s.m as usize, s.k as usize, s.n as usize);
@@ -239,6 +240,7 @@ unsafe fn eval_impl(p: &BatchMatMulParams, plan: &Plan, a: &[i8], b: &[i8], out:
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn block_rows(
     x: &[i8],
     k: usize,
@@ -287,6 +289,7 @@ fn block_rows(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn tile<const R: usize, const V: usize>(
     x: &[i8],
     k: usize,

@@ -4,6 +4,7 @@ use super::{ConcatF32Params, ConcatParams, IDENTITY};
 use crate::quant::requantize_to_i8;
 
 /// int8 Concat.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_i8(p: &ConcatParams<'_>, inputs: &[&[i8]], output: &mut [i8]) {
     let outer = p.outer as usize;
     let mut out = output.iter_mut();

@@ -28,6 +28,7 @@ const MR: usize = 8;
 /// # Safety
 /// The CPU must support AVX512F. Requires a successful [`super::check_f32`].
 #[target_feature(enable = "avx2,avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) unsafe fn eval_f32(p: &FullyConnectedF32Params<'_>, input: &[f32], output: &mut [f32]) {
     let k = p.shape.in_features as usize;
     let n = p.shape.out_features as usize;

@@ -48,6 +48,7 @@ const ROWS: usize = 4;
 /// The CPU must support AVX2 and AVX512F. Requires a successful
 /// [`super::quantized::check`] and `scratch.len() >= p.norm.cols`.
 #[target_feature(enable = "avx2,avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_quantized(
     p: &QuantizedLayerNormParams<'_>,
     input: &[i8],

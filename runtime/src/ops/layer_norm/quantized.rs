@@ -59,6 +59,7 @@ pub fn check(
 
 /// Runs the op with the kernel table of this machine, or in one AVX-512 kernel
 /// ([`super::avx512`], the same bytes) where the CPU has it. Requires a successful [`check`].
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval(
     p: &QuantizedLayerNormParams<'_>,
     input: &[i8],

@@ -16,6 +16,7 @@ use super::{LutParams, TABLE_LEN};
 /// # Safety
 /// The CPU must support AVX512F and AVX512BW. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx512f,avx512bw")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_i8(p: &LutParams<'_>, input: &[i8], output: &mut [i8]) {
     let Ok(table) = <&[i8; TABLE_LEN]>::try_from(p.table) else {
         return; // unreachable after `check_i8`

@@ -122,6 +122,7 @@ impl Consts<'_> {
 /// # Safety
 /// The CPU must support AVX2. Requires a successful [`super::check_i8`].
 #[target_feature(enable = "avx2")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
     let c = Consts {
         p,

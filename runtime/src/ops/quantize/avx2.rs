@@ -66,6 +66,7 @@ pub unsafe fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]
 /// # Safety
 /// The CPU must support AVX2. Requires a successful [`super::check`].
 #[target_feature(enable = "avx2")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_dequantize(p: &QuantizeParams, input: &[i8], output: &mut [f32]) {
     let n = input.len().min(output.len());
     let scale = _mm256_set1_ps(p.scale);

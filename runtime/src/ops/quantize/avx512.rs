@@ -50,6 +50,7 @@ impl Quantize16 {
 /// # Safety
 /// The CPU must support AVX512F. Requires a successful [`super::check`].
 #[target_feature(enable = "avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]) {
     let n = input.len().min(output.len());
     let q16 = Quantize16::new(p);

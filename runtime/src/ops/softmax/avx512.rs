@@ -373,6 +373,7 @@ fn add16(acc: __m256, e: __m512) -> __m256 {
 /// repeats its last offset (the same value is computed and stored twice).
 #[inline]
 #[target_feature(enable = "avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn exp_list(buf: &mut [f32], list: &[usize]) {
     let Some(&last) = list.last() else {
         return;
@@ -539,6 +540,7 @@ fn quantize_row(e: &[f32], inv: f32, q16: &Quantize16, zp8: __m128i, y: &mut [i8
 /// The CPU must support AVX2 and AVX512F. Requires a successful [`super::quantized::check`]
 /// and [`quantized_fits`]`(depth, scratch.len())`.
 #[target_feature(enable = "avx2,avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_quantized(
     p: &QuantizedSoftmaxParams<'_>,
     input: &[i8],

@@ -50,6 +50,7 @@ pub fn check(p: &TransposeParams, input_len: usize, output_len: usize) -> Result
 ///
 /// Walks the output row by row (its last axis): a row whose input axis is also the input's last
 /// is one contiguous copy, any other row a strided gather.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval<T: Copy>(p: &TransposeParams, input: &[T], output: &mut [T]) {
     let d = p.input_dims.map(|v| v as usize);
     // Input strides, row-major.
@@ -79,6 +80,7 @@ pub fn eval<T: Copy>(p: &TransposeParams, input: &[T], output: &mut [T]) {
 /// ([`Merged`] finds the 2-D transposes once size-1 axes are dropped and adjacent axes merged);
 /// every other case, and the partial tiles at the edges, as [`eval`]. Requires a successful
 /// [`check`].
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_i8(p: &TransposeParams, input: &[i8], output: &mut [i8]) {
     let m = Merged::new(p);
     let r = m.rank;
