@@ -580,6 +580,10 @@ pub fn markdown(r: &Results) -> String {
          panic=abort —, as an edge Linux deployment ships a runtime, and falls back to glibc), a separate small binary linking only the runtime, that reads \
          the image file into one aligned buffer, allocates the arena and invokes 100 times; \
          \"same binary, no model\" is its VmHWM when it loads nothing (the process's own floor). \
+         Before each model the probe's binary is evicted from the page cache (fsync and \
+         posix_fadvise DONTNEED) and one uncounted process reads it back: a freshly linked binary \
+         sits in the cache in large folios that the kernel maps whole, which made up to all of its \
+         text resident, where an installed binary is read back by exec and page faults. \
          Each figure is the median of {RSS_PROCESSES} processes, with their range in brackets: \
          the probe's load address moves every run and the kernel maps its code in 64 KiB \
          fault-around windows aligned to it, so resident code differs from one process to the next. \
