@@ -38,6 +38,7 @@ impl<const OPS: u64> core::fmt::Debug for Interpreter<'_, '_, OPS> {
 impl<'m, 'a> Interpreter<'m, 'a> {
     /// Binds `model` to `arena`, which must be 16-byte aligned and at least
     /// [`Model::arena_bytes`] long. Persistent tensors (state) are zeroed.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         Self::new_with_ops(model, arena)
     }
@@ -195,6 +196,7 @@ impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
     }
 
     /// Raw bytes of graph output `k`.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn output_bytes(&self, k: usize) -> Result<&[u8], Error> {
         let info = self.output_info(k)?;
         arena::bytes(self.arena, &info)

@@ -147,17 +147,15 @@ impl DotKernel {
         }
     }
 
-    /// The fastest table for the running CPU (AVX2 detected at run time on x86-64), computed once.
+    /// The fastest table for the running CPU (AVX2 detected at run time on x86-64; the standard
+    /// library caches the detection).
     #[cfg(any(test, feature = "std"))]
     pub fn best() -> Self {
-        static BEST: std::sync::OnceLock<DotKernel> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(t) = Self::avx2() {
-                return t;
-            }
-            Self::compile_time()
-        })
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = Self::avx2() {
+            return t;
+        }
+        Self::compile_time()
     }
 
     /// The AVX2 table, or `None` when this CPU lacks AVX2.
@@ -227,6 +225,7 @@ pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
 
 /// The op kernel table with the AVX2 variants, or `None` when this CPU lacks AVX2.
 #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
     if std::is_x86_feature_detected!("avx2") {
         let mut t = crate::ops::KernelTable::reference();
@@ -286,13 +285,34 @@ pub fn ops_table_avx2() -> Option<crate::ops::KernelTable> {
 
 /// The fastest op kernel table for the running CPU, detected once.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn ops_table_best() -> &'static crate::ops::KernelTable {
-    static BEST: std::sync::OnceLock<crate::ops::KernelTable> = std::sync::OnceLock::new();
-    BEST.get_or_init(|| {
+    use core::sync::atomic::{AtomicPtr, Ordering};
+    // The table is built once and leaked; a thread that loses the race to publish its own copy
+    // frees it. (An atomic pointer rather than a `OnceLock`: the latter's initialization code
+    // lands outside `.text.hot.edgeloop`, in one more resident code window.)
+    static BEST: AtomicPtr<crate::ops::KernelTable> = AtomicPtr::new(core::ptr::null_mut());
+    let mut p = BEST.load(Ordering::Acquire);
+    if p.is_null() {
         #[cfg(target_arch = "x86_64")]
-        if let Some(t) = ops_table_avx2() {
-            return t;
-        }
-        ops_table_compile_time()
-    })
+        let table = ops_table_avx2().unwrap_or_else(ops_table_compile_time);
+        #[cfg(not(target_arch = "x86_64"))]
+        let table = ops_table_compile_time();
+        let mine = Box::into_raw(Box::new(table));
+        p = match BEST.compare_exchange(
+            core::ptr::null_mut(),
+            mine,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => mine,
+            Err(theirs) => {
+                // SAFETY: `mine` came from `Box::into_raw` above and was never published.
+                drop(unsafe { Box::from_raw(mine) });
+                theirs
+            }
+        };
+    }
+    // SAFETY: a non-null `BEST` points to a leaked `Box`, never freed or written again.
+    unsafe { &*p }
 }

@@ -137,9 +137,29 @@ pub(crate) fn available() -> std::vec::Vec<VnniCpu> {
 
 /// The preferred VNNI encoding of this CPU, or `None` without VNNI (or AVX2). Detected once.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn detected() -> Option<VnniCpu> {
-    static KIND: std::sync::OnceLock<Option<VnniCpu>> = std::sync::OnceLock::new();
-    *KIND.get_or_init(|| available().first().copied())
+    // 0: not detected yet, 1: none, 2: VEX, 3: EVEX. Detection is idempotent, so threads racing
+    // on the first call store the same value. (An atomic rather than a `OnceLock`: the latter's
+    // initialization code lands outside `.text.hot.edgeloop`, in one more resident code window.)
+    static KIND: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+    let code = match KIND.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => {
+            let code = match available().first().map(|c| c.kind()) {
+                None => 1,
+                Some(VnniKind::Vex) => 2,
+                Some(VnniKind::Evex) => 3,
+            };
+            KIND.store(code, core::sync::atomic::Ordering::Relaxed);
+            code
+        }
+        c => c,
+    };
+    match code {
+        2 => Some(VnniCpu(VnniKind::Vex)),
+        3 => Some(VnniCpu(VnniKind::Evex)),
+        _ => None,
+    }
 }
 
 /// Proof that the running CPU (and OS) has AVX2 and AVX512-F/BW/VL/VNNI, the instructions of the
@@ -149,14 +169,22 @@ pub(crate) struct Avx512Vnni(());
 
 /// The AVX-512 VNNI token when this CPU (and OS) runs the 512-bit kernels, detected once.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn avx512_detected() -> Option<Avx512Vnni> {
-    static CPU: std::sync::OnceLock<Option<Avx512Vnni>> = std::sync::OnceLock::new();
-    *CPU.get_or_init(|| {
-        (has_evex()
-            && std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw"))
-        .then_some(Avx512Vnni(()))
-    })
+    // 0: not detected yet, 1: no, 2: yes (as in `detected`).
+    static CPU: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+    let code = match CPU.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => {
+            let yes = has_evex()
+                && std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw");
+            let code = if yes { 2 } else { 1 };
+            CPU.store(code, core::sync::atomic::Ordering::Relaxed);
+            code
+        }
+        c => c,
+    };
+    (code == 2).then_some(Avx512Vnni(()))
 }
 
 /// The token of one encoding, when this CPU has it (tests run every form the CPU has).

@@ -82,6 +82,7 @@ struct Ctx<'m, 'a> {
 
 impl<'m, 'a> Ctx<'m, 'a> {
     /// The context of op `index`, its output 0 and inputs 0 and 1 decoded.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn new(model: &'m Model<'a>, index: usize, rec: &'m OpRecord<'a>) -> Self {
         Ctx {
             model,
@@ -135,6 +136,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
     }
 
     /// A required constant input of type `dtype`.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn constant(&self, i: usize, dtype: DType) -> Result<&'a [u8], Error> {
         let t = self.rec.input(i);
         let info = self.input(i)?;
@@ -149,19 +151,23 @@ impl<'m, 'a> Ctx<'m, 'a> {
             .map_err(|_| self.err(OpProblem::BadParams))
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn const_i8(&self, i: usize) -> Result<&'a [i8], Error> {
         Ok(bytes::as_i8(self.constant(i, DType::I8)?))
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn const_i32(&self, i: usize) -> Result<&'a [i32], Error> {
         bytes::as_i32(self.constant(i, DType::I32)?).map_err(|_| self.err(OpProblem::BadParams))
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn const_f32(&self, i: usize) -> Result<&'a [f32], Error> {
         bytes::as_f32(self.constant(i, DType::F32)?).map_err(|_| self.err(OpProblem::BadParams))
     }
 
     /// An optional constant input (absent when the index is [`NO_TENSOR`] or past the end).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn opt_i32(&self, i: usize) -> Result<Option<&'a [i32]>, Error> {
         if i >= self.rec.num_inputs() || self.rec.input(i) == NO_TENSOR {
             return Ok(None);
@@ -169,6 +175,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
         self.const_i32(i).map(Some)
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn opt_f32(&self, i: usize) -> Result<Option<&'a [f32]>, Error> {
         if i >= self.rec.num_inputs() || self.rec.input(i) == NO_TENSOR {
             return Ok(None);
@@ -274,6 +281,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_fully_connected<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::fully_connected::*;
     if c.rec.version == 2 {
@@ -372,6 +380,7 @@ fn conv_geometry(c: &Ctx<'_, '_>) -> Result<([u32; 2], [u32; 2], Padding), Error
     ))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_conv2d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::*;
     let x = c.input(0)?;
@@ -415,6 +424,7 @@ fn bind_conv2d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_depthwise<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::Conv2dShape;
     use ops::depthwise_conv2d::*;
@@ -512,6 +522,7 @@ fn bind_conv1d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 /// Dims of any tensor right-aligned to rank 4 (leading 1s).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn dims4(t: &TensorInfo) -> Dims {
     let r = t.shape.rank();
     let mut d = [1u32; 4];
@@ -539,6 +550,7 @@ fn bind_activation<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_pool<'a>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
     use ops::pooling::*;
     c.arity(1..=1, 1)?;
@@ -581,6 +593,7 @@ fn bind_pool<'a>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_global_avg<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::pooling::*;
     c.arity(1..=1, 1)?;
@@ -625,6 +638,7 @@ fn bind_reshape<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     Ok(Bound::Reshape(p, x.dtype))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::softmax::*;
     if c.rec.version == 2 {
@@ -661,6 +675,7 @@ fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 /// What Softmax and LayerNorm version 2 share: `inputs` inputs and two outputs, int8 `x` and
 /// `y` with the same element count and last axis, an f32 scratch (output 1), `words` parameter
 /// words. Returns x's element count, its last axis and the two quantizations.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn int8_around_f32(
     c: &Ctx<'_, '_>,
     inputs: usize,
@@ -739,6 +754,7 @@ fn bind_layer_norm_quantized<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_quantize<'a>(c: &Ctx<'_, 'a>, quantize: bool) -> Result<Bound<'a>, Error> {
     c.arity(1..=1, 1)?;
     c.params_len(0)?;
@@ -770,6 +786,7 @@ fn bind_argmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_binary<'a>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
     c.arity(2..=2, 1)?;
     let (a, b, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
@@ -819,6 +836,7 @@ fn bind_binary<'a>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_concat<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::concat::*;
     c.arity(1..=MAX_INPUTS, 1)?;
@@ -848,6 +866,7 @@ fn bind_concat<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 /// `(batch, rows, cols)` of a tensor of rank ≥ 2 (leading dims multiplied into `batch`).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn matrix(c: &Ctx<'_, '_>, t: &TensorInfo) -> Result<(u32, u32, u32), Error> {
     let r = t.shape.rank();
     if r < 2 {
@@ -867,6 +886,7 @@ fn flag(c: &Ctx<'_, '_>, k: usize) -> Result<bool, Error> {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_batch_matmul<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::batch_matmul::*;
     c.arity(2..=2, 1)?;
@@ -908,6 +928,7 @@ fn bind_batch_matmul<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_transpose<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     c.arity(1..=1, 1)?;
     c.params_len(4)?;
@@ -937,6 +958,7 @@ fn bind_transpose<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     Ok(Bound::Transpose(p, x.dtype))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_gather<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::gather::GatherParams;
     c.arity(2..=2, 1)?;
@@ -966,6 +988,7 @@ fn bind_gather<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_layer_norm<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     if c.rec.version == 2 {
         return bind_layer_norm_quantized(c);
@@ -1025,6 +1048,7 @@ fn bind_causal_mask<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     Ok(Bound::CausalMask(p, x.dtype))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_table<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     c.params_len(1)?;
     let f = TableFn::from_word(c.word(0)?).ok_or(c.err(OpProblem::BadParams))?;
@@ -1195,6 +1219,7 @@ pub(crate) fn bind_with_io<'a, const OPS: u64>(
 }
 
 /// [`bind_with_io`] with the context built.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn bind_ctx<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     let (model, index, rec) = (c.model, c.index, c.rec);
     let unsupported = unsupported(index, rec);
@@ -1254,6 +1279,7 @@ fn bind_ctx<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 
 /// Element count of tensor `t`, from its record `cached` when that decoded (else decoded
 /// again, for the error).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn len_of(model: &Model<'_>, cached: Option<TensorInfo>, t: u16) -> Result<usize, Error> {
     match cached {
         Some(info) => Ok(info.num_elements()),
@@ -1262,6 +1288,7 @@ fn len_of(model: &Model<'_>, cached: Option<TensorInfo>, t: u16) -> Result<usize
 }
 
 /// Parse-time check of op `index`: decodes it and runs the kernel's `check_*`.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn check<const OPS: u64>(
     model: &Model<'_>,
     index: usize,
@@ -1486,12 +1513,14 @@ impl<'b> Split<'b> {
 
     /// Bytes of an input tensor: from the image for constants, else from the arena (which
     /// validation guarantees does not overlap the output).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn input(&self, model: &Model<'b>, t: u16, op: usize) -> Result<&'b [u8], Error> {
         let info = model.tensor(t as usize)?;
         self.input_info(model, t, &info, op)
     }
 
     /// [`Self::input`] with tensor `t`'s record already decoded into `info`.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn input_info(
         &self,
         model: &Model<'b>,
@@ -1764,6 +1793,7 @@ struct Pieces<'b> {
 }
 
 impl<'b> Pieces<'b> {
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn input(&self, model: &Model<'b>, t: u16, op: usize) -> Result<&'b [u8], Error> {
         let info = model.tensor(t as usize)?;
         if info.storage == Storage::Constant {

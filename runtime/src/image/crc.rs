@@ -41,6 +41,7 @@ impl Crc32 {
     }
 
     /// Feeds bytes.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn update(&mut self, bytes: &[u8]) {
         #[cfg(feature = "std")]
         {

@@ -151,6 +151,7 @@ impl<'a> Model<'a> {
     /// bounds, graph structure, every tensor record, the input/output lists, every op record,
     /// data flow and tensor lifetimes, the arena plan (bounds and overlap), each op's
     /// parameters (through the op's `check`), the statistics section, the signature trailer.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn parse(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
         Self::parse_with_ops::<{ binding::ALL_OPS }>(bytes)
     }
@@ -331,6 +332,7 @@ impl<'a> Model<'a> {
         tensor::decode(rec).map_err(|p| tensor_err(i, p))
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn validate_tensors(&self) -> Result<(), Error> {
         for i in 0..self.num_tensors() {
             let t = self.raw_tensor(i)?;
@@ -425,6 +427,7 @@ impl<'a> Model<'a> {
         })
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn validate_io(&self) -> Result<(), Error> {
         let n_in = self.num_inputs();
         for k in 0..n_in + self.num_outputs() {
@@ -445,6 +448,7 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn validate_ops(&self) -> Result<(), Error> {
         let mut off = 0usize;
         let mut count = 0usize;
@@ -486,6 +490,7 @@ impl<'a> Model<'a> {
     }
 
     /// Recomputes every tensor's lifetime from the graph and compares it with the record.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn validate_lifetimes(&self) -> Result<(), Error> {
         let fast = self.lifetimes_hold();
         if cfg!(debug_assertions) {
@@ -692,6 +697,7 @@ impl<'a> Model<'a> {
     }
 
     /// Every arena tensor fits the declared arena; no two simultaneously live ones overlap.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn validate_plan(&self) -> Result<(), Error> {
         let fast = self.plan_holds();
         if cfg!(debug_assertions) {

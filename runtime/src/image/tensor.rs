@@ -129,6 +129,7 @@ impl Shape {
     }
 
     /// Number of elements (≤ 2^64 since each dim < 2^16 and rank ≤ 4).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn num_elements(&self) -> u64 {
         self.dims().iter().map(|&d| d as u64).product()
     }
@@ -161,6 +162,7 @@ pub struct TensorInfo {
 
 impl TensorInfo {
     /// Number of elements.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn num_elements(&self) -> usize {
         self.shape.num_elements() as usize
     }

@@ -857,6 +857,7 @@ impl AlignedBytes {
     }
 
     /// A zeroed aligned buffer of `len` bytes (for arenas).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub fn zeroed(len: usize) -> Self {
         AlignedBytes {
             blocks: vec![Block([0; 16]); len.div_ceil(16)],

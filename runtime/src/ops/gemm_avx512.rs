@@ -313,6 +313,7 @@ impl PanelEpi {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn new(
         epi: &Epilogue<'_>,
         per_tensor: bool,
@@ -534,6 +535,7 @@ fn pack_nn(
 /// at a time: `vpdpbusd` against ones, 64 bytes at a time, into one accumulator per row, then one
 /// transposing reduction of the 16 accumulators ([`reduce16`]) and one multiplication.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn row_sums(x: &[i8], k: usize, c: i32, rs: &mut [i32]) {
     let rows = rs.len();
     assert!(x.len() >= rows * k);

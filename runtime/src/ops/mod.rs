@@ -242,6 +242,7 @@ impl BroadcastShape {
     }
 
     /// Validates the dims and the three lengths.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     pub(crate) fn check(&self, len1: usize, len2: usize, output_len: usize) -> Result<(), Error> {
         for k in 0..4 {
             let o = self.output[k];

@@ -126,6 +126,7 @@ pub unsafe fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut 
 /// # Safety
 /// The CPU must support AVX512F. Requires a successful [`super::check_f32`].
 #[target_feature(enable = "avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_f32(p: &super::AddF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
     super::rows::map_rows_f32_avx512(
         &p.shape,
@@ -145,6 +146,7 @@ pub(crate) fn detected() -> bool {
 
 /// Safe entry for kernel tables built after [`detected`].
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_i8_detected(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
     debug_assert!(detected());
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` after `detected()`.
@@ -153,6 +155,7 @@ pub(crate) fn eval_i8_detected(p: &AddParams, input1: &[i8], input2: &[i8], outp
 
 /// Safe entry for kernel tables built after [`detected`].
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_f32_detected(
     p: &super::AddF32Params,
     input1: &[f32],

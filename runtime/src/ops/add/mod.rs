@@ -81,6 +81,7 @@ pub struct AddF32Params {
 }
 
 /// Validates int8 params against the two input lengths and the output length.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_i8(
     p: &AddParams,
     input1_len: usize,
@@ -103,6 +104,7 @@ pub fn check_i8(
 }
 
 /// Validates f32 params against the two input lengths and the output length.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_f32(
     p: &AddF32Params,
     input1_len: usize,

@@ -16,7 +16,11 @@ pub(crate) struct RowInput {
 
 /// Calls `f(output_start, len, input1, input2)` for every output row, in output order; the rows
 /// cover the whole output. Requires a successful `BroadcastShape::check`.
-#[inline]
+///
+/// Always inlined, and `f` is called from one place: the kernels' closures, which carry their
+/// target features, then inline into the kernel instead of being compiled as functions of their
+/// own (outside `.text.hot.edgeloop`, in one more resident code window).
+#[inline(always)]
 pub(crate) fn for_each_row(
     shape: &BroadcastShape,
     mut f: impl FnMut(usize, usize, RowInput, RowInput),
@@ -40,9 +44,9 @@ pub(crate) fn for_each_row(
         }
     }
     if n == 0 {
-        let one = RowInput { start: 0, step: 1 };
-        f(0, 1, one, one);
-        return;
+        // One element: one row of length 1 (on the general path: `f` has one call site).
+        axes[0] = (1, false, false);
+        n = 1;
     }
     // Input strides per merged axis (0 where broadcast).
     let mut s1 = [0usize; 4];
@@ -167,6 +171,7 @@ pub(crate) enum BinaryF32 {
 /// successful `BroadcastShape::check` for the three lengths and `act.min <= act.max`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn map_rows_f32_avx512(
     shape: &BroadcastShape,
     input1: &[f32],

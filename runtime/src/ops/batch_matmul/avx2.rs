@@ -140,6 +140,7 @@ pub(crate) fn eval_i8_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &
 /// Safe entry for kernel tables built after [`crate::arch::x86_vnni::detected`] found an encoding
 /// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_i8_vnni_detected(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
     // Every `m`: packing `B` (either layout) costs no more than transposing it for the other forms.
     if let Some(cpu) = crate::ops::gemm_avx512::detected() {

@@ -93,6 +93,7 @@ pub struct BatchMatMulF32Params {
 }
 
 /// Validates int8 params against the lengths of `A`, `B` and the output.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_i8(
     p: &BatchMatMulParams,
     a_len: usize,

@@ -72,6 +72,7 @@ fn check_lens(
 }
 
 /// Validates int8 params against every input length and the output length.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_i8(
     p: &ConcatParams<'_>,
     input_lens: &[usize],
@@ -90,6 +91,7 @@ pub fn check_i8(
 }
 
 /// Validates f32 params against every input length and the output length.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_f32(
     p: &ConcatF32Params,
     input_lens: &[usize],

@@ -39,6 +39,7 @@ pub fn eval_i8(p: &ConcatParams<'_>, inputs: &[&[i8]], output: &mut [i8]) {
 }
 
 /// f32 Concat.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_f32(p: &ConcatF32Params, inputs: &[&[f32]], output: &mut [f32]) {
     let outer = p.outer as usize;
     let mut out = output.iter_mut();

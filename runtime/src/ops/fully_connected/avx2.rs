@@ -85,6 +85,7 @@ pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
 /// Safe entry for kernel tables built after [`crate::arch::x86_vnni::detected`] found an encoding
 /// (the plain AVX2 kernel otherwise).
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_i8_vnni_detected(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     if let Some(cpu) = crate::ops::gemm_avx512::detected() {
         if eval_i8_avx512_on(cpu, p, input, output) {
@@ -345,6 +346,7 @@ pub unsafe fn eval_f32(p: &FullyConnectedF32Params<'_>, input: &[f32], output: &
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")` (which implies
 /// AVX).
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_f32_detected(
     p: &FullyConnectedF32Params<'_>,
     input: &[f32],

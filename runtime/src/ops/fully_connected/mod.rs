@@ -90,6 +90,7 @@ fn check_shape(
 }
 
 /// Validates int8 params against the input and output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_i8(
     p: &FullyConnectedParams<'_>,
     input_len: usize,
@@ -105,6 +106,7 @@ pub fn check_i8(
 }
 
 /// Validates f32 params against the input and output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_f32(
     p: &FullyConnectedF32Params<'_>,
     input_len: usize,

@@ -104,6 +104,7 @@ pub fn column_terms(w: &[i8], n: usize, k: usize, bias: Option<&[i32]>, zx: i32,
 }
 
 /// Validates the params against the input and output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check(
     p: &PackedFullyConnectedParams<'_>,
     input_len: usize,
@@ -126,6 +127,7 @@ pub fn check(
 
 /// Runs the op: the AVX-512 VNNI panel kernel where the CPU has it (bit-exact to
 /// [`reference::eval_i8`]), the reference elsewhere. Requires a successful [`check`].
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_i8(p: &PackedFullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     #[cfg(all(
         target_arch = "x86_64",

@@ -42,6 +42,7 @@ pub fn check<T>(
 
 /// Copies `table[indices[i]]` to `output[i]`. Requires a successful [`check`]; returns
 /// [`Error::KernelIndexOutOfRange`] for an index outside `[-rows, rows)`.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval<T: Copy>(
     p: &GatherParams<'_, T>,
     indices: &[i32],

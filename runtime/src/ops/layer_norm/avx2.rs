@@ -20,6 +20,7 @@ const ROWS: usize = 4;
 /// # Safety
 /// The CPU must support AVX2. Requires a successful [`super::check_f32`].
 #[target_feature(enable = "avx2")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub unsafe fn eval_f32(p: &LayerNormF32Params<'_>, input: &[f32], output: &mut [f32]) {
     let c = p.cols as usize;
     let mut xs = input.chunks_exact(ROWS * c);
@@ -110,6 +111,7 @@ unsafe fn rows<const R: usize>(p: &LayerNormF32Params<'_>, x: &[f32], y: &mut [f
 
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_f32_detected(p: &LayerNormF32Params<'_>, input: &[f32], output: &mut [f32]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks

@@ -41,6 +41,7 @@ pub fn scratch_for(rows: u32, cols: u32, group: u32) -> usize {
 }
 
 /// Validates the parameters against the input, scratch and output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check(
     p: &QuantizedLayerNormParams<'_>,
     input_len: usize,

@@ -176,6 +176,7 @@ const TABLE_MIN_LEN: usize = 2048;
 
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_i8_detected(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks

@@ -10,6 +10,7 @@ use crate::ops::add::rows::{map_rows_f32_avx512, BinaryF32};
 /// # Safety
 /// The CPU must support AVX512F. Requires a successful [`super::check_f32`].
 #[target_feature(enable = "avx512f")]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_f32(p: &MulF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
     map_rows_f32_avx512(
         &p.shape,
@@ -29,6 +30,7 @@ pub(crate) fn detected() -> bool {
 
 /// Safe entry for kernel tables built after [`detected`].
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_f32_detected(
     p: &MulF32Params,
     input1: &[f32],

@@ -47,6 +47,7 @@ pub struct MulF32Params {
 }
 
 /// Validates int8 params against the two input lengths and the output length.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_i8(
     p: &MulParams,
     input1_len: usize,

@@ -147,6 +147,7 @@ pub fn check_global_avg_i8(
 }
 
 /// Validates f32 global average pooling params.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_global_avg_f32(
     p: &GlobalAvgPoolF32Params,
     input_len: usize,

@@ -109,6 +109,7 @@ pub fn eval_global_avg_i8(p: &GlobalAvgPoolParams, input: &[i8], output: &mut [i
 }
 
 /// f32 global average pooling.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval_global_avg_f32(p: &GlobalAvgPoolF32Params, input: &[f32], output: &mut [f32]) {
     let [_, h, w, c] = p.input.map(|d| d as usize);
     for (x, y) in input

@@ -89,6 +89,7 @@ pub unsafe fn eval_dequantize(p: &QuantizeParams, input: &[i8], output: &mut [f3
 
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_dequantize_detected(p: &QuantizeParams, input: &[i8], output: &mut [f32]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2`, which checks

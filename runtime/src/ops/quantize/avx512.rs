@@ -78,6 +78,7 @@ pub(crate) fn detected() -> bool {
 
 /// Safe entry for kernel tables built after [`detected`].
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub(crate) fn eval_quantize_detected(p: &QuantizeParams, input: &[f32], output: &mut [i8]) {
     debug_assert!(detected());
     // SAFETY: only stored in a kernel table by `crate::arch::ops_table_avx2` after `detected()`.

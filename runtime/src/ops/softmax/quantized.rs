@@ -65,6 +65,7 @@ pub fn scratch_for(shape: &SoftmaxShape, group: u32) -> usize {
 }
 
 /// Validates the parameters against the input, scratch and output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check(
     p: &QuantizedSoftmaxParams<'_>,
     input_len: usize,
@@ -106,6 +107,7 @@ pub fn check(
 /// Runs the op: with the fused AVX-512 kernel ([`super::avx512::eval_quantized`]) where the
 /// CPU has it, otherwise with the kernel table of this machine ([`crate::ops::kernels`]).
 /// Requires a successful [`check`].
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn eval(p: &QuantizedSoftmaxParams<'_>, input: &[i8], scratch: &mut [f32], output: &mut [i8]) {
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if super::avx512::detected()

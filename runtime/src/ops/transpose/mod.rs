@@ -33,6 +33,7 @@ impl TransposeParams {
 }
 
 /// Validates the permutation and the input/output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check(p: &TransposeParams, input_len: usize, output_len: usize) -> Result<(), Error> {
     let mut seen = [false; 4];
     for &a in &p.perm {
