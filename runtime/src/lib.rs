@@ -9,9 +9,11 @@
 //! each page executed, so grouping them keeps fewer of those windows resident: the peak RSS of
 //! the bench's probe running the decode step dropped by about 50 KiB (median of 11 processes).
 //! The start-up path (parsing, validation, binding, `Interpreter::new`) and every function an
-//! int8 transformer, MLP or MiniLM runs outside the kernels are there too (listed with uprobes
-//! on every function of the probe); code the compiler would otherwise emit outside it is kept
-//! from being separate functions (`OnceLock` initializers, closures of the row walkers).
+//! int8 transformer, MLP or MiniLM runs outside the kernels are there too; code the compiler
+//! would otherwise emit outside it is kept from being separate functions (`OnceLock`
+//! initializers, closures of the row walkers, iterator adapters in `Model::parse`).
+//! `scripts/code_windows.py` lists the functions a process runs and the 64 KiB windows they sit
+//! in (uprobes on every function of the binary): rerun it after adding a kernel.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 

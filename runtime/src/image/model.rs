@@ -305,10 +305,16 @@ impl<'a> Model<'a> {
         model.validate_ops()?;
         model.validate_lifetimes()?;
         model.validate_plan()?;
-        for (i, rec) in model.ops().enumerate() {
+        // Plain loops over `next`: adapters such as `enumerate` or `try_for_each` would be
+        // compiled as generic functions of their own, outside `.text.hot.edgeloop`.
+        let mut i = 0;
+        for rec in model.ops() {
             binding::check::<OPS>(&model, i, &rec?)?;
+            i += 1;
         }
-        model.stats_entries().try_for_each(|e| e.map(|_| ()))?;
+        for e in model.stats_entries() {
+            e?;
+        }
         if flags & FLAG_SIGNED != 0 {
             let t = &bytes[image_len as usize..image_len as usize + SIGNATURE_TRAILER_LEN];
             if t[..4] != *b"EDSG" || u16_at(t, 4) != Some(1) || u16_at(t, 6) != Some(0) {
@@ -973,6 +979,7 @@ pub struct Ops<'a> {
 impl<'a> Iterator for Ops<'a> {
     type Item = Result<OpRecord<'a>, Error>;
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
             return None;
@@ -1001,6 +1008,7 @@ pub struct StatsEntries<'a> {
 impl<'a> Iterator for StatsEntries<'a> {
     type Item = Result<StatsEntry<'a>, Error>;
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn next(&mut self) -> Option<Self::Item> {
         if self.off >= self.all.len() {
             return None;

@@ -63,6 +63,7 @@ pub fn check_i8(
 }
 
 /// Validates f32 params against the two input lengths and the output length.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 pub fn check_f32(
     p: &MulF32Params,
     input1_len: usize,
