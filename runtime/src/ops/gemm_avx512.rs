@@ -659,48 +659,15 @@ fn tile<const R: usize, const V: usize>(
     o: &mut [i8],
     n: usize,
 ) {
-    let kf = k / 4;
-    let rem = k % 4;
     assert!(xt.len() >= R * k && pn.len() >= k.div_ceil(4) * V * 64 && rt.len() >= R);
     assert!(V <= NR && pe.cols > (V - 1) * 16 && o.len() >= (R - 1) * n + pe.cols);
-    let (xp, pp) = (xt.as_ptr(), pn.as_ptr());
     // The corrections enter as the starting values: `bias − zx·(Σ w − k·zw) − (128 + zw)·Σ x`.
     let mut acc: [[__m512i; V]; R] = core::array::from_fn(|r| {
         let rv = _mm512_set1_epi32(rt[r]);
         core::array::from_fn(|v| _mm512_sub_epi32(pe.ncc[v], rv))
     });
-    for q in 0..kf {
-        // SAFETY: `q < kf`: the panel reads `pp[(q·V + v)·64..][..64]` (`v < V`) and the row reads
-        // `xp[r·k + 4q..][..4]` (`r < R`, `4q + 4 <= k`) lie inside the lengths asserted above.
-        unsafe {
-            let mut wv = [_mm512_setzero_si512(); V];
-            for (v, wr) in wv.iter_mut().enumerate() {
-                *wr = _mm512_loadu_si512(pp.add((q * V + v) * 64) as *const __m512i);
-            }
-            for (r, a) in acc.iter_mut().enumerate() {
-                let xb = _mm512_set1_epi32((xp.add(r * k + 4 * q) as *const i32).read_unaligned());
-                for (av, &wr) in a.iter_mut().zip(&wv) {
-                    *av = _mm512_dpbusd_epi32(*av, wr, xb);
-                }
-            }
-        }
-    }
-    if rem != 0 {
-        // SAFETY: group `kf < k4` of the panel (`V` vectors) lies inside `pn` (asserted above).
-        let wv: [__m512i; V] = core::array::from_fn(|v| unsafe {
-            _mm512_loadu_si512(pp.add((kf * V + v) * 64) as *const __m512i)
-        });
-        for (r, a) in acc.iter_mut().enumerate() {
-            let mut b = [0u8; 4];
-            for (e, d) in b.iter_mut().enumerate().take(rem) {
-                *d = xt[r * k + 4 * kf + e] as u8;
-            }
-            let xb = _mm512_set1_epi32(i32::from_le_bytes(b));
-            for (av, &wr) in a.iter_mut().zip(&wv) {
-                *av = _mm512_dpbusd_epi32(*av, wr, xb);
-            }
-        }
-    }
+    // SAFETY: AVX512-F/VNNI are enabled here; the lengths of `xt` and `pn` are asserted above.
+    unsafe { accumulate(&mut acc, xt, k, pn) };
     let op = o.as_mut_ptr();
     if let Some(h) = &pe.hi32 {
         // Row by row: the `V` vectors requantized in 32-bit lanes, narrowed together, one store
@@ -744,6 +711,68 @@ fn tile<const R: usize, const V: usize>(
             rows!(true)
         } else {
             rows!(false)
+        }
+    }
+}
+
+/// The dot products of a register tile, shared by [`tile`] and the BatchMatMul kernel's: adds
+/// `Σ_t x[r·k + t]·w'(v, t)` over `t < k` to `acc[r][v]` (`vpdpbusd`, modulo 2³²) for the `R`
+/// rows of `x` (`k` bytes each, signed) and the `V` vectors of the packed panel `pn` (vector
+/// `(q, v)` at `pn[(q·V + v)·64..][..64]`: 4-byte groups of unsigned `w'`, zero past `k`). Per
+/// group `q` of four: the `V` panel vectors are loaded once and each row's 4 bytes broadcast;
+/// a last group of `k mod 4` bytes is read into a zero-padded word (the panel's bytes past `k`
+/// are zero too).
+///
+/// Forced inline so that the accumulators stay in registers in both kernels: `#[inline(always)]`
+/// cannot go with `#[target_feature]`, so this has none of its own and runs with its callers'.
+///
+/// # Safety
+/// The CPU must support AVX512-F and AVX512-VNNI; `x.len() >= R·k` and
+/// `pn.len() >= ⌈k/4⌉·V·64`.
+#[inline(always)]
+pub(crate) unsafe fn accumulate<const R: usize, const V: usize>(
+    acc: &mut [[__m512i; V]; R],
+    x: &[i8],
+    k: usize,
+    pn: &[u8],
+) {
+    let kf = k / 4;
+    let rem = k % 4;
+    debug_assert!(x.len() >= R * k && pn.len() >= k.div_ceil(4) * V * 64);
+    let (xp, pp) = (x.as_ptr(), pn.as_ptr());
+    for q in 0..kf {
+        // SAFETY: `q < kf`: the panel reads `pp[(q·V + v)·64..][..64]` (`v < V`) and the row reads
+        // `xp[r·k + 4q..][..4]` (`r < R`, `4q + 4 <= k`) lie inside the lengths the caller
+        // guarantees; the caller has AVX512-F/VNNI.
+        unsafe {
+            let wv: [__m512i; V] = core::array::from_fn(|v| {
+                _mm512_loadu_si512(pp.add((q * V + v) * 64) as *const __m512i)
+            });
+            for (r, a) in acc.iter_mut().enumerate() {
+                let xb = _mm512_set1_epi32((xp.add(r * k + 4 * q) as *const i32).read_unaligned());
+                for (av, &w) in a.iter_mut().zip(&wv) {
+                    *av = _mm512_dpbusd_epi32(*av, w, xb);
+                }
+            }
+        }
+    }
+    if rem != 0 {
+        // SAFETY: group `kf < ⌈k/4⌉` of the panel (`V` vectors) lies inside `pn` (guaranteed by
+        // the caller, as are the CPU features).
+        unsafe {
+            let wv: [__m512i; V] = core::array::from_fn(|v| {
+                _mm512_loadu_si512(pp.add((kf * V + v) * 64) as *const __m512i)
+            });
+            for (r, a) in acc.iter_mut().enumerate() {
+                let mut b = [0u8; 4];
+                for (e, d) in b.iter_mut().enumerate().take(rem) {
+                    *d = x[r * k + 4 * kf + e] as u8;
+                }
+                let xb = _mm512_set1_epi32(i32::from_le_bytes(b));
+                for (av, &w) in a.iter_mut().zip(&wv) {
+                    *av = _mm512_dpbusd_epi32(*av, w, xb);
+                }
+            }
         }
     }
 }

@@ -301,48 +301,15 @@ fn tile<const R: usize, const V: usize>(
     n: usize,
     cols: usize,
 ) {
-    let kf = k / 4;
-    let rem = k % 4;
     assert!(x.len() >= R * k && pn.len() >= k.div_ceil(4) * V * 64 && rt.len() >= R);
     assert!(cc.len() >= V && cols > (V - 1) * 16 && cols <= V * 16);
     assert!(o.len() >= (R - 1) * n + cols);
-    let (xp, pp) = (x.as_ptr(), pn.as_ptr());
     let mut acc: [[__m512i; V]; R] = core::array::from_fn(|r| {
         let rv = _mm512_set1_epi32(rt[r]);
         core::array::from_fn(|v| _mm512_sub_epi32(cc[v], rv))
     });
-    for q in 0..kf {
-        // SAFETY: `q < kf`: the panel reads `pp[(q·V + v)·64..][..64]` (`v < V`) and the row
-        // reads `xp[r·k + 4q..][..4]` (`r < R`, `4q + 4 <= k`) lie inside the lengths asserted
-        // above.
-        unsafe {
-            let wv: [__m512i; V] = core::array::from_fn(|v| {
-                _mm512_loadu_si512(pp.add((q * V + v) * 64) as *const __m512i)
-            });
-            for (r, ar) in acc.iter_mut().enumerate() {
-                let xb = _mm512_set1_epi32((xp.add(r * k + 4 * q) as *const i32).read_unaligned());
-                for (av, &w) in ar.iter_mut().zip(&wv) {
-                    *av = _mm512_dpbusd_epi32(*av, w, xb);
-                }
-            }
-        }
-    }
-    if rem != 0 {
-        // SAFETY: group `kf < k4` of the block (`V` vectors) lies inside `pn` (asserted above).
-        let wv: [__m512i; V] = core::array::from_fn(|v| unsafe {
-            _mm512_loadu_si512(pp.add((kf * V + v) * 64) as *const __m512i)
-        });
-        for (r, ar) in acc.iter_mut().enumerate() {
-            let mut bytes = [0u8; 4];
-            for (e, d) in bytes.iter_mut().enumerate().take(rem) {
-                *d = x[r * k + 4 * kf + e] as u8;
-            }
-            let xb = _mm512_set1_epi32(i32::from_le_bytes(bytes));
-            for (av, &w) in ar.iter_mut().zip(&wv) {
-                *av = _mm512_dpbusd_epi32(*av, w, xb);
-            }
-        }
-    }
+    // SAFETY: AVX512-F/VNNI are enabled here; the lengths of `x` and `pn` are asserted above.
+    unsafe { gemm_avx512::accumulate(&mut acc, x, k, pn) };
     let op = o.as_mut_ptr();
     // Rows one at a time, each named by a constant index (the accumulators stay in registers).
     macro_rules! rows {

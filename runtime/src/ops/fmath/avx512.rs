@@ -54,38 +54,48 @@ pub(crate) unsafe fn exp16(x: __m512) -> __m512 {
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
 }
 
-/// Holds each vector of `v` in a register at this point of the program: an empty `asm!`
-/// block that the compiler must keep in order with the other ones, so that the values are
-/// computed before it and what uses them after it. [`exp16_n`] puts one after each step.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn step_barrier<const N: usize>(v: &mut [__m512; N]) {
-    for x in v.iter_mut() {
-        // SAFETY: an empty template: no instruction, no memory or stack access, no flags
-        // changed; `x` is read and written back unchanged in a vector register.
-        unsafe {
-            core::arch::asm!(
-                "/* {0} */",
-                inout(zmm_reg) * x,
-                options(nomem, nostack, preserves_flags)
-            )
-        };
-    }
+/// The vector types [`step_barrier`] takes: one `zmm` register each.
+trait Zmm: Copy {
+    /// Holds `self` in a `zmm` register at this point of the program (see [`step_barrier`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX512F.
+    unsafe fn hold(&mut self);
 }
 
-/// [`step_barrier`] of integer vectors.
+/// [`Zmm`] for each type listed, all with the one empty `asm!` block.
+macro_rules! impl_zmm {
+    ($($t:ty),*) => {$(
+        impl Zmm for $t {
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn hold(&mut self) {
+                // SAFETY: an empty template: no instruction, no memory or stack access, no
+                // flags changed; `self` is read and written back unchanged in a vector register.
+                unsafe {
+                    core::arch::asm!(
+                        "/* {0} */",
+                        inout(zmm_reg) *self,
+                        options(nomem, nostack, preserves_flags)
+                    )
+                };
+            }
+        }
+    )*};
+}
+
+impl_zmm!(__m512, __m512i);
+
+/// Holds each vector of `v` (float or integer) in a register at this point of the program: an
+/// empty `asm!` block per vector that the compiler must keep in order with the other ones, so
+/// that the values are computed before it and what uses them after it. [`exp16_n`] puts one
+/// after each step.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn step_barrier_i<const N: usize>(v: &mut [__m512i; N]) {
+fn step_barrier<T: Zmm, const N: usize>(v: &mut [T; N]) {
     for x in v.iter_mut() {
-        // SAFETY: as in `step_barrier`.
-        unsafe {
-            core::arch::asm!(
-                "/* {0} */",
-                inout(zmm_reg) * x,
-                options(nomem, nostack, preserves_flags)
-            )
-        };
+        // SAFETY: AVX512F is enabled here.
+        unsafe { x.hold() };
     }
 }
 
@@ -111,7 +121,7 @@ pub(crate) unsafe fn exp16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
     });
     let mut n: [__m512i; N] =
         core::array::from_fn(|k| _mm512_cvttps_epi32(_mm512_add_ps(t[k], half[k])));
-    step_barrier_i(&mut n);
+    step_barrier(&mut n);
     let mut nf = n.map(|n| _mm512_cvtepi32_ps(n));
     step_barrier(&mut nf);
     let mut hi: [__m512; N] =
@@ -174,7 +184,7 @@ pub(crate) unsafe fn exp16_n_nonpositive<const N: usize>(x: [__m512; N]) -> [__m
     let mut t = x.map(|x| _mm512_mul_ps(x, c(LOG2_E)));
     step_barrier(&mut t);
     let mut n = t.map(|t| _mm512_cvttps_epi32(_mm512_add_ps(t, c(-0.5))));
-    step_barrier_i(&mut n);
+    step_barrier(&mut n);
     let mut nf = n.map(|n| _mm512_cvtepi32_ps(n));
     step_barrier(&mut nf);
     let mut hi: [__m512; N] =
