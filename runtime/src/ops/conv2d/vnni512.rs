@@ -74,9 +74,8 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
     let mut ws_buf = [const { MaybeUninit::<i8>::uninit() }; W_MAX];
     let ws: &mut [i8] = if depth == k4 {
         let part = &mut ws_buf[..groups * k4 * 16];
-        // SAFETY: the caller guarantees AVX512F; `depth·16 <= K_MAX·16` fits an i32. With
-        // `depth == k4` the gathers write every byte of `part` (`k4/4` steps of 64 bytes per
-        // group), so it is initialised afterwards; `MaybeUninit<i8>` has the layout of `i8`.
+        // SAFETY: the caller guarantees AVX512F. With `depth == k4` the stores write every byte
+        // of `part` (`k4/4` steps of 64 bytes per group), so it is initialised afterwards; `MaybeUninit<i8>` has the layout of `i8`.
         unsafe {
             pack_weights(p.weights, depth, k4, out_c, part.as_mut_ptr() as *mut i8);
             &mut *(part as *mut [MaybeUninit<i8>] as *mut [i8])
@@ -103,39 +102,42 @@ pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i
     true
 }
 
-/// Packs every output channel: `dst[(g·k4/4 + t)·64 + 4j + e] = w[16g + j][4t + e]`: one masked
-/// 32-bit gather per group and step of four (zeros past `out_c`), the remainder of a depth that
-/// is not a multiple of 4 byte by byte (the rest of that step must be zero beforehand).
+/// Packs every output channel: `dst[(g·k4/4 + t)·64 + 4j + e] = w[16g + j][4t + e]`: per group
+/// and run of up to sixteen steps of four, sixteen (masked) row loads and one 16 × 16 transpose
+/// of 32-bit lanes ([`crate::ops::gemm_avx512::transpose16`]; zeros past `out_c`); the remainder
+/// of a depth that is not a multiple of 4 byte by byte (the rest of that step must be zero
+/// beforehand). No gathers: on CPUs with the Gather Data Sampling mitigation they are slow.
 ///
 /// # Safety
-/// The CPU must support AVX512F; `depth · 16 <= i32::MAX`; `dst` is valid for writes of
-/// `out_c.div_ceil(16) · k4 · 16` bytes.
+/// The CPU must support AVX512F; `dst` is valid for writes of `out_c.div_ceil(16) · k4 · 16`
+/// bytes.
 #[inline(always)]
 unsafe fn pack_weights(weights: &[i8], depth: usize, k4: usize, out_c: usize, dst: *mut i8) {
     let full = depth / 4;
     let groups = out_c.div_ceil(16);
     assert!(weights.len() >= out_c * depth);
-    // SAFETY (whole block): the caller guarantees AVX512F. Lane `j` of group `g` reads the four
-    // bytes at `(16g + j)·depth + 4t` (`t < full`), inside `weights` for the lanes the mask keeps
-    // (`16g + j < out_c`); the stores write `dst[(g·k4/4 + t)·64..][..64]`.
+    // SAFETY (whole block): the caller guarantees AVX512F. Row `j < live` of group `g` reads
+    // `cnt` dwords at `(16g + j)·depth + 4·t0`, ending at most at `(16g + j)·depth + 4·full`,
+    // inside that channel's weights (`16g + j < out_c`); the stores write
+    // `dst[(g·k4/4 + t)·64..][..64]` for `t < full <= k4/4`.
     unsafe {
-        let rows = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(depth as i32),
-        );
         for g in 0..groups {
             let live = (out_c - 16 * g).min(16);
-            let mask: __mmask16 = if live == 16 { !0 } else { (1u16 << live) - 1 };
             let base = weights.as_ptr().add(16 * g * depth);
             let panel = dst.add(g * k4 * 16);
-            for t in 0..full {
-                let v = _mm512_mask_i32gather_epi32::<1>(
-                    _mm512_setzero_si512(),
-                    mask,
-                    rows,
-                    base.add(4 * t) as *const _,
-                );
-                _mm512_storeu_si512(panel.add(t * 64) as *mut _, v);
+            let mut t0 = 0;
+            while t0 < full {
+                let cnt = (full - t0).min(16);
+                let m: __mmask16 = if cnt == 16 { !0 } else { (1u16 << cnt) - 1 };
+                let mut rows = [_mm512_setzero_si512(); 16];
+                for (j, r) in rows.iter_mut().enumerate().take(live) {
+                    *r = _mm512_maskz_loadu_epi32(m, base.add(j * depth + 4 * t0) as *const _);
+                }
+                let cols = crate::ops::gemm_avx512::transpose16(rows);
+                for (i, v) in cols.iter().enumerate().take(cnt) {
+                    _mm512_storeu_si512(panel.add((t0 + i) * 64) as *mut _, *v);
+                }
+                t0 += 16;
             }
         }
     }

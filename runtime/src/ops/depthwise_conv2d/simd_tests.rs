@@ -146,6 +146,85 @@ fn bit_exact_avx2() {
     }
 }
 
+/// The 512-bit kernel on its own (x86 with AVX-512 VNNI): random layers it takes (depth
+/// multiplier 1, kernels up to 5 × 4, strides up to 3 so that some rows are never read, height
+/// dilations up to 3, tall inputs whose rows pass through its ring several times, up to 200
+/// channels: several blocks of 64 and a partial one, batches of 2), random values, zero points
+/// and scales, against the reference.
+#[test]
+fn bit_exact_avx512_rolling_rows() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !crate::arch::x86_avx512_conv::detected() {
+            println!("skipped: depthwise_conv2d/vnni512 (CPU lacks AVX512F/BW/VL/VNNI)");
+            return;
+        }
+        let mut rng = Rng::new(0xD2C7);
+        let (mut ran, mut varied) = (0, 0);
+        for i in 0..150 {
+            let mut c = DwCase::random_with(&mut rng, 4);
+            let ch = rng.dim(200);
+            let (kh, kw) = (rng.dim(5), rng.dim(4));
+            let (h, w) = (
+                rng.range(kh as i32, 40) as u32,
+                rng.range(kw as i32, 20) as u32,
+            );
+            let stride = [rng.range(1, 3) as u32, rng.range(1, 3) as u32];
+            let dilation = [rng.range(1, 3) as u32, 1];
+            let padding = crate::ops::Padding {
+                top: rng.range(0, kh as i32 - 1) as u32,
+                bottom: rng.range(0, kh as i32 - 1) as u32,
+                left: rng.range(0, kw as i32 - 1) as u32,
+                right: rng.range(0, kw as i32 - 1) as u32,
+            };
+            let dim = |x, lo, hi, k, st, d| crate::ops::window_output(x, lo, hi, k, st, d);
+            let (Ok(oh), Ok(ow)) = (
+                dim(h, padding.top, padding.bottom, kh, stride[0], dilation[0]),
+                dim(w, padding.left, padding.right, kw, stride[1], 1),
+            ) else {
+                continue;
+            };
+            let batch = rng.dim(2);
+            c.depth_multiplier = 1;
+            c.shape = crate::ops::conv2d::Conv2dShape {
+                input: [batch, h, w, ch],
+                output: [batch, oh, ow, ch],
+                kernel: [kh, kw],
+                stride,
+                dilation,
+                padding,
+            };
+            c.input = rng.i8_vec(c.shape.input_len());
+            c.weights = rng.weights((kh * kw * ch) as usize);
+            c.bias = (!rng.one_in(4)).then(|| rng.i32_vec(ch as usize, 5_000));
+            let reals: std::vec::Vec<f64> = (0..ch)
+                .map(|_| rng.log_uniform(1e-4, if i % 2 == 0 { 0.99 } else { 3.0 }))
+                .collect();
+            (c.multiplier, c.shift) = crate::ops::testing::multipliers(&reals);
+            c.input_zero_point = rng.zero_point();
+            c.output_zero_point = rng.zero_point();
+            c.activation = rng.clamp(c.output_zero_point);
+            let p: DepthwiseConv2dParams<'_> = c.params();
+            check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+            let mut want = vec![0i8; c.shape.output_len()];
+            let mut got = vec![0i8; c.shape.output_len()];
+            reference::eval_i8(&p, &c.input, &mut want);
+            // SAFETY: AVX2 and AVX-512 F, BW, VL and VNNI detected above.
+            if unsafe { super::vnni512::eval_i8(&p, &c.input, &mut got) } {
+                ran += 1;
+                varied += usize::from(want.iter().any(|&v| v != want[0]));
+                assert_eq!(got, want, "case {i}: {:?}", c.shape);
+            }
+        }
+        assert!(ran >= 100, "the 512-bit kernel ran {ran} cases");
+        // Not a test of constants: most outputs take several values.
+        assert!(
+            varied * 10 >= ran * 9,
+            "{varied} of {ran} outputs not constant"
+        );
+    }
+}
+
 #[test]
 fn bit_exact_kernel_table_wide_channels() {
     assert_bit_exact_wide(

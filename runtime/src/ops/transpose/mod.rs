@@ -96,7 +96,12 @@ pub fn eval_i8(p: &TransposeParams, input: &[i8], output: &mut [i8]) {
         }
         return;
     }
-    if r <= 1 || !cfg!(target_arch = "x86_64") {
+    if r <= 1 {
+        // The identity once merged (NCHW -> NHWC of one channel, say): one copy.
+        output.copy_from_slice(input);
+        return;
+    }
+    if !cfg!(target_arch = "x86_64") {
         eval(p, input, output);
         return;
     }
@@ -196,6 +201,18 @@ struct Plane {
 
 impl Plane {
     fn run(&self, input: &[i8], bi: usize, output: &mut [i8], bo: usize) {
+        if self.so == self.rows && self.cols >= 16 {
+            // Few rows (NCHW -> NHWC of 2 to 4 channels): the output is one run of `cols`
+            // groups of `rows` bytes.
+            let out = &mut output[bo..bo + self.rows * self.cols];
+            let row = |r: usize| &input[bi + r * self.sa..bi + r * self.sa + self.cols];
+            match self.rows {
+                2 => return interleave([row(0), row(1)], out),
+                3 => return interleave([row(0), row(1), row(2)], out),
+                4 => return interleave([row(0), row(1), row(2), row(3)], out),
+                _ => {}
+            }
+        }
         let (full_r, full_c) = (self.rows - self.rows % 16, self.cols - self.cols % 16);
         for r0 in (0..full_r).step_by(16) {
             for c0 in (0..full_c).step_by(16) {
@@ -259,6 +276,19 @@ impl Plane {
             for r in 0..16 {
                 output[o + c * self.so + r] = input[i + r * self.sa + c];
             }
+        }
+    }
+}
+
+/// `out[c·R + r] = rows[r][c]`: `R` rows of `out.len() / R` bytes interleaved, with the row
+/// count known at compile time so that the inner loop has no bounds checks.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
+fn interleave<const R: usize>(rows: [&[i8]; R], out: &mut [i8]) {
+    let cols = out.len() / R;
+    let rows = rows.map(|v| &v[..cols]);
+    for (c, o) in out.chunks_exact_mut(R).enumerate() {
+        for (y, row) in o.iter_mut().zip(&rows) {
+            *y = row[c];
         }
     }
 }

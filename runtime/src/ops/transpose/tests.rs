@@ -154,6 +154,36 @@ fn bit_exact_eval_i8() {
     }
 }
 
+/// NCHW -> NHWC (and back) of images with few channels (1 to 5: the plain copy, the
+/// interleaves of 2, 3 and 4 rows, the generic path), batches of 1 and 2, random values.
+#[test]
+fn bit_exact_eval_i8_few_channels() {
+    let mut rng = Rng::new(0x7A06);
+    for case in 0..400 {
+        let dims = [
+            rng.range(1, 2) as u32,
+            rng.range(1, 5) as u32,
+            rng.range(1, 40) as u32,
+            rng.range(1, 40) as u32,
+        ];
+        let p = TransposeParams {
+            input_dims: dims,
+            perm: if case % 2 == 0 {
+                [0, 2, 3, 1]
+            } else {
+                [0, 3, 1, 2]
+            },
+        };
+        let n = dims.iter().product::<u32>() as usize;
+        check(&p, n, n).unwrap();
+        let x: Vec<i8> = rng.i8_vec(n);
+        let (mut got, mut want) = (vec![0i8; n], vec![0i8; n]);
+        eval_i8(&p, &x, &mut got);
+        eval(&p, &x, &mut want);
+        assert_eq!(got, want, "case {case}: {p:?}");
+    }
+}
+
 /// Axis merging on attention's permutations, the identity, merged pairs and all-1 shapes.
 #[test]
 fn golden_merged() {
