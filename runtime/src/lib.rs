@@ -12,6 +12,9 @@
 //! int8 transformer, MLP or MiniLM runs outside the kernels are there too; code the compiler
 //! would otherwise emit outside it is kept from being separate functions (`OnceLock`
 //! initializers, closures of the row walkers, iterator adapters in `Model::parse`).
+//! The convolution and pooling kernels the CNNs run go to `.text.sorted.edgeloop.conv`, which
+//! the default script places right after the hot sections: next to the code a CNN shares with the
+//! other models, but not inside the span a transformer runs.
 //! `scripts/code_windows.py` lists the functions a process runs and the 64 KiB windows they sit
 //! in (uprobes on every function of the binary): rerun it after adding a kernel.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]

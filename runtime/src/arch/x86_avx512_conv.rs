@@ -47,31 +47,41 @@ impl Rq16 {
     /// has `mult.len()` values.
     #[inline]
     #[target_feature(enable = "avx512f")]
+    #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
     pub(crate) unsafe fn new(bias: Option<&[i32]>, mult: &[i32], shift: &[i32], c0: usize) -> Rq16 {
         let n = mult.len();
+        let mut chan = [None; 16];
+        for (j, c) in chan.iter_mut().enumerate() {
+            if c0 + j < n {
+                *c = Some(c0 + j);
+            }
+        }
         // SAFETY: the caller guarantees AVX512F; lane `j` reads channel `c0 + j < n`.
-        unsafe { Rq16::gather(bias, mult, shift, |j| (c0 + j < n).then_some(c0 + j)) }
+        unsafe { Rq16::gather(bias, mult, shift, &chan) }
     }
 
-    /// The constants of lane `j`'s channel `chan(j)` (`None`: an unused lane).
+    /// The constants of lane `j`'s channel `chan[j]` (`None`: an unused lane). (A table rather
+    /// than a closure: a closure carries its caller's target features, cannot be inlined into
+    /// this function, and was compiled as a separate function of its own.)
     ///
     /// # Safety
-    /// The CPU must support AVX512F. Every `chan(j)` is below `mult.len() == shift.len()` and
+    /// The CPU must support AVX512F. Every `chan[j]` is below `mult.len() == shift.len()` and
     /// `bias`'s length, when present.
     #[inline]
     #[target_feature(enable = "avx512f")]
+    #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
     pub(crate) unsafe fn gather(
         bias: Option<&[i32]>,
         mult: &[i32],
         shift: &[i32],
-        chan: impl Fn(usize) -> Option<usize>,
+        chan: &[Option<usize>; 16],
     ) -> Rq16 {
         let (mut b, mut m) = ([0i32; 16], [0i32; 16]);
         let (mut round, mut t, mut corr) = ([0i64; 16], [0i64; 16], [0i32; 16]);
         let mut fast = true;
         for j in 0..16 {
             let mut s = 0;
-            if let Some(c) = chan(j) {
+            if let Some(c) = chan[j] {
                 b[j] = bias.map_or(0, |v| v[c]);
                 m[j] = mult[c];
                 s = shift[c];

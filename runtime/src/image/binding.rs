@@ -380,7 +380,7 @@ fn conv_geometry(c: &Ctx<'_, '_>) -> Result<([u32; 2], [u32; 2], Padding), Error
     ))
 }
 
-#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 fn bind_conv2d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::*;
     let x = c.input(0)?;
@@ -424,7 +424,7 @@ fn bind_conv2d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
-#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 fn bind_depthwise<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::Conv2dShape;
     use ops::depthwise_conv2d::*;
@@ -550,7 +550,7 @@ fn bind_activation<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
-#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 fn bind_pool<'a>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
     use ops::pooling::*;
     c.arity(1..=1, 1)?;

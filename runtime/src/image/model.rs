@@ -308,6 +308,7 @@ impl<'a> Model<'a> {
         // Plain loops over `next`: adapters such as `enumerate` or `try_for_each` would be
         // compiled as generic functions of their own, outside `.text.hot.edgeloop`.
         let mut i = 0;
+        #[allow(clippy::explicit_counter_loop)]
         for rec in model.ops() {
             binding::check::<OPS>(&model, i, &rec?)?;
             i += 1;

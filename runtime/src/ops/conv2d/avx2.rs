@@ -634,6 +634,7 @@ pub(super) unsafe fn store<const PP: usize, const NB: usize>(
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`: the VNNI
 /// form when the CPU has either encoding.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub(crate) fn eval_i8_detected(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
     if crate::arch::x86_avx512_conv::detected() {

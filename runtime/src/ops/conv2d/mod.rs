@@ -48,6 +48,7 @@ pub struct Conv2dShape {
 impl Conv2dShape {
     /// Checks the spatial relations: same batch, every size in range, and output height and
     /// width equal to `(in + pad_before + pad_after - dilation * (k - 1) - 1) / stride + 1`.
+    #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
     pub(crate) fn check_spatial(&self) -> Result<(), Error> {
         let [n, h, w, _] = self.input;
         let [on, oh, ow, _] = self.output;
@@ -143,6 +144,7 @@ fn check_shape(
 }
 
 /// Validates int8 params against the input and output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn check_i8(p: &Conv2dParams<'_>, input_len: usize, output_len: usize) -> Result<(), Error> {
     check_shape(&p.shape, p.weights.len(), input_len, output_len)?;
     let out_c = p.shape.output[3] as usize;

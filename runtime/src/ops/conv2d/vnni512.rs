@@ -51,6 +51,7 @@ const NB: usize = 4;
 /// The CPU must support AVX2, AVX512F, AVX512BW, AVX512VL and AVX512VNNI. Requires a successful
 /// [`super::check_i8`].
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub(crate) unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) -> bool {
     let s = &p.shape;
     let in_c = s.input[3] as usize;
@@ -274,6 +275,7 @@ unsafe fn rows<const CH: usize>(
 /// read by tiles whose results are dropped), `ws` every packed panel.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline(never)]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 unsafe fn multiply_block(
     p: &Conv2dParams<'_>,
     rows: &[u8],
@@ -447,6 +449,7 @@ unsafe fn store<const Q: usize, const B: usize>(
 /// The CPU must support AVX2, AVX512F and AVX512BW; `output` holds pixel `pix`.
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
 #[inline(never)]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 unsafe fn store_pixel<const B: usize>(
     a: &[__m512i; B],
     out: &Out<'_>,

@@ -199,6 +199,7 @@ unsafe fn body<M: Mac>(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut
 /// Safe entry for kernel tables built after `is_x86_feature_detected!("avx2")`: the VNNI
 /// form when the CPU has either encoding.
 #[cfg(any(test, feature = "std"))]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub(crate) fn eval_i8_detected(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     debug_assert!(std::is_x86_feature_detected!("avx2"));
     if crate::arch::x86_avx512_conv::detected() {

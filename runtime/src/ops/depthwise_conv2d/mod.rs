@@ -80,6 +80,7 @@ fn check_shape(
 }
 
 /// Validates int8 params against the input and output lengths.
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn check_i8(
     p: &DepthwiseConv2dParams<'_>,
     input_len: usize,

@@ -71,7 +71,7 @@ unsafe fn quads(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> [__m512i; 4] 
 /// The CPU must support AVX2, AVX512F, AVX512BW, AVX512VL and AVX512VNNI. Requires a successful
 /// [`super::check_i8`].
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub(crate) unsafe fn eval_i8(
     p: &DepthwiseConv2dParams<'_>,
     input: &[i8],
@@ -151,10 +151,14 @@ pub(crate) unsafe fn eval_i8(
             }
             let corr = _mm512_set1_epi32(-(zp + 128));
             let rq: [Rq16; 4] = core::array::from_fn(|i| {
-                Rq16::gather(p.bias, p.output_multiplier, p.output_shift, |j| {
-                    let ch = lane_channel(c0, i, j);
-                    (ch < c).then_some(ch)
-                })
+                let mut chan = [None; 16];
+                for (j, ch) in chan.iter_mut().enumerate() {
+                    let x = lane_channel(c0, i, j);
+                    if x < c {
+                        *ch = Some(x);
+                    }
+                }
+                Rq16::gather(p.bias, p.output_multiplier, p.output_shift, &chan)
             });
             let bias: [__m512i; 4] = core::array::from_fn(|i| {
                 _mm512_add_epi32(rq[i].bias, _mm512_mullo_epi32(sw4[i], corr))

@@ -43,7 +43,7 @@ fn for_each_pixel(
 /// Channels in fixed runs of 16 and 8 (kept in a register across the window's taps, so small
 /// channel counts such as 8 do not fall to the scalar remainder of a loop over `c`), then one
 /// at a time.
-#[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn eval_max_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     let [_, h, w, c] = p.shape.input.map(|d| d as usize);
     let (lo, hi) = (p.activation.min, p.activation.max);
@@ -130,6 +130,7 @@ pub fn eval_avg_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
 /// The reference sums `x - z_in` per channel; this sums `x` and subtracts `count · z_in` once.
 /// Both are exact: `check_global_avg_i8` bounds `h · w` by [`crate::ops::MAX_ACC_DEPTH`], so
 /// every partial sum stays below 2²⁴ in magnitude.
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn eval_global_avg_i8(p: &GlobalAvgPoolParams, input: &[i8], output: &mut [i8]) {
     let [_, h, w, c] = p.input.map(|d| d as usize);
     if c > MAX_CHANNELS {

@@ -34,6 +34,7 @@ pub struct PoolShape {
 }
 
 impl PoolShape {
+    #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
     fn check(&self, input_len: usize, output_len: usize) -> Result<(), Error> {
         let [n, h, w, c] = self.input;
         let [on, oh, ow, oc] = self.output;
@@ -114,6 +115,7 @@ pub fn global_avg_requant(
 }
 
 /// Validates int8 Max/Avg pooling params.
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn check_i8(p: &PoolParams, input_len: usize, output_len: usize) -> Result<(), Error> {
     p.shape.check(input_len, output_len)?;
     super::check_clamp_i8(p.activation)
@@ -134,6 +136,7 @@ fn check_global(input: &Dims, input_len: usize, output_len: usize) -> Result<(),
 }
 
 /// Validates int8 global average pooling params.
+#[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn check_global_avg_i8(
     p: &GlobalAvgPoolParams,
     input_len: usize,
