@@ -99,6 +99,32 @@ fn step_barrier<T: Zmm, const N: usize>(v: &mut [T; N]) {
     }
 }
 
+/// The middle steps of [`exp16_n`] and [`exp16_n_nonpositive`], each followed by a
+/// [`step_barrier`]: `r = (x − n·ln2_hi) − n·ln2_lo` and the degree-6 polynomial
+/// `1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r(1/120 + r/720)))))`, innermost first (the scalar
+/// [`super::exp`]'s operations in its order). `nf` is `n` as f32.
+///
+/// # Safety
+/// The CPU must support AVX512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn reduced_poly<const N: usize>(x: &[__m512; N], nf: &[__m512; N]) -> [__m512; N] {
+    let c = |v: f32| _mm512_set1_ps(v);
+    let mut hi: [__m512; N] =
+        core::array::from_fn(|k| _mm512_sub_ps(x[k], _mm512_mul_ps(nf[k], c(LN2_HI))));
+    step_barrier(&mut hi);
+    let mut r: [__m512; N] =
+        core::array::from_fn(|k| _mm512_sub_ps(hi[k], _mm512_mul_ps(nf[k], c(LN2_LO))));
+    step_barrier(&mut r);
+    let mut p = r.map(|r| _mm512_add_ps(c(1.0 / 120.0), _mm512_mul_ps(r, c(1.0 / 720.0))));
+    step_barrier(&mut p);
+    for k in [1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = core::array::from_fn(|j| _mm512_add_ps(c(k), _mm512_mul_ps(r[j], p[j])));
+        step_barrier(&mut p);
+    }
+    p
+}
+
 /// [`exp16`] of `N` vectors, step by step: each step of `exp16` runs on all `N` vectors before
 /// the next (the same operations per lane, so the same bits). One `exp16` is a chain of ~40
 /// dependent instructions; written one after another, a few of them fill the scheduler with
@@ -124,19 +150,8 @@ pub(crate) unsafe fn exp16_n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
     step_barrier(&mut n);
     let mut nf = n.map(|n| _mm512_cvtepi32_ps(n));
     step_barrier(&mut nf);
-    let mut hi: [__m512; N] =
-        core::array::from_fn(|k| _mm512_sub_ps(x[k], _mm512_mul_ps(nf[k], c(LN2_HI))));
-    step_barrier(&mut hi);
-    let mut r: [__m512; N] =
-        core::array::from_fn(|k| _mm512_sub_ps(hi[k], _mm512_mul_ps(nf[k], c(LN2_LO))));
-    step_barrier(&mut r);
-    // 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r(1/120 + r/720))))), innermost first.
-    let mut p = r.map(|r| _mm512_add_ps(c(1.0 / 120.0), _mm512_mul_ps(r, c(1.0 / 720.0))));
-    step_barrier(&mut p);
-    for k in [1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = core::array::from_fn(|j| _mm512_add_ps(c(k), _mm512_mul_ps(r[j], p[j])));
-        step_barrier(&mut p);
-    }
+    // SAFETY: AVX512F is enabled here.
+    let p = unsafe { reduced_poly(&x, &nf) };
     // n = 128: p · 2 · 2^127.
     let mut y: [__m512; N] = core::array::from_fn(|k| {
         let big = _mm512_cmpgt_epi32_mask(n[k], _mm512_set1_epi32(127));
@@ -187,19 +202,8 @@ pub(crate) unsafe fn exp16_n_nonpositive<const N: usize>(x: [__m512; N]) -> [__m
     step_barrier(&mut n);
     let mut nf = n.map(|n| _mm512_cvtepi32_ps(n));
     step_barrier(&mut nf);
-    let mut hi: [__m512; N] =
-        core::array::from_fn(|k| _mm512_sub_ps(x[k], _mm512_mul_ps(nf[k], c(LN2_HI))));
-    step_barrier(&mut hi);
-    let mut r: [__m512; N] =
-        core::array::from_fn(|k| _mm512_sub_ps(hi[k], _mm512_mul_ps(nf[k], c(LN2_LO))));
-    step_barrier(&mut r);
-    // 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r(1/120 + r/720))))), innermost first.
-    let mut p = r.map(|r| _mm512_add_ps(c(1.0 / 120.0), _mm512_mul_ps(r, c(1.0 / 720.0))));
-    step_barrier(&mut p);
-    for k in [1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = core::array::from_fn(|j| _mm512_add_ps(c(k), _mm512_mul_ps(r[j], p[j])));
-        step_barrier(&mut p);
-    }
+    // SAFETY: AVX512F is enabled here.
+    let p = unsafe { reduced_poly(&x, &nf) };
     core::array::from_fn(|k| {
         let pow2 = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
             n[k],
