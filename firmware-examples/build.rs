@@ -102,7 +102,7 @@ fn copy_assets(dir: &std::path::Path, names: &[&str], out: &std::path::Path) {
 /// Writes `pub const OPS: u64 = ...;`: the op set (`edgeloop_runtime::image::op_set`) of the
 /// image at `image`, with the f32 kernels only if the model has f32 tensors.
 fn write_op_set(image: &std::path::Path, out: &std::path::Path) {
-    use edgeloop_runtime::image::{DType, F32_KERNELS, INT8_KERNELS};
+    use edgeloop_runtime::image::{DType, OpCode, F32_KERNELS, INT8_KERNELS, PACKED_WEIGHTS};
     let Ok(bytes) = fs::read(image) else {
         // The asset loop below reports the missing file.
         return;
@@ -117,6 +117,9 @@ fn write_op_set(image: &std::path::Path, out: &std::path::Path) {
     for rec in model.ops() {
         let rec = rec.unwrap_or_else(|e| panic!("{}: bad op record: {e:?}", image.display()));
         set |= 1 << (rec.code % 62);
+        if rec.code == OpCode::FullyConnected as u8 && rec.version == 2 {
+            set |= PACKED_WEIGHTS;
+        }
     }
     let has_f32 = (0..model.num_tensors())
         .filter_map(|i| model.tensor(i).ok())

@@ -11,8 +11,10 @@ use crate::image::{binding, bytes, DType, Model, OpRecord, TensorInfo, ALL_OPS};
 use crate::Error;
 
 /// Runs a model over a caller's arena. `OPS` is the set of op kernels linked in (default: all;
-/// firmware that runs one known model names its ops with [`op_set`](crate::image::op_set) so
-/// the linker drops the others).
+/// firmware that runs one known model names its ops with [`op_set`](crate::image::op_set) or
+/// [`op_set_int8`](crate::image::op_set_int8) so the linker drops the others: op codes, their
+/// int8 and f32 variants, and [`PACKED_WEIGHTS`](crate::image::PACKED_WEIGHTS) for
+/// FullyConnected version 2). An op outside the set is [`Error::UnsupportedOp`].
 pub struct Interpreter<'m, 'a, const OPS: u64 = { ALL_OPS }> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],

@@ -113,8 +113,19 @@ impl CompileReport {
         let tinfo = |t: u16| model.tensor(t as usize).ok();
         let mut ops = Vec::new();
         let mut used: BTreeMap<String, usize> = BTreeMap::new();
+        // Op versions that need more than their op code in a firmware's op set: FullyConnected
+        // version 2 (pre-packed weights) its own flag, the fused int8 Softmax/LayerNorm
+        // (version 2) the f32 kernels.
+        let (mut packed, mut fused) = (false, false);
         for (index, rec) in model.ops().enumerate() {
             let rec = rec.map_err(|e| Error::Compile(format!("op {index}: {e:?}")))?;
+            if rec.version == 2 {
+                match OpCode::from_code(rec.code) {
+                    Some(OpCode::FullyConnected) => packed = true,
+                    Some(OpCode::Softmax | OpCode::LayerNorm) => fused = true,
+                    _ => {}
+                }
+            }
             let x = tinfo(rec.input(0));
             let y = tinfo(rec.output(0));
             let w = tinfo(rec.input(1));
@@ -147,7 +158,7 @@ impl CompileReport {
             });
         }
         let mut codes: Vec<String> = Vec::new();
-        let mut f32_kernels = false;
+        let mut f32_kernels = fused;
         for o in &ops {
             if !codes.contains(&o.op) {
                 codes.push(o.op.clone());
@@ -157,13 +168,14 @@ impl CompileReport {
             }
         }
         let firmware_op_set = format!(
-            "{}(&[{}])",
+            "{}(&[{}]){}",
             if f32_kernels { "op_set" } else { "op_set_int8" },
             codes
                 .iter()
                 .map(|c| format!("OpCode::{c}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if packed { " | PACKED_WEIGHTS" } else { "" }
         );
         let st = &image.stats;
         let stats_bytes = st.image_bytes - st.graph_bytes - st.constant_bytes;

@@ -555,6 +555,23 @@ fn prepacked_fully_connected_gives_the_same_outputs() {
         assert_eq!(fmt, (1, 2));
         assert_eq!(versions(&plain).1, 0);
         assert_eq!(plain.report.ops.len(), packed.report.ops.len());
+        // A firmware running the packed image needs the flag that links version 2.
+        assert!(
+            packed.report.firmware_op_set.ends_with(" | PACKED_WEIGHTS"),
+            "{}",
+            packed.report.firmware_op_set
+        );
+        assert!(!plain.report.firmware_op_set.contains("PACKED"));
+        {
+            use edgeloop_runtime::image::{ALL_OPS, PACKED_WEIGHTS};
+            let bytes = AlignedBytes::new(packed.bytes());
+            assert!(matches!(
+                Model::parse_with_ops::<{ ALL_OPS & !PACKED_WEIGHTS }>(bytes.as_slice()),
+                Err(edgeloop_runtime::Error::UnsupportedOp { .. })
+            ));
+            let bytes = AlignedBytes::new(plain.bytes());
+            Model::parse_with_ops::<{ ALL_OPS & !PACKED_WEIGHTS }>(bytes.as_slice()).unwrap();
+        }
         let spec = &inputs[0];
         let shape = if x_shape.is_empty() {
             spec.shape.clone()

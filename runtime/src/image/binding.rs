@@ -96,6 +96,24 @@ impl<'m, 'a> Ctx<'m, 'a> {
         op_err(self.index, p)
     }
 
+    /// Whether the op runs its f32 variant, decided by `dtype` (its first input's), when that
+    /// variant is linked (`OPS`); an op whose variant is not linked is unsupported. Inlined, so
+    /// that a runtime without f32 (or int8) kernels drops the other branch of the binder.
+    #[inline(always)]
+    fn runs_f32<const OPS: u64>(&self, dtype: DType) -> Result<bool, Error> {
+        let float = dtype == DType::F32;
+        let linked = if float {
+            OPS & F32_KERNELS != 0
+        } else {
+            OPS & INT8_KERNELS != 0
+        };
+        if linked {
+            Ok(float)
+        } else {
+            Err(unsupported(self.index, self.rec))
+        }
+    }
+
     fn arity(&self, inputs: core::ops::RangeInclusive<usize>, outputs: usize) -> Result<(), Error> {
         if inputs.contains(&self.rec.num_inputs()) && self.rec.num_outputs() == outputs {
             Ok(())
@@ -282,9 +300,12 @@ impl<'m, 'a> Ctx<'m, 'a> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_fully_connected<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_fully_connected<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::fully_connected::*;
     if c.rec.version == 2 {
+        if OPS & PACKED_WEIGHTS == 0 || OPS & INT8_KERNELS == 0 {
+            return Err(unsupported(c.index, c.rec));
+        }
         return bind_fully_connected_packed(c);
     }
     let x = c.input(0)?;
@@ -304,7 +325,7 @@ fn bind_fully_connected<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         out_features: n as u32,
     };
     c.params_len(2)?;
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::FcF32(FullyConnectedF32Params {
@@ -381,7 +402,7 @@ fn conv_geometry(c: &Ctx<'_, '_>) -> Result<([u32; 2], [u32; 2], Padding), Error
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
-fn bind_conv2d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_conv2d<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::*;
     let x = c.input(0)?;
     let y = c.output(0)?;
@@ -400,7 +421,7 @@ fn bind_conv2d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     if wd[0] != shape.output[3] || wd[3] != shape.input[3] {
         return Err(c.err(OpProblem::BadShape));
     }
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::Conv2dF32(Conv2dF32Params {
@@ -425,7 +446,7 @@ fn bind_conv2d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
-fn bind_depthwise<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_depthwise<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::Conv2dShape;
     use ops::depthwise_conv2d::*;
     let x = c.input(0)?;
@@ -447,7 +468,7 @@ fn bind_depthwise<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         return Err(c.err(OpProblem::BadShape));
     }
     let depth_multiplier = out_c / in_c;
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::DwConvF32(DepthwiseConv2dF32Params {
@@ -473,7 +494,7 @@ fn bind_depthwise<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     }
 }
 
-fn bind_conv1d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_conv1d<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv1d::*;
     let x = c.input(0)?;
     let y = c.output(0)?;
@@ -497,7 +518,7 @@ fn bind_conv1d<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     if wd[0] != shape.output[2] || wd[2] != shape.input[2] {
         return Err(c.err(OpProblem::BadShape));
     }
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::Conv1dF32(Conv1dF32Params {
@@ -532,12 +553,12 @@ fn dims4(t: &TensorInfo) -> Dims {
     d
 }
 
-fn bind_activation<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_activation<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::activation::*;
     c.arity(1..=1, 1)?;
     c.params_len(2)?;
     let (x, y) = (c.input(0)?, c.output(0)?);
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::ActF32(ActivationF32Params {
             clamp: c.clamp_f32(0)?,
@@ -551,7 +572,7 @@ fn bind_activation<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
-fn bind_pool<'a>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
+fn bind_pool<'a, const OPS: u64>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
     use ops::pooling::*;
     c.arity(1..=1, 1)?;
     c.params_len(10)?;
@@ -568,7 +589,7 @@ fn bind_pool<'a>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
             right: c.word(7)?,
         },
     };
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.expect_dtype(&y, DType::F32)?;
         let p = PoolF32Params {
             shape,
@@ -594,7 +615,7 @@ fn bind_pool<'a>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_global_avg<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_global_avg<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::pooling::*;
     c.arity(1..=1, 1)?;
     let (x, y) = (c.input(0)?, c.output(0)?);
@@ -603,7 +624,7 @@ fn bind_global_avg<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     if yd != [input[0], 1, 1, input[3]] {
         return Err(c.err(OpProblem::BadShape));
     }
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(2)?;
         Ok(Bound::GlobalAvgF32(GlobalAvgPoolF32Params {
@@ -639,9 +660,13 @@ fn bind_reshape<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_softmax<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::softmax::*;
     if c.rec.version == 2 {
+        // int8 in and out around the f32 op: f32 kernels.
+        if OPS & F32_KERNELS == 0 {
+            return Err(unsupported(c.index, c.rec));
+        }
         return bind_softmax_quantized(c);
     }
     let (x, y) = (c.input(0)?, c.output(0)?);
@@ -650,7 +675,7 @@ fn bind_softmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         outer: (x.num_elements() / depth as usize) as u32,
         depth,
     };
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.arity(1..=1, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(1)?;
@@ -787,7 +812,7 @@ fn bind_argmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_binary<'a>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
+fn bind_binary<'a, const OPS: u64>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
     c.arity(2..=2, 1)?;
     let (a, b, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
     let shape = ops::BroadcastShape {
@@ -795,7 +820,7 @@ fn bind_binary<'a>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
         input2: dims4(&b),
         output: dims4(&y),
     };
-    if a.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(a.dtype)? {
         c.expect_dtype(&b, DType::F32)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(2)?;
@@ -837,7 +862,7 @@ fn bind_binary<'a>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_concat<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_concat<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::concat::*;
     c.arity(1..=MAX_INPUTS, 1)?;
     let n = c.rec.num_inputs();
@@ -849,7 +874,7 @@ fn bind_concat<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
             return Err(c.err(OpProblem::BadDtype));
         }
     }
-    if y.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(y.dtype)? {
         c.params_len(1)?;
         return Ok(Bound::ConcatF32(ConcatF32Params { outer, inner }));
     }
@@ -887,7 +912,7 @@ fn flag(c: &Ctx<'_, '_>, k: usize) -> Result<bool, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_batch_matmul<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_batch_matmul<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::batch_matmul::*;
     c.arity(2..=2, 1)?;
     let (a, b, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
@@ -906,7 +931,7 @@ fn bind_batch_matmul<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         n,
         transpose_b,
     };
-    if a.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(a.dtype)? {
         c.expect_dtype(&b, DType::F32)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(3)?;
@@ -959,7 +984,7 @@ fn bind_transpose<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_gather<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_gather<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::gather::GatherParams;
     c.arity(2..=2, 1)?;
     c.params_len(0)?;
@@ -972,7 +997,7 @@ fn bind_gather<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     if y.shape.last() as u32 != row_len {
         return Err(c.err(OpProblem::BadShape));
     }
-    if table.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(table.dtype)? {
         c.expect_dtype(&y, DType::F32)?;
         return Ok(Bound::GatherF32(GatherParams {
             rows,
@@ -989,8 +1014,12 @@ fn bind_gather<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_layer_norm<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_layer_norm<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     if c.rec.version == 2 {
+        // int8 in and out around the f32 op: f32 kernels.
+        if OPS & F32_KERNELS == 0 {
+            return Err(unsupported(c.index, c.rec));
+        }
         return bind_layer_norm_quantized(c);
     }
     use ops::layer_norm::*;
@@ -1000,7 +1029,7 @@ fn bind_layer_norm<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         return Err(c.err(OpProblem::BadShape));
     }
     let rows = (x.num_elements() / cols as usize) as u32;
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.arity(3..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(1)?;
@@ -1049,11 +1078,11 @@ fn bind_causal_mask<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_table<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_table<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     c.params_len(1)?;
     let f = TableFn::from_word(c.word(0)?).ok_or(c.err(OpProblem::BadParams))?;
     let (x, y) = (c.input(0)?, c.output(0)?);
-    if x.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(x.dtype)? {
         c.arity(1..=1, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         return Ok(Bound::TableF32(f));
@@ -1119,7 +1148,7 @@ fn bind_kv_append<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     Ok(Bound::KvAppend(kv_shape(c, &new, &cache)?, new.dtype))
 }
 
-fn bind_attention<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_attention<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::attention::*;
     let (q, kc, vc) = (c.input(0)?, c.input(1)?, c.input(2)?);
     position_input(c, 3)?;
@@ -1132,7 +1161,7 @@ fn bind_attention<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         return Err(c.err(OpProblem::BadParams));
     }
     let causal = flag(c, 0)?;
-    if q.dtype == DType::F32 {
+    if c.runs_f32::<OPS>(q.dtype)? {
         c.arity(4..=4, 2)?;
         for t in [&kc, &vc, &y, &scratch] {
             c.expect_dtype(t, DType::F32)?;
@@ -1169,10 +1198,17 @@ fn bind_attention<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 /// [`Model::parse`]).
 pub const ALL_OPS: u64 = u64::MAX;
 
+// Op codes take bits `code % 62` of an op set (every code is below 61: a test holds them to
+// it), the flags bits 61 to 63.
+
 /// Op-set flag: the f32 variants of the ops in the set are linked.
 pub const F32_KERNELS: u64 = 1 << 63;
 /// Op-set flag: the int8 variants of the ops in the set are linked.
 pub const INT8_KERNELS: u64 = 1 << 62;
+/// Op-set flag: FullyConnected version 2 is linked (int8 weights pre-packed in the host's
+/// AVX-512 VNNI panel layout, `edgeloop compile --prepack`). [`op_set`] and [`op_set_int8`]
+/// leave it out: firmware runs version 1.
+pub const PACKED_WEIGHTS: u64 = 1 << 61;
 
 /// An op set with exactly `codes` (int8 and f32 variants), for [`Model::parse_with_ops`] and
 /// [`crate::Interpreter::new_with_ops`]: kernels outside the set are not linked.
@@ -1247,32 +1283,34 @@ fn bind_ctx<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
         return Err(unsupported);
     }
     match code {
-        OpCode::FullyConnected if has(OPS, OpCode::FullyConnected) => bind_fully_connected(c),
-        OpCode::Conv2d if has(OPS, OpCode::Conv2d) => bind_conv2d(c),
-        OpCode::DepthwiseConv2d if has(OPS, OpCode::DepthwiseConv2d) => bind_depthwise(c),
-        OpCode::Conv1d if has(OPS, OpCode::Conv1d) => bind_conv1d(c),
-        OpCode::Relu | OpCode::Relu6 if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) => {
-            bind_activation(c)
+        OpCode::FullyConnected if has(OPS, OpCode::FullyConnected) => {
+            bind_fully_connected::<OPS>(c)
         }
-        OpCode::MaxPool2d if has(OPS, OpCode::MaxPool2d) => bind_pool(c, true),
-        OpCode::AvgPool2d if has(OPS, OpCode::AvgPool2d) => bind_pool(c, false),
-        OpCode::GlobalAvgPool if has(OPS, OpCode::GlobalAvgPool) => bind_global_avg(c),
+        OpCode::Conv2d if has(OPS, OpCode::Conv2d) => bind_conv2d::<OPS>(c),
+        OpCode::DepthwiseConv2d if has(OPS, OpCode::DepthwiseConv2d) => bind_depthwise::<OPS>(c),
+        OpCode::Conv1d if has(OPS, OpCode::Conv1d) => bind_conv1d::<OPS>(c),
+        OpCode::Relu | OpCode::Relu6 if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) => {
+            bind_activation::<OPS>(c)
+        }
+        OpCode::MaxPool2d if has(OPS, OpCode::MaxPool2d) => bind_pool::<OPS>(c, true),
+        OpCode::AvgPool2d if has(OPS, OpCode::AvgPool2d) => bind_pool::<OPS>(c, false),
+        OpCode::GlobalAvgPool if has(OPS, OpCode::GlobalAvgPool) => bind_global_avg::<OPS>(c),
         OpCode::Reshape if has(OPS, OpCode::Reshape) => bind_reshape(c),
-        OpCode::Softmax if has(OPS, OpCode::Softmax) => bind_softmax(c),
+        OpCode::Softmax if has(OPS, OpCode::Softmax) => bind_softmax::<OPS>(c),
         OpCode::Quantize if has(OPS, OpCode::Quantize) => bind_quantize(c, true),
         OpCode::Dequantize if has(OPS, OpCode::Dequantize) => bind_quantize(c, false),
         OpCode::ArgMax if has(OPS, OpCode::ArgMax) => bind_argmax(c),
-        OpCode::Add if has(OPS, OpCode::Add) => bind_binary(c, true),
-        OpCode::Mul if has(OPS, OpCode::Mul) => bind_binary(c, false),
-        OpCode::Concat if has(OPS, OpCode::Concat) => bind_concat(c),
-        OpCode::BatchMatMul if has(OPS, OpCode::BatchMatMul) => bind_batch_matmul(c),
+        OpCode::Add if has(OPS, OpCode::Add) => bind_binary::<OPS>(c, true),
+        OpCode::Mul if has(OPS, OpCode::Mul) => bind_binary::<OPS>(c, false),
+        OpCode::Concat if has(OPS, OpCode::Concat) => bind_concat::<OPS>(c),
+        OpCode::BatchMatMul if has(OPS, OpCode::BatchMatMul) => bind_batch_matmul::<OPS>(c),
         OpCode::Transpose if has(OPS, OpCode::Transpose) => bind_transpose(c),
-        OpCode::Gather if has(OPS, OpCode::Gather) => bind_gather(c),
-        OpCode::LayerNorm if has(OPS, OpCode::LayerNorm) => bind_layer_norm(c),
+        OpCode::Gather if has(OPS, OpCode::Gather) => bind_gather::<OPS>(c),
+        OpCode::LayerNorm if has(OPS, OpCode::LayerNorm) => bind_layer_norm::<OPS>(c),
         OpCode::CausalMask if has(OPS, OpCode::CausalMask) => bind_causal_mask(c),
-        OpCode::Table if has(OPS, OpCode::Table) => bind_table(c),
+        OpCode::Table if has(OPS, OpCode::Table) => bind_table::<OPS>(c),
         OpCode::KvAppend if has(OPS, OpCode::KvAppend) => bind_kv_append(c),
-        OpCode::Attention if has(OPS, OpCode::Attention) => bind_attention(c),
+        OpCode::Attention if has(OPS, OpCode::Attention) => bind_attention::<OPS>(c),
         _ => Err(unsupported),
     }
 }
@@ -1307,7 +1345,7 @@ pub(crate) fn check<const OPS: u64>(
         Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
             ops::fully_connected::check_f32(p, xi, yo)
         }
-        Bound::FcPackedI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+        Bound::FcPackedI8(p) if OPS & PACKED_WEIGHTS != 0 && OPS & INT8_KERNELS != 0 => {
             ops::fully_connected::packed::check(p, xi, yo)
         }
         Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {
@@ -1616,7 +1654,7 @@ pub(crate) fn run_bound<const OPS: u64>(
         Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
             ops::fully_connected::eval_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::FcPackedI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+        Bound::FcPackedI8(p) if OPS & PACKED_WEIGHTS != 0 && OPS & INT8_KERNELS != 0 => {
             ops::fully_connected::packed::eval_i8(p, i8s(x), i8m(out))
         }
         Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {

@@ -166,6 +166,57 @@ fn f32_model_runs() {
     ));
 }
 
+/// A runtime that links only some kernels (`parse_with_ops`, `new_with_ops`) runs the images
+/// those kernels cover exactly as the full runtime does, and names the first op it lacks as
+/// unsupported, whether the op code or only its int8/f32 variant is missing.
+#[test]
+fn op_sets_run_what_they_link_and_refuse_the_rest() {
+    const FC_I8: u64 = op_set_int8(&[OpCode::FullyConnected]);
+    const FC_ALL: u64 = op_set(&[OpCode::FullyConnected]);
+    const SOFTMAX: u64 = op_set(&[OpCode::Softmax]);
+    fn outputs<const OPS: u64>(bytes: &[u8], input: &[u8]) -> Result<Vec<u8>, Error> {
+        let a = AlignedBytes::new(bytes);
+        let m = Model::parse_with_ops::<OPS>(a.as_slice())?;
+        let mut arena = AlignedBytes::zeroed(m.arena_bytes());
+        let mut it = Interpreter::<'_, '_, OPS>::new_with_ops(&m, arena.as_mut_slice())?;
+        it.input_bytes(0)?.copy_from_slice(input);
+        it.invoke()?;
+        Ok(it.output_bytes(0)?.to_vec())
+    }
+    let unsupported = |r: Result<Vec<u8>, Error>| {
+        assert!(
+            matches!(r, Err(Error::UnsupportedOp { index: 0, code: 1 })),
+            "{r:?}"
+        )
+    };
+    let i8_image = tiny_i8().bytes;
+    let x = [1u8, 0xFB, 5, 0xFE];
+    let want = outputs::<ALL_OPS>(&i8_image, &x).expect("runs");
+    assert_eq!(outputs::<FC_I8>(&i8_image, &x).expect("runs"), want);
+    assert_eq!(outputs::<FC_ALL>(&i8_image, &x).expect("runs"), want);
+    unsupported(outputs::<SOFTMAX>(&i8_image, &x));
+    unsupported(outputs::<{ FC_ALL & !INT8_KERNELS }>(&i8_image, &x));
+
+    let f32_image = tiny_f32().bytes;
+    let x: Vec<u8> = [1.0f32, 0.0, -1.0, 2.0, 2.0, 2.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let want = outputs::<ALL_OPS>(&f32_image, &x).expect("runs");
+    assert_eq!(outputs::<FC_ALL>(&f32_image, &x).expect("runs"), want);
+    unsupported(outputs::<FC_I8>(&f32_image, &x));
+
+    // Every op code has a bit of its own, below the flags.
+    for code in 0..=u8::MAX {
+        if OpCode::from_code(code).is_some() {
+            assert!(
+                code < 61,
+                "op code {code} would share a bit with an op-set flag"
+            );
+        }
+    }
+}
+
 /// Applies `edit` to a valid image, fixes the CRC, and returns the parse result.
 fn edited(edit: impl Fn(&mut Vec<u8>)) -> Result<(), Error> {
     let mut b = tiny_i8().bytes;

@@ -447,6 +447,22 @@ pub fn kernels() -> &'static KernelTable {
     }
 }
 
+/// Entry `$field` of [`kernels()`], for `eval_*`'s dispatch. Without `std` it is read from the
+/// compile-time table in a constant, so the call is direct and the table itself is not in the
+/// binary: a firmware links only the kernels its ops call. (A static table would not do: LLVM
+/// may merge two `eval_*` calls into one indirect call through a computed offset into the
+/// table, which keeps every kernel the table names.)
+macro_rules! kernel {
+    ($field:ident) => {{
+        #[cfg(any(test, feature = "std"))]
+        let k = $crate::ops::kernels().$field;
+        #[cfg(not(any(test, feature = "std")))]
+        let k = const { $crate::arch::ops_table_compile_time().$field };
+        k
+    }};
+}
+pub(crate) use kernel;
+
 // ---- shared validation helpers for `check_*` ------------------------------------------------
 
 pub(crate) const fn shape_err() -> Error {

@@ -118,11 +118,11 @@ pub fn check_f32(
 /// Runs the int8 kernel (the [`super::kernels`] entry). Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    (super::kernels().add_i8)(p, input1, input2, output)
+    (super::kernel!(add_i8))(p, input1, input2, output)
 }
 
 /// Runs the f32 kernel. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &AddF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
-    (super::kernels().add_f32)(p, input1, input2, output)
+    (super::kernel!(add_f32))(p, input1, input2, output)
 }

@@ -128,7 +128,7 @@ pub fn check_f32(
 /// Runs the int8 kernel selected by [`super::kernels`]. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
-    (super::kernels().batch_matmul_i8)(p, a, b, out)
+    (super::kernel!(batch_matmul_i8))(p, a, b, out)
 }
 
 /// Runs the int8 kernel with the given dot-product implementation (bit-exact to [`eval_i8`]).
@@ -156,5 +156,5 @@ pub fn eval_i8_with(dot: &DotKernel, p: &BatchMatMulParams, a: &[i8], b: &[i8], 
 /// Runs the f32 kernel selected by [`super::kernels`]. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &BatchMatMulF32Params, a: &[f32], b: &[f32], out: &mut [f32]) {
-    (super::kernels().batch_matmul_f32)(p, a, b, out)
+    (super::kernel!(batch_matmul_f32))(p, a, b, out)
 }

@@ -126,7 +126,7 @@ pub fn check_f32(
 /// Runs the int8 kernel selected by [`super::kernels`]. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &Conv1dParams<'_>, input: &[i8], output: &mut [i8]) {
-    (super::kernels().conv1d_i8)(p, input, output)
+    (super::kernel!(conv1d_i8))(p, input, output)
 }
 
 /// Runs the f32 kernel. Requires a successful [`check_f32`].

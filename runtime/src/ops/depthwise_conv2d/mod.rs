@@ -121,11 +121,11 @@ pub fn check_f32(
 /// Runs the int8 kernel selected by [`super::kernels`]. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
-    (super::kernels().depthwise_conv2d_i8)(p, input, output)
+    (super::kernel!(depthwise_conv2d_i8))(p, input, output)
 }
 
 /// Runs the f32 kernel selected by [`super::kernels`]. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &DepthwiseConv2dF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    (super::kernels().depthwise_conv2d_f32)(p, input, output)
+    (super::kernel!(depthwise_conv2d_f32))(p, input, output)
 }

@@ -120,7 +120,7 @@ pub fn check_f32(
 /// Runs the int8 kernel selected by [`super::kernels`]. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
-    (super::kernels().fully_connected_i8)(p, input, output)
+    (super::kernel!(fully_connected_i8))(p, input, output)
 }
 
 /// Runs the f32 kernel selected by [`super::kernels`] (every variant bit-exact to
@@ -128,5 +128,5 @@ pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
 /// [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &FullyConnectedF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    (super::kernels().fully_connected_f32)(p, input, output)
+    (super::kernel!(fully_connected_f32))(p, input, output)
 }

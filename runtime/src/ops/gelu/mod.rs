@@ -31,7 +31,7 @@ pub fn build_table(in_scale: f64, in_zp: i32, out_scale: f64, out_zp: i32) -> Op
 /// Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(input: &[f32], output: &mut [f32]) {
-    (super::kernels().gelu_f32)(input, output)
+    (super::kernel!(gelu_f32))(input, output)
 }
 
 /// f32 GELU, one [`super::fmath::gelu`] per element: the specification of every f32 GELU kernel.

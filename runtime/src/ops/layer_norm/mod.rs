@@ -129,7 +129,7 @@ pub fn eval_i8(p: &LayerNormParams<'_>, input: &[i8], output: &mut [i8]) {
 /// Runs the f32 kernel. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &LayerNormF32Params<'_>, input: &[f32], output: &mut [f32]) {
-    (super::kernels().layer_norm_f32)(p, input, output)
+    (super::kernel!(layer_norm_f32))(p, input, output)
 }
 
 /// Offline constants of an int8 LayerNorm, computed from real γ, β, ε and the quantization.

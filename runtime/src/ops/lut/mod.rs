@@ -42,7 +42,7 @@ pub fn check_i8(p: &LutParams<'_>, input_len: usize, output_len: usize) -> Resul
 /// ([`super::KernelTable::lut_i8`]). Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &LutParams<'_>, input: &[i8], output: &mut [i8]) {
-    (super::kernels().lut_i8)(p, input, output)
+    (super::kernel!(lut_i8))(p, input, output)
 }
 
 /// `output[i] = table[input[i] as u8]`, one load per element: the specification every lookup

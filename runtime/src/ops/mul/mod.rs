@@ -77,11 +77,11 @@ pub fn check_f32(
 /// Runs the int8 kernel. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    (super::kernels().mul_i8)(p, input1, input2, output)
+    (super::kernel!(mul_i8))(p, input1, input2, output)
 }
 
 /// Runs the f32 kernel. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &MulF32Params, input1: &[f32], input2: &[f32], output: &mut [f32]) {
-    (super::kernels().mul_f32)(p, input1, input2, output)
+    (super::kernel!(mul_f32))(p, input1, input2, output)
 }

@@ -39,11 +39,11 @@ pub fn check(p: &QuantizeParams, input_len: usize, output_len: usize) -> Result<
 /// f32 -> int8. Requires a successful [`check`].
 #[inline]
 pub fn eval_quantize(p: &QuantizeParams, input: &[f32], output: &mut [i8]) {
-    (super::kernels().quantize)(p, input, output)
+    (super::kernel!(quantize))(p, input, output)
 }
 
 /// int8 -> f32. Requires a successful [`check`].
 #[inline]
 pub fn eval_dequantize(p: &QuantizeParams, input: &[i8], output: &mut [f32]) {
-    (super::kernels().dequantize)(p, input, output)
+    (super::kernel!(dequantize))(p, input, output)
 }

@@ -118,11 +118,11 @@ pub fn check_f32(p: &SoftmaxF32Params, input_len: usize, output_len: usize) -> R
 /// Runs the int8 kernel selected by [`super::kernels`]. Requires a successful [`check_i8`].
 #[inline]
 pub fn eval_i8(p: &SoftmaxParams<'_>, input: &[i8], output: &mut [i8]) {
-    (super::kernels().softmax_i8)(p, input, output)
+    (super::kernel!(softmax_i8))(p, input, output)
 }
 
 /// Runs the f32 kernel. Requires a successful [`check_f32`].
 #[inline]
 pub fn eval_f32(p: &SoftmaxF32Params, input: &[f32], output: &mut [f32]) {
-    (super::kernels().softmax_f32)(p, input, output)
+    (super::kernel!(softmax_f32))(p, input, output)
 }

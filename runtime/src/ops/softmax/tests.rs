@@ -615,3 +615,29 @@ fn quantized_avx512_kernel_is_bit_exact_on_rounding_boundaries() {
     }
     println!("skipped: softmax/avx512 quantized kernel (CPU lacks AVX512F)");
 }
+
+#[test]
+fn div_small_equals_division() {
+    // Every denominator class the int8 softmax produces (one entry of 2^24 up to MAX_DEPTH of
+    // them) and numerators across the whole quotient range, edges included.
+    let mut rng = Rng::new(0xD1F5);
+    let max_d = (MAX_DEPTH as u64) << TABLE_BITS;
+    for case in 0..20_000 {
+        let d = match case % 4 {
+            0 => 1 + rng.next_u64() % 1024,
+            1 => (1 << TABLE_BITS) + rng.next_u64() % (1 << TABLE_BITS),
+            _ => 1 + rng.next_u64() % max_d,
+        };
+        let q = rng.next_u64() % 512;
+        for n in [
+            q * d,
+            q * d + d / 2,
+            q * d + d - 1,
+            rng.next_u64() % (512 * d),
+        ] {
+            assert_eq!(reference::div_small(n, d), n / d, "{n} / {d}");
+        }
+    }
+    assert_eq!(reference::div_small(511 * max_d + max_d - 1, max_d), 511);
+    assert_eq!(reference::div_small(0, 1), 0);
+}
