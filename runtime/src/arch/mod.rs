@@ -26,7 +26,8 @@ pub mod cortex_m;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-#[cfg(target_arch = "x86_64")]
+// Reached only through `ops_table_avx2` (run-time CPU detection, `std` or tests).
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
 pub(crate) mod x86_avx512_conv;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_vnni;

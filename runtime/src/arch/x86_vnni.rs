@@ -9,6 +9,10 @@
 //!
 //! The instructions are inline assembly (`{vex}` / `{evex}` pseudo-prefixes), which names the
 //! encoding explicitly and needs no target feature beyond AVX2 on the kernels.
+//!
+//! Only run-time CPU detection (under `std`, and in tests) reaches the VNNI kernels; without it
+//! just [`Vnni`], [`Vex`] and `dpbusd` remain, the encoding parameter of the plain AVX2
+//! BatchMatMul (which runs no VNNI instruction).
 
 use core::arch::asm;
 use core::arch::x86_64::__m256i;
@@ -27,6 +31,7 @@ pub(crate) trait Vnni {
     ///
     /// # Safety
     /// The CPU must support the encoding (see [`detected`]).
+    #[cfg(any(test, feature = "std"))]
     unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
 }
 
@@ -34,6 +39,7 @@ pub(crate) trait Vnni {
 pub(crate) struct Vex;
 
 /// AVX512-VNNI + AVX512VL (EVEX encoding, 256-bit registers).
+#[cfg(any(test, feature = "std"))]
 pub(crate) struct Evex;
 
 macro_rules! vnni_impl {
@@ -58,6 +64,7 @@ macro_rules! vnni_impl {
 
             #[inline]
             #[target_feature(enable = "avx2")]
+            #[cfg(any(test, feature = "std"))]
             unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
                 let mut r = acc;
                 // SAFETY: as in `dpbusd`.
@@ -77,9 +84,11 @@ macro_rules! vnni_impl {
 }
 
 vnni_impl!(Vex, "{{vex}}");
+#[cfg(any(test, feature = "std"))]
 vnni_impl!(Evex, "{{evex}}");
 
 /// Which encoding a CPU runs.
+#[cfg(any(test, feature = "std"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VnniKind {
     /// [`Vex`].
@@ -90,9 +99,11 @@ pub(crate) enum VnniKind {
 
 /// Proof that the running CPU has AVX2 and the VNNI encoding [`VnniCpu::kind`]: made only by
 /// [`detected`] and [`available`].
+#[cfg(any(test, feature = "std"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct VnniCpu(VnniKind);
 
+#[cfg(any(test, feature = "std"))]
 impl VnniCpu {
     /// The encoding.
     pub(crate) fn kind(self) -> VnniKind {
@@ -195,6 +206,7 @@ pub(crate) fn cpu_with(kind: VnniKind) -> Option<VnniCpu> {
 
 /// Calls `$f::<Vex>` or `$f::<Evex>` (an `unsafe fn` generic over [`Vnni`]) for the encoding the
 /// [`VnniCpu`] token proves.
+#[cfg(any(test, feature = "std"))]
 macro_rules! with_vnni {
     ($cpu:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
         match $cpu.kind() {
@@ -209,6 +221,7 @@ macro_rules! with_vnni {
         }
     };
 }
+#[cfg(any(test, feature = "std"))]
 pub(crate) use with_vnni;
 
 #[cfg(test)]

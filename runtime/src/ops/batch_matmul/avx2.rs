@@ -26,6 +26,7 @@ pub unsafe fn eval_i8(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8])
 ///
 /// # Safety
 /// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
     p: &BatchMatMulParams,

@@ -24,9 +24,6 @@
 //! `crate::ops::gemm_avx512`'s `Requant16`: the clamp to `[min, max] ⊆ [−128, 127]` absorbs the
 //! reference's 32-bit saturations). Nothing is allocated (about 19 KiB of stack).
 
-// Without `std` nothing detects the CPU, so no token exists and the entry is unused.
-#![cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
-
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 

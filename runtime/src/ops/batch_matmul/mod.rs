@@ -16,7 +16,7 @@
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 // AVX-512 VNNI variant for attention-sized heads, tried first by `avx2::eval_i8_vnni_detected`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
 mod avx512;
 // Cortex-M4 DSP variant, selected by `crate::arch::ops_table_compile_time` on thumbv7em.
 pub mod dsp;

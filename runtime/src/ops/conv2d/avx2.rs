@@ -31,6 +31,7 @@ use core::mem::MaybeUninit;
 use super::reference::tap;
 use super::requant_avx2::{store_bytes, Finish, Rq8};
 use super::Conv2dParams;
+#[cfg(any(test, feature = "std"))]
 use crate::arch::x86_vnni::Vnni;
 
 /// Output pixels per tile.
@@ -61,9 +62,11 @@ impl Mac for MaddAdd {
 }
 
 /// `vpdpwssd` in `V`'s encoding: the same pair products, added to `acc` with wrapping (the
-/// non-saturating form).
+/// non-saturating form). Like every VNNI form, reached only through run-time CPU detection.
+#[cfg(any(test, feature = "std"))]
 pub(crate) struct Dpwssd<V>(core::marker::PhantomData<V>);
 
+#[cfg(any(test, feature = "std"))]
 impl<V: Vnni> Mac for Dpwssd<V> {
     #[inline(always)]
     unsafe fn mac(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
@@ -88,6 +91,7 @@ pub unsafe fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
 ///
 /// # Safety
 /// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     // SAFETY: AVX2 is enabled here; the caller guarantees `V`'s encoding and checked the params.
@@ -412,13 +416,16 @@ pub(super) fn build_patch<T: Copy>(
 /// The input with its padding, converted once per call: `buf[((b·hp + y)·wp + x)·in_c + c]`
 /// holds `copy` of the input value, or `pad` in the padding. With dilation 1 along the width, a
 /// kernel row of a patch is then the contiguous run of `kw·in_c` values at
-/// [`Padded::row_start`], copied in fixed chunks of `CH` values ([`Padded::copy_row`]).
+/// [`Padded::row_start`], copied in fixed chunks of `CH` values ([`Padded::copy_row`]). Used by
+/// the VNNI kernels ([`super::vnni`], [`super::vnni512`]), which exist under `std` or in tests.
+#[cfg(any(test, feature = "std"))]
 pub(super) struct Padded<'b, T> {
     buf: &'b [T],
     hp: usize,
     wp: usize,
 }
 
+#[cfg(any(test, feature = "std"))]
 impl<'b, T: Copy> Padded<'b, T> {
     /// Builds the padded input in `space`, or `None` when it does not fit (with `CH` values of
     /// slack for the chunked copies) or the width is dilated.

@@ -19,9 +19,10 @@ pub mod f32_avx;
 pub(crate) mod requant_avx2;
 #[cfg(test)]
 mod simd_tests;
-#[cfg(target_arch = "x86_64")]
+// VNNI variants, reached only through run-time CPU detection (`std` or tests).
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
 pub(crate) mod vnni;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
 pub(crate) mod vnni512;
 
 use super::{ClampF32, ClampI8, Dims, Padding};

@@ -25,8 +25,11 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::DepthwiseConv2dParams;
+#[cfg(any(test, feature = "std"))]
 use crate::arch::x86_vnni::Vnni;
-use crate::ops::conv2d::avx2::{widen, zeroed, Dpwssd, Mac, MaddAdd};
+#[cfg(any(test, feature = "std"))]
+use crate::ops::conv2d::avx2::Dpwssd;
+use crate::ops::conv2d::avx2::{widen, zeroed, Mac, MaddAdd};
 use crate::ops::conv2d::requant_avx2::{store_bytes, Finish, Rq8};
 
 /// int16 values of the padded, widened input.
@@ -50,6 +53,7 @@ pub unsafe fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut 
 ///
 /// # Safety
 /// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
     p: &DepthwiseConv2dParams<'_>,

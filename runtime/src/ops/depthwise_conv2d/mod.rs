@@ -16,7 +16,8 @@ pub mod avx2;
 pub mod f32_avx;
 #[cfg(test)]
 mod simd_tests;
-#[cfg(target_arch = "x86_64")]
+// AVX-512 VNNI variant, reached only through run-time CPU detection (`std` or tests).
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
 pub(crate) mod vnni512;
 
 pub use super::conv2d::Conv2dShape;

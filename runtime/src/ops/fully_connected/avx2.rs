@@ -11,8 +11,11 @@ use core::arch::x86_64::*;
 
 use super::{FullyConnectedF32Params, FullyConnectedParams};
 use crate::arch::x86;
+#[cfg(any(test, feature = "std"))]
 use crate::arch::x86_vnni::Vnni;
-use crate::ops::gemm_avx2::{gemm_nt, gemm_nt_vnni, Epilogue};
+#[cfg(any(test, feature = "std"))]
+use crate::ops::gemm_avx2::gemm_nt_vnni;
+use crate::ops::gemm_avx2::{gemm_nt, Epilogue};
 use crate::quant::requantize_to_i8;
 
 /// AVX2 FullyConnected.
@@ -52,6 +55,7 @@ fn epilogue<'a>(p: &FullyConnectedParams<'a>) -> Epilogue<'a> {
 ///
 /// # Safety
 /// The CPU must support AVX2 and `V`'s encoding. Requires a successful [`super::check_i8`].
+#[cfg(any(test, feature = "std"))]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn eval_i8_vnni<V: Vnni>(
     p: &FullyConnectedParams<'_>,
