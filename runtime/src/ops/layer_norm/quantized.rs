@@ -71,12 +71,41 @@ pub fn eval(
     if super::avx512::detected() && scratch.len() >= p.norm.cols as usize {
         return super::avx512::eval_quantized_detected(p, input, scratch, output);
     }
-    eval_with(crate::ops::kernels(), p, input, scratch, output)
+    let steps = Steps {
+        dequantize: crate::ops::kernel!(dequantize),
+        layer_norm_f32: crate::ops::kernel!(layer_norm_f32),
+        quantize: crate::ops::kernel!(quantize),
+    };
+    run(steps, p, input, scratch, output)
+}
+
+/// The kernels the op's steps call. Taken from a table by [`eval_with`]; by [`eval`] through
+/// `kernel!`, so that a firmware links these three kernels and not the whole table.
+#[derive(Clone, Copy)]
+struct Steps {
+    dequantize: crate::ops::DequantizeFn,
+    layer_norm_f32: crate::ops::LayerNormF32Fn,
+    quantize: crate::ops::QuantizeFn,
 }
 
 /// [`eval`] with an explicit kernel table (the reference table gives the specification).
 pub fn eval_with(
     k: &crate::ops::KernelTable,
+    p: &QuantizedLayerNormParams<'_>,
+    input: &[i8],
+    scratch: &mut [f32],
+    output: &mut [i8],
+) {
+    let steps = Steps {
+        dequantize: k.dequantize,
+        layer_norm_f32: k.layer_norm_f32,
+        quantize: k.quantize,
+    };
+    run(steps, p, input, scratch, output)
+}
+
+fn run(
+    k: Steps,
     p: &QuantizedLayerNormParams<'_>,
     input: &[i8],
     scratch: &mut [f32],

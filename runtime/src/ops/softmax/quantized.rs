@@ -115,7 +115,21 @@ pub fn eval(p: &QuantizedSoftmaxParams<'_>, input: &[i8], scratch: &mut [f32], o
     {
         return super::avx512::eval_quantized_detected(p, input, scratch, output);
     }
-    eval_with(crate::ops::kernels(), p, input, scratch, output)
+    let steps = Steps {
+        dequantize: crate::ops::kernel!(dequantize),
+        softmax_f32: crate::ops::kernel!(softmax_f32),
+        quantize: crate::ops::kernel!(quantize),
+    };
+    run(steps, p, input, scratch, output)
+}
+
+/// The kernels the op's steps call. Taken from a table by [`eval_with`]; by [`eval`] through
+/// `kernel!`, so that a firmware links these three kernels and not the whole table.
+#[derive(Clone, Copy)]
+struct Steps {
+    dequantize: crate::ops::DequantizeFn,
+    softmax_f32: crate::ops::SoftmaxF32Fn,
+    quantize: crate::ops::QuantizeFn,
 }
 
 /// [`eval`] with an explicit kernel table: steps 1–3 in portable code into the scratch, then
@@ -127,11 +141,16 @@ pub fn eval_with(
     scratch: &mut [f32],
     output: &mut [i8],
 ) {
-    run(k, p, input, scratch, output)
+    let steps = Steps {
+        dequantize: k.dequantize,
+        softmax_f32: k.softmax_f32,
+        quantize: k.quantize,
+    };
+    run(steps, p, input, scratch, output)
 }
 
 fn run(
-    k: &crate::ops::KernelTable,
+    k: Steps,
     p: &QuantizedSoftmaxParams<'_>,
     input: &[i8],
     scratch: &mut [f32],
@@ -150,7 +169,7 @@ fn run(
     {
         let n = x.len();
         let (a, b) = (&mut a_all[..n], &mut b_all[..n]);
-        mask_row = pre_portable(k, p, x, a, mask_row);
+        mask_row = pre_portable(k.dequantize, p, x, a, mask_row);
         let sp = SoftmaxF32Params {
             shape: SoftmaxShape {
                 outer: (n / depth) as u32,
@@ -174,14 +193,14 @@ pub(crate) fn mask_parts<'a>(p: &QuantizedSoftmaxParams<'a>) -> (&'a [f32], usiz
 
 /// Portable steps 1–3: the kernel table's Dequantize, then the multiplication and the addition.
 fn pre_portable(
-    k: &crate::ops::KernelTable,
+    dequantize: crate::ops::DequantizeFn,
     p: &QuantizedSoftmaxParams<'_>,
     x: &[i8],
     a: &mut [f32],
     mut mr: usize,
 ) -> usize {
     let depth = p.shape.depth as usize;
-    (k.dequantize)(&p.input, x, a);
+    dequantize(&p.input, x, a);
     let (mask, mask_rows) = mask_parts(p);
     for ar in a.chunks_exact_mut(depth) {
         if let Some(c) = p.pre_scale {
