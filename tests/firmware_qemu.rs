@@ -9,8 +9,9 @@
 //! - `bench`: executed-instruction counts per kernel (reference vs DSP) and per op, through the
 //!   TCG plugin `firmware-examples/tools/insn-count.c` (built here with `cc`), built twice (DSP
 //!   kernel table, and the scalar reference one with feature `reference-kernels`) for whole
-//!   inference both ways; the DSP kernels' outputs on 40 random shapes per kernel must equal the
-//!   reference's on the device; the tables are printed and written to
+//!   inference both ways, and the f32 kernels (scalar reference only) on fixed shapes; the DSP
+//!   kernels' outputs on 40 random shapes per kernel must equal the reference's on the device;
+//!   the tables are printed and written to
 //!   `$CARGO_TARGET_TMPDIR/firmware_bench/bench.md`;
 //! - `classify` on the Cortex-M0 (`microbit`, thumbv6m-none-eabi) with the small MLP;
 //! - `edgeloop flash --qemu`: the demo's intent classifier image (from `edgeloop demo --fast`,
@@ -357,6 +358,22 @@ const BENCH_KERNELS: [&str; 7] = [
     "attention",
 ];
 
+/// The bench's f32 kernels on fixed shapes (the scalar reference: the only f32 kernel), with
+/// their shapes for the table. `mul_f32` counts output elements where the others count MACs.
+const BENCH_F32_KERNELS: [(&str, &str); 5] = [
+    ("fully_connected_f32", "K 256, N 64, batch 1"),
+    (
+        "fully_connected_f32_small",
+        "K 64, N 12, batch 1 (the DS-CNN head)",
+    ),
+    ("conv2d_f32", "10×10×16, 3×3, pad 1, 16 out"),
+    (
+        "conv2d_f32_ds_cnn",
+        "49×10×1, 10×4, stride 2, SAME, 64 out (the DS-CNN's first layer; 25×5×64 out)",
+    ),
+    ("mul_f32", "1×1×20×16 · scalar (elements, not MACs)"),
+];
+
 #[test]
 fn bench_counts_instructions_per_mac_reference_vs_dsp() {
     let work = tmp("firmware_bench");
@@ -455,6 +472,27 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
             d.insns,
             r.insns
         );
+    }
+    md.push_str(
+        "\n## f32 kernels on fixed shapes\n\n\
+         The runtime's f32 kernels (the scalar reference: no DSP variant; the FPU's single-precision \
+         instructions, no SIMD), kernel calls alone (no interpreter), random non-zero f32 data in \
+         (-1, 1); each count includes one marker call (~4 instructions). Padded Conv2D taps are not \
+         counted as MACs (the DS-CNN layer's 25×5×64×40 = 320000 MACs as the compiler counts them \
+         include them); Mul counts output elements.\n\n\
+         | kernel | shape | MACs / elements | instr | instr per MAC / element |\n\
+         |---|---|---:|---:|---:|\n",
+    );
+    for (k, shape) in BENCH_F32_KERNELS {
+        assert!(log.contains(&format!("{k}: f32 output finite")), "{k}");
+        let r = by_name[format!("{k} reference").as_str()];
+        assert!(r.macs > 0 && r.insns > 0, "{k}: empty region");
+        md.push_str(&format!(
+            "| {k} | {shape} | {} | {} | {} |\n",
+            r.macs,
+            r.insns,
+            per_mac(r)
+        ));
     }
     for model in ["ds-cnn", "intent-classifier", "tiny-gpt"] {
         md.push_str(&format!(

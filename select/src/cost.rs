@@ -17,8 +17,14 @@
 //! `Transpose`, `Gather`, f32 `LayerNorm`/`Softmax`, `Quantize`/`Dequantize`, `Table`) take
 //! their figures from the bench's per-op table of the demo's intent classifier, per MAC or per
 //! element of that image's tensors. The f32 `FullyConnected`, `Conv2D` and `Mul` of
-//! mixed-precision images were not measured: their figures are derived from the scalar int8
-//! reference kernels and the f32 `Add` (see each [`Figure::source`]), and the reports say so.
+//! mixed-precision images come from the bench's f32 kernel table (the runtime's f32 kernels,
+//! the scalar reference on every target: no DSP variant, so one figure for both kernel sets):
+//! `Conv2D` at the DS-CNN's first layer (the layer `mixed-first` keeps float),
+//! `FullyConnected` at the DS-CNN head's 64 → 12 (small) and at 256 → 64 (large), `Mul` by a
+//! scalar over 320 elements. Those rows time the kernel call alone: unlike the per-op rows they
+//! leave out the interpreter's per-op work (decoding the op and checking its tensors, a few
+//! thousand instructions per op on the device), so the small f32 `FullyConnected` and the f32
+//! `Mul` are low for small ops (see each [`Figure::source`]).
 
 use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::image::{Model, OpCode};
@@ -136,10 +142,10 @@ pub const FIGURES: &[Figure] = &[
     },
     Figure {
         class: KernelClass::Conv2dF32,
-        dsp: 13.55,
-        reference: 13.55,
+        dsp: 89.48,
+        reference: 89.48,
         per: Per::Mac,
-        source: "NOT MEASURED (no f32 Conv2D in the firmware bench). Derived: the scalar reference int8 conv2d kernel's 13.55 instr/MAC (BENCH.md kernel table, 10×10×16, 3×3), the same loads, multiply-accumulate and index arithmetic per MAC as the f32 loop on an FPU core (no SIMD for f32). On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        source: "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 28634073 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 105.77 instr each). One input channel makes the inner loop one MAC long: at 10×10×16, 3×3 the same kernel runs 12.06 instr/MAC (conv2d_f32: 2419756 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     },
     Figure {
         class: KernelClass::FullyConnectedSmall,
@@ -182,24 +188,24 @@ pub const FIGURES: &[Figure] = &[
     },
     Figure {
         class: KernelClass::FullyConnectedF32Small,
-        dsp: 14.4,
-        reference: 14.4,
+        dsp: 5.570,
+        reference: 5.570,
         per: Per::Mac,
-        source: "NOT MEASURED (no f32 FullyConnected in the firmware bench). Derived: the scalar reference int8 FullyConnected's 14.40 instr/MAC at that size (BENCH.md ds-cnn op 10, 64→12): the same per-call and per-output overhead and a scalar inner loop (two loads, one multiply-accumulate, loop control), which is what the f32 loop executes on an FPU core (no SIMD for f32). On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        source: "BENCH.md f32 kernel table, fully_connected_f32_small (K 64, N 12: the DS-CNN head, the scalar reference f32 kernel alone): 4278 instr / 768 MACs. The kernel call alone: the interpreter's per-op decode and checks, which the int8 FullyConnectedSmall figure includes (ds-cnn op 10, 64→12 through the interpreter: 11056 reference / 7683 DSP instr), are not counted, so a whole small f32 op costs more than this. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     },
     Figure {
         class: KernelClass::FullyConnectedF32Large,
-        dsp: 6.32,
-        reference: 6.32,
+        dsp: 5.109,
+        reference: 5.109,
         per: Per::Mac,
-        source: "NOT MEASURED (no f32 FullyConnected in the firmware bench). Derived: the scalar reference int8 fully_connected kernel's 6.32 instr/MAC (BENCH.md kernel table, 16384 MACs), a loop of two loads, a multiply-accumulate and loop control per MAC, which is what the f32 loop executes on an FPU core (vldr, vldr, vfma, loop). On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        source: "BENCH.md f32 kernel table, fully_connected_f32 (K 256, N 64, batch 1, the scalar reference f32 kernel alone): 83710 instr / 16384 MACs (the int8 reference at that shape: 6.32, DSP 1.76). On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     },
     Figure {
         class: KernelClass::MulF32,
-        dsp: 173.8,
-        reference: 173.8,
+        dsp: 15.85,
+        reference: 15.85,
         per: Per::OutputElement,
-        source: "NOT MEASURED (no f32 Mul in the firmware bench). Derived: the f32 Add's 173.8 instr/element (BENCH.md intent-classifier op 41, 27 elements, per-call overhead included), the same broadcasting element-wise loop with a multiply for the add",
+        source: "BENCH.md f32 kernel table, mul_f32 (1×1×20×16 by a scalar, the scalar reference f32 kernel alone): 5072 instr / 320 elements. The kernel call alone: the interpreter's per-op decode and checks are not counted (the f32 Add figure, a whole op of 27 elements, is 173.8 per element), so small f32 Muls cost more than this",
     },
     Figure {
         class: KernelClass::BatchMatMul,
@@ -486,7 +492,8 @@ mod tests {
         }
     }
 
-    /// The figures reproduce the bench's DS-CNN per-op instruction counts they were taken from.
+    /// The figures reproduce the bench's instruction counts they were taken from (per-op and
+    /// kernel tables).
     #[test]
     fn figures_reproduce_the_bench_rows() {
         // (class, units, DSP instructions, reference instructions)
@@ -530,6 +537,22 @@ mod tests {
             (KernelClass::Dequantize, 2_720.0, 30_392.0, 30_392.0),
             (KernelClass::SoftmaxF32, 800.0, 83_523.0, 83_523.0),
             (KernelClass::Table, 2_560.0, 15_563.0, 15_563.0),
+            // f32 kernel table: one kernel for both sets. Conv2D per MAC as the compiler counts
+            // them (padded taps included).
+            (
+                KernelClass::Conv2dF32,
+                320_000.0,
+                28_634_073.0,
+                28_634_073.0,
+            ),
+            (KernelClass::FullyConnectedF32Small, 768.0, 4_278.0, 4_278.0),
+            (
+                KernelClass::FullyConnectedF32Large,
+                16_384.0,
+                83_710.0,
+                83_710.0,
+            ),
+            (KernelClass::MulF32, 320.0, 5_072.0, 5_072.0),
         ];
         for (c, units, dsp, reference) in rows {
             for (got, want) in [

@@ -499,7 +499,9 @@ mod tests {
         assert!(s.winner.footprint_as_predicted, "{:?}", s.winner.footprint);
         let md = crate::report::markdown(&s);
         assert!(
-            md.contains("NOT MEASURED")
+            md.contains("f32 kernel table, fully_connected_f32_small")
+                && md.contains("f32 kernel table, conv2d_f32_ds_cnn")
+                && !md.contains("NOT MEASURED")
                 && md.contains("| mixed |")
                 && md.contains("| mixed-first |"),
             "{md}"

@@ -2,8 +2,10 @@
 //! 1. kernels on fixed shapes, the scalar reference against the Cortex-M4 DSP (SMLAD) variant,
 //!    each output checked bit-exact against the other on the device: the offset dot product,
 //!    FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul (attention's Q·Kᵀ and P·V) and the
-//!    tiny GPT's int8 attention op over its KV cache; then random shapes and values
-//!    through each DSP kernel and the reference ([`sweep`]);
+//!    tiny GPT's int8 attention op over its KV cache; then the f32 kernels (FullyConnected at the
+//!    int8 row's shape and at the DS-CNN head's, Conv2D at the int8 row's shape and at the
+//!    DS-CNN's first layer, Mul by a scalar: the scalar reference is the only f32 kernel); then
+//!    random shapes and values through each DSP kernel and the reference ([`sweep`]);
 //! 2. every op of the DS-CNN classifier (one inference), of the demo's intent classifier (one
 //!    inference on its first test input) and of the tiny GPT (one decode step at the last cache
 //!    position), through the interpreter's per-op hook, with the kernels the firmware links (the
@@ -21,10 +23,13 @@ use edgeloop_firmware_examples::{arena, assets, board, stack, sweep};
 use edgeloop_runtime::arch::{cortex_m::dot_offset_i8_dsp, dot_offset_i8, DotKernel};
 use edgeloop_runtime::ops::attention::{self, AttentionParams, KvShape};
 use edgeloop_runtime::ops::batch_matmul::{self, BatchMatMulParams, BatchMatMulShape};
-use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
+use edgeloop_runtime::ops::conv2d::{self, Conv2dF32Params, Conv2dParams, Conv2dShape};
 use edgeloop_runtime::ops::depthwise_conv2d::{self, DepthwiseConv2dParams};
-use edgeloop_runtime::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
-use edgeloop_runtime::ops::{ClampI8, Padding};
+use edgeloop_runtime::ops::fully_connected::{
+    self, FullyConnectedF32Params, FullyConnectedParams, FullyConnectedShape,
+};
+use edgeloop_runtime::ops::mul::{self, MulF32Params};
+use edgeloop_runtime::ops::{BroadcastShape, ClampF32, ClampI8, Padding};
 use edgeloop_runtime::{Interpreter, Model};
 
 /// xorshift32 fill: fixed pseudo-random int8 data (not zeros: data-dependent paths run).
@@ -36,6 +41,41 @@ fn fill(buf: &mut [i8], seed: u32) {
         s ^= s << 5;
         *b = (s >> 24) as i8;
     }
+}
+
+/// xorshift32 fill: fixed pseudo-random f32 data in (-1, 1), never zero (an odd multiple of
+/// 2^-23).
+fn fill_f32(buf: &mut [f32], seed: u32) {
+    let mut s = seed;
+    for v in buf.iter_mut() {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        *v = (((s >> 8) | 1) as i32 - (1 << 23)) as f32 / (1 << 23) as f32;
+    }
+}
+
+/// Multiply-accumulates a convolution performs on one input channel and one output channel:
+/// window taps that fall inside the input (padded taps are skipped, not counted).
+fn conv_taps(
+    input: [usize; 2],
+    output: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+) -> u64 {
+    let inside = |o: usize, k: usize, a: usize| {
+        (o * stride[a] + k)
+            .checked_sub(pad[a])
+            .is_some_and(|i| i < input[a])
+    };
+    let rows: u64 = (0..output[0])
+        .map(|oy| (0..kernel[0]).filter(|&ky| inside(oy, ky, 0)).count() as u64)
+        .sum();
+    let cols: u64 = (0..output[1])
+        .map(|ox| (0..kernel[1]).filter(|&kx| inside(ox, kx, 1)).count() as u64)
+        .sum();
+    rows * cols
 }
 
 fn region(name: &str, variant: &str, a: u32, b: u32, macs: u64) {
@@ -80,6 +120,35 @@ struct Buffers {
     v_cache: [i8; ATT_H * ATT_C * ATT_D],
     scratch: [i32; ATT_C],
 }
+
+// f32 kernels: FullyConnected K 256 N 64 and K 64 N 12 (the DS-CNN head); Conv2D at the int8
+// row's shape and at the DS-CNN's first layer (49×10×1, 10×4 kernel, stride 2, SAME padding
+// top 4 bottom 5 left 1 right 1, 64 channels: output 25×5×64); Mul of 20×16 by a scalar.
+const FC_SMALL_K: usize = 64;
+const FC_SMALL_N: usize = 12;
+const KWS_IN: [usize; 2] = [49, 10];
+const KWS_OUT: [usize; 2] = [25, 5];
+const KWS_K: [usize; 2] = [10, 4];
+const KWS_O: usize = 64;
+const MUL_DIMS: [u32; 4] = [1, 1, 20, 16];
+const MUL_N: usize = 20 * 16;
+
+struct F32Buffers {
+    /// Weights of every f32 row (the largest: FullyConnected's 256 × 64).
+    w: [f32; FC_K * FC_N],
+    /// Inputs (the largest: the 10×10×16 Conv2D input).
+    x: [f32; CONV_HW * CONV_HW * CONV_C],
+    /// Outputs (the largest: the DS-CNN first layer's 25×5×64).
+    y: [f32; KWS_OUT[0] * KWS_OUT[1] * KWS_O],
+    bias: [f32; 64],
+}
+
+static mut F32_BUFFERS: F32Buffers = F32Buffers {
+    w: [0.0; FC_K * FC_N],
+    x: [0.0; CONV_HW * CONV_HW * CONV_C],
+    y: [0.0; KWS_OUT[0] * KWS_OUT[1] * KWS_O],
+    bias: [0.0; 64],
+};
 
 static mut BUFFERS: Buffers = Buffers {
     a: [0; DOT_LEN],
@@ -175,19 +244,13 @@ fn kernels(buf: &mut Buffers) -> bool {
         return false;
     }
     // Padded border taps are skipped: count the MACs actually performed.
-    let mut taps = 0u64;
-    for y in 0..CONV_HW as i32 {
-        for x in 0..CONV_HW as i32 {
-            for ky in -1..=1i32 {
-                for kx in -1..=1i32 {
-                    let (iy, ix) = (y + ky, x + kx);
-                    taps += u64::from(
-                        (0..CONV_HW as i32).contains(&iy) && (0..CONV_HW as i32).contains(&ix),
-                    );
-                }
-            }
-        }
-    }
+    let taps = conv_taps(
+        [CONV_HW, CONV_HW],
+        [CONV_HW, CONV_HW],
+        [3, 3],
+        [1, 1],
+        [1, 1],
+    );
     let conv_macs = taps * (CONV_C * CONV_O) as u64;
     let c0 = mark();
     conv2d::reference::eval_i8(black_box(&conv), &buf.conv_x, &mut buf.out_ref[..n_out]);
@@ -339,6 +402,153 @@ fn kernels(buf: &mut Buffers) -> bool {
     ok
 }
 
+/// Logs whether the f32 output of row `name` is finite and not all zero (the kernel ran on
+/// the random data).
+fn f32_output_line(name: &str, y: &[f32]) -> bool {
+    let ok = y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0);
+    defmt::info!(
+        "{}: f32 output {}",
+        name,
+        if ok {
+            "finite"
+        } else {
+            "NOT finite or all zero"
+        }
+    );
+    ok
+}
+
+/// The f32 kernels (the scalar reference: the table's f32 entries on every target the firmware
+/// builds for), on random non-zero data.
+fn kernels_f32(buf: &mut F32Buffers) -> bool {
+    let mut ok = true;
+    fill_f32(&mut buf.w, 11);
+    fill_f32(&mut buf.x, 12);
+    fill_f32(&mut buf.bias, 13);
+    buf.y.fill(0.0);
+
+    // FullyConnected, batch 1: the int8 row's shape (K 256, N 64) and the DS-CNN head's
+    // (K 64, N 12).
+    for (name, k, n) in [
+        ("fully_connected_f32", FC_K, FC_N),
+        ("fully_connected_f32_small", FC_SMALL_K, FC_SMALL_N),
+    ] {
+        let fc = FullyConnectedF32Params {
+            shape: FullyConnectedShape {
+                batch: 1,
+                in_features: k as u32,
+                out_features: n as u32,
+            },
+            weights: &buf.w[..k * n],
+            bias: Some(&buf.bias[..n]),
+            activation: ClampF32::NONE,
+        };
+        if fully_connected::check_f32(&fc, k, n).is_err() {
+            defmt::error!("{} bench parameters rejected", name);
+            return false;
+        }
+        let (x, y) = (&buf.x[..k], &mut buf.y[..n]);
+        let m0 = mark();
+        fully_connected::reference::eval_f32(black_box(&fc), x, y);
+        let m1 = mark();
+        region(name, "reference", m0, m1, (k * n) as u64);
+        ok &= f32_output_line(name, black_box(&buf.y[..n]));
+    }
+
+    // Conv2D 3x3, stride 1, padding 1 on 10×10×16 (the int8 row's shape), and the DS-CNN's first
+    // layer (ReLU, as there).
+    let same_3x3 = Conv2dShape {
+        input: [1, CONV_HW as u32, CONV_HW as u32, CONV_C as u32],
+        output: [1, CONV_HW as u32, CONV_HW as u32, CONV_O as u32],
+        kernel: [3, 3],
+        stride: [1, 1],
+        dilation: [1, 1],
+        padding: Padding {
+            top: 1,
+            bottom: 1,
+            left: 1,
+            right: 1,
+        },
+    };
+    let taps_3x3 = conv_taps(
+        [CONV_HW, CONV_HW],
+        [CONV_HW, CONV_HW],
+        [3, 3],
+        [1, 1],
+        [1, 1],
+    );
+    let kws = Conv2dShape {
+        input: [1, KWS_IN[0] as u32, KWS_IN[1] as u32, 1],
+        output: [1, KWS_OUT[0] as u32, KWS_OUT[1] as u32, KWS_O as u32],
+        kernel: [KWS_K[0] as u32, KWS_K[1] as u32],
+        stride: [2, 2],
+        dilation: [1, 1],
+        padding: Padding {
+            top: 4,
+            bottom: 5,
+            left: 1,
+            right: 1,
+        },
+    };
+    let taps_kws = conv_taps(KWS_IN, KWS_OUT, KWS_K, [2, 2], [4, 1]);
+    for (name, shape, activation, macs) in [
+        (
+            "conv2d_f32",
+            same_3x3,
+            ClampF32::NONE,
+            taps_3x3 * (CONV_C * CONV_O) as u64,
+        ),
+        (
+            "conv2d_f32_ds_cnn",
+            kws,
+            ClampF32::RELU,
+            taps_kws * KWS_O as u64,
+        ),
+    ] {
+        let [kh, kw] = shape.kernel;
+        let (n_in, n_out) = (shape.input_len(), shape.output_len());
+        let n_w = (shape.output[3] * kh * kw * shape.input[3]) as usize;
+        let conv = Conv2dF32Params {
+            shape,
+            weights: &buf.w[..n_w],
+            bias: Some(&buf.bias[..shape.output[3] as usize]),
+            activation,
+        };
+        if conv2d::check_f32(&conv, n_in, n_out).is_err() {
+            defmt::error!("{} bench parameters rejected", name);
+            return false;
+        }
+        let (x, y) = (&buf.x[..n_in], &mut buf.y[..n_out]);
+        let c0 = mark();
+        conv2d::reference::eval_f32(black_box(&conv), x, y);
+        let c1 = mark();
+        region(name, "reference", c0, c1, macs);
+        ok &= f32_output_line(name, black_box(&buf.y[..n_out]));
+    }
+
+    // Mul of 20×16 by a scalar, as the f32 Muls of float islands (a Div by a constant, a Sub's
+    // negation, an attention scale): one broadcast row. Counted per output element.
+    let mp = MulF32Params {
+        shape: BroadcastShape {
+            input1: MUL_DIMS,
+            input2: [1, 1, 1, 1],
+            output: MUL_DIMS,
+        },
+        activation: ClampF32::NONE,
+    };
+    if mul::check_f32(&mp, MUL_N, 1, MUL_N).is_err() {
+        defmt::error!("mul_f32 bench parameters rejected");
+        return false;
+    }
+    let (x, s, y) = (&buf.x[..MUL_N], &buf.bias[..1], &mut buf.y[..MUL_N]);
+    let u0 = mark();
+    mul::reference::eval_f32(black_box(&mp), x, s, y);
+    let u1 = mark();
+    region("mul_f32", "reference", u0, u1, MUL_N as u64);
+    ok &= f32_output_line("mul_f32", black_box(&buf.y[..MUL_N]));
+    ok
+}
+
 /// Per-op counts of one invoke of `model`; `prepare` writes the inputs.
 fn per_op(
     name: &str,
@@ -402,6 +612,8 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         }
     );
     let mut ok = kernels(buf);
+    // SAFETY: as BUFFERS: called once, the only reference to F32_BUFFERS.
+    ok &= kernels_f32(unsafe { &mut *core::ptr::addr_of_mut!(F32_BUFFERS) });
     ok &= sweep::run();
     let Some(arena) = arena::take() else {
         defmt::error!("arena already taken");

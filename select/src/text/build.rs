@@ -159,9 +159,8 @@ mod tests {
         super::super::task::calibration(&rows, 8).unwrap()
     }
 
-    /// Every op of an encoder's and a GPT's image has a measured (or, for the f32 head, a
-    /// derived) figure except the free ones; the mixed image runs its head in f32 and differs
-    /// from the int8 one.
+    /// Every op of an encoder's and a GPT's image has a measured figure except the free ones;
+    /// the mixed image runs its head in f32 and differs from the int8 one.
     #[test]
     fn text_images_are_costed_and_mixed_keeps_the_head_float() {
         for fam in [Family::Encoder, Family::Gpt] {
