@@ -22,21 +22,28 @@ pub fn eval_i8(p: &SoftmaxParams<'_>, input: &[i8], output: &mut [i8]) {
 }
 
 /// `n / d` when the quotient is below 512, as the int8 softmax's is (`t ≤ T`, so
-/// `⌊(256·t + ⌊T/2⌋) / T⌋ ≤ 256`): nine steps of shift and subtract, the same value as `/`
-/// without a call to the 64-bit division routine (about 900 bytes of flash on a Cortex-M, and
-/// slower there than these steps). `d` is at most `MAX_DEPTH · 2^24 = 2^39`, so `d << 8` fits.
+/// `⌊(256·t + ⌊T/2⌋) / T⌋ ≤ 256`): the same value as `/`, from one 32-bit division, without a
+/// call to the 64-bit division routine (about 900 bytes of flash on a Cortex-M, and slower).
+///
+/// With `d` of at most 23 bits, `n < 512·d < 2³²` and the 32-bit division is exact. Otherwise
+/// both are shifted right by `s`, so that `d >> s` has 23 bits: `q₀ = ⌊(n >> s) / ((d >> s) + 1)⌋`
+/// (`n >> s < 2³²`) is at most `n / d` and short of it by less than 2 (the shifted divisor is
+/// too large by at most a factor `1 + 2⁻²²` and the quotient is below 512), so `q₀` or `q₀ + 1`
+/// is the quotient: one comparison of `n − q₀·d` with `d` says which.
 #[inline]
-pub(crate) fn div_small(mut n: u64, d: u64) -> u64 {
-    debug_assert!(d > 0 && d < 1 << 55 && n / d < 512);
-    let mut q = 0;
-    for bit in (0..9).rev() {
-        let step = d << bit;
-        if n >= step {
-            n -= step;
-            q |= 1 << bit;
-        }
+pub(crate) fn div_small(n: u64, d: u64) -> u64 {
+    debug_assert!(d > 0 && n / d < 512);
+    let bits = 64 - d.leading_zeros();
+    if bits <= 23 {
+        return (n as u32 / d as u32) as u64;
     }
-    q
+    let s = bits - 23;
+    let q = ((n >> s) as u32 / ((d >> s) as u32 + 1)) as u64;
+    if n - q * d >= d {
+        q + 1
+    } else {
+        q
+    }
 }
 
 /// f32 softmax: `exp(beta · (x - max)) / Σ`, with [`fmath::exp`] and the row sum in

@@ -623,9 +623,11 @@ fn div_small_equals_division() {
     let mut rng = Rng::new(0xD1F5);
     let max_d = (MAX_DEPTH as u64) << TABLE_BITS;
     for case in 0..20_000 {
-        let d = match case % 4 {
+        let d = match case % 5 {
             0 => 1 + rng.next_u64() % 1024,
             1 => (1 << TABLE_BITS) + rng.next_u64() % (1 << TABLE_BITS),
+            // Around the 23-bit boundary where the shifted path starts.
+            2 => (1 << 23) - 4 + rng.next_u64() % 8,
             _ => 1 + rng.next_u64() % max_d,
         };
         let q = rng.next_u64() % 512;
@@ -639,5 +641,16 @@ fn div_small_equals_division() {
         }
     }
     assert_eq!(reference::div_small(511 * max_d + max_d - 1, max_d), 511);
+    // Every numerator of the softmax's extreme rows: one entry (T = 2^24) and MAX_DEPTH
+    // maximal entries, t from 0 to T.
+    for total in [1u64 << TABLE_BITS, max_d, max_d - 1, (1 << 32) + 1] {
+        for t in (0..=total)
+            .step_by((total / 4099) as usize + 1)
+            .chain([total])
+        {
+            let n = t * 256 + total / 2;
+            assert_eq!(reference::div_small(n, total), n / total, "{n} / {total}");
+        }
+    }
     assert_eq!(reference::div_small(0, 1), 0);
 }
