@@ -1367,24 +1367,24 @@ pub(crate) fn check<const OPS: u64>(
             ops::conv1d::check_f32(p, xi, yo)
         }
         Bound::ActI8(p)
-            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & INT8_KERNELS != 0 =>
+            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & INT8_KERNELS != 0 =>
         {
             ops::activation::check_i8(p, xi, yo)
         }
         Bound::ActF32(p)
-            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & F32_KERNELS != 0 =>
+            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & F32_KERNELS != 0 =>
         {
             ops::activation::check_f32(p, xi, yo)
         }
         Bound::MaxPoolI8(p) | Bound::AvgPoolI8(p)
-            if has(OPS, OpCode::MaxPool2d)
-                || has(OPS, OpCode::AvgPool2d) && OPS & INT8_KERNELS != 0 =>
+            if (has(OPS, OpCode::MaxPool2d) || has(OPS, OpCode::AvgPool2d))
+                && OPS & INT8_KERNELS != 0 =>
         {
             ops::pooling::check_i8(p, xi, yo)
         }
         Bound::MaxPoolF32(p) | Bound::AvgPoolF32(p)
-            if has(OPS, OpCode::MaxPool2d)
-                || has(OPS, OpCode::AvgPool2d) && OPS & F32_KERNELS != 0 =>
+            if (has(OPS, OpCode::MaxPool2d) || has(OPS, OpCode::AvgPool2d))
+                && OPS & F32_KERNELS != 0 =>
         {
             ops::pooling::check_f32(p, xi, yo)
         }
@@ -1408,8 +1408,8 @@ pub(crate) fn check<const OPS: u64>(
             ops::layer_norm::quantized::check(p, xi, len_of(model, None, rec.output(1))?, yo)
         }
         Bound::Quantize(p) | Bound::Dequantize(p)
-            if has(OPS, OpCode::Quantize)
-                || has(OPS, OpCode::Dequantize) && OPS & F32_KERNELS != 0 =>
+            if (has(OPS, OpCode::Quantize) || has(OPS, OpCode::Dequantize))
+                && OPS & F32_KERNELS != 0 =>
         {
             ops::quantize::check(p, xi, yo)
         }
@@ -1676,12 +1676,12 @@ pub(crate) fn run_bound<const OPS: u64>(
             ops::conv1d::eval_f32(p, f32s(x)?, f32m(out)?)
         }
         Bound::ActI8(p)
-            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & INT8_KERNELS != 0 =>
+            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & INT8_KERNELS != 0 =>
         {
             ops::activation::eval_i8(p, i8s(x), i8m(out))
         }
         Bound::ActF32(p)
-            if has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6) && OPS & F32_KERNELS != 0 =>
+            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & F32_KERNELS != 0 =>
         {
             ops::activation::eval_f32(p, f32s(x)?, f32m(out)?)
         }
