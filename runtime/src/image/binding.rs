@@ -96,8 +96,9 @@ impl<'m, 'a> Ctx<'m, 'a> {
         op_err(self.index, p)
     }
 
-    /// Whether the op runs its f32 variant, decided by `dtype` (its first input's), when that
-    /// variant is linked (`OPS`); an op whose variant is not linked is unsupported. Inlined, so
+    /// Whether the op runs its f32 variant, decided by `dtype` (that of the tensor the binder
+    /// reads the variant from, usually input 0), when that variant is linked (`OPS`); an op
+    /// whose variant is not linked is unsupported. Inlined, so
     /// that a runtime without f32 (or int8) kernels drops the other branch of the binder.
     #[inline(always)]
     fn runs_f32<const OPS: u64>(&self, dtype: DType) -> Result<bool, Error> {

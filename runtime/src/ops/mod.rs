@@ -18,7 +18,8 @@
 //!   reference kernels needs scratch memory. Outputs never alias inputs, except where an op says so
 //!   ([`activation`] has an in-place form; [`reshape`] is meant to be aliased by the planner).
 //! - **Dispatch.** `eval_*` calls the entry of [`kernels()`] (a [`KernelTable`]) for the ops that have
-//!   optimized variants, and `reference::` for the others. Every variant must be bit-exact to
+//!   optimized variants, through `kernel!` (without `std`, a direct call to the compile-time
+//!   table's entry), and `reference::` for the others. Every variant must be bit-exact to
 //!   `reference` (asserted by `bit_exact_<variant>` tests on random cases).
 //!
 //! # Shapes
