@@ -104,6 +104,24 @@ const FC_N: usize = 64;
 const CONV_HW: usize = 10;
 const CONV_C: usize = 16;
 const CONV_O: usize = 16;
+
+/// The fixed Conv2D shape: 3×3, stride 1, padding 1 on `CONV_HW`×`CONV_HW`×`CONV_C` (NHWC) to
+/// `CONV_O` channels (the int8 and the f32 rows).
+fn same_3x3() -> Conv2dShape {
+    Conv2dShape {
+        input: [1, CONV_HW as u32, CONV_HW as u32, CONV_C as u32],
+        output: [1, CONV_HW as u32, CONV_HW as u32, CONV_O as u32],
+        kernel: [3, 3],
+        stride: [1, 1],
+        dilation: [1, 1],
+        padding: Padding {
+            top: 1,
+            bottom: 1,
+            left: 1,
+            right: 1,
+        },
+    }
+}
 const ATT_H: usize = 2;
 const ATT_D: usize = 16;
 const ATT_C: usize = 16;
@@ -215,21 +233,8 @@ fn kernels(buf: &mut Buffers) -> bool {
     );
 
     // Conv2D 3x3, stride 1, padding 1, NHWC.
-    let dims_in = [1, CONV_HW as u32, CONV_HW as u32, CONV_C as u32];
     let conv = Conv2dParams {
-        shape: Conv2dShape {
-            input: dims_in,
-            output: [1, CONV_HW as u32, CONV_HW as u32, CONV_O as u32],
-            kernel: [3, 3],
-            stride: [1, 1],
-            dilation: [1, 1],
-            padding: Padding {
-                top: 1,
-                bottom: 1,
-                left: 1,
-                right: 1,
-            },
-        },
+        shape: same_3x3(),
         weights: &buf.conv_w,
         bias: Some(&bias[..CONV_O]),
         input_zero_point: -5,
@@ -457,19 +462,7 @@ fn kernels_f32(buf: &mut F32Buffers) -> bool {
 
     // Conv2D 3x3, stride 1, padding 1 on 10×10×16 (the int8 row's shape), and the DS-CNN's first
     // layer (ReLU, as there).
-    let same_3x3 = Conv2dShape {
-        input: [1, CONV_HW as u32, CONV_HW as u32, CONV_C as u32],
-        output: [1, CONV_HW as u32, CONV_HW as u32, CONV_O as u32],
-        kernel: [3, 3],
-        stride: [1, 1],
-        dilation: [1, 1],
-        padding: Padding {
-            top: 1,
-            bottom: 1,
-            left: 1,
-            right: 1,
-        },
-    };
+    let same_3x3 = same_3x3();
     let taps_3x3 = conv_taps(
         [CONV_HW, CONV_HW],
         [CONV_HW, CONV_HW],
