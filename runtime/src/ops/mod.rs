@@ -464,6 +464,38 @@ macro_rules! kernel {
 }
 pub(crate) use kernel;
 
+/// The three kernels of an int8-in, int8-out op computed in f32 (the fused Softmax and LayerNorm,
+/// version 2): Dequantize, the f32 op `op`, Quantize. [`QdqSteps::linked`] takes them through
+/// `kernel!`, so that a firmware links these three kernels and not the whole table;
+/// [`QdqSteps::from_table`] from an explicit table (the tests' reference table).
+#[derive(Clone, Copy)]
+pub(crate) struct QdqSteps<F> {
+    pub(crate) dequantize: DequantizeFn,
+    pub(crate) op: F,
+    pub(crate) quantize: QuantizeFn,
+}
+
+impl<F> QdqSteps<F> {
+    /// Dequantize and Quantize of this machine's kernels, around `op`.
+    #[inline]
+    pub(crate) fn linked(op: F) -> Self {
+        QdqSteps {
+            dequantize: kernel!(dequantize),
+            op,
+            quantize: kernel!(quantize),
+        }
+    }
+
+    /// Dequantize and Quantize of `k`, around `op`.
+    pub(crate) fn from_table(k: &KernelTable, op: F) -> Self {
+        QdqSteps {
+            dequantize: k.dequantize,
+            op,
+            quantize: k.quantize,
+        }
+    }
+}
+
 // ---- shared validation helpers for `check_*` ------------------------------------------------
 
 pub(crate) const fn shape_err() -> Error {

@@ -17,6 +17,7 @@
 
 use super::LayerNormF32Params;
 use crate::ops::quantize::QuantizeParams;
+use crate::ops::QdqSteps;
 use crate::Error;
 
 /// Parameters of the fused int8 LayerNorm.
@@ -71,21 +72,8 @@ pub fn eval(
     if super::avx512::detected() && scratch.len() >= p.norm.cols as usize {
         return super::avx512::eval_quantized_detected(p, input, scratch, output);
     }
-    let steps = Steps {
-        dequantize: crate::ops::kernel!(dequantize),
-        layer_norm_f32: crate::ops::kernel!(layer_norm_f32),
-        quantize: crate::ops::kernel!(quantize),
-    };
+    let steps = QdqSteps::linked(crate::ops::kernel!(layer_norm_f32));
     run(steps, p, input, scratch, output)
-}
-
-/// The kernels the op's steps call. Taken from a table by [`eval_with`]; by [`eval`] through
-/// `kernel!`, so that a firmware links these three kernels and not the whole table.
-#[derive(Clone, Copy)]
-struct Steps {
-    dequantize: crate::ops::DequantizeFn,
-    layer_norm_f32: crate::ops::LayerNormF32Fn,
-    quantize: crate::ops::QuantizeFn,
 }
 
 /// [`eval`] with an explicit kernel table (the reference table gives the specification).
@@ -96,16 +84,12 @@ pub fn eval_with(
     scratch: &mut [f32],
     output: &mut [i8],
 ) {
-    let steps = Steps {
-        dequantize: k.dequantize,
-        layer_norm_f32: k.layer_norm_f32,
-        quantize: k.quantize,
-    };
+    let steps = QdqSteps::from_table(k, k.layer_norm_f32);
     run(steps, p, input, scratch, output)
 }
 
 fn run(
-    k: Steps,
+    k: QdqSteps<crate::ops::LayerNormF32Fn>,
     p: &QuantizedLayerNormParams<'_>,
     input: &[i8],
     scratch: &mut [f32],
@@ -128,7 +112,7 @@ fn run(
             rows: (n / cols) as u32,
             ..p.norm
         };
-        (k.layer_norm_f32)(&norm, a, b);
+        (k.op)(&norm, a, b);
         (k.quantize)(&p.output, b, y);
     }
 }

@@ -34,6 +34,7 @@
 
 use super::{SoftmaxF32Params, SoftmaxShape};
 use crate::ops::quantize::QuantizeParams;
+use crate::ops::QdqSteps;
 use crate::Error;
 
 /// Parameters of the fused int8 softmax.
@@ -115,21 +116,8 @@ pub fn eval(p: &QuantizedSoftmaxParams<'_>, input: &[i8], scratch: &mut [f32], o
     {
         return super::avx512::eval_quantized_detected(p, input, scratch, output);
     }
-    let steps = Steps {
-        dequantize: crate::ops::kernel!(dequantize),
-        softmax_f32: crate::ops::kernel!(softmax_f32),
-        quantize: crate::ops::kernel!(quantize),
-    };
+    let steps = QdqSteps::linked(crate::ops::kernel!(softmax_f32));
     run(steps, p, input, scratch, output)
-}
-
-/// The kernels the op's steps call. Taken from a table by [`eval_with`]; by [`eval`] through
-/// `kernel!`, so that a firmware links these three kernels and not the whole table.
-#[derive(Clone, Copy)]
-struct Steps {
-    dequantize: crate::ops::DequantizeFn,
-    softmax_f32: crate::ops::SoftmaxF32Fn,
-    quantize: crate::ops::QuantizeFn,
 }
 
 /// [`eval`] with an explicit kernel table: steps 1–3 in portable code into the scratch, then
@@ -141,16 +129,12 @@ pub fn eval_with(
     scratch: &mut [f32],
     output: &mut [i8],
 ) {
-    let steps = Steps {
-        dequantize: k.dequantize,
-        softmax_f32: k.softmax_f32,
-        quantize: k.quantize,
-    };
+    let steps = QdqSteps::from_table(k, k.softmax_f32);
     run(steps, p, input, scratch, output)
 }
 
 fn run(
-    k: Steps,
+    k: QdqSteps<crate::ops::SoftmaxF32Fn>,
     p: &QuantizedSoftmaxParams<'_>,
     input: &[i8],
     scratch: &mut [f32],
@@ -177,7 +161,7 @@ fn run(
             },
             beta: p.beta,
         };
-        (k.softmax_f32)(&sp, a, b);
+        (k.op)(&sp, a, b);
         (k.quantize)(&p.output, b, y);
     }
 }
