@@ -8,6 +8,9 @@
  *   marker=ADDR  address of a marker function; every time it executes, the running count is
  *                written as one line "mark <count>" (the firmware logs which region each mark closes)
  *   out=PATH     where the lines go (default: stderr); the total is written at exit as "total <count>"
+ *   profile=PATH flat profile: at exit, one line "<address hex> <count>" per executed instruction
+ *                address in the first 4 MiB (the board's flash), for `tools/profile.py` to sum by
+ *                function
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -41,6 +44,11 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = 1;
 static uint64_t count; /* single vCPU board: one counter is enough */
 static uint64_t marker = UINT64_MAX;
 static FILE *out;
+/* Per-instruction counters for profile=PATH: one per halfword of flash (Thumb instructions are
+ * 2 or 4 bytes long and halfword aligned). */
+#define PROFILE_SPAN (4u << 20)
+static uint64_t *profile;
+static FILE *profile_out;
 
 static void on_marker(unsigned int vcpu, void *udata) {
     (void)vcpu; (void)udata;
@@ -54,6 +62,10 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &count, 1);
+        uint64_t pc = qemu_plugin_insn_vaddr(insn);
+        if (profile && pc < PROFILE_SPAN) {
+            qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &profile[pc >> 1], 1);
+        }
         if (qemu_plugin_insn_vaddr(insn) == marker) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS, NULL);
         }
@@ -64,6 +76,12 @@ static void on_exit_cb(qemu_plugin_id_t id, void *udata) {
     (void)id; (void)udata;
     fprintf(out, "total %" PRIu64 "\n", count);
     fflush(out);
+    if (profile) {
+        for (uint64_t i = 0; i < PROFILE_SPAN / 2; i++) {
+            if (profile[i]) fprintf(profile_out, "%" PRIx64 " %" PRIu64 "\n", i << 1, profile[i]);
+        }
+        fclose(profile_out);
+    }
 }
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv) {
@@ -75,6 +93,10 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
         } else if (strncmp(argv[i], "out=", 4) == 0) {
             out = fopen(argv[i] + 4, "w");
             if (!out) { perror(argv[i] + 4); return -1; }
+        } else if (strncmp(argv[i], "profile=", 8) == 0) {
+            profile_out = fopen(argv[i] + 8, "w");
+            profile = calloc(PROFILE_SPAN / 2, sizeof *profile);
+            if (!profile_out || !profile) { perror(argv[i] + 8); return -1; }
         } else {
             fprintf(stderr, "insn-count: unknown argument %s\n", argv[i]);
             return -1;

@@ -990,6 +990,9 @@ pub struct Ops<'a> {
 impl<'a> Iterator for Ops<'a> {
     type Item = Result<OpRecord<'a>, Error>;
 
+    /// Inlined: a call returns `Option<Result<OpRecord, Error>>`, whose tag byte sits before
+    /// the record, and the Cortex-M4 build moved it with two misaligned `memcpy` calls per op.
+    #[inline]
     #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {

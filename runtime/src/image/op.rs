@@ -100,17 +100,21 @@ impl OpCode {
 pub const OP_HEADER_LEN: usize = 8;
 
 /// One operator record, borrowed from the image.
+///
+/// `repr(C)` with the byte fields last, for the reason given on
+/// [`TensorInfo`](super::TensorInfo): moves of `Option<Result<OpRecord, _>>` stay word-aligned.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub struct OpRecord<'a> {
+    io: &'a [u8],
+    /// The parameter record (little-endian 32-bit words).
+    pub params: &'a [u8],
     /// Operator code byte (see [`OpCode`]).
     pub code: u8,
     /// Version of the op's parameter record.
     pub version: u8,
     n_in: u8,
     n_out: u8,
-    io: &'a [u8],
-    /// The parameter record (little-endian 32-bit words).
-    pub params: &'a [u8],
 }
 
 impl<'a> OpRecord<'a> {

@@ -30,6 +30,10 @@ pub struct Args {
     /// With --insn-plugin: the marker function's symbol name in the ELF.
     #[arg(long, default_value = "edgeloop_bench_marker")]
     pub marker_symbol: String,
+    /// With --insn-plugin: also write a flat profile here (executed instructions per address;
+    /// `firmware-examples/tools/profile.py ELF PROFILE` sums it by function).
+    #[arg(long, value_name = "PATH")]
+    pub insn_profile: Option<PathBuf>,
     /// Print the raw bytes count as well as decoded lines.
     #[arg(long)]
     pub verbose: bool,
@@ -121,11 +125,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         let plugin = std::path::absolute(plugin)?;
         let out = std::path::absolute(&args.insn_out)?;
-        cmd.arg("-plugin").arg(format!(
+        let mut spec = format!(
             "{},marker={marker:#x},out={}",
             plugin.display(),
             out.display()
-        ));
+        );
+        if let Some(profile) = &args.insn_profile {
+            // QEMU splits plugin arguments at commas.
+            let profile = std::path::absolute(profile)?;
+            let profile = profile.to_str().filter(|p| !p.contains(','));
+            let profile =
+                profile.context("--insn-profile: the path must be UTF-8 without commas")?;
+            spec.push_str(&format!(",profile={profile}"));
+        }
+        cmd.arg("-plugin").arg(spec);
     }
     let mut child = cmd
         .spawn()
