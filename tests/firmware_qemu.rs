@@ -442,6 +442,41 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
         md.push_str(&speed_up_row(model, d.macs, r, d));
     }
     md.push_str(
+        "\n## Ops decoded on every invoke vs once (`Interpreter::new_prepared`)\n\n\
+         The same DSP build and input. Without `std`, `Interpreter::new` decodes each op's record, \
+         tensors and parameters again on every invoke; `new_prepared` decodes them once into op \
+         slots the caller provides (RAM: slots × `PreparedOp::BYTES`).\n\n\
+         | model | ops | decoded per invoke instr | prepared instr | saved per op | op slots RAM (bytes) |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for model in ["ds-cnn", "intent-classifier", "tiny-gpt"] {
+        let d = by_name[format!("{model} total").as_str()];
+        let p = by_name[format!("prepared {model} total").as_str()];
+        let line = log
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("prepared {model}: ")))
+            .unwrap_or_else(|| panic!("{model}: no op-slot line in the log"));
+        let nums: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [ops, bytes] = nums[..] else {
+            panic!("{model}: op-slot line {line:?}");
+        };
+        assert!(
+            p.insns < d.insns,
+            "{model}: prepared {} >= decoded per invoke {}",
+            p.insns,
+            d.insns
+        );
+        md.push_str(&format!(
+            "| {model} | {ops} | {} | {} | {} | {bytes} |\n",
+            d.insns,
+            p.insns,
+            (d.insns - p.insns) / ops.max(1)
+        ));
+    }
+    md.push_str(
         "\n## Kernels on fixed shapes\n\n\
          Random int8 data; each count includes one marker call (~4 instructions). FullyConnected K 256 \
          N 64 batch 1; Conv2D and DepthwiseConv2D 10×10×16, 3×3, pad 1 (padded taps not counted as \

@@ -146,6 +146,13 @@ pub enum Error {
     },
     /// The caller's arena does not start at a 16-byte aligned address.
     ArenaMisaligned,
+    /// `Interpreter::new_prepared` was given fewer op slots than the model has ops.
+    PreparedSlotsTooFew {
+        /// Ops of the model.
+        needed: u32,
+        /// Slots given.
+        given: u32,
+    },
     /// An input or output index passed to the interpreter is out of range.
     TensorIndexOutOfRange {
         /// The index asked for.
@@ -262,6 +269,10 @@ impl fmt::Display for Error {
                 )
             }
             Error::ArenaMisaligned => write!(f, "arena is not 16-byte aligned"),
+            Error::PreparedSlotsTooFew { needed, given } => write!(
+                f,
+                "too few prepared-op slots: the model has {needed} ops, got {given} slots"
+            ),
             Error::TensorIndexOutOfRange { index } => {
                 write!(f, "input/output index {index} out of range")
             }

@@ -39,4 +39,4 @@ pub mod threads;
 
 pub use error::Error;
 pub use image::Model;
-pub use interpreter::Interpreter;
+pub use interpreter::{Interpreter, PreparedOp};

@@ -30,7 +30,7 @@ use edgeloop_runtime::ops::fully_connected::{
 };
 use edgeloop_runtime::ops::mul::{self, MulF32Params};
 use edgeloop_runtime::ops::{BroadcastShape, ClampF32, ClampI8, Padding};
-use edgeloop_runtime::{Interpreter, Model};
+use edgeloop_runtime::{Interpreter, Model, PreparedOp};
 
 /// xorshift32 fill: fixed pseudo-random int8 data (not zeros: data-dependent paths run).
 fn fill(buf: &mut [i8], seed: u32) {
@@ -149,6 +149,10 @@ const KWS_OUT: [usize; 2] = [25, 5];
 const KWS_K: [usize; 2] = [10, 4];
 const KWS_O: usize = 64;
 const MUL_DIMS: [u32; 4] = [1, 1, 20, 16];
+/// Op slots for the runs with every op decoded once (`Interpreter::new_prepared`): at least the
+/// op count of each bench model.
+const PREPARED_SLOTS: usize = 48;
+static mut PREPARED: [PreparedOp<'static>; PREPARED_SLOTS] = [PreparedOp::EMPTY; PREPARED_SLOTS];
 const MUL_N: usize = 20 * 16;
 
 struct F32Buffers {
@@ -542,15 +546,38 @@ fn kernels_f32(buf: &mut F32Buffers) -> bool {
     ok
 }
 
-/// Per-op counts of one invoke of `model`; `prepare` writes the inputs.
+/// Per-op counts of one invoke of `model`, its ops decoded on every invoke (`Interpreter::new`,
+/// regions `<name> ...`) and once, into `slots` (`Interpreter::new_prepared`, regions
+/// `prepared <name> ...`); `prepare` writes the inputs.
 fn per_op(
     name: &str,
-    model: &Model<'_>,
+    model: &Model<'static>,
     arena: &mut [u8],
+    slots: &mut [PreparedOp<'static>],
     position: u64,
     prepare: impl Fn(&mut Interpreter<'_, '_>) -> Result<(), edgeloop_runtime::Error>,
 ) -> Result<(), edgeloop_runtime::Error> {
-    let mut it = Interpreter::new(model, arena)?;
+    let it = Interpreter::new(model, arena)?;
+    per_op_with(name, "", model, it, position, &prepare)?;
+    let it = Interpreter::new_prepared(model, arena, slots)?;
+    defmt::info!(
+        "prepared {}: {} ops, {} bytes of op slots",
+        name,
+        model.num_ops(),
+        model.num_ops() * PreparedOp::BYTES
+    );
+    per_op_with(name, "prepared ", model, it, position, &prepare)
+}
+
+/// [`per_op`] with the interpreter made; region names start with `prefix`.
+fn per_op_with(
+    name: &str,
+    prefix: &str,
+    model: &Model<'_>,
+    mut it: Interpreter<'_, '_>,
+    position: u64,
+    prepare: &impl Fn(&mut Interpreter<'_, '_>) -> Result<(), edgeloop_runtime::Error>,
+) -> Result<(), edgeloop_runtime::Error> {
     // Fill the KV caches of a decoder first: every position before `position`.
     for p in 0..position {
         it.input_i32(0)?[0] = (p % 7) as i32;
@@ -573,7 +600,8 @@ fn per_op(
         let m = macs(model, &rec, position);
         total_macs += m;
         defmt::info!(
-            "region {} op {} {}: marks {} {}, {} MACs",
+            "region {}{} op {} {}: marks {} {}, {} MACs",
+            prefix,
             name,
             i,
             op_name(rec.code),
@@ -583,7 +611,8 @@ fn per_op(
         );
     }
     defmt::info!(
-        "region {} total: marks {} {}, {} MACs",
+        "region {}{} total: marks {} {}, {} MACs",
+        prefix,
         name,
         marks[0],
         marks[n_ops],
@@ -612,8 +641,10 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         defmt::error!("arena already taken");
         return Ok(false);
     };
+    // SAFETY: as BUFFERS: called once, the only reference to PREPARED.
+    let slots = unsafe { &mut *core::ptr::addr_of_mut!(PREPARED) };
     let cnn = Model::parse(assets::dscnn::image())?;
-    per_op("ds-cnn", &cnn, arena, 0, |it| {
+    per_op("ds-cnn", &cnn, arena, slots, 0, |it| {
         let x = it.input_i8(0)?;
         for (d, &s) in x.iter_mut().zip(assets::dscnn::INPUTS) {
             *d = s as i8;
@@ -623,7 +654,7 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
     // The demo's intent classifier (the `classify` model): one inference on its first
     // embedded test input (token ids of the demo's test split).
     let cls = Model::parse(assets::classify::image())?;
-    per_op("intent-classifier", &cls, arena, 0, |it| {
+    per_op("intent-classifier", &cls, arena, slots, 0, |it| {
         let x = it.input_bytes(0)?;
         let n = x.len().min(assets::classify::INPUTS.len());
         x[..n].copy_from_slice(&assets::classify::INPUTS[..n]);
@@ -631,7 +662,7 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
     })?;
     let gpt = Model::parse(assets::generate::image())?;
     let last = 15u64;
-    per_op("tiny-gpt", &gpt, arena, last, |it| {
+    per_op("tiny-gpt", &gpt, arena, slots, last, |it| {
         it.input_i32(0)?[0] = 3;
         it.input_i32(1)?[0] = last as i32;
         it.input_i32(2)?[0] = last as i32;

@@ -1245,6 +1245,10 @@ fn unsupported(index: usize, rec: &OpRecord<'_>) -> Error {
 /// Decodes op `index` (an op outside `OPS` is unsupported), with the records of the op's output
 /// 0 and inputs 0 and 1 that decoding it read (each of those records is decoded once for the
 /// op's binding, its parse-time check and its runs).
+///
+/// Always inlined: as a function of its own it returns `Result<(Bound, Io), Error>` through
+/// memory, and the Cortex-M4 build copied that out with four `memcpy` calls per op.
+#[inline(always)]
 pub(crate) fn bind_with_io<'a, const OPS: u64>(
     model: &Model<'a>,
     index: usize,
@@ -1588,7 +1592,9 @@ impl<'b> Split<'b> {
     }
 }
 
-/// Runs op `index` over the arena (decoding its record first: see [`run_bound`]).
+/// Runs op `index` over the arena, decoding its record first (see [`run_bound`]): what the
+/// interpreter does for an op it has not kept decoded; the tests' reference path.
+#[cfg(test)]
 pub(crate) fn run<const OPS: u64>(
     model: &Model<'_>,
     index: usize,
