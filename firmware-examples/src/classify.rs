@@ -44,7 +44,7 @@ pub struct TestSet<'a> {
 }
 
 /// Top-1 class and its confidence (Q16 probability) from an output tensor.
-fn top1<const OPS: u64>(
+fn top1<const OPS: u128>(
     it: &Interpreter<'_, '_, OPS>,
 ) -> Result<(usize, u16), edgeloop_runtime::Error> {
     let info = it.output_info(0)?;
@@ -91,7 +91,7 @@ fn top1<const OPS: u64>(
 }
 
 /// Summary of input 0 for telemetry (integer inputs; an f32 input gets an empty summary).
-fn input_summary<const OPS: u64>(
+fn input_summary<const OPS: u128>(
     it: &mut Interpreter<'_, '_, OPS>,
 ) -> Result<InputSummary, edgeloop_runtime::Error> {
     Ok(match it.input_info(0)?.dtype {
@@ -105,7 +105,7 @@ fn input_summary<const OPS: u64>(
 /// kernels of op set `OPS` linked (`edgeloop_runtime::image::ALL_OPS` for any image; an
 /// embedded image's own set, computed by `build.rs`, links only what it needs).
 /// `Ok(true)` when every output equals the host's.
-pub fn run<const OPS: u64>(
+pub fn run<const OPS: u128>(
     model: &Model<'_>,
     image_len: usize,
     tests: &TestSet<'_>,

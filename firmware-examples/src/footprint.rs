@@ -9,7 +9,7 @@ use crate::{arena, stack};
 
 /// Runs `image` once and logs `footprint NAME: image N bytes, arena N bytes, stack N bytes`.
 /// `false` (after logging why) if the model does not run.
-pub fn run<const OPS: u64>(name: &str, image: &'static [u8]) -> bool {
+pub fn run<const OPS: u128>(name: &str, image: &'static [u8]) -> bool {
     let result = (|| -> Result<(usize, usize), edgeloop_runtime::Error> {
         let model = Model::parse_with_ops::<OPS>(image)?;
         let Some(arena) = arena::take() else {

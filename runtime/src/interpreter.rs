@@ -18,11 +18,13 @@ use crate::image::{binding, bytes, DType, Model, OpRecord, TensorInfo, ALL_OPS};
 use crate::Error;
 
 /// Runs a model over a caller's arena. `OPS` is the set of op kernels linked in (default: all;
-/// firmware that runs one known model names its ops with [`op_set`](crate::image::op_set) or
-/// [`op_set_int8`](crate::image::op_set_int8) so the linker drops the others: op codes, their
-/// int8 and f32 variants, and [`PACKED_WEIGHTS`](crate::image::PACKED_WEIGHTS) for
-/// FullyConnected version 2). An op outside the set is [`Error::UnsupportedOp`].
-pub struct Interpreter<'m, 'a, const OPS: u64 = { ALL_OPS }> {
+/// firmware that runs one known model names them so the linker drops the others: one bit per
+/// (op code, int8 or f32 variant), built with [`op_set_int8`](crate::image::op_set_int8),
+/// [`op_set_f32`](crate::image::op_set_f32) or [`op_set`](crate::image::op_set) (both), or
+/// computed from an image by [`op_set_of`](crate::image::op_set_of), plus
+/// [`PACKED_WEIGHTS`](crate::image::PACKED_WEIGHTS) for FullyConnected version 2). An op whose
+/// variant is outside the set is [`Error::UnsupportedOp`].
+pub struct Interpreter<'m, 'a, const OPS: u128 = { ALL_OPS }> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
     /// The caller's slots filled by [`Interpreter::new_prepared`] (empty otherwise): op `i`
@@ -39,7 +41,7 @@ pub struct Interpreter<'m, 'a, const OPS: u64 = { ALL_OPS }> {
     pool: Option<crate::threads::Pool>,
 }
 
-impl<const OPS: u64> core::fmt::Debug for Interpreter<'_, '_, OPS> {
+impl<const OPS: u128> core::fmt::Debug for Interpreter<'_, '_, OPS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Interpreter")
             .field("model", &self.model)
@@ -96,7 +98,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 }
 
-impl<'m, 'a, const OPS: u64> Interpreter<'m, 'a, OPS> {
+impl<'m, 'a, const OPS: u128> Interpreter<'m, 'a, OPS> {
     /// [`Interpreter::new`] with only the kernels in `OPS` linked.
     pub fn new_with_ops(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         Self::with_prepared(model, arena, &[])

@@ -113,19 +113,8 @@ impl CompileReport {
         let tinfo = |t: u16| model.tensor(t as usize).ok();
         let mut ops = Vec::new();
         let mut used: BTreeMap<String, usize> = BTreeMap::new();
-        // Op versions that need more than their op code in a firmware's op set: FullyConnected
-        // version 2 (pre-packed weights) its own flag, the fused int8 Softmax/LayerNorm
-        // (version 2) the f32 kernels.
-        let (mut packed, mut fused) = (false, false);
         for (index, rec) in model.ops().enumerate() {
             let rec = rec.map_err(|e| Error::Compile(format!("op {index}: {e:?}")))?;
-            if rec.version == 2 {
-                match OpCode::from_code(rec.code) {
-                    Some(OpCode::FullyConnected) => packed = true,
-                    Some(OpCode::Softmax | OpCode::LayerNorm) => fused = true,
-                    _ => {}
-                }
-            }
             let x = tinfo(rec.input(0));
             let y = tinfo(rec.output(0));
             let w = tinfo(rec.input(1));
@@ -157,26 +146,9 @@ impl CompileReport {
                 macs,
             });
         }
-        let mut codes: Vec<String> = Vec::new();
-        let mut f32_kernels = fused;
-        for o in &ops {
-            if !codes.contains(&o.op) {
-                codes.push(o.op.clone());
-            }
-            if o.dtype == "f32" || o.op == "Dequantize" {
-                f32_kernels = true;
-            }
-        }
-        let firmware_op_set = format!(
-            "{}(&[{}]){}",
-            if f32_kernels { "op_set" } else { "op_set_int8" },
-            codes
-                .iter()
-                .map(|c| format!("OpCode::{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if packed { " | PACKED_WEIGHTS" } else { "" }
-        );
+        let set = edgeloop_runtime::image::op_set_of(&model)
+            .map_err(|e| Error::Compile(format!("the written image does not bind: {e:?}")))?;
+        let firmware_op_set = op_set_expression(set);
         let st = &image.stats;
         let stats_bytes = st.image_bytes - st.graph_bytes - st.constant_bytes;
         // No emitted op reserves memory outside its planned tensors.
@@ -298,4 +270,30 @@ impl fmt::Display for CompileReport {
         }
         Ok(())
     }
+}
+
+/// The Rust expression of op set `set` for a firmware (`op_set_int8(&[...]) | op_set_f32(&[...])`,
+/// `| PACKED_WEIGHTS` when FullyConnected version 2 is used), the codes in code order.
+fn op_set_expression(set: u128) -> String {
+    use edgeloop_runtime::image::{has_f32, has_i8, PACKED_WEIGHTS};
+    let codes = |f32: bool| {
+        (0..=u8::MAX)
+            .filter_map(OpCode::from_code)
+            .filter(|&c| if f32 { has_f32(set, c) } else { has_i8(set, c) })
+            .map(|c| format!("OpCode::{c:?}"))
+            .collect::<Vec<_>>()
+    };
+    let mut parts = Vec::new();
+    for (name, list) in [("op_set_int8", codes(false)), ("op_set_f32", codes(true))] {
+        if !list.is_empty() {
+            parts.push(format!("{name}(&[{}])", list.join(", ")));
+        }
+    }
+    if set & PACKED_WEIGHTS != 0 {
+        parts.push("PACKED_WEIGHTS".to_string());
+    }
+    if parts.is_empty() {
+        parts.push("0".to_string());
+    }
+    parts.join(" | ")
 }

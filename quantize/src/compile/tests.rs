@@ -29,7 +29,7 @@ fn fp32_mlp_compiles_and_plans_at_the_lower_bound() {
     assert_eq!(c.report.total_macs, (16 * 32 + 32 * 24 + 24 * 10) as u64);
     assert!(c.report.float_islands.is_empty());
     assert_eq!(
-        c.report.firmware_op_set, "op_set(&[OpCode::FullyConnected])",
+        c.report.firmware_op_set, "op_set_f32(&[OpCode::FullyConnected])",
         "bias Add and Relu are fused into the FullyConnected ops"
     );
     let j: serde_json::Value = serde_json::from_str(&c.report.to_json()).unwrap();

@@ -11,7 +11,7 @@ use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use edgeloop_runtime::image::{op_set_int8, OpCode};
 use edgeloop_runtime::{Interpreter, Model};
 
-const OPS: u64 = op_set_int8(&[OpCode::FullyConnected, OpCode::Softmax]);
+const OPS: u128 = op_set_int8(&[OpCode::FullyConnected, OpCode::Softmax]);
 
 #[repr(C, align(16))]
 struct Arena([u8; 8192]);

@@ -100,13 +100,15 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// reads the variant from, usually input 0), when that variant is linked (`OPS`); an op
     /// whose variant is not linked is unsupported. Inlined, so
     /// that a runtime without f32 (or int8) kernels drops the other branch of the binder.
+    /// `codes` is the op set of the op codes whose variant bits decide (the binder's own; both
+    /// for the ReLU/ReLU6 binder), a constant.
     #[inline(always)]
-    fn runs_f32<const OPS: u64>(&self, dtype: DType) -> Result<bool, Error> {
+    fn runs_f32<const OPS: u128>(&self, codes: u128, dtype: DType) -> Result<bool, Error> {
         let float = dtype == DType::F32;
         let linked = if float {
-            OPS & F32_KERNELS != 0
+            OPS & codes & F32_KERNELS != 0
         } else {
-            OPS & INT8_KERNELS != 0
+            OPS & codes & INT8_KERNELS != 0
         };
         if linked {
             Ok(float)
@@ -301,10 +303,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_fully_connected<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_fully_connected<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::fully_connected::*;
     if c.rec.version == 2 {
-        if OPS & PACKED_WEIGHTS == 0 || OPS & INT8_KERNELS == 0 {
+        if OPS & PACKED_WEIGHTS == 0 {
             return Err(unsupported(c.index, c.rec));
         }
         return bind_fully_connected_packed(c);
@@ -326,7 +328,7 @@ fn bind_fully_connected<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>
         out_features: n as u32,
     };
     c.params_len(2)?;
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::FullyConnected]) }, x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::FcF32(FullyConnectedF32Params {
@@ -403,7 +405,7 @@ fn conv_geometry(c: &Ctx<'_, '_>) -> Result<([u32; 2], [u32; 2], Padding), Error
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
-fn bind_conv2d<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_conv2d<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::*;
     let x = c.input(0)?;
     let y = c.output(0)?;
@@ -422,7 +424,7 @@ fn bind_conv2d<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> 
     if wd[0] != shape.output[3] || wd[3] != shape.input[3] {
         return Err(c.err(OpProblem::BadShape));
     }
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Conv2d]) }, x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::Conv2dF32(Conv2dF32Params {
@@ -447,7 +449,7 @@ fn bind_conv2d<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> 
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
-fn bind_depthwise<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_depthwise<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv2d::Conv2dShape;
     use ops::depthwise_conv2d::*;
     let x = c.input(0)?;
@@ -469,7 +471,7 @@ fn bind_depthwise<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Erro
         return Err(c.err(OpProblem::BadShape));
     }
     let depth_multiplier = out_c / in_c;
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::DepthwiseConv2d]) }, x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::DwConvF32(DepthwiseConv2dF32Params {
@@ -495,7 +497,7 @@ fn bind_depthwise<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Erro
     }
 }
 
-fn bind_conv1d<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_conv1d<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::conv1d::*;
     let x = c.input(0)?;
     let y = c.output(0)?;
@@ -519,7 +521,7 @@ fn bind_conv1d<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> 
     if wd[0] != shape.output[2] || wd[2] != shape.input[2] {
         return Err(c.err(OpProblem::BadShape));
     }
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Conv1d]) }, x.dtype)? {
         c.arity(2..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::Conv1dF32(Conv1dF32Params {
@@ -554,12 +556,12 @@ fn dims4(t: &TensorInfo) -> Dims {
     d
 }
 
-fn bind_activation<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_activation<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::activation::*;
     c.arity(1..=1, 1)?;
     c.params_len(2)?;
     let (x, y) = (c.input(0)?, c.output(0)?);
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Relu, OpCode::Relu6]) }, x.dtype)? {
         c.expect_dtype(&y, DType::F32)?;
         Ok(Bound::ActF32(ActivationF32Params {
             clamp: c.clamp_f32(0)?,
@@ -573,7 +575,7 @@ fn bind_activation<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Err
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
-fn bind_pool<'a, const OPS: u64>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
+fn bind_pool<'a, const OPS: u128>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>, Error> {
     use ops::pooling::*;
     c.arity(1..=1, 1)?;
     c.params_len(10)?;
@@ -590,7 +592,14 @@ fn bind_pool<'a, const OPS: u64>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>
             right: c.word(7)?,
         },
     };
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(
+        if max {
+            const { op_set(&[OpCode::MaxPool2d]) }
+        } else {
+            const { op_set(&[OpCode::AvgPool2d]) }
+        },
+        x.dtype,
+    )? {
         c.expect_dtype(&y, DType::F32)?;
         let p = PoolF32Params {
             shape,
@@ -616,7 +625,7 @@ fn bind_pool<'a, const OPS: u64>(c: &Ctx<'_, 'a>, max: bool) -> Result<Bound<'a>
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_global_avg<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_global_avg<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::pooling::*;
     c.arity(1..=1, 1)?;
     let (x, y) = (c.input(0)?, c.output(0)?);
@@ -625,7 +634,7 @@ fn bind_global_avg<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Err
     if yd != [input[0], 1, 1, input[3]] {
         return Err(c.err(OpProblem::BadShape));
     }
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::GlobalAvgPool]) }, x.dtype)? {
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(2)?;
         Ok(Bound::GlobalAvgF32(GlobalAvgPoolF32Params {
@@ -661,11 +670,11 @@ fn bind_reshape<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_softmax<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_softmax<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::softmax::*;
     if c.rec.version == 2 {
-        // int8 in and out around the f32 op: f32 kernels.
-        if OPS & F32_KERNELS == 0 {
+        // int8 in and out around the f32 op: the f32 Softmax kernel.
+        if !has_f32(OPS, OpCode::Softmax) {
             return Err(unsupported(c.index, c.rec));
         }
         return bind_softmax_quantized(c);
@@ -676,7 +685,7 @@ fn bind_softmax<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error>
         outer: (x.num_elements() / depth as usize) as u32,
         depth,
     };
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Softmax]) }, x.dtype)? {
         c.arity(1..=1, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(1)?;
@@ -813,7 +822,7 @@ fn bind_argmax<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_binary<'a, const OPS: u64>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
+fn bind_binary<'a, const OPS: u128>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'a>, Error> {
     c.arity(2..=2, 1)?;
     let (a, b, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
     let shape = ops::BroadcastShape {
@@ -821,7 +830,14 @@ fn bind_binary<'a, const OPS: u64>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'
         input2: dims4(&b),
         output: dims4(&y),
     };
-    if c.runs_f32::<OPS>(a.dtype)? {
+    if c.runs_f32::<OPS>(
+        if add {
+            const { op_set(&[OpCode::Add]) }
+        } else {
+            const { op_set(&[OpCode::Mul]) }
+        },
+        a.dtype,
+    )? {
         c.expect_dtype(&b, DType::F32)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(2)?;
@@ -863,7 +879,7 @@ fn bind_binary<'a, const OPS: u64>(c: &Ctx<'_, 'a>, add: bool) -> Result<Bound<'
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_concat<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_concat<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::concat::*;
     c.arity(1..=MAX_INPUTS, 1)?;
     let n = c.rec.num_inputs();
@@ -875,7 +891,7 @@ fn bind_concat<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> 
             return Err(c.err(OpProblem::BadDtype));
         }
     }
-    if c.runs_f32::<OPS>(y.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Concat]) }, y.dtype)? {
         c.params_len(1)?;
         return Ok(Bound::ConcatF32(ConcatF32Params { outer, inner }));
     }
@@ -913,7 +929,7 @@ fn flag(c: &Ctx<'_, '_>, k: usize) -> Result<bool, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_batch_matmul<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_batch_matmul<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::batch_matmul::*;
     c.arity(2..=2, 1)?;
     let (a, b, y) = (c.input(0)?, c.input(1)?, c.output(0)?);
@@ -932,7 +948,7 @@ fn bind_batch_matmul<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, E
         n,
         transpose_b,
     };
-    if c.runs_f32::<OPS>(a.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::BatchMatMul]) }, a.dtype)? {
         c.expect_dtype(&b, DType::F32)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(3)?;
@@ -985,7 +1001,7 @@ fn bind_transpose<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_gather<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_gather<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::gather::GatherParams;
     c.arity(2..=2, 1)?;
     c.params_len(0)?;
@@ -998,7 +1014,7 @@ fn bind_gather<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> 
     if y.shape.last() as u32 != row_len {
         return Err(c.err(OpProblem::BadShape));
     }
-    if c.runs_f32::<OPS>(table.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Gather]) }, table.dtype)? {
         c.expect_dtype(&y, DType::F32)?;
         return Ok(Bound::GatherF32(GatherParams {
             rows,
@@ -1015,10 +1031,10 @@ fn bind_gather<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> 
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_layer_norm<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_layer_norm<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     if c.rec.version == 2 {
-        // int8 in and out around the f32 op: f32 kernels.
-        if OPS & F32_KERNELS == 0 {
+        // int8 in and out around the f32 op: the f32 LayerNorm kernel.
+        if !has_f32(OPS, OpCode::LayerNorm) {
             return Err(unsupported(c.index, c.rec));
         }
         return bind_layer_norm_quantized(c);
@@ -1030,7 +1046,7 @@ fn bind_layer_norm<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Err
         return Err(c.err(OpProblem::BadShape));
     }
     let rows = (x.num_elements() / cols as usize) as u32;
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::LayerNorm]) }, x.dtype)? {
         c.arity(3..=3, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         c.params_len(1)?;
@@ -1079,11 +1095,11 @@ fn bind_causal_mask<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
 }
 
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_table<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_table<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     c.params_len(1)?;
     let f = TableFn::from_word(c.word(0)?).ok_or(c.err(OpProblem::BadParams))?;
     let (x, y) = (c.input(0)?, c.output(0)?);
-    if c.runs_f32::<OPS>(x.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Table]) }, x.dtype)? {
         c.arity(1..=1, 1)?;
         c.expect_dtype(&y, DType::F32)?;
         return Ok(Bound::TableF32(f));
@@ -1149,7 +1165,7 @@ fn bind_kv_append<'a>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     Ok(Bound::KvAppend(kv_shape(c, &new, &cache)?, new.dtype))
 }
 
-fn bind_attention<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_attention<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     use ops::attention::*;
     let (q, kc, vc) = (c.input(0)?, c.input(1)?, c.input(2)?);
     position_input(c, 3)?;
@@ -1162,7 +1178,7 @@ fn bind_attention<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Erro
         return Err(c.err(OpProblem::BadParams));
     }
     let causal = flag(c, 0)?;
-    if c.runs_f32::<OPS>(q.dtype)? {
+    if c.runs_f32::<OPS>(const { op_set(&[OpCode::Attention]) }, q.dtype)? {
         c.arity(4..=4, 2)?;
         for t in [&kc, &vc, &y, &scratch] {
             c.expect_dtype(t, DType::F32)?;
@@ -1197,42 +1213,109 @@ fn bind_attention<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Erro
 
 /// The set of every op this runtime has (the default of [`crate::Interpreter`] and
 /// [`Model::parse`]).
-pub const ALL_OPS: u64 = u64::MAX;
+pub const ALL_OPS: u128 = u128::MAX;
 
-// Op codes take bits `code % 62` of an op set (every code is below 61: a test holds them to
-// it), the flags bits 61 to 63.
+// An op set has one bit per (op code, variant): the int8 variant of code `c` is bit `c`, its f32
+// variant bit `64 + c` (every code is below 61: a test holds them to it). Bit 61 is
+// `PACKED_WEIGHTS`. Quantize and Dequantize count as f32 ops (each has one kernel, with an f32
+// side). A fused int8 Softmax or LayerNorm (version 2) runs the f32 kernel of its op.
 
-/// Op-set flag: the f32 variants of the ops in the set are linked.
-pub const F32_KERNELS: u64 = 1 << 63;
-/// Op-set flag: the int8 variants of the ops in the set are linked.
-pub const INT8_KERNELS: u64 = 1 << 62;
-/// Op-set flag: FullyConnected version 2 is linked (int8 weights pre-packed in the host's
-/// AVX-512 VNNI panel layout, `edgeloop compile --prepack`). [`op_set`] and [`op_set_int8`]
-/// leave it out: firmware runs version 1.
-pub const PACKED_WEIGHTS: u64 = 1 << 61;
+/// Bit offset of the f32 variants in an op set.
+const F32_BITS: u32 = 64;
+/// Bits of op codes in each half.
+const CODE_MASK: u128 = (1 << 61) - 1;
 
-/// An op set with exactly `codes` (int8 and f32 variants), for [`Model::parse_with_ops`] and
+/// Every f32 variant (combine with `&` to keep only f32 kernels, `& !` to drop them).
+pub const F32_KERNELS: u128 = CODE_MASK << F32_BITS;
+/// Every int8 variant.
+pub const INT8_KERNELS: u128 = CODE_MASK;
+/// FullyConnected version 2 (int8 weights pre-packed in the host's AVX-512 VNNI panel layout,
+/// `edgeloop compile --prepack`). [`op_set`], [`op_set_int8`] and [`op_set_f32`] leave it out:
+/// firmware runs version 1.
+pub const PACKED_WEIGHTS: u128 = 1 << 61;
+
+/// An op set with both variants of `codes`, for [`Model::parse_with_ops`] and
 /// [`crate::Interpreter::new_with_ops`]: kernels outside the set are not linked.
-pub const fn op_set(codes: &[OpCode]) -> u64 {
-    op_set_int8(codes) | F32_KERNELS
+pub const fn op_set(codes: &[OpCode]) -> u128 {
+    op_set_int8(codes) | op_set_f32(codes)
 }
 
-/// An op set with only the int8 variants of `codes` (firmware running a quantized model).
-pub const fn op_set_int8(codes: &[OpCode]) -> u64 {
-    let mut set = INT8_KERNELS;
+/// An op set with only the int8 variants of `codes`.
+pub const fn op_set_int8(codes: &[OpCode]) -> u128 {
+    let mut set = 0;
     let mut i = 0;
     while i < codes.len() {
-        set |= 1 << (codes[i] as u8 % 62);
+        set |= 1 << (codes[i] as u8 % 61);
         i += 1;
     }
     set
 }
 
-/// Whether `ops` contains `code` (a constant after monomorphization, so excluded kernels
-/// disappear from the binary).
+/// An op set with only the f32 variants of `codes`.
+pub const fn op_set_f32(codes: &[OpCode]) -> u128 {
+    op_set_int8(codes) << F32_BITS
+}
+
+/// Whether `ops` has either variant of `code`.
 #[inline(always)]
-pub const fn has(ops: u64, code: OpCode) -> bool {
-    ops & (1 << (code as u8 % 62)) != 0
+pub const fn has(ops: u128, code: OpCode) -> bool {
+    has_i8(ops, code) || has_f32(ops, code)
+}
+
+/// Whether `ops` has the int8 variant of `code` (a constant after monomorphization, so
+/// excluded kernels disappear from the binary).
+#[inline(always)]
+pub const fn has_i8(ops: u128, code: OpCode) -> bool {
+    (ops >> (code as u8 % 61)) & 1 != 0
+}
+
+/// Whether `ops` has the f32 variant of `code`.
+#[inline(always)]
+pub const fn has_f32(ops: u128, code: OpCode) -> bool {
+    (ops >> (F32_BITS + (code as u8 % 61) as u32)) & 1 != 0
+}
+
+/// The smallest op set that runs `model`: for each op the variant its binding picks (from the
+/// tensor types, as [`crate::Interpreter`] does), plus [`PACKED_WEIGHTS`] for a pre-packed
+/// FullyConnected. What a firmware's `build.rs` computes from its image, and what the
+/// compiler's report prints.
+pub fn op_set_of(model: &Model<'_>) -> Result<u128, Error> {
+    let mut set = 0;
+    for (i, rec) in model.ops().enumerate() {
+        let rec = rec?;
+        let (b, _) = bind_with_io::<ALL_OPS>(model, i, &rec)?;
+        let code = OpCode::from_code(rec.code).ok_or(unsupported(i, &rec))?;
+        set |= match b {
+            // Version 2 is bound through the FullyConnected code, then its own flag.
+            Bound::FcPackedI8(_) => PACKED_WEIGHTS | op_set_int8(&[code]),
+            Bound::FcF32(_)
+            | Bound::Conv2dF32(_)
+            | Bound::DwConvF32(_)
+            | Bound::Conv1dF32(_)
+            | Bound::ActF32(_)
+            | Bound::MaxPoolF32(_)
+            | Bound::AvgPoolF32(_)
+            | Bound::GlobalAvgF32(_)
+            | Bound::SoftmaxF32(_)
+            | Bound::SoftmaxQdq(_)
+            | Bound::LayerNormQdq(_)
+            | Bound::Quantize(_)
+            | Bound::Dequantize(_)
+            | Bound::ArgMaxF32(_)
+            | Bound::AddF32(_)
+            | Bound::MulF32(_)
+            | Bound::ConcatF32(_)
+            | Bound::BmmF32(_)
+            | Bound::GatherF32(_)
+            | Bound::LayerNormF32(_)
+            | Bound::TableF32(_)
+            | Bound::AttentionF32(_) => op_set_f32(&[code]),
+            // Reshape, Transpose, CausalMask and KvAppend have one kernel for every type
+            // (either bit links it); the rest are the int8 variants.
+            _ => op_set_int8(&[code]),
+        };
+    }
+    Ok(set)
 }
 
 fn unsupported(index: usize, rec: &OpRecord<'_>) -> Error {
@@ -1249,7 +1332,7 @@ fn unsupported(index: usize, rec: &OpRecord<'_>) -> Error {
 /// Always inlined: as a function of its own it returns `Result<(Bound, Io), Error>` through
 /// memory, and the Cortex-M4 build copied that out with four `memcpy` calls per op.
 #[inline(always)]
-pub(crate) fn bind_with_io<'a, const OPS: u64>(
+pub(crate) fn bind_with_io<'a, const OPS: u128>(
     model: &Model<'a>,
     index: usize,
     rec: &OpRecord<'a>,
@@ -1261,7 +1344,7 @@ pub(crate) fn bind_with_io<'a, const OPS: u64>(
 
 /// [`bind_with_io`] with the context built.
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-fn bind_ctx<'a, const OPS: u64>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
+fn bind_ctx<'a, const OPS: u128>(c: &Ctx<'_, 'a>) -> Result<Bound<'a>, Error> {
     let (model, index, rec) = (c.model, c.index, c.rec);
     let unsupported = unsupported(index, rec);
     let code = OpCode::from_code(rec.code).ok_or(unsupported)?;
@@ -1332,7 +1415,7 @@ fn len_of(model: &Model<'_>, cached: Option<TensorInfo>, t: u16) -> Result<usize
 
 /// Parse-time check of op `index`: decodes it and runs the kernel's `check_*`.
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-pub(crate) fn check<const OPS: u64>(
+pub(crate) fn check<const OPS: u128>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
@@ -1344,93 +1427,74 @@ pub(crate) fn check<const OPS: u64>(
     let xi = len_of(model, io.x, rec.input(0))?;
     let yo = len_of(model, io.y, rec.output(0))?;
     let r = match &b {
-        Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+        Bound::FcI8(p) if has_i8(OPS, OpCode::FullyConnected) => {
             ops::fully_connected::check_i8(p, xi, yo)
         }
-        Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
+        Bound::FcF32(p) if has_f32(OPS, OpCode::FullyConnected) => {
             ops::fully_connected::check_f32(p, xi, yo)
         }
-        Bound::FcPackedI8(p) if OPS & PACKED_WEIGHTS != 0 && OPS & INT8_KERNELS != 0 => {
+        Bound::FcPackedI8(p) if OPS & PACKED_WEIGHTS != 0 => {
             ops::fully_connected::packed::check(p, xi, yo)
         }
-        Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {
-            ops::conv2d::check_i8(p, xi, yo)
-        }
-        Bound::Conv2dF32(p) if has(OPS, OpCode::Conv2d) && OPS & F32_KERNELS != 0 => {
-            ops::conv2d::check_f32(p, xi, yo)
-        }
-        Bound::DwConvI8(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & INT8_KERNELS != 0 => {
+        Bound::Conv2dI8(p) if has_i8(OPS, OpCode::Conv2d) => ops::conv2d::check_i8(p, xi, yo),
+        Bound::Conv2dF32(p) if has_f32(OPS, OpCode::Conv2d) => ops::conv2d::check_f32(p, xi, yo),
+        Bound::DwConvI8(p) if has_i8(OPS, OpCode::DepthwiseConv2d) => {
             ops::depthwise_conv2d::check_i8(p, xi, yo)
         }
-        Bound::DwConvF32(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & F32_KERNELS != 0 => {
+        Bound::DwConvF32(p) if has_f32(OPS, OpCode::DepthwiseConv2d) => {
             ops::depthwise_conv2d::check_f32(p, xi, yo)
         }
-        Bound::Conv1dI8(p) if has(OPS, OpCode::Conv1d) && OPS & INT8_KERNELS != 0 => {
-            ops::conv1d::check_i8(p, xi, yo)
-        }
-        Bound::Conv1dF32(p) if has(OPS, OpCode::Conv1d) && OPS & F32_KERNELS != 0 => {
-            ops::conv1d::check_f32(p, xi, yo)
-        }
-        Bound::ActI8(p)
-            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & INT8_KERNELS != 0 =>
-        {
+        Bound::Conv1dI8(p) if has_i8(OPS, OpCode::Conv1d) => ops::conv1d::check_i8(p, xi, yo),
+        Bound::Conv1dF32(p) if has_f32(OPS, OpCode::Conv1d) => ops::conv1d::check_f32(p, xi, yo),
+        Bound::ActI8(p) if (has_i8(OPS, OpCode::Relu) || has_i8(OPS, OpCode::Relu6)) => {
             ops::activation::check_i8(p, xi, yo)
         }
-        Bound::ActF32(p)
-            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & F32_KERNELS != 0 =>
-        {
+        Bound::ActF32(p) if (has_f32(OPS, OpCode::Relu) || has_f32(OPS, OpCode::Relu6)) => {
             ops::activation::check_f32(p, xi, yo)
         }
         Bound::MaxPoolI8(p) | Bound::AvgPoolI8(p)
-            if (has(OPS, OpCode::MaxPool2d) || has(OPS, OpCode::AvgPool2d))
-                && OPS & INT8_KERNELS != 0 =>
+            if (has_i8(OPS, OpCode::MaxPool2d) || has_i8(OPS, OpCode::AvgPool2d)) =>
         {
             ops::pooling::check_i8(p, xi, yo)
         }
         Bound::MaxPoolF32(p) | Bound::AvgPoolF32(p)
-            if (has(OPS, OpCode::MaxPool2d) || has(OPS, OpCode::AvgPool2d))
-                && OPS & F32_KERNELS != 0 =>
+            if (has_f32(OPS, OpCode::MaxPool2d) || has_f32(OPS, OpCode::AvgPool2d)) =>
         {
             ops::pooling::check_f32(p, xi, yo)
         }
-        Bound::GlobalAvgI8(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & INT8_KERNELS != 0 => {
+        Bound::GlobalAvgI8(p) if has_i8(OPS, OpCode::GlobalAvgPool) => {
             ops::pooling::check_global_avg_i8(p, xi, yo)
         }
-        Bound::GlobalAvgF32(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & F32_KERNELS != 0 => {
+        Bound::GlobalAvgF32(p) if has_f32(OPS, OpCode::GlobalAvgPool) => {
             ops::pooling::check_global_avg_f32(p, xi, yo)
         }
         Bound::Reshape(p, _) if has(OPS, OpCode::Reshape) => ops::reshape::check(p, xi, yo),
-        Bound::SoftmaxI8(p) if has(OPS, OpCode::Softmax) && OPS & INT8_KERNELS != 0 => {
-            ops::softmax::check_i8(p, xi, yo)
-        }
-        Bound::SoftmaxF32(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
-            ops::softmax::check_f32(p, xi, yo)
-        }
-        Bound::SoftmaxQdq(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
+        Bound::SoftmaxI8(p) if has_i8(OPS, OpCode::Softmax) => ops::softmax::check_i8(p, xi, yo),
+        Bound::SoftmaxF32(p) if has_f32(OPS, OpCode::Softmax) => ops::softmax::check_f32(p, xi, yo),
+        Bound::SoftmaxQdq(p) if has_f32(OPS, OpCode::Softmax) => {
             ops::softmax::quantized::check(p, xi, len_of(model, None, rec.output(1))?, yo)
         }
-        Bound::LayerNormQdq(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+        Bound::LayerNormQdq(p) if has_f32(OPS, OpCode::LayerNorm) => {
             ops::layer_norm::quantized::check(p, xi, len_of(model, None, rec.output(1))?, yo)
         }
         Bound::Quantize(p) | Bound::Dequantize(p)
-            if (has(OPS, OpCode::Quantize) || has(OPS, OpCode::Dequantize))
-                && OPS & F32_KERNELS != 0 =>
+            if (has_f32(OPS, OpCode::Quantize) || has_f32(OPS, OpCode::Dequantize)) =>
         {
             ops::quantize::check(p, xi, yo)
         }
         Bound::ArgMaxI8(p) | Bound::ArgMaxF32(p) if has(OPS, OpCode::ArgMax) => {
             ops::argmax::check(p, xi, yo)
         }
-        Bound::AddI8(p) if has(OPS, OpCode::Add) && OPS & INT8_KERNELS != 0 => {
+        Bound::AddI8(p) if has_i8(OPS, OpCode::Add) => {
             ops::add::check_i8(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
-        Bound::AddF32(p) if has(OPS, OpCode::Add) && OPS & F32_KERNELS != 0 => {
+        Bound::AddF32(p) if has_f32(OPS, OpCode::Add) => {
             ops::add::check_f32(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
-        Bound::MulI8(p) if has(OPS, OpCode::Mul) && OPS & INT8_KERNELS != 0 => {
+        Bound::MulI8(p) if has_i8(OPS, OpCode::Mul) => {
             ops::mul::check_i8(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
-        Bound::MulF32(p) if has(OPS, OpCode::Mul) && OPS & F32_KERNELS != 0 => {
+        Bound::MulF32(p) if has_f32(OPS, OpCode::Mul) => {
             ops::mul::check_f32(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::ConcatI8(_) | Bound::ConcatF32(_) if has(OPS, OpCode::Concat) => {
@@ -1440,52 +1504,48 @@ pub(crate) fn check<const OPS: u64>(
                 *l = len_of(model, None, rec.input(i))?;
             }
             match &b {
-                Bound::ConcatI8(p) if has(OPS, OpCode::Concat) && OPS & INT8_KERNELS != 0 => {
+                Bound::ConcatI8(p) if has_i8(OPS, OpCode::Concat) => {
                     ops::concat::check_i8(p, &lens[..n], yo)
                 }
-                Bound::ConcatF32(p) if has(OPS, OpCode::Concat) && OPS & F32_KERNELS != 0 => {
+                Bound::ConcatF32(p) if has_f32(OPS, OpCode::Concat) => {
                     ops::concat::check_f32(p, &lens[..n], yo)
                 }
                 _ => Ok(()),
             }
         }
-        Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
+        Bound::BmmI8(p) if has_i8(OPS, OpCode::BatchMatMul) => {
             ops::batch_matmul::check_i8(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
-        Bound::BmmF32(p) if has(OPS, OpCode::BatchMatMul) && OPS & F32_KERNELS != 0 => {
+        Bound::BmmF32(p) if has_f32(OPS, OpCode::BatchMatMul) => {
             ops::batch_matmul::check_f32(p, xi, len_of(model, io.x2, rec.input(1))?, yo)
         }
         Bound::Transpose(p, _) if has(OPS, OpCode::Transpose) => ops::transpose::check(p, xi, yo),
-        Bound::GatherI8(p) if has(OPS, OpCode::Gather) && OPS & INT8_KERNELS != 0 => {
+        Bound::GatherI8(p) if has_i8(OPS, OpCode::Gather) => {
             ops::gather::check(p, len_of(model, io.x2, rec.input(1))?, yo)
         }
-        Bound::GatherF32(p) if has(OPS, OpCode::Gather) && OPS & F32_KERNELS != 0 => {
+        Bound::GatherF32(p) if has_f32(OPS, OpCode::Gather) => {
             ops::gather::check(p, len_of(model, io.x2, rec.input(1))?, yo)
         }
-        Bound::LayerNormI8(p) if has(OPS, OpCode::LayerNorm) && OPS & INT8_KERNELS != 0 => {
+        Bound::LayerNormI8(p) if has_i8(OPS, OpCode::LayerNorm) => {
             ops::layer_norm::check_i8(p, xi, yo)
         }
-        Bound::LayerNormF32(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+        Bound::LayerNormF32(p) if has_f32(OPS, OpCode::LayerNorm) => {
             ops::layer_norm::check_f32(p, xi, yo)
         }
         Bound::CausalMask(p, _) if has(OPS, OpCode::CausalMask) => {
             ops::causal_mask::check(p, xi).and(ops::causal_mask::check(p, yo))
         }
-        Bound::TableI8(p) if has(OPS, OpCode::Table) && OPS & INT8_KERNELS != 0 => {
-            ops::lut::check_i8(p, xi, yo)
-        }
-        Bound::TableF32(_) if has(OPS, OpCode::Table) && OPS & F32_KERNELS != 0 => {
-            ops::lut::check_f32(xi, yo)
-        }
+        Bound::TableI8(p) if has_i8(OPS, OpCode::Table) => ops::lut::check_i8(p, xi, yo),
+        Bound::TableF32(_) if has_f32(OPS, OpCode::Table) => ops::lut::check_f32(xi, yo),
         Bound::KvAppend(shape, _) if has(OPS, OpCode::KvAppend) => {
             ops::attention::check_append(shape, xi, yo)
         }
-        Bound::AttentionI8(p) if has(OPS, OpCode::Attention) && OPS & INT8_KERNELS != 0 => {
+        Bound::AttentionI8(p) if has_i8(OPS, OpCode::Attention) => {
             let cache = len_of(model, io.x2, rec.input(1))?;
             let scratch = len_of(model, None, rec.output(1))?;
             ops::attention::check_i8(p, xi, cache, scratch, yo)
         }
-        Bound::AttentionF32(p) if has(OPS, OpCode::Attention) && OPS & F32_KERNELS != 0 => {
+        Bound::AttentionF32(p) if has_f32(OPS, OpCode::Attention) => {
             let cache = len_of(model, io.x2, rec.input(1))?;
             let scratch = len_of(model, None, rec.output(1))?;
             ops::attention::check_f32(p, xi, cache, scratch, yo)
@@ -1595,7 +1655,7 @@ impl<'b> Split<'b> {
 /// Runs op `index` over the arena, decoding its record first (see [`run_bound`]): what the
 /// interpreter does for an op it has not kept decoded; the tests' reference path.
 #[cfg(test)]
-pub(crate) fn run<const OPS: u64>(
+pub(crate) fn run<const OPS: u128>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
@@ -1632,7 +1692,7 @@ impl Io {
 /// the decoded ops of a model under `std` (bound once, in `Interpreter::new`), so `invoke`
 /// decodes only the op's output and input tensor records here.
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-pub(crate) fn run_bound<const OPS: u64>(
+pub(crate) fn run_bound<const OPS: u128>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
@@ -1655,59 +1715,55 @@ pub(crate) fn run_bound<const OPS: u64>(
     let x = s.input_of(model, rec, 0, io.and_then(|io| io.x), index)?;
     let x2 = || s.input_of(model, rec, 1, io.and_then(|io| io.x2), index);
     match b {
-        Bound::FcI8(p) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => {
+        Bound::FcI8(p) if has_i8(OPS, OpCode::FullyConnected) => {
             ops::fully_connected::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::FcF32(p) if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 => {
+        Bound::FcF32(p) if has_f32(OPS, OpCode::FullyConnected) => {
             ops::fully_connected::eval_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::FcPackedI8(p) if OPS & PACKED_WEIGHTS != 0 && OPS & INT8_KERNELS != 0 => {
+        Bound::FcPackedI8(p) if OPS & PACKED_WEIGHTS != 0 => {
             ops::fully_connected::packed::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::Conv2dI8(p) if has(OPS, OpCode::Conv2d) && OPS & INT8_KERNELS != 0 => {
+        Bound::Conv2dI8(p) if has_i8(OPS, OpCode::Conv2d) => {
             ops::conv2d::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::Conv2dF32(p) if has(OPS, OpCode::Conv2d) && OPS & F32_KERNELS != 0 => {
+        Bound::Conv2dF32(p) if has_f32(OPS, OpCode::Conv2d) => {
             ops::conv2d::eval_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::DwConvI8(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & INT8_KERNELS != 0 => {
+        Bound::DwConvI8(p) if has_i8(OPS, OpCode::DepthwiseConv2d) => {
             ops::depthwise_conv2d::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::DwConvF32(p) if has(OPS, OpCode::DepthwiseConv2d) && OPS & F32_KERNELS != 0 => {
+        Bound::DwConvF32(p) if has_f32(OPS, OpCode::DepthwiseConv2d) => {
             ops::depthwise_conv2d::eval_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::Conv1dI8(p) if has(OPS, OpCode::Conv1d) && OPS & INT8_KERNELS != 0 => {
+        Bound::Conv1dI8(p) if has_i8(OPS, OpCode::Conv1d) => {
             ops::conv1d::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::Conv1dF32(p) if has(OPS, OpCode::Conv1d) && OPS & F32_KERNELS != 0 => {
+        Bound::Conv1dF32(p) if has_f32(OPS, OpCode::Conv1d) => {
             ops::conv1d::eval_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::ActI8(p)
-            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & INT8_KERNELS != 0 =>
-        {
+        Bound::ActI8(p) if (has_i8(OPS, OpCode::Relu) || has_i8(OPS, OpCode::Relu6)) => {
             ops::activation::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::ActF32(p)
-            if (has(OPS, OpCode::Relu) || has(OPS, OpCode::Relu6)) && OPS & F32_KERNELS != 0 =>
-        {
+        Bound::ActF32(p) if (has_f32(OPS, OpCode::Relu) || has_f32(OPS, OpCode::Relu6)) => {
             ops::activation::eval_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::MaxPoolI8(p) if has(OPS, OpCode::MaxPool2d) && OPS & INT8_KERNELS != 0 => {
+        Bound::MaxPoolI8(p) if has_i8(OPS, OpCode::MaxPool2d) => {
             ops::pooling::eval_max_i8(p, i8s(x), i8m(out))
         }
-        Bound::AvgPoolI8(p) if has(OPS, OpCode::AvgPool2d) && OPS & INT8_KERNELS != 0 => {
+        Bound::AvgPoolI8(p) if has_i8(OPS, OpCode::AvgPool2d) => {
             ops::pooling::eval_avg_i8(p, i8s(x), i8m(out))
         }
-        Bound::MaxPoolF32(p) if has(OPS, OpCode::MaxPool2d) && OPS & F32_KERNELS != 0 => {
+        Bound::MaxPoolF32(p) if has_f32(OPS, OpCode::MaxPool2d) => {
             ops::pooling::eval_max_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::AvgPoolF32(p) if has(OPS, OpCode::AvgPool2d) && OPS & F32_KERNELS != 0 => {
+        Bound::AvgPoolF32(p) if has_f32(OPS, OpCode::AvgPool2d) => {
             ops::pooling::eval_avg_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::GlobalAvgI8(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & INT8_KERNELS != 0 => {
+        Bound::GlobalAvgI8(p) if has_i8(OPS, OpCode::GlobalAvgPool) => {
             ops::pooling::eval_global_avg_i8(p, i8s(x), i8m(out))
         }
-        Bound::GlobalAvgF32(p) if has(OPS, OpCode::GlobalAvgPool) && OPS & F32_KERNELS != 0 => {
+        Bound::GlobalAvgF32(p) if has_f32(OPS, OpCode::GlobalAvgPool) => {
             ops::pooling::eval_global_avg_f32(p, f32s(x)?, f32m(out)?)
         }
         Bound::Reshape(p, DType::F32) if has(OPS, OpCode::Reshape) => {
@@ -1716,37 +1772,37 @@ pub(crate) fn run_bound<const OPS: u64>(
         Bound::Reshape(p, _) if has(OPS, OpCode::Reshape) => {
             ops::reshape::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::SoftmaxI8(p) if has(OPS, OpCode::Softmax) && OPS & INT8_KERNELS != 0 => {
+        Bound::SoftmaxI8(p) if has_i8(OPS, OpCode::Softmax) => {
             ops::softmax::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::SoftmaxF32(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
+        Bound::SoftmaxF32(p) if has_f32(OPS, OpCode::Softmax) => {
             ops::softmax::eval_f32(p, f32s(x)?, f32m(out)?)
         }
-        Bound::Quantize(p) if has(OPS, OpCode::Quantize) && OPS & F32_KERNELS != 0 => {
+        Bound::Quantize(p) if has_f32(OPS, OpCode::Quantize) => {
             ops::quantize::eval_quantize(p, f32s(x)?, i8m(out))
         }
-        Bound::Dequantize(p) if has(OPS, OpCode::Dequantize) && OPS & F32_KERNELS != 0 => {
+        Bound::Dequantize(p) if has_f32(OPS, OpCode::Dequantize) => {
             ops::quantize::eval_dequantize(p, i8s(x), f32m(out)?)
         }
-        Bound::ArgMaxI8(p) if has(OPS, OpCode::ArgMax) && OPS & INT8_KERNELS != 0 => {
+        Bound::ArgMaxI8(p) if has_i8(OPS, OpCode::ArgMax) => {
             ops::argmax::eval_i8(p, i8s(x), i32m(out)?)
         }
-        Bound::ArgMaxF32(p) if has(OPS, OpCode::ArgMax) && OPS & F32_KERNELS != 0 => {
+        Bound::ArgMaxF32(p) if has_f32(OPS, OpCode::ArgMax) => {
             ops::argmax::eval_f32(p, f32s(x)?, i32m(out)?)
         }
-        Bound::AddI8(p) if has(OPS, OpCode::Add) && OPS & INT8_KERNELS != 0 => {
+        Bound::AddI8(p) if has_i8(OPS, OpCode::Add) => {
             ops::add::eval_i8(p, i8s(x), i8s(x2()?), i8m(out))
         }
-        Bound::AddF32(p) if has(OPS, OpCode::Add) && OPS & F32_KERNELS != 0 => {
+        Bound::AddF32(p) if has_f32(OPS, OpCode::Add) => {
             ops::add::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?)
         }
-        Bound::MulI8(p) if has(OPS, OpCode::Mul) && OPS & INT8_KERNELS != 0 => {
+        Bound::MulI8(p) if has_i8(OPS, OpCode::Mul) => {
             ops::mul::eval_i8(p, i8s(x), i8s(x2()?), i8m(out))
         }
-        Bound::MulF32(p) if has(OPS, OpCode::Mul) && OPS & F32_KERNELS != 0 => {
+        Bound::MulF32(p) if has_f32(OPS, OpCode::Mul) => {
             ops::mul::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?)
         }
-        Bound::ConcatI8(p) if has(OPS, OpCode::Concat) && OPS & INT8_KERNELS != 0 => {
+        Bound::ConcatI8(p) if has_i8(OPS, OpCode::Concat) => {
             let mut ins: [&[i8]; ops::concat::MAX_INPUTS] = [&[]; ops::concat::MAX_INPUTS];
             let n = rec.num_inputs().min(ins.len());
             for (i, slot) in ins[..n].iter_mut().enumerate() {
@@ -1754,7 +1810,7 @@ pub(crate) fn run_bound<const OPS: u64>(
             }
             ops::concat::eval_i8(p, &ins[..n], i8m(out))
         }
-        Bound::ConcatF32(p) if has(OPS, OpCode::Concat) && OPS & F32_KERNELS != 0 => {
+        Bound::ConcatF32(p) if has_f32(OPS, OpCode::Concat) => {
             let mut ins: [&[f32]; ops::concat::MAX_INPUTS] = [&[]; ops::concat::MAX_INPUTS];
             let n = rec.num_inputs().min(ins.len());
             for (i, slot) in ins[..n].iter_mut().enumerate() {
@@ -1762,10 +1818,10 @@ pub(crate) fn run_bound<const OPS: u64>(
             }
             ops::concat::eval_f32(p, &ins[..n], f32m(out)?)
         }
-        Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
+        Bound::BmmI8(p) if has_i8(OPS, OpCode::BatchMatMul) => {
             ops::batch_matmul::eval_i8(p, i8s(x), i8s(x2()?), i8m(out))
         }
-        Bound::BmmF32(p) if has(OPS, OpCode::BatchMatMul) && OPS & F32_KERNELS != 0 => {
+        Bound::BmmF32(p) if has_f32(OPS, OpCode::BatchMatMul) => {
             ops::batch_matmul::eval_f32(p, f32s(x)?, f32s(x2()?)?, f32m(out)?)
         }
         Bound::Transpose(p, DType::F32) if has(OPS, OpCode::Transpose) => {
@@ -1777,16 +1833,16 @@ pub(crate) fn run_bound<const OPS: u64>(
         Bound::Transpose(p, _) if has(OPS, OpCode::Transpose) => {
             ops::transpose::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::GatherI8(p) if has(OPS, OpCode::Gather) && OPS & INT8_KERNELS != 0 => {
+        Bound::GatherI8(p) if has_i8(OPS, OpCode::Gather) => {
             ops::gather::eval(p, bytes::as_i32(x2()?)?, i8m(out)).map_err(at)?
         }
-        Bound::GatherF32(p) if has(OPS, OpCode::Gather) && OPS & F32_KERNELS != 0 => {
+        Bound::GatherF32(p) if has_f32(OPS, OpCode::Gather) => {
             ops::gather::eval(p, bytes::as_i32(x2()?)?, f32m(out)?).map_err(at)?
         }
-        Bound::LayerNormI8(p) if has(OPS, OpCode::LayerNorm) && OPS & INT8_KERNELS != 0 => {
+        Bound::LayerNormI8(p) if has_i8(OPS, OpCode::LayerNorm) => {
             ops::layer_norm::eval_i8(p, i8s(x), i8m(out))
         }
-        Bound::LayerNormF32(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+        Bound::LayerNormF32(p) if has_f32(OPS, OpCode::LayerNorm) => {
             ops::layer_norm::eval_f32(p, f32s(x)?, f32m(out)?)
         }
         Bound::CausalMask(p, DType::F32) if has(OPS, OpCode::CausalMask) => {
@@ -1799,10 +1855,8 @@ pub(crate) fn run_bound<const OPS: u64>(
             out.copy_from_slice(i8s(x));
             ops::causal_mask::eval_i8(p, out)
         }
-        Bound::TableI8(p) if has(OPS, OpCode::Table) && OPS & INT8_KERNELS != 0 => {
-            ops::lut::eval_i8(p, i8s(x), i8m(out))
-        }
-        Bound::TableF32(f) if has(OPS, OpCode::Table) && OPS & F32_KERNELS != 0 => {
+        Bound::TableI8(p) if has_i8(OPS, OpCode::Table) => ops::lut::eval_i8(p, i8s(x), i8m(out)),
+        Bound::TableF32(f) if has_f32(OPS, OpCode::Table) => {
             let (x, out) = (f32s(x)?, f32m(out)?);
             match f {
                 TableFn::Gelu => ops::gelu::eval_f32(x, out),
@@ -1937,7 +1991,7 @@ impl<T> SharedPtr<T> {
 #[cfg(any(test, feature = "std"))]
 #[cold]
 #[inline(never)]
-pub(crate) fn run_split<const OPS: u64>(
+pub(crate) fn run_split<const OPS: u128>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
@@ -1965,13 +2019,13 @@ pub(crate) fn run_split<const OPS: u64>(
         | Bound::FcPackedI8(ops::fully_connected::packed::PackedFullyConnectedParams {
             shape,
             ..
-        }) if has(OPS, OpCode::FullyConnected) && OPS & INT8_KERNELS != 0 => fc(shape),
+        }) if has_i8(OPS, OpCode::FullyConnected) => fc(shape),
         Bound::FcF32(ops::fully_connected::FullyConnectedF32Params { shape, .. })
-            if has(OPS, OpCode::FullyConnected) && OPS & F32_KERNELS != 0 =>
+            if has_f32(OPS, OpCode::FullyConnected) =>
         {
             fc(shape)
         }
-        Bound::BmmI8(p) if has(OPS, OpCode::BatchMatMul) && OPS & INT8_KERNELS != 0 => {
+        Bound::BmmI8(p) if has_i8(OPS, OpCode::BatchMatMul) => {
             let s = &p.shape;
             let (m, k, n) = (s.m as usize, s.k as usize, s.n as usize);
             (s.batch as usize, m * k, m * n, s.batch as usize * m * k * n)
@@ -2069,7 +2123,7 @@ fn x2_row_len(b: &Bound<'_>) -> usize {
 }
 
 /// Runs a Softmax or LayerNorm version 2 (two outputs: the int8 result and the f32 scratch).
-fn run_with_scratch<const OPS: u64>(
+fn run_with_scratch<const OPS: u128>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
@@ -2083,10 +2137,10 @@ fn run_with_scratch<const OPS: u64>(
     let scr = bytes::as_f32_mut(scr).map_err(|e| e.with_op(index as u32))?;
     let out = bytes::as_i8_mut(out);
     match b {
-        Bound::SoftmaxQdq(p) if has(OPS, OpCode::Softmax) && OPS & F32_KERNELS != 0 => {
+        Bound::SoftmaxQdq(p) if has_f32(OPS, OpCode::Softmax) => {
             ops::softmax::quantized::eval(p, x, scr, out)
         }
-        Bound::LayerNormQdq(p) if has(OPS, OpCode::LayerNorm) && OPS & F32_KERNELS != 0 => {
+        Bound::LayerNormQdq(p) if has_f32(OPS, OpCode::LayerNorm) => {
             ops::layer_norm::quantized::eval(p, x, scr, out)
         }
         _ => return Err(unsupported(index, rec)),
@@ -2095,7 +2149,7 @@ fn run_with_scratch<const OPS: u64>(
 }
 
 /// Runs an Attention op (two outputs: the result and the score scratch row).
-fn run_attention<const OPS: u64>(
+fn run_attention<const OPS: u128>(
     model: &Model<'_>,
     index: usize,
     rec: &OpRecord<'_>,
@@ -2111,28 +2165,24 @@ fn run_attention<const OPS: u64>(
     let input = |i: usize| s.input(model, rec.input(i), index);
     let pos = position(input(3)?)?;
     let r = match b {
-        Bound::AttentionI8(p) if has(OPS, OpCode::Attention) && OPS & INT8_KERNELS != 0 => {
-            ops::attention::eval_i8(
-                p,
-                i8s(input(0)?),
-                i8s(input(1)?),
-                i8s(input(2)?),
-                pos,
-                i32m(scr)?,
-                i8m(out),
-            )
-        }
-        Bound::AttentionF32(p) if has(OPS, OpCode::Attention) && OPS & F32_KERNELS != 0 => {
-            ops::attention::eval_f32(
-                p,
-                f32s(input(0)?)?,
-                f32s(input(1)?)?,
-                f32s(input(2)?)?,
-                pos,
-                f32m(scr)?,
-                f32m(out)?,
-            )
-        }
+        Bound::AttentionI8(p) if has_i8(OPS, OpCode::Attention) => ops::attention::eval_i8(
+            p,
+            i8s(input(0)?),
+            i8s(input(1)?),
+            i8s(input(2)?),
+            pos,
+            i32m(scr)?,
+            i8m(out),
+        ),
+        Bound::AttentionF32(p) if has_f32(OPS, OpCode::Attention) => ops::attention::eval_f32(
+            p,
+            f32s(input(0)?)?,
+            f32s(input(1)?)?,
+            f32s(input(2)?)?,
+            pos,
+            f32m(scr)?,
+            f32m(out)?,
+        ),
         _ => return Err(unsupported(index, rec)),
     };
     r.map_err(|e| e.with_op(index as u32))

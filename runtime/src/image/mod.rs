@@ -24,7 +24,10 @@ mod transformer_tests;
 #[cfg(feature = "std")]
 pub mod writer;
 
-pub use binding::{op_set, op_set_int8, ALL_OPS, F32_KERNELS, INT8_KERNELS, PACKED_WEIGHTS};
+pub use binding::{
+    has, has_f32, has_i8, op_set, op_set_f32, op_set_int8, op_set_of, ALL_OPS, F32_KERNELS,
+    INT8_KERNELS, PACKED_WEIGHTS,
+};
 pub use model::{Model, Ops, SignatureTrailer, StatsEntries, StatsEntry, FLAG_SIGNED};
 pub use op::{OpCode, OpRecord, TableFn};
 pub use tensor::{DType, Shape, Storage, TensorInfo};

@@ -158,7 +158,7 @@ impl<'a> Model<'a> {
 
     /// [`Model::parse`] for a runtime that links only the kernels in `OPS` (see
     /// [`op_set`](crate::image::op_set)); an image using another op is `UnsupportedOp`.
-    pub fn parse_with_ops<const OPS: u64>(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+    pub fn parse_with_ops<const OPS: u128>(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
         let got = bytes.len().min(u32::MAX as usize) as u32;
         if bytes.len() < HEADER_LEN {
             return Err(Error::ImageTruncated {

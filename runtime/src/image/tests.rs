@@ -166,15 +166,78 @@ fn f32_model_runs() {
     ));
 }
 
+/// An image mixing precisions: int8 FullyConnected → Dequantize → f32 Softmax.
+fn mixed_image() -> BuiltImage {
+    let mut w = ImageWriter::new("mixed", 1).expect("name fits");
+    let x = w
+        .input(DType::I8, &[1, 4], Some((0.05, -3)))
+        .expect("input");
+    let wts = [
+        0.5, -0.25, 0.125, 1.0, -1.0, 0.75, 0.3, -0.6, 0.2, 0.1, -0.4, 0.9,
+    ];
+    let h = w
+        .fully_connected(x, &wts, None, 3, Activation::None, Some((0.02, 1)))
+        .expect("fc");
+    let f = w.dequantize(h).expect("dequantize");
+    let y = w.softmax(f, 1.0).expect("softmax");
+    w.output(y).expect("output");
+    w.finish().expect("writes")
+}
+
+/// `op_set_of` is exactly the variants each op binds to: int8 FullyConnected, f32 Dequantize
+/// and Softmax for the mixed image (not f32 FullyConnected nor int8 Softmax), and a runtime
+/// with that set runs it as the full runtime does, while dropping any one of its variants makes
+/// the image unsupported.
+#[test]
+fn op_set_of_a_model_is_the_variants_it_binds() {
+    const MIXED: u128 =
+        op_set_int8(&[OpCode::FullyConnected]) | op_set_f32(&[OpCode::Dequantize, OpCode::Softmax]);
+    fn outputs<const OPS: u128>(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        let a = AlignedBytes::new(bytes);
+        let m = Model::parse_with_ops::<OPS>(a.as_slice())?;
+        let mut arena = AlignedBytes::zeroed(m.arena_bytes());
+        let mut it = Interpreter::<'_, '_, OPS>::new_with_ops(&m, arena.as_mut_slice())?;
+        it.input_bytes(0)?.copy_from_slice(&[7, 0xF0, 33, 0x81]);
+        it.invoke()?;
+        Ok(it.output_bytes(0)?.to_vec())
+    }
+    let bytes = mixed_image().bytes;
+    let a = AlignedBytes::new(&bytes);
+    let m = Model::parse(a.as_slice()).expect("parses");
+    assert_eq!(op_set_of(&m).expect("binds"), MIXED);
+    let want = outputs::<ALL_OPS>(&bytes).expect("runs");
+    assert_eq!(outputs::<MIXED>(&bytes).expect("runs"), want);
+    let refused = |r: Result<Vec<u8>, Error>| matches!(r, Err(Error::UnsupportedOp { .. }));
+    assert!(refused(outputs::<
+        { MIXED & !op_set_int8(&[OpCode::FullyConnected]) },
+    >(&bytes)));
+    assert!(refused(outputs::<
+        { MIXED & !op_set_f32(&[OpCode::Dequantize]) },
+    >(&bytes)));
+    assert!(refused(outputs::<
+        { MIXED & !op_set_f32(&[OpCode::Softmax]) },
+    >(&bytes)));
+    // The two single-precision images: one variant each.
+    for (image, set) in [
+        (tiny_i8().bytes, op_set_int8(&[OpCode::FullyConnected])),
+        (tiny_f32().bytes, op_set_f32(&[OpCode::FullyConnected])),
+    ] {
+        let a = AlignedBytes::new(&image);
+        let m = Model::parse(a.as_slice()).expect("parses");
+        assert_eq!(op_set_of(&m).expect("binds"), set);
+    }
+}
+
 /// A runtime that links only some kernels (`parse_with_ops`, `new_with_ops`) runs the images
 /// those kernels cover exactly as the full runtime does, and names the first op it lacks as
 /// unsupported, whether the op code or only its int8/f32 variant is missing.
 #[test]
 fn op_sets_run_what_they_link_and_refuse_the_rest() {
-    const FC_I8: u64 = op_set_int8(&[OpCode::FullyConnected]);
-    const FC_ALL: u64 = op_set(&[OpCode::FullyConnected]);
-    const SOFTMAX: u64 = op_set(&[OpCode::Softmax]);
-    fn outputs<const OPS: u64>(bytes: &[u8], input: &[u8]) -> Result<Vec<u8>, Error> {
+    const FC_I8: u128 = op_set_int8(&[OpCode::FullyConnected]);
+    const FC_F32: u128 = op_set_f32(&[OpCode::FullyConnected]);
+    const FC_ALL: u128 = op_set(&[OpCode::FullyConnected]);
+    const SOFTMAX: u128 = op_set(&[OpCode::Softmax]);
+    fn outputs<const OPS: u128>(bytes: &[u8], input: &[u8]) -> Result<Vec<u8>, Error> {
         let a = AlignedBytes::new(bytes);
         let m = Model::parse_with_ops::<OPS>(a.as_slice())?;
         let mut arena = AlignedBytes::zeroed(m.arena_bytes());
@@ -204,7 +267,9 @@ fn op_sets_run_what_they_link_and_refuse_the_rest() {
         .collect();
     let want = outputs::<ALL_OPS>(&f32_image, &x).expect("runs");
     assert_eq!(outputs::<FC_ALL>(&f32_image, &x).expect("runs"), want);
+    assert_eq!(outputs::<FC_F32>(&f32_image, &x).expect("runs"), want);
     unsupported(outputs::<FC_I8>(&f32_image, &x));
+    unsupported(outputs::<FC_F32>(&i8_image, &[1u8, 0xFB, 5, 0xFE]));
 
     // Every op code has a bit of its own, below the flags.
     for code in 0..=u8::MAX {
