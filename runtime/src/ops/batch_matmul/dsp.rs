@@ -25,8 +25,10 @@ use crate::ops::fully_connected::dsp::{
     requant_i8,
 };
 
-/// Deepest accumulation run through the blocked kernel (four expanded rows: 4 KiB of stack).
-pub const MAX_K: usize = 512;
+/// Deepest accumulation run through the blocked kernel (four expanded rows: 2 KiB of stack;
+/// deeper products use the one-row dot product). It was 512 (4 KiB), the intent classifier's
+/// largest stack frame on the Cortex-M4; its attention products have k ≤ 20.
+pub const MAX_K: usize = 256;
 
 /// Bytes of `B`'s gathered columns per block when `B` is not transposed.
 const COLUMN_BLOCK: usize = 1024;
@@ -39,7 +41,7 @@ pub fn eval_i8(p: &BatchMatMulParams, a: &[i8], b: &[i8], out: &mut [i8]) {
         return super::eval_i8_with(&DotKernel::dsp(), p, a, b, out);
     }
     // Columns of `Bᵀ` per block: all of them when `B` is transposed (its rows are `Bᵀ`'s);
-    // otherwise as many as the stack block holds (at least 2, since k ≤ 512).
+    // otherwise as many as the stack block holds (at least 4, since k ≤ 256).
     let cols = if s.transpose_b {
         n
     } else {

@@ -33,20 +33,7 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
             crate::arch::cortex_m::dot_offset_i8_dsp(x, xo, w, 0)
         });
     }
-    let fc = |batch: u32| FullyConnectedParams {
-        shape: FullyConnectedShape {
-            batch,
-            in_features: k as u32,
-            out_features: out_c as u32,
-        },
-        weights: p.weights,
-        bias: p.bias,
-        input_zero_point: p.input_zero_point,
-        output_zero_point: p.output_zero_point,
-        output_multiplier: p.output_multiplier,
-        output_shift: p.output_shift,
-        activation: p.activation,
-    };
+    let fc = |batch: u32| fc_params(p, k, out_c, batch);
     let [_, oh, ow, _] = s.output;
     let pointwise = kh == 1
         && kw == 1
@@ -59,6 +46,42 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         let pixels = output.len() / out_c;
         return fully_connected::dsp::eval_i8(&fc(pixels as u32), input, output);
     }
+    eval_patches(p, input, output, k);
+}
+
+/// The layer as a FullyConnected over `batch` patches of `k` bytes.
+fn fc_params<'a>(
+    p: &Conv2dParams<'a>,
+    k: usize,
+    out_c: usize,
+    batch: u32,
+) -> FullyConnectedParams<'a> {
+    FullyConnectedParams {
+        shape: FullyConnectedShape {
+            batch,
+            in_features: k as u32,
+            out_features: out_c as u32,
+        },
+        weights: p.weights,
+        bias: p.bias,
+        input_zero_point: p.input_zero_point,
+        output_zero_point: p.output_zero_point,
+        output_multiplier: p.output_multiplier,
+        output_shift: p.output_shift,
+        activation: p.activation,
+    }
+}
+
+/// The im2col path of [`eval_i8`]: a function of its own, so that its 2 KiB of patches are not
+/// on the stack when a pointwise layer runs the FullyConnected kernel directly.
+#[inline(never)]
+fn eval_patches(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8], k: usize) {
+    let s = &p.shape;
+    let [_, h, w, in_c] = s.input;
+    let out_c = s.output[3] as usize;
+    let [kh, kw] = s.kernel;
+    let (in_c, kh, kw) = (in_c as usize, kh as usize, kw as usize);
+    let fc = |batch: u32| fc_params(p, k, out_c, batch);
     // Zero points are int8 (checked by `check_i8`).
     let pad = p.input_zero_point as i8;
     // Up to four patches back to back (a batch of rows of `k` bytes): four when they fit.

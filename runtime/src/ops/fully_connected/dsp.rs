@@ -24,9 +24,11 @@ use super::FullyConnectedParams;
 use crate::arch::cortex_m::{dot_offset_i8_dsp, sadd16, smlad, sxtb16, sxtb16_ror8};
 use crate::quant::requantize_to_i8;
 
-/// Longest input row whose sign-extended, offset copy is kept on the stack (2 KiB): longer
-/// rows use the one-row dot product.
-pub(crate) const MAX_EXPANDED: usize = 1024;
+/// Longest input row whose sign-extended, offset copy is kept on the stack (1 KiB for one row,
+/// 2 KiB for two rows or four rows of half this length): longer rows use the one-row dot
+/// product. (It was 1024: the four-row buffer was then 4 KiB, and with a Conv2D's patches above
+/// it the DS-CNN's stack high-water mark on the Cortex-M4 reached 10 KiB.)
+pub(crate) const MAX_EXPANDED: usize = 512;
 
 /// The little-endian word of the first 4 bytes of `c`.
 #[inline(always)]
@@ -463,17 +465,6 @@ pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     let k = p.shape.in_features as usize;
     let n = p.shape.out_features as usize;
     let x_offset = -p.input_zero_point;
-    let bias = |o: usize| p.bias.map_or(0, |b| b[o]);
-    let requant = |o: usize, acc: i32| {
-        requantize_to_i8(
-            acc,
-            p.output_multiplier[o],
-            p.output_shift[o],
-            p.output_zero_point,
-            p.activation.min,
-            p.activation.max,
-        )
-    };
     // Input zero points are int8, so |x_offset| ≤ 128 fits the 16-bit lanes of SADD16
     // (sums in [-256, 255]); the one-row path keeps its own check.
     let blocked = x_offset.abs() <= crate::arch::MAX_DOT_OFFSET && k <= MAX_EXPANDED;
@@ -491,7 +482,31 @@ pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
         eval_pairs(p, &input[..paired * k], &mut output[..paired * n]);
     }
     let (input, output) = (&input[paired * k..], &mut output[paired * n..]);
-    // Not zeroed (2 KiB of stores would cost more than a small layer): `expand` writes the
+    if !input.is_empty() {
+        eval_rows(p, blocked, input, output);
+    }
+}
+
+/// Input rows one at a time (the leftover rows, or every row when the layer is not `blocked`).
+/// A function of its own so that its expanded row (1 KiB) is not on the stack while
+/// [`eval_quads`] or [`eval_pairs`] (2 KiB each) run.
+#[inline(never)]
+fn eval_rows(p: &FullyConnectedParams<'_>, blocked: bool, input: &[i8], output: &mut [i8]) {
+    let k = p.shape.in_features as usize;
+    let n = p.shape.out_features as usize;
+    let x_offset = -p.input_zero_point;
+    let bias = |o: usize| p.bias.map_or(0, |b| b[o]);
+    let requant = |o: usize, acc: i32| {
+        requantize_to_i8(
+            acc,
+            p.output_multiplier[o],
+            p.output_shift[o],
+            p.output_zero_point,
+            p.activation.min,
+            p.activation.max,
+        )
+    };
+    // Not zeroed (1 KiB of stores would cost more than a small layer): `expand` writes the
     // words that are read.
     let mut xe = [MaybeUninit::<u32>::uninit(); MAX_EXPANDED / 2];
     let fast = !input.is_empty() && fast_shifts(&p.output_shift[..n]);

@@ -5,15 +5,17 @@
 //! per-channel values with straight loops over the channels, which the compiler vectorizes; the
 //! reference instead walks each channel's window separately with a strided index. Same values,
 //! same order of taps per channel (rows, then columns), same rounding and clamp: the outputs are
-//! the reference's. Portable Rust (no `unsafe`), used on every target; layers with more than
-//! [`MAX_CHANNELS`] channels use the reference.
+//! the reference's. Portable Rust (no `unsafe`), used on every target. The averages keep their
+//! per-channel sums in a stack row of [`CHANNEL_BLOCK`] values and walk wider layers in blocks
+//! of that many channels.
 
 use super::reference::window;
 use super::{GlobalAvgPoolParams, PoolParams};
 use crate::quant::requantize_to_i8;
 
-/// Most channels kept in a stack row of `i32` sums (4 KiB).
-pub const MAX_CHANNELS: usize = 1024;
+/// Channels summed per pass in a stack row of `i32` sums (1 KiB: these sums were a 4 KiB row
+/// for up to 1024 channels, the largest stack frame of the DS-CNN on the Cortex-M4).
+pub const CHANNEL_BLOCK: usize = 256;
 
 /// Calls `f(out_row, window)` per output pixel, with `window = (b, y0..y1, x0..x1)`.
 fn for_each_pixel(
@@ -95,32 +97,32 @@ fn max_run<const N: usize>(input: &[i8], win: &Window, k: usize, out: &mut [i8],
 /// int8 average pooling. Requires a successful [`super::check_i8`].
 pub fn eval_avg_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     let [_, h, w, c] = p.shape.input.map(|d| d as usize);
-    if c > MAX_CHANNELS {
-        return super::reference::eval_avg_i8(p, input, output);
-    }
     let (lo, hi) = (p.activation.min as i32, p.activation.max as i32);
-    let mut sums = [0i32; MAX_CHANNELS];
+    let mut sums = [0i32; CHANNEL_BLOCK];
     for_each_pixel(p, output, |row, b, (y0, y1), (x0, x1)| {
-        let acc = &mut sums[..c];
-        acc.fill(0);
-        for iy in y0..y1 {
-            for ix in x0..x1 {
-                let x = &input[((b * h + iy) * w + ix) * c..][..c];
-                for (a, &v) in acc.iter_mut().zip(x) {
-                    *a += v as i32;
+        let count = ((y1 - y0) * (x1 - x0)) as i32;
+        for c0 in (0..c).step_by(CHANNEL_BLOCK) {
+            let cn = CHANNEL_BLOCK.min(c - c0);
+            let acc = &mut sums[..cn];
+            acc.fill(0);
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    let x = &input[((b * h + iy) * w + ix) * c + c0..][..cn];
+                    for (a, &v) in acc.iter_mut().zip(x) {
+                        *a += v as i32;
+                    }
                 }
             }
-        }
-        let count = ((y1 - y0) * (x1 - x0)) as i32;
-        for (y, &sum) in row.iter_mut().zip(acc.iter()) {
-            let avg = if count == 0 {
-                0
-            } else if sum >= 0 {
-                (sum + count / 2) / count
-            } else {
-                (sum - count / 2) / count
-            };
-            *y = avg.max(lo).min(hi) as i8;
+            for (y, &sum) in row[c0..c0 + cn].iter_mut().zip(acc.iter()) {
+                let avg = if count == 0 {
+                    0
+                } else if sum >= 0 {
+                    (sum + count / 2) / count
+                } else {
+                    (sum - count / 2) / count
+                };
+                *y = avg.max(lo).min(hi) as i8;
+            }
         }
     });
 }
@@ -133,31 +135,31 @@ pub fn eval_avg_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn eval_global_avg_i8(p: &GlobalAvgPoolParams, input: &[i8], output: &mut [i8]) {
     let [_, h, w, c] = p.input.map(|d| d as usize);
-    if c > MAX_CHANNELS {
-        return super::reference::eval_global_avg_i8(p, input, output);
-    }
-    let mut sums = [0i32; MAX_CHANNELS];
-    let acc = &mut sums[..c];
+    let mut sums = [0i32; CHANNEL_BLOCK];
     let offset = (h * w) as i32 * p.input_zero_point;
     for (x, y) in input
         .chunks_exact(h * w * c)
         .zip(output.chunks_exact_mut(c))
     {
-        acc.fill(0);
-        for px in x.chunks_exact(c) {
-            for (a, &v) in acc.iter_mut().zip(px) {
-                *a += v as i32;
+        for c0 in (0..c).step_by(CHANNEL_BLOCK) {
+            let cn = CHANNEL_BLOCK.min(c - c0);
+            let acc = &mut sums[..cn];
+            acc.fill(0);
+            for px in x.chunks_exact(c) {
+                for (a, &v) in acc.iter_mut().zip(&px[c0..c0 + cn]) {
+                    *a += v as i32;
+                }
             }
-        }
-        for (yc, &sum) in y.iter_mut().zip(acc.iter()) {
-            *yc = requantize_to_i8(
-                sum - offset,
-                p.output_multiplier,
-                p.output_shift,
-                p.output_zero_point,
-                p.activation.min,
-                p.activation.max,
-            );
+            for (yc, &sum) in y[c0..c0 + cn].iter_mut().zip(acc.iter()) {
+                *yc = requantize_to_i8(
+                    sum - offset,
+                    p.output_multiplier,
+                    p.output_shift,
+                    p.output_zero_point,
+                    p.activation.min,
+                    p.activation.max,
+                );
+            }
         }
     }
 }
