@@ -1,8 +1,10 @@
 //! Model images: any bytes either fail `Model::parse` with an error, or parse into a model whose
-//! signature check, `Interpreter::new` and `invoke` return without panicking.
+//! signature check, `Interpreter::new` and `invoke` return without panicking, and whose ops
+//! decoded once into caller slots (`Interpreter::new_prepared`) give the same result, output
+//! bytes or error, as `Interpreter::new`.
 
 use edgeloop_runtime::image::writer::{fix_crc, AlignedBytes};
-use edgeloop_runtime::{Interpreter, Model};
+use edgeloop_runtime::{Error, Interpreter, Model, PreparedOp};
 
 /// Public key of the secret key `write-seeds` signs the signed seeds with (`SEED_KEY_SEED`).
 pub const SEED_PUBLIC_KEY: [u8; 32] = [
@@ -27,7 +29,8 @@ pub fn fuzz_one(data: &[u8]) {
     }
 }
 
-/// Parses `data`; when it parses, runs it once on a fixed input pattern.
+/// Parses `data`; when it parses, runs it once on a fixed input pattern, with `Interpreter::new`
+/// and with `Interpreter::new_prepared`, and asserts both give the same outputs or error.
 pub fn parse_and_invoke(data: &[u8]) {
     let image = AlignedBytes::new(data);
     let Ok(model) = Model::parse(image.as_slice()) else {
@@ -39,9 +42,25 @@ pub fn parse_and_invoke(data: &[u8]) {
     if model.arena_bytes() > MAX_ARENA {
         return;
     }
+    let plain = run(&model, None);
+    let mut slots: Vec<PreparedOp> = (0..model.num_ops()).map(|_| PreparedOp::EMPTY).collect();
+    let prepared = run(&model, Some(&mut slots));
+    match (&plain, &prepared) {
+        // `new` decodes nothing under `std` either (it keeps its own decoded copy), so both
+        // refuse a bad op in the constructor, with the same error.
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "prepared ops changed the outputs"),
+        (Err(a), Err(b)) => assert_eq!(a, b, "prepared ops changed the error"),
+        _ => panic!("new: {plain:?}, new_prepared: {prepared:?}"),
+    }
+}
+
+/// Builds an interpreter (with op slots when `slots` is given), writes a fixed input pattern,
+/// invokes once and returns every output's bytes.
+fn run<'i>(model: &Model<'i>, slots: Option<&mut [PreparedOp<'i>]>) -> Result<Vec<Vec<u8>>, Error> {
     let mut arena = AlignedBytes::zeroed(model.arena_bytes());
-    let Ok(mut it) = Interpreter::new(&model, arena.as_mut_slice()) else {
-        return;
+    let mut it = match slots {
+        Some(slots) => Interpreter::new_prepared(model, arena.as_mut_slice(), slots)?,
+        None => Interpreter::new(model, arena.as_mut_slice())?,
     };
     for k in 0..model.num_inputs() {
         if let Ok(x) = it.input_bytes(k) {
@@ -50,5 +69,8 @@ pub fn parse_and_invoke(data: &[u8]) {
                 .for_each(|(i, b)| *b = (i as u8).wrapping_mul(151));
         }
     }
-    let _ = it.invoke();
+    it.invoke()?;
+    (0..model.num_outputs())
+        .map(|k| it.output_bytes(k).map(<[u8]>::to_vec))
+        .collect()
 }

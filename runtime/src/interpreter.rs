@@ -117,6 +117,9 @@ impl<'m, 'a, const OPS: u128> Interpreter<'m, 'a, OPS> {
                 given: given as u32,
             });
         };
+        // The arena first, as `new` checks it before binding: the same image and arena give
+        // the same error either way.
+        arena::check(model, arena)?;
         for (i, (rec, slot)) in model.ops().zip(slots.iter_mut()).enumerate() {
             let rec = rec?;
             let (b, io) = binding::bind_with_io::<OPS>(model, i, &rec)?;
