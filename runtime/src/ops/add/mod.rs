@@ -8,6 +8,9 @@
 
 pub mod reference;
 pub(crate) mod rows;
+// Cortex-M4 variant, selected by `crate::arch::ops_table_compile_time` on `thumbv7em-*`
+// (portable Rust: built and tested on every target).
+pub mod dsp;
 // Optimized variant, selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;

@@ -364,3 +364,146 @@ fn bit_exact_avx512_f32_add_mul() {
     }
     println!("skipped: add,mul/avx512 f32 (CPU lacks AVX512F)");
 }
+
+/// [`dsp::HighWord`] equals [`crate::quant::requantize`] for every valid shift, multipliers at
+/// and near their extremes, and accumulators up to the bound it was built for; it refuses
+/// exactly the shifts whose total shift cannot be raised to 32 within that bound.
+#[test]
+fn high_word_matches_requantize() {
+    let mut rng = Rng::new(0xD5A1);
+    for acc_bits in [16u32, 29, 31] {
+        for shift in crate::quant::MIN_SHIFT..=crate::quant::MAX_SHIFT {
+            let total = 31 - shift;
+            for case in 0..200 {
+                let multiplier = match case % 5 {
+                    0 => i32::MAX,
+                    1 => 0,
+                    2 => 1 << 30,
+                    _ => (rng.next_u64() >> 33) as i32,
+                };
+                let q = dsp::HighWord::new(multiplier, shift, acc_bits);
+                assert_eq!(q.is_some(), total > acc_bits as i32, "{shift} {acc_bits}");
+                let Some(q) = q else { break };
+                let limit = ((1i64 << acc_bits) - 1) as i32;
+                let acc = match case % 4 {
+                    0 => limit,
+                    1 => -limit,
+                    _ => (rng.next_u64() as i64 % (limit as i64 + 1)) as i32,
+                };
+                assert_eq!(
+                    q.apply(acc),
+                    crate::quant::requantize(acc, multiplier, shift),
+                    "acc {acc}, multiplier {multiplier}, shift {shift}"
+                );
+            }
+        }
+    }
+    assert_eq!(dsp::HighWord::new(-1, 0, 16), None);
+    assert_eq!(dsp::HighWord::new(1 << 30, 31, 16), None);
+}
+
+/// Random Add cases through `dsp::eval_i8` and the reference, output bytes compared: the SIMD
+/// shapes (contiguous rows, either input a scalar, row and column broadcasts, the small random
+/// broadcasts of either input) and every fourth case a large output with a repeated row; params
+/// from real scales (the fast path) or at their extremes (input shifts 0 and -31, multipliers 0
+/// and `i32::MAX`, output shifts up to 30: the reference fallback), random clamps.
+#[test]
+fn bit_exact_dsp() {
+    let mut rng = Rng::new(0xADD7);
+    let cases = if cfg!(miri) { 40 } else { 4000 };
+    for case in 0..cases {
+        let shape = if case % 4 == 3 {
+            let cols = rng.range(1, 300) as u32;
+            let out = [1, rng.range(1, 3) as u32, rng.range(1, 20) as u32, cols];
+            let row = [1, 1, 1, cols];
+            match rng.range(0, 2) {
+                0 => BroadcastShape::same(out),
+                1 => BroadcastShape {
+                    input1: out,
+                    input2: row,
+                    output: out,
+                },
+                _ => BroadcastShape {
+                    input1: row,
+                    input2: out,
+                    output: out,
+                },
+            }
+        } else {
+            random_simd_shape(&mut rng)
+        };
+        let p = if case % 2 == 0 {
+            random_extreme_params(&mut rng, shape)
+        } else {
+            let (s1, s2) = (rng.scale(), rng.scale());
+            let s_out = rng.log_uniform(s1.max(s2) / 8.0, s1.max(s2) * 8.0);
+            let zo = rng.zero_point();
+            AddParams {
+                shape,
+                input1_zero_point: rng.zero_point(),
+                input2_zero_point: rng.zero_point(),
+                output_zero_point: zo,
+                requant: AddRequant::new(s1, s2, s_out).unwrap(),
+                activation: rng.clamp(zo),
+            }
+        };
+        assert_dsp_matches(
+            &p,
+            &rng.i8_vec(len(&shape.input1)),
+            &rng.i8_vec(len(&shape.input2)),
+            case,
+        );
+    }
+}
+
+/// Every pair of int8 inputs through `dsp::eval_i8` for parameter sets at the edges of the
+/// valid range: input shifts 0 and -31, multipliers 0, 1, 2^30 and `i32::MAX`, zero points
+/// -128 and 127, output shifts from -31 to 30 (around 1 and 2, where the fast path ends), and
+/// clamps that cut or not.
+#[test]
+fn bit_exact_dsp_edges() {
+    let x1: Vec<i8> = (0..65536).map(|k| (k & 0xFF) as u8 as i8).collect();
+    let x2: Vec<i8> = (0..65536).map(|k| (k >> 8) as u8 as i8).collect();
+    let shape = BroadcastShape::same([1, 1, 256, 256]);
+    let multipliers = [0, 1, 1 << 30, i32::MAX];
+    let output_shifts = [-31, -19, -1, 0, 1, 2, 30];
+    let mut case = 0;
+    for (z1, z2, zo) in [(-128, 127, 0), (127, -128, -128), (0, 0, 127)] {
+        for &m in &multipliers {
+            for (s1, s2) in [(0, 0), (0, -31), (-31, -1)] {
+                for &so in &output_shifts {
+                    let activation = if case % 3 == 0 {
+                        ClampI8 { min: -5, max: 9 }
+                    } else {
+                        ClampI8::NONE
+                    };
+                    let p = AddParams {
+                        shape,
+                        input1_zero_point: z1,
+                        input2_zero_point: z2,
+                        output_zero_point: zo,
+                        requant: AddRequant {
+                            input1: (m, s1),
+                            input2: (i32::MAX - m, s2),
+                            output: (multipliers[case % 4], so),
+                        },
+                        activation,
+                    };
+                    assert_dsp_matches(&p, &x1, &x2, case);
+                    case += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `dsp::eval_i8` writes the reference's bytes for `p` and these inputs.
+fn assert_dsp_matches(p: &AddParams, x1: &[i8], x2: &[i8], case: usize) {
+    let n = len(&p.shape.output);
+    check_i8(p, x1.len(), x2.len(), n).unwrap();
+    let mut want = vec![0i8; n];
+    let mut got = vec![0x55i8; n];
+    reference::eval_i8(p, x1, x2, &mut want);
+    dsp::eval_i8(p, x1, x2, &mut got);
+    assert_eq!(got, want, "case {case}: {p:?}");
+}

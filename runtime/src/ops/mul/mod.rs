@@ -10,6 +10,9 @@ pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub mod reference;
+// Cortex-M4 variant, selected by `crate::arch::ops_table_compile_time` on `thumbv7em-*`
+// (portable Rust: built and tested on every target).
+pub mod dsp;
 #[cfg(test)]
 mod tests;
 

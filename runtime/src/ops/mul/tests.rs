@@ -158,3 +158,109 @@ fn bit_exact_avx2_mul() {
     }
     println!("skipped: mul/avx2");
 }
+
+/// Random Mul cases through `dsp::eval_i8` and the reference, output bytes compared: the SIMD
+/// shapes (contiguous rows, either input a scalar, row and column broadcasts, the small random
+/// broadcasts of either input) and every fourth case a large output times one value (the
+/// attention score's scale); multipliers from real scales or at their extremes (0, `i32::MAX`,
+/// any shift in `[-31, 30]`: shifts above 14 take the reference fallback), random clamps.
+#[test]
+fn bit_exact_dsp() {
+    let mut rng = Rng::new(0xD5F3);
+    let cases = if cfg!(miri) { 40 } else { 4000 };
+    for case in 0..cases {
+        let shape = if case % 4 == 3 {
+            let out = [
+                1,
+                rng.range(1, 3) as u32,
+                rng.range(1, 40) as u32,
+                rng.range(1, 90) as u32,
+            ];
+            let one = [1, 1, 1, 1];
+            if rng.one_in(2) {
+                BroadcastShape {
+                    input1: out,
+                    input2: one,
+                    output: out,
+                }
+            } else {
+                BroadcastShape {
+                    input1: one,
+                    input2: out,
+                    output: out,
+                }
+            }
+        } else {
+            crate::ops::add::tests::random_simd_shape(&mut rng)
+        };
+        let zo = rng.zero_point();
+        let (output_multiplier, output_shift) = match rng.range(0, 5) {
+            0 => (i32::MAX, rng.range(-31, 30)),
+            1 => (0, rng.range(-31, 30)),
+            2 => ((rng.next_u64() >> 33) as i32, rng.range(-31, 30)),
+            3 => ((rng.next_u64() >> 33) as i32, rng.range(10, 18)),
+            _ => testing::multiplier(rng.log_uniform(1e-5, 4.0)),
+        };
+        let p = MulParams {
+            shape,
+            input1_zero_point: rng.zero_point(),
+            input2_zero_point: rng.zero_point(),
+            output_zero_point: zo,
+            output_multiplier,
+            output_shift,
+            activation: rng.clamp(zo),
+        };
+        let x1 = rng.i8_vec(len(&shape.input1));
+        let x2 = rng.i8_vec(len(&shape.input2));
+        assert_dsp_matches(&p, &x1, &x2, case);
+    }
+}
+
+/// Every pair of int8 inputs through `dsp::eval_i8` for parameter sets at the edges of the
+/// valid range: zero points -128 and 127, multipliers 0, 1, 2^30 and `i32::MAX`, shifts from -31
+/// to 30 (around 14 and 15, where the fast path ends), and clamps that cut or not.
+#[test]
+fn bit_exact_dsp_edges() {
+    let x1: Vec<i8> = (0..65536).map(|k| (k & 0xFF) as u8 as i8).collect();
+    let x2: Vec<i8> = (0..65536).map(|k| (k >> 8) as u8 as i8).collect();
+    let shape = BroadcastShape::same([1, 1, 256, 256]);
+    let mut case = 0;
+    for (z1, z2, zo) in [
+        (-128, 127, 0),
+        (127, -128, -128),
+        (127, 127, 127),
+        (0, 0, 5),
+    ] {
+        for m in [0, 1, 1 << 30, i32::MAX] {
+            for shift in [-31, -20, -1, 0, 1, 13, 14, 15, 16, 30] {
+                let activation = if case % 3 == 0 {
+                    ClampI8 { min: -7, max: 100 }
+                } else {
+                    ClampI8::NONE
+                };
+                let p = MulParams {
+                    shape,
+                    input1_zero_point: z1,
+                    input2_zero_point: z2,
+                    output_zero_point: zo,
+                    output_multiplier: m,
+                    output_shift: shift,
+                    activation,
+                };
+                assert_dsp_matches(&p, &x1, &x2, case);
+                case += 1;
+            }
+        }
+    }
+}
+
+/// `dsp::eval_i8` writes the reference's bytes for `p` and these inputs.
+fn assert_dsp_matches(p: &MulParams, x1: &[i8], x2: &[i8], case: usize) {
+    let n = len(&p.shape.output);
+    check_i8(p, x1.len(), x2.len(), n).unwrap();
+    let mut want = vec![0i8; n];
+    let mut got = vec![0x55i8; n];
+    reference::eval_i8(p, x1, x2, &mut want);
+    dsp::eval_i8(p, x1, x2, &mut got);
+    assert_eq!(got, want, "case {case}: {p:?}");
+}
