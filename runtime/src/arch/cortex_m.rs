@@ -96,6 +96,27 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     }
 }
 
+/// `SMMLA a, b, acc`: `acc` plus the high word of the 64-bit signed product `a · b`, that is
+/// `floor((acc · 2³² + a · b) / 2³²)`, modulo 2³².
+#[inline(always)]
+pub fn smmla(a: i32, b: i32, acc: i32) -> i32 {
+    #[cfg(edgeloop_dsp)]
+    {
+        let out: i32;
+        // SAFETY: SMMLA is a register-only instruction of the DSP extension, present on every
+        // thumbv7em core; it sets no flags and accesses no memory.
+        unsafe {
+            core::arch::asm!("smmla {0}, {1}, {2}, {3}", lateout(reg) out, in(reg) a, in(reg) b,
+                in(reg) acc, options(pure, nomem, nostack, preserves_flags));
+        }
+        out
+    }
+    #[cfg(not(edgeloop_dsp))]
+    {
+        (((a as i64) * (b as i64)) >> 32).wrapping_add(acc as i64) as i32
+    }
+}
+
 /// Both halfwords set to `v` (mod 2¹⁶).
 #[inline(always)]
 fn splat16(v: i32) -> u32 {

@@ -185,3 +185,21 @@ fn bit_exact_requantize8_avx2() {
     }
     println!("skipped: requantize8/avx2");
 }
+
+/// `smmla` (its portable emulation on the host) against 64-bit arithmetic, extremes included.
+#[test]
+fn smmla_matches_wide_arithmetic() {
+    let cases = [
+        (i32::MIN, i32::MIN, 0),
+        (i32::MIN, i32::MAX, 7),
+        (i32::MAX, i32::MAX, i32::MAX),
+        (-1, 1, 0),
+        (-1, 1, 5),
+        (1 << 30, 1 << 30, -3),
+        (123_456_789, -987_654_321, 1 << 29),
+    ];
+    for (a, b, acc) in cases {
+        let want = ((acc as i64) << 32).wrapping_add(a as i64 * b as i64) >> 32;
+        assert_eq!(cortex_m::smmla(a, b, acc), want as i32, "{a} {b} {acc}");
+    }
+}

@@ -3,125 +3,155 @@
 //!
 //! The reference calls [`crate::quant::requantize`] three times per element: a 64-bit product,
 //! a variable 64-bit shift in `[1, 62]` and a clamp to `i32`, all costly on a 32-bit core. Here
-//! each requantization is a [`HighWord`]: with a total shift `t = 31 - shift >= 32`,
-//! `(acc · multiplier + 2^(t-1)) >> t` is the high word of the 64-bit sum (one `SMLAL` into a
-//! constant) shifted right by `t - 32`, and always fits an `i32`, so the clamp is dropped. A
-//! smaller `t` is raised to 32 by shifting the accumulator left first, where its known bound
-//! allows: `floor((2^k · acc · m + 2^(t+k-1)) / 2^(t+k))` equals `floor((acc · m + 2^(t-1)) / 2^t)`.
+//! each requantization is a [`HighWord`]: the accumulator is shifted left by a fixed `pre`
+//! (as far as its bound allows), which raises the total shift to `t = 31 - shift + pre`; from
+//! `t >= 33` on the rounding term `2^(t-1)` is a multiple of `2^32`, so
+//! `floor((acc · m + 2^(t-1)) / 2^t) = (mulhi(acc, m) + 2^(t-33)) >> (t - 32)`, where `mulhi` is
+//! the high word of the 64-bit product: one `SMMLA` (with the rounding term as addend; an `asm!`
+//! instruction on `thumbv7em-*`, as the compiler does not reliably select it, and its portable
+//! emulation elsewhere, [`crate::arch::cortex_m::smmla`]) and one shift, no 64-bit add or shift, and the result always fits an `i32`, so the clamp is
+//! dropped. Shifting first is exact:
+//! `floor((2^k · acc · m + 2^(t+k-1)) / 2^(t+k)) = floor((acc · m + 2^(t-1)) / 2^t)`. From
+//! `t >= 64` on the result is 0 (`|acc · m| < 2^62`).
 //!
 //! - Inputs: `check_i8` guarantees input shifts `<= 0` (`t` in `[31, 62]`); the larger input's
-//!   multiplier is 0.5 (`t = 31`) in every converted model. Each input is scaled with
-//!   `LEFT_SHIFT + 1` instead of [`LEFT_SHIFT`] and one more bit of shift (`|x - z| · 2^21 <
-//!   2^29`), and the zero point is folded into the 64-bit addend:
-//!   `((x << 21) · m + (2^t' - (z << 21) · m)) >> 32 >> (t' - 32)`, with `t' = t + 1`.
-//! - Output: the sum of the scaled inputs is below `2^29` in magnitude, so a total shift down to
-//!   30 is raised to 32; the result is below `2^31` before the zero point is added (no
-//!   saturation), then the fused clamp. A larger output shift (`shift > 1`, a multiplier above 2,
-//!   never produced by [`super::AddRequant::new`] for sane scales) runs the reference kernel.
+//!   multiplier is 0.5 (`t = 31`) in every converted model. Each input is scaled by
+//!   `2^(LEFT_SHIFT + 2)` instead of `2^LEFT_SHIFT` (`|x - z| · 2^22 < 2^30`, `pre = 2`), and
+//!   `(x << 22) - (z << 22)` is one instruction.
+//! - Output: the sum of the scaled inputs is below `2^29` in magnitude, so it is shifted left
+//!   by 2 as well: output shifts `<= 0` (total shift 31 or more) are covered. The result is
+//!   below `2^31` before the zero point is added (no saturation), then the fused clamp (one
+//!   `SSAT` when there is no activation). A larger output shift (a multiplier above 1, never
+//!   produced by [`super::AddRequant::new`] for sane scales) runs the reference kernel.
+//! - Large outputs ([`TABLE_MIN`] elements or more, the residual adds): each scaled input,
+//!   times 4, is a function of the input byte alone; two 256-entry tables (2 KiB of stack) are
+//!   filled once per call (in place, without zeroing), and each element costs two loads, an add and the output stage.
 //!
 //! The output is walked row by row ([`super::rows::map_rows`]): same-shape inputs are one plain
 //! loop, and a broadcast input is one repeated value or a contiguous run along each row.
 
-use super::{AddParams, LEFT_SHIFT};
+use core::mem::MaybeUninit;
 
-/// [`crate::quant::requantize`]`(acc, multiplier, shift)` for accumulators with a known bound,
-/// as the high word of one 64-bit multiply-accumulate (see the module docs).
+use super::{AddParams, LEFT_SHIFT};
+use crate::arch::cortex_m::smmla;
+use crate::ops::ClampI8;
+
+/// Outputs from which the per-call input tables pay off (filling them costs about as much as
+/// 250 elements computed directly).
+pub const TABLE_MIN: usize = 512;
+
+/// [`crate::quant::requantize`]`(acc, multiplier, shift)` for accumulators that the caller
+/// shifts left by a fixed `pre` first (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HighWord {
-    /// Left shift applied to the accumulator first (raises the total shift to 32).
-    pre: u32,
-    /// The Q31 multiplier.
+    /// The Q31 multiplier (0 when the total shift is 64 or more).
     multiplier: i32,
-    /// `2^(t-1)` for the total shift `t >= 32` after `pre`.
-    round: i64,
-    /// `t - 32`: the arithmetic shift of the high word.
+    /// `2^(t-33)` for the total shift `t` (0 from 64 on): the rounding term's high word.
+    round: i32,
+    /// `t - 32` (0 from 64 on): the arithmetic shift of the high word.
     post: u32,
 }
 
 impl HighWord {
-    /// The constants for `(multiplier, shift)` applied to accumulators with `|acc| < 2^acc_bits`
-    /// (`acc_bits <= 31`), or `None` when the total shift `31 - shift` cannot be raised to 32
-    /// without overflowing an `i32` accumulator. `multiplier` must be non-negative and `shift`
-    /// in `[MIN_SHIFT, MAX_SHIFT]` (as `check_multiplier` ensures).
-    pub(crate) fn new(multiplier: i32, shift: i32, acc_bits: u32) -> Option<HighWord> {
-        if multiplier < 0 || !crate::quant::shift_is_valid(shift) || acc_bits > 31 {
+    /// The constants for `(multiplier, shift)` and accumulators shifted left by `pre`, or `None`
+    /// when the total shift `31 - shift + pre` is below 33. `multiplier` must be non-negative
+    /// and `shift` in `[MIN_SHIFT, MAX_SHIFT]` (as `check_multiplier` ensures).
+    pub(crate) fn new(multiplier: i32, shift: i32, pre: u32) -> Option<HighWord> {
+        if multiplier < 0 || !crate::quant::shift_is_valid(shift) || pre > 31 {
             return None;
         }
-        // As in `requantize`; `shift_is_valid` keeps it inside the clamp.
-        let t = (31 - shift).clamp(1, 62) as u32;
-        let pre = 32u32.saturating_sub(t);
-        if pre > 31 - acc_bits {
+        // As in `requantize`; `shift_is_valid` keeps it inside the clamp: t in [1, 62].
+        let t = (31 - shift).clamp(1, 62) as u32 + pre;
+        if t < 33 {
             return None;
         }
-        let t = t + pre;
-        Some(HighWord {
-            pre,
-            multiplier,
-            round: 1i64 << (t - 1),
-            post: t - 32,
+        Some(if t >= 64 {
+            HighWord {
+                multiplier: 0,
+                round: 0,
+                post: 0,
+            }
+        } else {
+            HighWord {
+                multiplier,
+                round: 1 << (t - 33),
+                post: t - 32,
+            }
         })
     }
 
-    /// `requantize(acc, multiplier, shift)` for `|acc| < 2^acc_bits`. The 64-bit sum stays below
-    /// `2^62 + 2^61` in magnitude, so its high word shifted right by `post` is the reference's
-    /// result, which fits an `i32` (below `2^31` in magnitude): no clamp.
+    /// `requantize(acc, multiplier, shift)` from `shifted = acc << pre`, `|shifted| < 2^31`:
+    /// `|mulhi| < 2^30` and the rounding term is at most `2^30`, so the sum is the floor of the
+    /// reference's 64-bit value over `2^32`, and shifting it right by `post` gives the reference's
+    /// result (below `2^31` in magnitude: no clamp).
     #[inline(always)]
-    pub(crate) fn apply(&self, acc: i32) -> i32 {
-        let wide = ((acc << self.pre) as i64) * (self.multiplier as i64) + self.round;
-        ((wide >> 32) as i32) >> self.post
+    pub(crate) fn apply(&self, shifted: i32) -> i32 {
+        // The sum does not wrap (see above), so SMMLA's modulo-2^32 addition is exact.
+        smmla(shifted, self.multiplier, self.round) >> self.post
     }
 }
 
-/// One input's scaling, `requantize((x - z) << LEFT_SHIFT, multiplier, shift)`, with one more bit
-/// of left shift and of total shift (see the module docs) and the zero point in the addend.
+/// The fused clamp of an int8 output `y` (below `2^31 - 128` in magnitude) plus its zero point:
+/// `SSAT` alone when the clamp is the int8 range (`FULL`).
+#[inline(always)]
+pub(crate) fn finish<const FULL: bool>(y: i32, zero_point: i32, clamp: (i32, i32)) -> i8 {
+    let y = y + zero_point;
+    if FULL {
+        y.clamp(-128, 127) as i8
+    } else {
+        y.max(clamp.0).min(clamp.1) as i8
+    }
+}
+
+/// Whether a clamp is the whole int8 range (no activation).
+#[inline(always)]
+pub(crate) fn is_full(c: ClampI8) -> bool {
+    c.min == i8::MIN && c.max == i8::MAX
+}
+
+/// One input's scaling, `requantize((x - z) << LEFT_SHIFT, multiplier, shift)`, with two more
+/// bits of left shift (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct InputScale {
-    /// The Q31 multiplier.
-    multiplier: i32,
-    /// `2^(t'-1) - (z << (LEFT_SHIFT + 1)) · multiplier`, with `t' = 32 - shift`.
-    addend: i64,
-    /// `t' - 32`.
-    post: u32,
+    /// `z << (LEFT_SHIFT + 2)`.
+    zero_point: i32,
+    q: HighWord,
 }
 
 impl InputScale {
-    /// The constants for zero point `z` and `(multiplier, shift)`; `None` unless
-    /// `shift` is in `[MIN_SHIFT, 0]` and `multiplier` non-negative (as `check_i8` ensures).
+    /// Left shift of the inputs: two more than the reference's.
+    const SCALE: i32 = LEFT_SHIFT + 2;
+
+    /// The constants for zero point `z` in `[-128, 127]` and `(multiplier, shift)`; `None`
+    /// unless `shift` is in `[MIN_SHIFT, 0]` and `multiplier` non-negative (as `check_i8`
+    /// ensures).
     fn new(zero_point: i32, (multiplier, shift): (i32, i32)) -> Option<InputScale> {
-        if multiplier < 0 || !(crate::quant::MIN_SHIFT..=0).contains(&shift) {
+        if shift > 0 || !(-128..=127).contains(&zero_point) {
             return None;
         }
-        // Total shift t = 31 - shift in [31, 62], raised by one: t' in [32, 63].
-        let t = (32 - shift) as u32;
-        let z = (zero_point as i64) << (LEFT_SHIFT + 1);
         Some(InputScale {
-            multiplier,
-            addend: (1i64 << (t - 1)) - z * multiplier as i64,
-            post: t - 32,
+            zero_point: zero_point << Self::SCALE,
+            q: HighWord::new(multiplier, shift, 2)?,
         })
     }
 
-    /// The scaled input for the raw value `x`. `|x << 21| <= 2^28`, `|z << 21| · m < 2^59` and
-    /// `2^(t'-1) <= 2^62`: the 64-bit sum cannot overflow, and it equals
-    /// `((x - z) << 21) · m + 2^(t'-1)`, whose high word shifted by `t' - 32` is the reference's
-    /// value (below `2^28` in magnitude).
+    /// The scaled input for the raw value `x`, from `(x << 22) - (z << 22)` (below `2^30` in
+    /// magnitude); the value is at most `255 · 2^20`.
     #[inline(always)]
     fn apply(&self, x: i8) -> i32 {
-        let wide =
-            (((x as i32) << (LEFT_SHIFT + 1)) as i64) * (self.multiplier as i64) + self.addend;
-        ((wide >> 32) as i32) >> self.post
+        self.q.apply(((x as i32) << Self::SCALE) - self.zero_point)
     }
 }
 
-/// The per-call constants of the fast path.
+/// The per-call constants of the fast paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fast {
     input1: InputScale,
     input2: InputScale,
+    /// For the sum of the scaled inputs shifted left by 2.
     output: HighWord,
     output_zero_point: i32,
-    min: i32,
-    max: i32,
+    clamp: (i32, i32),
 }
 
 impl Fast {
@@ -131,28 +161,97 @@ impl Fast {
         Some(Fast {
             input1: InputScale::new(p.input1_zero_point, r.input1)?,
             input2: InputScale::new(p.input2_zero_point, r.input2)?,
-            // Each scaled input is below 255 · 2^20 in magnitude: the sum is below 2^29.
-            output: HighWord::new(r.output.0, r.output.1, 29)?,
+            // Each scaled input is at most 255 · 2^20 in magnitude: 4 · sum < 2^31.
+            output: HighWord::new(r.output.0, r.output.1, 2)?,
             output_zero_point: p.output_zero_point,
-            min: p.activation.min as i32,
-            max: p.activation.max as i32,
+            clamp: (p.activation.min as i32, p.activation.max as i32),
         })
     }
 
-    /// [`super::reference::add_one_i8`]. The requantized sum is below `2^31 - 128` in
-    /// magnitude, so the zero point adds without saturating.
+    /// The output for the scaled inputs' sum times 4.
     #[inline(always)]
-    fn add(&self, x1: i8, x2: i8) -> i8 {
-        let sum = self.input1.apply(x1) + self.input2.apply(x2);
-        let y = self.output.apply(sum) + self.output_zero_point;
-        y.max(self.min).min(self.max) as i8
+    fn output<const FULL: bool>(&self, sum4: i32) -> i8 {
+        finish::<FULL>(self.output.apply(sum4), self.output_zero_point, self.clamp)
     }
+
+    /// [`super::reference::add_one_i8`].
+    #[inline(always)]
+    fn add<const FULL: bool>(&self, x1: i8, x2: i8) -> i8 {
+        self.output::<FULL>((self.input1.apply(x1) + self.input2.apply(x2)) << 2)
+    }
+
+    /// The whole output, computing each element. Out of line, like the loops below: inlined
+    /// into [`eval_i8`] next to the other paths, the loop's constants no longer get registers.
+    #[inline(never)]
+    fn direct<const FULL: bool>(&self, p: &AddParams, x1: &[i8], x2: &[i8], y: &mut [i8]) {
+        walk(p, x1, x2, y, move |a, b| self.add::<FULL>(a, b));
+    }
+
+    /// The whole output, through per-input tables of the scaled values times 4.
+    #[inline(never)]
+    fn tabled<const FULL: bool>(&self, p: &AddParams, x1: &[i8], x2: &[i8], y: &mut [i8]) {
+        let mut b1 = [MaybeUninit::uninit(); 256];
+        let mut b2 = [MaybeUninit::uninit(); 256];
+        let t1 = table(&self.input1, &mut b1);
+        let t2 = table(&self.input2, &mut b2);
+        walk(p, x1, x2, y, move |a, b| {
+            self.output::<FULL>(t1[a as u8 as usize] + t2[b as u8 as usize])
+        });
+    }
+}
+
+/// Fills `t` with `4 · input.apply(x)` at index `x as u8` (below `2^30` in magnitude: two of
+/// them add without overflow), in place (no zeroing, no copy of the 1 KiB).
+#[inline(always)]
+fn table<'t>(input: &InputScale, t: &'t mut [MaybeUninit<i32>; 256]) -> &'t [i32; 256] {
+    for (k, v) in t.iter_mut().enumerate() {
+        v.write(input.apply(k as u8 as i8) << 2);
+    }
+    // SAFETY: the loop above initialised all 256 elements; `MaybeUninit<i32>` has the layout of
+    // `i32`, so the array has the layout of `[i32; 256]`.
+    unsafe { &*(t as *const [MaybeUninit<i32>; 256]).cast::<[i32; 256]>() }
+}
+
+/// `y[i] = op(x1[i1], x2[i2])` over the broadcast: one plain loop when both inputs have the
+/// output's shape, else row by row. Requires a successful `check_i8`.
+#[inline(always)]
+pub(crate) fn walk_shape(
+    shape: &crate::ops::BroadcastShape,
+    x1: &[i8],
+    x2: &[i8],
+    y: &mut [i8],
+    op: impl Fn(i8, i8) -> i8,
+) {
+    if shape.input1 == shape.output && shape.input2 == shape.output {
+        zip_same(x1, x2, y, op);
+    } else {
+        super::rows::map_rows(shape, x1, x2, y, op);
+    }
+}
+
+/// `y[i] = op(x1[i], x2[i])`.
+#[inline(always)]
+fn zip_same(x1: &[i8], x2: &[i8], y: &mut [i8], op: impl Fn(i8, i8) -> i8) {
+    for ((y, &a), &b) in y.iter_mut().zip(x1).zip(x2) {
+        *y = op(a, b);
+    }
+}
+
+/// [`walk_shape`] for an Add.
+#[inline(always)]
+fn walk(p: &AddParams, x1: &[i8], x2: &[i8], y: &mut [i8], op: impl Fn(i8, i8) -> i8) {
+    walk_shape(&p.shape, x1, x2, y, op)
 }
 
 /// int8 Add. Requires a successful [`super::check_i8`].
 pub fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    match Fast::new(p) {
-        Some(f) => super::rows::map_rows(&p.shape, input1, input2, output, move |a, b| f.add(a, b)),
-        None => super::reference::eval_i8(p, input1, input2, output),
+    let Some(f) = Fast::new(p) else {
+        return super::reference::eval_i8(p, input1, input2, output);
+    };
+    match (output.len() >= TABLE_MIN, is_full(p.activation)) {
+        (true, true) => f.tabled::<true>(p, input1, input2, output),
+        (true, false) => f.tabled::<false>(p, input1, input2, output),
+        (false, true) => f.direct::<true>(p, input1, input2, output),
+        (false, false) => f.direct::<false>(p, input1, input2, output),
     }
 }

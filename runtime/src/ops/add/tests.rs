@@ -365,15 +365,15 @@ fn bit_exact_avx512_f32_add_mul() {
     println!("skipped: add,mul/avx512 f32 (CPU lacks AVX512F)");
 }
 
-/// [`dsp::HighWord`] equals [`crate::quant::requantize`] for every valid shift, multipliers at
-/// and near their extremes, and accumulators up to the bound it was built for; it refuses
-/// exactly the shifts whose total shift cannot be raised to 32 within that bound.
+/// [`dsp::HighWord`] equals [`crate::quant::requantize`] for every valid shift and left shift
+/// `pre` of the accumulator, multipliers at and near their extremes, and accumulators up to
+/// `2^(31 - pre)`; it refuses exactly the total shifts `31 - shift + pre` below 33.
 #[test]
 fn high_word_matches_requantize() {
     let mut rng = Rng::new(0xD5A1);
-    for acc_bits in [16u32, 29, 31] {
+    for pre in [0u32, 1, 2, 15, 31] {
         for shift in crate::quant::MIN_SHIFT..=crate::quant::MAX_SHIFT {
-            let total = 31 - shift;
+            let total = 31 - shift + pre as i32;
             for case in 0..200 {
                 let multiplier = match case % 5 {
                     0 => i32::MAX,
@@ -381,25 +381,25 @@ fn high_word_matches_requantize() {
                     2 => 1 << 30,
                     _ => (rng.next_u64() >> 33) as i32,
                 };
-                let q = dsp::HighWord::new(multiplier, shift, acc_bits);
-                assert_eq!(q.is_some(), total > acc_bits as i32, "{shift} {acc_bits}");
+                let q = dsp::HighWord::new(multiplier, shift, pre);
+                assert_eq!(q.is_some(), total >= 33, "shift {shift}, pre {pre}");
                 let Some(q) = q else { break };
-                let limit = ((1i64 << acc_bits) - 1) as i32;
+                let limit = ((1i64 << (31 - pre)) - 1) as i32;
                 let acc = match case % 4 {
                     0 => limit,
                     1 => -limit,
                     _ => (rng.next_u64() as i64 % (limit as i64 + 1)) as i32,
                 };
                 assert_eq!(
-                    q.apply(acc),
+                    q.apply(acc << pre),
                     crate::quant::requantize(acc, multiplier, shift),
-                    "acc {acc}, multiplier {multiplier}, shift {shift}"
+                    "acc {acc}, multiplier {multiplier}, shift {shift}, pre {pre}"
                 );
             }
         }
     }
-    assert_eq!(dsp::HighWord::new(-1, 0, 16), None);
-    assert_eq!(dsp::HighWord::new(1 << 30, 31, 16), None);
+    assert_eq!(dsp::HighWord::new(-1, 0, 2), None);
+    assert_eq!(dsp::HighWord::new(1 << 30, 31, 2), None);
 }
 
 /// Random Add cases through `dsp::eval_i8` and the reference, output bytes compared: the SIMD
@@ -456,9 +456,9 @@ fn bit_exact_dsp() {
     }
 }
 
-/// Every pair of int8 inputs through `dsp::eval_i8` for parameter sets at the edges of the
-/// valid range: input shifts 0 and -31, multipliers 0, 1, 2^30 and `i32::MAX`, zero points
-/// -128 and 127, output shifts from -31 to 30 (around 1 and 2, where the fast path ends), and
+/// Every pair of int8 inputs through `dsp::eval_i8` (in one large output: the tabled path; in
+/// rows of 256: the direct path) for parameter sets at the edges of the valid range: input shifts 0 and -31, multipliers 0, 1, 2^30 and `i32::MAX`, zero points
+/// -128 and 127, output shifts from -31 to 30 (around 0 and 1, where the fast path ends), and
 /// clamps that cut or not.
 #[test]
 fn bit_exact_dsp_edges() {
@@ -490,6 +490,14 @@ fn bit_exact_dsp_edges() {
                         activation,
                     };
                     assert_dsp_matches(&p, &x1, &x2, case);
+                    // The same pairs in rows of 256 outputs: the direct (untabled) path.
+                    let row = AddParams {
+                        shape: BroadcastShape::same([1, 1, 1, 256]),
+                        ..p
+                    };
+                    for (a, b) in x1.chunks(256).zip(x2.chunks(256)) {
+                        assert_dsp_matches(&row, a, b, case);
+                    }
                     case += 1;
                 }
             }

@@ -1,62 +1,114 @@
 //! Cortex-M4 int8 Mul, bit-exact to [`super::reference::eval_i8`]. Portable Rust: the host tests
 //! run the same code.
 //!
-//! The product of the centred inputs is below `2^16` in magnitude (`255 · 255`), so the
-//! requantization is an [`HighWord`](crate::ops::add::dsp::HighWord) (one 64-bit
-//! multiply-accumulate, the high word shifted, no clamp) for every output shift up to 14 (total
-//! shift `31 - shift >= 17`, raised to 32 by shifting the product left by at most 15 bits). The
-//! requantized product is below `2^31` in magnitude, so the output zero point adds without
-//! saturating; then the fused clamp. Larger shifts (a multiplier above `2^14`) run the reference.
+//! The product of the centred inputs is below `2^16` in magnitude (`255 · 255`), so it is
+//! shifted left by 15 (`(x1 - z1) << 15` is one instruction, then one multiply) and the
+//! requantization is a [`HighWord`] (the high word of a 32×32 product plus the rounding term's
+//! high word, shifted: no 64-bit arithmetic, no clamp; see [`crate::ops::add::dsp`]) for every
+//! output shift up to 13 (total shift `31 - shift >= 18`, raised to 33 or more). The requantized
+//! product is below `2^31` in magnitude, so the output zero point adds without saturating; then
+//! the fused clamp (one `SSAT` without activation). Larger shifts (a multiplier of `2^13` or
+//! more) run the reference.
 //!
-//! The output is walked row by row ([`crate::ops::add::rows::map_rows`]): same-shape inputs are
-//! one plain loop, and a broadcast input (the attention score's scalar) one repeated value or a
-//! contiguous run along each row.
+//! When one input is a single value and the other has the output's length (the attention
+//! score's scale) and the output has at least [`TABLE_MIN`] elements, the output is a function
+//! of the other input's byte: a 256-byte table is filled once per call and each element is one
+//! lookup. Otherwise the output is walked row by row ([`crate::ops::add::rows::map_rows`]):
+//! same-shape inputs are one plain loop, and a broadcast input one repeated value or a contiguous
+//! run along each row.
 
 use super::MulParams;
-use crate::ops::add::dsp::HighWord;
+use crate::ops::add::dsp::{finish, is_full, walk_shape, HighWord};
 
-/// The per-call constants of the fast path.
+/// Outputs from which the table for a single-value input pays off (filling it costs about as
+/// much as 256 elements computed directly).
+pub const TABLE_MIN: usize = 384;
+
+/// The per-call constants of the fast paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fast {
+    /// `z1 << 15`.
     input1_zero_point: i32,
     input2_zero_point: i32,
+    /// For the product shifted left by 15.
     output: HighWord,
     output_zero_point: i32,
-    min: i32,
-    max: i32,
+    clamp: (i32, i32),
 }
 
 impl Fast {
+    /// Left shift of the product.
+    const PRE: u32 = 15;
+
     /// The constants for `p`, or `None` when the requantization needs the reference.
     fn new(p: &MulParams) -> Option<Fast> {
         Some(Fast {
-            input1_zero_point: p.input1_zero_point,
+            input1_zero_point: p.input1_zero_point << Self::PRE,
             input2_zero_point: p.input2_zero_point,
-            // Zero points in [-128, 127] (`check_i8`): |x - z| <= 255, |product| < 2^16.
-            output: HighWord::new(p.output_multiplier, p.output_shift, 16)?,
+            // Zero points in [-128, 127] (`check_i8`): |x - z| <= 255, |product << 15| < 2^31.
+            output: HighWord::new(p.output_multiplier, p.output_shift, Self::PRE)?,
             output_zero_point: p.output_zero_point,
-            min: p.activation.min as i32,
-            max: p.activation.max as i32,
+            clamp: (p.activation.min as i32, p.activation.max as i32),
         })
     }
 
     /// One output, as the reference computes it.
     #[inline(always)]
-    fn mul(&self, x1: i8, x2: i8) -> i8 {
-        let prod = (x1 as i32 - self.input1_zero_point) * (x2 as i32 - self.input2_zero_point);
-        let y = self.output.apply(prod) + self.output_zero_point;
-        y.max(self.min).min(self.max) as i8
+    fn mul<const FULL: bool>(&self, x1: i8, x2: i8) -> i8 {
+        let d1 = ((x1 as i32) << Self::PRE) - self.input1_zero_point;
+        let prod = d1 * (x2 as i32 - self.input2_zero_point);
+        finish::<FULL>(self.output.apply(prod), self.output_zero_point, self.clamp)
+    }
+
+    /// The whole output, computing each element (out of line, as in [`crate::ops::add::dsp`]).
+    #[inline(never)]
+    fn direct<const FULL: bool>(&self, p: &MulParams, x1: &[i8], x2: &[i8], y: &mut [i8]) {
+        walk_shape(&p.shape, x1, x2, y, move |a, b| self.mul::<FULL>(a, b));
+    }
+
+    /// `y[i] = table[x[i]]`, where `table[u]` is the output for `u` times the other input's
+    /// value `v` (`u` is input 1's value when `x_first`, else input 2's).
+    #[inline(never)]
+    fn tabled(&self, x: &[i8], v: i8, x_first: bool, y: &mut [i8]) {
+        // The shifted product `(u - z_u) · (v - z_v) << 15` is linear in `u`: one add per
+        // entry. `|u - z_u| <= 256` and `|v - z_v| <= 255` up to one step past the last entry:
+        // every value is below 2^31 in magnitude.
+        let z1 = self.input1_zero_point >> Self::PRE;
+        let (zu, zv) = if x_first {
+            (z1, self.input2_zero_point)
+        } else {
+            (self.input2_zero_point, z1)
+        };
+        let step = (v as i32 - zv) << Self::PRE;
+        let mut prod = (i8::MIN as i32 - zu) * step;
+        let mut table = [0i8; 256];
+        for u in i8::MIN..=i8::MAX {
+            table[u as u8 as usize] =
+                finish::<false>(self.output.apply(prod), self.output_zero_point, self.clamp);
+            prod += step;
+        }
+        for (y, &u) in y.iter_mut().zip(x) {
+            *y = table[u as u8 as usize];
+        }
     }
 }
 
 /// int8 Mul. Requires a successful [`super::check_i8`].
 pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    match Fast::new(p) {
-        Some(f) => {
-            crate::ops::add::rows::map_rows(&p.shape, input1, input2, output, move |a, b| {
-                f.mul(a, b)
-            })
+    let Some(f) = Fast::new(p) else {
+        return super::reference::eval_i8(p, input1, input2, output);
+    };
+    let n = output.len();
+    if n >= TABLE_MIN {
+        match (input1, input2) {
+            (x, &[v]) if x.len() == n => return f.tabled(x, v, true, output),
+            (&[v], x) if x.len() == n => return f.tabled(x, v, false, output),
+            _ => {}
         }
-        None => super::reference::eval_i8(p, input1, input2, output),
+    }
+    if is_full(p.activation) {
+        f.direct::<true>(p, input1, input2, output)
+    } else {
+        f.direct::<false>(p, input1, input2, output)
     }
 }

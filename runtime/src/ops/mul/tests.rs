@@ -163,7 +163,7 @@ fn bit_exact_avx2_mul() {
 /// shapes (contiguous rows, either input a scalar, row and column broadcasts, the small random
 /// broadcasts of either input) and every fourth case a large output times one value (the
 /// attention score's scale); multipliers from real scales or at their extremes (0, `i32::MAX`,
-/// any shift in `[-31, 30]`: shifts above 14 take the reference fallback), random clamps.
+/// any shift in `[-31, 30]`: shifts above 13 take the reference fallback), random clamps.
 #[test]
 fn bit_exact_dsp() {
     let mut rng = Rng::new(0xD5F3);
@@ -216,9 +216,9 @@ fn bit_exact_dsp() {
     }
 }
 
-/// Every pair of int8 inputs through `dsp::eval_i8` for parameter sets at the edges of the
-/// valid range: zero points -128 and 127, multipliers 0, 1, 2^30 and `i32::MAX`, shifts from -31
-/// to 30 (around 14 and 15, where the fast path ends), and clamps that cut or not.
+/// Every pair of int8 inputs through `dsp::eval_i8` (and every byte times extreme values, either
+/// input a single value: the tabled path) for parameter sets at the edges of the valid range: zero points -128 and 127, multipliers 0, 1, 2^30 and `i32::MAX`, shifts from -31
+/// to 30 (around 13 and 14, where the fast path ends), and clamps that cut or not.
 #[test]
 fn bit_exact_dsp_edges() {
     let x1: Vec<i8> = (0..65536).map(|k| (k & 0xFF) as u8 as i8).collect();
@@ -248,6 +248,31 @@ fn bit_exact_dsp_edges() {
                     activation,
                 };
                 assert_dsp_matches(&p, &x1, &x2, case);
+                // Every byte (twice) times one value, either input the value: the tabled path.
+                for v in [-128, -1, 0, 1, 127] {
+                    let n = 512;
+                    let out = [1, 1, 1, n as u32];
+                    let one = [1, 1, 1, 1];
+                    let x = &x1[..n];
+                    let q = MulParams {
+                        shape: BroadcastShape {
+                            input1: out,
+                            input2: one,
+                            output: out,
+                        },
+                        ..p
+                    };
+                    assert_dsp_matches(&q, x, &[v], case);
+                    let q = MulParams {
+                        shape: BroadcastShape {
+                            input1: one,
+                            input2: out,
+                            output: out,
+                        },
+                        ..p
+                    };
+                    assert_dsp_matches(&q, &[v], x, case);
+                }
                 case += 1;
             }
         }
