@@ -204,8 +204,14 @@ impl Fast {
 /// them add without overflow), in place (no zeroing, no copy of the 1 KiB).
 #[inline(always)]
 fn table<'t>(input: &InputScale, t: &'t mut [MaybeUninit<i32>; 256]) -> &'t [i32; 256] {
-    for (k, v) in t.iter_mut().enumerate() {
-        v.write(input.apply(k as u8 as i8) << 2);
+    // Four entries per iteration: the loop's own instructions were a third of the work.
+    let value = |k: usize| input.apply(k as u8 as i8) << 2;
+    for (k, v) in t.chunks_exact_mut(4).enumerate() {
+        let k = 4 * k;
+        v[0].write(value(k));
+        v[1].write(value(k + 1));
+        v[2].write(value(k + 2));
+        v[3].write(value(k + 3));
     }
     // SAFETY: the loop above initialised all 256 elements; `MaybeUninit<i32>` has the layout of
     // `i32`, so the array has the layout of `[i32; 256]`.
