@@ -8,12 +8,14 @@
 //! and zero points of both signs.
 
 use edgeloop_runtime::arch::DotKernel;
+use edgeloop_runtime::ops::add::{self, AddParams, AddRequant};
 use edgeloop_runtime::ops::attention::{self, AttentionParams, KvShape};
 use edgeloop_runtime::ops::batch_matmul::{self, BatchMatMulParams, BatchMatMulShape};
 use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
 use edgeloop_runtime::ops::depthwise_conv2d::{self, DepthwiseConv2dParams};
 use edgeloop_runtime::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
-use edgeloop_runtime::ops::{ClampI8, Padding};
+use edgeloop_runtime::ops::mul::{self, MulParams};
+use edgeloop_runtime::ops::{BroadcastShape, ClampI8, Padding};
 
 const X_LEN: usize = 4096;
 const W_LEN: usize = 8192;
@@ -438,6 +440,115 @@ fn attention(rng: &mut Rng, b: &mut Buffers) -> bool {
     })
 }
 
+/// A broadcast of up to `[1, 4, 40, 64]` outputs (`None` beyond [`X_LEN`]): each input keeps
+/// or broadcasts every axis, or is one value.
+fn broadcast(rng: &mut Rng) -> Option<(BroadcastShape, [usize; 3])> {
+    let output = [1, rng.range(1, 4), rng.range(1, 40), rng.range(1, 64)];
+    let mut input = || match rng.range(0, 5) {
+        0 => [1; 4],
+        1 | 2 => output,
+        _ => output.map(|d| if rng.range(0, 2) == 0 { 1 } else { d }),
+    };
+    let (input1, input2) = (input(), input());
+    let output = [0, 1, 2, 3].map(|k| input1[k].max(input2[k]));
+    let len = |d: [u32; 4]| d.iter().map(|&v| v as usize).product::<usize>();
+    let lens = [len(input1), len(input2), len(output)];
+    let shape = BroadcastShape {
+        input1,
+        input2,
+        output,
+    };
+    (lens[2] <= X_LEN.min(Y_LEN)).then_some((shape, lens))
+}
+
+/// `(multiplier, shift)`: the Q31 form of a real scale with shift in `[lo, hi]` half the time,
+/// else an extreme multiplier (0, 2^30, `i32::MAX`) or any, with any shift in `[lo, hi]`.
+fn multiplier(rng: &mut Rng, lo: i32, hi: i32) -> (i32, i32) {
+    let shift = lo + rng.range(0, (hi - lo) as u32) as i32;
+    let m = match rng.range(0, 5) {
+        0 => 0,
+        1 => 1 << 30,
+        2 => i32::MAX,
+        _ => (rng.next() >> 1) as i32,
+    };
+    (m, shift)
+}
+
+/// Add: random broadcasts (up to 4096 outputs, the input tables from 512 on), zero points and
+/// clamps; multipliers from real scales or anywhere in the valid range.
+fn add_i8(rng: &mut Rng, b: &mut Buffers) -> bool {
+    sweep("add", |t| {
+        let (shape, [l1, l2, n]) = broadcast(rng)?;
+        rng.fill(&mut b.x[..l1]);
+        rng.fill(&mut b.w[..l2]);
+        let zp = rng.zero_point();
+        let requant = if rng.range(0, 1) == 0 {
+            let scale = |rng: &mut Rng| 1.0 / (1 + rng.range(1, 2000)) as f64;
+            let (s1, s2) = (scale(rng), scale(rng));
+            AddRequant::new(s1, s2, scale(rng).max(s1.max(s2) / 8.0))?
+        } else {
+            AddRequant {
+                input1: multiplier(rng, -31, 0),
+                input2: multiplier(rng, -31, 0),
+                output: multiplier(rng, -31, 2),
+            }
+        };
+        let p = AddParams {
+            shape,
+            input1_zero_point: rng.zero_point(),
+            input2_zero_point: rng.zero_point(),
+            output_zero_point: zp,
+            requant,
+            activation: rng.clamp(zp),
+        };
+        let (x1, x2) = (&b.x[..l1], &b.w[..l2]);
+        let checked = add::check_i8(&p, l1, l2, n);
+        let outs = (&mut b.want[..n], &mut b.got[..n]);
+        let reference = |y: &mut [i8]| {
+            add::reference::eval_i8(&p, x1, x2, y);
+            true
+        };
+        let dsp = |y: &mut [i8]| {
+            add::dsp::eval_i8(&p, x1, x2, y);
+            true
+        };
+        Some(t.case(checked, outs, (reference, dsp)))
+    })
+}
+
+/// Mul: random broadcasts (up to 4096 outputs; one input a single value: the output table from
+/// 384 on), zero points and clamps; multipliers anywhere, shifts in `[-31, 15]`.
+fn mul_i8(rng: &mut Rng, b: &mut Buffers) -> bool {
+    sweep("mul", |t| {
+        let (shape, [l1, l2, n]) = broadcast(rng)?;
+        rng.fill(&mut b.x[..l1]);
+        rng.fill(&mut b.w[..l2]);
+        let zp = rng.zero_point();
+        let (output_multiplier, output_shift) = multiplier(rng, -31, 15);
+        let p = MulParams {
+            shape,
+            input1_zero_point: rng.zero_point(),
+            input2_zero_point: rng.zero_point(),
+            output_zero_point: zp,
+            output_multiplier,
+            output_shift,
+            activation: rng.clamp(zp),
+        };
+        let (x1, x2) = (&b.x[..l1], &b.w[..l2]);
+        let checked = mul::check_i8(&p, l1, l2, n);
+        let outs = (&mut b.want[..n], &mut b.got[..n]);
+        let reference = |y: &mut [i8]| {
+            mul::reference::eval_i8(&p, x1, x2, y);
+            true
+        };
+        let dsp = |y: &mut [i8]| {
+            mul::dsp::eval_i8(&p, x1, x2, y);
+            true
+        };
+        Some(t.case(checked, outs, (reference, dsp)))
+    })
+}
+
 /// Runs every kernel's random cases; `true` when every output equals the reference's.
 pub fn run() -> bool {
     // SAFETY: called once, from the bench's `run`; the only reference to BUFFERS.
@@ -448,5 +559,7 @@ pub fn run() -> bool {
     ok &= depthwise(&mut rng, b);
     ok &= batch_matmul(&mut rng, b);
     ok &= attention(&mut rng, b);
+    ok &= add_i8(&mut rng, b);
+    ok &= mul_i8(&mut rng, b);
     ok
 }
