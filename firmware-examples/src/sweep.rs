@@ -2,10 +2,10 @@
 //! zeros) through the scalar reference and the Cortex-M4 variant, every output byte compared.
 //!
 //! The host tests run the same algorithms over a portable emulation of the DSP instructions;
-//! only here do the real `SMLAD`/`SXTB16` and the hand-written `asm!` inner loops run. Shapes are
-//! drawn from a fixed xorshift sequence, bounded by the static buffers below, and cover odd
-//! sizes, depths not a multiple of 4, batches of one and two rows, padding, strides, dilations
-//! and zero points of both signs.
+//! only here do the real `SMLAD`/`SXTB16`/`SMMLA` and the hand-written `asm!` inner loops run
+//! (and the FPU's rounding). Shapes are drawn from a fixed xorshift sequence, bounded by the
+//! static buffers below, and cover odd sizes, depths not a multiple of 4, batches of one and two rows, padding, strides,
+//! dilations, broadcasts and zero points of both signs.
 
 use edgeloop_runtime::arch::DotKernel;
 use edgeloop_runtime::ops::add::{self, AddParams, AddRequant};
@@ -15,6 +15,7 @@ use edgeloop_runtime::ops::conv2d::{self, Conv2dParams, Conv2dShape};
 use edgeloop_runtime::ops::depthwise_conv2d::{self, DepthwiseConv2dParams};
 use edgeloop_runtime::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
 use edgeloop_runtime::ops::mul::{self, MulParams};
+use edgeloop_runtime::ops::quantize::{self, QuantizeParams};
 use edgeloop_runtime::ops::{BroadcastShape, ClampI8, Padding};
 
 const X_LEN: usize = 4096;
@@ -549,6 +550,52 @@ fn mul_i8(rng: &mut Rng, b: &mut Buffers) -> bool {
     })
 }
 
+/// Quantize (rounding by an f32 addition, the device's FPU): up to 256 values spread over ±300
+/// output steps, with exact ties, ±0, ±inf, NaN, huge and subnormal values; random scales and
+/// zero points.
+fn quantize_f32(rng: &mut Rng, b: &mut Buffers) -> bool {
+    const SPECIALS: [f32; 10] = [
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        3.0e38,
+        -3.0e38,
+        1.0e-40,
+        8_388_609.0,
+        -2_147_483_648.0,
+    ];
+    let mut x = [0f32; 256];
+    sweep("quantize", |t| {
+        let n = rng.range(1, 256) as usize;
+        let p = QuantizeParams {
+            scale: 1.0 / rng.range(1, 5000) as f32,
+            zero_point: rng.zero_point(),
+        };
+        for (k, v) in x[..n].iter_mut().enumerate() {
+            let steps = rng.signed(11) as f32;
+            *v = match k % 7 {
+                0 => (steps + 0.5) * p.scale,
+                1 => SPECIALS[rng.range(0, SPECIALS.len() as u32 - 1) as usize],
+                _ => steps * 0.37 * p.scale,
+            };
+        }
+        let x = &x[..n];
+        let checked = quantize::check(&p, n, n);
+        let outs = (&mut b.want[..n], &mut b.got[..n]);
+        let reference = |y: &mut [i8]| {
+            quantize::reference::eval_quantize(&p, x, y);
+            true
+        };
+        let dsp = |y: &mut [i8]| {
+            quantize::dsp::eval_quantize(&p, x, y);
+            true
+        };
+        Some(t.case(checked, outs, (reference, dsp)))
+    })
+}
+
 /// Runs every kernel's random cases; `true` when every output equals the reference's.
 pub fn run() -> bool {
     // SAFETY: called once, from the bench's `run`; the only reference to BUFFERS.
@@ -561,5 +608,6 @@ pub fn run() -> bool {
     ok &= attention(&mut rng, b);
     ok &= add_i8(&mut rng, b);
     ok &= mul_i8(&mut rng, b);
+    ok &= quantize_f32(&mut rng, b);
     ok
 }

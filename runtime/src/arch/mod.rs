@@ -203,8 +203,8 @@ impl DotKernel {
 }
 
 /// The op kernel table for the target, known at compile time: the reference table with
-/// FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul, int8 Add and int8 Mul replaced by the
-/// DSP variants on `thumbv7em-*`, FullyConnected by NEON on aarch64.
+/// FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul, int8 Add, int8 Mul and Quantize replaced
+/// by the DSP variants on `thumbv7em-*`, FullyConnected by NEON on aarch64.
 pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     #[allow(unused_mut)]
     let mut t = crate::ops::KernelTable::reference();
@@ -217,6 +217,7 @@ pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
         t.batch_matmul_i8 = crate::ops::batch_matmul::dsp::eval_i8;
         t.add_i8 = crate::ops::add::dsp::eval_i8;
         t.mul_i8 = crate::ops::mul::dsp::eval_i8;
+        t.quantize = crate::ops::quantize::dsp::eval_quantize;
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     {

@@ -8,6 +8,9 @@ pub mod avx2;
 // Quantize on sixteen lanes.
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+// Cortex-M4F variant (rounding by an f32 addition), selected by `crate::arch::ops_table_compile_time` on
+// `thumbv7em-*` (portable elsewhere: built and tested on every target).
+pub mod dsp;
 pub mod reference;
 #[cfg(test)]
 mod tests;

@@ -112,36 +112,108 @@ fn check_rejects_bad_params() {
 }
 
 /// Random lengths (full 32- and 64-value blocks and a remainder), scales and zero points, with
-/// values spread far beyond the int8 range, exact ties, ±0, ±inf, NaN and huge magnitudes: the
-/// AVX2 and AVX-512 Quantizes give the reference's bytes.
+/// values spread far beyond the int8 range, exact ties, ±0, ±inf, NaN, huge and subnormal
+/// magnitudes.
+fn random_quantize_case(rng: &mut Rng) -> (QuantizeParams, Vec<f32>) {
+    let p = QuantizeParams {
+        scale: rng.scale() as f32,
+        zero_point: rng.zero_point(),
+    };
+    let n = rng.range(1, 300) as usize;
+    let mut x = rng.f32_vec(n, 300.0 * p.scale as f64);
+    for v in x.iter_mut().step_by(5) {
+        *v = (rng.range(-700, 700) as f32 + 0.5) * p.scale;
+    }
+    let specials = [
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        3.0e38,
+        -3.0e38,
+        1.0e-40,
+    ];
+    for v in x.iter_mut().skip(3).step_by(11) {
+        *v = specials[rng.range(0, specials.len() as i32 - 1) as usize];
+    }
+    (p, x)
+}
+
+/// The Cortex-M4F Quantize gives the reference's bytes on the random cases, on every half-integer
+/// tie in `[-300, 300]`, and on values around `2^22`, `2^23` and `2^31` (where its rounding hands
+/// over to the reference's, and the saturation and the zero-point addition meet their edges),
+/// for extreme zero points; and its rounding equals `round_ties_even` on random bit patterns.
+#[test]
+fn bit_exact_dsp_quantize() {
+    let mut rng = Rng::new(0xD5A7);
+    for case in 0..2000 {
+        let (p, x) = random_quantize_case(&mut rng);
+        assert_quantize_matches(&p, &x, case);
+    }
+    let mut x: Vec<f32> = (-600..=600).map(|k| k as f32 * 0.5).collect();
+    for e in [23, 24, 31, 32] {
+        let b = (1u64 << e) as f32;
+        for v in [
+            b,
+            -b,
+            b * 1.5,
+            -b * 1.5,
+            b - 0.5,
+            -(b - 0.5),
+            b + 1.0,
+            -(b + 1.0),
+        ] {
+            x.push(v);
+        }
+    }
+    for (case, zero_point) in [-128, -1, 0, 1, 127].into_iter().enumerate() {
+        for scale in [1.0, 0.5, 3.0, 1.0e-3] {
+            let p = QuantizeParams { scale, zero_point };
+            let scaled: Vec<f32> = x.iter().map(|&v| v * scale).collect();
+            assert_quantize_matches(&p, &scaled, 2000 + case);
+        }
+    }
+}
+
+/// The DSP Quantize's rounding equals `round_ties_even` on random bit patterns (every exponent,
+/// NaNs and infinities included) and on random values below 2^24 in magnitude.
+#[test]
+fn dsp_rounding_matches_round_ties_even() {
+    let mut rng = Rng::new(0xD5A8);
+    for _ in 0..200_000 {
+        let bits = f32::from_bits(rng.next_u64() as u32);
+        let small = (rng.next_u64() as i64 >> 39) as f32 / (1 << rng.range(0, 8)) as f32;
+        for v in [bits, small] {
+            assert_eq!(
+                super::dsp::round_half_even(v),
+                crate::quant::round_ties_even(v),
+                "{v:e}"
+            );
+        }
+    }
+}
+
+/// `dsp::eval_quantize` writes the reference's bytes for `p` and `x`.
+fn assert_quantize_matches(p: &QuantizeParams, x: &[f32], case: usize) {
+    let n = x.len();
+    check(p, n, n).unwrap();
+    let mut want = vec![0i8; n];
+    let mut got = vec![0x55i8; n];
+    super::reference::eval_quantize(p, x, &mut want);
+    super::dsp::eval_quantize(p, x, &mut got);
+    assert_eq!(got, want, "case {case}: {p:?}");
+}
+
+/// The AVX2 and AVX-512 Quantizes give the reference's bytes on the random cases.
 #[test]
 fn bit_exact_avx2_quantize() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         let mut rng = Rng::new(0x9A2);
         for case in 0..300 {
-            let p = QuantizeParams {
-                scale: rng.scale() as f32,
-                zero_point: rng.zero_point(),
-            };
-            let n = rng.range(1, 300) as usize;
-            let mut x = rng.f32_vec(n, 300.0 * p.scale as f64);
-            for v in x.iter_mut().step_by(5) {
-                *v = (rng.range(-700, 700) as f32 + 0.5) * p.scale;
-            }
-            let specials = [
-                0.0,
-                -0.0,
-                f32::INFINITY,
-                f32::NEG_INFINITY,
-                f32::NAN,
-                3.0e38,
-                -3.0e38,
-                1.0e-40,
-            ];
-            for v in x.iter_mut().skip(3).step_by(11) {
-                *v = specials[rng.range(0, specials.len() as i32 - 1) as usize];
-            }
+            let (p, x) = random_quantize_case(&mut rng);
+            let n = x.len();
             check(&p, n, n).unwrap();
             let mut want = vec![0i8; n];
             let mut got = vec![0i8; n];
