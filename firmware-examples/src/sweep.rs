@@ -475,7 +475,7 @@ fn multiplier(rng: &mut Rng, lo: i32, hi: i32) -> (i32, i32) {
     (m, shift)
 }
 
-/// Add: random broadcasts (up to 4096 outputs, the input tables from 512 on), zero points and
+/// Add: random broadcasts (up to 4096 outputs, the input tables from 256 on), zero points and
 /// clamps; multipliers from real scales or anywhere in the valid range.
 fn add_i8(rng: &mut Rng, b: &mut Buffers) -> bool {
     sweep("add", |t| {
@@ -518,7 +518,7 @@ fn add_i8(rng: &mut Rng, b: &mut Buffers) -> bool {
 }
 
 /// Mul: random broadcasts (up to 4096 outputs; one input a single value: the output table from
-/// 384 on), zero points and clamps; multipliers anywhere, shifts in `[-31, 15]`.
+/// 256 on), zero points and clamps; multipliers anywhere, shifts in `[-31, 15]`.
 fn mul_i8(rng: &mut Rng, b: &mut Buffers) -> bool {
     sweep("mul", |t| {
         let (shape, [l1, l2, n]) = broadcast(rng)?;

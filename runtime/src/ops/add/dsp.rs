@@ -9,8 +9,8 @@
 //! `floor((acc · m + 2^(t-1)) / 2^t) = (mulhi(acc, m) + 2^(t-33)) >> (t - 32)`, where `mulhi` is
 //! the high word of the 64-bit product: one `SMMLA` (with the rounding term as addend; an `asm!`
 //! instruction on `thumbv7em-*`, as the compiler does not reliably select it, and its portable
-//! emulation elsewhere, [`crate::arch::cortex_m::smmla`]) and one shift, no 64-bit add or shift, and the result always fits an `i32`, so the clamp is
-//! dropped. Shifting first is exact:
+//! emulation elsewhere, [`crate::arch::cortex_m::smmla`]) and one shift, no 64-bit add or
+//! shift, and the result always fits an `i32`, so the clamp is dropped. Shifting first is exact:
 //! `floor((2^k · acc · m + 2^(t+k-1)) / 2^(t+k)) = floor((acc · m + 2^(t-1)) / 2^t)`. From
 //! `t >= 64` on the result is 0 (`|acc · m| < 2^62`).
 //!
@@ -25,7 +25,8 @@
 //!   produced by [`super::AddRequant::new`] for sane scales) runs the reference kernel.
 //! - Large outputs ([`TABLE_MIN`] elements or more, the residual adds): each scaled input,
 //!   times 4, is a function of the input byte alone; two 256-entry tables (2 KiB of stack) are
-//!   filled once per call (in place, without zeroing), and each element costs two loads, an add and the output stage.
+//!   filled once per call (in place, without zeroing), and each element costs two loads, an add
+//!   and the output stage (about half the direct computation's instructions).
 //!
 //! The output is walked row by row ([`super::rows::map_rows`]): same-shape inputs are one plain
 //! loop, and a broadcast input is one repeated value or a contiguous run along each row.
@@ -36,9 +37,9 @@ use super::{AddParams, LEFT_SHIFT};
 use crate::arch::cortex_m::smmla;
 use crate::ops::ClampI8;
 
-/// Outputs from which the per-call input tables pay off (filling them costs about as much as
-/// 250 elements computed directly).
-pub const TABLE_MIN: usize = 512;
+/// Outputs from which the per-call input tables pay off: filling them costs about as much as
+/// 120 elements computed directly, and each tabled element saves about half of its work.
+pub const TABLE_MIN: usize = 256;
 
 /// [`crate::quant::requantize`]`(acc, multiplier, shift)` for accumulators that the caller
 /// shifts left by a fixed `pre` first (see the module docs).

@@ -457,7 +457,7 @@ fn bit_exact_dsp() {
 }
 
 /// Every pair of int8 inputs through `dsp::eval_i8` (in one large output: the tabled path; in
-/// rows of 256: the direct path) for parameter sets at the edges of the valid range: input shifts 0 and -31, multipliers 0, 1, 2^30 and `i32::MAX`, zero points
+/// rows of `TABLE_MIN / 2`: the direct path) for parameter sets at the edges of the valid range: input shifts 0 and -31, multipliers 0, 1, 2^30 and `i32::MAX`, zero points
 /// -128 and 127, output shifts from -31 to 30 (around 0 and 1, where the fast path ends), and
 /// clamps that cut or not.
 #[test]
@@ -490,12 +490,13 @@ fn bit_exact_dsp_edges() {
                         activation,
                     };
                     assert_dsp_matches(&p, &x1, &x2, case);
-                    // The same pairs in rows of 256 outputs: the direct (untabled) path.
+                    // The same pairs in rows shorter than `TABLE_MIN`: the direct path.
+                    let cols = dsp::TABLE_MIN / 2;
                     let row = AddParams {
-                        shape: BroadcastShape::same([1, 1, 1, 256]),
+                        shape: BroadcastShape::same([1, 1, 1, cols as u32]),
                         ..p
                     };
-                    for (a, b) in x1.chunks(256).zip(x2.chunks(256)) {
+                    for (a, b) in x1.chunks(cols).zip(x2.chunks(cols)) {
                         assert_dsp_matches(&row, a, b, case);
                     }
                     case += 1;

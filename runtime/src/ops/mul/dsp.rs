@@ -20,9 +20,9 @@
 use super::MulParams;
 use crate::ops::add::dsp::{finish, is_full, walk_shape, HighWord};
 
-/// Outputs from which the table for a single-value input pays off (filling it costs about as
-/// much as 256 elements computed directly).
-pub const TABLE_MIN: usize = 384;
+/// Outputs from which the table for a single-value input pays off: filling it costs about as
+/// much as 120 elements computed directly, and a lookup is a quarter of an element's work.
+pub const TABLE_MIN: usize = 256;
 
 /// The per-call constants of the fast paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
