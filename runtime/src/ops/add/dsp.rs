@@ -21,8 +21,9 @@
 //! - Output: the sum of the scaled inputs is below `2^29` in magnitude, so it is shifted left
 //!   by 2 as well: output shifts `<= 0` (total shift 31 or more) are covered. The result is
 //!   below `2^31` before the zero point is added (no saturation), then the fused clamp (one
-//!   `SSAT` when there is no activation). A larger output shift (a multiplier above 1, never
-//!   produced by [`super::AddRequant::new`] for sane scales) runs the reference kernel.
+//!   `SSAT` when there is no activation, on the tabled path). A larger output shift (a
+//!   multiplier above 1, never produced by [`super::AddRequant::new`] for sane scales) runs the
+//!   reference kernel.
 //! - Large outputs ([`TABLE_MIN`] elements or more, the residual adds): each scaled input,
 //!   times 4, is a function of the input byte alone; two 256-entry tables (2 KiB of stack) are
 //!   filled once per call (in place, without zeroing), and each element costs two loads, an add
@@ -181,11 +182,12 @@ impl Fast {
         self.output::<FULL>((self.input1.apply(x1) + self.input2.apply(x2)) << 2)
     }
 
-    /// The whole output, computing each element. Out of line, like the loops below: inlined
-    /// into [`eval_i8`] next to the other paths, the loop's constants no longer get registers.
+    /// The whole output, computing each element (the general clamp: one instance, this path
+    /// serves the small Adds). Out of line, like the loops below: inlined into [`eval_i8`] next
+    /// to the other paths, the loop's constants no longer get registers.
     #[inline(never)]
-    fn direct<const FULL: bool>(&self, p: &AddParams, x1: &[i8], x2: &[i8], y: &mut [i8]) {
-        walk(p, x1, x2, y, move |a, b| self.add::<FULL>(a, b));
+    fn direct(&self, p: &AddParams, x1: &[i8], x2: &[i8], y: &mut [i8]) {
+        walk(p, x1, x2, y, move |a, b| self.add::<false>(a, b));
     }
 
     /// The whole output, through per-input tables of the scaled values times 4.
@@ -255,10 +257,11 @@ pub fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
     let Some(f) = Fast::new(p) else {
         return super::reference::eval_i8(p, input1, input2, output);
     };
-    match (output.len() >= TABLE_MIN, is_full(p.activation)) {
-        (true, true) => f.tabled::<true>(p, input1, input2, output),
-        (true, false) => f.tabled::<false>(p, input1, input2, output),
-        (false, true) => f.direct::<true>(p, input1, input2, output),
-        (false, false) => f.direct::<false>(p, input1, input2, output),
+    if output.len() < TABLE_MIN {
+        f.direct(p, input1, input2, output)
+    } else if is_full(p.activation) {
+        f.tabled::<true>(p, input1, input2, output)
+    } else {
+        f.tabled::<false>(p, input1, input2, output)
     }
 }

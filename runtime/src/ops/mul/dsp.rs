@@ -7,8 +7,8 @@
 //! high word, shifted: no 64-bit arithmetic, no clamp; see [`crate::ops::add::dsp`]) for every
 //! output shift up to 13 (total shift `31 - shift >= 18`, raised to 33 or more). The requantized
 //! product is below `2^31` in magnitude, so the output zero point adds without saturating; then
-//! the fused clamp (one `SSAT` without activation). Larger shifts (a multiplier of `2^13` or
-//! more) run the reference.
+//! the fused clamp (one `SSAT` without activation, on the table path). Larger shifts (a
+//! multiplier of `2^13` or more) run the reference.
 //!
 //! When one input is a single value and the other has the output's length (the attention
 //! score's scale) and the output has at least [`TABLE_MIN`] elements, the output is a function
@@ -60,10 +60,11 @@ impl Fast {
         finish::<FULL>(self.output.apply(prod), self.output_zero_point, self.clamp)
     }
 
-    /// The whole output, computing each element (out of line, as in [`crate::ops::add::dsp`]).
+    /// The whole output, computing each element (out of line, as in [`crate::ops::add::dsp`];
+    /// the general clamp: one instance, as the large Muls by one value take the table).
     #[inline(never)]
-    fn direct<const FULL: bool>(&self, p: &MulParams, x1: &[i8], x2: &[i8], y: &mut [i8]) {
-        walk_shape(&p.shape, x1, x2, y, move |a, b| self.mul::<FULL>(a, b));
+    fn direct(&self, p: &MulParams, x1: &[i8], x2: &[i8], y: &mut [i8]) {
+        walk_shape(&p.shape, x1, x2, y, move |a, b| self.mul::<false>(a, b));
     }
 
     /// `y[i] = table[x[i]]`, where `table[u]` is the output for `u` times the other input's
@@ -118,9 +119,5 @@ pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
             _ => {}
         }
     }
-    if full {
-        f.direct::<true>(p, input1, input2, output)
-    } else {
-        f.direct::<false>(p, input1, input2, output)
-    }
+    f.direct(p, input1, input2, output)
 }
