@@ -404,6 +404,9 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
         "depthwise_conv2d",
         "batch_matmul",
         "attention",
+        "add",
+        "mul",
+        "quantize",
     ] {
         assert!(
             log.contains(&format!(
@@ -420,9 +423,10 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
         "# Executed instructions on Cortex-M4 (QEMU mps2-an386, TCG plugin count)\n\n\
          ## Whole inference per model: scalar reference kernels vs DSP kernels\n\n\
          Two builds of the `bench` firmware: the runtime's compile-time kernel table with the DSP \
-         (SMLAD) variants of FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul and Attention (default), and \
-         with the scalar reference kernels (firmware feature `reference-kernels`). Same model, same \
-         input, one invoke.\n\n\
+         (SMLAD) variants of FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul and Attention, the \
+         Cortex-M4 variants of int8 Add and Mul (SMMLA requantization, tables) and of Quantize \
+         (default), and with the scalar reference kernels (firmware feature `reference-kernels`). \
+         Same model, same input, one invoke.\n\n\
          | model | MACs | reference kernels instr | instr/MAC | DSP kernels instr | instr/MAC | speed-up |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );

@@ -45,22 +45,24 @@ pub struct DeviceProfile {
     pub firmware_ram_bytes: u64,
 }
 
-/// Flash taken by the DS-CNN firmware besides its image: runtime 14118 + kernels 15730 + other
-/// code 7508 + other rodata 3724 bytes (`firmware-examples/BENCH.md`, memory table, row
-/// `ds-cnn`, release build, opt-level "s", LTO, Cortex-M4F).
-pub const MCU_FIRMWARE_FLASH: u64 = 14_118 + 15_730 + 7_508 + 3_724;
-/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 10196 + statics 20
+/// Flash taken by the DS-CNN firmware besides its image: runtime 13788 + kernels 16318 + other
+/// code 6046 + other rodata 3756 bytes (`firmware-examples/BENCH.md`, memory table, row
+/// `ds-cnn`, release build, opt-level "s", LTO, Cortex-M4F; 2026-11-28).
+pub const MCU_FIRMWARE_FLASH: u64 = 13_788 + 16_318 + 6_046 + 3_756;
+/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 6164 + statics 20
 /// bytes (same row).
-pub const MCU_FIRMWARE_RAM: u64 = 10_196 + 20;
+pub const MCU_FIRMWARE_RAM: u64 = 6_164 + 20;
 
 /// Flash taken by the intent-classifier firmware besides its image (the text models' firmware):
-/// runtime 17594 + kernels 26300 + other code 7046 + other rodata 4364 bytes
-/// (`firmware-examples/BENCH.md`, memory table, row `intent-classifier`). A GPT links the same
-/// op set plus nothing new (its fixed-length classifier uses the same kernels).
-pub const TEXT_FIRMWARE_FLASH: u64 = 17_594 + 26_300 + 7_046 + 4_364;
-/// RAM taken by the intent-classifier firmware besides its arena: stack high-water mark 7700 +
+/// runtime 18072 + kernels 33254 + other code 5086 + other rodata 4808 bytes
+/// (`firmware-examples/BENCH.md`, memory table, row `intent-classifier`; 2026-11-28: the fused
+/// image, its op set per int8/f32 variant, with the Cortex-M4 Add, Mul and Quantize variants).
+/// A GPT links the same op set plus nothing new (its fixed-length classifier uses the same
+/// kernels).
+pub const TEXT_FIRMWARE_FLASH: u64 = 18_072 + 33_254 + 5_086 + 4_808;
+/// RAM taken by the intent-classifier firmware besides its arena: stack high-water mark 4684 +
 /// statics 20 bytes (same row).
-pub const TEXT_FIRMWARE_RAM: u64 = 7_700 + 20;
+pub const TEXT_FIRMWARE_RAM: u64 = 4_684 + 20;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
