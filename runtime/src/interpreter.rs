@@ -5,10 +5,11 @@
 //! keeps every op decoded once (one `Vec`).
 //!
 //! Without `std`, [`Interpreter::new`] decodes each op's record, tensors and parameters again on
-//! every `invoke` (about 2,000 Cortex-M4 instructions per op). [`Interpreter::new_prepared`]
+//! every `invoke` (2,100 to 2,800 Cortex-M4 instructions per op). [`Interpreter::new_prepared`]
 //! decodes them once, into slots the caller provides (TensorFlow Lite Micro's "prepare", kept in
 //! the caller's memory rather than the arena): [`PreparedOp::BYTES`] bytes of RAM per op for a
 //! faster `invoke`.
+//!
 //! Inputs are written and outputs read through typed views into the arena. Graph inputs may be
 //! overwritten by `invoke` (their bytes are reused once no op needs them), so write all inputs
 //! before each call.

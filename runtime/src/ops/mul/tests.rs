@@ -111,20 +111,7 @@ fn bit_exact_avx2_mul() {
             // Every fourth case: a large output times one value (the 256-entry table path).
             let shape = if case % 4 == 3 {
                 let out = [1, rng.range(1, 3) as u32, rng.range(30, 60) as u32, 71];
-                let one = [1, 1, 1, 1];
-                if rng.one_in(2) {
-                    BroadcastShape {
-                        input1: out,
-                        input2: one,
-                        output: out,
-                    }
-                } else {
-                    BroadcastShape {
-                        input1: one,
-                        input2: out,
-                        output: out,
-                    }
-                }
+                times_one_value(&mut rng, out)
             } else {
                 crate::ops::add::tests::random_simd_shape(&mut rng)
             };
@@ -176,20 +163,7 @@ fn bit_exact_dsp() {
                 rng.range(1, 40) as u32,
                 rng.range(1, 90) as u32,
             ];
-            let one = [1, 1, 1, 1];
-            if rng.one_in(2) {
-                BroadcastShape {
-                    input1: out,
-                    input2: one,
-                    output: out,
-                }
-            } else {
-                BroadcastShape {
-                    input1: one,
-                    input2: out,
-                    output: out,
-                }
-            }
+            times_one_value(&mut rng, out)
         } else {
             crate::ops::add::tests::random_simd_shape(&mut rng)
         };
@@ -276,6 +250,21 @@ fn bit_exact_dsp_edges() {
                 case += 1;
             }
         }
+    }
+}
+
+/// Output shape `out` times one value, the value as input 1 or 2 at random.
+fn times_one_value(rng: &mut Rng, out: [u32; 4]) -> BroadcastShape {
+    let one = [1, 1, 1, 1];
+    let (input1, input2) = if rng.one_in(2) {
+        (out, one)
+    } else {
+        (one, out)
+    };
+    BroadcastShape {
+        input1,
+        input2,
+        output: out,
     }
 }
 
