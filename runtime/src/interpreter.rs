@@ -102,6 +102,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
 impl<'m, 'a, const OPS: u128> Interpreter<'m, 'a, OPS> {
     /// [`Interpreter::new`] with only the kernels in `OPS` linked.
     pub fn new_with_ops(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        arena::check(model, arena)?;
         Self::with_prepared(model, arena, &[])
     }
 
@@ -121,20 +122,27 @@ impl<'m, 'a, const OPS: u128> Interpreter<'m, 'a, OPS> {
         // The arena first, as `new` checks it before binding: the same image and arena give
         // the same error either way.
         arena::check(model, arena)?;
+        Self::prepare(model, slots)?;
+        Self::with_prepared(model, arena, slots)
+    }
+
+    /// Decodes every op of `model` into `slots` (one per op, in order).
+    fn prepare<'i>(model: &Model<'i>, slots: &mut [PreparedOp<'i>]) -> Result<(), Error> {
         for (i, (rec, slot)) in model.ops().zip(slots.iter_mut()).enumerate() {
             let rec = rec?;
             let (b, io) = binding::bind_with_io::<OPS>(model, i, &rec)?;
             slot.slot = Some((rec, b, io));
         }
-        Self::with_prepared(model, arena, slots)
+        Ok(())
     }
 
+    /// The interpreter over an arena already checked, running from `prepared` (filled) or,
+    /// when it is empty, from its own decoded copy under `std`.
     fn with_prepared(
         model: &'m Model<'m>,
         arena: &'a mut [u8],
         prepared: &'a [PreparedOp<'m>],
     ) -> Result<Self, Error> {
-        arena::check(model, arena)?;
         #[cfg(any(test, feature = "std"))]
         let bound = if prepared.is_empty() {
             Self::bind_all(model)?
@@ -154,18 +162,12 @@ impl<'m, 'a, const OPS: u128> Interpreter<'m, 'a, OPS> {
         Ok(it)
     }
 
-    /// Every op of `model` decoded once, in one allocation of the model's op count (collecting
-    /// through a `Result` would not know the count and would grow, copying, as it goes).
+    /// Every op of `model` decoded once, into one allocation of the model's op count.
     #[cfg(any(test, feature = "std"))]
     fn bind_all(model: &'m Model<'m>) -> Result<std::vec::Vec<PreparedOp<'m>>, Error> {
-        let mut bound = std::vec::Vec::with_capacity(model.num_ops());
-        for (i, rec) in model.ops().enumerate() {
-            let rec = rec?;
-            let (b, io) = binding::bind_with_io::<OPS>(model, i, &rec)?;
-            bound.push(PreparedOp {
-                slot: Some((rec, b, io)),
-            });
-        }
+        let mut bound: std::vec::Vec<PreparedOp<'m>> =
+            (0..model.num_ops()).map(|_| PreparedOp::EMPTY).collect();
+        Self::prepare(model, &mut bound)?;
         Ok(bound)
     }
 

@@ -115,22 +115,13 @@ fn bit_exact_avx2_mul() {
             } else {
                 crate::ops::add::tests::random_simd_shape(&mut rng)
             };
-            let zo = rng.zero_point();
-            let (output_multiplier, output_shift) = match rng.range(0, 4) {
+            let requant = match rng.range(0, 4) {
                 0 => (i32::MAX, rng.range(-31, 30)),
                 1 => (0, 0),
                 2 => ((rng.next_u64() >> 33) as i32, rng.range(-31, 30)),
                 _ => testing::multiplier(rng.log_uniform(1e-4, 2.0)),
             };
-            let p = MulParams {
-                shape,
-                input1_zero_point: rng.zero_point(),
-                input2_zero_point: rng.zero_point(),
-                output_zero_point: zo,
-                output_multiplier,
-                output_shift,
-                activation: rng.clamp(zo),
-            };
+            let p = random_params(&mut rng, shape, requant);
             let x1 = rng.i8_vec(len(&shape.input1));
             let x2 = rng.i8_vec(len(&shape.input2));
             let n = len(&shape.output);
@@ -167,23 +158,14 @@ fn bit_exact_dsp() {
         } else {
             crate::ops::add::tests::random_simd_shape(&mut rng)
         };
-        let zo = rng.zero_point();
-        let (output_multiplier, output_shift) = match rng.range(0, 5) {
+        let requant = match rng.range(0, 5) {
             0 => (i32::MAX, rng.range(-31, 30)),
             1 => (0, rng.range(-31, 30)),
             2 => ((rng.next_u64() >> 33) as i32, rng.range(-31, 30)),
             3 => ((rng.next_u64() >> 33) as i32, rng.range(10, 18)),
             _ => testing::multiplier(rng.log_uniform(1e-5, 4.0)),
         };
-        let p = MulParams {
-            shape,
-            input1_zero_point: rng.zero_point(),
-            input2_zero_point: rng.zero_point(),
-            output_zero_point: zo,
-            output_multiplier,
-            output_shift,
-            activation: rng.clamp(zo),
-        };
+        let p = random_params(&mut rng, shape, requant);
         let x1 = rng.i8_vec(len(&shape.input1));
         let x2 = rng.i8_vec(len(&shape.input2));
         assert_dsp_matches(&p, &x1, &x2, case);
@@ -250,6 +232,21 @@ fn bit_exact_dsp_edges() {
                 case += 1;
             }
         }
+    }
+}
+
+/// Mul parameters for `shape` with the output requantization `(multiplier, shift)`, random
+/// zero points (the output's drawn first) and a random clamp around the output zero point.
+fn random_params(rng: &mut Rng, shape: BroadcastShape, requant: (i32, i32)) -> MulParams {
+    let zo = rng.zero_point();
+    MulParams {
+        shape,
+        input1_zero_point: rng.zero_point(),
+        input2_zero_point: rng.zero_point(),
+        output_zero_point: zo,
+        output_multiplier: requant.0,
+        output_shift: requant.1,
+        activation: rng.clamp(zo),
     }
 }
 
