@@ -348,19 +348,22 @@ fn speed_up_row(name: &str, macs: u64, r: &Region, d: &Region) -> String {
 }
 
 /// Kernels of the bench's fixed-shape table (reference vs DSP, both in one firmware).
-const BENCH_KERNELS: [&str; 7] = [
+const BENCH_KERNELS: [&str; 10] = [
     "dot",
     "fully_connected",
+    "fully_connected_small",
     "conv2d",
     "depthwise_conv2d",
     "batch_matmul_qk",
     "batch_matmul_pv",
+    "batch_matmul_qk_narrow",
+    "batch_matmul_pv_narrow",
     "attention",
 ];
 
 /// The bench's f32 kernels on fixed shapes (the scalar reference: the only f32 kernel), with
-/// their shapes for the table. `mul_f32` counts output elements where the others count MACs.
-const BENCH_F32_KERNELS: [(&str, &str); 5] = [
+/// their shapes for the table. `mul_f32` and `softmax_f32` count elements where the others count MACs.
+const BENCH_F32_KERNELS: [(&str, &str); 6] = [
     ("fully_connected_f32", "K 256, N 64, batch 1"),
     (
         "fully_connected_f32_small",
@@ -372,6 +375,10 @@ const BENCH_F32_KERNELS: [(&str, &str); 5] = [
         "49×10×1, 10×4, stride 2, SAME, 64 out (the DS-CNN's first layer; 25×5×64 out)",
     ),
     ("mul_f32", "1×1×20×16 · scalar (elements, not MACs)"),
+    (
+        "softmax_f32",
+        "40 rows of 20 (the intent classifier's attention probabilities; elements, not MACs)",
+    ),
 ];
 
 #[test]
@@ -483,9 +490,10 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
     md.push_str(
         "\n## Kernels on fixed shapes\n\n\
          Random int8 data; each count includes one marker call (~4 instructions). FullyConnected K 256 \
-         N 64 batch 1; Conv2D and DepthwiseConv2D 10×10×16, 3×3, pad 1 (padded taps not counted as \
+         N 64 batch 1, and K 64 N 12 (`fully_connected_small`: the DS-CNN head's shape, the kernel \
+         alone, without the interpreter's per-op work); Conv2D and DepthwiseConv2D 10×10×16, 3×3, pad 1 (padded taps not counted as \
          MACs); BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width \
-         16: Q·Kᵀ and P·V); attention: the tiny GPT's op over its KV cache (2 heads × 16, 16 cached \
+         16: Q·Kᵀ and P·V; `_narrow`: 2 heads, 12 tokens, head width 8, a width-16 text model's); attention: the tiny GPT's op over its KV cache (2 heads × 16, 16 cached \
          positions, one query; q·k and p·v).\n\n\
          | kernel | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC | speed-up |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
@@ -518,7 +526,7 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
          instructions, no SIMD), kernel calls alone (no interpreter), random non-zero f32 data in \
          (-1, 1); each count includes one marker call (~4 instructions). Padded Conv2D taps are not \
          counted as MACs (the DS-CNN layer's 25×5×64×40 = 320000 MACs as the compiler counts them \
-         include them); Mul counts output elements.\n\n\
+         include them); Mul and Softmax count elements.\n\n\
          | kernel | shape | MACs / elements | instr | instr per MAC / element |\n\
          |---|---|---:|---:|---:|\n",
     );

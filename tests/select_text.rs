@@ -3,12 +3,28 @@
 //! The candidates that do not fit the flash budget are dropped with the reason before any
 //! training; every footprint is the compiled image's; the front is non-dominated; the mixed
 //! candidates' images differ from their int8 twins'; the winner's trained image has the
-//! footprint predicted before training and its config loads in the trainer.
+//! footprint predicted before training and its config loads in the trainer. The winner's
+//! trained image then runs on the emulated Cortex-M4F (QEMU `mps2-an386`) through the `classify`
+//! firmware on held-out test texts encoded with its tokenizer, every output bit-exact with the
+//! host runtime's, the arena the selector planned, its instructions per inference counted by the
+//! TCG plugin next to the selector's estimate, which must be within 0.8–1.25× of it (the
+//! estimate is a model fitted on other images' per-op counts, `select/src/cost.rs`; this image is
+//! out of its sample: narrower, a GPT at 12 tokens).
+//! Needs QEMU, a C compiler and the thumbv7em target (scripts/test.sh installs them); fails,
+//! never skips, without them.
+
+#[path = "support/kws_firmware.rs"]
+mod kws_firmware;
+
+#[path = "support/classify_firmware.rs"]
+mod classify_firmware;
 
 use std::path::Path;
+use std::time::Instant;
 
 use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::image::Model;
+use edgeloop_select::cost;
 use edgeloop_select::pareto::Point;
 use edgeloop_select::text::search::footprint;
 use edgeloop_select::text::task::{calibration, tokenizers};
@@ -220,5 +236,96 @@ fn issue_13_text_select_drops_misfits_ranks_int8_and_mixed_and_trains_the_winner
     assert_eq!(loaded.labels, task.labels);
     assert_eq!(loaded.tokenizer.vocab_size(), chosen.vocab_size());
     assert!(std::fs::metadata(&written.plot).unwrap().len() > 1000);
+
+    // QEMU: the winner's trained image through the `classify` firmware on the emulated
+    // Cortex-M4F, on held-out test texts encoded with the winner's tokenizer as the selector
+    // encodes them for its test accuracy.
+    let t0 = Instant::now();
+    let name = &s.rows[w.row].candidate.name;
+    let wtok = s.tokenizer.as_ref().unwrap();
+    let test_rows = task.encode(wtok, &task.test, chosen.context()).unwrap();
+    let n = 8;
+    let picked: Vec<&(Vec<u32>, u32)> = test_rows
+        .iter()
+        .step_by((test_rows.len() / n).max(1))
+        .take(n)
+        .collect();
+    assert_eq!(picked.len(), n);
+    let rows: Vec<Vec<u32>> = picked.iter().map(|(ids, _)| ids.clone()).collect();
+    let work = kws_firmware::tmp("select_text_qemu");
+    let assets = work.join("assets");
+    let host = classify_firmware::write_assets(&assets, &image, &rows);
+    let host_right = picked
+        .iter()
+        .zip(&host.classes)
+        .filter(|((_, label), &c)| c == *label as usize)
+        .count();
+    // Every output bit-exact with the host (checked on the device against `classify.expected`,
+    // asserted by run_classify), so the predictions agree too.
+    let run = classify_firmware::run_classify(&assets, &work, n);
+    assert_eq!(run.classes, host.classes, "{}", run.log);
+    // The device's interpreter used the arena the selector planned (RAM is exact, not estimated),
+    // and the device counts the MACs the selector did.
+    assert_eq!(run.arena_bytes, Some(w.footprint.arena), "{}", run.log);
+    assert_eq!(run.model.macs, w.footprint.macs, "{}", run.log);
+    let stack = run.stack_bytes.expect("stack high-water mark in the log");
+    let est = cost::estimate(&image, s.config.budget.kernels).unwrap();
+    let per_op_sum: u64 = run.ops.iter().map(|r| r.insns).sum();
+    let mut md = format!(
+        "# Chosen text classifier {name} on Cortex-M4 (QEMU mps2-an386, TCG plugin count)\n\n\
+         {n} held-out test texts (context {}), every output bit-exact with the host runtime \
+         ({host_right} of {n} right on the host and on the device). Instructions per inference over \
+         the last {} inputs; the first ran op by op (per-op table below).\n\n\
+         | | estimated by the selector | measured on the device |\n|---|---:|---:|\n\
+         | instructions per inference | {:.0} | {} (min {}, max {}) |\n\
+         | MACs | {} | {} |\n\
+         | instructions per MAC | {:.2} | {:.2} |\n\
+         | arena bytes | {} | {} |\n\
+         | stack high-water bytes | - | {stack} |\n\
+         | measured / estimated | | {:.2} |\n\n\
+         | # | op | MACs | estimated instructions | measured (first input) |\n|---:|---|---:|---:|---:|\n",
+        chosen.context(),
+        n - 1,
+        w.footprint.instructions,
+        run.model.mean,
+        run.model.min,
+        run.model.max,
+        w.footprint.macs,
+        run.model.macs,
+        w.footprint.instructions / w.footprint.macs.max(1) as f64,
+        run.model.mean as f64 / run.model.macs.max(1) as f64,
+        w.footprint.arena,
+        run.arena_bytes.unwrap_or(0),
+        run.model.mean as f64 / w.footprint.instructions.max(1.0),
+    );
+    for (i, o) in est.ops.iter().enumerate() {
+        let measured = run
+            .ops
+            .iter()
+            .find(|r| r.name.starts_with(&format!("classify op {i} ")));
+        md.push_str(&format!(
+            "| {i} | {} | {} | {:.0} | {} |\n",
+            o.op,
+            o.macs,
+            o.instructions,
+            measured.map_or("-".to_string(), |r| r.insns.to_string()),
+        ));
+    }
+    md.push_str(&format!(
+        "| | all | {} | {:.0} | {per_op_sum} |\n",
+        est.macs, est.instructions
+    ));
+    println!("{md}");
+    std::fs::write(work.join("select_text_qemu.md"), &md).unwrap();
+    // The cost model holds out of its sample (1.45× low before its per-op terms; 1.06× with
+    // them when this check was written).
+    let ratio = run.model.mean as f64 / w.footprint.instructions.max(1.0);
+    assert!(
+        (0.8..=1.25).contains(&ratio),
+        "measured {} vs estimated {:.0} instructions per inference ({ratio:.2}x)",
+        run.model.mean,
+        w.footprint.instructions
+    );
+    println!("QEMU leg: {:.0} s", t0.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&root);
 }

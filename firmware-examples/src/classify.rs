@@ -101,6 +101,33 @@ fn input_summary<const OPS: u128>(
     })
 }
 
+/// What [`run_probed`] calls around each inference: the `classify` firmware puts
+/// instruction-count marks there (see `bench`). [`Probe::before`], [`Probe::op`] and
+/// [`Probe::after`] run right around the `invoke`, inside the inference's latency ticks (keep
+/// them to a marker call, a few instructions); [`Probe::done`] runs after the latency is taken
+/// (for logging).
+pub trait Probe {
+    /// Whether input `k` runs op by op (`Interpreter::invoke_with_hook`, [`Probe::op`] after
+    /// every op) instead of in one `invoke`.
+    fn per_op(&self, _k: usize) -> bool {
+        false
+    }
+    /// Right before input `k`'s inference.
+    fn before(&mut self, _k: usize) {}
+    /// Right after op `op` of input `k`, when [`Probe::per_op`] said so.
+    fn op(&mut self, _k: usize, _op: usize) {}
+    /// Right after input `k`'s inference.
+    fn after(&mut self, _k: usize) {}
+    /// After input `k`'s latency is taken and its output compared.
+    fn done(&mut self, _k: usize) {}
+}
+
+/// The probe that does nothing (what [`run`] uses).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProbe;
+
+impl Probe for NoProbe {}
+
 /// Runs the test inputs through `model` (parsed from an image of `image_len` bytes) with the
 /// kernels of op set `OPS` linked (`edgeloop_runtime::image::ALL_OPS` for any image; an
 /// embedded image's own set, computed by `build.rs`, links only what it needs).
@@ -110,6 +137,17 @@ pub fn run<const OPS: u128>(
     image_len: usize,
     tests: &TestSet<'_>,
     ticks: &mut board::Ticks,
+) -> Result<bool, edgeloop_runtime::Error> {
+    run_probed::<OPS, _>(model, image_len, tests, ticks, &mut NoProbe)
+}
+
+/// [`run`], with `probe` called around every inference.
+pub fn run_probed<const OPS: u128, P: Probe>(
+    model: &Model<'_>,
+    image_len: usize,
+    tests: &TestSet<'_>,
+    ticks: &mut board::Ticks,
+    probe: &mut P,
 ) -> Result<bool, edgeloop_runtime::Error> {
     defmt::info!(
         "model '{}' v{}: {} ops, {} tensors, image {} bytes, arena {} bytes",
@@ -168,9 +206,16 @@ pub fn run<const OPS: u128>(
         it.input_bytes(0)?.copy_from_slice(x);
         let summary = input_summary(&mut it)?;
         let start = ticks.now();
-        it.invoke()?;
+        probe.before(k);
+        if probe.per_op(k) {
+            it.invoke_with_hook(|i, _| probe.op(k, i))?;
+        } else {
+            it.invoke()?;
+        }
+        probe.after(k);
         let latency = ticks.since(start);
         let equal = it.output_bytes(0)? == want;
+        probe.done(k);
         let (class, confidence_q16) = top1(&it)?;
         matched += usize::from(equal);
         defmt::info!(

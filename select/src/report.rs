@@ -99,7 +99,7 @@ pub fn markdown(s: &Selection) -> String {
         out,
         "Footprints are exact (each candidate's image built by the compiler before training); \
 flash is given as the bound without constant deduplication (what any trained weights can take at most; \
-the built image is at most a few 16-byte blocks smaller); latency is an estimate (image MACs × measured Cortex-M4 instructions per MAC ÷ instructions/s). \
+the built image is at most a few 16-byte blocks smaller); latency is an estimate (each op's instructions on our Cortex-M4 kernels, per op plus per MAC or element as measured in firmware-examples/BENCH.md, ÷ instructions/s). \
 Survivors trained {} steps (batch {}, lr {}, seed {}); the winner {} steps. Accuracy: validation \
 split, brief training, {}.\n",
         s.config.brief_steps,
@@ -123,9 +123,9 @@ split, brief training, {}.\n",
             out,
             "Mixed precision keeps one layer f32: `mixed` the `fc` head (which the compiler already runs \
 as an f32 island in the int8 image: its output is the float graph output), `mixed-first` the first \
-convolution (the int8 input dequantized in front of it). f32 FullyConnected: {} instructions/MAC, {}. \
-f32 Conv2D: {} instructions/MAC, {}.\n",
-            h.dsp, h.source, c.dsp, c.source
+convolution (the int8 input dequantized in front of it). f32 FullyConnected: {} instructions/MAC + {} per op, {}. \
+f32 Conv2D: {} instructions/MAC + {} per op, {}.\n",
+            h.unit.dsp, h.op.dsp, h.source, c.unit.dsp, c.op.dsp, c.source
         );
     }
     let _ = writeln!(

@@ -29,6 +29,7 @@ use edgeloop_runtime::ops::fully_connected::{
     self, FullyConnectedF32Params, FullyConnectedParams, FullyConnectedShape,
 };
 use edgeloop_runtime::ops::mul::{self, MulF32Params};
+use edgeloop_runtime::ops::softmax::{self, SoftmaxF32Params, SoftmaxShape};
 use edgeloop_runtime::ops::{BroadcastShape, ClampF32, ClampI8, Padding};
 use edgeloop_runtime::{Interpreter, Model, PreparedOp};
 
@@ -143,6 +144,9 @@ struct Buffers {
 // row's shape and at the DS-CNN's first layer (49×10×1, 10×4 kernel, stride 2, SAME padding
 // top 4 bottom 5 left 1 right 1, 64 channels: output 25×5×64); Mul of 20×16 by a scalar.
 const FC_SMALL_K: usize = 64;
+/// f32 Softmax rows and row length (the intent classifier's attention probabilities).
+const SOFTMAX_ROWS: usize = 40;
+const SOFTMAX_DEPTH: usize = 20;
 const FC_SMALL_N: usize = 12;
 const KWS_IN: [usize; 2] = [49, 10];
 const KWS_OUT: [usize; 2] = [25, 5];
@@ -208,33 +212,36 @@ fn kernels(buf: &mut Buffers) -> bool {
     region("dot", "dsp", a1, a2, DOT_LEN as u64);
     ok &= equal_line("dot", r == d);
 
-    // FullyConnected, batch 1.
-    let fc = FullyConnectedParams {
-        shape: FullyConnectedShape {
-            batch: 1,
-            in_features: FC_K as u32,
-            out_features: FC_N as u32,
-        },
-        weights: &buf.fc_w,
-        bias: Some(&bias[..FC_N]),
-        input_zero_point: -5,
-        output_zero_point: 3,
-        output_multiplier: &mult[..FC_N],
-        output_shift: &shift[..FC_N],
-        activation: ClampI8::NONE,
-    };
-    let x = &buf.a[..FC_K];
-    let m0 = mark();
-    fully_connected::reference::eval_i8(black_box(&fc), x, &mut buf.out_ref[..FC_N]);
-    let m1 = mark();
-    fully_connected::dsp::eval_i8(black_box(&fc), x, &mut buf.out_dsp[..FC_N]);
-    let m2 = mark();
-    region("fully_connected", "reference", m0, m1, (FC_K * FC_N) as u64);
-    region("fully_connected", "dsp", m1, m2, (FC_K * FC_N) as u64);
-    ok &= equal_line(
-        "fully_connected",
-        buf.out_ref[..FC_N] == buf.out_dsp[..FC_N],
-    );
+    // FullyConnected, batch 1: K 256 N 64, and the DS-CNN head's K 64 N 12 (the kernel alone;
+    // the per-op table's row for that head adds the interpreter's per-op work).
+    for (name, k, n) in [
+        ("fully_connected", FC_K, FC_N),
+        ("fully_connected_small", FC_SMALL_K, FC_SMALL_N),
+    ] {
+        let fc = FullyConnectedParams {
+            shape: FullyConnectedShape {
+                batch: 1,
+                in_features: k as u32,
+                out_features: n as u32,
+            },
+            weights: &buf.fc_w[..k * n],
+            bias: Some(&bias[..n]),
+            input_zero_point: -5,
+            output_zero_point: 3,
+            output_multiplier: &mult[..n],
+            output_shift: &shift[..n],
+            activation: ClampI8::NONE,
+        };
+        let x = &buf.a[..k];
+        let m0 = mark();
+        fully_connected::reference::eval_i8(black_box(&fc), x, &mut buf.out_ref[..n]);
+        let m1 = mark();
+        fully_connected::dsp::eval_i8(black_box(&fc), x, &mut buf.out_dsp[..n]);
+        let m2 = mark();
+        region(name, "reference", m0, m1, (k * n) as u64);
+        region(name, "dsp", m1, m2, (k * n) as u64);
+        ok &= equal_line(name, buf.out_ref[..n] == buf.out_dsp[..n]);
+    }
 
     // Conv2D 3x3, stride 1, padding 1, NHWC.
     let conv = Conv2dParams {
@@ -305,11 +312,14 @@ fn kernels(buf: &mut Buffers) -> bool {
         buf.out_ref[..n_dw] == buf.out_dsp[..n_dw],
     );
 
-    // BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width 16):
+    // BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width 16)
+    // and as in a width-16 text model's (2 heads, 12 tokens, head width 8):
     // scores Q·Kᵀ (B transposed) and P·V (B as is).
     for (name, m, k, n, transpose_b) in [
         ("batch_matmul_qk", 20, 16, 20, true),
         ("batch_matmul_pv", 20, 20, 16, false),
+        ("batch_matmul_qk_narrow", 12, 8, 12, true),
+        ("batch_matmul_pv_narrow", 12, 12, 8, false),
     ] {
         let bmm = BatchMatMulParams {
             shape: BatchMatMulShape {
@@ -543,6 +553,27 @@ fn kernels_f32(buf: &mut F32Buffers) -> bool {
     let u1 = mark();
     region("mul_f32", "reference", u0, u1, MUL_N as u64);
     ok &= f32_output_line("mul_f32", black_box(&buf.y[..MUL_N]));
+
+    // Softmax over 40 rows of 20 (the intent classifier's attention probabilities, 2 heads ×
+    // 20 queries × 20 keys), as an f32 attention left float computes it. Counted per element.
+    let sp = SoftmaxF32Params {
+        shape: SoftmaxShape {
+            outer: SOFTMAX_ROWS as u32,
+            depth: SOFTMAX_DEPTH as u32,
+        },
+        beta: 1.0,
+    };
+    let sn = SOFTMAX_ROWS * SOFTMAX_DEPTH;
+    if softmax::check_f32(&sp, sn, sn).is_err() {
+        defmt::error!("softmax_f32 bench parameters rejected");
+        return false;
+    }
+    let (x, y) = (&buf.x[..sn], &mut buf.y[..sn]);
+    let s0 = mark();
+    softmax::reference::eval_f32(black_box(&sp), x, y);
+    let s1 = mark();
+    region("softmax_f32", "reference", s0, s1, sn as u64);
+    ok &= f32_output_line("softmax_f32", black_box(&buf.y[..sn]));
     ok
 }
 

@@ -53,8 +53,8 @@ pub fn markdown(s: &TextSelection) -> String {
     let _ = writeln!(
         out,
         "Footprints are exact (each candidate's image built by the compiler before training, at its \
-precision); flash is the bound without constant deduplication. Latency is an estimate (the image's ops × \
-instructions per MAC or element measured on our Cortex-M4 kernels ÷ instructions/s). Vocabulary: a byte-level \
+precision); flash is the bound without constant deduplication. Latency is an estimate (each op's instructions on \
+our Cortex-M4 kernels, per op plus per MAC or element as measured in firmware-examples/BENCH.md, ÷ instructions/s). Vocabulary: a byte-level \
 BPE retrained on the training texts at each size (actual size shown). Survivors trained {} steps (batch {}, \
 lr {}, seed {}; one model per architecture, shared by its precisions); the winner {} steps. Accuracy: \
 validation split, the candidate's quantized image on the host runtime (fp32 alongside).\n",
@@ -71,11 +71,13 @@ validation split, the candidate's quantized image on the host runtime (fp32 alon
         let _ = writeln!(
             out,
             "Mixed precision keeps the classification head f32. Its f32 FullyConnected cost: {} instructions/MAC \
-below {} MACs ({}); {} above ({}).\n",
-            s_.dsp,
++ {} per op below {} MACs ({}); {} + {} above ({}).\n",
+            s_.unit.dsp,
+            s_.op.dsp,
             crate::cost::LARGE_FC_MACS,
             s_.source,
-            l_.dsp,
+            l_.unit.dsp,
+            l_.op.dsp,
             l_.source
         );
     }
