@@ -348,11 +348,13 @@ fn speed_up_row(name: &str, macs: u64, r: &Region, d: &Region) -> String {
 }
 
 /// Kernels of the bench's fixed-shape table (reference vs DSP, both in one firmware).
-const BENCH_KERNELS: [&str; 10] = [
+const BENCH_KERNELS: [&str; 12] = [
     "dot",
     "fully_connected",
     "fully_connected_small",
     "conv2d",
+    "conv2d_pointwise",
+    "conv2d_first_narrow",
     "depthwise_conv2d",
     "batch_matmul_qk",
     "batch_matmul_pv",
@@ -492,7 +494,9 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
          Random int8 data; each count includes one marker call (~4 instructions). FullyConnected K 256 \
          N 64 batch 1, and K 64 N 12 (`fully_connected_small`: the DS-CNN head's shape, the kernel \
          alone, without the interpreter's per-op work); Conv2D and DepthwiseConv2D 10×10×16, 3×3, pad 1 (padded taps not counted as \
-         MACs); BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width \
+         MACs), and Conv2D 1×1 on the same input (`conv2d_pointwise`, 16 out); \
+         `conv2d_first_narrow`: the DS-CNN's first layer with 16 channels (49×10×1, 10×4, stride 2, \
+         SAME; MACs with padded taps, as the compiler counts them); BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width \
          16: Q·Kᵀ and P·V; `_narrow`: 2 heads, 12 tokens, head width 8, a width-16 text model's); attention: the tiny GPT's op over its KV cache (2 heads × 16, 16 cached \
          positions, one query; q·k and p·v).\n\n\
          | kernel | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC | speed-up |\n\

@@ -123,6 +123,16 @@ fn same_3x3() -> Conv2dShape {
         },
     }
 }
+/// Output channels of the narrow int8 first-layer row (`conv2d_first_narrow`: the DS-CNN's first
+/// layer with 16 channels instead of 64, as a narrow keyword model has).
+const KWS_NARROW_O: usize = 16;
+/// int8 output buffers: the larger of the 10×10×16 convolutions' and the narrow first layer's
+/// 25×5×16.
+const OUT_LEN: usize = if CONV_HW * CONV_HW * CONV_O > 125 * KWS_NARROW_O {
+    CONV_HW * CONV_HW * CONV_O
+} else {
+    125 * KWS_NARROW_O
+};
 const ATT_H: usize = 2;
 const ATT_D: usize = 16;
 const ATT_C: usize = 16;
@@ -133,8 +143,8 @@ struct Buffers {
     fc_w: [i8; FC_K * FC_N],
     conv_x: [i8; CONV_HW * CONV_HW * CONV_C],
     conv_w: [i8; CONV_O * 9 * CONV_C],
-    out_ref: [i8; CONV_HW * CONV_HW * CONV_O],
-    out_dsp: [i8; CONV_HW * CONV_HW * CONV_O],
+    out_ref: [i8; OUT_LEN],
+    out_dsp: [i8; OUT_LEN],
     k_cache: [i8; ATT_H * ATT_C * ATT_D],
     v_cache: [i8; ATT_H * ATT_C * ATT_D],
     scratch: [i32; ATT_C],
@@ -182,8 +192,8 @@ static mut BUFFERS: Buffers = Buffers {
     fc_w: [0; FC_K * FC_N],
     conv_x: [0; CONV_HW * CONV_HW * CONV_C],
     conv_w: [0; CONV_O * 9 * CONV_C],
-    out_ref: [0; CONV_HW * CONV_HW * CONV_O],
-    out_dsp: [0; CONV_HW * CONV_HW * CONV_O],
+    out_ref: [0; OUT_LEN],
+    out_dsp: [0; OUT_LEN],
     k_cache: [0; ATT_H * ATT_C * ATT_D],
     v_cache: [0; ATT_H * ATT_C * ATT_D],
     scratch: [0; ATT_C],
@@ -276,6 +286,78 @@ fn kernels(buf: &mut Buffers) -> bool {
     region("conv2d", "reference", c0, c1, conv_macs);
     region("conv2d", "dsp", c1, c2, conv_macs);
     ok &= equal_line("conv2d", buf.out_ref[..n_out] == buf.out_dsp[..n_out]);
+
+    // Conv2D 1×1 (pointwise, as in the DS-CNN's blocks) on the same 10×10×16 input, 16 out.
+    let pw = Conv2dParams {
+        shape: Conv2dShape {
+            kernel: [1, 1],
+            padding: Padding {
+                top: 0,
+                bottom: 0,
+                left: 0,
+                right: 0,
+            },
+            ..same_3x3()
+        },
+        weights: &buf.conv_w[..CONV_O * CONV_C],
+        ..conv
+    };
+    if conv2d::check_i8(&pw, buf.conv_x.len(), n_out).is_err() {
+        defmt::error!("conv2d_pointwise bench parameters rejected");
+        return false;
+    }
+    let pw_macs = (CONV_HW * CONV_HW * CONV_C * CONV_O) as u64;
+    let p0 = mark();
+    conv2d::reference::eval_i8(black_box(&pw), &buf.conv_x, &mut buf.out_ref[..n_out]);
+    let p1 = mark();
+    conv2d::dsp::eval_i8(black_box(&pw), &buf.conv_x, &mut buf.out_dsp[..n_out]);
+    let p2 = mark();
+    region("conv2d_pointwise", "reference", p0, p1, pw_macs);
+    region("conv2d_pointwise", "dsp", p1, p2, pw_macs);
+    ok &= equal_line(
+        "conv2d_pointwise",
+        buf.out_ref[..n_out] == buf.out_dsp[..n_out],
+    );
+
+    // The DS-CNN's first layer (49×10×1, 10×4 kernel, stride 2, SAME: 25×5 out) with 16 output
+    // channels: with the DS-CNN's own 64-channel layer (its per-op row), it separates the cost
+    // per output position (the patch gathered once per position) from the cost per MAC.
+    let first = Conv2dParams {
+        shape: Conv2dShape {
+            input: [1, KWS_IN[0] as u32, KWS_IN[1] as u32, 1],
+            output: [1, KWS_OUT[0] as u32, KWS_OUT[1] as u32, KWS_NARROW_O as u32],
+            kernel: [KWS_K[0] as u32, KWS_K[1] as u32],
+            stride: [2, 2],
+            dilation: [1, 1],
+            padding: Padding {
+                top: 4,
+                bottom: 5,
+                left: 1,
+                right: 1,
+            },
+        },
+        weights: &buf.conv_w[..KWS_NARROW_O * KWS_K[0] * KWS_K[1]],
+        ..conv
+    };
+    let (f_in, f_out) = (first.shape.input_len(), first.shape.output_len());
+    if conv2d::check_i8(&first, f_in, f_out).is_err() {
+        defmt::error!("conv2d_first_narrow bench parameters rejected");
+        return false;
+    }
+    // MACs as the compiler counts them (padded taps included), as for the DS-CNN's layer.
+    let first_macs = (f_out * KWS_K[0] * KWS_K[1]) as u64;
+    let x = &buf.conv_x[..f_in];
+    let f0 = mark();
+    conv2d::reference::eval_i8(black_box(&first), x, &mut buf.out_ref[..f_out]);
+    let f1 = mark();
+    conv2d::dsp::eval_i8(black_box(&first), x, &mut buf.out_dsp[..f_out]);
+    let f2 = mark();
+    region("conv2d_first_narrow", "reference", f0, f1, first_macs);
+    region("conv2d_first_narrow", "dsp", f1, f2, first_macs);
+    ok &= equal_line(
+        "conv2d_first_narrow",
+        buf.out_ref[..f_out] == buf.out_dsp[..f_out],
+    );
 
     // DepthwiseConv2D 3x3, stride 1, padding 1, as in the DS-CNN's blocks (10x10 here, 16
     // channels, on the Conv2D bench's input).
