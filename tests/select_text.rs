@@ -317,7 +317,7 @@ fn issue_13_text_select_drops_misfits_ranks_int8_and_mixed_and_trains_the_winner
     ));
     println!("{md}");
     std::fs::write(work.join("select_text_qemu.md"), &md).unwrap();
-    // The cost model holds out of its sample (1.45× low before its per-op terms; 1.06× with
+    // The cost model holds out of its sample (1.45× low before its per-op terms; 1.07× with
     // them when this check was written).
     let ratio = run.model.mean as f64 / w.footprint.instructions.max(1.0);
     assert!(

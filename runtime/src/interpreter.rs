@@ -57,13 +57,13 @@ impl<const OPS: u128> core::fmt::Debug for Interpreter<'_, '_, OPS> {
 /// Declare one per op of the model, `[PreparedOp::EMPTY; N]` (`Model::num_ops`; a firmware knows
 /// it at build time), and hand them to the interpreter.
 pub struct PreparedOp<'m> {
-    slot: Option<(OpRecord<'m>, binding::Bound<'m>, binding::Io)>,
+    slot: Option<(OpRecord<'m>, binding::Bound<'m>, binding::Places)>,
 }
 
 impl PreparedOp<'_> {
     /// An empty slot.
     pub const EMPTY: Self = PreparedOp { slot: None };
-    /// RAM per slot on this target (on `thumbv7em-none-eabihf`: 256 bytes).
+    /// RAM per slot on this target (on `thumbv7em-none-eabihf`: 184 bytes).
     pub const BYTES: usize = core::mem::size_of::<Self>();
 }
 

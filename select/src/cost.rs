@@ -27,19 +27,19 @@
 //!
 //! Out of sample, on images narrower than the bench's: in `tests/select_kws.rs` the `kws`
 //! firmware in QEMU measured 4.68 M instructions for the chosen c32-b3-s3 where these figures
-//! give 4.78 M, and 5.85 M for the trainer's default c24-b2-s2 where they give 5.98 M (with one
+//! give 4.77 M, and 5.85 M for the trainer's default c24-b2-s2 where they give 5.98 M (with one
 //! figure per MAC from the 64-channel DS-CNN they had given 3.85 M and 4.25 M: narrow layers pay
 //! per output position and per output); in `tests/select_text.rs` the text winner (a width-16
-//! GPT over 12 tokens) measured 305,870 where they give 288,034 (211,350 before). Both tests
-//! hold the ratio within 0.8–1.25. The ranking of candidates is what the estimate is for.
+//! GPT over 12 tokens) measured 300,204 where they give 281,042 (211,350 with session 18's
+//! figures). Both tests hold the ratio within 0.8–1.25. The ranking of candidates is what the
+//! estimate is for.
 //!
 //! On the bench's own images (in sample: the figures come from their rows) the DSP estimate is
-//! 941,987 instructions for the intent classifier (measured 940,262), 6,715,646 for the DS-CNN
-//! (6,715,646) and 121,587 for the tiny-GPT decode step (123,733); before the per-op terms, the fused-op versions and the
-//! `Attention`/`KvAppend` figures it was 1,112,500, 6,773,064 and 101,175 (the fused attention
-//! Softmax had taken the DS-CNN's 12-element Softmax figure, 3× its cost). Ops the bench did
-//! not measure (free ones such as `Reshape`) are counted as zero instructions and listed by
-//! [`Cost::unmeasured`].
+//! 930,772 instructions for the intent classifier (measured 929,010), 6,711,057 for the DS-CNN
+//! (6,711,057) and 115,459 for the tiny-GPT decode step (118,165); with session 18's figures it
+//! was 1,112,500, 6,773,064 and 101,175 (the fused attention Softmax had taken the DS-CNN's
+//! 12-element Softmax figure, 3× its cost). Ops the bench did not measure (free ones such as
+//! `Reshape`) are counted as zero instructions and listed by [`Cost::unmeasured`].
 //!
 //! Versions matter: `Softmax` and `LayerNorm` version 2 are the fused int8 forms of an int8
 //! graph's float islands (f32 arithmetic inside, int8 in and out; `runtime/FORMAT.md`), with
@@ -206,11 +206,11 @@ impl Figure {
 
 /// Instructions the Cortex-M4 interpreter spends on one op per invoke besides its kernel (the
 /// op's record decoded, its parameters bound and checked): the DS-CNN's FullyConnected 64 → 12
-/// through the interpreter (BENCH.md ds-cnn per-op table, op 10: 5227 DSP / 8591 reference
+/// through the interpreter (BENCH.md ds-cnn per-op table, op 10: 4845 DSP / 8209 reference
 /// instructions) minus the same kernel called alone at that shape (BENCH.md kernel table,
-/// `fully_connected_small`: 2334 / 5698). The same 2893 with both kernel sets. Added per op to
+/// `fully_connected_small`: 2334 / 5698). The same 2511 with both kernel sets. Added per op to
 /// the figures measured as kernel calls alone.
-pub const OP_OVERHEAD: f64 = 2_893.0;
+pub const OP_OVERHEAD: f64 = 2_511.0;
 
 /// A figure taken from rows through the interpreter: per unit `(DSP, reference)`, per op.
 const fn rows(
@@ -244,8 +244,8 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::Conv2dSpatial,
         unit: Pair {
-            dsp: 1.928771,
-            reference: 92.57183,
+            dsp: 1.92875,
+            reference: 92.57181,
         },
         op: Pair {
             dsp: OP_OVERHEAD,
@@ -253,11 +253,11 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 3043.251,
-            reference: 37.98133,
+            dsp: 3043.264,
+            reference: 37.99467,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 1000506, reference 29630626 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 534708, 7410494 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 1000119, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 534708, 7410494 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
@@ -275,7 +275,7 @@ pub const FIGURES: &[Figure] = &[
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 847999, reference 5256180 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 90617, 592525 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 847617, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 90617, 592525 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -293,20 +293,20 @@ pub const FIGURES: &[Figure] = &[
             reference: 35.63733,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 565151, reference 5381434 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 134067, 1078381 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
+        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 564769, reference 5381052 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 134067, 1078381 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
     },
     alone(
         KernelClass::Conv2dF32,
         Per::Mac,
         (89.4815, 89.4815),
-        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 28634073 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 105.77 instr each), plus OP_OVERHEAD per op. One input channel makes the inner loop one MAC long: at 10×10×16, 3×3 the same kernel runs 12.06 instr/MAC (conv2d_f32: 2419756 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 28634071 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 105.77 instr each), plus OP_OVERHEAD per op. One input channel makes the inner loop one MAC long: at 10×10×16, 3×3 the same kernel runs 12.06 instr/MAC (conv2d_f32: 2419756 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     rows(
         KernelClass::FullyConnectedSmall,
         Per::Mac,
-        (3.8680, 9.1102),
-        (2256.4, 1594.4),
-        "BENCH.md ds-cnn per-op table, op 10 FullyConnected (64→12, 768 MACs: DSP 5227, reference 8591 instr) and tiny-gpt per-op table, op 17 FullyConnected (32→64, 2048 MACs: DSP 10178, reference 20252): the line through both",
+        (3.97734, 9.21953),
+        (1790.4, 1128.4),
+        "BENCH.md ds-cnn per-op table, op 10 FullyConnected (64→12, 768 MACs: DSP 4845, reference 8209 instr) and tiny-gpt per-op table, op 17 FullyConnected (32→64, 2048 MACs: DSP 9936, reference 20010): the line through both",
     ),
     alone(
         KernelClass::FullyConnectedLarge,
@@ -317,30 +317,30 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::GlobalAvgPool,
         Per::InputElement,
-        (6.8201, 6.8201),
+        (6.7724, 6.7724),
         (0.0, 0.0),
-        "BENCH.md ds-cnn per-op table, op 9 GlobalAvgPool: 54561 instr / 8000 input elements (25×5×64)",
+        "BENCH.md ds-cnn per-op table, op 9 GlobalAvgPool: 54179 instr / 8000 input elements (25×5×64)",
     ),
     rows(
         KernelClass::GlobalAvgPoolF32,
         Per::InputElement,
-        (11.353, 11.353),
+        (10.747, 10.747),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32): 7266 instr / 640 input elements",
+        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32): 6878 instr / 640 input elements",
     ),
     rows(
         KernelClass::Softmax,
         Per::InputElement,
-        (229.33, 229.33),
+        (197.5, 197.5),
         (0.0, 0.0),
-        "BENCH.md ds-cnn per-op table, op 11 Softmax: 2752 instr / 12 elements",
+        "BENCH.md ds-cnn per-op table, op 11 Softmax: 2370 instr / 12 elements",
     ),
     rows(
         KernelClass::SoftmaxQuantized,
         Per::InputElement,
-        (109.31, 128.2),
+        (108.84, 127.729),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 12 Softmax version 2 (the attention probabilities, 2 heads × 20 × 20): DSP 87449, reference 102560 instr / 800 elements",
+        "BENCH.md intent-classifier per-op table, op 12 Softmax version 2 (the attention probabilities, 2 heads × 20 × 20): DSP 87072, reference 102183 instr / 800 elements",
     ),
     Figure {
         class: KernelClass::FullyConnectedRows,
@@ -349,8 +349,8 @@ pub const FIGURES: &[Figure] = &[
             reference: 5.99946,
         },
         op: Pair {
-            dsp: 6624.3,
-            reference: 3330.3,
+            dsp: 6236.3,
+            reference: 2942.3,
         },
         output: Pair {
             dsp: 28.65,
@@ -358,7 +358,7 @@ pub const FIGURES: &[Figure] = &[
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 49236, reference 176726 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 177204, 697046) and op 20 (128→32: 81920 MACs, 640 outputs; 122196, 545366): the plane through the three (per op, per MAC, per output element: each output's requantization and store)",
+        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 48881, reference 176371 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 176816, 696658) and op 20 (128→32: 81920 MACs, 640 outputs; 121808, 544978): the plane through the three (per op, per MAC, per output element: each output's requantization and store)",
     },
     alone(
         KernelClass::FullyConnectedF32Small,
@@ -382,92 +382,92 @@ pub const FIGURES: &[Figure] = &[
         KernelClass::BatchMatMul,
         Per::Mac,
         (3.26296, 27.0396),
-        (10867.1, 10836.7),
-        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 99480, reference 708102 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 30984, 140486): the line through both (kernels alone), plus OP_OVERHEAD per op",
+        (10486.1, 10458.7),
+        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 99482, reference 708110 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 30986, 140494): the line through both (kernels alone), plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::Attention,
         Per::Mac,
-        (14.199, 25.120),
+        (13.973, 24.893),
         (0.0, 0.0),
-        "BENCH.md tiny-gpt per-op table, op 12 Attention (2 heads × 16 over 16 cached positions, one query): DSP 14540, reference 25723 instr / 1024 MACs",
+        "BENCH.md tiny-gpt per-op table, op 12 Attention (2 heads × 16 over 16 cached positions, one query): DSP 14308, reference 25490 instr / 1024 MACs",
     ),
     rows(
         KernelClass::KvAppend,
         Per::InputElement,
-        (84.813, 84.813),
+        (77.156, 77.156),
         (0.0, 0.0),
-        "BENCH.md tiny-gpt per-op table, ops 10 and 11 KvAppend: 5428 instr / 64 input elements (one step's 2 × 16 keys, values)",
+        "BENCH.md tiny-gpt per-op table, ops 10 and 11 KvAppend: 4938 instr / 64 input elements (one step's 2 × 16 keys, values)",
     ),
     rows(
         KernelClass::AddI8,
         Per::OutputElement,
-        (16.937, 177.65),
-        (3419.4, 2821.5),
-        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3961, reference 8506 instr each on average) and intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 14259, reference 116517 each on average): the line through both",
+        (16.696, 177.41),
+        (3181.0, 2583.2),
+        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3715, reference 8260 instr each on average) and intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13867, reference 116125 each on average): the line through both",
     ),
     rows(
         KernelClass::AddF32,
         Per::OutputElement,
-        (122.48, 122.48),
+        (108.04, 108.04),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 28 Add (f32 classifier bias): 3307 instr / 27 elements (one small row: per-call overhead included)",
+        "BENCH.md intent-classifier per-op table, op 28 Add (f32 classifier bias): 2917 instr / 27 elements (one small row: per-call overhead included)",
     ),
     rows(
         KernelClass::MulI8,
         Per::OutputElement,
-        (11.02, 66.893),
+        (10.53, 66.403),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 11 Mul (attention scale): DSP 8816, reference 53514 instr / 800 elements",
+        "BENCH.md intent-classifier per-op table, op 11 Mul (attention scale): DSP 8424, reference 53122 instr / 800 elements",
     ),
     rows(
         KernelClass::Transpose,
         Per::OutputElement,
-        (4.8705, 4.8705),
-        (2705.4, 2705.4),
-        "BENCH.md tiny-gpt per-op table, ops 5, 7, 9, 13 Transpose (32 elements: 2861 instr each on average) and intent-classifier per-op table, ops 7, 8, 9, 14 Transpose (640 elements: 5823 each on average): the line through both",
+        (4.6303, 4.6303),
+        (2471.1, 2471.1),
+        "BENCH.md tiny-gpt per-op table, ops 5, 7, 9, 13 Transpose (32 elements: 2619 instr each on average) and intent-classifier per-op table, ops 7, 8, 9, 14 Transpose (640 elements: 5435 each on average): the line through both",
     ),
     rows(
         KernelClass::Gather,
         Per::OutputElement,
-        (3.0863, 3.0863),
-        (2053.7, 2053.7),
-        "BENCH.md tiny-gpt per-op table, ops 0, 1 Gather (32 elements: 2153 instr each on average) and intent-classifier per-op table, op 0 Gather (640 elements: 4029): the line through both",
+        (2.8363, 2.8363),
+        (1820.7, 1820.7),
+        "BENCH.md tiny-gpt per-op table, ops 0, 1 Gather (32 elements: 1912 instr each on average) and intent-classifier per-op table, op 0 Gather (640 elements: 3636): the line through both",
     ),
     rows(
         KernelClass::LayerNorm,
         Per::OutputElement,
-        (43.570, 43.570),
+        (42.966, 42.966),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 23 LayerNorm (f32, the float tail): 27885 instr / 640 elements",
+        "BENCH.md intent-classifier per-op table, op 23 LayerNorm (f32, the float tail): 27498 instr / 640 elements",
     ),
     rows(
         KernelClass::LayerNormI8,
         Per::OutputElement,
-        (213.53, 213.53),
+        (206.0, 206.0),
         (0.0, 0.0),
-        "BENCH.md tiny-gpt per-op table, ops 3, 16, 21 LayerNorm (int8, integer only, 32 elements each): 20499 instr / 96 elements",
+        "BENCH.md tiny-gpt per-op table, ops 3, 16, 21 LayerNorm (int8, integer only, 32 elements each): 19776 instr / 96 elements",
     ),
     rows(
         KernelClass::LayerNormQuantized,
         Per::OutputElement,
-        (70.644, 93.218),
+        (70.053, 92.627),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (640 elements each): DSP 90424, reference 119319 instr / 1280 elements",
+        "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (640 elements each): DSP 89668, reference 118563 instr / 1280 elements",
     ),
     rows(
         KernelClass::Quantize,
         Per::OutputElement,
-        (69.281, 92.281),
+        (57.156, 80.156),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 25 Quantize (the pooled 32 values into the int8 head): DSP 2217, reference 2953 instr / 32 elements",
+        "BENCH.md intent-classifier per-op table, op 25 Quantize (the pooled 32 values into the int8 head): DSP 1829, reference 2565 instr / 32 elements",
     ),
     rows(
         KernelClass::Dequantize,
         Per::OutputElement,
         (8.0163, 8.0163),
-        (1524.6, 1524.6),
-        "BENCH.md intent-classifier per-op table, op 27 Dequantize (27 elements: 1741 instr) and op 22 Dequantize (640 elements: 6655): the line through both",
+        (1137.6, 1137.6),
+        "BENCH.md intent-classifier per-op table, op 27 Dequantize (27 elements: 1354 instr) and op 22 Dequantize (640 elements: 6268): the line through both",
     ),
     alone(
         KernelClass::SoftmaxF32,
@@ -478,9 +478,9 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::Table,
         Per::OutputElement,
-        (5.0028, 5.0028),
-        (1723.8, 1723.8),
-        "BENCH.md tiny-gpt per-op table, op 18 Table (64 elements: 2044 instr) and intent-classifier per-op table, op 19 Table (GELU, 2560 elements: 14531): the line through both",
+        (4.9443, 4.9443),
+        (1486.6, 1486.6),
+        "BENCH.md tiny-gpt per-op table, op 18 Table (64 elements: 1803 instr) and intent-classifier per-op table, op 19 Table (GELU, 2560 elements: 14144): the line through both",
     ),
 ];
 

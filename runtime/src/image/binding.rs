@@ -1329,17 +1329,17 @@ fn unsupported(index: usize, rec: &OpRecord<'_>) -> Error {
 /// 0 and inputs 0 and 1 that decoding it read (each of those records is decoded once for the
 /// op's binding, its parse-time check and its runs).
 ///
-/// Always inlined: as a function of its own it returns `Result<(Bound, Io), Error>` through
-/// memory, and the Cortex-M4 build copied that out with four `memcpy` calls per op.
+/// Always inlined: as a function of its own it returns `Result<(Bound, Places), Error>`
+/// through memory, and the Cortex-M4 build copied that out with four `memcpy` calls per op.
 #[inline(always)]
 pub(crate) fn bind_with_io<'a, const OPS: u128>(
     model: &Model<'a>,
     index: usize,
     rec: &OpRecord<'a>,
-) -> Result<(Bound<'a>, Io), Error> {
+) -> Result<(Bound<'a>, Places), Error> {
     let c = Ctx::new(model, index, rec);
     let b = bind_ctx::<OPS>(&c)?;
-    Ok((b, c.io))
+    Ok((b, c.io.places()))
 }
 
 /// [`bind_with_io`] with the context built.
@@ -1563,9 +1563,8 @@ struct Split<'b> {
     out_end: usize,
 }
 
-fn split<'b>(arena: &'b mut [u8], out: &TensorInfo) -> Result<(Split<'b>, &'b mut [u8]), Error> {
-    let start = out.offset as usize;
-    let end = start + out.len as usize;
+fn split<'b>(arena: &'b mut [u8], out: Place) -> Result<(Split<'b>, &'b mut [u8]), Error> {
+    let (start, end) = out.range();
     if end > arena.len() {
         return Err(Error::ArenaTooSmall {
             needed: end as u32,
@@ -1585,15 +1584,15 @@ fn split<'b>(arena: &'b mut [u8], out: &TensorInfo) -> Result<(Split<'b>, &'b mu
     ))
 }
 
-/// Output 0's tensor record: the interpreter's cached one (`io`) when there is one, else decoded.
-fn output_record(
+/// Where output 0 is: the interpreter's kept place (`io`) when there is one, else decoded.
+fn output_place(
     model: &Model<'_>,
     rec: &OpRecord<'_>,
-    io: Option<&Io>,
-) -> Result<TensorInfo, Error> {
+    io: Option<&Places>,
+) -> Result<Place, Error> {
     match io.and_then(|io| io.y) {
         Some(y) => Ok(y),
-        None => model.tensor(rec.output(0) as usize),
+        None => Ok(Place::of(&model.tensor(rec.output(0) as usize)?)),
     }
 }
 
@@ -1605,11 +1604,11 @@ impl<'b> Split<'b> {
         model: &Model<'b>,
         rec: &OpRecord<'_>,
         k: usize,
-        cached: Option<TensorInfo>,
+        cached: Option<Place>,
         op: usize,
     ) -> Result<&'b [u8], Error> {
         match cached {
-            Some(info) => self.input_info(model, rec.input(k), &info, op),
+            Some(place) => self.input_at(model, rec.input(k), place, op),
             None => self.input(model, rec.input(k), op),
         }
     }
@@ -1619,25 +1618,22 @@ impl<'b> Split<'b> {
     #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
     fn input(&self, model: &Model<'b>, t: u16, op: usize) -> Result<&'b [u8], Error> {
         let info = model.tensor(t as usize)?;
-        self.input_info(model, t, &info, op)
+        self.input_at(model, t, Place::of(&info), op)
     }
 
-    /// [`Self::input`] with tensor `t`'s record already decoded into `info`.
+    /// [`Self::input`] with tensor `t`'s place already known.
     #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
-    fn input_info(
+    fn input_at(
         &self,
         model: &Model<'b>,
         t: u16,
-        info: &TensorInfo,
+        place: Place,
         op: usize,
     ) -> Result<&'b [u8], Error> {
-        if info.storage == Storage::Constant {
+        if place.constant {
             return model.constant(t as usize);
         }
-        let (s, e) = (
-            info.offset as usize,
-            info.offset as usize + info.len as usize,
-        );
+        let (s, e) = place.range();
         if e <= self.out_start {
             self.before.get(s..e)
         } else if s >= self.out_end {
@@ -1661,14 +1657,13 @@ pub(crate) fn run<const OPS: u128>(
     rec: &OpRecord<'_>,
     arena: &mut [u8],
 ) -> Result<(), Error> {
-    let (b, io) = bind_with_io::<OPS>(model, index, rec)?;
-    run_bound::<OPS>(model, index, rec, &b, Some(&io), arena)
+    let (b, places) = bind_with_io::<OPS>(model, index, rec)?;
+    run_bound::<OPS>(model, index, rec, &b, Some(&places), arena)
 }
 
-/// The decoded records of an op's output and first two inputs, kept with its [`Bound`] form by
-/// the interpreter under `std` (and used by `run` for the op it runs). A record that does not
-/// decode (an op without that tensor) is
-/// `None`, and `run_bound` decodes it again, with its error, if the op uses it.
+/// The decoded records of an op's output and first two inputs, read once for the op's binding
+/// and its parse-time check. A record that does not decode (an op without that tensor) is
+/// `None`.
 #[derive(Clone, Copy)]
 pub(crate) struct Io {
     y: Option<TensorInfo>,
@@ -1677,7 +1672,7 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// Decodes the records `run_bound` needs for op `rec` (read by [`bind_with_io`]).
+    /// Decodes the records of op `rec`'s output 0 and inputs 0 and 1.
     fn new(model: &Model<'_>, rec: &OpRecord<'_>) -> Io {
         let t = |i: u16| model.tensor(i as usize).ok();
         Io {
@@ -1686,6 +1681,61 @@ impl Io {
             x2: t(rec.input(1)),
         }
     }
+
+    /// Where the three tensors are: what [`run_bound`] needs of them.
+    fn places(&self) -> Places {
+        let p = |t: &Option<TensorInfo>| t.as_ref().map(Place::of);
+        Places {
+            y: p(&self.y),
+            x: p(&self.x),
+            x2: p(&self.x2),
+        }
+    }
+}
+
+/// Where a tensor's bytes are: all [`run_bound`] reads of its record (a tenth of the record's
+/// size, which matters because the interpreter keeps three per prepared op).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    /// Byte offset in the arena (for a constant: in the constant section; for an alias: the
+    /// base tensor's offset, as in [`TensorInfo::offset`]).
+    offset: u32,
+    /// Byte length.
+    len: u32,
+    /// Whether the bytes are a constant of the image (else the arena's).
+    constant: bool,
+}
+
+impl Place {
+    /// The place of a decoded tensor record.
+    #[inline(always)]
+    fn of(info: &TensorInfo) -> Place {
+        Place {
+            offset: info.offset,
+            len: info.len,
+            constant: info.storage == Storage::Constant,
+        }
+    }
+
+    /// Byte range `start..end` (in `usize`, as the arena is indexed).
+    #[inline(always)]
+    fn range(&self) -> (usize, usize) {
+        (
+            self.offset as usize,
+            self.offset as usize + self.len as usize,
+        )
+    }
+}
+
+/// Where an op's output 0 and inputs 0 and 1 are, kept with its [`Bound`] form by the
+/// interpreter (prepared ops, and its own copy under `std`). `None` for a tensor whose record
+/// did not decode (an op without that tensor): `run_bound` decodes it again, with its error,
+/// if the op uses it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Places {
+    y: Option<Place>,
+    x: Option<Place>,
+    x2: Option<Place>,
 }
 
 /// Runs op `index`, already decoded by [`bind_with_io`] into `b`, over the arena. The interpreter keeps
@@ -1697,7 +1747,7 @@ pub(crate) fn run_bound<const OPS: u128>(
     index: usize,
     rec: &OpRecord<'_>,
     b: &Bound<'_>,
-    io: Option<&Io>,
+    io: Option<&Places>,
     arena: &mut [u8],
 ) -> Result<(), Error> {
     use bytes::{
@@ -1709,8 +1759,8 @@ pub(crate) fn run_bound<const OPS: u128>(
     if matches!(b, Bound::SoftmaxQdq(_) | Bound::LayerNormQdq(_)) {
         return run_with_scratch::<OPS>(model, index, rec, b, arena);
     }
-    let y = output_record(model, rec, io)?;
-    let (s, out) = split(arena, &y)?;
+    let y = output_place(model, rec, io)?;
+    let (s, out) = split(arena, y)?;
     let at = |e: Error| e.with_op(index as u32);
     let x = s.input_of(model, rec, 0, io.and_then(|io| io.x), index)?;
     let x2 = || s.input_of(model, rec, 1, io.and_then(|io| io.x2), index);
@@ -1917,12 +1967,11 @@ impl<'b> Pieces<'b> {
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.edgeloop")]
 fn split_two<'b>(
     arena: &'b mut [u8],
-    a: &TensorInfo,
-    b: &TensorInfo,
+    a: Place,
+    b: Place,
     op: usize,
 ) -> Result<(Pieces<'b>, &'b mut [u8], &'b mut [u8]), Error> {
-    let range = |t: &TensorInfo| (t.offset as usize, t.offset as usize + t.len as usize);
-    let ((a0, a1), (b0, b1)) = (range(a), range(b));
+    let ((a0, a1), (b0, b1)) = (a.range(), b.range());
     let swap = b0 < a0;
     let ((f0, f1), (s0, s1)) = if swap {
         ((b0, b1), (a0, a1))
@@ -1996,7 +2045,7 @@ pub(crate) fn run_split<const OPS: u128>(
     index: usize,
     rec: &OpRecord<'_>,
     b: &Bound<'_>,
-    io: Option<&Io>,
+    io: Option<&Places>,
     arena: &mut [u8],
     pool: &crate::threads::Pool,
 ) -> Option<Result<(), Error>> {
@@ -2042,8 +2091,8 @@ pub(crate) fn run_split<const OPS: u128>(
         return None;
     }
     let r = (|| -> Result<(), Error> {
-        let y = output_record(model, rec, io)?;
-        let (s, out) = split(arena, &y)?;
+        let y = output_place(model, rec, io)?;
+        let (s, out) = split(arena, y)?;
         let x = s.input_of(model, rec, 0, io.and_then(|io| io.x), index)?;
         let x2 = if matches!(b, Bound::BmmI8(_)) {
             s.input_of(model, rec, 1, io.and_then(|io| io.x2), index)?
@@ -2132,7 +2181,7 @@ fn run_with_scratch<const OPS: u128>(
 ) -> Result<(), Error> {
     let y = model.tensor(rec.output(0) as usize)?;
     let scratch = model.tensor(rec.output(1) as usize)?;
-    let (s, out, scr) = split_two(arena, &y, &scratch, index)?;
+    let (s, out, scr) = split_two(arena, Place::of(&y), Place::of(&scratch), index)?;
     let x = bytes::as_i8(s.input(model, rec.input(0), index)?);
     let scr = bytes::as_f32_mut(scr).map_err(|e| e.with_op(index as u32))?;
     let out = bytes::as_i8_mut(out);
@@ -2161,7 +2210,7 @@ fn run_attention<const OPS: u128>(
     };
     let y = model.tensor(rec.output(0) as usize)?;
     let scratch = model.tensor(rec.output(1) as usize)?;
-    let (s, out, scr) = split_two(arena, &y, &scratch, index)?;
+    let (s, out, scr) = split_two(arena, Place::of(&y), Place::of(&scratch), index)?;
     let input = |i: usize| s.input(model, rec.input(i), index);
     let pos = position(input(3)?)?;
     let r = match b {
