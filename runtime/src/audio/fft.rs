@@ -87,7 +87,7 @@ pub fn fft_in_place_reference(re: &mut [i32; FFT_SIZE], im: &mut [i32; FFT_SIZE]
 /// reference's `x · 2^31 ± t + 2^31`, using the negated twiddle for the `−` outputs
 /// ([`butterfly_accumulate`]): the same integers, so the same result, in a form a Cortex-M4 runs
 /// as two multiply-accumulates (`SMLAL`) per output. Bit-exact to the reference; the tests
-/// compare them.
+/// compare them. The same precondition: every component at most 2^30 in magnitude.
 pub fn fft_in_place(re: &mut [i32; FFT_SIZE], im: &mut [i32; FFT_SIZE]) {
     let mut half = 1;
     while half < FFT_SIZE {

@@ -1693,8 +1693,9 @@ impl Io {
     }
 }
 
-/// Where a tensor's bytes are: all [`run_bound`] reads of its record (a tenth of the record's
-/// size, which matters because the interpreter keeps three per prepared op).
+/// Where a tensor's bytes are: all [`run_bound`] reads of its record, in 12 bytes instead of the
+/// whole record's (which matters because every prepared op keeps three: the Cortex-M4's
+/// [`PreparedOp`](crate::PreparedOp) went from 256 to 184 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Place {
     /// Byte offset in the arena (for a constant: in the constant section; for an alias: the
