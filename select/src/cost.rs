@@ -720,36 +720,7 @@ mod tests {
         assert_eq!(FIGURES.len(), CLASSES.len());
     }
 
-    /// `firmware-examples/BENCH.md`, the file every figure cites.
-    const BENCH: &str = include_str!("../../firmware-examples/BENCH.md");
-
-    /// The cells of the table row whose first cell is `label`, in the section whose heading
-    /// starts with `## {section}`.
-    fn bench_row(section: &str, label: &str) -> Vec<String> {
-        let start = BENCH
-            .find(&format!("\n## {section}"))
-            .unwrap_or_else(|| panic!("BENCH.md has no section {section:?}"));
-        let body = &BENCH[start + 1..];
-        let end = body[1..].find("\n#").map_or(body.len(), |e| e + 1);
-        body[..end]
-            .lines()
-            .map(|l| {
-                l.trim()
-                    .trim_matches('|')
-                    .split('|')
-                    .map(|c| c.trim().to_string())
-                    .collect::<Vec<_>>()
-            })
-            .find(|cells| cells.first().is_some_and(|c| c == label))
-            .unwrap_or_else(|| panic!("BENCH.md section {section:?} has no row {label:?}"))
-    }
-
-    /// Cell `i` of a row as a number.
-    fn cell(cells: &[String], i: usize) -> f64 {
-        cells[i]
-            .parse()
-            .unwrap_or_else(|_| panic!("cell {i} of {cells:?} is not a number"))
-    }
+    use crate::bench_md::{cell, row as bench_row};
 
     /// Where a figure's numbers are in BENCH.md.
     enum Source {

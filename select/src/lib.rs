@@ -20,6 +20,8 @@
 //! for both tasks; the keyword selection is int8-only unless asked ([`SelectConfig::precisions`]).
 #![deny(missing_docs)]
 
+#[cfg(test)]
+mod bench_md;
 pub mod cost;
 pub mod device;
 pub mod error;

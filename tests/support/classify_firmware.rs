@@ -20,7 +20,9 @@ use edgeloop_runtime::image::writer::AlignedBytes;
 use edgeloop_runtime::image::DType;
 use edgeloop_runtime::{Interpreter, Model};
 
-use super::kws_firmware::{build_firmware, build_plugin, run_counted, Region, Stats, M4};
+use super::kws_firmware::{
+    build_firmware, build_plugin, number_after, run_counted, Region, Stats, M4,
+};
 
 /// What the host runtime computed for the rows written by [`write_assets`].
 #[derive(Debug, Clone)]
@@ -103,14 +105,6 @@ pub struct ClassifyRun {
     pub stack_bytes: Option<u64>,
 }
 
-/// The number between `prefix` and `suffix` on the first log line holding both.
-fn logged_number(log: &str, prefix: &str, suffix: &str) -> Option<u64> {
-    log.lines().find_map(|l| {
-        let tail = &l[l.find(prefix)? + prefix.len()..];
-        tail[..tail.find(suffix)?].trim().parse().ok()
-    })
-}
-
 /// Builds the `classify` example with the assets in `assets` (see [`write_assets`]) and runs it
 /// on the emulated Cortex-M4F with the instruction-counting plugin; asserts that it passed:
 /// all `inputs` outputs equal the host's byte for byte.
@@ -136,14 +130,7 @@ pub fn run_classify(assets: &Path, work: &Path, inputs: usize) -> ClassifyRun {
         .filter(|r| r.name == "classify model")
         .collect();
     assert_eq!(per_inference.len(), inputs - 1, "log: {log}");
-    assert!(per_inference.iter().all(|r| r.insns > 0), "empty region");
-    let n = per_inference.len() as u64;
-    let model = Stats {
-        mean: per_inference.iter().map(|r| r.insns).sum::<u64>() / n,
-        min: per_inference.iter().map(|r| r.insns).min().unwrap_or(0),
-        max: per_inference.iter().map(|r| r.insns).max().unwrap_or(0),
-        macs: per_inference[0].macs,
-    };
+    let model = Stats::of(&per_inference, "classify model");
     let ops: Vec<Region> = regions
         .iter()
         .filter(|r| r.name.starts_with("classify op "))
@@ -163,8 +150,8 @@ pub fn run_classify(assets: &Path, work: &Path, inputs: usize) -> ClassifyRun {
         model,
         ops,
         classes,
-        arena_bytes: logged_number(&log, "MACs per inference, arena ", "bytes"),
-        stack_bytes: logged_number(&log, "stack high-water mark: ", "bytes"),
+        arena_bytes: number_after(&log, "MACs per inference, arena ", "bytes"),
+        stack_bytes: number_after(&log, "stack high-water mark: ", "bytes"),
         log,
     }
 }

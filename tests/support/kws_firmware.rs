@@ -246,6 +246,21 @@ pub struct Stats {
     pub macs: u64,
 }
 
+impl Stats {
+    /// Mean, fewest and most instructions of `regions` (at least one, none empty), and the
+    /// first one's MACs.
+    pub fn of(regions: &[&Region], what: &str) -> Stats {
+        assert!(!regions.is_empty(), "{what}: no regions");
+        assert!(regions.iter().all(|r| r.insns > 0), "{what}: empty region");
+        Stats {
+            mean: regions.iter().map(|r| r.insns).sum::<u64>() / regions.len() as u64,
+            min: regions.iter().map(|r| r.insns).min().unwrap_or(0),
+            max: regions.iter().map(|r| r.insns).max().unwrap_or(0),
+            macs: regions[0].macs,
+        }
+    }
+}
+
 /// What one run of the `kws` firmware showed.
 #[derive(Debug)]
 pub struct KwsRun {
@@ -263,7 +278,8 @@ pub struct KwsRun {
     pub stack_bytes: Option<u64>,
 }
 
-fn number_after(log: &str, prefix: &str, suffix: &str) -> Option<u64> {
+/// The number between `prefix` and `suffix` on the first log line holding both.
+pub fn number_after(log: &str, prefix: &str, suffix: &str) -> Option<u64> {
     log.lines().find_map(|l| {
         let tail = &l[l.find(prefix)? + prefix.len()..];
         tail[..tail.find(suffix)?].trim().parse().ok()
@@ -286,13 +302,7 @@ pub fn run_kws(assets: &Path, work: &Path, clips: usize) -> KwsRun {
     let stats = |name: &str| {
         let v: Vec<&Region> = regions.iter().filter(|r| r.name == name).collect();
         assert_eq!(v.len(), clips, "{name}: {} regions", v.len());
-        assert!(v.iter().all(|r| r.insns > 0), "{name}: empty region");
-        Stats {
-            mean: v.iter().map(|r| r.insns).sum::<u64>() / v.len() as u64,
-            min: v.iter().map(|r| r.insns).min().unwrap_or(0),
-            max: v.iter().map(|r| r.insns).max().unwrap_or(0),
-            macs: v[0].macs,
-        }
+        Stats::of(&v, name)
     };
     let ops = regions
         .iter()
