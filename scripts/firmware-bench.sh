@@ -6,7 +6,8 @@
 # - executed-instruction counts of the `bench` firmware, built twice (the DSP kernel table and
 #   the scalar reference one, feature `reference-kernels`): whole inference and every op of the
 #   DS-CNN, the demo's intent classifier and a tiny-GPT decode step both ways; kernels on fixed
-#   shapes reference vs DSP (FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul, Attention).
+#   shapes reference vs DSP (FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul, Attention;
+#   Add, the fused LayerNorm and Softmax, Transpose per element) and the f32 kernels.
 # Needs what scripts/test.sh installs (qemu-system-arm, cc and binutils, the thumbv7em target).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -363,9 +363,39 @@ const BENCH_KERNELS: [&str; 12] = [
     "attention",
 ];
 
+/// The bench's int8 element-wise and row kernels on fixed shapes (reference vs DSP table), with
+/// their shapes for the table; counted per element.
+const BENCH_ROW_KERNELS: [(&str, &str); 6] = [
+    (
+        "add_direct",
+        "1×1×8×16 + 1×1×8×16 (below the DSP Add's table threshold)",
+    ),
+    (
+        "add_tabled",
+        "1×1×48×32 + 1×1×48×32 (through the DSP Add's per-input tables)",
+    ),
+    (
+        "layer_norm_quantized",
+        "8 rows of 64 (version 2: Dequantize, f32 LayerNorm, Quantize)",
+    ),
+    (
+        "softmax_quantized",
+        "16 rows of 32 (version 2: Dequantize, scale, f32 Softmax, Quantize)",
+    ),
+    (
+        "transpose_narrow",
+        "1×16×2×8 → 1×2×16×8 (the general path: runs of 8; one kernel in both tables)",
+    ),
+    (
+        "transpose_quarter",
+        "1×8×4×4 → 1×4×8×4 (the general path: runs of 4; one kernel in both tables)",
+    ),
+];
+
 /// The bench's f32 kernels on fixed shapes (the scalar reference: the only f32 kernel), with
-/// their shapes for the table. `mul_f32` and `softmax_f32` count elements where the others count MACs.
-const BENCH_F32_KERNELS: [(&str, &str); 6] = [
+/// their shapes for the table. Mul, Softmax, LayerNorm and GlobalAvgPool count elements where
+/// the others count MACs.
+const BENCH_F32_KERNELS: [(&str, &str); 8] = [
     ("fully_connected_f32", "K 256, N 64, batch 1"),
     (
         "fully_connected_f32_small",
@@ -380,6 +410,11 @@ const BENCH_F32_KERNELS: [(&str, &str); 6] = [
     (
         "softmax_f32",
         "40 rows of 20 (the intent classifier's attention probabilities; elements, not MACs)",
+    ),
+    ("layer_norm_f32", "8 rows of 64 (elements, not MACs)"),
+    (
+        "global_avg_pool_f32",
+        "1×32×1×48: 32 positions of 48 channels (input elements, not MACs)",
     ),
 ];
 
@@ -525,12 +560,42 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
         );
     }
     md.push_str(
+        "\n## int8 element-wise and row kernels on fixed shapes\n\n\
+         Kernel calls alone (no interpreter), random int8 data; each count includes one marker \
+         call (~4 instructions). The fused LayerNorm and Softmax (version 2) run through each \
+         table's Dequantize, f32 kernel and Quantize with a scratch of up to 8 rows, as the image \
+         writer sizes it. Counted per element.\n\n\
+         | kernel | shape | elements | reference instr | reference instr/element | DSP instr | DSP instr/element | speed-up |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (k, shape) in BENCH_ROW_KERNELS {
+        assert!(
+            log.contains(&format!("{k}: DSP output equals the reference")),
+            "{k}"
+        );
+        let r = by_name[format!("{k} reference").as_str()];
+        let d = by_name[format!("{k} dsp").as_str()];
+        assert!(
+            r.macs > 0 && r.insns > 0 && d.insns > 0,
+            "{k}: empty region"
+        );
+        md.push_str(&format!(
+            "| {k} | {shape} | {} | {} | {} | {} | {} | {:.2}x |\n",
+            r.macs,
+            r.insns,
+            per_mac(r),
+            d.insns,
+            per_mac(d),
+            r.insns as f64 / d.insns as f64
+        ));
+    }
+    md.push_str(
         "\n## f32 kernels on fixed shapes\n\n\
          The runtime's f32 kernels (the scalar reference: no DSP variant; the FPU's single-precision \
          instructions, no SIMD), kernel calls alone (no interpreter), random non-zero f32 data in \
          (-1, 1); each count includes one marker call (~4 instructions). Padded Conv2D taps are not \
          counted as MACs (the DS-CNN layer's 25×5×64×40 = 320000 MACs as the compiler counts them \
-         include them); Mul and Softmax count elements.\n\n\
+         include them); Mul, Softmax, LayerNorm and GlobalAvgPool count elements.\n\n\
          | kernel | shape | MACs / elements | instr | instr per MAC / element |\n\
          |---|---|---:|---:|---:|\n",
     );

@@ -18,8 +18,9 @@
 //!   intent classifier's 640-element rows, or the DS-CNN head and a tiny-GPT projection): the
 //!   line through both, a per-op term (the interpreter's decode and checks plus the kernel's
 //!   set-up) and a per-unit slope. Small text models are mostly such ops.
-//! - **A kernel called alone** (the bench's fixed-shape tables): instructions per unit of that
-//!   call, plus [`OP_OVERHEAD`] per op for the interpreter's work the call leaves out.
+//! - **A kernel called alone** (the bench's fixed-shape tables, MAC-counted, element-wise and
+//!   f32): instructions per unit of that call, plus [`OP_OVERHEAD`] per op for the
+//!   interpreter's work the call leaves out.
 //! - **Two or three shapes** where the cost does not scale with MACs alone: the plane through
 //!   them, per MAC and per output element (the multi-row FullyConnected, the pointwise Conv2D:
 //!   each output's requantization) or per output position (the spatial and depthwise Conv2D),
@@ -30,12 +31,13 @@
 //! give 4.77 M, and 5.85 M for the trainer's default c24-b2-s2 where they give 5.98 M (with one
 //! figure per MAC from the 64-channel DS-CNN they had given 3.85 M and 4.25 M: narrow layers pay
 //! per output position and per output); in `tests/select_text.rs` the text winner (a width-16
-//! GPT over 12 tokens) measured 300,204 where they give 281,042 (211,350 with session 18's
-//! figures). Both tests hold the ratio within 0.8–1.25. The ranking of candidates is what the
-//! estimate is for.
+//! GPT over 12 tokens) measured 300,204 where they give 304,115 (281,042 before the int8 Add's
+//! two paths, the general Transpose and the per-row LayerNorm terms had their own kernel rows;
+//! 211,350 with session 18's figures). Both tests hold the ratio within 0.8–1.25. The ranking of
+//! candidates is what the estimate is for.
 //!
 //! On the bench's own images (in sample: the figures come from their rows) the DSP estimate is
-//! 930,772 instructions for the intent classifier (measured 929,010), 6,711,057 for the DS-CNN
+//! 930,831 instructions for the intent classifier (measured 929,104), 6,711,053 for the DS-CNN
 //! (6,711,057) and 115,459 for the tiny-GPT decode step (118,165); with session 18's figures it
 //! was 1,112,500, 6,773,064 and 101,175 (the fused attention Softmax had taken the DS-CNN's
 //! 12-element Softmax figure, 3× its cost). Ops the bench did not measure (free ones such as
@@ -93,14 +95,22 @@ pub enum KernelClass {
     Attention,
     /// `KvAppend` (one step's keys or values into the cache; per input element).
     KvAppend,
-    /// int8 `Add` (cost per output element).
+    /// int8 `Add` with at least [`ADD_TABLE_MIN`] outputs (the Cortex-M4 Add fills a table per
+    /// input, then looks each element up; cost per output element).
     AddI8,
+    /// int8 `Add` with fewer than [`ADD_TABLE_MIN`] outputs (the Cortex-M4 Add computes each
+    /// element directly; cost per output element).
+    AddI8Direct,
     /// f32 `Add` (cost per output element).
     AddF32,
     /// int8 `Mul` (cost per output element).
     MulI8,
-    /// `Transpose` (cost per output element).
+    /// `Transpose` that keeps an innermost axis of 16, 32 or 64 elements (whole runs copied, or
+    /// one copy where the permutation merges to the identity; cost per output element).
     Transpose,
+    /// Any other `Transpose` (the general path: element by element along output rows; per
+    /// output element and per output row).
+    TransposeGeneral,
     /// `Gather` (embedding lookup; cost per output element).
     Gather,
     /// f32 `LayerNorm` (cost per output element).
@@ -122,6 +132,10 @@ pub enum KernelClass {
 
 /// Where a one-row `FullyConnected` switches from the small to the large figure.
 pub const LARGE_FC_MACS: u64 = 4096;
+
+/// Where an int8 `Add` switches from the direct to the tabled figure: the Cortex-M4 Add's own
+/// threshold.
+pub const ADD_TABLE_MIN: u64 = edgeloop_runtime::ops::add::dsp::TABLE_MIN as u64;
 
 /// What a figure counts per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -208,9 +222,11 @@ impl Figure {
 /// op's record decoded, its parameters bound and checked): the DS-CNN's FullyConnected 64 → 12
 /// through the interpreter (BENCH.md ds-cnn per-op table, op 10: 4845 DSP / 8209 reference
 /// instructions) minus the same kernel called alone at that shape (BENCH.md kernel table,
-/// `fully_connected_small`: 2334 / 5698). The same 2511 with both kernel sets. Added per op to
-/// the figures measured as kernel calls alone.
-pub const OP_OVERHEAD: f64 = 2_511.0;
+/// `fully_connected_small`: 2332 / 5701): 2513 with the DSP kernels, 2508 with the reference
+/// ones, and this is their mean. (The kernel rows move by a few instructions when code elsewhere
+/// in the bench firmware changes its layout; the difference was 2511 both ways before.) Added
+/// per op to the figures measured as kernel calls alone.
+pub const OP_OVERHEAD: f64 = 2_510.5;
 
 /// A figure taken from rows through the interpreter: per unit `(DSP, reference)`, per op.
 const fn rows(
@@ -324,9 +340,9 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::GlobalAvgPoolF32,
         Per::InputElement,
-        (10.747, 10.747),
-        (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32): 6878 instr / 640 input elements",
+        (8.44364, 8.44364),
+        (1474.1, 1474.1),
+        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32: 6878 instr) and f32 kernel table, global_avg_pool_f32 (32 positions × 48: 11933 alone, plus OP_OVERHEAD): the line through both (per input element)",
     ),
     rows(
         KernelClass::Softmax,
@@ -402,9 +418,16 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::AddI8,
         Per::OutputElement,
-        (16.696, 177.41),
-        (3181.0, 2583.2),
-        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3715, reference 8260 instr each on average) and intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13867, reference 116125 each on average): the line through both",
+        (11.83677, 176.998),
+        (6291.2, 2846.5),
+        "BENCH.md intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13867, reference 116125 instr each on average) and int8 element-wise table, add_tabled (1536 elements: DSP 21962, reference 272205 alone, plus OP_OVERHEAD): the line through both. The DSP Add's tables cost about 4 k instructions per call and halve the cost of each element",
+    ),
+    rows(
+        KernelClass::AddI8Direct,
+        Per::OutputElement,
+        (33.52257, 179.5747),
+        (2642.6, 2513.9),
+        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3715, reference 8260 instr each on average) and int8 element-wise table, add_direct (128 elements: DSP 4423, reference 22989 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::AddF32,
@@ -420,6 +443,24 @@ pub const FIGURES: &[Figure] = &[
         (0.0, 0.0),
         "BENCH.md intent-classifier per-op table, op 11 Mul (attention scale): DSP 8424, reference 53122 instr / 800 elements",
     ),
+    Figure {
+        class: KernelClass::TransposeGeneral,
+        unit: Pair {
+            dsp: 2.5,
+            reference: 2.5,
+        },
+        op: Pair {
+            dsp: OP_OVERHEAD,
+            reference: OP_OVERHEAD,
+        },
+        output: Pair::ZERO,
+        row: Pair {
+            dsp: 69.28125,
+            reference: 69.28125,
+        },
+        per: Per::OutputElement,
+        source: "BENCH.md int8 element-wise table, transpose_narrow (1×16×2×8 → 1×2×16×8: 256 elements in 32 rows of 8; 2857 instr alone) and transpose_quarter (1×8×4×4 → 1×4×8×4: 128 elements in 32 rows of 4; 2537): OP_OVERHEAD per op and the plane through both (per element, per output row)",
+    },
     rows(
         KernelClass::Transpose,
         Per::OutputElement,
@@ -434,13 +475,24 @@ pub const FIGURES: &[Figure] = &[
         (1820.7, 1820.7),
         "BENCH.md tiny-gpt per-op table, ops 0, 1 Gather (32 elements: 1912 instr each on average) and intent-classifier per-op table, op 0 Gather (640 elements: 3636): the line through both",
     ),
-    rows(
-        KernelClass::LayerNorm,
-        Per::OutputElement,
-        (42.966, 42.966),
-        (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 23 LayerNorm (f32, the float tail): 27498 instr / 640 elements",
-    ),
+    Figure {
+        class: KernelClass::LayerNorm,
+        unit: Pair {
+            dsp: 35.33984,
+            reference: 35.33984,
+        },
+        op: Pair {
+            dsp: OP_OVERHEAD,
+            reference: OP_OVERHEAD,
+        },
+        output: Pair::ZERO,
+        row: Pair {
+            dsp: 118.5,
+            reference: 118.5,
+        },
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, op 23 LayerNorm (f32, the float tail: 20 rows of 32, 27498 instr) and f32 kernel table, layer_norm_f32 (8 rows of 64: 19042 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
+    },
     rows(
         KernelClass::LayerNormI8,
         Per::OutputElement,
@@ -448,13 +500,24 @@ pub const FIGURES: &[Figure] = &[
         (0.0, 0.0),
         "BENCH.md tiny-gpt per-op table, ops 3, 16, 21 LayerNorm (int8, integer only, 32 elements each): 19776 instr / 96 elements",
     ),
-    rows(
-        KernelClass::LayerNormQuantized,
-        Per::OutputElement,
-        (70.053, 92.627),
-        (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (640 elements each): DSP 89668, reference 118563 instr / 1280 elements",
-    ),
+    Figure {
+        class: KernelClass::LayerNormQuantized,
+        unit: Pair {
+            dsp: 58.90625,
+            reference: 81.80469,
+        },
+        op: Pair {
+            dsp: OP_OVERHEAD,
+            reference: OP_OVERHEAD,
+        },
+        output: Pair::ZERO,
+        row: Pair {
+            dsp: 232.625,
+            reference: 222.25,
+        },
+        per: Per::OutputElement,
+        source: "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (20 rows of 32 each: DSP 44863, reference 59311 instr on average) and int8 element-wise table, layer_norm_quantized (8 rows of 64: 32021, 43662 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
+    },
     rows(
         KernelClass::Quantize,
         Per::OutputElement,
@@ -623,10 +686,20 @@ pub fn estimate(image: &[u8], kernels: KernelSet) -> Result<Cost> {
             Some(OpCode::Softmax) if rec.version >= 2 => (0, Some(KernelClass::SoftmaxQuantized)),
             Some(OpCode::Softmax) => (0, Some(KernelClass::Softmax)),
             Some(OpCode::Add) if is_f32(rec.output(0)) => (0, Some(KernelClass::AddF32)),
+            Some(OpCode::Add) if out < ADD_TABLE_MIN => (0, Some(KernelClass::AddI8Direct)),
             Some(OpCode::Add) => (0, Some(KernelClass::AddI8)),
             Some(OpCode::Mul) if is_f32(rec.output(0)) => (0, Some(KernelClass::MulF32)),
             Some(OpCode::Mul) => (0, Some(KernelClass::MulI8)),
-            Some(OpCode::Transpose) => (0, Some(KernelClass::Transpose)),
+            // The runtime's int8 Transpose copies whole runs when the innermost axis stays
+            // innermost and is 16, 32 or 64 wide (read here from the last input and output
+            // dimensions; a permutation that moves another axis of the same size last is
+            // counted as such a run copy too).
+            Some(OpCode::Transpose)
+                if x.last() == y.last() && matches!(y.last(), Some(16 | 32 | 64)) =>
+            {
+                (0, Some(KernelClass::Transpose))
+            }
+            Some(OpCode::Transpose) => (0, Some(KernelClass::TransposeGeneral)),
             Some(OpCode::Gather) => (0, Some(KernelClass::Gather)),
             Some(OpCode::LayerNorm) if is_f32(rec.input(0)) => (0, Some(KernelClass::LayerNorm)),
             Some(OpCode::LayerNorm) if rec.version >= 2 => {
@@ -680,7 +753,7 @@ mod tests {
     use super::*;
 
     /// Every class, for the one-figure-each check.
-    const CLASSES: [KernelClass; 29] = [
+    const CLASSES: [KernelClass; 31] = [
         KernelClass::Conv2dSpatial,
         KernelClass::Conv2dPointwise,
         KernelClass::Depthwise,
@@ -699,9 +772,11 @@ mod tests {
         KernelClass::Attention,
         KernelClass::KvAppend,
         KernelClass::AddI8,
+        KernelClass::AddI8Direct,
         KernelClass::AddF32,
         KernelClass::MulI8,
         KernelClass::Transpose,
+        KernelClass::TransposeGeneral,
         KernelClass::Gather,
         KernelClass::LayerNorm,
         KernelClass::LayerNormI8,
@@ -737,6 +812,8 @@ mod tests {
         /// Rows of the f32 kernel table, as [`Source::Kernel`] (one count for both kernel
         /// sets).
         F32(&'static [(&'static str, u64, u64, u64)]),
+        /// Rows of the int8 element-wise table, as [`Source::Kernel`].
+        Elem(&'static [(&'static str, u64, u64, u64)]),
     }
 
     /// The rows each figure was taken from, in groups: a figure from one group is per unit
@@ -744,7 +821,7 @@ mod tests {
     /// elements are those of the bench images' tensors and of the tables' shapes.
     fn sources(c: KernelClass) -> Vec<Source> {
         use KernelClass as K;
-        use Source::{Kernel, PerOp, F32};
+        use Source::{Elem, Kernel, PerOp, F32};
         const I: &str = "intent-classifier";
         const T: &str = "tiny-gpt";
         const D: &str = "ds-cnn";
@@ -769,7 +846,10 @@ mod tests {
             ],
             K::FullyConnectedLarge => vec![Kernel(&[("fully_connected", 16_384, 64, 1)])],
             K::GlobalAvgPool => vec![PerOp(D, &[(9, "GlobalAvgPool", 8000, 64, 1)])],
-            K::GlobalAvgPoolF32 => vec![PerOp(I, &[(24, "GlobalAvgPool", 640, 32, 1)])],
+            K::GlobalAvgPoolF32 => vec![
+                PerOp(I, &[(24, "GlobalAvgPool", 640, 32, 1)]),
+                F32(&[("global_avg_pool_f32", 1536, 48, 1)]),
+            ],
             K::Softmax => vec![PerOp(D, &[(11, "Softmax", 12, 12, 1)])],
             K::SoftmaxQuantized => vec![PerOp(I, &[(12, "Softmax", 800, 800, 40)])],
             K::FullyConnectedRows => vec![
@@ -807,14 +887,6 @@ mod tests {
             )],
             K::AddI8 => vec![
                 PerOp(
-                    T,
-                    &[
-                        (2, "Add", 32, 32, 1),
-                        (15, "Add", 32, 32, 1),
-                        (20, "Add", 32, 32, 1),
-                    ],
-                ),
-                PerOp(
                     I,
                     &[
                         (1, "Add", 640, 640, 20),
@@ -823,6 +895,18 @@ mod tests {
                         (21, "Add", 640, 640, 20),
                     ],
                 ),
+                Elem(&[("add_tabled", 1536, 1536, 48)]),
+            ],
+            K::AddI8Direct => vec![
+                PerOp(
+                    T,
+                    &[
+                        (2, "Add", 32, 32, 1),
+                        (15, "Add", 32, 32, 1),
+                        (20, "Add", 32, 32, 1),
+                    ],
+                ),
+                Elem(&[("add_direct", 128, 128, 8)]),
             ],
             K::AddF32 => vec![PerOp(I, &[(28, "Add", 27, 27, 1)])],
             K::MulI8 => vec![PerOp(I, &[(11, "Mul", 800, 800, 40)])],
@@ -846,11 +930,18 @@ mod tests {
                     ],
                 ),
             ],
+            K::TransposeGeneral => vec![Elem(&[
+                ("transpose_narrow", 256, 256, 32),
+                ("transpose_quarter", 128, 128, 32),
+            ])],
             K::Gather => vec![
                 PerOp(T, &[(0, "Gather", 32, 32, 1), (1, "Gather", 32, 32, 1)]),
                 PerOp(I, &[(0, "Gather", 640, 640, 20)]),
             ],
-            K::LayerNorm => vec![PerOp(I, &[(23, "LayerNorm", 640, 640, 20)])],
+            K::LayerNorm => vec![
+                PerOp(I, &[(23, "LayerNorm", 640, 640, 20)]),
+                F32(&[("layer_norm_f32", 512, 512, 8)]),
+            ],
             K::LayerNormI8 => vec![PerOp(
                 T,
                 &[
@@ -859,13 +950,16 @@ mod tests {
                     (21, "LayerNorm", 32, 32, 1),
                 ],
             )],
-            K::LayerNormQuantized => vec![PerOp(
-                I,
-                &[
-                    (3, "LayerNorm", 640, 640, 20),
-                    (17, "LayerNorm", 640, 640, 20),
-                ],
-            )],
+            K::LayerNormQuantized => vec![
+                PerOp(
+                    I,
+                    &[
+                        (3, "LayerNorm", 640, 640, 20),
+                        (17, "LayerNorm", 640, 640, 20),
+                    ],
+                ),
+                Elem(&[("layer_norm_quantized", 512, 512, 8)]),
+            ],
             K::Quantize => vec![PerOp(I, &[(25, "Quantize", 32, 32, 1)])],
             K::Dequantize => vec![
                 PerOp(I, &[(27, "Dequantize", 27, 27, 1)]),
@@ -880,7 +974,8 @@ mod tests {
     }
 
     /// The interpreter's per-op work is the DS-CNN head through the interpreter minus the
-    /// same kernel alone, with both kernel sets.
+    /// same kernel alone, with both kernel sets (within the few instructions by which code
+    /// layout moves the kernel rows).
     #[test]
     fn op_overhead_is_the_bench_rows_difference() {
         let through = bench_row("ds-cnn: per op", "op 10 FullyConnected");
@@ -888,7 +983,7 @@ mod tests {
         assert_eq!(cell(&alone, 1), 768.0);
         for (t, a) in [(4, 4), (2, 2)] {
             let got = cell(&through, t) - cell(&alone, a);
-            assert!((got - OP_OVERHEAD).abs() < 1.0, "{got} vs {OP_OVERHEAD}");
+            assert!((got - OP_OVERHEAD).abs() <= 2.5, "{got} vs {OP_OVERHEAD}");
         }
     }
 
@@ -934,6 +1029,12 @@ mod tests {
                         for &(name, units, outputs, rows_) in kernels {
                             let cells = bench_row("f32 kernels on fixed shapes", name);
                             rows.push((cells, (3, 3), OP_OVERHEAD, size(units, outputs, rows_)));
+                        }
+                    }
+                    Source::Elem(kernels) => {
+                        for &(name, units, outputs, rows_) in kernels {
+                            let cells = bench_row("int8 element-wise and row kernels", name);
+                            rows.push((cells, (5, 3), OP_OVERHEAD, size(units, outputs, rows_)));
                         }
                     }
                 }

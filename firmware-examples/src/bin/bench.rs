@@ -4,8 +4,11 @@
 //!    FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul (attention's Q·Kᵀ and P·V) and the
 //!    tiny GPT's int8 attention op over its KV cache; then the f32 kernels (FullyConnected at the
 //!    int8 row's shape and at the DS-CNN head's, Conv2D at the int8 row's shape and at the
-//!    DS-CNN's first layer, Mul by a scalar: the scalar reference is the only f32 kernel); then
-//!    random shapes and values through each DSP kernel and the reference ([`sweep`]);
+//!    DS-CNN's first layer, Mul by a scalar, Softmax, LayerNorm, GlobalAvgPool: the scalar
+//!    reference is the only f32 kernel); then the int8 element-wise and row kernels (Add on both
+//!    of the Cortex-M4 Add's paths, the fused LayerNorm and Softmax, the general Transpose), per
+//!    element, reference table against the Cortex-M4 table; then random shapes and values
+//!    through each DSP kernel and the reference ([`sweep`]);
 //! 2. every op of the DS-CNN classifier (one inference), of the demo's intent classifier (one
 //!    inference on its first test input) and of the tiny GPT (one decode step at the last cache
 //!    position), through the interpreter's per-op hook, with the kernels the firmware links (the
@@ -21,6 +24,7 @@ use core::hint::black_box;
 use edgeloop_firmware_examples::bench::{macs, mark, op_name};
 use edgeloop_firmware_examples::{arena, assets, board, stack, sweep};
 use edgeloop_runtime::arch::{cortex_m::dot_offset_i8_dsp, dot_offset_i8, DotKernel};
+use edgeloop_runtime::ops::add::{self, AddParams, AddRequant};
 use edgeloop_runtime::ops::attention::{self, AttentionParams, KvShape};
 use edgeloop_runtime::ops::batch_matmul::{self, BatchMatMulParams, BatchMatMulShape};
 use edgeloop_runtime::ops::conv2d::{self, Conv2dF32Params, Conv2dParams, Conv2dShape};
@@ -28,9 +32,15 @@ use edgeloop_runtime::ops::depthwise_conv2d::{self, DepthwiseConv2dParams};
 use edgeloop_runtime::ops::fully_connected::{
     self, FullyConnectedF32Params, FullyConnectedParams, FullyConnectedShape,
 };
+use edgeloop_runtime::ops::layer_norm::quantized::QuantizedLayerNormParams;
+use edgeloop_runtime::ops::layer_norm::{self, LayerNormF32Params};
 use edgeloop_runtime::ops::mul::{self, MulF32Params};
+use edgeloop_runtime::ops::pooling::{self, GlobalAvgPoolF32Params};
+use edgeloop_runtime::ops::quantize::QuantizeParams;
+use edgeloop_runtime::ops::softmax::quantized::QuantizedSoftmaxParams;
 use edgeloop_runtime::ops::softmax::{self, SoftmaxF32Params, SoftmaxShape};
-use edgeloop_runtime::ops::{BroadcastShape, ClampF32, ClampI8, Padding};
+use edgeloop_runtime::ops::transpose::{self, TransposeParams};
+use edgeloop_runtime::ops::{BroadcastShape, ClampF32, ClampI8, KernelTable, Padding};
 use edgeloop_runtime::{Interpreter, Model, PreparedOp};
 
 /// xorshift32 fill: fixed pseudo-random int8 data (not zeros: data-dependent paths run).
@@ -168,6 +178,8 @@ const MUL_DIMS: [u32; 4] = [1, 1, 20, 16];
 const PREPARED_SLOTS: usize = 48;
 static mut PREPARED: [PreparedOp<'static>; PREPARED_SLOTS] = [PreparedOp::EMPTY; PREPARED_SLOTS];
 const MUL_N: usize = 20 * 16;
+/// The f32 GlobalAvgPool's input (NHWC: 32 positions of 48 channels).
+const GAP_DIMS: [u32; 4] = [1, 32, 1, 48];
 
 struct F32Buffers {
     /// Weights of every f32 row (the largest: FullyConnected's 256 × 64).
@@ -503,6 +515,178 @@ fn kernels(buf: &mut Buffers) -> bool {
     ok
 }
 
+/// Elements of the int8 Add rows: below and above the Cortex-M4 Add's table threshold
+/// (`add::dsp::TABLE_MIN`), where it computes each element directly or through per-input tables.
+const ADD_DIRECT: [u32; 4] = [1, 1, 8, 16];
+const ADD_TABLED: [u32; 4] = [1, 1, 48, 32];
+/// The fused int8 LayerNorm's rows (`[rows, cols]`) and the fused int8 Softmax's (`[rows,
+/// depth]`): other widths than the intent classifier's 20 × 32 and 40 × 20.
+const LN_SHAPE: [usize; 2] = [8, 64];
+const SM_SHAPE: [usize; 2] = [16, 32];
+/// Rows the fused ops' scratch holds at once, as the image writer sizes it
+/// (`FUSED_SOFTMAX_GROUP`).
+const FUSED_GROUP: usize = 8;
+const ROW_LEN: usize = 48 * 32;
+
+/// Buffers of the element-wise and row kernels.
+struct RowBuffers {
+    x1: [i8; ROW_LEN],
+    x2: [i8; ROW_LEN],
+    y_ref: [i8; ROW_LEN],
+    y_dsp: [i8; ROW_LEN],
+    scratch: [f32; 2 * 64 * FUSED_GROUP],
+    gamma: [f32; 64],
+    beta: [f32; 64],
+}
+
+static mut ROW_BUFFERS: RowBuffers = RowBuffers {
+    x1: [0; ROW_LEN],
+    x2: [0; ROW_LEN],
+    y_ref: [0; ROW_LEN],
+    y_dsp: [0; ROW_LEN],
+    scratch: [0.0; 2 * 64 * FUSED_GROUP],
+    gamma: [0.0; 64],
+    beta: [0.0; 64],
+};
+
+/// int8 element-wise and row kernels alone on fixed shapes, the reference table's against the
+/// Cortex-M4 table's, each pair of outputs compared: Add on both of the DSP Add's paths, the
+/// fused LayerNorm and Softmax (version 2: f32 inside, through each table's Dequantize, f32
+/// kernel and Quantize), and Transpose where the innermost axis stays but is not 16, 32 or 64
+/// wide (the general path; Transpose is one kernel in both tables). Counted per element.
+fn kernels_rows(buf: &mut RowBuffers) -> bool {
+    let mut ok = true;
+    fill(&mut buf.x1, 21);
+    fill(&mut buf.x2, 22);
+    for (i, (g, b)) in buf.gamma.iter_mut().zip(buf.beta.iter_mut()).enumerate() {
+        *g = 0.75 + (i % 7) as f32 * 0.0625;
+        *b = (i % 5) as f32 * 0.125 - 0.25;
+    }
+    let reference = KernelTable::reference();
+    let linked = edgeloop_runtime::arch::ops_table_compile_time();
+
+    let Some(requant) = AddRequant::new(0.05, 0.07, 0.09) else {
+        defmt::error!("add bench scales rejected");
+        return false;
+    };
+    for (name, dims) in [("add_direct", ADD_DIRECT), ("add_tabled", ADD_TABLED)] {
+        let n = dims.iter().product::<u32>() as usize;
+        let p = AddParams {
+            shape: BroadcastShape::same(dims),
+            input1_zero_point: -3,
+            input2_zero_point: 5,
+            output_zero_point: -1,
+            requant,
+            activation: ClampI8::NONE,
+        };
+        if add::check_i8(&p, n, n, n).is_err() {
+            defmt::error!("{} bench parameters rejected", name);
+            return false;
+        }
+        let (x1, x2) = (&buf.x1[..n], &buf.x2[..n]);
+        let a0 = mark();
+        add::reference::eval_i8(black_box(&p), x1, x2, &mut buf.y_ref[..n]);
+        let a1 = mark();
+        add::dsp::eval_i8(black_box(&p), x1, x2, &mut buf.y_dsp[..n]);
+        let a2 = mark();
+        region(name, "reference", a0, a1, n as u64);
+        region(name, "dsp", a1, a2, n as u64);
+        ok &= equal_line(name, buf.y_ref[..n] == buf.y_dsp[..n]);
+    }
+
+    let input = QuantizeParams {
+        scale: 0.04,
+        zero_point: 3,
+    };
+    let output = QuantizeParams {
+        scale: 0.03,
+        zero_point: -2,
+    };
+    let [rows, cols] = LN_SHAPE;
+    let n = rows * cols;
+    let ln = QuantizedLayerNormParams {
+        norm: LayerNormF32Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            epsilon: 1e-5,
+            gamma: &buf.gamma[..cols],
+            beta: &buf.beta[..cols],
+        },
+        input,
+        output,
+    };
+    let scratch = &mut buf.scratch[..2 * cols * FUSED_GROUP];
+    if layer_norm::quantized::check(&ln, n, scratch.len(), n).is_err() {
+        defmt::error!("layer_norm_quantized bench parameters rejected");
+        return false;
+    }
+    let x = &buf.x1[..n];
+    let l0 = mark();
+    layer_norm::quantized::eval_with(&reference, black_box(&ln), x, scratch, &mut buf.y_ref[..n]);
+    let l1 = mark();
+    layer_norm::quantized::eval_with(&linked, black_box(&ln), x, scratch, &mut buf.y_dsp[..n]);
+    let l2 = mark();
+    region("layer_norm_quantized", "reference", l0, l1, n as u64);
+    region("layer_norm_quantized", "dsp", l1, l2, n as u64);
+    ok &= equal_line("layer_norm_quantized", buf.y_ref[..n] == buf.y_dsp[..n]);
+
+    let [rows, depth] = SM_SHAPE;
+    let n = rows * depth;
+    let sm = QuantizedSoftmaxParams {
+        shape: SoftmaxShape {
+            outer: rows as u32,
+            depth: depth as u32,
+        },
+        input,
+        pre_scale: Some(0.35),
+        mask: None,
+        beta: 1.0,
+        output: QuantizeParams {
+            scale: 1.0 / 256.0,
+            zero_point: -128,
+        },
+    };
+    let scratch = &mut buf.scratch[..2 * depth * FUSED_GROUP];
+    if softmax::quantized::check(&sm, n, scratch.len(), n).is_err() {
+        defmt::error!("softmax_quantized bench parameters rejected");
+        return false;
+    }
+    let x = &buf.x2[..n];
+    let s0 = mark();
+    softmax::quantized::eval_with(&reference, black_box(&sm), x, scratch, &mut buf.y_ref[..n]);
+    let s1 = mark();
+    softmax::quantized::eval_with(&linked, black_box(&sm), x, scratch, &mut buf.y_dsp[..n]);
+    let s2 = mark();
+    region("softmax_quantized", "reference", s0, s1, n as u64);
+    region("softmax_quantized", "dsp", s1, s2, n as u64);
+    ok &= equal_line("softmax_quantized", buf.y_ref[..n] == buf.y_dsp[..n]);
+
+    // Attention's head split `[tokens, heads, d] → [heads, tokens, d]` with d = 8 and d = 4.
+    for (name, dims) in [
+        ("transpose_narrow", [1, 16, 2, 8]),
+        ("transpose_quarter", [1, 8, 4, 4]),
+    ] {
+        let p = TransposeParams {
+            input_dims: dims,
+            perm: [0, 2, 1, 3],
+        };
+        let n = dims.iter().product::<u32>() as usize;
+        if transpose::check(&p, n, n).is_err() {
+            defmt::error!("{} bench parameters rejected", name);
+            return false;
+        }
+        let x = &buf.x1[..n];
+        transpose::eval::<i8>(&p, x, &mut buf.y_ref[..n]);
+        let t0 = mark();
+        transpose::eval_i8(black_box(&p), x, &mut buf.y_dsp[..n]);
+        let t1 = mark();
+        region(name, "reference", t0, t1, n as u64);
+        region(name, "dsp", t0, t1, n as u64);
+        ok &= equal_line(name, buf.y_ref[..n] == buf.y_dsp[..n]);
+    }
+    ok
+}
+
 /// Logs whether the f32 output of row `name` is finite and not all zero (the kernel ran on
 /// the random data).
 fn f32_output_line(name: &str, y: &[f32]) -> bool {
@@ -656,6 +840,49 @@ fn kernels_f32(buf: &mut F32Buffers) -> bool {
     let s1 = mark();
     region("softmax_f32", "reference", s0, s1, sn as u64);
     ok &= f32_output_line("softmax_f32", black_box(&buf.y[..sn]));
+
+    // LayerNorm over 8 rows of 64 (a float tail's, at another width than the intent
+    // classifier's 20 × 32). Counted per element.
+    let [rows, cols] = LN_SHAPE;
+    let n = rows * cols;
+    let (gamma, rest) = buf.w.split_at(cols);
+    let lp = LayerNormF32Params {
+        rows: rows as u32,
+        cols: cols as u32,
+        epsilon: 1e-5,
+        gamma,
+        beta: &rest[..cols],
+    };
+    if layer_norm::check_f32(&lp, n, n).is_err() {
+        defmt::error!("layer_norm_f32 bench parameters rejected");
+        return false;
+    }
+    let (x, y) = (&buf.x[..n], &mut buf.y[..n]);
+    let l0 = mark();
+    layer_norm::reference::eval_f32(black_box(&lp), x, y);
+    let l1 = mark();
+    region("layer_norm_f32", "reference", l0, l1, n as u64);
+    ok &= f32_output_line("layer_norm_f32", black_box(&buf.y[..n]));
+
+    // GlobalAvgPool over 32 positions of 48 channels (a text classifier's mean over tokens).
+    let gp = GlobalAvgPoolF32Params {
+        input: GAP_DIMS,
+        activation: ClampF32::NONE,
+    };
+    let (n, c) = (
+        GAP_DIMS.iter().product::<u32>() as usize,
+        GAP_DIMS[3] as usize,
+    );
+    if pooling::check_global_avg_f32(&gp, n, c).is_err() {
+        defmt::error!("global_avg_pool_f32 bench parameters rejected");
+        return false;
+    }
+    let (x, y) = (&buf.x[..n], &mut buf.y[..c]);
+    let g0 = mark();
+    pooling::reference::eval_global_avg_f32(black_box(&gp), x, y);
+    let g1 = mark();
+    region("global_avg_pool_f32", "reference", g0, g1, n as u64);
+    ok &= f32_output_line("global_avg_pool_f32", black_box(&buf.y[..c]));
     ok
 }
 
@@ -749,6 +976,8 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
     let mut ok = kernels(buf);
     // SAFETY: as BUFFERS: called once, the only reference to F32_BUFFERS.
     ok &= kernels_f32(unsafe { &mut *core::ptr::addr_of_mut!(F32_BUFFERS) });
+    // SAFETY: as BUFFERS: called once, the only reference to ROW_BUFFERS.
+    ok &= kernels_rows(unsafe { &mut *core::ptr::addr_of_mut!(ROW_BUFFERS) });
     ok &= sweep::run();
     let Some(arena) = arena::take() else {
         defmt::error!("arena already taken");
