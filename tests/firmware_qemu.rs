@@ -348,10 +348,11 @@ fn speed_up_row(name: &str, macs: u64, r: &Region, d: &Region) -> String {
 }
 
 /// Kernels of the bench's fixed-shape table (reference vs DSP, both in one firmware).
-const BENCH_KERNELS: [&str; 12] = [
+const BENCH_KERNELS: [&str; 13] = [
     "dot",
     "fully_connected",
     "fully_connected_small",
+    "fully_connected_rows_narrow",
     "conv2d",
     "conv2d_pointwise",
     "conv2d_first_narrow",
@@ -528,7 +529,7 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
         "\n## Kernels on fixed shapes\n\n\
          Random int8 data; each count includes one marker call (~4 instructions). FullyConnected K 256 \
          N 64 batch 1, and K 64 N 12 (`fully_connected_small`: the DS-CNN head's shape, the kernel \
-         alone, without the interpreter's per-op work); Conv2D and DepthwiseConv2D 10×10×16, 3×3, pad 1 (padded taps not counted as \
+         alone, without the interpreter's per-op work), and K 16 N 32 over 8 rows (`fully_connected_rows_narrow`: a narrow text model's per-token layer); Conv2D and DepthwiseConv2D 10×10×16, 3×3, pad 1 (padded taps not counted as \
          MACs), and Conv2D 1×1 on the same input (`conv2d_pointwise`, 16 out); \
          `conv2d_first_narrow`: the DS-CNN's first layer with 16 channels (49×10×1, 10×4, stride 2, \
          SAME; MACs with padded taps, as the compiler counts them); BatchMatMul as in the intent classifier's attention (2 heads, 20 tokens, head width \

@@ -235,14 +235,16 @@ fn kernels(buf: &mut Buffers) -> bool {
     ok &= equal_line("dot", r == d);
 
     // FullyConnected, batch 1: K 256 N 64, and the DS-CNN head's K 64 N 12 (the kernel alone;
-    // the per-op table's row for that head adds the interpreter's per-op work).
-    for (name, k, n) in [
-        ("fully_connected", FC_K, FC_N),
-        ("fully_connected_small", FC_SMALL_K, FC_SMALL_N),
+    // the per-op table's row for that head adds the interpreter's per-op work); and over 8 rows
+    // (tokens) with K 16, N 32, as a narrow text model's per-token layers.
+    for (name, batch, k, n) in [
+        ("fully_connected", 1, FC_K, FC_N),
+        ("fully_connected_small", 1, FC_SMALL_K, FC_SMALL_N),
+        ("fully_connected_rows_narrow", 8, 16, 32),
     ] {
         let fc = FullyConnectedParams {
             shape: FullyConnectedShape {
-                batch: 1,
+                batch: batch as u32,
                 in_features: k as u32,
                 out_features: n as u32,
             },
@@ -254,15 +256,19 @@ fn kernels(buf: &mut Buffers) -> bool {
             output_shift: &shift[..n],
             activation: ClampI8::NONE,
         };
-        let x = &buf.a[..k];
+        let (x, n_out) = (&buf.a[..batch * k], batch * n);
+        if fully_connected::check_i8(&fc, x.len(), n_out).is_err() {
+            defmt::error!("{} bench parameters rejected", name);
+            return false;
+        }
         let m0 = mark();
-        fully_connected::reference::eval_i8(black_box(&fc), x, &mut buf.out_ref[..n]);
+        fully_connected::reference::eval_i8(black_box(&fc), x, &mut buf.out_ref[..n_out]);
         let m1 = mark();
-        fully_connected::dsp::eval_i8(black_box(&fc), x, &mut buf.out_dsp[..n]);
+        fully_connected::dsp::eval_i8(black_box(&fc), x, &mut buf.out_dsp[..n_out]);
         let m2 = mark();
-        region(name, "reference", m0, m1, (k * n) as u64);
-        region(name, "dsp", m1, m2, (k * n) as u64);
-        ok &= equal_line(name, buf.out_ref[..n] == buf.out_dsp[..n]);
+        region(name, "reference", m0, m1, (batch * k * n) as u64);
+        region(name, "dsp", m1, m2, (batch * k * n) as u64);
+        ok &= equal_line(name, buf.out_ref[..n_out] == buf.out_dsp[..n_out]);
     }
 
     // Conv2D 3x3, stride 1, padding 1, NHWC.
