@@ -366,7 +366,7 @@ const BENCH_KERNELS: [&str; 13] = [
 
 /// The bench's int8 element-wise and row kernels on fixed shapes (reference vs DSP table), with
 /// their shapes for the table; counted per element.
-const BENCH_ROW_KERNELS: [(&str, &str); 6] = [
+const BENCH_ROW_KERNELS: [(&str, &str); 8] = [
     (
         "add_direct",
         "1×1×8×16 + 1×1×8×16 (below the DSP Add's table threshold)",
@@ -390,6 +390,14 @@ const BENCH_ROW_KERNELS: [(&str, &str); 6] = [
     (
         "transpose_quarter",
         "1×8×4×4 → 1×4×8×4 (the general path: runs of 4; one kernel in both tables)",
+    ),
+    (
+        "transpose_runs",
+        "1×16×4×16 → 1×4×16×16 (whole runs of 16 copied; one kernel in both tables)",
+    ),
+    (
+        "transpose_copy",
+        "1×1×32×40 → 1×32×40×1 (the identity once size-1 axes are dropped: one copy; one kernel in both tables)",
     ),
 ];
 

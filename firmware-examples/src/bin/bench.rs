@@ -558,8 +558,9 @@ static mut ROW_BUFFERS: RowBuffers = RowBuffers {
 /// int8 element-wise and row kernels alone on fixed shapes, the reference table's against the
 /// Cortex-M4 table's, each pair of outputs compared: Add on both of the DSP Add's paths, the
 /// fused LayerNorm and Softmax (version 2: f32 inside, through each table's Dequantize, f32
-/// kernel and Quantize), and Transpose where the innermost axis stays but is not 16, 32 or 64
-/// wide (the general path; Transpose is one kernel in both tables). Counted per element.
+/// kernel and Quantize), and Transpose on each of its paths: the general one (an innermost axis
+/// not 16, 32 or 64 wide), whole runs, one copy (Transpose is one kernel in both tables).
+/// Counted per element.
 fn kernels_rows(buf: &mut RowBuffers) -> bool {
     let mut ok = true;
     fill(&mut buf.x1, 21);
@@ -667,14 +668,18 @@ fn kernels_rows(buf: &mut RowBuffers) -> bool {
     region("softmax_quantized", "dsp", s1, s2, n as u64);
     ok &= equal_line("softmax_quantized", buf.y_ref[..n] == buf.y_dsp[..n]);
 
-    // Attention's head split `[tokens, heads, d] → [heads, tokens, d]` with d = 8 and d = 4.
-    for (name, dims) in [
-        ("transpose_narrow", [1, 16, 2, 8]),
-        ("transpose_quarter", [1, 8, 4, 4]),
+    // Attention's head split `[tokens, heads, d] → [heads, tokens, d]` with d = 8 and d = 4
+    // (the general path) and d = 16 (whole runs copied); and a layout change that only moves a
+    // size-1 axis (`[1, 1, h, w] → [1, h, w, 1]`: one copy once merged).
+    for (name, dims, perm) in [
+        ("transpose_narrow", [1, 16, 2, 8], [0, 2, 1, 3]),
+        ("transpose_quarter", [1, 8, 4, 4], [0, 2, 1, 3]),
+        ("transpose_runs", [1, 16, 4, 16], [0, 2, 1, 3]),
+        ("transpose_copy", [1, 1, 32, 40], [0, 2, 3, 1]),
     ] {
         let p = TransposeParams {
             input_dims: dims,
-            perm: [0, 2, 1, 3],
+            perm,
         };
         let n = dims.iter().product::<u32>() as usize;
         if transpose::check(&p, n, n).is_err() {
