@@ -31,14 +31,18 @@ if [ "$SANITIZER" != address ]; then
 fi
 export PATH="$TOOLS/bin:$PATH"
 
-ALL_TARGETS=(parse_invoke frame_decode ingest_stream onnx_compile dataset_read serve_text)
+ALL_TARGETS=(parse_invoke frame_decode ingest_stream onnx_compile dataset_read serve_text wav_parse
+  checkpoint_load)
 # Longest input each target explores. Model images: 32 KiB keeps the int8 example models
 # (MLP 21 KB, DS-CNN 31 KB) and drops the f32 ones (69 and 92 KB, truncated to invalid images):
 # with them in the corpus each execution runs a full DS-CNN and the rate fell to ~20/s on 2
-# loaded cores. A telemetry frame is at most 256 bytes encoded.
+# loaded cores. A telemetry frame is at most 256 bytes encoded. WAV: 8 KiB is a quarter-second
+# clip (the round trip is linear in it; a Speech Commands clip is 32 KiB and adds nothing but
+# time). Checkpoints: 32 KiB holds the tiny GPT/BERT seeds with optimizer moments (up to 21 KB).
 declare -A MAX_LEN=(
   [parse_invoke]=32768 [frame_decode]=512 [ingest_stream]=4096
   [onnx_compile]=65536 [dataset_read]=8192 [serve_text]=4096
+  [wav_parse]=8192 [checkpoint_load]=32768
 )
 
 default_s="${1:-60}"
@@ -74,6 +78,7 @@ step "build ($SANITIZER sanitizer, release with debug assertions)"
 declare -A FEATURES=(
   [parse_invoke]="" [frame_decode]="" [ingest_stream]=ingest
   [onnx_compile]=onnx [dataset_read]=dataset [serve_text]=dataset
+  [wav_parse]=dataset [checkpoint_load]=dataset
 )
 if [ "${FUZZ_BUILD:-1}" = 1 ]; then
   for t in "${targets[@]}"; do

@@ -11,10 +11,14 @@
 //! | `onnx_compile` | `onnx` | `OnnxModel::from_bytes`, `compile` (ONNX → image) |
 //! | `dataset_read` | `dataset` | the trainer's JSONL/CSV/text `RecordReader` and text filters |
 //! | `serve_text` | `text` | tokenizing a request's `text` field (`Tokenizer::encode`) |
+//! | `wav_parse` | `wav` | the trainer's WAV reader (`audio::wav::parse`), re-encoding round trip |
+//! | `checkpoint_load` | `checkpoint` | checkpoint `verify` and `load` (manifest, safetensors, JSON), model configs (`validate`, `Gpt::new`, `Bert::new`), resume, `load_hf_bert` |
 
 pub mod frame;
 pub mod image;
 
+#[cfg(feature = "dataset")]
+pub mod checkpoint;
 #[cfg(feature = "dataset")]
 pub mod dataset;
 #[cfg(feature = "ingest")]
@@ -23,5 +27,7 @@ pub mod ingest;
 pub mod onnx;
 #[cfg(feature = "dataset")]
 pub mod text;
+#[cfg(feature = "dataset")]
+pub mod wav;
 
 pub use image::{fuzz_one, parse_and_invoke, MAX_ARENA};

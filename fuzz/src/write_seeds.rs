@@ -8,6 +8,11 @@
 //! - `onnx_compile`: the quantizer's test models (fp32) and their int8 QDQ exports (`quantize`).
 //! - `dataset_read`: a generated lab corpus as JSONL, CSV, text lines and paragraphs.
 //! - `serve_text`: request texts from the generated corpus.
+//! - `wav_parse`: 16 kHz clips from the trainer's WAV writer (`wav::encode`), one with a `LIST`
+//!   chunk before `fmt `, one with a WAVE_FORMAT_EXTENSIBLE `fmt ` chunk.
+//! - `checkpoint_load`: tiny GPT and BERT checkpoints written by `checkpoint::save` (with and
+//!   without optimizer moments and training state, with their own manifest or sealed by the
+//!   target), and model configs on their own.
 //!
 //! With `--smoke N`, also runs each target's property on its seeds and on N seeded single-byte
 //! mutations of each seed — a stable-toolchain smoke test (no libFuzzer needed).
@@ -24,11 +29,21 @@ use edgeloop_runtime::telemetry::{
     encode_frame, DriftAlarm, DriftSource, Feedback, Frame, Header, Heartbeat, InferenceSummary,
     InputSummary, ModelRef, Record, Recorder, Sample, Thumbs, FORMAT_VERSION, MAX_FRAME_LEN,
 };
+use edgeloop_trainer::audio::wav;
+use edgeloop_trainer::candle_core::Device;
+use edgeloop_trainer::checkpoint::{
+    self, CONFIG_FILE, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
+};
 use edgeloop_trainer::corpus::{generate, CorpusConfig};
 use edgeloop_trainer::data::Format;
+use edgeloop_trainer::models::{Bert, BuildOptions, Gpt, ModelSpec, Params};
+use edgeloop_trainer::optim::{AdamW, AdamWConfig};
+use edgeloop_trainer::train::TrainState;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 type Seeds = Vec<(String, Vec<u8>)>;
+/// A target's name, its seeds and its property.
+type Target = (&'static str, Seeds, fn(&[u8]));
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -37,7 +52,7 @@ fn main() -> Result<()> {
         None => 0,
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let targets: [(&str, Seeds, fn(&[u8])); 6] = [
+    let targets: [Target; 8] = [
         ("parse_invoke", image_seeds()?, edgeloop_fuzz::fuzz_one),
         (
             "frame_decode",
@@ -60,6 +75,12 @@ fn main() -> Result<()> {
             edgeloop_fuzz::dataset::fuzz_dataset,
         ),
         ("serve_text", text_seeds(), edgeloop_fuzz::text::fuzz_text),
+        ("wav_parse", wav_seeds()?, edgeloop_fuzz::wav::fuzz_wav),
+        (
+            "checkpoint_load",
+            checkpoint_seeds()?,
+            edgeloop_fuzz::checkpoint::fuzz_checkpoint,
+        ),
     ];
     for (target, seeds, property) in &targets {
         write(&root.join(target), seeds)?;
@@ -316,4 +337,109 @@ fn text_seeds() -> Seeds {
         .enumerate()
         .map(|(i, r)| (format!("request-{i}.txt"), r.text.into_bytes()))
         .collect()
+}
+
+fn wav_seeds() -> Result<Seeds> {
+    // A chirp-like clip (deterministic), 1000 samples at 16 kHz.
+    let samples: Vec<i16> = (0..1000)
+        .map(|i: i32| ((i * i / 7 % 2000 - 1000) * 30) as i16)
+        .collect();
+    let plain = wav::encode(16_000, &samples)?;
+    // A LIST chunk of odd size (padded) before `fmt `, as recorders write.
+    let mut list = plain.clone();
+    let chunk = [b"LIST".as_slice(), &5u32.to_le_bytes(), b"INFOa", &[0]].concat();
+    let _ = list.splice(12..12, chunk);
+    // WAVE_FORMAT_EXTENSIBLE: the 16-byte fmt body, cbSize 22, valid bits, channel mask and
+    // the PCM sub-format GUID.
+    let mut ext = plain[..36].to_vec();
+    ext[16..20].copy_from_slice(&40u32.to_le_bytes());
+    ext[20..22].copy_from_slice(&0xFFFEu16.to_le_bytes());
+    ext.extend_from_slice(&22u16.to_le_bytes());
+    ext.extend_from_slice(&16u16.to_le_bytes());
+    ext.extend_from_slice(&4u32.to_le_bytes());
+    ext.extend_from_slice(&[
+        1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71,
+    ]);
+    ext.extend_from_slice(&plain[36..]);
+    let riff = (ext.len() - 8) as u32;
+    ext[4..8].copy_from_slice(&riff.to_le_bytes());
+    for (name, b) in [("list", &list), ("extensible", &ext)] {
+        if wav::parse(b)?.samples != samples {
+            return Err(format!("wav seed {name} does not parse back").into());
+        }
+    }
+    Ok(vec![
+        ("chirp-16k.wav".into(), plain),
+        ("list-chunk.wav".into(), list),
+        ("extensible.wav".into(), ext),
+        ("empty-8k.wav".into(), wav::encode(8_000, &[])?),
+    ])
+}
+
+fn checkpoint_seeds() -> Result<Seeds> {
+    use edgeloop_fuzz::checkpoint::{join, HF_BERT, SEAL};
+    let dev = Device::Cpu;
+    let gpt: ModelSpec = serde_json::from_value(serde_json::json!({
+        "arch": "gpt", "vocab_size": 17, "n_layer": 1, "n_head": 2, "n_embd": 8, "block_size": 8
+    }))?;
+    let bert: ModelSpec = serde_json::from_value(serde_json::json!({
+        "arch": "bert", "vocab_size": 19, "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 8,
+        "num_labels": 3
+    }))?;
+    let root =
+        std::env::temp_dir().join(format!("edgeloop-fuzz-ckpt-seeds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut seeds: Seeds = Vec::new();
+    for (name, spec) in [("gpt", &gpt), ("bert", &bert)] {
+        let mut params = Params::new(3, &dev);
+        match spec {
+            ModelSpec::Gpt(c) => drop(Gpt::new(c, &mut params, BuildOptions::default())?),
+            ModelSpec::Bert(c) => drop(Bert::new(c, &mut params, BuildOptions::default())?),
+        }
+        let opt = AdamW::new(params.trainable(), AdamWConfig::default())?;
+        let mut state = TrainState::new(7);
+        state.step = 3;
+        state.train_losses = vec![(1, 2.5), (2, 2.25), (3, 2.0)];
+        state.best_eval = Some(2.1);
+        let dir = root.join(name);
+        checkpoint::save(&dir, &params, spec, Some(&opt), Some(&state))?;
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_default();
+        let files = [
+            read(CONFIG_FILE),
+            read(MODEL_FILE),
+            read(OPTIMIZER_FILE),
+            read(STATE_FILE),
+            read(MANIFEST_FILE),
+        ];
+        fn pieces(f: &[Vec<u8>; 5]) -> [&[u8]; 5] {
+            std::array::from_fn(|i| &f[i][..])
+        }
+        let hf = if name == "bert" { HF_BERT } else { 0 };
+        // The folder as written (its own manifest), and sealed by the target.
+        seeds.push((format!("{name}-resume.ckpt"), join(0, &pieces(&files))));
+        seeds.push((
+            format!("{name}-resume-sealed.ckpt"),
+            join(SEAL | hf, &pieces(&files)),
+        ));
+        // Weights only (as a job's `model` folder), sealed.
+        let weights = [
+            files[0].clone(),
+            files[1].clone(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ];
+        seeds.push((
+            format!("{name}-weights.ckpt"),
+            join(SEAL | hf, &pieces(&weights)),
+        ));
+        // The config alone (what `edgeloop train pretrain --config` reads).
+        seeds.push((
+            format!("{name}-config.ckpt"),
+            join(0, &[&files[0][..], &[], &[], &[], &[]]),
+        ));
+    }
+    std::fs::remove_dir_all(&root)?;
+    Ok(seeds)
 }

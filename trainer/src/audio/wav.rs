@@ -18,6 +18,14 @@ pub struct Wav {
 const PCM: u16 = 1;
 const EXTENSIBLE: u16 = 0xFFFE;
 
+/// The highest sample rate a 16-bit mono WAV file can state: its header also holds the byte
+/// rate (2 bytes per sample), a `u32`.
+pub const MAX_SAMPLE_RATE: u32 = u32::MAX / 2;
+
+/// The most samples a WAV file can hold: the RIFF size field (`u32`) counts them (2 bytes
+/// each) plus 36 header bytes.
+pub const MAX_SAMPLES: usize = (u32::MAX as usize - 36) / 2;
+
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
@@ -28,7 +36,8 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// Parses a WAV file's bytes: RIFF/WAVE, a `fmt ` chunk with PCM (format 1, or
 /// WAVE_FORMAT_EXTENSIBLE with the PCM sub-format), one channel, 16 bits per sample, and a
-/// `data` chunk. Other chunks (`LIST`, `fact`, …) are skipped.
+/// `data` chunk. Other chunks (`LIST`, `fact`, …) are skipped. The sample rate must be in
+/// `1..=`[`MAX_SAMPLE_RATE`] (the header's byte rate field is not checked).
 pub fn parse(bytes: &[u8]) -> std::result::Result<Wav, String> {
     if bytes.len() < 12 {
         return Err(format!(
@@ -84,6 +93,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Wav, String> {
                 if bits != 16 {
                     return Err(format!("{bits} bits per sample: only 16-bit is read"));
                 }
+                check_rate(rate)?;
                 if !size.is_multiple_of(2) {
                     return Err(format!("data chunk of {size} bytes is not whole samples"));
                 }
@@ -117,8 +127,26 @@ pub fn read(path: &Path) -> Result<Wav> {
     })
 }
 
-/// Encodes 16-bit PCM mono audio as a WAV file's bytes.
-pub fn encode(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
+fn check_rate(rate: u32) -> std::result::Result<(), String> {
+    if rate == 0 || rate > MAX_SAMPLE_RATE {
+        return Err(format!(
+            "sample rate {rate} Hz is out of range (1..={MAX_SAMPLE_RATE})"
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes 16-bit PCM mono audio as a WAV file's bytes. Errors (naming the problem) when the
+/// header cannot state it: a sample rate outside `1..=`[`MAX_SAMPLE_RATE`], or more than
+/// [`MAX_SAMPLES`] samples.
+pub fn encode(sample_rate: u32, samples: &[i16]) -> std::result::Result<Vec<u8>, String> {
+    check_rate(sample_rate)?;
+    if samples.len() > MAX_SAMPLES {
+        return Err(format!(
+            "{} samples: a WAV file holds at most {MAX_SAMPLES}",
+            samples.len()
+        ));
+    }
     let data = samples.len() * 2;
     let mut b = Vec::with_capacity(44 + data);
     b.extend_from_slice(b"RIFF");
@@ -136,12 +164,16 @@ pub fn encode(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
     for s in samples {
         b.extend_from_slice(&s.to_le_bytes());
     }
-    b
+    Ok(b)
 }
 
 /// Writes a WAV file (see [`encode`]).
 pub fn write(path: &Path, sample_rate: u32, samples: &[i16]) -> Result<()> {
-    std::fs::write(path, encode(sample_rate, samples)).map_err(|e| AudioError::io(path, e))
+    let bytes = encode(sample_rate, samples).map_err(|reason| AudioError::Wav {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    std::fs::write(path, bytes).map_err(|e| AudioError::io(path, e))
 }
 
 #[cfg(test)]
@@ -151,14 +183,14 @@ mod tests {
     #[test]
     fn round_trip() {
         let s: Vec<i16> = (0..1000).map(|i| (i * 37 % 65536 - 32768) as i16).collect();
-        let w = parse(&encode(16_000, &s)).unwrap();
+        let w = parse(&encode(16_000, &s).unwrap()).unwrap();
         assert_eq!(w.sample_rate, 16_000);
         assert_eq!(w.samples, s);
     }
 
     #[test]
     fn skips_other_chunks() {
-        let mut b = encode(16_000, &[1, 2, 3]);
+        let mut b = encode(16_000, &[1, 2, 3]).unwrap();
         // Insert an odd-sized LIST chunk (padded) before fmt.
         let list = [b"LIST".as_slice(), &3u32.to_le_bytes(), b"abc", &[0]].concat();
         let _ = b.splice(12..12, list);
@@ -167,7 +199,7 @@ mod tests {
 
     #[test]
     fn malformed_files_are_named_errors() {
-        let good = encode(16_000, &[1, 2, 3, 4]);
+        let good = encode(16_000, &[1, 2, 3, 4]).unwrap();
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (vec![], "too short"),
             (b"RIFX\0\0\0\0WAVE".to_vec(), "not a RIFF/WAVE"),
@@ -229,6 +261,39 @@ mod tests {
             msg.contains("bad.wav") && msg.contains("too short"),
             "{msg}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Regression (found while writing the fuzz target `wav_parse`'s round trip; input kept in
+    /// `fuzz/regressions/wav_parse/`): a header stating a sample rate above 2^31 Hz parsed, and
+    /// re-encoding it overflowed the byte rate (`sample_rate * 2`: a panic with overflow checks,
+    /// a wrong header without). Such rates, and 0 Hz, are now errors in both directions.
+    #[test]
+    fn unrepresentable_sample_rates_are_errors() {
+        let mut b = encode(16_000, &[1, 2]).unwrap();
+        for rate in [0, MAX_SAMPLE_RATE + 1, u32::MAX] {
+            b[24..28].copy_from_slice(&rate.to_le_bytes());
+            let e = parse(&b).unwrap_err();
+            assert!(e.contains(&format!("sample rate {rate} Hz")), "{e}");
+            let e = encode(rate, &[1, 2]).unwrap_err();
+            assert!(e.contains("out of range"), "{e}");
+        }
+        b[24..28].copy_from_slice(&MAX_SAMPLE_RATE.to_le_bytes());
+        let w = parse(&b).unwrap();
+        assert_eq!(
+            parse(&encode(w.sample_rate, &w.samples).unwrap()).unwrap(),
+            w
+        );
+        let dir = std::env::temp_dir().join(format!("edgeloop-wav-rate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let msg = write(&dir.join("zero.wav"), 0, &[1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("zero.wav") && msg.contains("sample rate 0 Hz"),
+            "{msg}"
+        );
+        assert!(!dir.join("zero.wav").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -54,7 +54,34 @@ pub struct BertConfig {
 }
 
 impl BertConfig {
-    /// Checks that the sizes are usable.
+    /// Number of scalar parameters of the model (without LoRA adapters); `None` when that
+    /// overflows `usize`.
+    pub fn num_parameters(&self) -> Option<usize> {
+        let (v, h, i) = (self.vocab_size, self.hidden_size, self.intermediate_size);
+        let untied = usize::from(!self.tied_embeddings);
+        let labels = self.num_labels.unwrap_or(0);
+        // A layer: query, key, value, output (h × h), intermediate (h × i), output (i × h),
+        // their biases (5h + i) and two layer norms (4h).
+        let layer = super::sum_of_products(&[&[4, h, h], &[2, h, i], &[9, h], &[i]])?;
+        super::sum_of_products(&[
+            // word, position and segment embeddings, their norm
+            &[v, h],
+            &[self.max_position_embeddings, h],
+            &[self.type_vocab_size, h],
+            &[2, h],
+            &[self.num_hidden_layers, layer],
+            // MLM head: dense (h × h + h), norm, decoder (when untied) and bias
+            &[h, h],
+            &[3, h],
+            &[untied, v, h],
+            &[v],
+            &[h, labels],
+            &[labels],
+        ])
+    }
+
+    /// Checks that the sizes are usable (including the bounds [`super::MAX_LAYERS`] and
+    /// [`super::MAX_PARAMETERS`]).
     pub fn validate(&self) -> Result<()> {
         for (f, v) in [
             ("vocab_size", self.vocab_size),
@@ -81,7 +108,12 @@ impl BertConfig {
         if self.num_labels == Some(0) {
             return Err(TrainerError::config("num_labels", "must be at least 1"));
         }
-        Ok(())
+        super::check_size(
+            "num_hidden_layers",
+            self.num_hidden_layers,
+            self.layer_norm_eps,
+            self.num_parameters(),
+        )
     }
 }
 

@@ -47,7 +47,29 @@ pub struct GptConfig {
 }
 
 impl GptConfig {
-    /// Checks that the sizes are usable.
+    /// Number of scalar parameters of the model (without LoRA adapters); `None` when that
+    /// overflows `usize`.
+    pub fn num_parameters(&self) -> Option<usize> {
+        let (v, t, c, l) = (self.vocab_size, self.block_size, self.n_embd, self.n_layer);
+        let b = usize::from(self.bias);
+        let untied = usize::from(!self.tied_embeddings);
+        let labels = self.num_labels.unwrap_or(0);
+        // A block: q, k, v, o (c × c), fc (c × 4c), proj (4c × c), their biases (9c) and two
+        // layer norms (4c).
+        let block = super::sum_of_products(&[&[12, c, c], &[9, b, c], &[4, c]])?;
+        super::sum_of_products(&[
+            &[v, c],
+            &[t, c],
+            &[l, block],
+            &[2, c],
+            &[untied, v, c],
+            &[c, labels],
+            &[labels],
+        ])
+    }
+
+    /// Checks that the sizes are usable (including the bounds [`super::MAX_LAYERS`] and
+    /// [`super::MAX_PARAMETERS`]).
     pub fn validate(&self) -> Result<()> {
         for (f, v) in [
             ("vocab_size", self.vocab_size),
@@ -72,7 +94,12 @@ impl GptConfig {
         if self.num_labels == Some(0) {
             return Err(TrainerError::config("num_labels", "must be at least 1"));
         }
-        Ok(())
+        super::check_size(
+            "n_layer",
+            self.n_layer,
+            self.layer_norm_eps,
+            self.num_parameters(),
+        )
     }
 }
 

@@ -257,3 +257,113 @@ fn bf16_autocast_keeps_gradients_f32_and_close_to_f32() {
     let mut p = Params::new(1, &dev);
     assert!(p.set_autocast(DType::U8).is_err());
 }
+
+#[test]
+fn parameter_counts_match_the_built_models() {
+    let dev = Device::Cpu;
+    for (tied, bias, labels) in [
+        (true, true, None),
+        (false, false, Some(3)),
+        (true, false, Some(1)),
+    ] {
+        let cfg = GptConfig {
+            tied_embeddings: tied,
+            bias,
+            ..tiny_gpt_config(labels)
+        };
+        let mut p = Params::new(1, &dev);
+        Gpt::new(&cfg, &mut p, BuildOptions::default()).unwrap();
+        assert_eq!(cfg.num_parameters(), Some(p.num_elements()), "{cfg:?}");
+    }
+    for (tied, labels) in [(false, None), (true, Some(4))] {
+        let cfg = BertConfig {
+            tied_embeddings: tied,
+            ..tiny_bert_config(labels)
+        };
+        let mut p = Params::new(1, &dev);
+        Bert::new(&cfg, &mut p, BuildOptions::default()).unwrap();
+        assert_eq!(cfg.num_parameters(), Some(p.num_elements()), "{cfg:?}");
+        let spec = super::ModelSpec::Bert(cfg);
+        assert_eq!(spec.num_parameters(), Some(p.num_elements()));
+    }
+}
+
+/// Hostile or mistyped configs (as `config.json` of a checkpoint, or `--config` of `edgeloop
+/// train`) are errors naming the field, before anything is allocated.
+#[test]
+fn hostile_configs_are_refused_before_allocating() {
+    let dev = Device::Cpu;
+    let gpt = |json: &str| -> String {
+        let spec: super::ModelSpec = serde_json::from_str(json).unwrap();
+        let e = spec.validate().unwrap_err().to_string();
+        if let super::ModelSpec::Gpt(c) = &spec {
+            let mut p = Params::new(0, &dev);
+            let built = Gpt::new(c, &mut p, BuildOptions::default()).unwrap_err();
+            assert_eq!(built.to_string(), e);
+            assert_eq!(p.num_elements(), 0);
+        }
+        e
+    };
+    let base = r#""arch": "gpt", "vocab_size": 65, "n_layer": 2, "n_head": 4, "n_embd": 32, "block_size": 16"#;
+    for (patch, want) in [
+        (r#""vocab_size": 1000000000"#, "model size"),
+        (r#""n_embd": 4000000000"#, "model size"),
+        (r#""block_size": 18446744073709551615"#, "model size"),
+        (r#""n_layer": 1000000"#, "n_layer"),
+        (r#""n_head": 0"#, "n_head"),
+        (r#""n_embd": 30"#, "not divisible by n_head"),
+        (r#""layer_norm_eps": -1.0"#, "layer_norm_eps"),
+        (r#""layer_norm_eps": 0.0"#, "layer_norm_eps"),
+        (r#""num_labels": 18446744073709551615"#, "model size"),
+    ] {
+        let key = patch.split(':').next().unwrap();
+        let json = format!(
+            "{{{}, {patch}}}",
+            base.split(", ")
+                .filter(|kv| !kv.starts_with(key))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let e = gpt(&json);
+        assert!(e.contains(want), "{json}: {e}");
+    }
+    // The width alone overflows usize: still an error, not an overflow panic.
+    let huge = GptConfig {
+        n_embd: usize::MAX,
+        n_head: 1,
+        ..tiny_gpt_config(None)
+    };
+    assert_eq!(huge.num_parameters(), None);
+    let e = huge.validate().unwrap_err().to_string();
+    assert!(e.contains("over 2^64"), "{e}");
+    // BERT: the feed-forward width and the segment vocabulary count too.
+    for cfg in [
+        BertConfig {
+            intermediate_size: 1 << 40,
+            ..tiny_bert_config(None)
+        },
+        BertConfig {
+            type_vocab_size: usize::MAX / 2,
+            ..tiny_bert_config(None)
+        },
+        BertConfig {
+            num_hidden_layers: MAX_LAYERS + 1,
+            ..tiny_bert_config(None)
+        },
+    ] {
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("model size") || e.contains("num_hidden_layers"),
+            "{e}"
+        );
+        let mut p = Params::new(0, &dev);
+        assert!(Bert::new(&cfg, &mut p, BuildOptions::default()).is_err());
+        assert_eq!(p.num_elements(), 0);
+    }
+    // At the bound: valid (counted, not built).
+    let mut edge = tiny_gpt_config(None);
+    edge.vocab_size = MAX_PARAMETERS / edge.n_embd - 1000;
+    edge.validate().unwrap();
+    edge.vocab_size = MAX_PARAMETERS / edge.n_embd + 1;
+    assert!(edge.validate().is_err());
+}

@@ -380,6 +380,9 @@ pub struct Base {
 /// Loads `dir` (a `model` folder written by a job).
 pub fn load_base(dir: &Path, device: &Device) -> Result<Base> {
     let l = checkpoint::load::<ModelSpec, serde_json::Value>(dir, device)?;
+    // Callers read sizes (the context length) before they build the model: refuse a config
+    // that would not build.
+    l.config.validate()?;
     let tokenizer = Tokenizer::load(&dir.join("tokenizer.json")).map_err(tok_err)?;
     Ok(Base {
         spec: l.config,
