@@ -280,7 +280,7 @@ pub const FIGURES: &[Figure] = &[
             reference: 37.99467,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 1000119, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 534708, 7410494 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 1000119, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 534706, 7410494 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
@@ -298,7 +298,7 @@ pub const FIGURES: &[Figure] = &[
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 847617, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 90617, 592525 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 847617, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 90616, 592525 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -316,13 +316,13 @@ pub const FIGURES: &[Figure] = &[
             reference: 35.63733,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 564769, reference 5381052 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 134067, 1078381 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
+        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 564769, reference 5381052 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 134067, 1078382 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
     },
     alone(
         KernelClass::Conv2dF32,
         Per::Mac,
         (89.4815, 89.4815),
-        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 28634071 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 105.77 instr each), plus OP_OVERHEAD per op. One input channel makes the inner loop one MAC long: at 10×10×16, 3×3 the same kernel runs 12.06 instr/MAC (conv2d_f32: 2419756 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 28634074 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 105.77 instr each), plus OP_OVERHEAD per op. One input channel makes the inner loop one MAC long: at 10×10×16, 3×3 the same kernel runs 12.06 instr/MAC (conv2d_f32: 2419756 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     rows(
         KernelClass::FullyConnectedSmall,
@@ -335,7 +335,7 @@ pub const FIGURES: &[Figure] = &[
         KernelClass::FullyConnectedLarge,
         Per::Mac,
         (1.7581, 6.3173),
-        "BENCH.md kernel table, fully_connected (K 256, N 64, 16384 MACs): DSP 28804, reference 103502 instr, plus OP_OVERHEAD per op",
+        "BENCH.md kernel table, fully_connected (K 256, N 64, 16384 MACs): DSP 28801, reference 103508 instr, plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::GlobalAvgPool,
@@ -390,13 +390,13 @@ pub const FIGURES: &[Figure] = &[
         KernelClass::FullyConnectedF32Small,
         Per::Mac,
         (5.5729, 5.5729),
-        "BENCH.md f32 kernel table, fully_connected_f32_small (K 64, N 12: the DS-CNN head, the scalar reference f32 kernel alone): 4280 instr / 768 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        "BENCH.md f32 kernel table, fully_connected_f32_small (K 64, N 12: the DS-CNN head, the scalar reference f32 kernel alone): 4283 instr / 768 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     alone(
         KernelClass::FullyConnectedF32Large,
         Per::Mac,
         (5.1094, 5.1094),
-        "BENCH.md f32 kernel table, fully_connected_f32 (K 256, N 64, batch 1, the scalar reference f32 kernel alone): 83712 instr / 16384 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        "BENCH.md f32 kernel table, fully_connected_f32 (K 256, N 64, batch 1, the scalar reference f32 kernel alone): 83715 instr / 16384 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     alone(
         KernelClass::MulF32,
@@ -409,7 +409,7 @@ pub const FIGURES: &[Figure] = &[
         Per::Mac,
         (3.26296, 27.0396),
         (10486.1, 10458.7),
-        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 99482, reference 708110 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 30986, 140494): the line through both (kernels alone), plus OP_OVERHEAD per op",
+        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 99478, reference 708100 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 30982, 140484): the line through both (kernels alone), plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::Attention,
@@ -553,7 +553,7 @@ pub const FIGURES: &[Figure] = &[
         KernelClass::SoftmaxF32,
         Per::InputElement,
         (79.219, 79.219),
-        "BENCH.md f32 kernel table, softmax_f32 (40 rows of 20, the scalar reference f32 kernel alone): 63375 instr / 800 elements, plus OP_OVERHEAD per op",
+        "BENCH.md f32 kernel table, softmax_f32 (40 rows of 20, the scalar reference f32 kernel alone): 63376 instr / 800 elements, plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::Table,
