@@ -33,7 +33,7 @@
 //! give 4.77 M, and 5.85 M for the trainer's default c24-b2-s2 where they give 5.97 M (with one
 //! figure per MAC from the 64-channel DS-CNN they had given 3.85 M and 4.25 M: narrow layers pay
 //! per output position and per output); in `tests/select_text.rs` the text winner (a width-16
-//! GPT over 12 tokens) measured 300,204 where they give 296,463 (281,042 before the int8 Add's
+//! GPT over 12 tokens) measured 300,204 where they give 296,459 (281,042 before the int8 Add's
 //! two paths, Transpose's three paths, the per-row LayerNorm and multi-row FullyConnected
 //! terms had their own kernel rows; 211,350 with session 18's figures). Both tests hold the
 //! ratio within 0.8–1.25. The ranking of candidates is what the estimate is for. (The keyword
@@ -41,7 +41,7 @@
 //! measured; with the one Transpose line before it was 11,546.)
 //!
 //! On the bench's own images (in sample: the figures come from their rows) the DSP estimate is
-//! 930,867 instructions for the intent classifier (measured 929,104), 6,711,044 for the DS-CNN
+//! 930,866 instructions for the intent classifier (measured 929,104), 6,711,039 for the DS-CNN
 //! (6,711,057) and 115,459 for the tiny-GPT decode step (118,165); with session 18's figures it
 //! was 1,112,500, 6,773,064 and 101,175 (the fused attention Softmax had taken the DS-CNN's
 //! 12-element Softmax figure, 3× its cost). Ops the bench did not measure (free ones such as
@@ -229,11 +229,11 @@ impl Figure {
 /// op's record decoded, its parameters bound and checked): the DS-CNN's FullyConnected 64 → 12
 /// through the interpreter (BENCH.md ds-cnn per-op table, op 10: 4845 DSP / 8209 reference
 /// instructions) minus the same kernel called alone at that shape (BENCH.md kernel table,
-/// `fully_connected_small`: 2331 / 5704): 2514 with the DSP kernels, 2505 with the reference
+/// `fully_connected_small`: 2332 / 5704): 2513 with the DSP kernels, 2505 with the reference
 /// ones, and this is their mean. (The kernel rows move by a few instructions when code elsewhere
 /// in the bench firmware changes its layout; the difference was 2511 both ways before session
 /// 20 added kernel rows.) Added per op to the figures measured as kernel calls alone.
-pub const OP_OVERHEAD: f64 = 2_509.5;
+pub const OP_OVERHEAD: f64 = 2_509.0;
 
 /// A figure taken from rows through the interpreter: per unit `(DSP, reference)`, per op.
 const fn rows(
@@ -280,7 +280,7 @@ pub const FIGURES: &[Figure] = &[
             reference: 37.99467,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 1000119, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 534706, 7410494 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 1000119, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 534708, 7410493 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
@@ -298,7 +298,7 @@ pub const FIGURES: &[Figure] = &[
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 847617, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 90616, 592525 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 847617, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 90617, 592526 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -316,13 +316,13 @@ pub const FIGURES: &[Figure] = &[
             reference: 35.63733,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 564769, reference 5381052 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 134067, 1078382 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
+        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 564769, reference 5381052 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 134067, 1078381 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
     },
     alone(
         KernelClass::Conv2dF32,
         Per::Mac,
         (89.4815, 89.4815),
-        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 28634074 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 105.77 instr each), plus OP_OVERHEAD per op. One input channel makes the inner loop one MAC long: at 10×10×16, 3×3 the same kernel runs 12.06 instr/MAC (conv2d_f32: 2419756 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 28634075 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 105.77 instr each), plus OP_OVERHEAD per op. One input channel makes the inner loop one MAC long: at 10×10×16, 3×3 the same kernel runs 12.06 instr/MAC (conv2d_f32: 2419756 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     rows(
         KernelClass::FullyConnectedSmall,
@@ -335,7 +335,7 @@ pub const FIGURES: &[Figure] = &[
         KernelClass::FullyConnectedLarge,
         Per::Mac,
         (1.7581, 6.3173),
-        "BENCH.md kernel table, fully_connected (K 256, N 64, 16384 MACs): DSP 28801, reference 103508 instr, plus OP_OVERHEAD per op",
+        "BENCH.md kernel table, fully_connected (K 256, N 64, 16384 MACs): DSP 28802, reference 103508 instr, plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::GlobalAvgPool,
@@ -349,7 +349,7 @@ pub const FIGURES: &[Figure] = &[
         Per::InputElement,
         (8.44252, 8.44252),
         (1474.8, 1474.8),
-        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32: 6878 instr) and f32 kernel table, global_avg_pool_f32 (32 positions × 48: 11933 alone, plus OP_OVERHEAD): the line through both (per input element)",
+        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32: 6878 instr) and f32 kernel table, global_avg_pool_f32 (32 positions × 48: 11934 alone, plus OP_OVERHEAD): the line through both (per input element)",
     ),
     rows(
         KernelClass::Softmax,
@@ -384,19 +384,19 @@ pub const FIGURES: &[Figure] = &[
             reference: 12.468,
         },
         per: Per::Mac,
-        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 48881, reference 176371 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 176816, 696658) and op 20 (128→32: 81920 MACs, 640 outputs; 121808, 544978); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 14013, 45081 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
+        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 48881, reference 176371 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 176816, 696658) and op 20 (128→32: 81920 MACs, 640 outputs; 121808, 544978); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 14014, 45081 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
     },
     alone(
         KernelClass::FullyConnectedF32Small,
         Per::Mac,
         (5.5729, 5.5729),
-        "BENCH.md f32 kernel table, fully_connected_f32_small (K 64, N 12: the DS-CNN head, the scalar reference f32 kernel alone): 4283 instr / 768 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        "BENCH.md f32 kernel table, fully_connected_f32_small (K 64, N 12: the DS-CNN head, the scalar reference f32 kernel alone): 4281 instr / 768 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     alone(
         KernelClass::FullyConnectedF32Large,
         Per::Mac,
         (5.1094, 5.1094),
-        "BENCH.md f32 kernel table, fully_connected_f32 (K 256, N 64, batch 1, the scalar reference f32 kernel alone): 83715 instr / 16384 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        "BENCH.md f32 kernel table, fully_connected_f32 (K 256, N 64, batch 1, the scalar reference f32 kernel alone): 83713 instr / 16384 MACs, plus OP_OVERHEAD per op. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     alone(
         KernelClass::MulF32,
@@ -409,7 +409,7 @@ pub const FIGURES: &[Figure] = &[
         Per::Mac,
         (3.26296, 27.0396),
         (10486.1, 10458.7),
-        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 99478, reference 708100 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 30982, 140484): the line through both (kernels alone), plus OP_OVERHEAD per op",
+        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 99478, reference 708098 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 30982, 140482): the line through both (kernels alone), plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::Attention,
@@ -430,14 +430,14 @@ pub const FIGURES: &[Figure] = &[
         Per::OutputElement,
         (11.83343, 176.9969),
         (6293.4, 2847.2),
-        "BENCH.md intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13867, reference 116125 instr each on average) and int8 element-wise table, add_tabled (1536 elements: DSP 21960, reference 272205 alone, plus OP_OVERHEAD): the line through both. The DSP Add's tables cost about 4 k instructions per call and halve the cost of each element",
+        "BENCH.md intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13867, reference 116125 instr each on average) and int8 element-wise table, add_tabled (1536 elements: DSP 21959, reference 272206 alone, plus OP_OVERHEAD): the line through both. The DSP Add's tables cost about 4 k instructions per call and halve the cost of each element",
     ),
     rows(
         KernelClass::AddI8Direct,
         Per::OutputElement,
         (33.49132, 179.5642),
         (2643.6, 2514.3),
-        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3715, reference 8260 instr each on average) and int8 element-wise table, add_direct (128 elements: DSP 4421, reference 22989 alone, plus OP_OVERHEAD): the line through both",
+        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3715, reference 8260 instr each on average) and int8 element-wise table, add_direct (128 elements: DSP 4420, reference 22990 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::AddF32,
@@ -469,21 +469,21 @@ pub const FIGURES: &[Figure] = &[
             reference: 69.21875,
         },
         per: Per::OutputElement,
-        source: "BENCH.md int8 element-wise table, transpose_narrow (1×16×2×8 → 1×2×16×8: 256 elements in 32 rows of 8; 2855 instr alone) and transpose_quarter (1×8×4×4 → 1×4×8×4: 128 elements in 32 rows of 4; 2535): OP_OVERHEAD per op and the plane through both (per element, per output row)",
+        source: "BENCH.md int8 element-wise table, transpose_narrow (1×16×2×8 → 1×2×16×8: 256 elements in 32 rows of 8; 2857 instr alone) and transpose_quarter (1×8×4×4 → 1×4×8×4: 128 elements in 32 rows of 4; 2537): OP_OVERHEAD per op and the plane through both (per element, per output row)",
     },
     rows(
         KernelClass::Transpose,
         Per::OutputElement,
         (5.16927, 5.16927),
         (2126.2, 2126.2),
-        "BENCH.md intent-classifier per-op table, ops 7, 8, 9, 14 Transpose (attention's head split and merge, runs of 16: 640 elements, 5435 instr each on average) and int8 element-wise table, transpose_runs (1024 elements in runs of 16: 4910 alone, plus OP_OVERHEAD): the line through both",
+        "BENCH.md intent-classifier per-op table, ops 7, 8, 9, 14 Transpose (attention's head split and merge, runs of 16: 640 elements, 5435 instr each on average) and int8 element-wise table, transpose_runs (1024 elements in runs of 16: 4912 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::TransposeCopy,
         Per::OutputElement,
         (1.26623, 1.26623),
         (2578.7, 2578.7),
-        "BENCH.md tiny-gpt per-op table, ops 5, 7, 9, 13 Transpose (1×1×2×16 → 1×2×1×16, one copy once merged: 32 elements, 2619 instr each on average) and int8 element-wise table, transpose_copy (1×1×32×40 → 1×32×40×1: 1280 elements, 1690 alone, plus OP_OVERHEAD): the line through both",
+        "BENCH.md tiny-gpt per-op table, ops 5, 7, 9, 13 Transpose (1×1×2×16 → 1×2×1×16, one copy once merged: 32 elements, 2619 instr each on average) and int8 element-wise table, transpose_copy (1×1×32×40 → 1×32×40×1: 1280 elements, 1692 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::Gather,
@@ -533,7 +533,7 @@ pub const FIGURES: &[Figure] = &[
             reference: 222.475,
         },
         per: Per::OutputElement,
-        source: "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (20 rows of 32 each: DSP 44863, reference 59311 instr on average) and int8 element-wise table, layer_norm_quantized (8 rows of 64: 32021, 43661 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
+        source: "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (20 rows of 32 each: DSP 44863, reference 59311 instr on average) and int8 element-wise table, layer_norm_quantized (8 rows of 64: 32024, 43664 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
     },
     rows(
         KernelClass::Quantize,

@@ -100,6 +100,14 @@ fn region(name: &str, variant: &str, a: u32, b: u32, macs: u64) {
     );
 }
 
+/// Logs kernel `name`'s reference region (marks `a` to `b`) and DSP region (`b` to `c`), each
+/// of `units` MACs or elements, and whether their outputs are equal; returns that.
+fn ab_regions(name: &str, [a, b, c]: [u32; 3], units: u64, equal: bool) -> bool {
+    region(name, "reference", a, b, units);
+    region(name, "dsp", b, c, units);
+    equal_line(name, equal)
+}
+
 fn equal_line(name: &str, equal: bool) -> bool {
     defmt::info!(
         "{}: DSP output {} the reference",
@@ -230,9 +238,7 @@ fn kernels(buf: &mut Buffers) -> bool {
     let a1 = mark();
     let d = dot_offset_i8_dsp(black_box(&buf.a), 3, black_box(&buf.b), -2);
     let a2 = mark();
-    region("dot", "reference", a0, a1, DOT_LEN as u64);
-    region("dot", "dsp", a1, a2, DOT_LEN as u64);
-    ok &= equal_line("dot", r == d);
+    ok &= ab_regions("dot", [a0, a1, a2], DOT_LEN as u64, r == d);
 
     // FullyConnected, batch 1: K 256 N 64, and the DS-CNN head's K 64 N 12 (the kernel alone;
     // the per-op table's row for that head adds the interpreter's per-op work); and over 8 rows
@@ -266,9 +272,12 @@ fn kernels(buf: &mut Buffers) -> bool {
         let m1 = mark();
         fully_connected::dsp::eval_i8(black_box(&fc), x, &mut buf.out_dsp[..n_out]);
         let m2 = mark();
-        region(name, "reference", m0, m1, (batch * k * n) as u64);
-        region(name, "dsp", m1, m2, (batch * k * n) as u64);
-        ok &= equal_line(name, buf.out_ref[..n_out] == buf.out_dsp[..n_out]);
+        ok &= ab_regions(
+            name,
+            [m0, m1, m2],
+            (batch * k * n) as u64,
+            buf.out_ref[..n_out] == buf.out_dsp[..n_out],
+        );
     }
 
     // Conv2D 3x3, stride 1, padding 1, NHWC.
@@ -301,9 +310,12 @@ fn kernels(buf: &mut Buffers) -> bool {
     let c1 = mark();
     conv2d::dsp::eval_i8(black_box(&conv), &buf.conv_x, &mut buf.out_dsp[..n_out]);
     let c2 = mark();
-    region("conv2d", "reference", c0, c1, conv_macs);
-    region("conv2d", "dsp", c1, c2, conv_macs);
-    ok &= equal_line("conv2d", buf.out_ref[..n_out] == buf.out_dsp[..n_out]);
+    ok &= ab_regions(
+        "conv2d",
+        [c0, c1, c2],
+        conv_macs,
+        buf.out_ref[..n_out] == buf.out_dsp[..n_out],
+    );
 
     // Conv2D 1×1 (pointwise, as in the DS-CNN's blocks) on the same 10×10×16 input, 16 out.
     let pw = Conv2dParams {
@@ -330,10 +342,10 @@ fn kernels(buf: &mut Buffers) -> bool {
     let p1 = mark();
     conv2d::dsp::eval_i8(black_box(&pw), &buf.conv_x, &mut buf.out_dsp[..n_out]);
     let p2 = mark();
-    region("conv2d_pointwise", "reference", p0, p1, pw_macs);
-    region("conv2d_pointwise", "dsp", p1, p2, pw_macs);
-    ok &= equal_line(
+    ok &= ab_regions(
         "conv2d_pointwise",
+        [p0, p1, p2],
+        pw_macs,
         buf.out_ref[..n_out] == buf.out_dsp[..n_out],
     );
 
@@ -370,10 +382,10 @@ fn kernels(buf: &mut Buffers) -> bool {
     let f1 = mark();
     conv2d::dsp::eval_i8(black_box(&first), x, &mut buf.out_dsp[..f_out]);
     let f2 = mark();
-    region("conv2d_first_narrow", "reference", f0, f1, first_macs);
-    region("conv2d_first_narrow", "dsp", f1, f2, first_macs);
-    ok &= equal_line(
+    ok &= ab_regions(
         "conv2d_first_narrow",
+        [f0, f1, f2],
+        first_macs,
         buf.out_ref[..f_out] == buf.out_dsp[..f_out],
     );
 
@@ -405,10 +417,10 @@ fn kernels(buf: &mut Buffers) -> bool {
     let d1 = mark();
     depthwise_conv2d::dsp::eval_i8(black_box(&dw), &buf.conv_x, &mut buf.out_dsp[..n_dw]);
     let d2 = mark();
-    region("depthwise_conv2d", "reference", d0, d1, dw_macs);
-    region("depthwise_conv2d", "dsp", d1, d2, dw_macs);
-    ok &= equal_line(
+    ok &= ab_regions(
         "depthwise_conv2d",
+        [d0, d1, d2],
+        dw_macs,
         buf.out_ref[..n_dw] == buf.out_dsp[..n_dw],
     );
 
@@ -451,9 +463,12 @@ fn kernels(buf: &mut Buffers) -> bool {
         batch_matmul::dsp::eval_i8(black_box(&bmm), x, y, &mut buf.out_dsp[..lo]);
         let b2 = mark();
         let bmm_macs = (2 * m * k * n) as u64;
-        region(name, "reference", b0, b1, bmm_macs);
-        region(name, "dsp", b1, b2, bmm_macs);
-        ok &= equal_line(name, buf.out_ref[..lo] == buf.out_dsp[..lo]);
+        ok &= ab_regions(
+            name,
+            [b0, b1, b2],
+            bmm_macs,
+            buf.out_ref[..lo] == buf.out_dsp[..lo],
+        );
     }
 
     // Attention, one query token at the last position of a full 16-row cache.
@@ -512,10 +527,10 @@ fn kernels(buf: &mut Buffers) -> bool {
         &mut buf.out_dsp[..n_att],
     );
     let t2 = mark();
-    region("attention", "reference", t0, t1, att_macs);
-    region("attention", "dsp", t1, t2, att_macs);
-    ok &= equal_line(
+    ok &= ab_regions(
         "attention",
+        [t0, t1, t2],
+        att_macs,
         r1.is_ok() && r2.is_ok() && buf.out_ref[..n_att] == buf.out_dsp[..n_att],
     );
     ok
@@ -596,9 +611,12 @@ fn kernels_rows(buf: &mut RowBuffers) -> bool {
         let a1 = mark();
         add::dsp::eval_i8(black_box(&p), x1, x2, &mut buf.y_dsp[..n]);
         let a2 = mark();
-        region(name, "reference", a0, a1, n as u64);
-        region(name, "dsp", a1, a2, n as u64);
-        ok &= equal_line(name, buf.y_ref[..n] == buf.y_dsp[..n]);
+        ok &= ab_regions(
+            name,
+            [a0, a1, a2],
+            n as u64,
+            buf.y_ref[..n] == buf.y_dsp[..n],
+        );
     }
 
     let input = QuantizeParams {
@@ -633,9 +651,12 @@ fn kernels_rows(buf: &mut RowBuffers) -> bool {
     let l1 = mark();
     layer_norm::quantized::eval_with(&linked, black_box(&ln), x, scratch, &mut buf.y_dsp[..n]);
     let l2 = mark();
-    region("layer_norm_quantized", "reference", l0, l1, n as u64);
-    region("layer_norm_quantized", "dsp", l1, l2, n as u64);
-    ok &= equal_line("layer_norm_quantized", buf.y_ref[..n] == buf.y_dsp[..n]);
+    ok &= ab_regions(
+        "layer_norm_quantized",
+        [l0, l1, l2],
+        n as u64,
+        buf.y_ref[..n] == buf.y_dsp[..n],
+    );
 
     let [rows, depth] = SM_SHAPE;
     let n = rows * depth;
@@ -664,9 +685,12 @@ fn kernels_rows(buf: &mut RowBuffers) -> bool {
     let s1 = mark();
     softmax::quantized::eval_with(&linked, black_box(&sm), x, scratch, &mut buf.y_dsp[..n]);
     let s2 = mark();
-    region("softmax_quantized", "reference", s0, s1, n as u64);
-    region("softmax_quantized", "dsp", s1, s2, n as u64);
-    ok &= equal_line("softmax_quantized", buf.y_ref[..n] == buf.y_dsp[..n]);
+    ok &= ab_regions(
+        "softmax_quantized",
+        [s0, s1, s2],
+        n as u64,
+        buf.y_ref[..n] == buf.y_dsp[..n],
+    );
 
     // Attention's head split `[tokens, heads, d] → [heads, tokens, d]` with d = 8 and d = 4
     // (the general path) and d = 16 (whole runs copied); and a layout change that only moves a
