@@ -9,8 +9,8 @@
 //! | step | what | fixed point |
 //! |---|---|---|
 //! | framing | [`WINDOW`] = 480 samples (30 ms) every [`HOP`] = 320 samples (20 ms); a 1 s clip ([`CLIP_SAMPLES`]) gives [`FRAMES`] = 49 frames | int16 in |
-//! | window | periodic Hann, Q15 table ([`tables::HANN_Q15`]) | `x · w` is the FFT input, Q15 (≤ 2^30) |
-//! | FFT | [`FFT_SIZE`] = 512-point radix-2 decimation-in-time, zero-padded, Q31 twiddles ([`fft`]) | each stage halves (rounded), so the output is `X · 2^15 / 512` |
+//! | window | periodic Hann, Q15 table ([`tables::HANN_Q15`]) | `(x · w) >> 1` is the FFT input, Q15 halved (< 2^29) |
+//! | FFT | [`FFT_SIZE`] = 512-point real FFT, zero-padded: the samples in pairs as 256 complex points, radix-2 decimation in time with Q31 twiddles, then one split stage ([`fft`]) | each stage halves (rounded), so the output is `X · 2^15 / 512` |
 //! | power | `re² + im²` for bins `0..=256` | u64, `|X|² · 2^12` |
 //! | mel | [`MEL_BANDS`] = 40 HTK triangles, [`MEL_LOW_HZ`]–[`MEL_HIGH_HZ`], Q15 weights ([`mel`]) | `Σ ((p + 2^11) >> 12) · w`, u64 = `E · 2^15` |
 //! | log | `log2` from the leading-zero count and a 65-entry table with linear interpolation ([`log2`]) | Q16 |
@@ -48,7 +48,7 @@ pub const WINDOW: usize = 480;
 pub const HOP: usize = 320;
 /// FFT length (frames are zero-padded to it).
 pub const FFT_SIZE: usize = 512;
-/// log2 of [`FFT_SIZE`] (FFT stages).
+/// log2 of [`FFT_SIZE`].
 pub const FFT_LOG2: u32 = 9;
 /// Power-spectrum bins (`0..=FFT_SIZE/2`).
 pub const BINS: usize = FFT_SIZE / 2 + 1;
@@ -78,21 +78,22 @@ pub const fn frames(samples: usize) -> usize {
     }
 }
 
-/// Working memory of the front end (4 KiB): the FFT's real and imaginary parts.
+/// Working memory of the front end (2,056 bytes): the FFT's real and imaginary parts, the complex
+/// FFT's [`fft::CFFT_SIZE`] points and then the [`BINS`] bins of the spectrum.
 #[derive(Debug, Clone)]
 pub struct Scratch {
     /// Real parts.
-    pub re: [i32; FFT_SIZE],
+    pub re: [i32; BINS],
     /// Imaginary parts.
-    pub im: [i32; FFT_SIZE],
+    pub im: [i32; BINS],
 }
 
 impl Scratch {
     /// Zeroed scratch.
     pub const fn new() -> Self {
         Scratch {
-            re: [0; FFT_SIZE],
-            im: [0; FFT_SIZE],
+            re: [0; BINS],
+            im: [0; BINS],
         }
     }
 }
@@ -110,8 +111,8 @@ pub fn frame_mel_energies(
     out: &mut [u64; MEL_BANDS],
 ) {
     fft::load_windowed(frame, scratch);
-    fft::fft_in_place(&mut scratch.re, &mut scratch.im);
-    mel::mel_energies(&scratch.re, &scratch.im, out);
+    fft::real_fft(scratch);
+    mel::mel_energies(&mut scratch.re, &mut scratch.im, out);
 }
 
 /// `log2 E` of a band energy `E · 2^15` in Q16, floored at 0 (`E < 1`).
