@@ -42,61 +42,56 @@ fn twiddle(k: usize) -> (i32, i32) {
 
 /// Writes `(frame · Hann) >> 1` (Q15 products halved, below 2^29 in magnitude) as
 /// [`CFFT_SIZE`] complex points in bit-reversed order: sample `2m` is the real and sample
-/// `2m + 1` the imaginary part of point `m`, zero-padded to [`FFT_SIZE`] samples. Only the first [`CFFT_SIZE`]
-/// elements of `scratch.re` and `scratch.im` are written.
+/// `2m + 1` the imaginary part of point `m`, zero-padded to [`FFT_SIZE`] samples. Only the
+/// first [`CFFT_SIZE`] points of `scratch.bins` are written.
 pub fn load_windowed(frame: &[i16; WINDOW], scratch: &mut Scratch) {
-    let (Some(re), Some(im)) = (
-        scratch.re.first_chunk_mut::<CFFT_SIZE>(),
-        scratch.im.first_chunk_mut::<CFFT_SIZE>(),
-    ) else {
+    let Some(z) = scratch.bins.first_chunk_mut::<CFFT_SIZE>() else {
         return;
     };
-    re.fill(0);
-    im.fill(0);
+    z.fill([0; 2]);
     let pairs = frame.chunks_exact(2).zip(HANN_Q15.chunks_exact(2));
     for (m, (x, w)) in pairs.enumerate() {
         let r = ((m as u32).reverse_bits() >> (32 - CFFT_LOG2)) as usize;
-        if let (Some(a), Some(b)) = (re.get_mut(r), im.get_mut(r)) {
-            *a = (x[0] as i32 * w[0] as i32) >> 1;
-            *b = (x[1] as i32 * w[1] as i32) >> 1;
+        if let Some(p) = z.get_mut(r) {
+            *p = [
+                (x[0] as i32 * w[0] as i32) >> 1,
+                (x[1] as i32 * w[1] as i32) >> 1,
+            ];
         }
     }
 }
 
-/// One radix-2 butterfly on `(re[a], im[a])` and `(re[b], im[b])` with the twiddle `(c, s)`:
+/// One radix-2 butterfly on points `a` and `b` (`[re, im]` each) with the twiddle `(c, s)`:
 /// `a ± b · (c − i s)`, each component `(x · 2^31 ± t + 2^31) >> 32`.
 ///
 /// The products are of two `i32` values widened to `i64` (one `SMULL`/`SMLAL` each on a
 /// Cortex-M4), all exact; with every magnitude below 2^30 no sum overflows (module docs).
 #[inline(always)]
-fn butterfly(
-    re: &mut [i32; CFFT_SIZE],
-    im: &mut [i32; CFFT_SIZE],
-    a: usize,
-    b: usize,
-    c: i32,
-    s: i32,
-) {
-    let (ar, ai) = (re[a] as i64, im[a] as i64);
-    let (br, bi) = (re[b], im[b]);
+fn butterfly(z: &mut [[i32; 2]; CFFT_SIZE], a: usize, b: usize, c: i32, s: i32) {
+    let [ar, ai] = z[a].map(i64::from);
+    let [br, bi] = z[b];
     let wide = |x: i32, y: i32| x as i64 * y as i64;
     // b · (c − i s)
     let tr = wide(br, c) + wide(bi, s);
     let ti = wide(bi, c) - wide(br, s);
     const ROUND: i64 = 1 << 31;
-    re[a] = (((ar << 31) + tr + ROUND) >> 32) as i32;
-    im[a] = (((ai << 31) + ti + ROUND) >> 32) as i32;
-    re[b] = (((ar << 31) - tr + ROUND) >> 32) as i32;
-    im[b] = (((ai << 31) - ti + ROUND) >> 32) as i32;
+    z[a] = [
+        (((ar << 31) + tr + ROUND) >> 32) as i32,
+        (((ai << 31) + ti + ROUND) >> 32) as i32,
+    ];
+    z[b] = [
+        (((ar << 31) - tr + ROUND) >> 32) as i32,
+        (((ai << 31) - ti + ROUND) >> 32) as i32,
+    ];
 }
 
-/// In-place forward complex FFT of bit-reversed input (`re`, `im`), scaled by
+/// In-place forward complex FFT of bit-reversed input (`[re, im]` points), scaled by
 /// `1 / CFFT_SIZE`: the specification, stage by stage and block by block, the twiddle looked
 /// up per butterfly (`2πj/(2·half)` is entry `j · FFT_SIZE/(2·half)` of the [`FFT_SIZE`]-point
 /// table).
 ///
 /// Every magnitude must be below 2^30 (as [`load_windowed`] guarantees).
-pub fn fft_in_place_reference(re: &mut [i32; CFFT_SIZE], im: &mut [i32; CFFT_SIZE]) {
+pub fn fft_in_place_reference(z: &mut [[i32; 2]; CFFT_SIZE]) {
     let mut half = 1;
     while half < CFFT_SIZE {
         let step = FFT_SIZE / (2 * half);
@@ -104,7 +99,7 @@ pub fn fft_in_place_reference(re: &mut [i32; CFFT_SIZE], im: &mut [i32; CFFT_SIZ
         while start < CFFT_SIZE {
             for j in 0..half {
                 let (c, s) = twiddle(j * step);
-                butterfly(re, im, start + j, start + j + half, c, s);
+                butterfly(z, start + j, start + j + half, c, s);
             }
             start += 2 * half;
         }
@@ -120,70 +115,145 @@ pub fn fft_in_place_reference(re: &mut [i32; CFFT_SIZE], im: &mut [i32; CFFT_SIZ
 /// [`butterfly_shared`]: the same integers as [`butterfly`], so the same result. Bit-exact to
 /// the reference; the tests compare them. The same precondition: every magnitude below 2^30.
 ///
-/// On the Cortex-M4 (`kws` firmware, QEMU instruction count) the inner loop is 35 instructions
-/// per butterfly, two of them a spilled operand (session 19's form, with indices and two
-/// multiply-accumulates per output, ran 49). Tried and slower: the twiddles walked straight
-/// from the table with a stride, in two ranges (two copies of the inner loop, 37 and 44
+/// On the Cortex-M4 (cfg `edgeloop_dsp`) the blocks of each twiddle run through
+/// `column_m4`'s hand-written loop: 26 instructions per butterfly (`kws` firmware, QEMU
+/// instruction count), where the compiled form of this loop ran 34 (35 with the real and
+/// imaginary parts in separate arrays; session 19's form, with indices and two
+/// multiply-accumulates per output, 49). Tried and slower: the twiddles walked straight from
+/// the table with a stride, in two ranges (two copies of the inner loop, 37 and 44
 /// instructions), and this function kept out of line (+0.9% per clip).
-pub fn fft_in_place(re: &mut [i32; CFFT_SIZE], im: &mut [i32; CFFT_SIZE]) {
+pub fn fft_in_place(z: &mut [[i32; 2]; CFFT_SIZE]) {
     let mut half = 1;
     while half < CFFT_SIZE {
         let step = FFT_SIZE / (2 * half);
         for j in 0..half {
             let (c, s) = twiddle(j * step);
-            // `−s` fits `i32` (`|s| ≤ 2^31 − 1`).
-            let ns = -s;
-            let blocks = re
-                .chunks_exact_mut(2 * half)
-                .zip(im.chunks_exact_mut(2 * half));
-            for (r, i) in blocks {
-                let (ra, rb) = r.split_at_mut(half);
-                let (ia, ib) = i.split_at_mut(half);
-                // Always `Some`: `j < half`, the length of each half-block.
-                if let (Some(ra), Some(rb), Some(ia), Some(ib)) =
-                    (ra.get_mut(j), rb.get_mut(j), ia.get_mut(j), ib.get_mut(j))
-                {
-                    butterfly_shared([ra, rb], [ia, ib], c, s, ns);
-                }
-            }
+            #[cfg(edgeloop_dsp)]
+            column_m4(z, half, j, c, s);
+            #[cfg(not(edgeloop_dsp))]
+            column(z, half, j, c, s);
         }
         half *= 2;
     }
 }
 
-/// [`butterfly`] on `(re[a], im[a]) = (*r[0], *i[0])` and `(re[b], im[b]) = (*r[1], *i[1])`, with
-/// each product sum computed once and shared by the `+` and `−` outputs, and
-/// `bi·c − br·s = bi·c + br·(−s)` with `ns = −s` computed once per twiddle: on a Cortex-M4 each
-/// sum is one `SMULL` and one `SMLAL`, each output one 64-bit add or subtract of which only the
-/// high word is kept.
+/// The butterflies of one stage (blocks of `2·half` points) that use twiddle `j`, `(c, s)`.
+#[cfg_attr(edgeloop_dsp, allow(dead_code))]
+#[inline(always)]
+fn column(z: &mut [[i32; 2]; CFFT_SIZE], half: usize, j: usize, c: i32, s: i32) {
+    // `−s` fits `i32` (`|s| ≤ 2^31 − 1`).
+    let ns = -s;
+    for block in z.chunks_exact_mut(2 * half) {
+        let (lo, hi) = block.split_at_mut(half);
+        // Always `Some`: `j < half`, the length of each half-block.
+        if let (Some(a), Some(b)) = (lo.get_mut(j), hi.get_mut(j)) {
+            butterfly_shared(a, b, c, s, ns);
+        }
+    }
+}
+
+/// [`column`] on the Cortex-M4: a hand-written loop, 26 instructions per butterfly, that
+/// computes the same integers as [`butterfly_shared`] (the host tests check that one against
+/// the reference; the `kws` firmware's features are compared with the host's byte for byte).
+///
+/// Per component, `v = (x + 1)·2^31 + t` gives the `+` output, the high word of `v` (`ADDS` of
+/// the low words with `x + 1` shifted left 31, `ADC` of the high words with it shifted right 1).
+/// The `−` output is `((x + 1)·2^32 − v) >> 32 = x + 1 − hi(v) − [lo(v) ≠ 0]`: `RSBS` of the low
+/// word from 0 leaves the carry clear exactly when it is not 0, and `SBC` subtracts it. The
+/// imaginary products use `−br` (`bi·c + (−br)·s`). Twelve registers: the two point pointers,
+/// the offset between them, the block count, `c`, `s` and six temporaries.
+#[cfg(edgeloop_dsp)]
+#[inline(always)]
+fn column_m4(z: &mut [[i32; 2]; CFFT_SIZE], half: usize, j: usize, c: i32, s: i32) {
+    let blocks = CFFT_SIZE / (2 * half);
+    if half == 0 || j >= half || blocks == 0 {
+        return;
+    }
+    let p = z[j..].as_mut_ptr();
+    let q = z[j + half..].as_mut_ptr();
+    // SAFETY: block `n` (`n < blocks`) reads and writes points `j + 2·half·n` (through `p`) and
+    // `j + half + 2·half·n` (through `q`), both below `CFFT_SIZE` since `j < half` and
+    // `2·half·blocks = CFFT_SIZE`; `p` and `q` advance by `2·half` points (`off · 2` bytes) per
+    // block and the loop runs `blocks ≥ 1` times. `z` is borrowed mutably, so nothing else
+    // aliases the points. Word-aligned accesses (`[i32; 2]` points); LDRD needs word alignment.
+    // The flags are clobbered (`asm!` assumes that without `preserves_flags`).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldrd {br}, {bi}, [{q}]",
+            "smull {lo}, {hi}, {br}, {c}",
+            "smlal {lo}, {hi}, {bi}, {s}",
+            "ldr {ar}, [{p}]",
+            "adds {ar}, {ar}, #1",
+            "adds {xl}, {lo}, {ar}, lsl #31",
+            "adc {hi}, {hi}, {ar}, asr #1",
+            "rsbs {xl}, {xl}, #0",
+            "sbc {lo}, {ar}, {hi}",
+            "str {hi}, [{p}]",
+            "str {lo}, [{q}]",
+            "rsbs {br}, {br}, #0",
+            "smull {lo}, {hi}, {bi}, {c}",
+            "smlal {lo}, {hi}, {br}, {s}",
+            "ldr {ar}, [{p}, #4]",
+            "adds {ar}, {ar}, #1",
+            "adds {xl}, {lo}, {ar}, lsl #31",
+            "adc {hi}, {hi}, {ar}, asr #1",
+            "rsbs {xl}, {xl}, #0",
+            "sbc {lo}, {ar}, {hi}",
+            "str {hi}, [{p}, #4]",
+            "str {lo}, [{q}, #4]",
+            "add {p}, {p}, {off}, lsl #1",
+            "add {q}, {q}, {off}, lsl #1",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) p => _,
+            q = inout(reg) q => _,
+            n = inout(reg) blocks => _,
+            off = in(reg) half * 8,
+            c = in(reg) c,
+            s = in(reg) s,
+            br = out(reg) _,
+            bi = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            ar = out(reg) _,
+            xl = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`butterfly`] on the points `a` and `b`, with each product sum computed once and shared by
+/// the `+` and `−` outputs, and `bi·c − br·s = bi·c + br·(−s)` with `ns = −s` computed once
+/// per twiddle: on a Cortex-M4 each sum is one `SMULL` and one `SMLAL`, each output one 64-bit
+/// add or subtract of which only the high word is kept.
 ///
 /// The reference's `x·2^31 + 2^31 ± t` is `(x + 1)·2^31 ± t` (`x + 1` fits `i32`: |x| < 2^30),
 /// built from its two 32-bit halves, `(x + 1) >> 1` and `(x + 1) << 31` (the compiler otherwise
 /// spends two instructions per high half on the sign-extended shift): the same `i64` values, so
 /// the same integers.
 #[inline(always)]
-fn butterfly_shared(r: [&mut i32; 2], i: [&mut i32; 2], c: i32, s: i32, ns: i32) {
+fn butterfly_shared(a: &mut [i32; 2], b: &mut [i32; 2], c: i32, s: i32, ns: i32) {
     let wide = |x: i32, y: i32| x as i64 * y as i64;
-    let ([ra, rb], [ia, ib]) = (r, i);
-    let (br, bi) = (*rb, *ib);
+    let [br, bi] = *b;
     let tr = wide(br, c) + wide(bi, s);
     let ti = wide(bi, c) + wide(br, ns);
-    // (x + 1)·2^31 as an i64 from its halves.
-    let base = |x: i32| {
-        let u = x + 1;
-        (((u >> 1) as i64) << 32) | (((u as u32) << 31) as i64)
-    };
-    let (base_r, base_i) = (base(*ra), base(*ia));
-    *ra = ((base_r + tr) >> 32) as i32;
-    *rb = ((base_r - tr) >> 32) as i32;
-    *ia = ((base_i + ti) >> 32) as i32;
-    *ib = ((base_i - ti) >> 32) as i32;
+    let (base_r, base_i) = (base(a[0]), base(a[1]));
+    *a = [((base_r + tr) >> 32) as i32, ((base_i + ti) >> 32) as i32];
+    *b = [((base_r - tr) >> 32) as i32, ((base_i - ti) >> 32) as i32];
 }
 
-/// The real frame's spectrum from the packed complex one: `re[..CFFT_SIZE]`, `im[..CFFT_SIZE]`
-/// hold `Z/CFFT_SIZE` in natural order ([`fft_in_place`]'s output); on return `re[k]`, `im[k]`
-/// hold bin `k` of the frame's DFT divided by [`FFT_SIZE`] for `k` in `0..=FFT_SIZE/2`: the
-/// specification, in 64-bit arithmetic throughout.
+/// `(x + 1)·2^31` as an `i64`, from its two 32-bit halves (`x + 1` must fit `i32`).
+#[inline(always)]
+fn base(x: i32) -> i64 {
+    let u = x + 1;
+    (((u >> 1) as i64) << 32) | (((u as u32) << 31) as i64)
+}
+
+/// The real frame's spectrum from the packed complex one: `z[..CFFT_SIZE]` holds
+/// `Z/CFFT_SIZE` in natural order ([`fft_in_place`]'s output); on return `z[k]` holds bin `k`
+/// of the frame's DFT divided by [`FFT_SIZE`] for `k` in `0..=FFT_SIZE/2`: the specification,
+/// in 64-bit arithmetic throughout.
 ///
 /// With `A = Z[k]/N'`, `B = Z[N' − k]/N'` (`N' = CFFT_SIZE`, index modulo `N'`, `Z` the DFT of
 /// the halved, packed frame) and the [`FFT_SIZE`]-point twiddle `W = c − i s` of bin `k`, the
@@ -193,23 +263,27 @@ fn butterfly_shared(r: [&mut i32; 2], i: [&mut i32; 2], c: i32, s: i32, ns: i32)
 /// the component of `A + B̄` and `t` that of `W·P` in Q31, rounded once. Each pair `(k, N' − k)`
 /// reads and writes only its own two bins (bin `N'` is written from pair 0), so the split runs
 /// in place. Bin `N'/2` pairs with itself: only the first formula is used there.
-pub fn split_real_reference(re: &mut [i32; BINS], im: &mut [i32; BINS]) {
+pub fn split_real_reference(z: &mut [[i32; 2]; BINS]) {
     const ROUND: i64 = 1 << 31;
     for k in 0..=CFFT_SIZE / 2 {
         let j = (CFFT_SIZE - k) % CFFT_SIZE;
-        let [ar, ai, br, bi] = [re[k], im[k], re[j], im[j]].map(i64::from);
+        let [ar, ai] = z[k].map(i64::from);
+        let [br, bi] = z[j].map(i64::from);
         let (c, s) = twiddle(k);
         let (c, s) = (c as i64, s as i64);
         // A + B̄ and W·P.
         let (ur, ui) = ((ar + br) << 31, (ai - bi) << 31);
         let (pr, pi) = (ai + bi, br - ar);
         let (tr, ti) = (c * pr + s * pi, c * pi - s * pr);
-        re[k] = ((ur + tr + ROUND) >> 32) as i32;
-        im[k] = ((ui + ti + ROUND) >> 32) as i32;
+        z[k] = [
+            ((ur + tr + ROUND) >> 32) as i32,
+            ((ui + ti + ROUND) >> 32) as i32,
+        ];
         if k != CFFT_SIZE / 2 {
-            let m = CFFT_SIZE - k;
-            re[m] = ((ur - tr + ROUND) >> 32) as i32;
-            im[m] = ((ti - ui + ROUND) >> 32) as i32;
+            z[CFFT_SIZE - k] = [
+                ((ur - tr + ROUND) >> 32) as i32,
+                ((ti - ui + ROUND) >> 32) as i32,
+            ];
         }
     }
 }
@@ -221,62 +295,51 @@ pub fn split_real_reference(re: &mut [i32; BINS], im: &mut [i32; BINS]) {
 /// `(k, N' − k)` for `k` in `1..N'/2` are walked as two slices, one reversed, with the
 /// twiddles read straight from the quarter-wave table (`c = cos[k]`, `s = cos[N'/2 − k]`).
 #[inline(never)]
-pub fn split_real(re: &mut [i32; BINS], im: &mut [i32; BINS]) {
+pub fn split_real(z: &mut [[i32; 2]; BINS]) {
     const H: usize = CFFT_SIZE / 2;
     // Bin 0 with bin N' (A = B = Z[0]), and the bin that pairs with itself.
-    let (r0, i0) = (re[0], im[0]);
-    let [x0r, x0i, xnr, xni] = split_pair([r0, i0, r0, i0], COS_Q31[0], COS_Q31[H]);
-    (re[0], im[0], re[CFFT_SIZE], im[CFFT_SIZE]) = (x0r, x0i, xnr, xni);
-    let (rh, ih) = (re[H], im[H]);
-    let [xhr, xhi, _, _] = split_pair([rh, ih, rh, ih], COS_Q31[H], COS_Q31[0]);
-    (re[H], im[H]) = (xhr, xhi);
+    let z0 = z[0];
+    (z[0], z[CFFT_SIZE]) = split_pair(z0, z0, COS_Q31[0], COS_Q31[H]);
+    let zh = z[H];
+    (z[H], _) = split_pair(zh, zh, COS_Q31[H], COS_Q31[0]);
     // k in 1..H with N' − k in H+1..N' (reversed).
-    let (re_lo, re_hi) = re[1..CFFT_SIZE].split_at_mut(H - 1);
-    let (im_lo, im_hi) = im[1..CFFT_SIZE].split_at_mut(H - 1);
-    let (re_hi, im_hi) = (&mut re_hi[1..], &mut im_hi[1..]);
+    let (lo, hi) = z[1..CFFT_SIZE].split_at_mut(H - 1);
     let cos = &COS_Q31[1..H];
-    let pairs = re_lo
+    let pairs = lo
         .iter_mut()
-        .zip(re_hi.iter_mut().rev())
-        .zip(im_lo.iter_mut().zip(im_hi.iter_mut().rev()))
+        .zip(hi[1..].iter_mut().rev())
         .zip(cos.iter().zip(cos.iter().rev()));
-    for (((ar, br), (ai, bi)), (&c, &s)) in pairs {
-        [*ar, *ai, *br, *bi] = split_pair([*ar, *ai, *br, *bi], c, s);
+    for ((a, b), (&c, &s)) in pairs {
+        (*a, *b) = split_pair(*a, *b, c, s);
     }
 }
 
-/// One pair of [`split_real`]: from `[ar, ai, br, bi]` (`A = Z[k]/N'`, `B = Z[N' − k]/N'`) and
-/// the twiddle `(c, s)` of bin `k`, `[re, im]` of bins `k` and `N' − k`.
+/// One pair of [`split_real`]: from `A = Z[k]/N'` and `B = Z[N' − k]/N'` and the twiddle
+/// `(c, s)` of bin `k`, bins `k` and `N' − k`.
 #[inline(always)]
-fn split_pair([ar, ai, br, bi]: [i32; 4], c: i32, s: i32) -> [i32; 4] {
+fn split_pair([ar, ai]: [i32; 2], [br, bi]: [i32; 2], c: i32, s: i32) -> ([i32; 2], [i32; 2]) {
     let wide = |x: i32, y: i32| x as i64 * y as i64;
-    let base = |x: i32| {
-        let u = x + 1;
-        (((u >> 1) as i64) << 32) | (((u as u32) << 31) as i64)
-    };
     let (ur, ui) = (ar + br, ai - bi);
     let (pr, pi) = (ai + bi, br - ar);
     let tr = wide(c, pr) + wide(s, pi);
     // `c·pi − s·pr` as two multiply-accumulates (`−s` fits `i32`: `|s| ≤ 2^31 − 1`).
     let ti = wide(c, pi) + wide(-s, pr);
     let base_r = base(ur);
-    [
-        ((base_r + tr) >> 32) as i32,
-        ((base(ui) + ti) >> 32) as i32,
-        ((base_r - tr) >> 32) as i32,
-        ((base(-ui) + ti) >> 32) as i32,
-    ]
+    (
+        [((base_r + tr) >> 32) as i32, ((base(ui) + ti) >> 32) as i32],
+        [
+            ((base_r - tr) >> 32) as i32,
+            ((base(-ui) + ti) >> 32) as i32,
+        ],
+    )
 }
 
 /// The frame's spectrum in `scratch` (bins `0..=FFT_SIZE/2` of its DFT divided by
 /// [`FFT_SIZE`]): [`fft_in_place`] on the first [`CFFT_SIZE`] points, then [`split_real`].
 /// `scratch` must hold [`load_windowed`]'s output.
 pub fn real_fft(scratch: &mut Scratch) {
-    if let (Some(re), Some(im)) = (
-        scratch.re.first_chunk_mut::<CFFT_SIZE>(),
-        scratch.im.first_chunk_mut::<CFFT_SIZE>(),
-    ) {
-        fft_in_place(re, im);
+    if let Some(z) = scratch.bins.first_chunk_mut::<CFFT_SIZE>() {
+        fft_in_place(z);
     }
-    split_real(&mut scratch.re, &mut scratch.im);
+    split_real(&mut scratch.bins);
 }

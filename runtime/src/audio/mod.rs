@@ -78,22 +78,19 @@ pub const fn frames(samples: usize) -> usize {
     }
 }
 
-/// Working memory of the front end (2,056 bytes): the FFT's real and imaginary parts, the complex
-/// FFT's [`fft::CFFT_SIZE`] points and then the [`BINS`] bins of the spectrum.
+/// Working memory of the front end (2,056 bytes): the complex FFT's [`fft::CFFT_SIZE`]
+/// points and then the [`BINS`] bins of the spectrum, `[re, im]` each.
 #[derive(Debug, Clone)]
 pub struct Scratch {
-    /// Real parts.
-    pub re: [i32; BINS],
-    /// Imaginary parts.
-    pub im: [i32; BINS],
+    /// The points or bins, real and imaginary part side by side.
+    pub bins: [[i32; 2]; BINS],
 }
 
 impl Scratch {
     /// Zeroed scratch.
     pub const fn new() -> Self {
         Scratch {
-            re: [0; BINS],
-            im: [0; BINS],
+            bins: [[0; 2]; BINS],
         }
     }
 }
@@ -112,7 +109,7 @@ pub fn frame_mel_energies(
 ) {
     fft::load_windowed(frame, scratch);
     fft::real_fft(scratch);
-    mel::mel_energies(&mut scratch.re, &mut scratch.im, out);
+    mel::mel_energies(&mut scratch.bins, out);
 }
 
 /// `log2 E` of a band energy `E · 2^15` in Q16, floored at 0 (`E < 1`).

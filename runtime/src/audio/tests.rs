@@ -126,8 +126,8 @@ fn fft_matches_f64_dft() {
             }
             let (re, im) = (re / FFT_SIZE as f64, im / FFT_SIZE as f64);
             worst = worst
-                .max((s.re[k] as f64 - re).abs())
-                .max((s.im[k] as f64 - im).abs());
+                .max((s.bins[k][0] as f64 - re).abs())
+                .max((s.bins[k][1] as f64 - im).abs());
         }
         // The halving load, eight halving stages and the split, each rounding by at most half
         // an LSB, plus twiddle rounding.
@@ -154,10 +154,14 @@ fn real_fft_puts_a_bin_centred_cosine_in_its_bin() {
         let mut s = Scratch::new();
         fft::load_windowed(frame, &mut s);
         fft::real_fft(&mut s);
-        let power = |k: usize| (s.re[k] as f64).powi(2) + (s.im[k] as f64).powi(2);
+        let power = |k: usize| (s.bins[k][0] as f64).powi(2) + (s.bins[k][1] as f64).powi(2);
         let peak = (0..BINS).max_by(|&a, &b| power(a).total_cmp(&power(b)));
         assert_eq!(peak, Some(bin), "cosine at bin {bin}");
-        assert_eq!((s.im[0], s.im[BINS - 1]), (0, 0), "cosine at bin {bin}");
+        assert_eq!(
+            (s.bins[0][1], s.bins[BINS - 1][1]),
+            (0, 0),
+            "cosine at bin {bin}"
+        );
     }
 }
 
@@ -169,23 +173,24 @@ fn fft_equals_its_reference() {
     use fft::CFFT_SIZE;
     let mut rng = Rng::new(7);
     for case in 0..64 {
-        let (mut re, mut im) = ([0i32; CFFT_SIZE], [0i32; CFFT_SIZE]);
+        let mut z = [[0i32; 2]; CFFT_SIZE];
         if case % 2 == 0 {
             let audio = random_audio(&mut rng, WINDOW);
             let frame: &[i16; WINDOW] = audio.as_slice().try_into().unwrap();
             let mut s = Scratch::new();
             fft::load_windowed(frame, &mut s);
-            re.copy_from_slice(&s.re[..CFFT_SIZE]);
-            im.copy_from_slice(&s.im[..CFFT_SIZE]);
+            z.copy_from_slice(&s.bins[..CFFT_SIZE]);
         } else {
             let bound = 1 << 29;
-            re.copy_from_slice(&rng.i32_vec(CFFT_SIZE, bound));
-            im.copy_from_slice(&rng.i32_vec(CFFT_SIZE, bound));
+            let parts = rng.i32_vec(2 * CFFT_SIZE, bound);
+            for (p, v) in z.iter_mut().zip(parts.chunks_exact(2)) {
+                *p = [v[0], v[1]];
+            }
         }
-        let (mut re_ref, mut im_ref) = (re, im);
-        fft::fft_in_place(&mut re, &mut im);
-        fft::fft_in_place_reference(&mut re_ref, &mut im_ref);
-        assert_eq!((re, im), (re_ref, im_ref), "case {case}");
+        let mut z_ref = z;
+        fft::fft_in_place(&mut z);
+        fft::fft_in_place_reference(&mut z_ref);
+        assert_eq!(z, z_ref, "case {case}");
     }
 }
 
@@ -295,7 +300,7 @@ fn features_are_deterministic_and_pinned() {
     let mut b = vec![0i8; CLIP_FEATURES];
     assert_eq!(log_mel(&clip, &mut Scratch::new(), &mut a), Ok(FRAMES));
     let mut s = Scratch::new();
-    s.re.fill(12345);
+    s.bins.fill([12345, -6789]);
     assert_eq!(log_mel(&clip, &mut s, &mut b), Ok(FRAMES));
     assert_eq!(a, b);
     assert_eq!(FRAMES, 49);
@@ -347,17 +352,15 @@ fn split_equals_its_reference() {
             fft::load_windowed(frame, &mut s);
         } else {
             let bound = 1 << 29;
-            s.re[..CFFT_SIZE].copy_from_slice(&rng.i32_vec(CFFT_SIZE, bound));
-            s.im[..CFFT_SIZE].copy_from_slice(&rng.i32_vec(CFFT_SIZE, bound));
+            let parts = rng.i32_vec(2 * CFFT_SIZE, bound);
+            for (p, v) in s.bins.iter_mut().zip(parts.chunks_exact(2)) {
+                *p = [v[0], v[1]];
+            }
         }
-        let (re, im) = (
-            s.re.first_chunk_mut().unwrap(),
-            s.im.first_chunk_mut().unwrap(),
-        );
-        fft::fft_in_place(re, im);
+        fft::fft_in_place(s.bins.first_chunk_mut().unwrap());
         let mut r = s.clone();
-        fft::split_real(&mut s.re, &mut s.im);
-        fft::split_real_reference(&mut r.re, &mut r.im);
-        assert_eq!((s.re, s.im), (r.re, r.im), "case {case}");
+        fft::split_real(&mut s.bins);
+        fft::split_real_reference(&mut r.bins);
+        assert_eq!(s.bins, r.bins, "case {case}");
     }
 }
