@@ -297,15 +297,28 @@ fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
     })
 }
 
-/// DepthwiseConv2D: up to 9×9×24 in, depth multiplier 1-2, kernels up to 4×4.
+/// DepthwiseConv2D: up to 9×9×24 in, depth multiplier 1-2, kernels up to 4×4, one case in
+/// three up to 8×8 (the DSP kernel then splits 13 or more channels into blocks); one case in
+/// three with a shift outside the DSP kernel's fast requantization (its general path).
 fn depthwise(rng: &mut Rng, b: &mut Buffers) -> bool {
     use depthwise_conv2d::{dsp, reference};
     sweep("depthwise_conv2d", |t| {
         let mult = if rng.range(0, 3) == 0 { 2 } else { 1 };
-        let s = geometry(rng, |c| c * mult)?;
+        let mut s = geometry(rng, |c| c * mult)?;
+        if rng.range(0, 2) == 0 {
+            s.kernel = [rng.range(1, 8), rng.range(1, 8)];
+            let pad = s.padding.top;
+            let [h, w] = [s.input[1], s.input[2]];
+            s.output[1] = window(h, pad, s.kernel[0], s.stride[0], s.dilation[0])?;
+            s.output[2] = window(w, pad, s.kernel[1], s.stride[1], s.dilation[1])?;
+        }
         let [xl, wl, yl] = conv_lens(&s, |_, out_c| out_c)?;
         let out_c = s.output[3] as usize;
         rng.operands(b, xl, wl, out_c, 14);
+        if rng.range(0, 2) == 0 {
+            let c = rng.range(0, out_c as u32 - 1) as usize;
+            b.shift[c] = rng.range(0, 2) as i32 - 1;
+        }
         let zp = rng.zero_point();
         let p = DepthwiseConv2dParams {
             shape: s,

@@ -28,6 +28,140 @@ fn bit_exact_dsp() {
     // Real SMLABB/SMLATT on thumbv7em; the portable emulation of the same instructions elsewhere.
     super::tests::assert_bit_exact(super::dsp::eval_i8, 0xD5D5, 200);
     assert_bit_exact_wide(super::dsp::eval_i8, 0xD5D6, 120);
+    assert_bit_exact_small_scales(super::dsp::eval_i8, 0xD5D7, 120);
+    assert_bit_exact_dscnn(super::dsp::eval_i8, 0xD5D8);
+}
+
+/// The DSP kernel on the layers that split its channels into several blocks (kernels up to
+/// 8 × 8 = `MAX_TAPS` taps, so 3 to 32 groups of 4 channels per block, and up to 200 channels,
+/// not always a multiple of 4), with padding, strides, dilations and batches; half the cases
+/// with every scale in the range of its precomputed requantization (`requant_split`), the other
+/// half mixing in scales up to 3 (the general path). Random values, zero points and clamps,
+/// against the reference.
+#[test]
+fn bit_exact_dsp_blocks() {
+    use crate::ops::fully_connected::dsp::fast_shifts;
+    let mut rng = Rng::new(0xD5D9);
+    let (mut fast, mut blocks, mut varied) = (0, 0, 0);
+    let cases = 160;
+    for i in 0..cases {
+        let mut c = DwCase::random_with(&mut rng, 4);
+        let ch = if rng.one_in(4) {
+            rng.dim(16)
+        } else {
+            rng.range(60, 200) as u32
+        };
+        let (kh, kw) = (rng.dim(8), rng.dim(8));
+        let (h, w) = (rng.range(1, 12) as u32, rng.range(1, 12) as u32);
+        let stride = [rng.range(1, 3) as u32, rng.range(1, 3) as u32];
+        let dilation = [rng.range(1, 2) as u32, rng.range(1, 2) as u32];
+        let padding = crate::ops::Padding {
+            top: rng.range(0, kh as i32 - 1) as u32,
+            bottom: rng.range(0, kh as i32 - 1) as u32,
+            left: rng.range(0, kw as i32 - 1) as u32,
+            right: rng.range(0, kw as i32 - 1) as u32,
+        };
+        let dim = |x, lo, hi, k, st, d| crate::ops::window_output(x, lo, hi, k, st, d);
+        let (Ok(oh), Ok(ow)) = (
+            dim(h, padding.top, padding.bottom, kh, stride[0], dilation[0]),
+            dim(w, padding.left, padding.right, kw, stride[1], dilation[1]),
+        ) else {
+            continue;
+        };
+        c.depth_multiplier = 1;
+        c.shape = crate::ops::conv2d::Conv2dShape {
+            input: [rng.dim(2), h, w, ch],
+            output: [1, oh, ow, ch],
+            kernel: [kh, kw],
+            stride,
+            dilation,
+            padding,
+        };
+        c.shape.output[0] = c.shape.input[0];
+        let taps = (kh * kw) as usize;
+        c.input = rng.i8_vec(c.shape.input_len());
+        c.weights = rng.weights(taps * ch as usize);
+        c.bias = (!rng.one_in(4)).then(|| rng.i32_vec(ch as usize, 5_000));
+        let typical = 48.0 / (75.0 * 75.0 * (taps as f64).sqrt());
+        let reals: std::vec::Vec<f64> = (0..ch)
+            .map(|_| {
+                if i % 2 == 1 && rng.one_in(5) {
+                    rng.log_uniform(0.2, 3.0)
+                } else {
+                    rng.log_uniform(typical / 8.0, (typical * 8.0).min(0.24))
+                }
+            })
+            .collect();
+        (c.multiplier, c.shift) = crate::ops::testing::multipliers(&reals);
+        c.input_zero_point = rng.zero_point();
+        c.output_zero_point = rng.zero_point();
+        c.activation = rng.clamp(c.output_zero_point);
+        let p: DepthwiseConv2dParams<'_> = c.params();
+        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+        let mut want = vec![0i8; c.shape.output_len()];
+        let mut got = vec![0i8; c.shape.output_len()];
+        reference::eval_i8(&p, &c.input, &mut want);
+        super::dsp::eval_i8(&p, &c.input, &mut got);
+        assert_eq!(got, want, "case {i}: {:?}", c.shape);
+        fast += usize::from(fast_shifts(&c.shift));
+        let per_block = super::dsp::BLOCK_WORDS / super::dsp::group_words(taps);
+        blocks += usize::from(ch as usize / 4 > per_block);
+        varied += usize::from(want.iter().any(|&v| v != want[0]));
+    }
+    println!("dsp blocks: {fast} fast, {blocks} with several blocks, {varied} varied");
+    assert!(
+        fast >= cases / 3,
+        "{fast} of {cases} cases on the precomputed requantization"
+    );
+    assert!(
+        blocks >= cases / 3,
+        "{blocks} of {cases} cases with several blocks"
+    );
+    // Not a test of constants: most outputs take several values.
+    assert!(
+        varied >= cases / 2,
+        "{varied} of {cases} outputs not constant"
+    );
+}
+
+/// `requant_split` with its per-channel constants against `requantize_to_i8`, bit for bit, on
+/// random and extreme accumulators, every multiplier range and every shift it takes.
+#[test]
+fn requant_split_matches_requantize() {
+    use crate::ops::fully_connected::dsp::{requant_split, split_shift};
+    let mut rng = Rng::new(0xD5DA);
+    let edges = [
+        i32::MIN,
+        i32::MIN + 1,
+        -1,
+        0,
+        1,
+        i32::MAX,
+        1 << 30,
+        -(1 << 30),
+    ];
+    for shift in -31..=-2 {
+        for n in 0..2_000 {
+            let acc = if n < edges.len() {
+                edges[n]
+            } else if rng.one_in(2) {
+                rng.next_u64() as i32
+            } else {
+                rng.range(-100_000, 100_000)
+            };
+            let mult = match n % 4 {
+                0 => i32::MAX,
+                1 => 1 << 30,
+                _ => rng.range(1 << 30, i32::MAX),
+            };
+            let zp = rng.zero_point();
+            let clamp = rng.clamp(zp);
+            let want = crate::quant::requantize_to_i8(acc, mult, shift, zp, clamp.min, clamp.max);
+            let (lo, hi) = (i32::from(clamp.min), i32::from(clamp.max));
+            let got = requant_split(acc, mult, split_shift(shift), 1 + 2 * zp, lo, hi);
+            assert_eq!(got, want, "acc {acc} mult {mult} shift {shift} zp {zp}");
+        }
+    }
 }
 
 /// Random cases with every multiplier below 1 (shifts <= 0), so that the AVX2 requantization's

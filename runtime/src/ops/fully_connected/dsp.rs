@@ -257,6 +257,31 @@ pub(crate) fn requant_fast(acc: i32, mult: i32, shift: i32, zp: i32, min: i8, ma
     (v + zp).max(min as i32).min(max as i32) as i8
 }
 
+/// The per-channel constant of [`requant_split`] for a shift in `-31..=-2` (what
+/// [`fast_shifts`] accepts): `−shift − 2`, in `0..=29`.
+#[inline(always)]
+pub(crate) fn split_shift(shift: i32) -> u8 {
+    debug_assert!((-31..=-2).contains(&shift));
+    (-shift - 2).clamp(0, 29) as u8
+}
+
+/// [`requant_fast`] (so [`requantize_to_i8`], bit for bit) with its constants precomputed once
+/// per call: `pre = `[`split_shift`]`(shift)` and `k = 1 + 2·zp`. With `hi = (acc·mult) >> 32`
+/// and `r = −shift − 1` (1..=30), `(hi + 2^(r−1)) >> r` equals `((hi >> (r − 1)) + 1) >> 1`
+/// (floor division twice), and adding `2·zp` before the last halving adds `zp` after it; so
+/// per channel one `SMULL`/`SMMUL`, two shifts and an add, no rounding constant to build.
+/// `|hi| < 2³⁰`, so `hi >> pre` plus `k` (an int8 zero point) cannot overflow.
+// The DepthwiseConv2D kernel's `asm!` computes the same on the Cortex-M4; the host emulation
+// and the tests call this.
+#[cfg_attr(edgeloop_dsp, allow(dead_code))]
+#[inline(always)]
+pub(crate) fn requant_split(acc: i32, mult: i32, pre: u8, k: i32, min: i32, max: i32) -> i8 {
+    let hi = ((i64::from(acc) * i64::from(mult)) >> 32) as i32;
+    // `pre` comes from `split_shift` (at most 29); the mask is for other callers.
+    let q = hi >> (u32::from(pre) & 31);
+    ((q + k) >> 1).max(min).min(max) as i8
+}
+
 /// [`requantize_to_i8`], bit for bit, with a 32-bit fast path when the total shift
 /// `ts = 31 − shift` is in 32..=62 (every scale below 1): the rounding constant then lies in one
 /// half of the 64-bit sum (one `SMLAL`), and `(wide >> 32) >> (ts − 32)` equals `wide >> ts`
