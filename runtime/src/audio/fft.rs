@@ -18,6 +18,8 @@
 //! two inputs' (plus the half LSB of its rounding), so every component stays below 2^30 and
 //! every 64-bit sum below stays under 2^63 (the split's sums under 2^62.5).
 
+#[cfg(edgeloop_dsp)]
+use super::tables::TWIDDLES_Q31;
 use super::tables::{COS_Q31, HANN_Q15};
 use super::{Scratch, BINS, FFT_SIZE, WINDOW};
 
@@ -119,13 +121,22 @@ pub fn fft_in_place_reference(z: &mut [[i32; 2]; CFFT_SIZE]) {
 /// `column_m4`'s hand-written loop: 26 instructions per butterfly (`kws` firmware, QEMU
 /// instruction count), where the compiled form of this loop ran 34 (35 with the real and
 /// imaginary parts in separate arrays; session 19's form, with indices and two
-/// multiply-accumulates per output, 49). Tried and slower: the twiddles walked straight from
+/// multiply-accumulates per output, 49). From `half = 16` on, each block's butterflies run in
+/// order instead (`blocks_m4`, 28 instructions each with the twiddle's load), since a twiddle's
+/// setup costs about 30 instructions and the last stages have one to eight blocks per twiddle.
+/// The order of the butterflies within a stage does not change their results. Tried and slower: the twiddles walked straight from
 /// the table with a stride, in two ranges (two copies of the inner loop, 37 and 44
 /// instructions), and this function kept out of line (+0.9% per clip).
 pub fn fft_in_place(z: &mut [[i32; 2]; CFFT_SIZE]) {
     let mut half = 1;
     while half < CFFT_SIZE {
         let step = FFT_SIZE / (2 * half);
+        #[cfg(edgeloop_dsp)]
+        if half >= BLOCK_INNER_MIN {
+            blocks_m4(z, half);
+            half *= 2;
+            continue;
+        }
         for j in 0..half {
             let (c, s) = twiddle(j * step);
             #[cfg(edgeloop_dsp)]
@@ -149,6 +160,97 @@ fn column(z: &mut [[i32; 2]; CFFT_SIZE], half: usize, j: usize, c: i32, s: i32) 
         if let (Some(a), Some(b)) = (lo.get_mut(j), hi.get_mut(j)) {
             butterfly_shared(a, b, c, s, ns);
         }
+    }
+}
+
+/// From this stage size on (`half`, the butterflies per block), the Cortex-M4 runs each
+/// block's butterflies in order ([`blocks_m4`]) instead of twiddle by twiddle: the later stages
+/// have many twiddles and few blocks, and a twiddle's setup around [`column_m4`] (about 30
+/// instructions) would cost more than its butterflies.
+#[cfg(edgeloop_dsp)]
+const BLOCK_INNER_MIN: usize = 16;
+
+/// The butterflies of one stage, block by block and within a block in order, on the Cortex-M4:
+/// the twiddles come from `TWIDDLES_Q31` (the same values as [`twiddle`]), walked with the
+/// stage's stride. `half` must be at least 2 and at most `CFFT_SIZE / 2`.
+#[cfg(edgeloop_dsp)]
+fn blocks_m4(z: &mut [[i32; 2]; CFFT_SIZE], half: usize) {
+    let block: fn(*mut [i32; 2], usize) = match half {
+        16 => block_m4::<{ 8 * 8 }>,
+        32 => block_m4::<{ 8 * 4 }>,
+        64 => block_m4::<{ 8 * 2 }>,
+        128 => block_m4::<8>,
+        _ => {
+            // Not reached with `BLOCK_INNER_MIN = 16` and 256 points; twiddle by twiddle.
+            for j in 0..half {
+                let (c, s) = twiddle(j * (FFT_SIZE / (2 * half)));
+                column_m4(z, half, j, c, s);
+            }
+            return;
+        }
+    };
+    for points in z.chunks_exact_mut(2 * half) {
+        block(points.as_mut_ptr(), half);
+    }
+}
+
+/// One block of `2·half` points at `p` (`half` butterflies, point `j` with point `j + half`,
+/// twiddle `j` at byte `j · STRIDE` of `TWIDDLES_Q31`), the butterflies as in [`column_m4`]
+/// plus one `LDRD` of the twiddle: 28 instructions each. `STRIDE = 8 · (CFFT_SIZE/2) / half`.
+#[cfg(edgeloop_dsp)]
+#[inline(always)]
+fn block_m4<const STRIDE: usize>(p: *mut [i32; 2], half: usize) {
+    debug_assert_eq!(STRIDE * half, 8 * (CFFT_SIZE / 2));
+    // SAFETY: the caller passes the start of a block of `2·half` points inside `z`; butterfly
+    // `j < half` reads and writes points `j` and `j + half` of it (through `p` and `q`, which
+    // advance one point per butterfly) and reads twiddle pair `j · STRIDE / 8 < CFFT_SIZE/2`
+    // of `TWIDDLES_Q31` (`STRIDE · half = 8 · CFFT_SIZE/2`, the table's size in bytes); the
+    // loop runs `half ≥ 1` times. Word-aligned accesses; the flags are clobbered.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldrd {c}, {s}, [{tw}], #{stride}",
+            "ldrd {br}, {bi}, [{q}]",
+            "smull {lo}, {hi}, {br}, {c}",
+            "smlal {lo}, {hi}, {bi}, {s}",
+            "ldr {ar}, [{p}]",
+            "adds {ar}, {ar}, #1",
+            "adds {xl}, {lo}, {ar}, lsl #31",
+            "adc {hi}, {hi}, {ar}, asr #1",
+            "rsbs {xl}, {xl}, #0",
+            "sbc {lo}, {ar}, {hi}",
+            "str {hi}, [{p}]",
+            "str {lo}, [{q}]",
+            "rsbs {br}, {br}, #0",
+            "smull {lo}, {hi}, {bi}, {c}",
+            "smlal {lo}, {hi}, {br}, {s}",
+            "ldr {ar}, [{p}, #4]",
+            "adds {ar}, {ar}, #1",
+            "adds {xl}, {lo}, {ar}, lsl #31",
+            "adc {hi}, {hi}, {ar}, asr #1",
+            "rsbs {xl}, {xl}, #0",
+            "sbc {lo}, {ar}, {hi}",
+            "str {hi}, [{p}, #4]",
+            "str {lo}, [{q}, #4]",
+            "adds {p}, {p}, #8",
+            "adds {q}, {q}, #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            stride = const STRIDE,
+            p = inout(reg) p => _,
+            q = inout(reg) p.wrapping_add(half) => _,
+            tw = inout(reg) TWIDDLES_Q31.as_ptr() => _,
+            n = inout(reg) half => _,
+            c = out(reg) _,
+            s = out(reg) _,
+            br = out(reg) _,
+            bi = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            ar = out(reg) _,
+            xl = out(reg) _,
+            options(nostack),
+        );
     }
 }
 

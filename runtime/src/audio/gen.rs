@@ -20,6 +20,24 @@ pub fn hann_q15() -> Vec<i16> {
         .collect()
 }
 
+/// The complex FFT's twiddles in Q31 as `(c, s)` pairs, flat: pair `j` is
+/// `(cos, sin)(2πj / (FFT_SIZE/2))` for `j = 0..FFT_SIZE/4`, taken from [`cos_q31`] exactly as
+/// the FFT's `twiddle(2j)` takes them (`cos` and `sin` of `2πk / FFT_SIZE`, `k = 2j`).
+pub fn twiddles_q31() -> Vec<i32> {
+    let cos = cos_q31();
+    let q = FFT_SIZE / 4;
+    (0..FFT_SIZE / 4)
+        .flat_map(|j| {
+            let k = 2 * j;
+            if k <= q {
+                [cos[k], cos[q - k]]
+            } else {
+                [-cos[2 * q - k], cos[k - q]]
+            }
+        })
+        .collect()
+}
+
 /// Quarter-wave cosine in Q31: `round((2^31 − 1) · cos(2πk / FFT_SIZE))`, `k = 0..=FFT_SIZE/4`.
 pub fn cos_q31() -> Vec<i32> {
     (0..=FFT_SIZE / 4)
@@ -122,6 +140,15 @@ pub fn render() -> String {
         cos.len()
     );
     list(&mut s, &cos);
+    s.push_str("];\n\n");
+    let tw = twiddles_q31();
+    let _ = write!(
+        s,
+        "/// `(cos, sin)(2πj / (FFT_SIZE/2))` for `j = 0..FFT_SIZE/4` in Q31, pair after pair: the\n\
+         /// complex FFT's twiddles, from `COS_Q31`.\npub static TWIDDLES_Q31: [i32; {}] = [",
+        tw.len()
+    );
+    list(&mut s, &tw);
     s.push_str("];\n\n");
     let mel = mel_q15();
     let starts: Vec<u16> = mel.iter().map(|(f, _)| *f as u16).collect();
