@@ -29,10 +29,11 @@
 //!   the intent classifier's three shapes and a narrow kernel row.
 //!
 //! Out of sample, on images narrower than the bench's: in `tests/select_kws.rs` the `kws`
-//! firmware in QEMU measured 4.68 M instructions for the chosen c32-b3-s3 where these figures
-//! give 4.77 M, and 5.85 M for the trainer's default c24-b2-s2 where they give 5.97 M (with one
-//! figure per MAC from the 64-channel DS-CNN they had given 3.85 M and 4.25 M: narrow layers pay
-//! per output position and per output); in `tests/select_text.rs` the text winner (a width-16
+//! firmware in QEMU measured 3.96 M instructions for the chosen c32-b3-s3 where these figures
+//! give 4.01 M, and 5.09 M for the trainer's default c24-b2-s2 where they give 5.16 M (4.68 M /
+//! 4.77 M and 5.85 M / 5.97 M before the per-pixel `asm!` DSP DepthwiseConv2D; with one figure
+//! per MAC from the 64-channel DS-CNN they had given 3.85 M and 4.25 M: narrow layers pay per
+//! output position and per output); in `tests/select_text.rs` the text winner (a width-16
 //! GPT over 12 tokens) measured 300,204 where they give 296,459 (281,042 before the int8 Add's
 //! two paths, Transpose's three paths, the per-row LayerNorm and multi-row FullyConnected
 //! terms had their own kernel rows; 211,350 with session 18's figures). Both tests hold the
@@ -41,8 +42,8 @@
 //! measured; with the one Transpose line before it was 11,546.)
 //!
 //! On the bench's own images (in sample: the figures come from their rows) the DSP estimate is
-//! 930,866 instructions for the intent classifier (measured 929,104), 6,711,039 for the DS-CNN
-//! (6,711,057) and 115,459 for the tiny-GPT decode step (118,165); with session 18's figures it
+//! 930,863 instructions for the intent classifier (measured 929,104), 5,682,398 for the DS-CNN
+//! (5,682,413) and 115,459 for the tiny-GPT decode step (118,167); with session 18's figures it
 //! was 1,112,500, 6,773,064 and 101,175 (the fused attention Softmax had taken the DS-CNN's
 //! 12-element Softmax figure, 3× its cost). Ops the bench did not measure (free ones such as
 //! `Reshape`) are counted as zero instructions and listed by [`Cost::unmeasured`].
@@ -229,11 +230,12 @@ impl Figure {
 /// op's record decoded, its parameters bound and checked): the DS-CNN's FullyConnected 64 → 12
 /// through the interpreter (BENCH.md ds-cnn per-op table, op 10: 4845 DSP / 8209 reference
 /// instructions) minus the same kernel called alone at that shape (BENCH.md kernel table,
-/// `fully_connected_small`: 2332 / 5704): 2513 with the DSP kernels, 2505 with the reference
+/// `fully_connected_small`: 2332 / 5706): 2513 with the DSP kernels, 2503 with the reference
 /// ones, and this is their mean. (The kernel rows move by a few instructions when code elsewhere
 /// in the bench firmware changes its layout; the difference was 2511 both ways before session
-/// 20 added kernel rows.) Added per op to the figures measured as kernel calls alone.
-pub const OP_OVERHEAD: f64 = 2_509.0;
+/// 20 added kernel rows, and 2513 / 2505 before the faster DSP DepthwiseConv2D moved the
+/// reference row by 2.) Added per op to the figures measured as kernel calls alone.
+pub const OP_OVERHEAD: f64 = 2_508.0;
 
 /// A figure taken from rows through the interpreter: per unit `(DSP, reference)`, per op.
 const fn rows(
@@ -303,7 +305,7 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::Depthwise,
         unit: Pair {
-            dsp: 7.308782,
+            dsp: 3.845741,
             reference: 74.64009,
         },
         op: Pair {
@@ -312,11 +314,11 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 288.2053,
+            dsp: 225.6533,
             reference: 35.63733,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 564769, reference 5381052 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 134067, 1078381 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
+        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 307608, reference 5381052 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 77944, 1078382 alone; the reference figure is still the plane through 5381052 and 1078381 with an OP_OVERHEAD of 2509, a few instructions of layout ago): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
     },
     alone(
         KernelClass::Conv2dF32,
