@@ -269,7 +269,7 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::Conv2dSpatial,
         unit: Pair {
-            dsp: 1.92875,
+            dsp: 1.928771,
             reference: 92.57181,
         },
         op: Pair {
@@ -278,11 +278,11 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 3043.264,
+            dsp: 1512.035,
             reference: 37.99467,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 1000119, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 534708, 7410493 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 808719, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 343306, 7410495 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time where the window lies inside the input)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,

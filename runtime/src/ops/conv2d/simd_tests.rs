@@ -30,6 +30,23 @@ fn bit_exact_dsp() {
     assert_bit_exact(super::dsp::eval_i8, 0xC0D5, CASES);
 }
 
+/// The DSP kernel's im2col copies runs of every length as `copy_from_slice` would: the
+/// fixed-size arms (1 to 16 bytes) and the `memcpy` fallback, at every offset in a buffer.
+#[test]
+fn dsp_patch_copies_every_length() {
+    let mut rng = Rng::new(0xC0D7);
+    let src = rng.i8_vec(64);
+    for len in 0..=40 {
+        for at in [0, 1, 3, 7] {
+            let mut got = vec![0x55i8; 64];
+            let mut want = got.clone();
+            super::dsp::copy_bytes(&mut got[at..at + len], &src[3..3 + len]);
+            want[at..at + len].copy_from_slice(&src[3..3 + len]);
+            assert_eq!(got, want, "len {len} at {at}");
+        }
+    }
+}
+
 /// The DSP kernel's pointwise path (1×1, stride 1, no padding: one FullyConnected over all
 /// pixels, rows four at a time): random cases made pointwise, sizes up to 40 channels in and out.
 #[test]
