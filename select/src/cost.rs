@@ -29,8 +29,9 @@
 //!   the intent classifier's three shapes and a narrow kernel row.
 //!
 //! Out of sample, on images narrower than the bench's: in `tests/select_kws.rs` the `kws`
-//! firmware in QEMU measured 3.96 M instructions for the chosen c32-b3-s3 where these figures
-//! give 4.01 M, and 5.09 M for the trainer's default c24-b2-s2 where they give 5.16 M (4.68 M /
+//! firmware in QEMU measured 3.51 M instructions for the chosen c32-b3-s3 where these figures
+//! give 3.65 M, and 4.10 M for the trainer's default c24-b2-s2 where they give 4.40 M (3.96 M /
+//! 4.01 M and 5.09 M / 5.16 M before the Conv2D's im2col copied whole kernel rows, 4.68 M /
 //! 4.77 M and 5.85 M / 5.97 M before the per-pixel `asm!` DSP DepthwiseConv2D; with one figure
 //! per MAC from the 64-channel DS-CNN they had given 3.85 M and 4.25 M: narrow layers pay per
 //! output position and per output); in `tests/select_text.rs` the text winner (a width-16
@@ -42,8 +43,8 @@
 //! measured; with the one Transpose line before it was 11,546.)
 //!
 //! On the bench's own images (in sample: the figures come from their rows) the DSP estimate is
-//! 930,863 instructions for the intent classifier (measured 929,104), 5,682,398 for the DS-CNN
-//! (5,682,413) and 115,459 for the tiny-GPT decode step (118,167); with session 18's figures it
+//! 930,863 instructions for the intent classifier (measured 929,104), 5,491,001 for the DS-CNN
+//! (5,491,013) and 115,459 for the tiny-GPT decode step (118,167); with session 18's figures it
 //! was 1,112,500, 6,773,064 and 101,175 (the fused attention Softmax had taken the DS-CNN's
 //! 12-element Softmax figure, 3× its cost). Ops the bench did not measure (free ones such as
 //! `Reshape`) are counted as zero instructions and listed by [`Cost::unmeasured`].
