@@ -163,6 +163,40 @@ fn column(z: &mut [[i32; 2]; CFFT_SIZE], half: usize, j: usize, c: i32, s: i32) 
     }
 }
 
+/// The body of the Cortex-M4 butterfly loops ([`column_m4`], `block_m4`): one butterfly on the
+/// points at `{p}` and `{q}` with the twiddle `({c}, {s})`, 22 instructions (see [`column_m4`]
+/// for how the `−` outputs come from the `+` outputs' words). Operands: `p`, `q`, `c`, `s` and
+/// the temporaries `br`, `bi`, `lo`, `hi`, `ar`, `xl`; `br` is left negated.
+#[cfg(edgeloop_dsp)]
+macro_rules! butterfly_m4 {
+    () => {
+        concat!(
+            "ldrd {br}, {bi}, [{q}]\n",
+            "smull {lo}, {hi}, {br}, {c}\n",
+            "smlal {lo}, {hi}, {bi}, {s}\n",
+            "ldr {ar}, [{p}]\n",
+            "adds {ar}, {ar}, #1\n",
+            "adds {xl}, {lo}, {ar}, lsl #31\n",
+            "adc {hi}, {hi}, {ar}, asr #1\n",
+            "rsbs {xl}, {xl}, #0\n",
+            "sbc {lo}, {ar}, {hi}\n",
+            "str {hi}, [{p}]\n",
+            "str {lo}, [{q}]\n",
+            "rsbs {br}, {br}, #0\n",
+            "smull {lo}, {hi}, {bi}, {c}\n",
+            "smlal {lo}, {hi}, {br}, {s}\n",
+            "ldr {ar}, [{p}, #4]\n",
+            "adds {ar}, {ar}, #1\n",
+            "adds {xl}, {lo}, {ar}, lsl #31\n",
+            "adc {hi}, {hi}, {ar}, asr #1\n",
+            "rsbs {xl}, {xl}, #0\n",
+            "sbc {lo}, {ar}, {hi}\n",
+            "str {hi}, [{p}, #4]\n",
+            "str {lo}, [{q}, #4]\n",
+        )
+    };
+}
+
 /// From this stage size on (`half`, the butterflies per block), the Cortex-M4 runs each
 /// block's butterflies in order ([`blocks_m4`]) instead of twiddle by twiddle: the later stages
 /// have many twiddles and few blocks, and a twiddle's setup around [`column_m4`] (about 30
@@ -210,28 +244,7 @@ fn block_m4<const STRIDE: usize>(p: *mut [i32; 2], half: usize) {
         core::arch::asm!(
             "2:",
             "ldrd {c}, {s}, [{tw}], #{stride}",
-            "ldrd {br}, {bi}, [{q}]",
-            "smull {lo}, {hi}, {br}, {c}",
-            "smlal {lo}, {hi}, {bi}, {s}",
-            "ldr {ar}, [{p}]",
-            "adds {ar}, {ar}, #1",
-            "adds {xl}, {lo}, {ar}, lsl #31",
-            "adc {hi}, {hi}, {ar}, asr #1",
-            "rsbs {xl}, {xl}, #0",
-            "sbc {lo}, {ar}, {hi}",
-            "str {hi}, [{p}]",
-            "str {lo}, [{q}]",
-            "rsbs {br}, {br}, #0",
-            "smull {lo}, {hi}, {bi}, {c}",
-            "smlal {lo}, {hi}, {br}, {s}",
-            "ldr {ar}, [{p}, #4]",
-            "adds {ar}, {ar}, #1",
-            "adds {xl}, {lo}, {ar}, lsl #31",
-            "adc {hi}, {hi}, {ar}, asr #1",
-            "rsbs {xl}, {xl}, #0",
-            "sbc {lo}, {ar}, {hi}",
-            "str {hi}, [{p}, #4]",
-            "str {lo}, [{q}, #4]",
+            butterfly_m4!(),
             "adds {p}, {p}, #8",
             "adds {q}, {q}, #8",
             "subs {n}, {n}, #1",
@@ -282,28 +295,7 @@ fn column_m4(z: &mut [[i32; 2]; CFFT_SIZE], half: usize, j: usize, c: i32, s: i3
     unsafe {
         core::arch::asm!(
             "2:",
-            "ldrd {br}, {bi}, [{q}]",
-            "smull {lo}, {hi}, {br}, {c}",
-            "smlal {lo}, {hi}, {bi}, {s}",
-            "ldr {ar}, [{p}]",
-            "adds {ar}, {ar}, #1",
-            "adds {xl}, {lo}, {ar}, lsl #31",
-            "adc {hi}, {hi}, {ar}, asr #1",
-            "rsbs {xl}, {xl}, #0",
-            "sbc {lo}, {ar}, {hi}",
-            "str {hi}, [{p}]",
-            "str {lo}, [{q}]",
-            "rsbs {br}, {br}, #0",
-            "smull {lo}, {hi}, {bi}, {c}",
-            "smlal {lo}, {hi}, {br}, {s}",
-            "ldr {ar}, [{p}, #4]",
-            "adds {ar}, {ar}, #1",
-            "adds {xl}, {lo}, {ar}, lsl #31",
-            "adc {hi}, {hi}, {ar}, asr #1",
-            "rsbs {xl}, {xl}, #0",
-            "sbc {lo}, {ar}, {hi}",
-            "str {hi}, [{p}, #4]",
-            "str {lo}, [{q}, #4]",
+            butterfly_m4!(),
             "add {p}, {p}, {off}, lsl #1",
             "add {q}, {q}, {off}, lsl #1",
             "subs {n}, {n}, #1",
