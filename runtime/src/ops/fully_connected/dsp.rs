@@ -71,9 +71,9 @@ pub(crate) fn expand(x: &[i8], x_offset: i32, out: &mut [MaybeUninit<u32>]) -> u
 /// `acc`; `xe` is [`expand`]`(x)` and `w` holds the three rows back to back (`3 · x.len()`
 /// bytes). On the Cortex-M4 the inner loop is hand-written: rows 1 and 2 are addressed from
 /// row 0's pointer with a register offset (`[p, k]`, `[p, k, LSL #1]`), so the three
-/// accumulators, two operand words and the weight word fit the 11 registers `asm!` leaves; per 4
-/// input bytes one `LDRD`, three weight `LDR`s, six `SXTB16`, six `SMLAD` (two passes per loop
-/// iteration: 34 instructions per 24 MACs).
+/// accumulators, two operand words and the weight word fit in 11 registers (`asm!` leaves
+/// 12); per 4 input bytes one `LDRD`, three weight `LDR`s, six `SXTB16`, six `SMLAD` (two
+/// passes per loop iteration: 34 instructions per 24 MACs).
 #[inline(always)]
 pub(crate) fn dot3(x: &[i8], x_offset: i32, xe: &[u32], w: &[i8], acc: [i32; 3]) -> [i32; 3] {
     let k = x.len();
@@ -238,7 +238,8 @@ pub(crate) fn dot1x2_words(xe: &[u32], w: &[i8], acc: (i32, i32)) -> (i32, i32) 
 }
 
 /// `true` when every shift is in `-31..=-2` (total shift `ts = 31 − shift` in 33..=62), the
-/// range [`requant_fast`] handles: every scale below ½, the usual case.
+/// range [`requant_fast`] handles: every scale below ¼ (a Q31 multiplier in [½, 1) times 2^shift),
+/// the usual case.
 pub(crate) fn fast_shifts(shifts: &[i32]) -> bool {
     shifts.iter().all(|s| (-31..=-2).contains(s))
 }
