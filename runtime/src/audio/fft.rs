@@ -18,9 +18,9 @@
 //! two inputs' (plus the half LSB of its rounding), so every component stays below 2^30 and
 //! every 64-bit sum below stays under 2^63 (the split's sums under 2^62.5).
 
-#[cfg(edgeloop_dsp)]
-use super::tables::TWIDDLES_Q31;
 use super::tables::{COS_Q31, HANN_Q15};
+#[cfg(edgeloop_dsp)]
+use super::tables::{SPLIT_TWIDDLES_Q31, TWIDDLES_Q31};
 use super::{Scratch, BINS, FFT_SIZE, WINDOW};
 
 /// Points of the complex FFT: the real frame's samples in pairs.
@@ -387,7 +387,8 @@ pub fn split_real_reference(z: &mut [[i32; 2]; BINS]) {
 /// is one `SMULL` and one `SMLAL`, and each output is built as in [`butterfly_shared`]
 /// (`u·2^31 + 2^31 = (u + 1)·2^31`, and `−ui·2^31 + 2^31 = (1 − ui)·2^31`). The pairs
 /// `(k, N' − k)` for `k` in `1..N'/2` are walked as two slices, one reversed, with the
-/// twiddles read straight from the quarter-wave table (`c = cos[k]`, `s = cos[N'/2 − k]`).
+/// twiddles read straight from the quarter-wave table (`c = cos[k]`, `s = cos[N'/2 − k]`); on
+/// the Cortex-M4 by a hand-written loop (`split_pairs_m4`).
 #[inline(never)]
 pub fn split_real(z: &mut [[i32; 2]; BINS]) {
     const H: usize = CFFT_SIZE / 2;
@@ -396,7 +397,17 @@ pub fn split_real(z: &mut [[i32; 2]; BINS]) {
     (z[0], z[CFFT_SIZE]) = split_pair(z0, z0, COS_Q31[0], COS_Q31[H]);
     let zh = z[H];
     (z[H], _) = split_pair(zh, zh, COS_Q31[H], COS_Q31[0]);
-    // k in 1..H with N' − k in H+1..N' (reversed).
+    #[cfg(edgeloop_dsp)]
+    split_pairs_m4(z);
+    #[cfg(not(edgeloop_dsp))]
+    split_pairs(z);
+}
+
+/// The pairs `(k, N' − k)`, `k` in `1..N'/2`, of [`split_real`]: two slices, one reversed.
+#[cfg_attr(edgeloop_dsp, allow(dead_code))]
+#[inline(always)]
+fn split_pairs(z: &mut [[i32; 2]; BINS]) {
+    const H: usize = CFFT_SIZE / 2;
     let (lo, hi) = z[1..CFFT_SIZE].split_at_mut(H - 1);
     let cos = &COS_Q31[1..H];
     let pairs = lo
@@ -405,6 +416,72 @@ pub fn split_real(z: &mut [[i32; 2]; BINS]) {
         .zip(cos.iter().zip(cos.iter().rev()));
     for ((a, b), (&c, &s)) in pairs {
         (*a, *b) = split_pair(*a, *b, c, s);
+    }
+}
+
+/// The pairs `(k, N' − k)`, `k` in `1..N'/2`, of [`split_real`] on the Cortex-M4: a
+/// hand-written loop of 29 instructions per pair (54 compiled), the twiddles from
+/// `SPLIT_TWIDDLES_Q31` (the same values as `cos[k]`, `cos[N'/2 − k]`). The same integers as
+/// [`split_pair`]: the real parts as in [`column_m4`] (`(ur + 1)·2^31 ± tr`, the `−` output
+/// from the `+` output's words), and the imaginary part of bin `N' − k` as that of bin `k`
+/// minus `ui`, since `(1 − ui)·2^31 + ti = ((ui + 1)·2^31 + ti) − ui·2^32` (the same low word;
+/// every value involved fits `i32`, see [`split_real`]).
+#[cfg(edgeloop_dsp)]
+fn split_pairs_m4(z: &mut [[i32; 2]; BINS]) {
+    const H: usize = CFFT_SIZE / 2;
+    debug_assert_eq!(SPLIT_TWIDDLES_Q31.len(), 2 * (H - 1));
+    let base = z.as_mut_ptr();
+    // SAFETY: `pa` walks points 1, 2, … and `pb` points N' − 1, N' − 2, … of `z` (`BINS > N'`
+    // points) while `pa < pb`: pairs `k = 1..H`, each reading and writing points `k` and
+    // `N' − k` (both in `1..N'`); the first pair has `pa < pb`, so the do-while loop is right
+    // to run it. `tw` reads pair `k − 1` of `SPLIT_TWIDDLES_Q31` (`H − 1` pairs). `z` is
+    // borrowed mutably; word-aligned accesses (LDRD needs them); the flags are clobbered.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldrd {ar}, {ai}, [{pa}]",
+            "ldrd {br}, {bi}, [{pb}]",
+            "ldrd {c}, {s}, [{tw}], #8",
+            "add {xl}, {ai}, {bi}",
+            "sub {ai}, {ai}, {bi}",
+            "sub {bi}, {br}, {ar}",
+            "add {ar}, {ar}, {br}",
+            "smull {lo}, {hi}, {c}, {xl}",
+            "smlal {lo}, {hi}, {s}, {bi}",
+            "adds {ar}, {ar}, #1",
+            "adds {br}, {lo}, {ar}, lsl #31",
+            "adc {hi}, {hi}, {ar}, asr #1",
+            "rsbs {br}, {br}, #0",
+            "sbc {lo}, {ar}, {hi}",
+            "str {hi}, [{pa}]",
+            "str {lo}, [{pb}]",
+            "rsbs {xl}, {xl}, #0",
+            "smull {lo}, {hi}, {c}, {bi}",
+            "smlal {lo}, {hi}, {s}, {xl}",
+            "adds {ar}, {ai}, #1",
+            "adds {lo}, {lo}, {ar}, lsl #31",
+            "adc {hi}, {hi}, {ar}, asr #1",
+            "str {hi}, [{pa}, #4]",
+            "sub {hi}, {hi}, {ai}",
+            "str {hi}, [{pb}, #4]",
+            "adds {pa}, {pa}, #8",
+            "subs {pb}, {pb}, #8",
+            "cmp {pa}, {pb}",
+            "blo 2b",
+            pa = inout(reg) base.wrapping_add(1) => _,
+            pb = inout(reg) base.wrapping_add(CFFT_SIZE - 1) => _,
+            tw = inout(reg) SPLIT_TWIDDLES_Q31.as_ptr() => _,
+            ar = out(reg) _,
+            ai = out(reg) _,
+            br = out(reg) _,
+            bi = out(reg) _,
+            c = out(reg) _,
+            s = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            xl = out(reg) _,
+            options(nostack),
+        );
     }
 }
 

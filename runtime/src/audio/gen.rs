@@ -38,6 +38,15 @@ pub fn twiddles_q31() -> Vec<i32> {
         .collect()
 }
 
+/// The split stage's twiddles in Q31 as `(c, s)` pairs, flat: pair `k − 1` is
+/// `(cos, sin)(2πk / FFT_SIZE)` for `k = 1..FFT_SIZE/4`, taken from [`cos_q31`] as the split
+/// takes them (`c = cos[k]`, `s = cos[FFT_SIZE/4 − k]`).
+pub fn split_twiddles_q31() -> Vec<i32> {
+    let cos = cos_q31();
+    let q = FFT_SIZE / 4;
+    (1..q).flat_map(|k| [cos[k], cos[q - k]]).collect()
+}
+
 /// Quarter-wave cosine in Q31: `round((2^31 − 1) · cos(2πk / FFT_SIZE))`, `k = 0..=FFT_SIZE/4`.
 pub fn cos_q31() -> Vec<i32> {
     (0..=FFT_SIZE / 4)
@@ -149,6 +158,15 @@ pub fn render() -> String {
         tw.len()
     );
     list(&mut s, &tw);
+    s.push_str("];\n\n");
+    let st = split_twiddles_q31();
+    let _ = write!(
+        s,
+        "/// `(cos, sin)(2πk / FFT_SIZE)` for `k = 1..FFT_SIZE/4` in Q31, pair after pair: the\n\
+         /// real FFT's split stage twiddles, from `COS_Q31`.\npub static SPLIT_TWIDDLES_Q31: [i32; {}] = [",
+        st.len()
+    );
+    list(&mut s, &st);
     s.push_str("];\n\n");
     let mel = mel_q15();
     let starts: Vec<u16> = mel.iter().map(|(f, _)| *f as u16).collect();
