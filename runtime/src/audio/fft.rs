@@ -3,10 +3,11 @@
 //!
 //! The windowed frame, halved, is packed into [`CFFT_SIZE`] complex points: even samples are
 //! the real parts, odd samples the imaginary parts (loaded bit-reversed by [`load_windowed`]).
-//! Their radix-2
-//! decimation-in-time FFT ([`fft_in_place`]) uses Q31 twiddles from a quarter-wave table; each
-//! butterfly is computed in 64-bit and halved with rounding (`(a·2^31 ± b·w + 2^31) >> 32`), so
-//! the result is the complex DFT divided by [`CFFT_SIZE`]. [`split_real`] then separates the
+//! Their radix-2 decimation-in-time FFT ([`fft_in_place`]) uses Q31 twiddles from a
+//! quarter-wave table; each butterfly is computed in 64-bit and halved with rounding
+//! (`(a·2^31 ± b·w + 2^31) >> 32`), so the result is the complex DFT divided by [`CFFT_SIZE`].
+//! On the Cortex-M4 the butterflies and the split run in hand-written loops that compute the
+//! same integers (`column_m4`, `block_m4`, `split_pairs_m4`). [`split_real`] then separates the
 //! even and odd samples' spectra (conjugate symmetry) and joins them with the [`FFT_SIZE`]-point
 //! twiddles, rounding once: bins `0..=FFT_SIZE/2` of the real frame's DFT divided by
 //! [`FFT_SIZE`] (the halving at the load and the `CFFT_SIZE` of the complex FFT make
