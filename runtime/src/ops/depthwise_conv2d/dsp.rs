@@ -149,6 +149,27 @@ struct Fast {
     max: i8,
 }
 
+/// One tap of [`pixel_fast`]'s loop on 4 channels (9 instructions): the tap's row pointer from
+/// `r10` (advanced), its 4 input bytes at channel offset `r11`, the tap's two halfword-pair
+/// weight words from `r12` (advanced), and the four products added into `r0`–`r3`. Written once
+/// for the odd tap and the two taps of each pass.
+#[cfg(edgeloop_dsp)]
+macro_rules! tap_m4 {
+    () => {
+        concat!(
+            "ldr r4, [r10], #4\n",
+            "ldr r4, [r4, r11]\n",
+            "ldrd r8, r9, [r12], #8\n",
+            "sxtb16 r5, r4, ror #8\n",
+            "sxtb16 r4, r4\n",
+            "smlabb r0, r4, r8, r0\n",
+            "smlatt r2, r4, r8, r2\n",
+            "smlabb r1, r5, r9, r1\n",
+            "smlatt r3, r5, r9, r3\n",
+        )
+    };
+}
+
 /// Every group of a block for one output pixel, with the fast requantization: channels
 /// `c0..c0 + 4 · groups` of `out`, from the block's group data `data` (`groups ·
 /// group_words(rows.len())` words, see [`group_words`]). On the Cortex-M4 one `asm!` block runs
@@ -199,36 +220,12 @@ unsafe fn pixel_fast(data: &[u32], rows: &[*const i8], c0: usize, out: &mut [i8]
                 // N, Z or C flags, so BEQ still sees LSRS's result).
                 "lsrs lr, lr, #1",
                 "bcc 3f",
-                "ldr r4, [r10], #4",
-                "ldr r4, [r4, r11]",
-                "ldrd r8, r9, [r12], #8",
-                "sxtb16 r5, r4, ror #8",
-                "sxtb16 r4, r4",
-                "smlabb r0, r4, r8, r0",
-                "smlatt r2, r4, r8, r2",
-                "smlabb r1, r5, r9, r1",
-                "smlatt r3, r5, r9, r3",
+                tap_m4!(),
                 "3:",
                 "beq 4f",
                 "2:",
-                "ldr r4, [r10], #4",
-                "ldr r4, [r4, r11]",
-                "ldrd r8, r9, [r12], #8",
-                "sxtb16 r5, r4, ror #8",
-                "sxtb16 r4, r4",
-                "smlabb r0, r4, r8, r0",
-                "smlatt r2, r4, r8, r2",
-                "smlabb r1, r5, r9, r1",
-                "smlatt r3, r5, r9, r3",
-                "ldr r4, [r10], #4",
-                "ldr r4, [r4, r11]",
-                "ldrd r8, r9, [r12], #8",
-                "sxtb16 r5, r4, ror #8",
-                "sxtb16 r4, r4",
-                "smlabb r0, r4, r8, r0",
-                "smlatt r2, r4, r8, r2",
-                "smlabb r1, r5, r9, r1",
-                "smlatt r3, r5, r9, r3",
+                tap_m4!(),
+                tap_m4!(),
                 "subs lr, lr, #1",
                 "bne 2b",
                 "4:",
