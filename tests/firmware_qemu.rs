@@ -453,6 +453,7 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
     // Random shapes and values on the device, every output byte against the reference.
     for k in [
         "fully_connected",
+        "fully_connected_quads",
         "conv2d",
         "depthwise_conv2d",
         "batch_matmul",

@@ -269,6 +269,43 @@ fn fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
     })
 }
 
+/// FullyConnected in groups of four rows with every feature in one block (the DSP kernel's
+/// `quad_fast`): 4-12 rows, K a multiple of 4 up to 256, 1-40 outputs, always a bias.
+fn fully_connected_quads(rng: &mut Rng, b: &mut Buffers) -> bool {
+    sweep("fully_connected_quads", |t| {
+        let batch = rng.range(4, 12) as usize;
+        let k = 4 * rng.range(1, 64) as usize;
+        let n = (rng.range(1, 40) as usize).min(W_LEN / k);
+        if batch * k > X_LEN || batch * n > Y_LEN {
+            return None;
+        }
+        rng.operands(b, batch * k, n * k, n, 16);
+        let zp = rng.zero_point();
+        let p = FullyConnectedParams {
+            shape: FullyConnectedShape {
+                batch: batch as u32,
+                in_features: k as u32,
+                out_features: n as u32,
+            },
+            weights: &b.w[..n * k],
+            bias: Some(&b.bias[..n]),
+            input_zero_point: rng.zero_point(),
+            output_zero_point: zp,
+            output_multiplier: &b.mult[..n],
+            output_shift: &b.shift[..n],
+            activation: rng.clamp(zp),
+        };
+        let (x, len) = (&b.x[..batch * k], batch * n);
+        let checked = fully_connected::check_i8(&p, x.len(), len);
+        let outs = (&mut b.want[..len], &mut b.got[..len]);
+        let (reference, dsp) = (
+            fully_connected::reference::eval_i8,
+            fully_connected::dsp::eval_i8,
+        );
+        Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
+    })
+}
+
 /// Conv2D: up to 9×9×24 in, 1-16 outputs, kernels up to 4×4 (a quarter pointwise), strides,
 /// dilations, padding.
 fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
@@ -622,5 +659,7 @@ pub fn run() -> bool {
     ok &= add_i8(&mut rng, b);
     ok &= mul_i8(&mut rng, b);
     ok &= quantize_f32(&mut rng, b);
+    // Last, so that the cases drawn for the kernels above stay as they were.
+    ok &= fully_connected_quads(&mut rng, b);
     ok
 }

@@ -270,7 +270,7 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::Conv2dSpatial,
         unit: Pair {
-            dsp: 1.928771,
+            dsp: 1.463771,
             reference: 92.57181,
         },
         op: Pair {
@@ -279,16 +279,16 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 1512.035,
+            dsp: 1518.235,
             reference: 37.99467,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 808719, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 343306, 7410495 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time where the window lies inside the input)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 660694, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 306881, 7410496 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time where the window lies inside the input)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
         unit: Pair {
-            dsp: 1.020888,
+            dsp: 1.027276,
             reference: 5.965266,
         },
         op: Pair {
@@ -296,12 +296,12 @@ pub const FIGURES: &[Figure] = &[
             reference: OP_OVERHEAD,
         },
         output: Pair {
-            dsp: 40.30142,
+            dsp: 20.99983,
             reference: 274.8839,
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 847617, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 90617, 592526 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 696472, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 59898, 592526 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -375,19 +375,19 @@ pub const FIGURES: &[Figure] = &[
             reference: 5.99946,
         },
         op: Pair {
-            dsp: 3052.97,
+            dsp: 3124.14,
             reference: 2692.97,
         },
         output: Pair {
-            dsp: 28.65,
+            dsp: 9.70,
             reference: 79.0,
         },
         row: Pair {
-            dsp: 159.168,
+            dsp: 153.860,
             reference: 12.468,
         },
         per: Per::Mac,
-        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 48881, reference 176371 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 176816, 696658) and op 20 (128→32: 81920 MACs, 640 outputs; 121808, 544978); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 14014, 45081 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
+        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 36718, reference 176371 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 128269, 696658) and op 20 (128→32: 81920 MACs, 640 outputs; 109645, 544978); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 9192, 45081 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
     },
     alone(
         KernelClass::FullyConnectedF32Small,

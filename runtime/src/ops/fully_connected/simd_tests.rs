@@ -13,6 +13,35 @@ fn bit_exact_dsp() {
     assert_bit_exact(super::dsp::eval_i8, 0xD5B0, CASES);
 }
 
+/// The DSP variant's groups of four rows with every feature in one block (`quad_fast`: a bias,
+/// K a multiple of 4, every shift in `-31..=-2`), on random cases that meet those conditions:
+/// 4 to 14 rows (whole groups and leftover rows), up to 256 inputs, up to 40 outputs.
+#[test]
+fn bit_exact_dsp_quads() {
+    let mut rng = crate::ops::testing::Rng::new(0xD5B4);
+    let mut taken = 0;
+    for i in 0..20_000 {
+        let c = super::tests::FcCase::random_batch(&mut rng, 14, 256, 40);
+        let (b, k) = (c.shape.batch, c.shape.in_features);
+        let fits = b >= 4 && k % 4 == 0 && k <= 256 && c.bias.is_some();
+        if !fits || !super::dsp::fast_shifts(&c.shift) || c.input_zero_point.abs() > 255 {
+            continue;
+        }
+        let p = c.params();
+        super::check_i8(&p, c.input.len(), c.output_len()).expect("valid case");
+        let mut want = std::vec![0i8; c.output_len()];
+        let mut got = std::vec![0i8; c.output_len()];
+        super::reference::eval_i8(&p, &c.input, &mut want);
+        super::dsp::eval_i8(&p, &c.input, &mut got);
+        assert_eq!(got, want, "case {i}: {:?}", c.shape);
+        taken += 1;
+        if taken == CASES {
+            break;
+        }
+    }
+    assert!(taken >= CASES / 2, "only {taken} cases met the conditions");
+}
+
 #[test]
 fn bit_exact_avx2() {
     #[cfg(target_arch = "x86_64")]
