@@ -5,18 +5,20 @@
 //! `asm!`; on every other target the same source runs over the portable emulation of those
 //! instructions in [`crate::arch::cortex_m`], so the host tests check the algorithm bit for bit.
 //!
-//! Each input row (up to 1024 features) is sign-extended (`SXTB16`, `SXTB16 ROR 8`) and offset
-//! by the input zero point (`SADD16`) once, into a 2 KiB stack buffer of SMLAD operands shared
-//! by every output feature. With two or more input rows (a batch, or Conv2D's im2col patches
-//! two pixels at a time), two rows are expanded into one interleaved buffer and each output
-//! feature's weights meet both rows in one pass: per 4 input bytes one `LDM` of four operand
-//! words, one weight load, two `SXTB16` and four `SMLAD` (every sign-extended weight pair feeds
-//! two accumulators; on the Cortex-M4 this inner loop is hand-written, 10 instructions per 8
-//! MACs). A single row computes three output features per pass: per row and 4 MACs one weight
-//! load, two `SXTB16` and two `SMLAD` (weights are symmetric: no offset). Leftover rows and
-//! longer inputs use the one-row dot product; leftover input bytes (K not a multiple of 4) use
-//! scalar code. Integer addition modulo 2³² is associative, so every accumulator equals the
-//! reference's.
+//! Each input row (up to [`MAX_EXPANDED`] features) is sign-extended (`SXTB16`, `SXTB16 ROR 8`)
+//! and offset by the input zero point (`SADD16`) once, into a stack buffer of SMLAD operands
+//! shared by every output feature. With four or more input rows of at most 256 features (a
+//! batch, a sequence, or Conv2D's im2col patches four pixels at a time), four rows are expanded
+//! into one interleaved buffer and each output feature's weights meet all four in one pass: per
+//! 4 input bytes one weight load, two `SXTB16`, four `LDM`s of two operand words and eight
+//! `SMLAD` (17 instructions per 16 MACs on the Cortex-M4, hand-written). With a bias, K a
+//! multiple of 4 and every scale below ¼, one `asm!` block runs every output feature of the
+//! group, requantization and stores included ([`quad_fast`]). Two leftover rows go the same way
+//! in pairs (10 instructions per 8 MACs). A single row computes three output features per pass:
+//! per row and 4 MACs one weight load, two `SXTB16` and two `SMLAD` (weights are symmetric: no
+//! offset). Longer inputs use the one-row dot product; leftover input bytes (K not a multiple of
+//! 4) use scalar code. Integer addition modulo 2³² is associative, so every accumulator equals
+//! the reference's.
 
 use core::mem::MaybeUninit;
 
@@ -390,7 +392,7 @@ pub(crate) fn dot1x4_words(xe: &[u32], w: &[i8], acc: [i32; 4]) -> [i32; 4] {
 /// constants, `k = 1 + 2 · output_zero_point`.
 ///
 /// On the Cortex-M4 one `asm!` block runs every output feature: the inner loop of
-/// [`dot1x4_words`] (15 instructions per 16 MACs, the weights walked by one pointer from
+/// [`dot1x4_words`] (17 instructions per 16 MACs, the weights walked by one pointer from
 /// feature to feature), then four `SMMUL`, `ASR` by `−shift − 2`, the add of `k`, `SSAT #8` of
 /// the half, the four bytes packed with `BFI`, clamped with `SSUB8`/`SEL`, and stored to the
 /// four rows: 53 instructions per feature besides the MACs (the Rust loop with
@@ -556,7 +558,7 @@ fn eval_quads(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
     // Whole features per group of rows in one block (`quad_fast`): a bias, whole words, and
     // every shift in its range.
     let packed = match p.bias {
-        Some(b) if fast && k % 4 == 0 => Some(&b[..n]),
+        Some(b) if fast && k.is_multiple_of(4) => Some(&b[..n]),
         _ => None,
     };
     // Not zeroed: `expand4` writes the words that are read.

@@ -23,7 +23,7 @@ fn bit_exact_dsp_quads() {
     for i in 0..20_000 {
         let c = super::tests::FcCase::random_batch(&mut rng, 14, 256, 40);
         let (b, k) = (c.shape.batch, c.shape.in_features);
-        let fits = b >= 4 && k % 4 == 0 && k <= 256 && c.bias.is_some();
+        let fits = b >= 4 && k.is_multiple_of(4) && k <= 256 && c.bias.is_some();
         if !fits || !super::dsp::fast_shifts(&c.shift) || c.input_zero_point.abs() > 255 {
             continue;
         }
