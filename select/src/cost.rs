@@ -282,16 +282,16 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 1518.235,
+            dsp: 815.1067,
             reference: 37.99467,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 660694, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 306881, 7410496 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time where the window lies inside the input)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 572803, reference 29630239 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 218990, 7410496 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time, the columns inside the input copied and the zero point around them)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
         unit: Pair {
-            dsp: 1.027276,
+            dsp: 1.042286,
             reference: 5.965266,
         },
         op: Pair {
@@ -299,12 +299,12 @@ pub const FIGURES: &[Figure] = &[
             reference: OP_OVERHEAD,
         },
         output: Pair {
-            dsp: 20.99983,
+            dsp: 17.82279,
             reference: 274.8839,
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 696472, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 59898, 592526 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 678741, reference 5255798 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 55199, 592526 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -374,23 +374,23 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::FullyConnectedRows,
         unit: Pair {
-            dsp: 1.18696,
+            dsp: 1.124459,
             reference: 5.99946,
         },
         op: Pair {
-            dsp: 3124.14,
+            dsp: 3125.14,
             reference: 2692.97,
         },
         output: Pair {
-            dsp: 9.70,
+            dsp: 11.70,
             reference: 79.0,
         },
         row: Pair {
-            dsp: 153.860,
+            dsp: 74.860,
             reference: 12.468,
         },
         per: Per::Mac,
-        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 36718, reference 176371 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 128269, 696658) and op 20 (128→32: 81920 MACs, 640 outputs; 109645, 544978); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 9192, 45081 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
+        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 35139, reference 176371 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 126690, 696658) and op 20 (128→32: 81920 MACs, 640 outputs; 104226, 544978); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 8817, 45081 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
     },
     alone(
         KernelClass::FullyConnectedF32Small,
@@ -413,9 +413,9 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::BatchMatMul,
         Per::Mac,
-        (3.26296, 27.0396),
-        (10486.1, 10458.7),
-        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 99478, reference 708098 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 30982, 140482): the line through both (kernels alone), plus OP_OVERHEAD per op",
+        (3.149390, 27.0396),
+        (9912.80, 10458.7),
+        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 95434, reference 708098 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 29322, 140482): the line through both (kernels alone), plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::Attention,

@@ -77,13 +77,8 @@ fn fc_params<'a>(
 #[inline(never)]
 fn eval_patches(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8], k: usize) {
     let s = &p.shape;
-    let [_, h, w, in_c] = s.input;
     let out_c = s.output[3] as usize;
-    let [kh, kw] = s.kernel;
-    let (in_c, kh, kw) = (in_c as usize, kh as usize, kw as usize);
     let fc = |batch: u32| fc_params(p, k, out_c, batch);
-    // Zero points are int8 (checked by `check_i8`).
-    let pad = p.input_zero_point as i8;
     // Up to four patches back to back (a batch of rows of `k` bytes): four when they fit.
     let mut patches = [0i8; 2 * MAX_PATCH];
     let group = if 4 * k <= patches.len() { 4 } else { 2 };
@@ -106,39 +101,10 @@ fn eval_patches(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8], k: usize)
             first = pixel;
         }
         let patch = &mut patches[waiting * k..(waiting + 1) * k];
-        let mut at = 0;
-        // The window's columns all inside the input, without dilation: each kernel row is
-        // `kw · in_c` contiguous input bytes, copied at once.
-        let whole_rows = s.dilation[1] == 1
-            && tap(ox, 0, s.stride[1], 1, s.padding.left, w).is_some()
-            && tap(ox, kw - 1, s.stride[1], 1, s.padding.left, w).is_some();
-        for ky in 0..kh {
-            let iy = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h);
-            if whole_rows {
-                let row = kw * in_c;
-                let dst = &mut patch[at..at + row];
-                match (iy, tap(ox, 0, s.stride[1], 1, s.padding.left, w)) {
-                    (Some(iy), Some(ix)) => {
-                        let x0 = ((b * h as usize + iy) * w as usize + ix) * in_c;
-                        copy_bytes(dst, &input[x0..x0 + row]);
-                    }
-                    _ => dst.fill(pad),
-                }
-                at += row;
-                continue;
-            }
-            for kx in 0..kw {
-                let ix = tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w);
-                let dst = &mut patch[at..at + in_c];
-                match (iy, ix) {
-                    (Some(iy), Some(ix)) => {
-                        let x0 = ((b * h as usize + iy) * w as usize + ix) * in_c;
-                        copy_bytes(dst, &input[x0..x0 + in_c]);
-                    }
-                    _ => dst.fill(pad),
-                }
-                at += in_c;
-            }
+        if s.dilation[1] == 1 {
+            gather_rows(p, input, patch, (b, oy, ox));
+        } else {
+            gather_taps(p, input, patch, (b, oy, ox));
         }
         waiting += 1;
         if waiting == group {
@@ -150,6 +116,80 @@ fn eval_patches(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8], k: usize)
         flush(first, waiting, &patches, output);
     }
 }
+
+/// One output pixel's patch row by row, without column dilation: the window's columns inside
+/// the input are `kx0..kx1` (`kx0 > 0` or `kx1 < kw` only at the left and right borders), so
+/// each kernel row is `(kx1 − kx0) · in_c` contiguous input bytes from the image's row
+/// `iy = oy · stride + ky · dilation − pad` (above the image the subtraction wraps past `h`),
+/// copied at once, with the input zero point on either side; rows outside the image are all
+/// zero point.
+#[inline(always)]
+fn gather_rows(p: &Conv2dParams<'_>, input: &[i8], patch: &mut [i8], (b, oy, ox): Pixel) {
+    let s = &p.shape;
+    let [_, h, w, in_c] = s.input;
+    let (h, w, in_c, kw) = (h as usize, w as usize, in_c as usize, s.kernel[1] as usize);
+    // Zero points are int8 (checked by `check_i8`).
+    let pad = p.input_zero_point as i8;
+    // The window's first column in the padded input; columns before the padding wrap.
+    let left = (ox * s.stride[1] as usize).wrapping_sub(s.padding.left as usize);
+    let kx0 = if left < w {
+        0
+    } else {
+        left.wrapping_neg().min(kw)
+    };
+    let kx1 = w.wrapping_sub(left).min(kw).max(kx0);
+    let (pitch, row) = (w * in_c, kw * in_c);
+    let (lo, hi) = (kx0 * in_c, kx1 * in_c);
+    let image = &input[b * h * pitch..(b + 1) * h * pitch];
+    let top = oy * s.stride[0] as usize;
+    let (dy, pad_top) = (s.dilation[0] as usize, s.padding.top as usize);
+    for (ky, dst) in patch.chunks_exact_mut(row).enumerate() {
+        let iy = (top + ky * dy).wrapping_sub(pad_top);
+        if iy < h && lo < hi {
+            // Column `left + kx0` of row `iy`: inside the image.
+            let x0 = iy * pitch + left.wrapping_add(kx0) * in_c;
+            copy_bytes(&mut dst[lo..hi], &image[x0..x0 + (hi - lo)]);
+            // Only at the borders (a `memset` call even when empty).
+            if lo > 0 {
+                dst[..lo].fill(pad);
+            }
+            if hi < row {
+                dst[hi..].fill(pad);
+            }
+        } else {
+            dst.fill(pad);
+        }
+    }
+}
+
+/// One output pixel's patch tap by tap (column dilation): each tap's
+/// `in_c` channels, or the input zero point where the tap lies outside the input.
+fn gather_taps(p: &Conv2dParams<'_>, input: &[i8], patch: &mut [i8], (b, oy, ox): Pixel) {
+    let s = &p.shape;
+    let [_, h, w, in_c] = s.input;
+    let [kh, kw] = s.kernel;
+    let (in_c, kh, kw) = (in_c as usize, kh as usize, kw as usize);
+    let pad = p.input_zero_point as i8;
+    let mut at = 0;
+    for ky in 0..kh {
+        let iy = tap(oy, ky, s.stride[0], s.dilation[0], s.padding.top, h);
+        for kx in 0..kw {
+            let ix = tap(ox, kx, s.stride[1], s.dilation[1], s.padding.left, w);
+            let dst = &mut patch[at..at + in_c];
+            match (iy, ix) {
+                (Some(iy), Some(ix)) => {
+                    let x0 = ((b * h as usize + iy) * w as usize + ix) * in_c;
+                    copy_bytes(dst, &input[x0..x0 + in_c]);
+                }
+                _ => dst.fill(pad),
+            }
+            at += in_c;
+        }
+    }
+}
+
+/// An output pixel: batch index, row, column.
+type Pixel = (usize, usize, usize);
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col (a kernel row, or one tap's
 /// channels: often 1 to 16 bytes). A run of up to 16 bytes is copied as a fixed-size array,

@@ -71,6 +71,48 @@ fn bit_exact_dsp_pointwise() {
     }
 }
 
+/// The DSP kernel's im2col by kernel rows (`gather_rows`): kernels up to 6×8 with paddings up
+/// to the kernel's size on each side, so windows hang over one border, both, or lie wholly in
+/// the padding; strides 1–3, row dilations 1–2 (column dilation takes the tap-by-tap path).
+#[test]
+fn bit_exact_dsp_wide_windows() {
+    let mut rng = Rng::new(0xC0D8);
+    let mut done = 0;
+    while done < 80 {
+        let mut c = ConvCase::random_with(&mut rng, 5, 12);
+        let [n, h, w, in_c] = c.shape.input;
+        let out_c = c.shape.output[3];
+        let kernel = [rng.range(1, 6) as u32, rng.range(1, 8) as u32];
+        let padding = crate::ops::Padding {
+            top: rng.range(0, kernel[0] as i32) as u32,
+            bottom: rng.range(0, kernel[0] as i32) as u32,
+            left: rng.range(0, kernel[1] as i32) as u32,
+            right: rng.range(0, kernel[1] as i32) as u32,
+        };
+        let dilation = [c.shape.dilation[0], 1];
+        let s = c.shape.stride;
+        let oh =
+            crate::ops::window_output(h, padding.top, padding.bottom, kernel[0], s[0], dilation[0]);
+        let ow = crate::ops::window_output(w, padding.left, padding.right, kernel[1], s[1], 1);
+        let (Ok(oh), Ok(ow)) = (oh, ow) else {
+            continue;
+        };
+        c.shape.kernel = kernel;
+        c.shape.padding = padding;
+        c.shape.dilation = dilation;
+        c.shape.output = [n, oh, ow, out_c];
+        c.weights = rng.weights((out_c * in_c * kernel[0] * kernel[1]) as usize);
+        let p = c.params();
+        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+        let mut want = vec![0i8; c.shape.output_len()];
+        let mut got = vec![0i8; c.shape.output_len()];
+        reference::eval_i8(&p, &c.input, &mut want);
+        super::dsp::eval_i8(&p, &c.input, &mut got);
+        assert_eq!(got, want, "case {done}: {:?}", c.shape);
+        done += 1;
+    }
+}
+
 /// Random cases whose multipliers are all below 1 (shifts <= 0): every group of eight output
 /// channels takes the AVX2 requantization's fast path (the random cases above mix in positive
 /// shifts, one channel in six, so most groups take the general path there).

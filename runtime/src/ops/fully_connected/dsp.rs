@@ -310,9 +310,47 @@ pub(crate) fn requant_i8(acc: i32, mult: i32, shift: i32, zp: i32, min: i8, max:
 /// Four input rows as SMLAD operands, interleaved: for each 4 bytes, `(r0, r2)`, `(r1, r3)` of
 /// row 0, then of rows 1, 2 and 3 (each plus the offset), so one pointer walks all four. Returns
 /// the number of words written (`8 · (len / 4)`).
+///
+/// On the Cortex-M4 each row is one hand-written loop of 8 instructions per 4 bytes (`LDR`, two
+/// `SXTB16`, two `SADD16`, `STRD` with a post-increment of one 4-row group, `SUBS`/`BNE`; the
+/// compiled loop took 16).
 pub(crate) fn expand4(rows: [&[i8]; 4], x_offset: i32, out: &mut [MaybeUninit<u32>]) -> usize {
     let ox = offset_pair(x_offset);
     let words = rows[0].len() / 4;
+    #[cfg(edgeloop_dsp)]
+    if words > 0 {
+        let out = &mut out[..8 * words];
+        for (r, row) in rows.iter().enumerate() {
+            let row = &row[..4 * words];
+            // SAFETY: `words ≥ 1` passes (a counted loop that ends); reads the `4 · words`
+            // bytes of `row` (the slice above; unaligned `LDR` is allowed on the Cortex-M4) and
+            // writes words `8 · i + 2 · r` and `8 · i + 2 · r + 1` of `out` for `i < words`,
+            // all below `8 · words` (its length: checked above), with `STRD` at word-aligned
+            // addresses (a `MaybeUninit<u32>` slice). Only the named registers are written; the
+            // flags (SUBS, SADD16's GE bits) are clobbered, which `asm!` assumes.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {x}, [{src}], #4",
+                    "sxtb16 {lo}, {x}",
+                    "sxtb16 {x}, {x}, ror #8",
+                    "sadd16 {lo}, {lo}, {off}",
+                    "sadd16 {x}, {x}, {off}",
+                    "strd {lo}, {x}, [{dst}], #32",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    src = inout(reg) row.as_ptr() => _,
+                    dst = inout(reg) out.as_mut_ptr().add(2 * r) => _,
+                    n = inout(reg) words => _,
+                    off = in(reg) ox,
+                    x = out(reg) _,
+                    lo = out(reg) _,
+                    options(nostack),
+                );
+            }
+        }
+        return 8 * words;
+    }
     for (r, row) in rows.iter().enumerate() {
         for (i, c) in row.chunks_exact(4).enumerate().take(words) {
             let x = le_word(c);
