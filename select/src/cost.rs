@@ -29,15 +29,15 @@
 //!   the intent classifier's three shapes and a narrow kernel row.
 //!
 //! Out of sample, on images narrower than the bench's: in `tests/select_kws.rs` the `kws`
-//! firmware in QEMU measured 2.94 M instructions for the chosen c32-b3-s3 where these figures
-//! give 3.07 M, and 3.42 M for the trainer's default c24-b2-s2 where they give 3.72 M (3.51 M /
+//! firmware in QEMU measured 2.78 M instructions for the chosen c32-b3-s3 where these figures
+//! give 2.84 M, and 3.16 M for the trainer's default c24-b2-s2 where they give 3.30 M (3.51 M /
 //! 3.65 M and 4.10 M / 4.40 M before the DSP FullyConnected ran each output feature of four rows
-//! in one `asm!` block; 3.96 M /
+//! in one `asm!` block and the Conv2D gathered its patches by kernel rows everywhere; 3.96 M /
 //! 4.01 M and 5.09 M / 5.16 M before the Conv2D's im2col copied whole kernel rows, 4.68 M /
 //! 4.77 M and 5.85 M / 5.97 M before the per-pixel `asm!` DSP DepthwiseConv2D; with one figure
 //! per MAC from the 64-channel DS-CNN they had given 3.85 M and 4.25 M: narrow layers pay per
 //! output position and per output); in `tests/select_text.rs` the text winner (a width-16
-//! GPT over 12 tokens) measured 267,486 where they give 263,750 (300,204 / 296,459 before the
+//! GPT over 12 tokens) measured 261,300 where they give 257,550 (300,204 / 296,459 before the
 //! one-block FullyConnected; 281,042 estimated before the int8 Add's
 //! two paths, Transpose's three paths, the per-row LayerNorm and multi-row FullyConnected
 //! terms had their own kernel rows; 211,350 with session 18's figures). Both tests hold the
@@ -46,8 +46,8 @@
 //! measured; with the one Transpose line before it was 11,546.)
 //!
 //! On the bench's own images (in sample: the figures come from their rows) the DSP estimate is
-//! 821,501 instructions for the intent classifier (measured 819,742), 4,738,408 for the DS-CNN
-//! (4,738,408) and 115,459 for the tiny-GPT decode step (118,167); with session 18's figures it
+//! 804,133 instructions for the intent classifier (measured 802,388), 4,579,592 for the DS-CNN
+//! (4,579,593) and 115,459 for the tiny-GPT decode step (118,167); with session 18's figures it
 //! was 1,112,500, 6,773,064 and 101,175 (the fused attention Softmax had taken the DS-CNN's
 //! 12-element Softmax figure, 3× its cost). Ops the bench did not measure (free ones such as
 //! `Reshape`) are counted as zero instructions and listed by [`Cost::unmeasured`].

@@ -6,9 +6,11 @@
 //! `(zp − zp)·w = 0`, exactly like the reference's skipped taps), and the patch is multiplied by
 //! the weights `[out_c, kh·kw·in_c]` with the DSP FullyConnected kernel
 //! ([`crate::ops::fully_connected::dsp`]: input sign-extended and offset once). Patches are
-//! gathered two output pixels at a time and multiplied as a batch of two, so the kernel runs its
-//! 2×2 block (two output channels × two pixels: every sign-extended weight pair feeds two
-//! accumulators). Same bias, same per-channel requantization, and the int32 sums only
+//! gathered four output pixels at a time (two when four do not fit) and multiplied as a batch,
+//! so the kernel runs its four-row loop (every sign-extended weight pair feeds four
+//! accumulators). Without column dilation a patch is gathered one kernel row at a time: the
+//! row's columns inside the input are contiguous bytes, copied at once, with the zero point on
+//! either side. Same bias, same per-channel requantization, and the int32 sums only
 //! change order (wrapping addition is associative), so outputs are bit-exact. Larger receptive
 //! fields use the per-tap dot product over input channels
 //! ([`crate::arch::cortex_m::dot_offset_i8_dsp`]).
