@@ -238,34 +238,7 @@ fn fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
     sweep("fully_connected", |t| {
         let batch = rng.range(1, 5) as usize;
         let k = rng.range(1, 300) as usize;
-        let n = (rng.range(1, 40) as usize).min(W_LEN / k);
-        if batch * k > X_LEN || batch * n > Y_LEN {
-            return None;
-        }
-        rng.operands(b, batch * k, n * k, n, 16);
-        let zp = rng.zero_point();
-        let p = FullyConnectedParams {
-            shape: FullyConnectedShape {
-                batch: batch as u32,
-                in_features: k as u32,
-                out_features: n as u32,
-            },
-            weights: &b.w[..n * k],
-            bias: rng.maybe(&b.bias[..n]),
-            input_zero_point: rng.zero_point(),
-            output_zero_point: zp,
-            output_multiplier: &b.mult[..n],
-            output_shift: &b.shift[..n],
-            activation: rng.clamp(zp),
-        };
-        let (x, len) = (&b.x[..batch * k], batch * n);
-        let checked = fully_connected::check_i8(&p, x.len(), len);
-        let outs = (&mut b.want[..len], &mut b.got[..len]);
-        let (reference, dsp) = (
-            fully_connected::reference::eval_i8,
-            fully_connected::dsp::eval_i8,
-        );
-        Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
+        fc_case(t, rng, b, (batch, k), false)
     })
 }
 
@@ -275,35 +248,52 @@ fn fully_connected_quads(rng: &mut Rng, b: &mut Buffers) -> bool {
     sweep("fully_connected_quads", |t| {
         let batch = rng.range(4, 12) as usize;
         let k = 4 * rng.range(1, 64) as usize;
-        let n = (rng.range(1, 40) as usize).min(W_LEN / k);
-        if batch * k > X_LEN || batch * n > Y_LEN {
-            return None;
-        }
-        rng.operands(b, batch * k, n * k, n, 16);
-        let zp = rng.zero_point();
-        let p = FullyConnectedParams {
-            shape: FullyConnectedShape {
-                batch: batch as u32,
-                in_features: k as u32,
-                out_features: n as u32,
-            },
-            weights: &b.w[..n * k],
-            bias: Some(&b.bias[..n]),
-            input_zero_point: rng.zero_point(),
-            output_zero_point: zp,
-            output_multiplier: &b.mult[..n],
-            output_shift: &b.shift[..n],
-            activation: rng.clamp(zp),
-        };
-        let (x, len) = (&b.x[..batch * k], batch * n);
-        let checked = fully_connected::check_i8(&p, x.len(), len);
-        let outs = (&mut b.want[..len], &mut b.got[..len]);
-        let (reference, dsp) = (
-            fully_connected::reference::eval_i8,
-            fully_connected::dsp::eval_i8,
-        );
-        Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
+        fc_case(t, rng, b, (batch, k), true)
     })
+}
+
+/// One random FullyConnected case of `batch` rows of `k` inputs (1-40 outputs, as many as the
+/// weight buffer holds), run through both kernels; the bias is optional unless `bias`. `None`
+/// when it does not fit the buffers.
+fn fc_case(
+    t: &mut Tally,
+    rng: &mut Rng,
+    b: &mut Buffers,
+    (batch, k): (usize, usize),
+    bias: bool,
+) -> Option<bool> {
+    let n = (rng.range(1, 40) as usize).min(W_LEN / k);
+    if batch * k > X_LEN || batch * n > Y_LEN {
+        return None;
+    }
+    rng.operands(b, batch * k, n * k, n, 16);
+    let zp = rng.zero_point();
+    let p = FullyConnectedParams {
+        shape: FullyConnectedShape {
+            batch: batch as u32,
+            in_features: k as u32,
+            out_features: n as u32,
+        },
+        weights: &b.w[..n * k],
+        bias: if bias {
+            Some(&b.bias[..n])
+        } else {
+            rng.maybe(&b.bias[..n])
+        },
+        input_zero_point: rng.zero_point(),
+        output_zero_point: zp,
+        output_multiplier: &b.mult[..n],
+        output_shift: &b.shift[..n],
+        activation: rng.clamp(zp),
+    };
+    let (x, len) = (&b.x[..batch * k], batch * n);
+    let checked = fully_connected::check_i8(&p, x.len(), len);
+    let outs = (&mut b.want[..len], &mut b.got[..len]);
+    let (reference, dsp) = (
+        fully_connected::reference::eval_i8,
+        fully_connected::dsp::eval_i8,
+    );
+    Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
 }
 
 /// Conv2D: up to 9×9×24 in, 1-16 outputs, kernels up to 4×4 (a quarter pointwise), strides,

@@ -11,6 +11,40 @@
 //! 2. `SADD16` adds the offset to both halfwords (results in `[-383, 382]`, no wrap);
 //! 3. `SMLAD` multiplies halfword pairs and adds both products to the accumulator (modulo 2³²).
 
+/// The `asm!` lines that finish four int8 requantizations in `r0`–`r3` (each `hi >> pre`, see
+/// `requant_split` in the FullyConnected kernel) and pack them into `r0`: add `k = 1 + 2 · zp`
+/// (in register `$k`), `SSAT #8` of the half, and `BFI` the four bytes together (lane `j` from
+/// `rj`). The clamp and the store are the caller's. Shared by the DSP FullyConnected's
+/// `quad_fast` and the DSP DepthwiseConv2D's per-pixel loop.
+#[cfg(edgeloop_dsp)]
+macro_rules! round_pack4_m4 {
+    ($k:literal) => {
+        concat!(
+            "add r0, r0, ",
+            $k,
+            "\n",
+            "add r1, r1, ",
+            $k,
+            "\n",
+            "add r2, r2, ",
+            $k,
+            "\n",
+            "add r3, r3, ",
+            $k,
+            "\n",
+            "ssat r0, #8, r0, asr #1\n",
+            "ssat r1, #8, r1, asr #1\n",
+            "ssat r2, #8, r2, asr #1\n",
+            "ssat r3, #8, r3, asr #1\n",
+            "bfi r0, r1, #8, #8\n",
+            "bfi r0, r2, #16, #8\n",
+            "bfi r0, r3, #24, #8\n",
+        )
+    };
+}
+#[cfg(edgeloop_dsp)]
+pub(crate) use round_pack4_m4;
+
 /// `SXTB16 x`: sign-extends bytes 0 and 2 of `x` into the low and high halfwords.
 #[inline(always)]
 pub fn sxtb16(x: u32) -> u32 {

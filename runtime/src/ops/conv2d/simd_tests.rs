@@ -61,14 +61,19 @@ fn bit_exact_dsp_pointwise() {
         c.shape.padding = crate::ops::Padding::default();
         c.shape.output = [n, h, w, out_c];
         c.weights = rng.weights((out_c * in_c) as usize);
-        let p = c.params();
-        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
-        let mut want = vec![0i8; c.shape.output_len()];
-        let mut got = vec![0i8; c.shape.output_len()];
-        reference::eval_i8(&p, &c.input, &mut want);
-        super::dsp::eval_i8(&p, &c.input, &mut got);
-        assert_eq!(got, want, "case {i}: {:?}", c.shape);
+        assert_dsp_equals_reference(&c, i);
     }
+}
+
+/// The DSP kernel's output equals the reference's on case `c` (number `i`), every byte.
+fn assert_dsp_equals_reference(c: &ConvCase, i: usize) {
+    let p = c.params();
+    check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
+    let mut want = vec![0i8; c.shape.output_len()];
+    let mut got = vec![0i8; c.shape.output_len()];
+    reference::eval_i8(&p, &c.input, &mut want);
+    super::dsp::eval_i8(&p, &c.input, &mut got);
+    assert_eq!(got, want, "case {i}: {:?}", c.shape);
 }
 
 /// The DSP kernel's im2col by kernel rows (`gather_rows`): kernels up to 6×8 with paddings up
@@ -102,13 +107,7 @@ fn bit_exact_dsp_wide_windows() {
         c.shape.dilation = dilation;
         c.shape.output = [n, oh, ow, out_c];
         c.weights = rng.weights((out_c * in_c * kernel[0] * kernel[1]) as usize);
-        let p = c.params();
-        check_i8(&p, c.input.len(), c.shape.output_len()).expect("valid case");
-        let mut want = vec![0i8; c.shape.output_len()];
-        let mut got = vec![0i8; c.shape.output_len()];
-        reference::eval_i8(&p, &c.input, &mut want);
-        super::dsp::eval_i8(&p, &c.input, &mut got);
-        assert_eq!(got, want, "case {done}: {:?}", c.shape);
+        assert_dsp_equals_reference(&c, done);
         done += 1;
     }
 }
