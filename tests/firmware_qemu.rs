@@ -535,6 +535,31 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
         ));
     }
     md.push_str(
+        "\n## Start-up: image bytes to an interpreter ready to invoke\n\n\
+         The same DSP build. `Model::parse` checks the whole image (CRC-32 over every byte, section \
+         bounds, every tensor and op record, lifetimes, the arena plan, each op's parameters); \
+         `Interpreter::new` checks the arena; `new_prepared` also decodes every op into its slot. \
+         Nothing is computed in floating point: requantization parameters are in the image.\n\n\
+         | model | image bytes | parse + `new` instr | instr per image byte | parse + `new_prepared` instr |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    for model in ["ds-cnn", "intent-classifier", "tiny-gpt"] {
+        let bytes: u64 = log
+            .lines()
+            .find_map(|l| l.split(&format!("start-up {model}: ")).nth(1))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{model}: no image-size line in the log"));
+        let s = by_name[format!("{model} start-up").as_str()];
+        let p = by_name[format!("prepared {model} start-up").as_str()];
+        assert!(s.insns > 0 && p.insns > 0, "{model}: empty start-up region");
+        md.push_str(&format!(
+            "| {model} | {bytes} | {} | {:.2} | {} |\n",
+            s.insns,
+            s.insns as f64 / bytes.max(1) as f64,
+            p.insns
+        ));
+    }
+    md.push_str(
         "\n## Kernels on fixed shapes\n\n\
          Random int8 data; each count includes one marker call (~4 instructions). FullyConnected K 256 \
          N 64 batch 1, and K 64 N 12 (`fully_connected_small`: the DS-CNN head's shape, the kernel \
@@ -626,10 +651,9 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
              | op | MACs | reference instr | instr/MAC | DSP instr | instr/MAC |\n\
              |---|---:|---:|---:|---:|---:|\n"
         ));
-        for r in regions
-            .iter()
-            .filter(|r| r.name.starts_with(&format!("{model} ")))
-        {
+        for r in regions.iter().filter(|r| {
+            r.name.starts_with(&format!("{model} ")) && r.name != format!("{model} start-up")
+        }) {
             let Some(rr) = by_name_ref.get(r.name.as_str()) else {
                 panic!("{}: missing in the reference-kernel run", r.name);
             };

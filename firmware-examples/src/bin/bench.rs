@@ -944,6 +944,36 @@ fn per_op(
     per_op_with(name, "prepared ", model, it, position, &prepare)
 }
 
+/// Start-up from image bytes to an interpreter ready to invoke, two ways: `Model::parse` (every
+/// check of the image, CRC included) and `Interpreter::new` (region `<name> start-up`), and
+/// `Model::parse` and `Interpreter::new_prepared` (region `prepared <name> start-up`: every op
+/// decoded into its slot).
+fn start_up(
+    name: &str,
+    image: &'static [u8],
+    arena: &mut [u8],
+    slots: &mut [PreparedOp<'static>],
+) -> Result<(), edgeloop_runtime::Error> {
+    // `black_box` keeps each interpreter (the work that made it) from being optimized away.
+    let a = mark();
+    let model = Model::parse(image)?;
+    core::hint::black_box(Interpreter::new(&model, arena)?);
+    let b = mark();
+    let c = mark();
+    let model = Model::parse(image)?;
+    core::hint::black_box(Interpreter::new_prepared(&model, arena, slots)?);
+    let d = mark();
+    defmt::info!("start-up {}: {} image bytes", name, image.len());
+    defmt::info!("region {} start-up: marks {} {}, 0 MACs", name, a, b);
+    defmt::info!(
+        "region prepared {} start-up: marks {} {}, 0 MACs",
+        name,
+        c,
+        d
+    );
+    Ok(())
+}
+
 /// [`per_op`] with the interpreter made; region names start with `prefix`.
 fn per_op_with(
     name: &str,
@@ -1020,6 +1050,9 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
     };
     // SAFETY: as BUFFERS: called once, the only reference to PREPARED.
     let slots = unsafe { &mut *core::ptr::addr_of_mut!(PREPARED) };
+    start_up("ds-cnn", assets::dscnn::image(), arena, slots)?;
+    start_up("intent-classifier", assets::classify::image(), arena, slots)?;
+    start_up("tiny-gpt", assets::generate::image(), arena, slots)?;
     let cnn = Model::parse(assets::dscnn::image())?;
     per_op("ds-cnn", &cnn, arena, slots, 0, |it| {
         let x = it.input_i8(0)?;
