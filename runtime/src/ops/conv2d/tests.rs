@@ -336,3 +336,29 @@ fn check_rejects_bad_params() {
     p.output_multiplier = &[];
     assert!(check_i8(&p, i, o).is_err());
 }
+
+#[test]
+fn valid_taps_are_the_taps_inside_the_input() {
+    use super::reference::{tap, valid_taps};
+    for kernel in 1..6u32 {
+        for stride in 1..4u32 {
+            for dilation in 1..4u32 {
+                for pad in 0..7u32 {
+                    for size in 1..9u32 {
+                        for o in 0..12usize {
+                            let want: Vec<usize> = (0..kernel as usize)
+                                .filter(|&k| tap(o, k, stride, dilation, pad, size).is_some())
+                                .collect();
+                            let got: Vec<usize> =
+                                valid_taps(o, kernel, stride, dilation, pad, size).collect();
+                            assert_eq!(
+                                got, want,
+                                "o {o} kernel {kernel} stride {stride} dilation {dilation} pad {pad} size {size}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
