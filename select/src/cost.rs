@@ -274,7 +274,7 @@ pub const FIGURES: &[Figure] = &[
         class: KernelClass::Conv2dSpatial,
         unit: Pair {
             dsp: 1.463771,
-            reference: 22.44283,
+            reference: 22.20783,
         },
         op: Pair {
             dsp: OP_OVERHEAD,
@@ -283,16 +283,16 @@ pub const FIGURES: &[Figure] = &[
         output: Pair::ZERO,
         row: Pair {
             dsp: 815.1067,
-            reference: 149.768,
+            reference: 155.968,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 572803, reference 7202933 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 218990, 1814147 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time, the columns inside the input copied and the zero point around them)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 572803, reference 7128508 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 218990, 1796122 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time, the columns inside the input copied and the zero point around them)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
         unit: Pair {
             dsp: 1.042286,
-            reference: 5.858409,
+            reference: 5.852615,
         },
         op: Pair {
             dsp: OP_OVERHEAD,
@@ -300,17 +300,17 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair {
             dsp: 17.82279,
-            reference: 168.4405,
+            reference: 167.9019,
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 678741, reference 4349537 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 55199, 419480 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 678741, reference 4342262 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 55199, 418470 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
         unit: Pair {
             dsp: 3.845741,
-            reference: 33.56102,
+            reference: 33.17109,
         },
         op: Pair {
             dsp: OP_OVERHEAD,
@@ -319,16 +319,16 @@ pub const FIGURES: &[Figure] = &[
         output: Pair::ZERO,
         row: Pair {
             dsp: 225.6533,
-            reference: 173.2933,
+            reference: 166.0027,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 307608, reference 2440563 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 77944, 500608 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
+        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 307608, reference 2411577 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 77944, 494264 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
     },
     alone(
         KernelClass::Conv2dF32,
         Per::Mac,
-        (23.49094, 23.49094),
-        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 7517100 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 27.77 instr each), plus OP_OVERHEAD per op. One input channel makes each kernel row's run four MACs long: at 10×10×16, 3×3 the same kernel runs 7.22 instr/MAC (conv2d_f32: 1449305 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
+        (23.02188, 23.02188),
+        "BENCH.md f32 kernel table, conv2d_f32_ds_cnn (the DS-CNN's first layer: 49×10×1 input, 10×4 kernel, stride 2, SAME, 64 output channels, the scalar reference f32 kernel alone): 7367003 instr / 320000 MACs as the compiler counts them (25×5×64×40, padded taps included, as for the int8 Conv2dSpatial figure; 270720 taps performed, 27.21 instr each), plus OP_OVERHEAD per op. One input channel makes each kernel row's run four MACs long: at 10×10×16, 3×3 the same kernel runs 7.18 instr/MAC (conv2d_f32: 1440569 / 200704), so this figure is for first layers, the f32 convolution `mixed-first` makes. On cores without an FPU (Cortex-M0+) soft-float makes it several times higher: optimistic there",
     ),
     rows(
         KernelClass::FullyConnectedSmall,

@@ -117,52 +117,54 @@ pub(crate) fn for_each_output(s: &Conv2dShape, mut f: impl FnMut(usize, usize, u
     }
 }
 
+/// Calls `f(x0, w0, n)` for each run of `n` adjacent products of output channel `oc` at the
+/// output pixel of batch `b` whose taps are `t`: input elements `x0..x0 + n` times weights
+/// `w0..w0 + n`, in kernel order (row, column, channel). A kernel row is one run when the column
+/// dilation is 1, else one run per tap.
+#[inline(always)]
+fn for_each_run(
+    s: &Conv2dShape,
+    t: &WindowTaps,
+    b: usize,
+    oc: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let [_, h, w, in_c] = s.input.map(|d| d as usize);
+    let [kh, kw] = s.kernel.map(|d| d as usize);
+    let [dy, dx] = s.dilation.map(|d| d as usize);
+    let taps = t.cols.len();
+    for (r, ky) in t.rows.clone().enumerate() {
+        let x_row = (b * h + t.iy0 + r * dy) * w + t.ix0;
+        let w_row = (oc * kh + ky) * kw + t.cols.start;
+        if dx == 1 {
+            f(x_row * in_c, w_row * in_c, taps * in_c);
+        } else {
+            for c in 0..taps {
+                f((x_row + c * dx) * in_c, (w_row + c) * in_c, in_c);
+            }
+        }
+    }
+}
+
 /// int8 Conv2D. Requires a successful [`super::check_i8`].
 ///
 /// Each output sums its kernel window's taps that lie inside the input (padding contributes
-/// nothing), kernel row by kernel row; with column dilation 1 a row's taps are adjacent in the
-/// input and in the weights, one run of `taps × in_c` products.
+/// nothing), in runs of adjacent products ([`for_each_run`]).
 pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     let s = &p.shape;
-    let [_, h, w, in_c] = s.input;
     let out_c = s.output[3] as usize;
-    let [kh, kw] = s.kernel;
-    let (h, w, in_c, kh, kw) = (
-        h as usize,
-        w as usize,
-        in_c as usize,
-        kh as usize,
-        kw as usize,
-    );
-    let [dy, dx] = [s.dilation[0] as usize, s.dilation[1] as usize];
     let zp = p.input_zero_point;
     for_each_output(s, |pixel, b, oy, ox| {
-        let WindowTaps {
-            rows,
-            cols,
-            iy0,
-            ix0,
-        } = window_taps(s, oy, ox);
-        let run = cols.len() * in_c;
+        let t = window_taps(s, oy, ox);
         let out = &mut output[pixel * out_c..(pixel + 1) * out_c];
         for (oc, y) in out.iter_mut().enumerate() {
             let mut acc: i32 = match p.bias {
                 Some(bias) => bias[oc],
                 None => 0,
             };
-            for (r, ky) in rows.clone().enumerate() {
-                let x_row = (b * h + iy0 + r * dy) * w + ix0;
-                let w_row = (oc * kh + ky) * kw + cols.start;
-                if dx == 1 {
-                    let (x0, w0) = (x_row * in_c, w_row * in_c);
-                    acc = dot_i8(acc, &input[x0..x0 + run], &p.weights[w0..w0 + run], zp);
-                } else {
-                    for c in 0..cols.len() {
-                        let (x0, w0) = ((x_row + c * dx) * in_c, (w_row + c) * in_c);
-                        acc = dot_i8(acc, &input[x0..x0 + in_c], &p.weights[w0..w0 + in_c], zp);
-                    }
-                }
-            }
+            for_each_run(s, &t, b, oc, |x0, w0, n| {
+                acc = dot_i8(acc, &input[x0..x0 + n], &p.weights[w0..w0 + n], zp);
+            });
             *y = requantize_to_i8(
                 acc,
                 p.output_multiplier[oc],
@@ -181,44 +183,18 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
 /// (row, column, channel), starting from its bias.
 pub fn eval_f32(p: &Conv2dF32Params<'_>, input: &[f32], output: &mut [f32]) {
     let s = &p.shape;
-    let [_, h, w, in_c] = s.input;
     let out_c = s.output[3] as usize;
-    let [kh, kw] = s.kernel;
-    let (h, w, in_c, kh, kw) = (
-        h as usize,
-        w as usize,
-        in_c as usize,
-        kh as usize,
-        kw as usize,
-    );
-    let [dy, dx] = [s.dilation[0] as usize, s.dilation[1] as usize];
     for_each_output(s, |pixel, b, oy, ox| {
-        let WindowTaps {
-            rows,
-            cols,
-            iy0,
-            ix0,
-        } = window_taps(s, oy, ox);
-        let run = cols.len() * in_c;
+        let t = window_taps(s, oy, ox);
         let out = &mut output[pixel * out_c..(pixel + 1) * out_c];
         for (oc, y) in out.iter_mut().enumerate() {
             let mut acc = match p.bias {
                 Some(bias) => bias[oc],
                 None => 0.0,
             };
-            for (r, ky) in rows.clone().enumerate() {
-                let x_row = (b * h + iy0 + r * dy) * w + ix0;
-                let w_row = (oc * kh + ky) * kw + cols.start;
-                if dx == 1 {
-                    let (x0, w0) = (x_row * in_c, w_row * in_c);
-                    acc = dot_f32(acc, &input[x0..x0 + run], &p.weights[w0..w0 + run]);
-                } else {
-                    for c in 0..cols.len() {
-                        let (x0, w0) = ((x_row + c * dx) * in_c, (w_row + c) * in_c);
-                        acc = dot_f32(acc, &input[x0..x0 + in_c], &p.weights[w0..w0 + in_c]);
-                    }
-                }
-            }
+            for_each_run(s, &t, b, oc, |x0, w0, n| {
+                acc = dot_f32(acc, &input[x0..x0 + n], &p.weights[w0..w0 + n]);
+            });
             *y = p.activation.apply(acc);
         }
     });
