@@ -413,9 +413,9 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::BatchMatMul,
         Per::Mac,
-        (3.149390, 27.0396),
-        (9912.80, 10458.7),
-        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 95434, reference 708098 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 29322, 140482): the line through both (kernels alone), plus OP_OVERHEAD per op",
+        (3.149390, 11.01829),
+        (9912.80, 11966.9),
+        "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 95434, reference 300986 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 29322, 69690): the line through both (kernels alone), plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::Attention,
@@ -434,16 +434,16 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::AddI8,
         Per::OutputElement,
-        (11.83343, 176.9969),
-        (6293.4, 2847.2),
-        "BENCH.md intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13867, reference 116125 instr each on average) and int8 element-wise table, add_tabled (1536 elements: DSP 21959, reference 272206 alone, plus OP_OVERHEAD): the line through both. The DSP Add's tables cost about 4 k instructions per call and halve the cost of each element",
+        (11.83343, 115.0731),
+        (6293.4, 2727.7),
+        "BENCH.md intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13867, reference 76375 instr each on average) and int8 element-wise table, add_tabled (1536 elements: DSP 21959, reference 176972 alone, plus OP_OVERHEAD): the line through both. The DSP Add's tables cost about 4 k instructions per call and halve the cost of each element",
     ),
     rows(
         KernelClass::AddI8Direct,
         Per::OutputElement,
-        (33.49132, 179.5642),
-        (2643.6, 2514.3),
-        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3715, reference 8260 instr each on average) and int8 element-wise table, add_direct (128 elements: DSP 4420, reference 22990 alone, plus OP_OVERHEAD): the line through both",
+        (33.49132, 117.8403),
+        (2643.6, 2476.4),
+        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3715, reference 6247 instr each on average) and int8 element-wise table, add_direct (128 elements: DSP 4420, reference 15052 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::AddF32,
@@ -455,9 +455,9 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::MulI8,
         Per::OutputElement,
-        (10.53, 66.403),
+        (10.53, 63.2163),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 11 Mul (attention scale): DSP 8424, reference 53122 instr / 800 elements",
+        "BENCH.md intent-classifier per-op table, op 11 Mul (attention scale): DSP 8424, reference 50573 instr / 800 elements",
     ),
     Figure {
         class: KernelClass::TransposeGeneral,

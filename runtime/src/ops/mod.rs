@@ -259,8 +259,9 @@ impl BroadcastShape {
     }
 
     /// Calls `f(index1, index2)` for every output element, in output order. Requires a
-    /// successful `check`.
-    #[inline]
+    /// successful `check`. The element-by-element specification of the broadcast, which the
+    /// kernels' row walk (`add::rows`) is tested against.
+    #[cfg(test)]
     pub(crate) fn for_each(&self, mut f: impl FnMut(usize, usize)) {
         if self.input1 == self.output && self.input2 == self.output {
             let n = self.output.iter().map(|&d| d as usize).product();
@@ -287,6 +288,7 @@ impl BroadcastShape {
 }
 
 /// Row-major strides of `input`, with 0 where it is broadcast along `output`.
+#[cfg(test)]
 pub(crate) fn broadcast_strides(input: &Dims, output: &Dims) -> [usize; 4] {
     let mut strides = [0usize; 4];
     let mut s = 1usize;

@@ -4,13 +4,11 @@ use super::{AddF32Params, AddParams, LEFT_SHIFT};
 use crate::quant::{requantize, requantize_to_i8};
 
 /// int8 Add. Requires a successful [`super::check_i8`].
+///
+/// Walks the output row by row (`rows::map_rows_stepped`), each element [`add_one_i8`] of its
+/// inputs, as an element-by-element walk computes it.
 pub fn eval_i8(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    let mut out = output.iter_mut();
-    p.shape.for_each(|i1, i2| {
-        if let Some(y) = out.next() {
-            *y = add_one_i8(p, input1[i1], input2[i2]);
-        }
-    });
+    super::rows::map_rows_stepped(&p.shape, input1, input2, output, |a, b| add_one_i8(p, a, b));
 }
 
 /// One int8 Add output from one value of each input: the per-element specification, also used

@@ -100,6 +100,25 @@ pub(crate) fn for_each_row(
     }
 }
 
+/// `out[i] = op(input1[i1], input2[i2])` over the broadcast, one row at a time, in one loop for
+/// every kind of row (each input's index advances by its row step, 0 or 1): the scalar
+/// reference kernels' walk, one copy of `op` where [`map_rows`] makes four. Requires a successful
+/// `BroadcastShape::check` for the three lengths.
+#[inline(always)]
+pub(crate) fn map_rows_stepped<T: Copy, U>(
+    shape: &BroadcastShape,
+    input1: &[T],
+    input2: &[T],
+    output: &mut [U],
+    op: impl Fn(T, T) -> U,
+) {
+    for_each_row(shape, |o, len, a, b| {
+        for (j, y) in output[o..o + len].iter_mut().enumerate() {
+            *y = op(input1[a.start + j * a.step], input2[b.start + j * b.step]);
+        }
+    });
+}
+
 /// `out[i] = op(input1[i1], input2[i2])` over the broadcast, one row at a time (the loops
 /// vectorize; the result is the same as the element-by-element walk). Requires a successful
 /// `BroadcastShape::check` for the three lengths.

@@ -4,22 +4,21 @@ use super::{MulF32Params, MulParams};
 use crate::quant::requantize_to_i8;
 
 /// int8 Mul. Requires a successful [`super::check_i8`].
+///
+/// Walks the output row by row (`add::rows::map_rows_stepped`), as an element-by-element walk
+/// computes it.
 pub fn eval_i8(p: &MulParams, input1: &[i8], input2: &[i8], output: &mut [i8]) {
-    let mut out = output.iter_mut();
-    p.shape.for_each(|i1, i2| {
+    crate::ops::add::rows::map_rows_stepped(&p.shape, input1, input2, output, |a, b| {
         // |product| <= 255 * 255: no overflow.
-        let prod =
-            (input1[i1] as i32 - p.input1_zero_point) * (input2[i2] as i32 - p.input2_zero_point);
-        if let Some(y) = out.next() {
-            *y = requantize_to_i8(
-                prod,
-                p.output_multiplier,
-                p.output_shift,
-                p.output_zero_point,
-                p.activation.min,
-                p.activation.max,
-            );
-        }
+        let prod = (a as i32 - p.input1_zero_point) * (b as i32 - p.input2_zero_point);
+        requantize_to_i8(
+            prod,
+            p.output_multiplier,
+            p.output_shift,
+            p.output_zero_point,
+            p.activation.min,
+            p.activation.max,
+        )
     });
 }
 
