@@ -1,5 +1,6 @@
 //! Picks the board from the target (`thumbv7em-none-eabihf`: QEMU mps2-an386, cfg
-//! `board="mps2_an386"`; `thumbv6m-none-eabi`: QEMU microbit, cfg `board="microbit"`), puts its
+//! `board="mps2_an386"`; `thumbv6m-none-eabi`: QEMU microbit, cfg `board="microbit"`, or the
+//! mps2-an386 with feature `board-mps2-an386`), puts its
 //! memory layout on the linker search path as `memory.x`, passes the link scripts, and copies
 //! the examples' model images and test vectors into OUT_DIR.
 //!
@@ -40,7 +41,8 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let target = env::var("TARGET").unwrap_or_default();
     println!("cargo:rustc-check-cfg=cfg(board, values(\"mps2_an386\", \"microbit\"))");
-    let (board, memory): (&str, &[u8]) = if target.starts_with("thumbv6m") {
+    let mps2 = env::var_os("CARGO_FEATURE_BOARD_MPS2_AN386").is_some();
+    let (board, memory): (&str, &[u8]) = if target.starts_with("thumbv6m") && !mps2 {
         ("microbit", include_bytes!("memory-microbit.x"))
     } else {
         ("mps2_an386", include_bytes!("memory-mps2-an386.x"))
