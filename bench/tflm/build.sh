@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Builds TensorFlow Lite Micro's keyword-spotting firmware for QEMU's mps2-an386 (Cortex-M4F)
 # with the flags of TFLM's own release build (core -Os, kernels and CMSIS-NN -O2,
-# TF_LITE_STRIP_ERROR_STRINGS, NDEBUG, TF_LITE_STATIC_MEMORY, section GC), in two kernel sets:
-# `cmsis_nn` (TFLM's optimized Cortex-M kernels, OPTIMIZED_KERNEL_DIR=cmsis_nn) and `reference`.
+# TF_LITE_STRIP_ERROR_STRINGS, NDEBUG, TF_LITE_STATIC_MEMORY, section GC), three ways:
+# `cmsis_nn` (TFLM's optimized Cortex-M kernels, OPTIMIZED_KERNEL_DIR=cmsis_nn) and `reference`
+# for the Cortex-M4F, and `cmsis_nn_m0plus` for the Cortex-M0+ (ARMv6-M, soft float: CMSIS-NN's
+# plain-C paths), which the board's Cortex-M4 runs as it is.
 #
 #   bench/tflm/build.sh DEPS OUT
 #
 # DEPS holds the sources at the commits `fetch.sh` names: tflite-micro/, cmsis-nn/,
-# flatbuffers/, gemmlowp/ and kws_ref_model.tflite (MLPerf Tiny's int8 DS-CNN). OUT receives
-# tflm-cmsis_nn.elf and tflm-reference.elf. Needs arm-none-eabi-gcc with newlib
-# (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib).
+# flatbuffers/, gemmlowp/, ruy/ and kws_ref_model.tflite (MLPerf Tiny's int8 DS-CNN). OUT receives
+# tflm-cmsis_nn.elf, tflm-reference.elf and tflm-cmsis_nn_m0plus.elf. Needs arm-none-eabi-gcc
+# with newlib (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi
+# libstdc++-arm-none-eabi-newlib).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 deps="$(cd "$1" && pwd)"
@@ -18,8 +21,9 @@ T="$deps/tflite-micro"
 NN="$deps/cmsis-nn"
 jobs="${JOBS:-$(nproc)}"
 
-arch=(-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard -mthumb)
-common=("${arch[@]}" -fno-unwind-tables -fno-asynchronous-unwind-tables -ffunction-sections
+m4=(-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard -mthumb)
+m0plus=(-mcpu=cortex-m0plus -mfloat-abi=soft -mthumb)
+common=(-fno-unwind-tables -fno-asynchronous-unwind-tables -ffunction-sections
   -fdata-sections -fmessage-length=0 -DTF_LITE_STATIC_MEMORY -DTF_LITE_DISABLE_X86_NEON
   -DNDEBUG -DTF_LITE_STRIP_ERROR_STRINGS -DARM_NN_ENABLE_F16=0 -DARM_NN_ENABLE_F32=0
   -I"$T" -I"$deps/flatbuffers/include" -I"$deps/gemmlowp" -I"$deps/ruy" -I"$NN" -I"$NN/Include" -w)
@@ -51,14 +55,17 @@ with open(sys.argv[2], "w") as f:
 PY
 
 
-for set in cmsis_nn reference; do
+# The sets: CMSIS-NN and the reference kernels for the Cortex-M4F, and CMSIS-NN for the
+# Cortex-M0+ (ARMv6-M: its kernels' plain-C paths; the mps2-an386's M4 runs the code as it is).
+for set in cmsis_nn reference cmsis_nn_m0plus; do
+  if [ "$set" = cmsis_nn_m0plus ]; then arch=("${m0plus[@]}"); else arch=("${m4[@]}"); fi
   objdir="$out/obj-$set"
   mkdir -p "$objdir"
   list="$out/sources-$set.txt"
   : > "$list"
   for f in "${core[@]}"; do echo "-Os $f" >> "$list"; done
   for k in "${kernels_common[@]}"; do echo "-O2 $T/tensorflow/lite/micro/kernels/$k.cc" >> "$list"; done
-  if [ "$set" = cmsis_nn ]; then
+  if [ "$set" != reference ]; then
     for k in "${kernels_opt[@]}"; do echo "-O2 $T/tensorflow/lite/micro/kernels/cmsis_nn/$k.cc" >> "$list"; done
     find "$NN/Source" -name '*.c' ! -name '*_f16.c' ! -name '*_f32.c' ! -name 'arm_nntables_flt.c' \
       | sort | sed 's/^/-O2 /' >> "$list"
@@ -71,7 +78,7 @@ for set in cmsis_nn reference; do
   echo "-Os $here/startup.c" >> "$list"
   echo "-Os $out/model.c" >> "$list"
   # Each line: optimization level, source.
-  common_q="$(printf '%q ' "${common[@]}")"
+  common_q="$(printf '%q ' "${arch[@]}" "${common[@]}")"
   cxx_q="$(printf '%q ' "${cxx[@]}")"
   extra_q=""
   [ "${#extra[@]}" -eq 0 ] || extra_q="$(printf '%q ' "${extra[@]}")"

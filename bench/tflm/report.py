@@ -69,6 +69,7 @@ def ours(bench_md):
     ops = [r for r in per_op if r[0].startswith("op ")]
     start = row(table(md, "## Start-up: image bytes to an interpreter ready to invoke"), "ds-cnn")
     prepared = row(table(md, "## Ops decoded on every invoke vs once (`Interpreter::new_prepared`)"), "ds-cnn")
+    armv6m = row(table(md, "## Whole inference on the ARMv6-M instruction set (Cortex-M0+ code)"), "ds-cnn")
     return {
         "footprint": foot,
         "macs": int(whole[1]),
@@ -76,6 +77,7 @@ def ours(bench_md):
             "reference": int(whole[2]),
             "optimized": int(whole[4]),
             "optimized_prepared": int(prepared[3]),
+            "armv6m": int(armv6m[3]),
         },
         "decode_per_op": int(prepared[4]),
         "per_op": {
@@ -180,7 +182,7 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if b else "-"
 
 
-def write(dest, e, t_opt, t_ref, meta):
+def write(dest, e, t_opt, t_ref, t_m0, meta):
     f = e["footprint"]
     e_code = f["runtime"] + f["kernels"] + f["other_code"] + f["other_rodata"]
     t_code = sum(t_opt["code"].values())
@@ -201,10 +203,13 @@ def write(dest, e, t_opt, t_ref, meta):
         f"TFLM: tflite-micro {meta['tflm'][:12]}, CMSIS-NN {meta['cmsis_nn'][:12]} (the commit "
         "TFLM pins), built by `bench/tflm/build.sh` with the flags of TFLM's release build "
         "(framework -Os, kernels and CMSIS-NN -O2, `TF_LITE_STRIP_ERROR_STRINGS`, `NDEBUG`, "
-        f"section GC; {meta['gcc']}), two kernel sets: TFLM's CMSIS-NN kernels "
-        "(`OPTIMIZED_KERNEL_DIR=cmsis_nn`) and its reference kernels. edgeloop: the `bench` and "
+        f"section GC; {meta['gcc']}), three ways: TFLM's CMSIS-NN kernels "
+        "(`OPTIMIZED_KERNEL_DIR=cmsis_nn`) and its reference kernels for the Cortex-M4F, and "
+        "CMSIS-NN for the Cortex-M0+ (ARMv6-M, soft float), which the board's Cortex-M4 runs as "
+        "it is. edgeloop: the `bench` and "
         "`footprint-ds-cnn` firmwares of `firmware-examples` (release, opt-level \"s\", LTO), "
-        "DSP kernels and scalar reference kernels, from `firmware-examples/BENCH.md` as "
+        "DSP kernels and scalar reference kernels (and the reference kernels built for "
+        "ARMv6-M, feature `board-mps2-an386`), from `firmware-examples/BENCH.md` as "
         "regenerated in the same run.",
         "",
         "## One inference (executed instructions)",
@@ -218,6 +223,9 @@ def write(dest, e, t_opt, t_ref, meta):
         f"{t_opt['invoke']:,} | {ratio(t_opt['invoke'], e['invoke']['optimized_prepared'])} |",
         f"| reference kernels | {e['invoke']['reference']:,} | {t_ref['invoke']:,} | "
         f"{ratio(t_ref['invoke'], e['invoke']['reference'])} |",
+        f"| Cortex-M0+ code (ARMv6-M; edgeloop: its reference kernels, TFLM: CMSIS-NN's plain-C "
+        f"paths), run on the same M4 | {e['invoke']['armv6m']:,} | {t_m0['invoke']:,} | "
+        f"{ratio(t_m0['invoke'], e['invoke']['armv6m'])} |",
         f"| instructions per MAC, optimized | {e['invoke']['optimized'] / e['macs']:.2f} | "
         f"{t_opt['invoke'] / e['macs']:.2f} | |",
         "",
@@ -295,7 +303,16 @@ def write(dest, e, t_opt, t_ref, meta):
     ]
     (dest / "RESULTS.md").write_text("\n".join(lines))
     (dest / "results.json").write_text(
-        json.dumps({"edgeloop": e, "tflm_cmsis_nn": t_opt, "tflm_reference": t_ref, "sources": meta}, indent=2)
+        json.dumps(
+            {
+                "edgeloop": e,
+                "tflm_cmsis_nn": t_opt,
+                "tflm_reference": t_ref,
+                "tflm_cmsis_nn_m0plus": t_m0,
+                "sources": meta,
+            },
+            indent=2,
+        )
         + "\n"
     )
     plot(dest / "tflm.png", plot_rows, e, t_opt)
@@ -333,7 +350,7 @@ def main():
     gcc = subprocess.run(["arm-none-eabi-gcc", "--version"], check=True, capture_output=True, text=True)
     meta["gcc"] = gcc.stdout.splitlines()[0]
     e = ours(bench_md)
-    write(dest, e, tflm(out, "cmsis_nn"), tflm(out, "reference"), meta)
+    write(dest, e, tflm(out, "cmsis_nn"), tflm(out, "reference"), tflm(out, "cmsis_nn_m0plus"), meta)
     print(f"wrote {dest / 'RESULTS.md'}")
 
 

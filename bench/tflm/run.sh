@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# edgeloop vs TensorFlow Lite Micro on the Cortex-M4, in one run: fetches the TFLM side's
-# sources if DEPS lacks them (fetch.sh), builds TFLM's firmware with CMSIS-NN and with its
-# reference kernels (build.sh), regenerates edgeloop's firmware-examples/BENCH.md
-# (scripts/firmware-bench.sh), runs both TFLM firmwares in QEMU's mps2-an386 with the same
-# instruction-count plugin, and writes bench/tflm/RESULTS.md, results.json and tflm.png.
+# edgeloop vs TensorFlow Lite Micro on the Cortex-M4 (and Cortex-M0+ code), in one run: fetches
+# the TFLM side's sources if DEPS lacks them (fetch.sh), builds TFLM's firmware with CMSIS-NN and
+# with its reference kernels, and with CMSIS-NN for the Cortex-M0+ (build.sh), regenerates
+# edgeloop's firmware-examples/BENCH.md (scripts/firmware-bench.sh), runs the three TFLM
+# firmwares in QEMU's mps2-an386 with the same instruction-count plugin, and writes
+# bench/tflm/RESULTS.md, results.json and tflm.png.
 #
 #   bench/tflm/run.sh [DEPS] [OUT]     (defaults under ~/.cache/edgeloop)
 #
@@ -19,7 +20,7 @@ out="${2:-$HOME/.cache/edgeloop/tflm-out}"
 bash bench/tflm/build.sh "$deps" "$out"
 cc -shared -fPIC -O2 -o "$out/insn-count.so" firmware-examples/tools/insn-count.c
 bash scripts/firmware-bench.sh
-for set in cmsis_nn reference; do
+for set in cmsis_nn reference cmsis_nn_m0plus; do
   elf="$out/tflm-$set.elf"
   mark="$(arm-none-eabi-nm "$elf" | awk '$3 == "edgeloop_mark" { print $1 }')"
   mark="$(printf '0x%x' $((16#$mark & ~1)))"
