@@ -48,6 +48,11 @@ fn main() {
         ("mps2_an386", include_bytes!("memory-mps2-an386.x"))
     };
     println!("cargo:rustc-cfg=board=\"{board}\"");
+    // ARMv6-M (Cortex-M0/M0+): no DSP kernels; the runtime's table has its 2×2-block ones.
+    println!("cargo:rustc-check-cfg=cfg(armv6m)");
+    if target.starts_with("thumbv6m") {
+        println!("cargo:rustc-cfg=armv6m");
+    }
     fs::write(out.join("memory.x"), memory).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory-mps2-an386.x");

@@ -208,8 +208,8 @@ def write(dest, e, t_opt, t_ref, t_m0, meta):
         "CMSIS-NN for the Cortex-M0+ (ARMv6-M, soft float), which the board's Cortex-M4 runs as "
         "it is. edgeloop: the `bench` and "
         "`footprint-ds-cnn` firmwares of `firmware-examples` (release, opt-level \"s\", LTO), "
-        "DSP kernels and scalar reference kernels (and the reference kernels built for "
-        "ARMv6-M, feature `board-mps2-an386`), from `firmware-examples/BENCH.md` as "
+        "DSP kernels and scalar reference kernels (and the build for ARMv6-M, feature "
+        "`board-mps2-an386`), from `firmware-examples/BENCH.md` as "
         "regenerated in the same run.",
         "",
         "## One inference (executed instructions)",
@@ -223,8 +223,8 @@ def write(dest, e, t_opt, t_ref, t_m0, meta):
         f"{t_opt['invoke']:,} | {ratio(t_opt['invoke'], e['invoke']['optimized_prepared'])} |",
         f"| reference kernels | {e['invoke']['reference']:,} | {t_ref['invoke']:,} | "
         f"{ratio(t_ref['invoke'], e['invoke']['reference'])} |",
-        f"| Cortex-M0+ code (ARMv6-M; edgeloop: its reference kernels, TFLM: CMSIS-NN's plain-C "
-        f"paths), run on the same M4 | {e['invoke']['armv6m']:,} | {t_m0['invoke']:,} | "
+        f"| Cortex-M0+ code (ARMv6-M; edgeloop: its table for cores without the DSP extension, "
+        f"TFLM: CMSIS-NN's plain-C paths), run on the same M4 | {e['invoke']['armv6m']:,} | {t_m0['invoke']:,} | "
         f"{ratio(t_m0['invoke'], e['invoke']['armv6m'])} |",
         f"| instructions per MAC, optimized | {e['invoke']['optimized'] / e['macs']:.2f} | "
         f"{t_opt['invoke'] / e['macs']:.2f} | |",

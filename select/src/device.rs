@@ -45,17 +45,17 @@ pub struct DeviceProfile {
     pub firmware_ram_bytes: u64,
 }
 
-/// Flash taken by the DS-CNN firmware besides its image: runtime 13994 + kernels 18442 + other
-/// code 6048 + other rodata 4120 bytes (`firmware-examples/BENCH.md`, memory table, row
+/// Flash taken by the DS-CNN firmware besides its image: runtime 13994 + kernels 18476 + other
+/// code 6046 + other rodata 4120 bytes (`firmware-examples/BENCH.md`, memory table, row
 /// `ds-cnn`, release build, opt-level "s", LTO, Cortex-M4F; 2026-11-29, with the DSP
 /// DepthwiseConv2D's per-pixel `asm!` kernel, the DSP Conv2D's fixed-size patch copies, the
 /// DSP FullyConnected's one-block groups of four rows and `asm!` row expansion, and the
 /// reference DepthwiseConv2D's window walk, linked as the DSP kernel's fallback for wide layers;
 /// a test checks them against the file).
-pub const MCU_FIRMWARE_FLASH: u64 = 13_994 + 18_442 + 6_048 + 4_120;
-/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 6176 + statics 20
+pub const MCU_FIRMWARE_FLASH: u64 = 13_994 + 18_476 + 6_046 + 4_120;
+/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 6184 + statics 20
 /// bytes (same row).
-pub const MCU_FIRMWARE_RAM: u64 = 6_176 + 20;
+pub const MCU_FIRMWARE_RAM: u64 = 6_184 + 20;
 
 /// Flash taken by the intent-classifier firmware besides its image (the text models' firmware):
 /// runtime 18256 + kernels 34020 + other code 5084 + other rodata 4760 bytes
@@ -70,14 +70,16 @@ pub const TEXT_FIRMWARE_FLASH: u64 = 18_256 + 34_020 + 5_084 + 4_760;
 /// statics 20 bytes (same row).
 pub const TEXT_FIRMWARE_RAM: u64 = 4_560 + 20;
 
-/// Instructions a Cortex-M0+ executes per instruction that the reference kernels compiled for
-/// the Cortex-M4 execute, on the DS-CNN: ARMv6-M has no multiply-accumulate, no post-indexed
-/// loads and fewer registers (`firmware-examples/BENCH.md`, ARMv6-M table, row `ds-cnn`:
-/// 56851306 / 34208622 instructions, 2026-11-29; a test checks it against the file). The cost
-/// figures count Cortex-M4 instructions, so the Cortex-M0+ profile's instructions per second are
-/// divided by it. The intent classifier's ratio is 3.8 (its f32 LayerNorm and Softmax run in
-/// software floating point there): for models with f32 islands the estimate stays optimistic.
-pub const ARMV6M_PER_M4_INSTRUCTION: f64 = 1.6619;
+/// Instructions a Cortex-M0+ executes (the runtime's table for cores without the DSP extension:
+/// FullyConnected and pointwise Conv2D in 2×2 blocks, the other Conv2Ds through gathered
+/// receptive fields, DepthwiseConv2D tap-major, the rest the reference kernels, all compiled for
+/// ARMv6-M) per instruction of the reference kernels compiled for the Cortex-M4, on the DS-CNN
+/// (`firmware-examples/BENCH.md`, ARMv6-M table, row `ds-cnn`: 27249148 / 34208622
+/// instructions, 2026-11-29; a test checks it against the file). The cost figures count
+/// Cortex-M4 reference instructions, so the Cortex-M0+ profile's instructions per second are
+/// divided by it. The intent classifier's ratio is 3.4 (its f32 LayerNorm and Softmax run in
+/// software floating point there): for models with f32 islands the estimate is optimistic.
+pub const ARMV6M_PER_M4_INSTRUCTION: f64 = 0.79656;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -91,7 +93,7 @@ pub fn profiles() -> Vec<DeviceProfile> {
             flash_bytes: 256 * KIB,
             ram_bytes: 32 * KIB,
             instructions_per_second: 48e6 / ARMV6M_PER_M4_INSTRUCTION,
-            ips_note: "clock × 1 instruction per cycle, in Cortex-M4 instructions: divided by the ARMv6-M / Cortex-M4 instruction ratio of the reference kernels (1.66 on the DS-CNN; f32 ops run in software floating point, which this leaves out)",
+            ips_note: "clock × 1 instruction per cycle, in Cortex-M4 reference-kernel instructions: divided by the measured ratio of the Cortex-M0+ build's instructions to them (0.80 on the DS-CNN; f32 ops run in software floating point there, which this leaves out)",
             kernels: KernelSet::Reference,
             firmware_flash_bytes: MCU_FIRMWARE_FLASH,
             firmware_ram_bytes: MCU_FIRMWARE_RAM,

@@ -1034,6 +1034,8 @@ fn run() -> Result<bool, edgeloop_runtime::Error> {
         "kernel table: {}",
         if cfg!(feature = "reference-kernels") {
             "reference"
+        } else if cfg!(armv6m) {
+            "armv6m"
         } else {
             "dsp"
         }

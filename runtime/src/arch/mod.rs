@@ -204,7 +204,8 @@ impl DotKernel {
 
 /// The op kernel table for the target, known at compile time: the reference table with
 /// FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul, int8 Add, int8 Mul and Quantize replaced
-/// by the DSP variants on `thumbv7em-*`, FullyConnected by NEON on aarch64.
+/// by the DSP variants on `thumbv7em-*`, FullyConnected and Conv2D by the 2×2-block variants on
+/// other 32-bit Arm targets (`thumbv6m-*`), FullyConnected by NEON on aarch64.
 pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     #[allow(unused_mut)]
     let mut t = crate::ops::KernelTable::reference();
@@ -218,6 +219,18 @@ pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
         t.add_i8 = crate::ops::add::dsp::eval_i8;
         t.mul_i8 = crate::ops::mul::dsp::eval_i8;
         t.quantize = crate::ops::quantize::dsp::eval_quantize;
+    }
+    // Arm cores without the DSP extension (Cortex-M0/M0+, ARMv6-M): the FullyConnected and the
+    // pointwise Conv2D in 2×2 blocks.
+    #[cfg(all(
+        target_arch = "arm",
+        not(edgeloop_dsp),
+        not(feature = "reference-kernels")
+    ))]
+    {
+        t.fully_connected_i8 = crate::ops::fully_connected::pairs::eval_i8;
+        t.conv2d_i8 = crate::ops::conv2d::pairs::eval_i8;
+        t.depthwise_conv2d_i8 = crate::ops::depthwise_conv2d::tap_major::eval_i8;
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     {

@@ -17,7 +17,7 @@
 
 use super::reference::{for_each_output, tap};
 use super::Conv2dParams;
-use crate::ops::fully_connected::{self, FullyConnectedParams, FullyConnectedShape};
+use crate::ops::fully_connected;
 
 /// Largest receptive field (`kh · kw · in_c`) gathered into the 1 KiB stack patch.
 pub const MAX_PATCH: usize = 1024;
@@ -25,24 +25,15 @@ pub const MAX_PATCH: usize = 1024;
 /// DSP Conv2D. Requires a successful [`super::check_i8`].
 pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     let s = &p.shape;
-    let [_, h, w, in_c] = s.input;
     let out_c = s.output[3] as usize;
-    let [kh, kw] = s.kernel;
-    let (in_c, kh, kw) = (in_c as usize, kh as usize, kw as usize);
-    let k = kh * kw * in_c;
+    let k = s.patch_len();
     if k > MAX_PATCH {
         return super::dot_variant::eval_i8_with(p, input, output, |x, xo, w| {
             crate::arch::cortex_m::dot_offset_i8_dsp(x, xo, w, 0)
         });
     }
-    let fc = |batch: u32| fc_params(p, k, out_c, batch);
-    let [_, oh, ow, _] = s.output;
-    let pointwise = kh == 1
-        && kw == 1
-        && s.stride == [1, 1]
-        && s.padding == crate::ops::Padding::default()
-        && (oh, ow) == (h, w);
-    if pointwise {
+    let fc = |batch: u32| super::as_fully_connected(p, k, out_c, batch);
+    if s.is_pointwise() {
         // 1×1, stride 1, no padding: the input pixels are the patches, one FullyConnected over
         // all of them (rows four at a time).
         let pixels = output.len() / out_c;
@@ -51,43 +42,34 @@ pub fn eval_i8(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8]) {
     eval_patches(p, input, output, k);
 }
 
-/// The layer as a FullyConnected over `batch` patches of `k` bytes.
-fn fc_params<'a>(
-    p: &Conv2dParams<'a>,
-    k: usize,
-    out_c: usize,
-    batch: u32,
-) -> FullyConnectedParams<'a> {
-    FullyConnectedParams {
-        shape: FullyConnectedShape {
-            batch,
-            in_features: k as u32,
-            out_features: out_c as u32,
-        },
-        weights: p.weights,
-        bias: p.bias,
-        input_zero_point: p.input_zero_point,
-        output_zero_point: p.output_zero_point,
-        output_multiplier: p.output_multiplier,
-        output_shift: p.output_shift,
-        activation: p.activation,
-    }
-}
-
 /// The im2col path of [`eval_i8`]: a function of its own, so that its 2 KiB of patches are not
 /// on the stack when a pointwise layer runs the FullyConnected kernel directly.
 #[inline(never)]
 fn eval_patches(p: &Conv2dParams<'_>, input: &[i8], output: &mut [i8], k: usize) {
+    eval_patches_with(p, input, output, k, fully_connected::dsp::eval_i8);
+}
+
+/// The im2col walk with `fc` multiplying each group of patches by the weights (the DSP
+/// FullyConnected here, the 2×2-block one on cores without the DSP extension). `k` at most
+/// [`MAX_PATCH`].
+#[inline(always)]
+pub(super) fn eval_patches_with(
+    p: &Conv2dParams<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    k: usize,
+    fc_kernel: impl Fn(&fully_connected::FullyConnectedParams<'_>, &[i8], &mut [i8]),
+) {
     let s = &p.shape;
     let out_c = s.output[3] as usize;
-    let fc = |batch: u32| fc_params(p, k, out_c, batch);
+    let fc = |batch: u32| super::as_fully_connected(p, k, out_c, batch);
     // Up to four patches back to back (a batch of rows of `k` bytes): four when they fit.
     let mut patches = [0i8; 2 * MAX_PATCH];
     let group = if 4 * k <= patches.len() { 4 } else { 2 };
     // The first pixel of the patches waiting for partners, and how many there are.
     let (mut first, mut waiting) = (0usize, 0usize);
     let flush = |first: usize, count: usize, patches: &[i8], output: &mut [i8]| {
-        fully_connected::dsp::eval_i8(
+        fc_kernel(
             &fc(count as u32),
             &patches[..count * k],
             &mut output[first * out_c..(first + count) * out_c],

@@ -12,6 +12,7 @@ pub(crate) mod tests;
 pub mod avx2;
 mod dot_variant;
 pub mod dsp;
+pub mod pairs;
 // f32 variants (AVX, AVX-512F), selected by `crate::arch::ops_table_avx2`.
 #[cfg(target_arch = "x86_64")]
 pub mod f32_avx;
@@ -46,7 +47,46 @@ pub struct Conv2dShape {
     pub padding: Padding,
 }
 
+/// The layer `p` as a FullyConnected over `batch` receptive fields of `k` bytes (the weights
+/// `[out_c, kh·kw·in_c]` are its weights as they are).
+pub(crate) fn as_fully_connected<'a>(
+    p: &Conv2dParams<'a>,
+    k: usize,
+    out_c: usize,
+    batch: u32,
+) -> crate::ops::fully_connected::FullyConnectedParams<'a> {
+    crate::ops::fully_connected::FullyConnectedParams {
+        shape: crate::ops::fully_connected::FullyConnectedShape {
+            batch,
+            in_features: k as u32,
+            out_features: out_c as u32,
+        },
+        weights: p.weights,
+        bias: p.bias,
+        input_zero_point: p.input_zero_point,
+        output_zero_point: p.output_zero_point,
+        output_multiplier: p.output_multiplier,
+        output_shift: p.output_shift,
+        activation: p.activation,
+    }
+}
+
 impl Conv2dShape {
+    /// Bytes of one output pixel's receptive field, `kh · kw · in_c`.
+    pub(crate) fn patch_len(&self) -> usize {
+        let [kh, kw] = self.kernel;
+        kh as usize * kw as usize * self.input[3] as usize
+    }
+
+    /// A 1×1, stride-1, unpadded layer whose output has the input's size: the input pixels are
+    /// the receptive fields, so the layer is one FullyConnected over them.
+    pub(crate) fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1]
+            && self.stride == [1, 1]
+            && self.padding == crate::ops::Padding::default()
+            && self.output[1..3] == self.input[1..3]
+    }
+
     /// Checks the spatial relations: same batch, every size in range, and output height and
     /// width equal to `(in + pad_before + pad_after - dilation * (k - 1) - 1) / stride + 1`.
     #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]

@@ -278,6 +278,7 @@ fn assert_case(variant: Conv2dI8Fn, c: &super::tests::ConvCase, what: &str) {
 fn bit_exact_pointwise_and_ds_cnn() {
     let mut forms: std::vec::Vec<(&'static str, Conv2dI8Fn)> = std::vec::Vec::new();
     forms.push(("kernel table", crate::arch::ops_table_best().conv2d_i8));
+    forms.push(("pairs (cores without DSP)", super::pairs::eval_i8));
     #[cfg(target_arch = "x86_64")]
     forms.extend(avx2_forms());
     let mut rng = Rng::new(0xC0D7);

@@ -337,6 +337,13 @@ fn check_rejects_bad_params() {
     assert!(check_i8(&p, i, o).is_err());
 }
 
+/// The kernel for cores without the DSP extension, on random (mostly not pointwise) layers: the
+/// reference's path; its pointwise path is in `simd_tests::bit_exact_pointwise_and_ds_cnn`.
+#[test]
+fn bit_exact_pairs() {
+    assert_bit_exact(super::pairs::eval_i8, 0x9A16, 60);
+}
+
 #[test]
 fn valid_taps_are_the_taps_inside_the_input() {
     use super::reference::{tap, valid_taps};

@@ -16,7 +16,6 @@ use crate::arch::x86_vnni::Vnni;
 #[cfg(any(test, feature = "std"))]
 use crate::ops::gemm_avx2::gemm_nt_vnni;
 use crate::ops::gemm_avx2::{gemm_nt, Epilogue};
-use crate::quant::requantize_to_i8;
 
 /// AVX2 FullyConnected.
 ///
@@ -171,16 +170,7 @@ unsafe fn eval_i8_dot4(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut 
     let n = p.shape.out_features as usize;
     let zp = p.input_zero_point;
     let bias = |o: usize| p.bias.map_or(0, |b| b[o]);
-    let finish = |o: usize, acc: i32| {
-        requantize_to_i8(
-            acc,
-            p.output_multiplier[o],
-            p.output_shift[o],
-            p.output_zero_point,
-            p.activation.min,
-            p.activation.max,
-        )
-    };
+    let finish = |o: usize, acc: i32| p.requantize(o, acc);
     for (x, y) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
         let mut o = 0;
         while o + 4 <= n {

@@ -17,6 +17,7 @@ pub mod dsp;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod neon;
 pub mod packed;
+pub mod pairs;
 #[cfg(test)]
 mod simd_tests;
 
@@ -54,6 +55,22 @@ pub struct FullyConnectedParams<'a> {
     pub output_shift: &'a [i32],
     /// Fused activation.
     pub activation: ClampI8,
+}
+
+impl FullyConnectedParams<'_> {
+    /// Output feature `o`'s accumulator `acc` as its int8 output: its multiplier and shift, the
+    /// output zero point, the activation's clamp.
+    #[inline(always)]
+    pub(crate) fn requantize(&self, o: usize, acc: i32) -> i8 {
+        crate::quant::requantize_to_i8(
+            acc,
+            self.output_multiplier[o],
+            self.output_shift[o],
+            self.output_zero_point,
+            self.activation.min,
+            self.activation.max,
+        )
+    }
 }
 
 /// f32 FullyConnected parameters.

@@ -203,6 +203,13 @@ fn bit_exact_reference_table() {
     );
 }
 
+/// The 2×2-block kernel for cores without the DSP extension: odd and even rows and features,
+/// batch 1 to 4, with and without a bias.
+#[test]
+fn bit_exact_pairs() {
+    assert_bit_exact(super::pairs::eval_i8, 0x9A15, 400);
+}
+
 /// Hand-checked: x - zp = [0, 1, 2]; row 0: 0 + 2 + 6 + 10 = 18, × 0.5 = 9, + 3 = 12;
 /// row 1: 0 + 0 + 2 - 5 = -3, × 1 = -3, + 3 = 0 (or 3 under ReLU).
 #[test]
