@@ -204,8 +204,9 @@ impl DotKernel {
 
 /// The op kernel table for the target, known at compile time: the reference table with
 /// FullyConnected, Conv2D, DepthwiseConv2D, BatchMatMul, int8 Add, int8 Mul and Quantize replaced
-/// by the DSP variants on `thumbv7em-*`, FullyConnected and Conv2D by the 2×2-block variants on
-/// other 32-bit Arm targets (`thumbv6m-*`), FullyConnected by NEON on aarch64.
+/// by the DSP variants on `thumbv7em-*`; FullyConnected and Conv2D by the 2×2-block variants and
+/// DepthwiseConv2D by the tap-major one on other 32-bit Arm targets (`thumbv6m-*`);
+/// FullyConnected by NEON on aarch64.
 pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     #[allow(unused_mut)]
     let mut t = crate::ops::KernelTable::reference();
@@ -220,8 +221,9 @@ pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
         t.mul_i8 = crate::ops::mul::dsp::eval_i8;
         t.quantize = crate::ops::quantize::dsp::eval_quantize;
     }
-    // Arm cores without the DSP extension (Cortex-M0/M0+, ARMv6-M): the FullyConnected and the
-    // pointwise Conv2D in 2×2 blocks.
+    // Arm cores without the DSP extension (Cortex-M0/M0+, ARMv6-M): FullyConnected in 2×2
+    // blocks, Conv2D through it (pointwise directly, others through gathered receptive fields),
+    // DepthwiseConv2D tap-major.
     #[cfg(all(
         target_arch = "arm",
         not(edgeloop_dsp),

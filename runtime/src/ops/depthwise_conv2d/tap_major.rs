@@ -6,8 +6,9 @@
 //! of int32 accumulators on the stack (one per output channel, up to [`MAX_CHANNELS`]), then
 //! requantizes the row. The reference instead recomputes every tap's address per output
 //! channel. Same products, same skipped padding taps, same requantization; only the order of
-//! the wrapping int32 additions differs, so outputs are bit-exact. The Cortex-M4 kernel table
-//! uses it; wider layers fall back to the reference.
+//! the wrapping int32 additions differs, so outputs are bit-exact. The Cortex-M4 DSP kernel and
+//! the AVX2 one fall back to it, and the table for Arm cores without the DSP extension
+//! (Cortex-M0/M0+) uses it; wider layers fall back to the reference.
 
 use super::DepthwiseConv2dParams;
 use crate::ops::conv2d::reference::{for_each_output, tap};
