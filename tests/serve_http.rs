@@ -635,6 +635,67 @@ async fn malformed_mistyped_and_oversized_requests_get_4xx_json_errors() {
     server.shutdown().await.unwrap();
 }
 
+/// Sends `request` on one connection (from a writer thread, so a server that stops reading
+/// cannot stall the test) and returns everything the server answered until it closed.
+fn raw_exchange(addr: std::net::SocketAddr, request: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&request).map_err(|e| e.to_string()));
+    let mut got = Vec::new();
+    // A reset ends the answer like a close does; what arrived before it is what counts.
+    let _ = s.read_to_end(&mut got);
+    let _ = writer.join();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_answered_413_and_the_connection_stays_usable() {
+    // The server reads the rest of a too-large body before answering, so a client still
+    // sending gets its 413 (not a broken pipe) and the connection serves the next request.
+    let server = serve::spawn(config("oversized")).await.unwrap();
+    let addr = server.addr;
+    for size in [4097, 100_000, 600_000] {
+        let text = tokio::task::spawn_blocking(move || {
+            let body = format!("{{\"text\": \"{}\"}}", "a".repeat(size));
+            let mut req = format!(
+                "POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes();
+            let next = "{\"text\": \"turn on the light\"}";
+            req.extend_from_slice(
+                format!(
+                    "POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{next}",
+                    next.len()
+                )
+                .as_bytes(),
+            );
+            raw_exchange(addr, req)
+        })
+        .await
+        .unwrap();
+        let statuses: Vec<&str> = text
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &text[i + 9..i + 12])
+            .collect();
+        assert_eq!(statuses, ["413", "200"], "{size}: {text}");
+        assert!(text.contains("limit of 4096 bytes"), "{text}");
+    }
+    // A declared length far past the limit is refused from the head alone, no body sent.
+    let text = tokio::task::spawn_blocking(move || {
+        raw_exchange(
+            addr,
+            b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n".to_vec(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_stalls_is_answered_408_within_the_limit() {
     use std::io::{Read, Write};

@@ -84,25 +84,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The body bytes, with axum's rejections (too large, unreadable) turned into [`ApiError`]s.
+/// The body bytes, within the route's [`super::body::BodyLimit`]: too large is 413 (after the
+/// rest of the body is read, see [`super::body`]), a body that fails to arrive is 400.
 pub struct ApiBytes(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(ApiBytes(b)),
-            Err(rej) => {
-                let status = rej.status();
-                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "request body is larger than the server's limit".to_string()
-                } else {
-                    format!("could not read the request body: {}", rej.body_text())
-                };
-                Err(ApiError::new(status, message))
-            }
-        }
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        super::body::read_limited(req).await.map(ApiBytes)
     }
 }
 

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod drift;
 pub mod error;

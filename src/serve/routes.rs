@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Query, Request, State};
+use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use edgeloop_runtime::telemetry::{
     Feedback, InferenceSummary, InputSummary, Record, Sample, Thumbs, CORRECTION_SEPARATOR,
     RESPONSE_SEPARATOR, SAMPLE_MAX,
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::auth::{AdminToken, IngestToken};
+use super::body::BodyLimit;
 use super::error::{json_response, parse_json, ApiBytes, ApiError};
 use super::metrics::Exposition;
 use super::model::{self, ImageMeta};
@@ -59,19 +60,19 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/feedback", post(feedback))
         .route(
             "/v1/telemetry",
-            post(telemetry).layer(DefaultBodyLimit::max(upload_limit)),
+            post(telemetry).layer(Extension(BodyLimit(upload_limit))),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(
             "/admin/model",
-            post(swap_model).layer(DefaultBodyLimit::max(upload_limit)),
+            post(swap_model).layer(Extension(BodyLimit(upload_limit))),
         )
         .route("/admin/flush", post(flush))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(Extension(BodyLimit(json_limit)))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
