@@ -1,5 +1,7 @@
 //! Bit-exactness of the DSP kernels on the device: random shapes, parameters and values (never
 //! zeros) through the scalar reference and the Cortex-M4 variant, every output byte compared.
+//! Built for ARMv6-M, the FullyConnected and Conv2D cases run that table's 2×2-block kernels
+//! (`pairs`) instead, whose inner loop is `asm!` there.
 //!
 //! The host tests run the same algorithms over a portable emulation of the DSP instructions;
 //! only here do the real `SMLAD`/`SXTB16`/`SMMLA` and the hand-written `asm!` inner loops run
@@ -289,11 +291,13 @@ fn fc_case(
     let (x, len) = (&b.x[..batch * k], batch * n);
     let checked = fully_connected::check_i8(&p, x.len(), len);
     let outs = (&mut b.want[..len], &mut b.got[..len]);
-    let (reference, dsp) = (
-        fully_connected::reference::eval_i8,
-        fully_connected::dsp::eval_i8,
-    );
-    Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
+    let reference = fully_connected::reference::eval_i8;
+    // On ARMv6-M the table's kernel is the 2×2-block one (its `asm!` loop runs only there).
+    #[cfg(armv6m)]
+    let fast = fully_connected::pairs::eval_i8;
+    #[cfg(not(armv6m))]
+    let fast = fully_connected::dsp::eval_i8;
+    Some(t.case(checked, outs, (unary(reference, &p, x), unary(fast, &p, x))))
 }
 
 /// Conv2D: up to 9×9×24 in, 1-16 outputs, kernels up to 4×4 (a quarter pointwise), strides,
@@ -319,8 +323,12 @@ fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
         let x = &b.x[..xl];
         let checked = conv2d::check_i8(&p, xl, yl);
         let outs = (&mut b.want[..yl], &mut b.got[..yl]);
-        let (reference, dsp) = (conv2d::reference::eval_i8, conv2d::dsp::eval_i8);
-        Some(t.case(checked, outs, (unary(reference, &p, x), unary(dsp, &p, x))))
+        let reference = conv2d::reference::eval_i8;
+        #[cfg(armv6m)]
+        let fast = conv2d::pairs::eval_i8;
+        #[cfg(not(armv6m))]
+        let fast = conv2d::dsp::eval_i8;
+        Some(t.case(checked, outs, (unary(reference, &p, x), unary(fast, &p, x))))
     })
 }
 

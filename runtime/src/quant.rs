@@ -16,12 +16,67 @@ pub const MAX_SHIFT: i32 = 30;
 ///
 /// `shift` must lie in [`MIN_SHIFT`]..=[`MAX_SHIFT`]; image validation guarantees it, and
 /// [`shift_is_valid`] is the check to use. Out-of-range shifts are clamped (never a panic).
+///
+/// On cores without a 32×32→64-bit multiply (ARMv6-M; build.rs cfg `edgeloop_armv6m`) this is
+/// [`requantize_narrow`], the same function in 32-bit arithmetic.
 #[inline(always)]
 pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    #[cfg(edgeloop_armv6m)]
+    {
+        requantize_narrow(acc, multiplier, shift)
+    }
+    #[cfg(not(edgeloop_armv6m))]
+    {
+        requantize_wide(acc, multiplier, shift)
+    }
+}
+
+/// [`requantize`] in `i64` arithmetic: the specification, and the form for every core with a
+/// 64-bit product in one instruction (`SMULL`, x86-64, AArch64).
+#[inline(always)]
+pub fn requantize_wide(acc: i32, multiplier: i32, shift: i32) -> i32 {
     let total_shift = (31 - shift).clamp(1, 62) as u32;
     let round = 1i64 << (total_shift - 1);
     let wide = (acc as i64) * (multiplier as i64) + round;
     (wide >> total_shift).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// [`requantize_wide`], bit for bit, from the high word of the product computed in 32-bit
+/// arithmetic ([`mul_high`]): for an ARMv6-M core the `i64` form is a call to a 64×64-bit
+/// multiply routine (~45 instructions) and another to a 64-bit shift. With a total shift
+/// `t = 31 − shift` of 32 or more (every scale below 1/2, the usual case) the result is
+/// `(high + 2^(t−33)) >> (t − 32)` (at `t = 32`: `high` plus the low word's top bit), which
+/// always fits; smaller total shifts take the `i64` form.
+#[inline(always)]
+pub fn requantize_narrow(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let total_shift = (31 - shift).clamp(1, 62);
+    if total_shift < 32 {
+        return requantize_wide(acc, multiplier, shift);
+    }
+    let high = mul_high(acc, multiplier);
+    if total_shift == 32 {
+        // (p + 2^31) >> 32: the rounding carries into the high word when the low word's top
+        // bit is set. `high` < 2^30 in magnitude, so the sum cannot overflow.
+        let low = acc.wrapping_mul(multiplier) as u32;
+        return high + (low >> 31) as i32;
+    }
+    // floor((high·2^32 + low + 2^(t−1)) / 2^t) = floor((high + 2^(t−33)) / 2^(t−32)), as the
+    // low word is below 2^32; |high| ≤ 2^30 and 2^(t−33) ≤ 2^29, so no overflow.
+    (high + (1 << (total_shift - 33))) >> (total_shift - 32)
+}
+
+/// The high 32 bits of the signed 64-bit product `a·b`, from four 16×16-bit products (each
+/// one 32-bit `MULS`; Hacker's Delight, `mulhs`).
+#[inline(always)]
+pub fn mul_high(a: i32, b: i32) -> i32 {
+    let (a0, a1) = (a & 0xFFFF, a >> 16);
+    let (b0, b1) = (b & 0xFFFF, b >> 16);
+    // a0·b0 < 2^32: unsigned.
+    let w0 = (a0 as u32).wrapping_mul(b0 as u32);
+    // |a1·b0| + 2^16 < 2^31: no overflow in any of the sums below.
+    let t = a1 * b0 + (w0 >> 16) as i32;
+    let w1 = a0 * b1 + (t & 0xFFFF);
+    a1 * b1 + (t >> 16) + (w1 >> 16)
 }
 
 /// Whether `shift` is in the range [`requantize`] is specified for.
@@ -152,6 +207,76 @@ mod tests {
             let shift = ((x >> 8) % 62) as i32 - 31;
             let expected = exact(acc, multiplier, shift).clamp(i32::MIN as i64, i32::MAX as i64);
             assert_eq!(requantize(acc, multiplier, shift) as i64, expected);
+        }
+    }
+
+    /// Values near the edges of every range: the extremes, powers of two and their neighbours.
+    fn edge_values() -> Vec<i32> {
+        let mut v = vec![0, 1, -1, i32::MAX, i32::MIN, i32::MAX - 1, i32::MIN + 1];
+        for k in 0..31 {
+            for d in [-1, 0, 1] {
+                v.push((1i32 << k).wrapping_add(d));
+                v.push((-(1i32 << k)).wrapping_add(d));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn mul_high_is_the_high_word_of_the_product() {
+        let edges = edge_values();
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(
+                    mul_high(a, b),
+                    ((a as i64 * b as i64) >> 32) as i32,
+                    "{a} {b}"
+                );
+            }
+        }
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (a, b) = (x as i32, (x >> 32) as i32);
+            assert_eq!(
+                mul_high(a, b),
+                ((a as i64 * b as i64) >> 32) as i32,
+                "{a} {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn narrow_requantize_is_the_wide_one_bit_for_bit() {
+        // Every shift (and some out of range, which both clamp), edge accumulators and
+        // multipliers of either sign, then random ones.
+        let edges = edge_values();
+        for shift in MIN_SHIFT - 3..=MAX_SHIFT + 3 {
+            for &acc in &edges {
+                for &m in &edges {
+                    assert_eq!(
+                        requantize_narrow(acc, m, shift),
+                        requantize_wide(acc, m, shift),
+                        "acc {acc} multiplier {m} shift {shift}"
+                    );
+                }
+            }
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let acc = (x as i32) >> (x >> 59); // small and large magnitudes
+            let m = (x >> 32) as i32;
+            let shift = ((x >> 40) % 62) as i32 - 31;
+            assert_eq!(
+                requantize_narrow(acc, m, shift),
+                requantize_wide(acc, m, shift),
+                "acc {acc} multiplier {m} shift {shift}"
+            );
         }
     }
 

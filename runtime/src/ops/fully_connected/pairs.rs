@@ -18,6 +18,108 @@ fn start(p: &FullyConnectedParams<'_>, o: usize, w: &[i8]) -> i32 {
     bias.wrapping_sub(p.input_zero_point.wrapping_mul(sum))
 }
 
+/// The 2×2 block: `acc + [Σ x0·w0, Σ x0·w1, Σ x1·w0, Σ x1·w1]` in wrapping int32 over the
+/// four slices (all of one length).
+#[inline(always)]
+fn block([x0, x1]: [&[i8]; 2], [w0, w1]: [&[i8]; 2], acc: [i32; 4]) -> [i32; 4] {
+    #[cfg(edgeloop_armv6m)]
+    {
+        block_armv6m([x0, x1], [w0, w1], acc)
+    }
+    #[cfg(not(edgeloop_armv6m))]
+    {
+        block_portable([x0, x1], [w0, w1], acc)
+    }
+}
+
+/// [`block`] in Rust: the specification of the `asm!` form, and the form on other cores.
+#[cfg_attr(edgeloop_armv6m, allow(dead_code))]
+#[inline(always)]
+fn block_portable([x0, x1]: [&[i8]; 2], [w0, w1]: [&[i8]; 2], acc: [i32; 4]) -> [i32; 4] {
+    let [mut a00, mut a01, mut a10, mut a11] = acc;
+    for (((&u0, &u1), &v0), &v1) in x0.iter().zip(x1).zip(w0).zip(w1) {
+        let (u0, u1, v0, v1) = (u0 as i32, u1 as i32, v0 as i32, v1 as i32);
+        a00 = a00.wrapping_add(u0 * v0);
+        a01 = a01.wrapping_add(u0 * v1);
+        a10 = a10.wrapping_add(u1 * v0);
+        a11 = a11.wrapping_add(u1 * v1);
+    }
+    [a00, a01, a10, a11]
+}
+
+/// [`block`] for ARMv6-M in 15 instructions per four products (rustc's loop: 24, with eight
+/// accumulator and pointer spills, as Thumb-1 loads, stores and multiplies reach only r0-r7).
+/// The four pointers point past their slices' ends and one index runs from `−k` up to 0
+/// (`LDRSB` with a register offset; `ADDS` sets the flag that ends the loop, no compare); the
+/// four accumulators live in r8-r11 (`ADD` reaches the high registers; `asm!` allows them only
+/// as clobbers in Thumb-1, so they come from and go back to `acc` in memory, ~20 instructions
+/// per block); a weight byte is loaded twice rather than copied (no low register is left).
+#[cfg(edgeloop_armv6m)]
+#[inline(always)]
+fn block_armv6m([x0, x1]: [&[i8]; 2], [w0, w1]: [&[i8]; 2], mut acc: [i32; 4]) -> [i32; 4] {
+    let k = x0.len();
+    if k == 0 || x1.len() != k || w0.len() != k || w1.len() != k {
+        return block_portable([x0, x1], [w0, w1], acc);
+    }
+    let end = |s: &[i8]| s.as_ptr_range().end;
+    // SAFETY: k ≥ 1 and all four slices hold k bytes, so the index −k..=−1 added to each end
+    // pointer reads exactly the slices' bytes, and the loop ends after k passes (the index
+    // reaches 0). `acc` (16 bytes, 4-aligned) is read at the start and written at the end.
+    // r6 and r7 (reserved: base and frame pointer) are pushed before use and popped after,
+    // with r5 (the `acc` pointer); `sp` is back where it was at the end. r8-r11 are declared
+    // clobbered; the flags too, which `asm!` assumes without `preserves_flags`.
+    unsafe {
+        core::arch::asm!(
+            "push {{r5, r6, r7}}",
+            "ldr r6, [r5, #0]",
+            "mov r8, r6",
+            "ldr r6, [r5, #4]",
+            "mov r9, r6",
+            "ldr r6, [r5, #8]",
+            "mov r10, r6",
+            "ldr r6, [r5, #12]",
+            "mov r11, r6",
+            "2:",
+            "ldrsb r5, [r0, r4]",
+            "ldrsb r6, [r1, r4]",
+            "ldrsb r7, [r2, r4]",
+            "muls r7, r5, r7",
+            "add r8, r7",
+            "ldrsb r7, [r2, r4]",
+            "muls r7, r6, r7",
+            "add r10, r7",
+            "ldrsb r7, [r3, r4]",
+            "muls r5, r7, r5",
+            "add r9, r5",
+            "muls r7, r6, r7",
+            "add r11, r7",
+            "adds r4, #1",
+            "bne 2b",
+            "pop {{r5}}",
+            "mov r6, r8",
+            "str r6, [r5, #0]",
+            "mov r6, r9",
+            "str r6, [r5, #4]",
+            "mov r6, r10",
+            "str r6, [r5, #8]",
+            "mov r6, r11",
+            "str r6, [r5, #12]",
+            "pop {{r6, r7}}",
+            inout("r0") end(x0) => _,
+            inout("r1") end(x1) => _,
+            inout("r2") end(w0) => _,
+            inout("r3") end(w1) => _,
+            inout("r4") (k as isize).wrapping_neg() => _,
+            inout("r5") acc.as_mut_ptr() => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+        );
+    }
+    acc
+}
+
 /// One input row (batch 1): features in pairs, the zero point subtracted from each input byte
 /// (folding it would cost one more pass over the weights than it saves).
 fn one_row(p: &FullyConnectedParams<'_>, x: &[i8], y: &mut [i8]) {
@@ -61,14 +163,7 @@ pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
         let mut xs = input.chunks_exact(2 * k);
         for (r, x) in (&mut xs).enumerate() {
             let (x0, x1) = x.split_at(k);
-            let [mut a00, mut a01, mut a10, mut a11] = [c0, c1, c0, c1];
-            for (((&u0, &u1), &v0), &v1) in x0.iter().zip(x1).zip(w0).zip(w1) {
-                let (u0, u1, v0, v1) = (u0 as i32, u1 as i32, v0 as i32, v1 as i32);
-                a00 = a00.wrapping_add(u0 * v0);
-                a01 = a01.wrapping_add(u0 * v1);
-                a10 = a10.wrapping_add(u1 * v0);
-                a11 = a11.wrapping_add(u1 * v1);
-            }
+            let [a00, a01, a10, a11] = block([x0, x1], [w0, w1], [c0, c1, c0, c1]);
             let (y0, y1) = (2 * r * n + o, (2 * r + 1) * n + o);
             output[y0] = p.requantize(o, a00);
             output[y0 + 1] = p.requantize(o + 1, a01);
