@@ -1,7 +1,7 @@
 //! Bit-exactness of the DSP kernels on the device: random shapes, parameters and values (never
 //! zeros) through the scalar reference and the Cortex-M4 variant, every output byte compared.
-//! Built for ARMv6-M, the FullyConnected and Conv2D cases run that table's 2×2-block kernels
-//! (`pairs`) instead, whose inner loop is `asm!` there.
+//! Built for ARMv6-M, the FullyConnected, Conv2D and DepthwiseConv2D cases run that table's
+//! kernels instead (`pairs`, `tap_major`), whose inner loops are `asm!` there.
 //!
 //! The host tests run the same algorithms over a portable emulation of the DSP instructions;
 //! only here do the real `SMLAD`/`SXTB16`/`SMMLA` and the hand-written `asm!` inner loops run
@@ -336,7 +336,11 @@ fn conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
 /// three up to 8×8 (the DSP kernel then splits 13 or more channels into blocks); one case in
 /// three with a shift outside the DSP kernel's fast requantization (its general path).
 fn depthwise(rng: &mut Rng, b: &mut Buffers) -> bool {
-    use depthwise_conv2d::{dsp, reference};
+    #[cfg(not(armv6m))]
+    use depthwise_conv2d::dsp as fast;
+    use depthwise_conv2d::reference;
+    #[cfg(armv6m)]
+    use depthwise_conv2d::tap_major as fast;
     sweep("depthwise_conv2d", |t| {
         let mult = if rng.range(0, 3) == 0 { 2 } else { 1 };
         let mut s = geometry(rng, |c| c * mult)?;
@@ -372,7 +376,10 @@ fn depthwise(rng: &mut Rng, b: &mut Buffers) -> bool {
         Some(t.case(
             checked,
             outs,
-            (unary(reference::eval_i8, &p, x), unary(dsp::eval_i8, &p, x)),
+            (
+                unary(reference::eval_i8, &p, x),
+                unary(fast::eval_i8, &p, x),
+            ),
         ))
     })
 }

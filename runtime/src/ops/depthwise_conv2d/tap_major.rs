@@ -49,9 +49,7 @@ pub fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
                 let x = &input[x0..x0 + in_c];
                 let wt = &p.weights[(ky * kw + kx) * out_c..(ky * kw + kx + 1) * out_c];
                 if mult == 1 {
-                    for ((a, &xi), &wi) in acc.iter_mut().zip(x).zip(wt) {
-                        *a = a.wrapping_add((xi as i32 - zp) * wi as i32);
-                    }
+                    accumulate(acc, x, wt, zp);
                 } else {
                     for (oc, (a, &wi)) in acc.iter_mut().zip(wt).enumerate() {
                         *a = a.wrapping_add((x[oc / mult] as i32 - zp) * wi as i32);
@@ -71,4 +69,67 @@ pub fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
             );
         }
     });
+}
+
+/// One tap of every channel: `acc[c] += (x[c] − zp) · w[c]`, wrapping (depth multiplier 1).
+#[inline(always)]
+fn accumulate(acc: &mut [i32], x: &[i8], w: &[i8], zp: i32) {
+    #[cfg(edgeloop_armv6m)]
+    {
+        accumulate_armv6m(acc, x, w, zp)
+    }
+    #[cfg(not(edgeloop_armv6m))]
+    {
+        accumulate_portable(acc, x, w, zp)
+    }
+}
+
+/// [`accumulate`] in Rust: the specification of the `asm!` form, and the form on other cores.
+#[cfg_attr(edgeloop_armv6m, allow(dead_code))]
+#[inline(always)]
+fn accumulate_portable(acc: &mut [i32], x: &[i8], w: &[i8], zp: i32) {
+    for ((a, &xi), &wi) in acc.iter_mut().zip(x).zip(w) {
+        *a = a.wrapping_add((xi as i32 - zp) * wi as i32);
+    }
+}
+
+/// [`accumulate`] for ARMv6-M in 9 instructions per channel (rustc's loop: 13, reloading two
+/// pointers and the zero point from the stack each pass): input and weight pointers past their
+/// ends with one index from `−n` up to 0 (`LDRSB` with a register offset; `ADDS` ends the
+/// loop), the accumulator pointer advanced by `STM`.
+#[cfg(edgeloop_armv6m)]
+#[inline(always)]
+fn accumulate_armv6m(acc: &mut [i32], x: &[i8], w: &[i8], zp: i32) {
+    let n = acc.len();
+    if n == 0 || x.len() < n || w.len() < n {
+        return accumulate_portable(acc, x, w, zp);
+    }
+    // SAFETY: n ≥ 1, `x` and `w` hold at least n bytes and `acc` n words, so the index
+    // −n..=−1 added to the ends of `x[..n]` and `w[..n]` reads only their bytes, and the
+    // accumulator pointer, advanced one word per pass from `acc`'s start, reads and writes only
+    // `acc`'s n words; the loop ends after n passes (the index reaches 0). r6 and r7 (reserved:
+    // base and frame pointer) are pushed before use and popped after; `sp` is back where it was
+    // at the end. The flags are clobbered, which `asm!` assumes without `preserves_flags`.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "2:",
+            "ldrsb r5, [r0, r3]",
+            "ldrsb r6, [r1, r3]",
+            "subs r5, r5, r4",
+            "muls r6, r5, r6",
+            "ldr r7, [r2]",
+            "adds r7, r7, r6",
+            "stm r2!, {{r7}}",
+            "adds r3, #1",
+            "bne 2b",
+            "pop {{r6, r7}}",
+            inout("r0") x[..n].as_ptr_range().end => _,
+            inout("r1") w[..n].as_ptr_range().end => _,
+            inout("r2") acc.as_mut_ptr() => _,
+            inout("r3") (n as isize).wrapping_neg() => _,
+            in("r4") zp,
+            out("r5") _,
+        );
+    }
 }
