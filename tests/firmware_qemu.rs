@@ -515,8 +515,9 @@ fn bench_counts_instructions_per_mac_reference_vs_dsp() {
          `board-mps2-an386`) and run on the same Cortex-M4, which executes ARMv6-M code as it \
          is: the instructions a Cortex-M0+ executes with the runtime's table for cores without \
          the DSP extension (the reference kernels, with FullyConnected and pointwise Conv2D in \
-         2×2 blocks; no FPU: f32 ops in software floating point, as in the intent classifier's \
-         LayerNorm and Softmax). Next to the reference kernels built for the Cortex-M4 \
+         2×2 blocks and DepthwiseConv2D tap-major, their inner loops in Thumb-1 `asm!`, and \
+         requantization in 32-bit arithmetic; no FPU: f32 ops in software floating point, as in \
+         the intent classifier's LayerNorm and Softmax). Next to the reference kernels built for the Cortex-M4 \
          (above).\n\n\
          | model | MACs | Cortex-M4 reference instr | ARMv6-M instr | ARMv6-M / Cortex-M4 |\n\
          |---|---:|---:|---:|---:|\n",

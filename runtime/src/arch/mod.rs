@@ -223,7 +223,8 @@ pub const fn ops_table_compile_time() -> crate::ops::KernelTable {
     }
     // Arm cores without the DSP extension (Cortex-M0/M0+, ARMv6-M): FullyConnected in 2×2
     // blocks, Conv2D through it (pointwise directly, others through gathered receptive fields),
-    // DepthwiseConv2D tap-major.
+    // DepthwiseConv2D tap-major; on ARMv6-M proper (cfg `edgeloop_armv6m`) the block's and the
+    // tap's inner loops are Thumb-1 `asm!`.
     #[cfg(all(
         target_arch = "arm",
         not(edgeloop_dsp),
