@@ -65,6 +65,65 @@ pub fn requantize_narrow(acc: i32, multiplier: i32, shift: i32) -> i32 {
     (high + (1 << (total_shift - 33))) >> (total_shift - 32)
 }
 
+/// One output channel's [`requantize`] with its constants worked out once, for kernels that
+/// requantize many accumulators of the same channel (a FullyConnected feature over a batch of
+/// rows). On ARMv6-M (cfg `edgeloop_armv6m`), with a total shift `t = 31 − shift` of 33 or more,
+/// [`ChannelRequant::apply`] is `(mul_high(acc, multiplier) + 2^(t−33)) >> (t − 32)`: the
+/// clamps, branches and shift arithmetic of [`requantize_narrow`] are done in `new`. Elsewhere
+/// it is [`requantize_wide`]. Bit-exact to [`requantize`] either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelRequant {
+    multiplier: i32,
+    shift: i32,
+    /// `2^(t−33)` when `high_shift` is not 0.
+    high_round: i32,
+    /// `t − 32` (1 to 30) when `t ≥ 33`, else 0: the other total shifts take [`requantize_narrow`].
+    high_shift: u32,
+}
+
+impl ChannelRequant {
+    /// The requantization by `multiplier` and `shift` (as [`requantize`] takes them).
+    #[inline(always)]
+    pub fn new(multiplier: i32, shift: i32) -> Self {
+        let total_shift = (31 - shift).clamp(1, 62);
+        let (high_round, high_shift) = if total_shift >= 33 {
+            (1 << (total_shift - 33), (total_shift - 32) as u32)
+        } else {
+            (0, 0)
+        };
+        ChannelRequant {
+            multiplier,
+            shift,
+            high_round,
+            high_shift,
+        }
+    }
+
+    /// [`requantize`]`(acc, multiplier, shift)`.
+    #[inline(always)]
+    pub fn apply(&self, acc: i32) -> i32 {
+        #[cfg(edgeloop_armv6m)]
+        {
+            self.apply_narrow(acc)
+        }
+        #[cfg(not(edgeloop_armv6m))]
+        {
+            requantize_wide(acc, self.multiplier, self.shift)
+        }
+    }
+
+    /// The ARMv6-M form of [`ChannelRequant::apply`] (tested on every target).
+    #[inline(always)]
+    pub fn apply_narrow(&self, acc: i32) -> i32 {
+        if self.high_shift != 0 {
+            // As in `requantize_narrow`: |high| ≤ 2^30 and the rounding ≤ 2^29, no overflow.
+            (mul_high(acc, self.multiplier) + self.high_round) >> self.high_shift
+        } else {
+            requantize_narrow(acc, self.multiplier, self.shift)
+        }
+    }
+}
+
 /// The high 32 bits of the signed 64-bit product `a·b`, from four 16×16-bit products (each
 /// one 32-bit `MULS`; Hacker's Delight, `mulhs`).
 #[inline(always)]
@@ -277,6 +336,29 @@ mod tests {
                 requantize_wide(acc, m, shift),
                 "acc {acc} multiplier {m} shift {shift}"
             );
+        }
+    }
+
+    #[test]
+    fn channel_requant_is_requantize_bit_for_bit() {
+        let edges = edge_values();
+        let mut x = 0x0DDB_1A5E_5BAD_5EEDu64;
+        for shift in MIN_SHIFT - 3..=MAX_SHIFT + 3 {
+            for &m in edges.iter().step_by(3) {
+                let q = ChannelRequant::new(m, shift);
+                for &acc in &edges {
+                    let want = requantize_wide(acc, m, shift);
+                    assert_eq!(q.apply_narrow(acc), want, "acc {acc} m {m} shift {shift}");
+                    assert_eq!(q.apply(acc), want, "acc {acc} m {m} shift {shift}");
+                }
+                for _ in 0..200 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let acc = (x as i32) >> (x >> 59);
+                    assert_eq!(q.apply_narrow(acc), requantize_wide(acc, m, shift));
+                }
+            }
         }
     }
 

@@ -58,6 +58,22 @@ pub struct FullyConnectedParams<'a> {
 }
 
 impl FullyConnectedParams<'_> {
+    /// Feature `o`'s requantization, prepared once ([`Self::finish`] completes it).
+    #[inline(always)]
+    pub(crate) fn channel_requant(&self, o: usize) -> crate::quant::ChannelRequant {
+        crate::quant::ChannelRequant::new(self.output_multiplier[o], self.output_shift[o])
+    }
+
+    /// The int8 output from a requantized accumulator `v` ([`Self::channel_requant`]): the
+    /// output zero point added (saturating) and the activation's clamp, as
+    /// [`crate::quant::requantize_to_i8`] finishes.
+    #[inline(always)]
+    pub(crate) fn finish(&self, v: i32) -> i8 {
+        let v = v.saturating_add(self.output_zero_point);
+        v.max(self.activation.min as i32)
+            .min(self.activation.max as i32) as i8
+    }
+
     /// Output feature `o`'s accumulator `acc` as its int8 output: its multiplier and shift, the
     /// output zero point, the activation's clamp.
     #[inline(always)]

@@ -160,15 +160,16 @@ pub fn eval_i8(p: &FullyConnectedParams<'_>, input: &[i8], output: &mut [i8]) {
         let (w0, w1) = w.split_at(k);
         let o = 2 * pair;
         let (c0, c1) = (start(p, o, w0), start(p, o + 1, w1));
+        let (q0, q1) = (p.channel_requant(o), p.channel_requant(o + 1));
         let mut xs = input.chunks_exact(2 * k);
         for (r, x) in (&mut xs).enumerate() {
             let (x0, x1) = x.split_at(k);
             let [a00, a01, a10, a11] = block([x0, x1], [w0, w1], [c0, c1, c0, c1]);
             let (y0, y1) = (2 * r * n + o, (2 * r + 1) * n + o);
-            output[y0] = p.requantize(o, a00);
-            output[y0 + 1] = p.requantize(o + 1, a01);
-            output[y1] = p.requantize(o, a10);
-            output[y1 + 1] = p.requantize(o + 1, a11);
+            output[y0] = p.finish(q0.apply(a00));
+            output[y0 + 1] = p.finish(q1.apply(a01));
+            output[y1] = p.finish(q0.apply(a10));
+            output[y1 + 1] = p.finish(q1.apply(a11));
         }
         // An odd last row: the two features alone.
         let x = xs.remainder();

@@ -203,6 +203,37 @@ fn check_rejects_bad_params() {
     assert!(check_global_avg_i8(&g, 4, 1).is_err());
 }
 
+/// The Cortex-M4's lane sums on their worst inputs: every value −128 or every value 127, over
+/// pixel counts around the 255 at which the 16-bit lanes are widened, are the plain sums.
+#[test]
+fn lane_sums_do_not_overflow() {
+    for v in [-128i8, 127, -1] {
+        for pixels in [1, 254, 255, 256, 510, 511, 1000] {
+            for c in [8, 9, 16] {
+                let x = vec![v; pixels * c];
+                for at in [0, c - 8] {
+                    assert_eq!(
+                        channel_major::sum_lanes8(&x, c, at),
+                        [v as i32 * pixels as i32; 8],
+                        "{v} {pixels} {c} {at}"
+                    );
+                }
+            }
+        }
+    }
+    let mut rng = Rng::new(0x1a7e);
+    for pixels in [255, 256, 700] {
+        let c = 13;
+        let x = rng.i8_vec(pixels * c);
+        for at in 0..=c - 8 {
+            let want: Vec<i32> = (at..at + 8)
+                .map(|ch| x.chunks_exact(c).map(|px| px[ch] as i32).sum())
+                .collect();
+            assert_eq!(channel_major::sum_lanes8(&x, c, at).to_vec(), want);
+        }
+    }
+}
+
 /// The channel-major kernels (what `eval_*_i8` run) against the reference on random shapes with
 /// up to 70 channels (and two wider than `CHANNEL_BLOCK`, which the averages walk in blocks),
 /// random values, zero points, multipliers (including positive shifts) and clamps.
@@ -254,5 +285,10 @@ fn channel_major_bit_exact_to_reference() {
         reference::eval_global_avg_i8(&p, &x, &mut want);
         channel_major::eval_global_avg_i8(&p, &x, &mut got);
         assert_eq!(got, want, "global avg case {i}: {input:?}");
+        for lanes in [false, true] {
+            got.fill(0);
+            channel_major::global_avg_i8(&p, &x, &mut got, lanes);
+            assert_eq!(got, want, "global avg case {i} (lanes {lanes}): {input:?}");
+        }
     }
 }
