@@ -134,10 +134,11 @@ pub fn eval_avg_i8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
 /// every partial sum stays below 2²⁴ in magnitude.
 ///
 /// On the Cortex-M4 (cfg `edgeloop_dsp`) groups of eight channels are summed in 16-bit lanes
-/// ([`sum_lanes8`]).
+/// ([`sum_lanes8`]), except with the feature `reference-kernels` (the scalar build).
 #[cfg_attr(target_os = "linux", link_section = ".text.sorted.edgeloop.conv")]
 pub fn eval_global_avg_i8(p: &GlobalAvgPoolParams, input: &[i8], output: &mut [i8]) {
-    global_avg_i8(p, input, output, cfg!(edgeloop_dsp))
+    let lanes = cfg!(all(edgeloop_dsp, not(feature = "reference-kernels")));
+    global_avg_i8(p, input, output, lanes)
 }
 
 /// [`eval_global_avg_i8`], with the 16-bit lanes of [`sum_lanes8`] when `lanes` (host tests run
