@@ -1015,17 +1015,36 @@ fn footprint_per_model_flash_and_ram() {
          `compiler_builtins`, defmt, cortex-m-rt and the board layer; *image* is the model image \
          executed in place. RAM: *arena* is the image's planned arena (the firmware reserves a \
          fixed static that is larger), *stack* the high-water mark by painting, *statics* every \
-         other `.data`/`.bss` byte.\n\n\
+         other `.data`/`.bss` byte. The rows marked ARMv6-M are the same firmwares built for \
+         `thumbv6m-none-eabi` (feature `board-mps2-an386`: the Cortex-M0+ instruction set, no \
+         FPU, so f32 arithmetic and 64-bit division come from `compiler_builtins`, in *other \
+         code*), run on the same board.\n\n\
          | model | flash total | runtime | kernels | other code | image | other rodata | RAM: arena | stack high-water | statics |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (bin, name) in [
-        ("footprint-classify", "intent-classifier"),
-        ("footprint-dscnn", "ds-cnn"),
-        ("footprint-generate", "tiny-gpt"),
-        ("footprint-mlp", "mlp"),
+    let armv6m = ["--features", "board-mps2-an386"];
+    for (bin, name, target, features, row) in [
+        (
+            "footprint-classify",
+            "intent-classifier",
+            M4,
+            &[][..],
+            "intent-classifier",
+        ),
+        ("footprint-dscnn", "ds-cnn", M4, &[], "ds-cnn"),
+        ("footprint-generate", "tiny-gpt", M4, &[], "tiny-gpt"),
+        ("footprint-mlp", "mlp", M4, &[], "mlp"),
+        (
+            "footprint-classify",
+            "intent-classifier",
+            M0,
+            &armv6m,
+            "intent-classifier (ARMv6-M)",
+        ),
+        ("footprint-dscnn", "ds-cnn", M0, &armv6m, "ds-cnn (ARMv6-M)"),
     ] {
-        let elf = build_firmware(bin, M4, &work);
+        let elf_name = format!("{bin}-{}", if target == M0 { "armv6m" } else { "m4" });
+        let elf = kws_firmware::build_firmware(bin, target, features, assets(), &work, &elf_name);
         let (run, log) = run_qemu(&elf, &work, &["--timeout", "120"]);
         assert!(run.status.success(), "{bin} exited with {:?}", run.status);
         let line = log
@@ -1065,7 +1084,7 @@ fn footprint_per_model_flash_and_ram() {
         let flash = text + s(".rodata") + s(".data");
         let statics = s(".data") + s(".bss") - arena_static;
         md.push_str(&format!(
-            "| {name} | {flash} | {runtime} | {kernels} | {} | {image} | {} | {arena} | {stack} | {statics} |\n",
+            "| {row} | {flash} | {runtime} | {kernels} | {} | {image} | {} | {arena} | {stack} | {statics} |\n",
             text - runtime - kernels,
             s(".rodata") - image,
         ));

@@ -12,7 +12,7 @@
 
 use super::DepthwiseConv2dParams;
 use crate::ops::conv2d::reference::{for_each_output, tap};
-use crate::quant::requantize_to_i8;
+use crate::quant::ChannelRequant;
 
 /// Most output channels kept in the stack accumulator row (2 KiB).
 pub const MAX_CHANNELS: usize = 512;
@@ -59,14 +59,10 @@ pub fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         }
         let out = &mut output[pixel * out_c..(pixel + 1) * out_c];
         for (oc, (y, &a)) in out.iter_mut().zip(acc.iter()).enumerate() {
-            *y = requantize_to_i8(
-                a,
-                p.output_multiplier[oc],
-                p.output_shift[oc],
-                p.output_zero_point,
-                p.activation.min,
-                p.activation.max,
-            );
+            // `requantize_to_i8`, through the form that is cheaper on ARMv6-M.
+            let q = ChannelRequant::new(p.output_multiplier[oc], p.output_shift[oc]);
+            let v = q.apply(a).saturating_add(p.output_zero_point);
+            *y = v.max(p.activation.min as i32).min(p.activation.max as i32) as i8;
         }
     });
 }
