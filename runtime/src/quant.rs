@@ -238,6 +238,13 @@ pub fn dequantize_f32(q: i8, scale: f32, zero_point: i32) -> f32 {
 mod tests {
     use super::*;
 
+    /// One step of xorshift64 (the random values of the tests below).
+    fn xorshift(x: &mut u64) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+    }
+
     fn exact(acc: i32, multiplier: i32, shift: i32) -> i64 {
         // floor((acc*m + 2^(t-1)) / 2^t) computed with i128.
         let t = 31 - shift;
@@ -258,9 +265,7 @@ mod tests {
     fn matches_wide_arithmetic_on_random_values() {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let acc = x as i32;
             let multiplier = ((x >> 32) as u32 >> 1 | 1 << 30) as i32;
             let shift = ((x >> 8) % 62) as i32 - 31;
@@ -295,9 +300,7 @@ mod tests {
         }
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let (a, b) = (x as i32, (x >> 32) as i32);
             assert_eq!(
                 mul_high(a, b),
@@ -325,9 +328,7 @@ mod tests {
         }
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..300_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let acc = (x as i32) >> (x >> 59); // small and large magnitudes
             let m = (x >> 32) as i32;
             let shift = ((x >> 40) % 62) as i32 - 31;
@@ -352,9 +353,7 @@ mod tests {
                     assert_eq!(q.apply(acc), want, "acc {acc} m {m} shift {shift}");
                 }
                 for _ in 0..200 {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    xorshift(&mut x);
                     let acc = (x as i32) >> (x >> 59);
                     assert_eq!(q.apply_narrow(acc), requantize_wide(acc, m, shift));
                 }
@@ -411,9 +410,7 @@ mod tests {
     fn round_ties_even_matches_std() {
         let mut x = 0x1234_5678_9ABC_DEF0u64;
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let v = f32::from_bits(x as u32);
             if !v.is_finite() || v.abs() > 2e9 {
                 continue;
