@@ -56,7 +56,7 @@ pub fn requantize_narrow(acc: i32, multiplier: i32, shift: i32) -> i32 {
     let high = mul_high(acc, multiplier);
     if total_shift == 32 {
         // (p + 2^31) >> 32: the rounding carries into the high word when the low word's top
-        // bit is set. `high` < 2^30 in magnitude, so the sum cannot overflow.
+        // bit is set. |high| ≤ 2^30, so the sum cannot overflow.
         let low = acc.wrapping_mul(multiplier) as u32;
         return high + (low >> 31) as i32;
     }

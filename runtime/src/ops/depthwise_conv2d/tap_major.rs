@@ -8,7 +8,10 @@
 //! channel. Same products, same skipped padding taps, same requantization; only the order of
 //! the wrapping int32 additions differs, so outputs are bit-exact. The Cortex-M4 DSP kernel and
 //! the AVX2 one fall back to it, and the table for Arm cores without the DSP extension
-//! (Cortex-M0/M0+) uses it; wider layers fall back to the reference.
+//! (Cortex-M0/M0+) uses it; wider layers fall back to the reference. On ARMv6-M proper (cfg
+//! `edgeloop_armv6m`) the channel loop is Thumb-1 `asm!` (`accumulate`), checked on the
+//! device by the `bench` firmware built for ARMv6-M; the requantization goes through
+//! [`ChannelRequant`], the form of [`crate::quant::requantize`] that is cheaper there.
 
 use super::DepthwiseConv2dParams;
 use crate::ops::conv2d::reference::{for_each_output, tap};

@@ -4,8 +4,10 @@
 //! reference loads both for each product), with the input zero point folded into each
 //! feature's starting value: `Σ (x − zp)·w = Σ x·w − zp·Σ w`, equal in wrapping int32
 //! arithmetic, so the inner loop subtracts nothing. A row or a feature left over from the pairs
-//! runs alone; a single row (batch 1) keeps the subtraction. Safe, portable Rust: the host tests
-//! hold it to the reference.
+//! runs alone; a single row (batch 1) keeps the subtraction. Portable Rust, except the 2×2
+//! block's inner loop on ARMv6-M proper (cfg `edgeloop_armv6m`), which is Thumb-1 `asm!`
+//! (`block`): the host tests hold the portable form to the reference, and the `bench`
+//! firmware built for ARMv6-M checks the `asm!` form against it on the device.
 
 use super::FullyConnectedParams;
 

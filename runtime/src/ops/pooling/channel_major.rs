@@ -5,9 +5,10 @@
 //! per-channel values with straight loops over the channels, which the compiler vectorizes; the
 //! reference instead walks each channel's window separately with a strided index. Same values,
 //! same order of taps per channel (rows, then columns), same rounding and clamp: the outputs are
-//! the reference's. Portable Rust (no `unsafe`), used on every target. The averages keep their
-//! per-channel sums in a stack row of [`CHANNEL_BLOCK`] values and walk wider layers in blocks
-//! of that many channels.
+//! the reference's. Portable Rust (no `unsafe`; the global average's lane sums use the
+//! Cortex-M4's `SXTB16`/`SADD16` through [`crate::arch::cortex_m`], emulated elsewhere), used on
+//! every target. The averages keep their per-channel sums in a stack row of [`CHANNEL_BLOCK`]
+//! values and walk wider layers in blocks of that many channels.
 
 use super::reference::window;
 use super::{GlobalAvgPoolParams, PoolParams};
