@@ -193,7 +193,19 @@ pub fn requantize_to_i8(
     min: i8,
     max: i8,
 ) -> i8 {
-    let v = requantize(acc, multiplier, shift).saturating_add(output_zero_point);
+    finish_i8(
+        requantize(acc, multiplier, shift),
+        output_zero_point,
+        min,
+        max,
+    )
+}
+
+/// The tail of [`requantize_to_i8`] for a value already requantized (as by
+/// [`ChannelRequant::apply`]): add `output_zero_point` (saturating), clamp to `[min, max]`.
+#[inline(always)]
+pub fn finish_i8(v: i32, output_zero_point: i32, min: i8, max: i8) -> i8 {
+    let v = v.saturating_add(output_zero_point);
     // `max(min).min(max)` rather than `clamp`, which panics when min > max.
     v.max(min as i32).min(max as i32) as i8
 }

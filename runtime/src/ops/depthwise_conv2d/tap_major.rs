@@ -15,7 +15,7 @@
 
 use super::DepthwiseConv2dParams;
 use crate::ops::conv2d::reference::{for_each_output, tap};
-use crate::quant::ChannelRequant;
+use crate::quant::{finish_i8, ChannelRequant};
 
 /// Most output channels kept in the stack accumulator row (2 KiB).
 pub const MAX_CHANNELS: usize = 512;
@@ -64,8 +64,8 @@ pub fn eval_i8(p: &DepthwiseConv2dParams<'_>, input: &[i8], output: &mut [i8]) {
         for (oc, (y, &a)) in out.iter_mut().zip(acc.iter()).enumerate() {
             // `requantize_to_i8`, through the form that is cheaper on ARMv6-M.
             let q = ChannelRequant::new(p.output_multiplier[oc], p.output_shift[oc]);
-            let v = q.apply(a).saturating_add(p.output_zero_point);
-            *y = v.max(p.activation.min as i32).min(p.activation.max as i32) as i8;
+            let (zp, act) = (p.output_zero_point, p.activation);
+            *y = finish_i8(q.apply(a), zp, act.min, act.max);
         }
     });
 }

@@ -69,9 +69,12 @@ impl FullyConnectedParams<'_> {
     /// [`crate::quant::requantize_to_i8`] finishes.
     #[inline(always)]
     pub(crate) fn finish(&self, v: i32) -> i8 {
-        let v = v.saturating_add(self.output_zero_point);
-        v.max(self.activation.min as i32)
-            .min(self.activation.max as i32) as i8
+        crate::quant::finish_i8(
+            v,
+            self.output_zero_point,
+            self.activation.min,
+            self.activation.max,
+        )
     }
 
     /// Output feature `o`'s accumulator `acc` as its int8 output: its multiplier and shift, the
