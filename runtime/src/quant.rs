@@ -38,7 +38,22 @@ pub fn requantize_wide(acc: i32, multiplier: i32, shift: i32) -> i32 {
     let total_shift = (31 - shift).clamp(1, 62) as u32;
     let round = 1i64 << (total_shift - 1);
     let wide = (acc as i64) * (multiplier as i64) + round;
-    (wide >> total_shift).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    saturate_i32(wide >> total_shift)
+}
+
+/// `v` saturated to `i32`: the low word when it sign-extends back to `v`, else the bound on
+/// `v`'s side. Compiles smaller than `i64::clamp` on 32-bit cores (one compare of the high
+/// word instead of two 64-bit compares); the same function.
+#[inline(always)]
+fn saturate_i32(v: i64) -> i32 {
+    let low = v as i32;
+    if low as i64 == v {
+        low
+    } else if v < 0 {
+        i32::MIN
+    } else {
+        i32::MAX
+    }
 }
 
 /// [`requantize_wide`], bit for bit, from the high word of the product computed in 32-bit
@@ -255,6 +270,36 @@ mod tests {
         *x ^= *x << 13;
         *x ^= *x >> 7;
         *x ^= *x << 17;
+    }
+
+    #[test]
+    fn saturate_i32_is_i64_clamp() {
+        let clamp = |v: i64| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        let edges = [
+            0i64,
+            1,
+            -1,
+            i32::MAX as i64,
+            i32::MAX as i64 + 1,
+            i32::MIN as i64,
+            i32::MIN as i64 - 1,
+            u32::MAX as i64,
+            -(u32::MAX as i64),
+            1 << 32,
+            -(1 << 32),
+            i64::MAX,
+            i64::MIN,
+        ];
+        for v in edges {
+            assert_eq!(saturate_i32(v), clamp(v), "{v}");
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..200_000 {
+            xorshift(&mut x);
+            // Every magnitude: shift the random word right by 0..63 bits.
+            let v = (x as i64) >> (i % 64);
+            assert_eq!(saturate_i32(v), clamp(v), "{v}");
+        }
     }
 
     fn exact(acc: i32, multiplier: i32, shift: i32) -> i64 {

@@ -84,7 +84,8 @@ impl KvShape {
             return Err(Error::KvCacheFull {
                 op: 0,
                 capacity: self.capacity,
-                position: end,
+                // `end` exceeds i32 only when `position` is within `tokens` of i32::MAX.
+                position: i32::try_from(end).unwrap_or(i32::MAX),
             });
         }
         Ok(position as usize)
