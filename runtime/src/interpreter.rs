@@ -256,8 +256,10 @@ impl<'m, 'a, const OPS: u128> Interpreter<'m, 'a, OPS> {
                         });
                     };
                     rec_now = rec?;
-                    bound_now = binding::bind_with_io::<OPS>(self.model, i, &rec_now)?;
-                    (&rec_now, &bound_now.0, &bound_now.1)
+                    // Borrowed in place: `?` on the `Result` would copy the `Bound` out.
+                    bound_now = binding::bind_in_place::<OPS>(self.model, i, &rec_now);
+                    let b = bound_now.0.as_ref().map_err(|e| *e)?;
+                    (&rec_now, b, &bound_now.1)
                 }
             };
             #[cfg(any(test, feature = "std"))]

@@ -232,15 +232,16 @@ impl Figure {
 
 /// Instructions the Cortex-M4 interpreter spends on one op per invoke besides its kernel (the
 /// op's record decoded, its parameters bound and checked): the DS-CNN's FullyConnected 64 → 12
-/// through the interpreter (BENCH.md ds-cnn per-op table, op 10: 4789 DSP / 8060 reference
+/// through the interpreter (BENCH.md ds-cnn per-op table, op 10: 4760 DSP / 8031 reference
 /// instructions) minus the same kernel called alone at that shape (BENCH.md kernel table,
-/// `fully_connected_small`: 2355 / 5633): 2434 with the DSP kernels, 2427 with the reference
+/// `fully_connected_small`: 2355 / 5633): 2405 with the DSP kernels, 2398 with the reference
 /// ones, and this is their mean. (The kernel rows move by a few instructions when code elsewhere
 /// in the bench firmware changes its layout. It was 2508 before session 25 made the runtime's
-/// error type 16 bytes: every `Result` the binders return got cheaper to move.) Added per op to
+/// error type 16 bytes, so that every `Result` the binders return is cheaper to move, and the
+/// interpreter borrow each op's binding where it was written instead of copying it.) Added per op to
 /// the figures measured as kernel calls alone. After BENCH.md is regenerated,
 /// `tests::refit_figures` (ignored; run it by name) prints this and every figure refitted.
-pub const OP_OVERHEAD: f64 = 2_430.5;
+pub const OP_OVERHEAD: f64 = 2_401.5;
 
 /// A figure taken from rows through the interpreter: per unit `(DSP, reference)`, per op.
 const fn rows(
@@ -274,8 +275,8 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::Conv2dSpatial,
         unit: Pair {
-            dsp: 1.46304,
-            reference: 22.0318,
+            dsp: 1.46296,
+            reference: 22.0317,
         },
         op: Pair {
             dsp: OP_OVERHEAD,
@@ -283,11 +284,11 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 816.484,
-            reference: 156.636,
+            dsp: 816.54,
+            reference: 156.692,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 572665, reference 7072192 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 219104, 1782125 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time, the columns inside the input copied and the zero point around them)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 572615, reference 7072142 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 219104, 1782125 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time, the columns inside the input copied and the zero point around them)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
@@ -305,7 +306,7 @@ pub const FIGURES: &[Figure] = &[
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 678547, reference 4285946 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 55245, 407270 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 678518, reference 4285917 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 55245, 407270 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -323,7 +324,7 @@ pub const FIGURES: &[Figure] = &[
             reference: 165.703,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 307163, reference 2355132 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 77848, 482968 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
+        source: "BENCH.md ds-cnn per-op table, op 1 DepthwiseConv2D (3×3, 64 channels on 25×5: 72000 MACs, padded taps included; DSP 307134, reference 2355103 instr through the interpreter) and kernel table, depthwise_conv2d (3×3, 16 channels on 10×10: 14400 MACs counted the same way; 77848, 482968 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position)",
     },
     alone(
         KernelClass::Conv2dF32,
@@ -334,9 +335,9 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::FullyConnectedSmall,
         Per::Mac,
-        (4.04688, 8.99844),
-        (1681.0, 1149.2),
-        "BENCH.md ds-cnn per-op table, op 10 FullyConnected (64→12, 768 MACs: DSP 4789, reference 8060 instr) and tiny-gpt per-op table, op 17 FullyConnected (32→64, 2048 MACs: DSP 9969, reference 19578): the line through both",
+        (3.92031, 8.87187),
+        (1749.2, 1217.4),
+        "BENCH.md ds-cnn per-op table, op 10 FullyConnected (64→12, 768 MACs: DSP 4760, reference 8031 instr) and tiny-gpt per-op table, op 17 FullyConnected (32→64, 2048 MACs: DSP 9778, reference 19387): the line through both",
     ),
     alone(
         KernelClass::FullyConnectedLarge,
@@ -347,30 +348,30 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::GlobalAvgPool,
         Per::InputElement,
-        (3.9945, 6.709),
+        (3.99087, 6.70538),
         (0.0, 0.0),
-        "BENCH.md ds-cnn per-op table, op 9 GlobalAvgPool: DSP 31956 (eight channels per pixel in 16-bit lanes), reference 53672 instr / 8000 input elements (25×5×64)",
+        "BENCH.md ds-cnn per-op table, op 9 GlobalAvgPool: DSP 31927 (eight channels per pixel in 16-bit lanes), reference 53643 instr / 8000 input elements (25×5×64)",
     ),
     rows(
         KernelClass::GlobalAvgPoolF32,
         Per::InputElement,
-        (8.34208, 8.34208),
-        (1546.1, 1546.1),
-        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32: 6885 instr) and f32 kernel table, global_avg_pool_f32 (32 positions × 48: 11929 alone, plus OP_OVERHEAD): the line through both (per input element)",
+        (8.34542, 8.34542),
+        (1511.9, 1511.9),
+        "BENCH.md intent-classifier per-op table, op 24 GlobalAvgPool (f32, 20 tokens × 32: 6853 instr) and f32 kernel table, global_avg_pool_f32 (32 positions × 48: 11929 alone, plus OP_OVERHEAD): the line through both (per input element)",
     ),
     rows(
         KernelClass::Softmax,
         Per::InputElement,
-        (195.75, 195.75),
+        (193.333, 193.333),
         (0.0, 0.0),
-        "BENCH.md ds-cnn per-op table, op 11 Softmax: 2349 instr / 12 elements",
+        "BENCH.md ds-cnn per-op table, op 11 Softmax: 2320 instr / 12 elements",
     ),
     rows(
         KernelClass::SoftmaxQuantized,
         Per::InputElement,
-        (108.84, 127.729),
+        (108.804, 127.692),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 12 Softmax version 2 (the attention probabilities, 2 heads × 20 × 20): DSP 87072, reference 102183 instr / 800 elements. Not a line through the element-wise table's softmax_quantized row (16 rows of 32, random scores: 111.5 DSP instructions per element alone, more than here with the interpreter's work): the cost per element depends on the scores more than on the shape",
+        "BENCH.md intent-classifier per-op table, op 12 Softmax version 2 (the attention probabilities, 2 heads × 20 × 20): DSP 87043, reference 102154 instr / 800 elements. Not a line through the element-wise table's softmax_quantized row (16 rows of 32, random scores: 111.5 DSP instructions per element alone, more than here with the interpreter's work): the cost per element depends on the scores more than on the shape",
     ),
     Figure {
         class: KernelClass::FullyConnectedRows,
@@ -379,19 +380,19 @@ pub const FIGURES: &[Figure] = &[
             reference: 5.99949,
         },
         op: Pair {
-            dsp: 3047.7,
-            reference: 2608.3,
+            dsp: 3020.7,
+            reference: 2581.3,
         },
         output: Pair {
             dsp: 11.7,
             reference: 73.0,
         },
         row: Pair {
-            dsp: 75.2167,
-            reference: 13.2833,
+            dsp: 74.9667,
+            reference: 13.0333,
         },
         per: Per::Mac,
-        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 35070, reference 172464 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 126622, 681232) and op 20 (128→32: 81920 MACs, 640 outputs; 104158, 541072); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 8820, 43546 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
+        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 35038, reference 172432 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 126590, 681200) and op 20 (128→32: 81920 MACs, 640 outputs; 104126, 541040); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 8820, 43546 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
     },
     alone(
         KernelClass::FullyConnectedF32Small,
@@ -415,50 +416,50 @@ pub const FIGURES: &[Figure] = &[
         KernelClass::BatchMatMul,
         Per::Mac,
         (3.12195, 10.6982),
-        (9700.5, 10949.9),
+        (9671.5, 10920.9),
         "BENCH.md kernel table, batch_matmul_qk + batch_matmul_pv (the intent classifier's attention, 2 heads × 20 tokens × 16: 25600 MACs; DSP 94462, reference 290912 instr) and batch_matmul_qk_narrow + batch_matmul_pv_narrow (2 heads × 12 tokens × 8: 4608 MACs; 28926, 66336): the line through both (kernels alone), plus OP_OVERHEAD per op",
     ),
     rows(
         KernelClass::Attention,
         Per::Mac,
-        (13.293, 24.0205),
+        (13.1025, 23.8291),
         (0.0, 0.0),
-        "BENCH.md tiny-gpt per-op table, op 12 Attention (2 heads × 16 over 16 cached positions, one query): DSP 13612, reference 24597 instr / 1024 MACs",
+        "BENCH.md tiny-gpt per-op table, op 12 Attention (2 heads × 16 over 16 cached positions, one query): DSP 13417, reference 24401 instr / 1024 MACs",
     ),
     rows(
         KernelClass::KvAppend,
         Per::InputElement,
-        (72.9688, 72.9688),
+        (67.0625, 67.0625),
         (0.0, 0.0),
-        "BENCH.md tiny-gpt per-op table, ops 10 and 11 KvAppend: 4670 instr / 64 input elements (one step's 2 × 16 keys, values)",
+        "BENCH.md tiny-gpt per-op table, ops 10 and 11 KvAppend: 4292 instr / 64 input elements (one step's 2 × 16 keys, values)",
     ),
     rows(
         KernelClass::AddI8,
         Per::OutputElement,
-        (11.7349, 91.978),
-        (6363.6, 2792.4),
-        "BENCH.md intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13874, reference 61658 instr each on average) and int8 element-wise table, add_tabled (1536 elements: DSP 21958, reference 141640 alone, plus OP_OVERHEAD): the line through both. The DSP Add's tables cost about 4 k instructions per call and halve the cost of each element",
+        (11.7372, 91.9802),
+        (6331.2, 2759.9),
+        "BENCH.md intent-classifier per-op table, ops 1, 2, 16, 21 Add (640 elements: DSP 13843, reference 61627 instr each on average) and int8 element-wise table, add_tabled (1536 elements: DSP 21958, reference 141640 alone, plus OP_OVERHEAD): the line through both. The DSP Add's tables cost about 4 k instructions per call and halve the cost of each element",
     ),
     rows(
         KernelClass::AddI8Direct,
         Per::OutputElement,
-        (32.3247, 93.658),
-        (2711.9, 2546.3),
-        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3746, reference 5543 instr each on average) and int8 element-wise table, add_direct (128 elements: DSP 4419, reference 12104 alone, plus OP_OVERHEAD): the line through both",
+        (34.0017, 95.3351),
+        (2468.3, 2302.6),
+        "BENCH.md tiny-gpt per-op table, ops 2, 15, 20 Add (32 elements: DSP 3556, reference 5353 instr each on average) and int8 element-wise table, add_direct (128 elements: DSP 4419, reference 12104 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::AddF32,
         Per::OutputElement,
-        (108.148, 108.148),
+        (106.889, 106.889),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 28 Add (f32 classifier bias): 2920 instr / 27 elements (one small row: per-call overhead included)",
+        "BENCH.md intent-classifier per-op table, op 28 Add (f32 classifier bias): 2886 instr / 27 elements (one small row: per-call overhead included)",
     ),
     rows(
         KernelClass::MulI8,
         Per::OutputElement,
-        (10.5363, 56.2225),
+        (10.4975, 56.1838),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 11 Mul (attention scale): DSP 8429, reference 44978 instr / 800 elements",
+        "BENCH.md intent-classifier per-op table, op 11 Mul (attention scale): DSP 8398, reference 44947 instr / 800 elements",
     ),
     Figure {
         class: KernelClass::TransposeGeneral,
@@ -481,29 +482,29 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::Transpose,
         Per::OutputElement,
-        (4.95378, 4.95378),
-        (2269.8, 2269.8),
-        "BENCH.md intent-classifier per-op table, ops 7, 8, 9, 14 Transpose (attention's head split and merge, runs of 16: 640 elements, 5440 instr each on average) and int8 element-wise table, transpose_runs (1024 elements in runs of 16: 4912 alone, plus OP_OVERHEAD): the line through both",
+        (4.96419, 4.96419),
+        (2230.2, 2230.2),
+        "BENCH.md intent-classifier per-op table, ops 7, 8, 9, 14 Transpose (attention's head split and merge, runs of 16: 640 elements, 5407 instr each on average) and int8 element-wise table, transpose_runs (1024 elements in runs of 16: 4912 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::TransposeCopy,
         Per::OutputElement,
-        (1.1855, 1.1855),
-        (2605.1, 2605.1),
-        "BENCH.md tiny-gpt per-op table, ops 5, 7, 9, 13 Transpose (1×1×2×16 → 1×2×1×16, one copy once merged: 32 elements, 2643 instr each on average) and int8 element-wise table, transpose_copy (1×1×32×40 → 1×32×40×1: 1280 elements, 1692 alone, plus OP_OVERHEAD): the line through both",
+        (1.31611, 1.31611),
+        (2408.9, 2408.9),
+        "BENCH.md tiny-gpt per-op table, ops 5, 7, 9, 13 Transpose (1×1×2×16 → 1×2×1×16, one copy once merged: 32 elements, 2451 instr each on average) and int8 element-wise table, transpose_copy (1×1×32×40 → 1×32×40×1: 1280 elements, 1692 alone, plus OP_OVERHEAD): the line through both",
     ),
     rows(
         KernelClass::Gather,
         Per::OutputElement,
-        (2.79441, 2.79441),
-        (1813.6, 1813.6),
-        "BENCH.md tiny-gpt per-op table, ops 0, 1 Gather (32 elements: 1903 instr each on average) and intent-classifier per-op table, op 0 Gather (640 elements: 3602): the line through both",
+        (3.03947, 3.03947),
+        (1607.7, 1607.7),
+        "BENCH.md tiny-gpt per-op table, ops 0, 1 Gather (32 elements: 1705 instr each on average) and intent-classifier per-op table, op 0 Gather (640 elements: 3553): the line through both",
     ),
     Figure {
         class: KernelClass::LayerNorm,
         unit: Pair {
-            dsp: 35.2555,
-            reference: 35.2555,
+            dsp: 35.2602,
+            reference: 35.2602,
         },
         op: Pair {
             dsp: OP_OVERHEAD,
@@ -511,24 +512,24 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 123.65,
-            reference: 123.65,
+            dsp: 123.35,
+            reference: 123.35,
         },
         per: Per::OutputElement,
-        source: "BENCH.md intent-classifier per-op table, op 23 LayerNorm (f32, the float tail: 20 rows of 32, 27467 instr) and f32 kernel table, layer_norm_f32 (8 rows of 64: 19040 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
+        source: "BENCH.md intent-classifier per-op table, op 23 LayerNorm (f32, the float tail: 20 rows of 32, 27435 instr) and f32 kernel table, layer_norm_f32 (8 rows of 64: 19040 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
     },
     rows(
         KernelClass::LayerNormI8,
         Per::OutputElement,
-        (197.188, 197.188),
+        (191.25, 191.25),
         (0.0, 0.0),
-        "BENCH.md tiny-gpt per-op table, ops 3, 16, 21 LayerNorm (int8, integer only, 32 elements each): 18930 instr / 96 elements",
+        "BENCH.md tiny-gpt per-op table, ops 3, 16, 21 LayerNorm (int8, integer only, 32 elements each): 18360 instr / 96 elements",
     ),
     Figure {
         class: KernelClass::LayerNormQuantized,
         unit: Pair {
-            dsp: 58.8781,
-            reference: 81.7766,
+            dsp: 58.8766,
+            reference: 81.775,
         },
         op: Pair {
             dsp: OP_OVERHEAD,
@@ -536,25 +537,25 @@ pub const FIGURES: &[Figure] = &[
         },
         output: Pair::ZERO,
         row: Pair {
-            dsp: 234.425,
-            reference: 224.05,
+            dsp: 234.525,
+            reference: 224.15,
         },
         per: Per::OutputElement,
-        source: "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (20 rows of 32 each: DSP 44801, reference 59249 instr on average) and int8 element-wise table, layer_norm_quantized (8 rows of 64: 32021, 43662 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
+        source: "BENCH.md intent-classifier per-op table, ops 3 and 17 LayerNorm version 2 (20 rows of 32 each: DSP 44773, reference 59220 instr on average) and int8 element-wise table, layer_norm_quantized (8 rows of 64: 32021, 43662 alone): OP_OVERHEAD per op and the plane through both (per element, per row)",
     },
     rows(
         KernelClass::Quantize,
         Per::OutputElement,
-        (56.7812, 79.7812),
+        (55.7812, 78.7812),
         (0.0, 0.0),
-        "BENCH.md intent-classifier per-op table, op 25 Quantize (the pooled 32 values into the int8 head): DSP 1817, reference 2553 instr / 32 elements",
+        "BENCH.md intent-classifier per-op table, op 25 Quantize (the pooled 32 values into the int8 head): DSP 1785, reference 2521 instr / 32 elements",
     ),
     rows(
         KernelClass::Dequantize,
         Per::OutputElement,
         (8.01631, 8.01631),
-        (1131.6, 1131.6),
-        "BENCH.md intent-classifier per-op table, op 27 Dequantize (27 elements: 1348 instr) and op 22 Dequantize (640 elements: 6262): the line through both",
+        (1100.6, 1100.6),
+        "BENCH.md intent-classifier per-op table, op 27 Dequantize (27 elements: 1317 instr) and op 22 Dequantize (640 elements: 6231): the line through both",
     ),
     alone(
         KernelClass::SoftmaxF32,
@@ -565,9 +566,9 @@ pub const FIGURES: &[Figure] = &[
     rows(
         KernelClass::Table,
         Per::OutputElement,
-        (4.9371, 4.9371),
-        (1480.0, 1480.0),
-        "BENCH.md tiny-gpt per-op table, op 18 Table (64 elements: 1796 instr) and intent-classifier per-op table, op 19 Table (GELU, 2560 elements: 14119): the line through both",
+        (5.0008, 5.0008),
+        (1287.9, 1287.9),
+        "BENCH.md tiny-gpt per-op table, op 18 Table (64 elements: 1608 instr) and intent-classifier per-op table, op 19 Table (GELU, 2560 elements: 14090): the line through both",
     ),
 ];
 

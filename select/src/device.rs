@@ -51,49 +51,50 @@ pub struct DeviceProfile {
 /// DepthwiseConv2D's per-pixel `asm!` kernel, the DSP Conv2D's fixed-size patch copies, the
 /// DSP FullyConnected's one-block groups of four rows and `asm!` row expansion, the reference
 /// DepthwiseConv2D's window walk, linked as the DSP kernel's fallback for wide layers, and the
-/// GlobalAvgPool's 16-bit lane sums, and the runtime's 16-byte error type; a test checks them against the file).
-pub const MCU_FIRMWARE_FLASH: u64 = 13_636 + 18_678 + 5_842 + 4_136;
-/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 6192 + statics 20
+/// GlobalAvgPool's 16-bit lane sums, the runtime's 16-byte error type, and the interpreter's
+/// Attention and scratch-op paths linked only for op sets that have those ops; a test checks them against the file).
+pub const MCU_FIRMWARE_FLASH: u64 = 12_092 + 18_678 + 5_998 + 4_072;
+/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 6056 + statics 20
 /// bytes (same row).
-pub const MCU_FIRMWARE_RAM: u64 = 6_192 + 20;
+pub const MCU_FIRMWARE_RAM: u64 = 6_056 + 20;
 
 /// Flash taken by the DS-CNN firmware built for ARMv6-M (the Cortex-M0+ profile) besides its
 /// image: runtime + kernels + other code + other rodata of `firmware-examples/BENCH.md`'s memory
 /// table, row `ds-cnn (ARMv6-M)` (the runtime's table for cores without DSP; software floating
 /// point and division in *other code*; a test checks them against the file).
-pub const M0_FIRMWARE_FLASH: u64 = 14_544 + 13_384 + 5_392 + 2_988;
+pub const M0_FIRMWARE_FLASH: u64 = 12_864 + 13_384 + 5_512 + 2_924;
 /// RAM taken by that firmware besides its arena: stack high-water mark + statics (same row).
-pub const M0_FIRMWARE_RAM: u64 = 3_976 + 20;
+pub const M0_FIRMWARE_RAM: u64 = 3_832 + 20;
 /// Flash taken by the intent-classifier firmware built for ARMv6-M besides its image (row
 /// `intent-classifier (ARMv6-M)`): the text models' firmware on the Cortex-M0+.
-pub const M0_TEXT_FIRMWARE_FLASH: u64 = 19_512 + 17_496 + 6_180 + 3_528;
+pub const M0_TEXT_FIRMWARE_FLASH: u64 = 19_400 + 16_664 + 6_296 + 3_528;
 /// RAM taken by that firmware besides its arena (same row).
-pub const M0_TEXT_FIRMWARE_RAM: u64 = 1_852 + 20;
+pub const M0_TEXT_FIRMWARE_RAM: u64 = 1_740 + 20;
 
 /// Flash taken by the intent-classifier firmware besides its image (the text models' firmware):
-/// runtime 17938 + kernels 33384 + other code 4882 + other rodata 4760 bytes
+/// runtime 18008 + kernels 32522 + other code 5038 + other rodata 4760 bytes
 /// (`firmware-examples/BENCH.md`, memory table, row `intent-classifier`; 2026-11-29: the fused
 /// image, its op set per int8/f32 variant, with the Cortex-M4 Add, Mul and Quantize variants,
 /// the DSP FullyConnected's one-block groups of four rows, and the reference Add and Mul's row
 /// walk, linked as the Cortex-M4 variants' fallback).
 /// A GPT links the same op set plus nothing new (its fixed-length classifier uses the same
 /// kernels).
-pub const TEXT_FIRMWARE_FLASH: u64 = 17_938 + 33_384 + 4_882 + 4_760;
-/// RAM taken by the intent-classifier firmware besides its arena: stack high-water mark 4552 +
+pub const TEXT_FIRMWARE_FLASH: u64 = 18_008 + 32_522 + 5_038 + 4_760;
+/// RAM taken by the intent-classifier firmware besides its arena: stack high-water mark 4472 +
 /// statics 20 bytes (same row).
-pub const TEXT_FIRMWARE_RAM: u64 = 4_552 + 20;
+pub const TEXT_FIRMWARE_RAM: u64 = 4_472 + 20;
 
 /// Instructions a Cortex-M0+ executes (the runtime's table for cores without the DSP extension:
 /// FullyConnected and pointwise Conv2D in 2×2 blocks, the other Conv2Ds through gathered
 /// receptive fields, DepthwiseConv2D tap-major, with Thumb-1 `asm!` inner loops and 32-bit
 /// requantization, the rest the reference kernels, all compiled for ARMv6-M) per instruction of
 /// the reference kernels compiled for the Cortex-M4, on the DS-CNN
-/// (`firmware-examples/BENCH.md`, ARMv6-M table, row `ds-cnn`: 17411085 / 33700585
+/// (`firmware-examples/BENCH.md`, ARMv6-M table, row `ds-cnn`: 17410403 / 33700216
 /// instructions, 2026-11-29; a test checks it against the file). The cost figures count
 /// Cortex-M4 reference instructions, so the Cortex-M0+ profile's instructions per second are
 /// divided by it. The intent classifier's ratio is 3.2 (its f32 LayerNorm and Softmax run in
 /// software floating point there): for models with f32 islands the estimate is optimistic.
-pub const ARMV6M_PER_M4_INSTRUCTION: f64 = 0.51664;
+pub const ARMV6M_PER_M4_INSTRUCTION: f64 = 0.51663;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
