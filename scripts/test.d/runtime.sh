@@ -2,7 +2,7 @@
 # Runtime extras (issue 2): build the Cortex-M4F size probe (only FullyConnected + Softmax linked,
 # opt-level "s" + LTO), print its section sizes, and fail when `.text` passes its budget.
 #
-# The budget (18.5 KB) is the 17,870 B measured in session 25 plus ~6% for toolchain drift (the
+# The budget (18.5 KB) is the 17,946 B measured in session 25 plus ~5% for toolchain drift (the
 # toolchain is not pinned). The probe had grown unnoticed to 24.1 KB before session 17 (an
 # indirect call through the kernel table linked every kernel): a change that links more than it
 # should shows up here. Raise the budget only with the reason in the commit message.

@@ -275,7 +275,7 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::Conv2dSpatial,
         unit: Pair {
-            dsp: 1.46296,
+            dsp: 1.41336,
             reference: 22.0317,
         },
         op: Pair {
@@ -288,12 +288,12 @@ pub const FIGURES: &[Figure] = &[
             reference: 156.692,
         },
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 572615, reference 7072142 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 219104, 1782125 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time, the columns inside the input copied and the zero point around them)",
+        source: "BENCH.md ds-cnn per-op table, op 0 Conv2D (10×4 kernel, 1 input channel, 64 out on 25×5: 320000 MACs as the compiler counts them, padded taps included; DSP 556743, reference 7072142 instr through the interpreter) and kernel table, conv2d_first_narrow (the same layer with 16 out: 80000 MACs; 215136, 1782125 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output position: the DSP kernel gathers each position's 40-tap patch once, a kernel row of 4 bytes at a time, the columns inside the input copied and the zero point around them)",
     },
     Figure {
         class: KernelClass::Conv2dPointwise,
         unit: Pair {
-            dsp: 1.04138,
+            dsp: 0.979467,
             reference: 5.85199,
         },
         op: Pair {
@@ -301,12 +301,12 @@ pub const FIGURES: &[Figure] = &[
             reference: OP_OVERHEAD,
         },
         output: Pair {
-            dsp: 17.866,
+            dsp: 18.3566,
             reference: 160.912,
         },
         row: Pair::ZERO,
         per: Per::Mac,
-        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 678518, reference 4285917 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 55245, 407270 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
+        source: "BENCH.md ds-cnn per-op table, op 2 Conv2D (1×1, 64→64 on 25×5: 512000 MACs, 8000 outputs; DSP 650742, reference 4285917 instr through the interpreter) and kernel table, conv2d_pointwise (1×1, 16→16 on 10×10: 25600 MACs, 1600 outputs; 54445, 407270 alone): OP_OVERHEAD per op and the plane through both (per MAC, per output element: narrow layers pay more per MAC)",
     },
     Figure {
         class: KernelClass::Depthwise,
@@ -376,7 +376,7 @@ pub const FIGURES: &[Figure] = &[
     Figure {
         class: KernelClass::FullyConnectedRows,
         unit: Pair {
-            dsp: 1.12449,
+            dsp: 1.06199,
             reference: 5.99949,
         },
         op: Pair {
@@ -384,7 +384,7 @@ pub const FIGURES: &[Figure] = &[
             reference: 2581.3,
         },
         output: Pair {
-            dsp: 11.7,
+            dsp: 12.2,
             reference: 73.0,
         },
         row: Pair {
@@ -392,7 +392,7 @@ pub const FIGURES: &[Figure] = &[
             reference: 13.0333,
         },
         per: Per::Mac,
-        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 35038, reference 172432 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 126590, 681200) and op 20 (128→32: 81920 MACs, 640 outputs; 104126, 541040); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 8820, 43546 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
+        source: "BENCH.md intent-classifier per-op table, FullyConnected on 20 tokens at three shapes: ops 4, 5, 6, 15 (32→32: 20480 MACs, 640 outputs; DSP 34078, reference 172432 instr on average), op 18 (32→128: 81920 MACs, 2560 outputs; 122750, 681200) and op 20 (128→32: 81920 MACs, 640 outputs; 99326, 541040); and kernel table, fully_connected_rows_narrow (K 16, N 32 over 8 rows: 4096 MACs, 256 outputs; 8692, 43546 alone, plus OP_OVERHEAD): the solution through the four (per op, per MAC, per output element: each output's requantization and store, per row: the DSP kernel expands each group of four input rows once)",
     },
     alone(
         KernelClass::FullyConnectedF32Small,
@@ -1030,6 +1030,33 @@ mod tests {
     /// reference counts, the interpreter's work it leaves out, its sizes.
     type Measured = (Vec<String>, (usize, usize), f64, Units);
 
+    /// The BENCH.md rows of one source group: each row's cells, the (DSP, reference) columns of
+    /// its counts, the interpreter's work it leaves out, its sizes.
+    fn measured(source: Source) -> Vec<Measured> {
+        let (kernels, table, columns) = match source {
+            Source::PerOp(model, ops) => {
+                return ops
+                    .iter()
+                    .map(|&(i, name, units, outputs, rows)| {
+                        let cells =
+                            bench_row(&format!("{model}: per op"), &format!("op {i} {name}"));
+                        (cells, (4, 2), 0.0, size(units, outputs, rows))
+                    })
+                    .collect();
+            }
+            Source::Kernel(k) => (k, "Kernels on fixed shapes", (4, 2)),
+            Source::F32(k) => (k, "f32 kernels on fixed shapes", (3, 3)),
+            Source::Elem(k) => (k, "int8 element-wise and row kernels", (5, 3)),
+        };
+        kernels
+            .iter()
+            .map(|&(name, units, outputs, rows)| {
+                let cells = bench_row(table, name);
+                (cells, columns, OP_OVERHEAD, size(units, outputs, rows))
+            })
+            .collect()
+    }
+
     fn size(units: u64, outputs: u64, rows: u64) -> Units {
         Units {
             units,
@@ -1049,34 +1076,7 @@ mod tests {
             let f = figure(c);
             assert_eq!(f.class, c);
             for source in sources(c) {
-                let mut rows: Vec<Measured> = Vec::new();
-                match source {
-                    Source::PerOp(model, ops) => {
-                        for &(i, name, units, outputs, rows_) in ops {
-                            let label = format!("op {i} {name}");
-                            let cells = bench_row(&format!("{model}: per op"), &label);
-                            rows.push((cells, (4, 2), 0.0, size(units, outputs, rows_)));
-                        }
-                    }
-                    Source::Kernel(kernels) => {
-                        for &(name, units, outputs, rows_) in kernels {
-                            let cells = bench_row("Kernels on fixed shapes", name);
-                            rows.push((cells, (4, 2), OP_OVERHEAD, size(units, outputs, rows_)));
-                        }
-                    }
-                    Source::F32(kernels) => {
-                        for &(name, units, outputs, rows_) in kernels {
-                            let cells = bench_row("f32 kernels on fixed shapes", name);
-                            rows.push((cells, (3, 3), OP_OVERHEAD, size(units, outputs, rows_)));
-                        }
-                    }
-                    Source::Elem(kernels) => {
-                        for &(name, units, outputs, rows_) in kernels {
-                            let cells = bench_row("int8 element-wise and row kernels", name);
-                            rows.push((cells, (5, 3), OP_OVERHEAD, size(units, outputs, rows_)));
-                        }
-                    }
-                }
+                let rows = measured(source);
                 for (k, kernels) in [KernelSet::Dsp, KernelSet::Reference]
                     .into_iter()
                     .enumerate()
@@ -1136,39 +1136,7 @@ mod tests {
                 // Σ coefficients · free = want − fixed, relative to want.
                 let (mut by_row, mut by_group) = (Vec::new(), Vec::new());
                 for source in sources(c) {
-                    let rows: Vec<Measured> = match source {
-                        Source::PerOp(model, ops) => ops
-                            .iter()
-                            .map(|&(i, name, units, outputs, rows_)| {
-                                let cells = bench_row(
-                                    &format!("{model}: per op"),
-                                    &format!("op {i} {name}"),
-                                );
-                                (cells, (4, 2), 0.0, size(units, outputs, rows_))
-                            })
-                            .collect(),
-                        Source::Kernel(ks) => ks
-                            .iter()
-                            .map(|&(name, units, outputs, rows_)| {
-                                let cells = bench_row("Kernels on fixed shapes", name);
-                                (cells, (4, 2), OP_OVERHEAD, size(units, outputs, rows_))
-                            })
-                            .collect(),
-                        Source::F32(ks) => ks
-                            .iter()
-                            .map(|&(name, units, outputs, rows_)| {
-                                let cells = bench_row("f32 kernels on fixed shapes", name);
-                                (cells, (3, 3), OP_OVERHEAD, size(units, outputs, rows_))
-                            })
-                            .collect(),
-                        Source::Elem(ks) => ks
-                            .iter()
-                            .map(|&(name, units, outputs, rows_)| {
-                                let cells = bench_row("int8 element-wise and row kernels", name);
-                                (cells, (5, 3), OP_OVERHEAD, size(units, outputs, rows_))
-                            })
-                            .collect(),
-                    };
+                    let rows = measured(source);
                     // One equation per row, and one per group (as the check sums them).
                     let mut group = (vec![0.0; free.len()], 0.0, 0.0);
                     for (cells, columns, left_out, u) in &rows {

@@ -11,7 +11,8 @@
 //! batch, a sequence, or Conv2D's im2col patches four pixels at a time), four rows are expanded
 //! into one interleaved buffer and each output feature's weights meet all four in one pass: per
 //! 4 input bytes one weight load, two `SXTB16`, four `LDM`s of two operand words and eight
-//! `SMLAD` (17 instructions per 16 MACs on the Cortex-M4, hand-written). With a bias, K a
+//! `SMLAD` (15 instructions per 16 MACs on the Cortex-M4, hand-written, plus a count and a
+//! branch per two words: 1.0 per MAC). With a bias, K a
 //! multiple of 4 and every scale below ¼, one `asm!` block runs every output feature of the
 //! group, requantization and stores included ([`quad_fast`]). Two leftover rows go the same way
 //! in pairs (10 instructions per 8 MACs). A single row computes three output features per pass:
@@ -430,8 +431,9 @@ pub(crate) fn dot1x4_words(xe: &[u32], w: &[i8], acc: [i32; 4]) -> [i32; 4] {
 /// constants, `k = 1 + 2 · output_zero_point`.
 ///
 /// On the Cortex-M4 one `asm!` block runs every output feature: the inner loop of
-/// [`dot1x4_words`] (17 instructions per 16 MACs, the weights walked by one pointer from
-/// feature to feature), then four `SMMUL`, `ASR` by `−shift − 2`, the add of `k`, `SSAT #8` of
+/// [`dot1x4_words`] (15 instructions per 16 MACs, unrolled to two words per pass so that the
+/// count and branch cost 2 per 32 MACs, 1.0 per MAC in all; the weights walked by one pointer
+/// from feature to feature), then four `SMMUL`, `ASR` by `−shift − 2`, the add of `k`, `SSAT #8` of
 /// the half, the four bytes packed with `BFI`, clamped with `SSUB8`/`SEL`, and stored to the
 /// four rows: 53 instructions per feature besides the MACs (the Rust loop with
 /// [`requant_fast`] took about 115). Elsewhere the same arithmetic runs as
@@ -465,7 +467,9 @@ fn quad_fast(
         // One past the first row (inside `y`); only compared against.
         let row_end = row.wrapping_add(n);
         // SAFETY: `n ≥ 1` passes of the outer loop (the row pointer from `y` up to `y + n` in
-        // steps of 1) and `words ≥ 1` of the inner one, so both counted loops end. Reads:
+        // steps of 1) and `words ≥ 1` of the inner one, so both counted loops end (the inner
+        // one makes ⌈words / 2⌉ passes of two words, the first entered at its second word when
+        // `words` is odd: `words` words in all, as without the unrolling). Reads:
         // `8 · words` words of `xe` per feature (its length; `LDM` gets the alignment of a
         // `u32` slice), the weights through `lr`, advanced by each load over `n · 4 · words`
         // bytes (`w`'s length; unaligned `LDR` is allowed on the Cortex-M4), one bias,
@@ -490,7 +494,29 @@ fn quad_fast(
                 "mov r3, r0",
                 "ldr r12, [sp, #36]",
                 "ldr r10, [sp, #40]",
+                // Two words per pass (one SUBS/BNE per 32 MACs): r10 = ⌈words / 2⌉ passes,
+                // an odd count entering the first pass at its second word.
+                "lsrs r10, r10, #1",
+                "bcc 2f",
+                "add r10, r10, #1",
+                "b 3f",
                 "2:",
+                "ldr r4, [lr], #4",
+                "sxtb16 r5, r4, ror #8",
+                "sxtb16 r4, r4",
+                "ldm r12!, {{r8, r9}}",
+                "smlad r0, r4, r8, r0",
+                "smlad r0, r5, r9, r0",
+                "ldm r12!, {{r8, r9}}",
+                "smlad r1, r4, r8, r1",
+                "smlad r1, r5, r9, r1",
+                "ldm r12!, {{r8, r9}}",
+                "smlad r2, r4, r8, r2",
+                "smlad r2, r5, r9, r2",
+                "ldm r12!, {{r8, r9}}",
+                "smlad r3, r4, r8, r3",
+                "smlad r3, r5, r9, r3",
+                "3:",
                 "ldr r4, [lr], #4",
                 "sxtb16 r5, r4, ror #8",
                 "sxtb16 r4, r4",
