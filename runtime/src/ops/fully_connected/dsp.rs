@@ -424,6 +424,32 @@ pub(crate) fn dot1x4_words(xe: &[u32], w: &[i8], acc: [i32; 4]) -> [i32; 4] {
     [a0, a1, a2, a3]
 }
 
+/// One weight word against four expanded rows in `quad_fast`'s inner loop (`lr` walks the
+/// weights, `r12` the expanded rows; accumulators `r0`-`r3`): a weight `LDR`, two `SXTB16`, four
+/// `LDM`s of two operand words and eight `SMLAD`. Written twice per pass there.
+#[cfg(edgeloop_dsp)]
+macro_rules! quad_word {
+    () => {
+        concat!(
+            "ldr r4, [lr], #4\n",
+            "sxtb16 r5, r4, ror #8\n",
+            "sxtb16 r4, r4\n",
+            "ldm r12!, {{r8, r9}}\n",
+            "smlad r0, r4, r8, r0\n",
+            "smlad r0, r5, r9, r0\n",
+            "ldm r12!, {{r8, r9}}\n",
+            "smlad r1, r4, r8, r1\n",
+            "smlad r1, r5, r9, r1\n",
+            "ldm r12!, {{r8, r9}}\n",
+            "smlad r2, r4, r8, r2\n",
+            "smlad r2, r5, r9, r2\n",
+            "ldm r12!, {{r8, r9}}\n",
+            "smlad r3, r4, r8, r3\n",
+            "smlad r3, r5, r9, r3\n",
+        )
+    };
+}
+
 /// Every output feature of one group of four rows, with a bias, K a multiple of 4 and every
 /// shift in the range of [`requant_split`]: `y` holds the four output rows (`4 · n` bytes,
 /// `n = bias.len()`), `xe` is [`expand4`]'s output for the four input rows (`8 · K / 4`
@@ -501,37 +527,9 @@ fn quad_fast(
                 "add r10, r10, #1",
                 "b 3f",
                 "2:",
-                "ldr r4, [lr], #4",
-                "sxtb16 r5, r4, ror #8",
-                "sxtb16 r4, r4",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r0, r4, r8, r0",
-                "smlad r0, r5, r9, r0",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r1, r4, r8, r1",
-                "smlad r1, r5, r9, r1",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r2, r4, r8, r2",
-                "smlad r2, r5, r9, r2",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r3, r4, r8, r3",
-                "smlad r3, r5, r9, r3",
+                quad_word!(),
                 "3:",
-                "ldr r4, [lr], #4",
-                "sxtb16 r5, r4, ror #8",
-                "sxtb16 r4, r4",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r0, r4, r8, r0",
-                "smlad r0, r5, r9, r0",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r1, r4, r8, r1",
-                "smlad r1, r5, r9, r1",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r2, r4, r8, r2",
-                "smlad r2, r5, r9, r2",
-                "ldm r12!, {{r8, r9}}",
-                "smlad r3, r4, r8, r3",
-                "smlad r3, r5, r9, r3",
+                quad_word!(),
                 "subs r10, r10, #1",
                 "bne 2b",
                 "ldrd r4, r5, [sp, #4]",
