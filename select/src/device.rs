@@ -45,18 +45,13 @@ pub struct DeviceProfile {
     pub firmware_ram_bytes: u64,
 }
 
-/// Flash taken by the DS-CNN firmware besides its image: runtime 13994 + kernels 18988 + other
-/// code 6046 + other rodata 4136 bytes (`firmware-examples/BENCH.md`, memory table, row
-/// `ds-cnn`, release build, opt-level "s", LTO, Cortex-M4F; 2026-11-29, with the DSP
-/// DepthwiseConv2D's per-pixel `asm!` kernel, the DSP Conv2D's fixed-size patch copies, the
-/// DSP FullyConnected's one-block groups of four rows and `asm!` row expansion, the reference
-/// DepthwiseConv2D's window walk, linked as the DSP kernel's fallback for wide layers, and the
-/// GlobalAvgPool's 16-bit lane sums, the runtime's 16-byte error type, and the interpreter's
-/// Attention and scratch-op paths linked only for op sets that have those ops, and the
-/// four-row FullyConnected's inner loop unrolled to two words per pass; a test checks them against the file).
+/// Flash taken by the DS-CNN firmware besides its image: runtime + kernels + other code + other
+/// rodata, the terms below (`firmware-examples/BENCH.md`, memory table, row `ds-cnn`: release
+/// build, opt-level "s", LTO, Cortex-M4F, the DSP kernel table; regenerated 2026-11-29 with the
+/// runtime of session 25; a test checks them against the file).
 pub const MCU_FIRMWARE_FLASH: u64 = 12_092 + 18_752 + 6_000 + 4_072;
-/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark 6056 + statics 20
-/// bytes (same row).
+/// RAM taken by the DS-CNN firmware besides its arena: stack high-water mark + statics (same
+/// row).
 pub const MCU_FIRMWARE_RAM: u64 = 6_056 + 20;
 
 /// Flash taken by the DS-CNN firmware built for ARMv6-M (the Cortex-M0+ profile) besides its
@@ -73,7 +68,7 @@ pub const M0_TEXT_FIRMWARE_FLASH: u64 = 19_400 + 16_664 + 6_296 + 3_528;
 pub const M0_TEXT_FIRMWARE_RAM: u64 = 1_740 + 20;
 
 /// Flash taken by the intent-classifier firmware besides its image (the text models' firmware):
-/// runtime 18008 + kernels 32596 + other code 5040 + other rodata 4760 bytes
+/// runtime + kernels + other code + other rodata, the terms below
 /// (`firmware-examples/BENCH.md`, memory table, row `intent-classifier`; 2026-11-29: the fused
 /// image, its op set per int8/f32 variant, with the Cortex-M4 Add, Mul and Quantize variants,
 /// the DSP FullyConnected's one-block groups of four rows, and the reference Add and Mul's row
@@ -81,8 +76,8 @@ pub const M0_TEXT_FIRMWARE_RAM: u64 = 1_740 + 20;
 /// A GPT links the same op set plus nothing new (its fixed-length classifier uses the same
 /// kernels).
 pub const TEXT_FIRMWARE_FLASH: u64 = 18_008 + 32_596 + 5_040 + 4_760;
-/// RAM taken by the intent-classifier firmware besides its arena: stack high-water mark 4472 +
-/// statics 20 bytes (same row).
+/// RAM taken by the intent-classifier firmware besides its arena: stack high-water mark +
+/// statics (same row).
 pub const TEXT_FIRMWARE_RAM: u64 = 4_472 + 20;
 
 /// Instructions a Cortex-M0+ executes (the runtime's table for cores without the DSP extension:
@@ -109,7 +104,7 @@ pub fn profiles() -> Vec<DeviceProfile> {
             flash_bytes: 256 * KIB,
             ram_bytes: 32 * KIB,
             instructions_per_second: 48e6 / ARMV6M_PER_M4_INSTRUCTION,
-            ips_note: "clock × 1 instruction per cycle, in Cortex-M4 reference-kernel instructions: divided by the measured ratio of the Cortex-M0+ build's instructions to them (0.51 on the DS-CNN; f32 ops run in software floating point there, which this leaves out)",
+            ips_note: "clock × 1 instruction per cycle, in Cortex-M4 reference-kernel instructions: divided by the measured ratio of the Cortex-M0+ build's instructions to them (0.52 on the DS-CNN; f32 ops run in software floating point there, which this leaves out)",
             kernels: KernelSet::Reference,
             firmware_flash_bytes: M0_FIRMWARE_FLASH,
             firmware_ram_bytes: M0_FIRMWARE_RAM,
